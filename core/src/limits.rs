@@ -1,0 +1,25 @@
+//! Named limits on what the state machine stores. Every queue, list and blob is bounded; each
+//! limit produces a clear rejection when reached instead of unbounded growth.
+
+/// Tasks in one workflow.
+pub const MAX_TASKS_PER_WORKFLOW: usize = 500;
+/// Attempts of one task, the first included.
+pub const MAX_ATTEMPTS_PER_TASK: u32 = 100;
+/// Workflow description.
+pub const MAX_DESCRIPTION_BYTES: usize = 4 * 1024;
+/// Default params of a workflow, or params of one trigger, as JSON.
+pub const MAX_PARAMS_BYTES: usize = 64 * 1024;
+/// One task's input, as JSON.
+pub const MAX_INPUT_BYTES: usize = 64 * 1024;
+/// One task's output, as JSON.
+pub const MAX_OUTPUT_BYTES: usize = 256 * 1024;
+/// Log bytes kept per attempt; older chunks are dropped (and counted) beyond it.
+pub const MAX_LOG_BYTES_PER_ATTEMPT: usize = 1024 * 1024;
+/// One log append.
+pub const MAX_LOG_APPEND_BYTES: usize = 64 * 1024;
+/// Versions kept per workflow; older versions no execution still runs are dropped.
+pub const MAX_VERSIONS_KEPT: usize = 100;
+/// An error message stored with an attempt.
+pub const MAX_ERROR_BYTES: usize = 8 * 1024;
+/// Lease key and holder names.
+pub const MAX_LEASE_KEY_BYTES: usize = 256;

@@ -1,0 +1,254 @@
+//! What can be proposed to the replicated log ([`Command`]) and what applying it answers
+//! ([`Response`]). Every input that is not a pure function of the state — the time, randomness,
+//! ids, the proposing node — is a field of the command.
+
+use serde::{Deserialize, Serialize};
+
+use super::execution::{ExecutionStatus, TaskStatus, Trigger};
+use crate::ids::NodeId;
+use crate::json::Json;
+use crate::spec::WorkflowSpec;
+
+/// A change to the replicated state. `at_ms` is the proposer's clock (Unix ms); the state keeps
+/// the maximum it has seen as its own monotonic clock, so skew between proposers never moves
+/// replicated time backwards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Stores `spec` as the next version of its workflow (and revives a deleted one).
+    PutWorkflow {
+        spec: WorkflowSpec,
+        actor: Option<String>,
+        at_ms: i64,
+    },
+    /// Deletes a workflow and cancels its unfinished executions.
+    DeleteWorkflow {
+        workflow_id: String,
+        actor: Option<String>,
+        at_ms: i64,
+    },
+    /// Pauses (no new scheduled executions) or resumes a workflow.
+    SetPaused {
+        workflow_id: String,
+        paused: bool,
+        actor: Option<String>,
+        at_ms: i64,
+    },
+    /// Creates an execution of the workflow's latest version. A second create with the same id is
+    /// a no-op that answers [`Response::ExecutionExists`].
+    CreateExecution {
+        execution_id: String,
+        workflow_id: String,
+        trigger: Trigger,
+        scheduled_at_ms: Option<i64>,
+        /// Overrides of the workflow's default params (a JSON object).
+        params: Json,
+        actor: Option<String>,
+        at_ms: i64,
+    },
+    /// Starts the next attempt of a ready task on `node_id` (and `worker_id`, for pulled tasks).
+    StartAttempt {
+        execution_id: String,
+        task_id: String,
+        node_id: NodeId,
+        worker_id: Option<String>,
+        at_ms: i64,
+    },
+    /// Ends the current attempt of a task. Rejected if `attempt_id` is not the task's running
+    /// attempt (fencing of stale workers and backends).
+    FinishAttempt {
+        attempt_id: u64,
+        result: AttemptResult,
+        /// Randomness for the retry delay, 0..=1000, chosen by the proposer.
+        jitter_permille: u16,
+        at_ms: i64,
+    },
+    /// Cancels an unfinished execution: running attempts and unfinished tasks become cancelled.
+    CancelExecution {
+        execution_id: String,
+        actor: Option<String>,
+        at_ms: i64,
+    },
+    /// Reopens a failed or cancelled execution: its failed, cancelled and skipped tasks run again
+    /// as new attempts, with a fresh retry budget.
+    RetryExecution {
+        execution_id: String,
+        actor: Option<String>,
+        at_ms: i64,
+    },
+    /// Appends text to an attempt's log (bounded; see [`crate::limits`]).
+    AppendLog {
+        attempt_id: u64,
+        text: String,
+        at_ms: i64,
+    },
+    /// Takes the lease `key` for `holder` until `expires_at_ms`, if it is free, expired, or
+    /// already the holder's.
+    AcquireLease {
+        key: String,
+        holder: String,
+        expires_at_ms: i64,
+        at_ms: i64,
+    },
+    /// Extends a lease the holder still holds.
+    RenewLease {
+        key: String,
+        holder: String,
+        expires_at_ms: i64,
+        at_ms: i64,
+    },
+    /// Gives a lease up.
+    ReleaseLease {
+        key: String,
+        holder: String,
+        at_ms: i64,
+    },
+    /// Removes every lease that expired at or before `at_ms`.
+    ExpireLeases { at_ms: i64 },
+    /// Drops the oldest finished executions of each workflow beyond `keep_per_workflow`.
+    PruneExecutions { keep_per_workflow: u32, at_ms: i64 },
+}
+
+impl Command {
+    /// The proposer's time carried by this command.
+    pub fn at_ms(&self) -> i64 {
+        match self {
+            Command::PutWorkflow { at_ms, .. }
+            | Command::DeleteWorkflow { at_ms, .. }
+            | Command::SetPaused { at_ms, .. }
+            | Command::CreateExecution { at_ms, .. }
+            | Command::StartAttempt { at_ms, .. }
+            | Command::FinishAttempt { at_ms, .. }
+            | Command::CancelExecution { at_ms, .. }
+            | Command::RetryExecution { at_ms, .. }
+            | Command::AppendLog { at_ms, .. }
+            | Command::AcquireLease { at_ms, .. }
+            | Command::RenewLease { at_ms, .. }
+            | Command::ReleaseLease { at_ms, .. }
+            | Command::ExpireLeases { at_ms }
+            | Command::PruneExecutions { at_ms, .. } => *at_ms,
+        }
+    }
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AttemptResult {
+    Succeeded {
+        output: Json,
+    },
+    /// `retryable: false` fails the task at once, whatever its retry policy.
+    Failed {
+        error: String,
+        retryable: bool,
+    },
+    /// Ran past its timeout.
+    TimedOut,
+    /// Its runner vanished (node died, worker lease expired).
+    Lost {
+        reason: String,
+    },
+}
+
+/// What applying a command answered. Rejections change nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    WorkflowStored {
+        workflow_id: String,
+        version: u32,
+    },
+    WorkflowDeleted {
+        workflow_id: String,
+        cancelled_executions: u32,
+    },
+    PausedSet {
+        workflow_id: String,
+        paused: bool,
+    },
+    ExecutionCreated {
+        execution_id: String,
+    },
+    ExecutionExists {
+        execution_id: String,
+    },
+    AttemptStarted {
+        attempt_id: u64,
+        n: u32,
+    },
+    AttemptFinished {
+        task_status: TaskStatus,
+        execution_status: ExecutionStatus,
+    },
+    ExecutionCancelled {
+        execution_id: String,
+    },
+    ExecutionReopened {
+        execution_id: String,
+        tasks_reset: u32,
+    },
+    LogAppended {
+        dropped_bytes: u64,
+    },
+    LeaseGranted {
+        key: String,
+        token: u64,
+        expires_at_ms: i64,
+    },
+    LeaseReleased {
+        key: String,
+    },
+    LeasesExpired {
+        keys: Vec<String>,
+    },
+    ExecutionsPruned {
+        count: u32,
+    },
+    Rejected(Rejection),
+}
+
+/// Why a command changed nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejection {
+    #[error("workflow `{0}` not found")]
+    WorkflowNotFound(String),
+    #[error("execution `{0}` not found")]
+    ExecutionNotFound(String),
+    #[error("task `{task_id}` not found in execution `{execution_id}`")]
+    TaskNotFound {
+        execution_id: String,
+        task_id: String,
+    },
+    #[error("attempt {0} not found")]
+    AttemptNotFound(u64),
+    #[error("invalid workflow: {0}")]
+    InvalidSpec(String),
+    #[error("invalid params: {0}")]
+    InvalidParams(String),
+    #[error("attempt {attempt_id} is not the task's current running attempt (it is {status})")]
+    StaleAttempt { attempt_id: u64, status: String },
+    #[error("task `{task_id}` is not ready: {reason}")]
+    TaskNotReady { task_id: String, reason: String },
+    #[error("execution `{execution_id}` is {status}")]
+    ExecutionFinished {
+        execution_id: String,
+        status: ExecutionStatus,
+    },
+    #[error("execution `{execution_id}` is {status}; only failed or cancelled executions can be retried")]
+    NotRetryable {
+        execution_id: String,
+        status: ExecutionStatus,
+    },
+    #[error("lease `{key}` is held by `{holder}` until {expires_at_ms}")]
+    LeaseHeld {
+        key: String,
+        holder: String,
+        expires_at_ms: i64,
+    },
+    #[error("lease `{key}` is not held by `{holder}`")]
+    LeaseNotHeld { key: String, holder: String },
+    #[error("{what} is {size} bytes; the limit is {limit}")]
+    TooLarge {
+        what: String,
+        size: usize,
+        limit: usize,
+    },
+}

@@ -1,0 +1,501 @@
+//! Executions (runs of a workflow version), their tasks and the attempts of each task, with the
+//! transitions between their statuses.
+//!
+//! The DAG is settled here, inside `apply`: when a task ends, tasks whose `when` rule can no
+//! longer hold become `skipped`, and when every task has ended the execution ends. Which tasks
+//! are *ready* is a pure query ([`Execution::ready_tasks`]) that the engine polls; starting one
+//! is a command.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::command::{AttemptResult, Rejection};
+use crate::ids::NodeId;
+use crate::json::Json;
+use crate::limits;
+use crate::spec::{When, WorkflowSpec};
+
+/// Why an execution exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Manual,
+    Schedule,
+    Backfill,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Pending,
+    Running,
+    /// Failed at least once and waiting for its next attempt.
+    Retrying,
+    Succeeded,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptStatus {
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Lost,
+    Cancelled,
+}
+
+macro_rules! display_as_serde_name {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let text = serde_json::to_value(self).ok();
+                f.write_str(text.as_ref().and_then(|v| v.as_str()).unwrap_or("?"))
+            }
+        }
+    )*};
+}
+display_as_serde_name!(Trigger, ExecutionStatus, TaskStatus, AttemptStatus);
+
+impl ExecutionStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            ExecutionStatus::Succeeded | ExecutionStatus::Failed | ExecutionStatus::Cancelled
+        )
+    }
+}
+
+impl TaskStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Succeeded
+                | TaskStatus::Failed
+                | TaskStatus::Skipped
+                | TaskStatus::Cancelled
+        )
+    }
+}
+
+/// One run of a workflow version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Execution {
+    pub id: String,
+    pub workflow_id: String,
+    pub workflow_version: u32,
+    pub trigger: Trigger,
+    pub scheduled_at_ms: Option<i64>,
+    pub created_at_ms: i64,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+    pub status: ExecutionStatus,
+    /// The workflow's default params with the trigger's overrides applied.
+    pub params: Json,
+    pub created_by: Option<String>,
+    /// In the order of the workflow spec.
+    pub tasks: Vec<TaskRun>,
+}
+
+/// The state of one task within an execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRun {
+    pub id: String,
+    pub status: TaskStatus,
+    pub output: Json,
+    pub attempts: Vec<Attempt>,
+    /// When `Retrying`: the earliest time of the next attempt.
+    pub retry_at_ms: Option<i64>,
+    /// Attempts made before the last reopen (retry of the execution); the retry budget counts
+    /// only attempts after it.
+    pub attempts_before_reopen: u32,
+}
+
+/// One try at running a task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub id: u64,
+    /// 1 for the first attempt of the task.
+    pub n: u32,
+    pub status: AttemptStatus,
+    pub node_id: NodeId,
+    pub worker_id: Option<String>,
+    pub started_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    pub error: Option<String>,
+}
+
+impl Execution {
+    pub(crate) fn new(
+        id: String,
+        spec: &WorkflowSpec,
+        version: u32,
+        trigger: Trigger,
+        scheduled_at_ms: Option<i64>,
+        params: Json,
+        created_by: Option<String>,
+        now_ms: i64,
+    ) -> Self {
+        Execution {
+            id,
+            workflow_id: spec.id.clone(),
+            workflow_version: version,
+            trigger,
+            scheduled_at_ms,
+            created_at_ms: now_ms,
+            started_at_ms: None,
+            finished_at_ms: None,
+            status: ExecutionStatus::Queued,
+            params,
+            created_by,
+            tasks: spec
+                .tasks
+                .iter()
+                .map(|t| TaskRun {
+                    id: t.id.clone(),
+                    status: TaskStatus::Pending,
+                    output: Json::null(),
+                    attempts: Vec::new(),
+                    retry_at_ms: None,
+                    attempts_before_reopen: 0,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn task(&self, id: &str) -> Option<&TaskRun> {
+        self.tasks.iter().find(|t| t.id == id)
+    }
+
+    fn task_index(&self, id: &str) -> Option<usize> {
+        self.tasks.iter().position(|t| t.id == id)
+    }
+
+    /// Tasks that may start an attempt at `now_ms`: pending with their `when` rule met, or
+    /// retrying with their retry time reached.
+    pub fn ready_tasks(&self, spec: &WorkflowSpec, now_ms: i64) -> Vec<&str> {
+        if self.status.is_terminal() {
+            return Vec::new();
+        }
+        self.tasks
+            .iter()
+            .filter(|t| self.readiness(spec, t, now_ms).is_ok())
+            .map(|t| t.id.as_str())
+            .collect()
+    }
+
+    fn readiness(&self, spec: &WorkflowSpec, task: &TaskRun, now_ms: i64) -> Result<(), String> {
+        match task.status {
+            TaskStatus::Pending => match self.dependencies_allow(spec, &task.id) {
+                Some(true) => Ok(()),
+                Some(false) => {
+                    Err("its dependencies ended in a way its `when` rule rejects".into())
+                }
+                None => Err("its dependencies have not all ended".into()),
+            },
+            TaskStatus::Retrying => match task.retry_at_ms {
+                Some(at) if at > now_ms => Err(format!("its next attempt is due at {at}")),
+                _ => Ok(()),
+            },
+            other => Err(format!("it is {other}")),
+        }
+    }
+
+    /// `None` while a dependency is unfinished; otherwise whether the `when` rule holds.
+    fn dependencies_allow(&self, spec: &WorkflowSpec, task_id: &str) -> Option<bool> {
+        let task_spec = spec.task(task_id)?;
+        let mut statuses = Vec::with_capacity(task_spec.depends_on.len());
+        for dep in &task_spec.depends_on {
+            let status = self.task(dep)?.status;
+            if !status.is_terminal() {
+                return None;
+            }
+            statuses.push(status);
+        }
+        Some(match task_spec.when {
+            When::AllSuccess => statuses.iter().all(|s| *s == TaskStatus::Succeeded),
+            When::AllDone => true,
+            When::AnyFailed => statuses.iter().any(|s| *s == TaskStatus::Failed),
+        })
+    }
+
+    pub(crate) fn start_attempt(
+        &mut self,
+        spec: &WorkflowSpec,
+        task_id: &str,
+        attempt_id: u64,
+        node_id: NodeId,
+        worker_id: Option<String>,
+        now_ms: i64,
+    ) -> Result<u32, Rejection> {
+        if self.status.is_terminal() {
+            return Err(Rejection::ExecutionFinished {
+                execution_id: self.id.clone(),
+                status: self.status,
+            });
+        }
+        let index = self
+            .task_index(task_id)
+            .ok_or_else(|| Rejection::TaskNotFound {
+                execution_id: self.id.clone(),
+                task_id: task_id.to_string(),
+            })?;
+        self.readiness(spec, &self.tasks[index], now_ms)
+            .map_err(|reason| Rejection::TaskNotReady {
+                task_id: task_id.to_string(),
+                reason,
+            })?;
+        let task = &mut self.tasks[index];
+        let n = task.attempts.len() as u32 + 1;
+        task.attempts.push(Attempt {
+            id: attempt_id,
+            n,
+            status: AttemptStatus::Running,
+            node_id,
+            worker_id,
+            started_at_ms: now_ms,
+            finished_at_ms: None,
+            error: None,
+        });
+        task.status = TaskStatus::Running;
+        task.retry_at_ms = None;
+        if self.status == ExecutionStatus::Queued {
+            self.status = ExecutionStatus::Running;
+            self.started_at_ms = Some(now_ms);
+        }
+        Ok(n)
+    }
+
+    /// Ends attempt `attempt_id` of task `task_index`. The caller has checked it is the task's
+    /// current running attempt.
+    pub(crate) fn finish_attempt(
+        &mut self,
+        spec: &WorkflowSpec,
+        task_index: usize,
+        result: AttemptResult,
+        jitter_permille: u16,
+        now_ms: i64,
+    ) -> TaskStatus {
+        let policy = spec
+            .task(&self.tasks[task_index].id)
+            .map(|t| spec.retry_policy(t))
+            .unwrap_or_default();
+        let task = &mut self.tasks[task_index];
+        let made = task.attempts.len() as u32 - task.attempts_before_reopen;
+        let Some(attempt) = task.attempts.last_mut() else {
+            return task.status;
+        };
+        attempt.finished_at_ms = Some(now_ms);
+        let (status, error, retryable) = match result {
+            AttemptResult::Succeeded { output }
+                if output.encoded_len() > limits::MAX_OUTPUT_BYTES =>
+            {
+                (
+                    AttemptStatus::Failed,
+                    Some(format!(
+                        "output is {} bytes; the limit is {}",
+                        output.encoded_len(),
+                        limits::MAX_OUTPUT_BYTES
+                    )),
+                    false,
+                )
+            }
+            AttemptResult::Succeeded { output } => {
+                task.output = output;
+                (AttemptStatus::Succeeded, None, false)
+            }
+            AttemptResult::Failed { error, retryable } => {
+                (AttemptStatus::Failed, Some(error), retryable)
+            }
+            AttemptResult::TimedOut => {
+                (AttemptStatus::TimedOut, Some("timed out".to_string()), true)
+            }
+            AttemptResult::Lost { reason } => (AttemptStatus::Lost, Some(reason), true),
+        };
+        attempt.status = status;
+        attempt.error = error.map(|e| truncate(e, limits::MAX_ERROR_BYTES));
+        task.status = if status == AttemptStatus::Succeeded {
+            TaskStatus::Succeeded
+        } else if retryable && made < policy.max_attempts {
+            task.retry_at_ms = Some(
+                now_ms.saturating_add(policy.delay_before(made + 1, jitter_permille).0 as i64),
+            );
+            TaskStatus::Retrying
+        } else {
+            TaskStatus::Failed
+        };
+        let task_status = task.status;
+        self.settle(spec, now_ms);
+        task_status
+    }
+
+    /// Skips tasks that can never run, then ends the execution if every task has ended.
+    fn settle(&mut self, spec: &WorkflowSpec, now_ms: i64) {
+        // Spec order is not necessarily topological, so repeat until nothing changes; each pass
+        // skips at least one task or stops, so this ends within `tasks.len()` passes.
+        loop {
+            let mut changed = false;
+            for i in 0..self.tasks.len() {
+                if self.tasks[i].status == TaskStatus::Pending
+                    && self.dependencies_allow(spec, &self.tasks[i].id) == Some(false)
+                {
+                    self.tasks[i].status = TaskStatus::Skipped;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        if self.tasks.iter().all(|t| t.status.is_terminal()) {
+            self.status = if self.tasks.iter().any(|t| t.status == TaskStatus::Cancelled) {
+                ExecutionStatus::Cancelled
+            } else if self.tasks.iter().any(|t| t.status == TaskStatus::Failed) {
+                ExecutionStatus::Failed
+            } else {
+                ExecutionStatus::Succeeded
+            };
+            self.finished_at_ms = Some(now_ms);
+        }
+    }
+
+    pub(crate) fn cancel(&mut self, now_ms: i64) -> Result<(), Rejection> {
+        if self.status.is_terminal() {
+            return Err(Rejection::ExecutionFinished {
+                execution_id: self.id.clone(),
+                status: self.status,
+            });
+        }
+        for task in &mut self.tasks {
+            if task.status.is_terminal() {
+                continue;
+            }
+            if let Some(attempt) = task
+                .attempts
+                .last_mut()
+                .filter(|a| a.status == AttemptStatus::Running)
+            {
+                attempt.status = AttemptStatus::Cancelled;
+                attempt.finished_at_ms = Some(now_ms);
+            }
+            task.status = TaskStatus::Cancelled;
+            task.retry_at_ms = None;
+        }
+        self.status = ExecutionStatus::Cancelled;
+        self.finished_at_ms = Some(now_ms);
+        Ok(())
+    }
+
+    pub(crate) fn reopen(&mut self) -> Result<u32, Rejection> {
+        if !matches!(
+            self.status,
+            ExecutionStatus::Failed | ExecutionStatus::Cancelled
+        ) {
+            return Err(Rejection::NotRetryable {
+                execution_id: self.id.clone(),
+                status: self.status,
+            });
+        }
+        let mut reset = 0;
+        for task in &mut self.tasks {
+            if matches!(
+                task.status,
+                TaskStatus::Failed | TaskStatus::Cancelled | TaskStatus::Skipped
+            ) {
+                task.status = TaskStatus::Pending;
+                task.retry_at_ms = None;
+                task.attempts_before_reopen = task.attempts.len() as u32;
+                reset += 1;
+            }
+        }
+        self.status = if self.started_at_ms.is_some() {
+            ExecutionStatus::Running
+        } else {
+            ExecutionStatus::Queued
+        };
+        self.finished_at_ms = None;
+        Ok(reset)
+    }
+
+    /// Checks the structural invariants; used by `debug_assert!` in `apply` and by tests.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for task in &self.tasks {
+            let running = task
+                .attempts
+                .iter()
+                .filter(|a| a.status == AttemptStatus::Running)
+                .count();
+            match task.status {
+                TaskStatus::Running if running != 1 => {
+                    return Err(format!(
+                        "{}/{}: running with {running} running attempts",
+                        self.id, task.id
+                    ))
+                }
+                TaskStatus::Running => {
+                    if task.attempts.last().map(|a| a.status) != Some(AttemptStatus::Running) {
+                        return Err(format!(
+                            "{}/{}: the running attempt is not the last",
+                            self.id, task.id
+                        ));
+                    }
+                }
+                _ if running != 0 => {
+                    return Err(format!(
+                        "{}/{}: {} with a running attempt",
+                        self.id, task.id, task.status
+                    ))
+                }
+                _ => {}
+            }
+            for (i, attempt) in task.attempts.iter().enumerate() {
+                if attempt.n as usize != i + 1 {
+                    return Err(format!(
+                        "{}/{}: attempt numbers out of order",
+                        self.id, task.id
+                    ));
+                }
+            }
+        }
+        let all_done = self.tasks.iter().all(|t| t.status.is_terminal());
+        if self.status.is_terminal() != all_done {
+            return Err(format!(
+                "{}: status {} but all tasks ended = {all_done}",
+                self.id, self.status
+            ));
+        }
+        if self.status.is_terminal() != self.finished_at_ms.is_some() {
+            return Err(format!(
+                "{}: finished_at does not match status {}",
+                self.id, self.status
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn truncate(mut text: String, limit: usize) -> String {
+    if text.len() > limit {
+        let mut cut = limit;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str(" [truncated]");
+    }
+    text
+}

@@ -1,0 +1,664 @@
+//! The replicated state machine: [`State::apply`] turns a [`Command`] into a [`Response`].
+//!
+//! `apply` is pure and deterministic: it reads nothing but the state and the command (time,
+//! randomness, ids and node ids travel in the command), iterates only ordered maps, and a
+//! rejected command changes nothing. Replaying the same commands from the same state on any node
+//! gives the same state, byte for byte (see [`State::digest`]).
+
+mod command;
+mod execution;
+mod lease;
+mod log;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use command::{AttemptResult, Command, Rejection, Response};
+pub use execution::{
+    Attempt, AttemptStatus, Execution, ExecutionStatus, TaskRun, TaskStatus, Trigger,
+};
+pub use lease::Lease;
+pub use log::{AttemptLog, LogChunk};
+
+use crate::codec;
+use crate::json::Json;
+use crate::limits;
+use crate::spec::{validate, WorkflowSpec};
+
+/// A workflow: its kept versions (the latest is active), and whether it is paused or deleted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workflow {
+    pub id: String,
+    pub latest: u32,
+    pub paused: bool,
+    /// A deleted workflow keeps its version counter, so versions are never reused.
+    pub deleted: bool,
+    pub updated_at_ms: i64,
+    pub versions: BTreeMap<u32, WorkflowVersion>,
+}
+
+/// One immutable version of a workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowVersion {
+    pub version: u32,
+    pub spec: WorkflowSpec,
+    pub created_at_ms: i64,
+    pub created_by: Option<String>,
+}
+
+impl Workflow {
+    /// The active version (absent only if it was deleted).
+    pub fn active(&self) -> Option<&WorkflowVersion> {
+        if self.deleted {
+            None
+        } else {
+            self.versions.get(&self.latest)
+        }
+    }
+}
+
+/// Where an attempt lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct AttemptRef {
+    execution_id: String,
+    task_index: usize,
+}
+
+/// All replicated state.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct State {
+    /// The largest `at_ms` of any applied command: replicated time, never going backwards.
+    clock_ms: i64,
+    workflows: BTreeMap<String, Workflow>,
+    executions: BTreeMap<String, Execution>,
+    attempts: BTreeMap<u64, AttemptRef>,
+    next_attempt_id: u64,
+    logs: BTreeMap<u64, AttemptLog>,
+    leases: BTreeMap<String, Lease>,
+    next_lease_token: u64,
+}
+
+impl State {
+    /// Applies one command. Deterministic; a [`Response::Rejected`] leaves the state unchanged
+    /// except for the replicated clock, which only moves forward.
+    pub fn apply(&mut self, cmd: Command) -> Response {
+        self.clock_ms = self.clock_ms.max(cmd.at_ms());
+        let now = self.clock_ms;
+        let response = match cmd {
+            Command::PutWorkflow { spec, actor, .. } => self.put_workflow(spec, actor, now),
+            Command::DeleteWorkflow { workflow_id, .. } => self.delete_workflow(&workflow_id, now),
+            Command::SetPaused {
+                workflow_id,
+                paused,
+                ..
+            } => match self.live_workflow_mut(&workflow_id) {
+                Ok(wf) => {
+                    wf.paused = paused;
+                    wf.updated_at_ms = now;
+                    Response::PausedSet {
+                        workflow_id,
+                        paused,
+                    }
+                }
+                Err(r) => Response::Rejected(r),
+            },
+            Command::CreateExecution {
+                execution_id,
+                workflow_id,
+                trigger,
+                scheduled_at_ms,
+                params,
+                actor,
+                ..
+            } => self.create_execution(
+                execution_id,
+                &workflow_id,
+                trigger,
+                scheduled_at_ms,
+                params,
+                actor,
+                now,
+            ),
+            Command::StartAttempt {
+                execution_id,
+                task_id,
+                node_id,
+                worker_id,
+                ..
+            } => self.start_attempt(&execution_id, &task_id, node_id, worker_id, now),
+            Command::FinishAttempt {
+                attempt_id,
+                result,
+                jitter_permille,
+                ..
+            } => self.finish_attempt(attempt_id, result, jitter_permille, now),
+            Command::CancelExecution { execution_id, .. } => {
+                match self.executions.get_mut(&execution_id) {
+                    None => Response::Rejected(Rejection::ExecutionNotFound(execution_id)),
+                    Some(execution) => match execution.cancel(now) {
+                        Ok(()) => Response::ExecutionCancelled { execution_id },
+                        Err(r) => Response::Rejected(r),
+                    },
+                }
+            }
+            Command::RetryExecution { execution_id, .. } => {
+                match self.executions.get_mut(&execution_id) {
+                    None => Response::Rejected(Rejection::ExecutionNotFound(execution_id)),
+                    Some(execution) => match execution.reopen() {
+                        Ok(tasks_reset) => Response::ExecutionReopened {
+                            execution_id,
+                            tasks_reset,
+                        },
+                        Err(r) => Response::Rejected(r),
+                    },
+                }
+            }
+            Command::AppendLog {
+                attempt_id, text, ..
+            } => self.append_log(attempt_id, text, now),
+            Command::AcquireLease {
+                key,
+                holder,
+                expires_at_ms,
+                ..
+            } => self.acquire_lease(key, holder, expires_at_ms, now),
+            Command::RenewLease {
+                key,
+                holder,
+                expires_at_ms,
+                ..
+            } => match self.leases.get_mut(&key) {
+                Some(lease) if lease.holder == holder && lease.is_live(now) => {
+                    lease.expires_at_ms = lease.expires_at_ms.max(expires_at_ms);
+                    Response::LeaseGranted {
+                        token: lease.token,
+                        expires_at_ms: lease.expires_at_ms,
+                        key,
+                    }
+                }
+                _ => Response::Rejected(Rejection::LeaseNotHeld { key, holder }),
+            },
+            Command::ReleaseLease { key, holder, .. } => match self.leases.get(&key) {
+                Some(lease) if lease.holder == holder => {
+                    self.leases.remove(&key);
+                    Response::LeaseReleased { key }
+                }
+                _ => Response::Rejected(Rejection::LeaseNotHeld { key, holder }),
+            },
+            Command::ExpireLeases { .. } => {
+                let keys: Vec<String> = self
+                    .leases
+                    .iter()
+                    .filter(|(_, l)| !l.is_live(now))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for key in &keys {
+                    self.leases.remove(key);
+                }
+                Response::LeasesExpired { keys }
+            }
+            Command::PruneExecutions {
+                keep_per_workflow, ..
+            } => self.prune(keep_per_workflow as usize),
+        };
+        debug_assert_eq!(self.check_invariants(), Ok(()));
+        response
+    }
+
+    fn live_workflow_mut(&mut self, id: &str) -> Result<&mut Workflow, Rejection> {
+        match self.workflows.get_mut(id) {
+            Some(wf) if !wf.deleted => Ok(wf),
+            _ => Err(Rejection::WorkflowNotFound(id.to_string())),
+        }
+    }
+
+    fn put_workflow(&mut self, spec: WorkflowSpec, actor: Option<String>, now: i64) -> Response {
+        if let Err(e) = validate(&spec) {
+            return Response::Rejected(Rejection::InvalidSpec(e.to_string()));
+        }
+        let id = spec.id.clone();
+        let workflow = self
+            .workflows
+            .entry(id.clone())
+            .or_insert_with(|| Workflow {
+                id: id.clone(),
+                latest: 0,
+                paused: false,
+                deleted: false,
+                updated_at_ms: now,
+                versions: BTreeMap::new(),
+            });
+        let version = workflow.latest + 1;
+        workflow.latest = version;
+        workflow.deleted = false;
+        workflow.updated_at_ms = now;
+        workflow.versions.insert(
+            version,
+            WorkflowVersion {
+                version,
+                spec,
+                created_at_ms: now,
+                created_by: actor,
+            },
+        );
+        self.drop_old_versions(&id);
+        Response::WorkflowStored {
+            workflow_id: id,
+            version,
+        }
+    }
+
+    /// Keeps at most [`limits::MAX_VERSIONS_KEPT`] versions, never one an unfinished execution
+    /// still runs.
+    fn drop_old_versions(&mut self, id: &str) {
+        let Some(workflow) = self.workflows.get(id) else {
+            return;
+        };
+        if workflow.versions.len() <= limits::MAX_VERSIONS_KEPT {
+            return;
+        }
+        let in_use: Vec<u32> = self
+            .executions
+            .values()
+            .filter(|e| e.workflow_id == id && !e.status.is_terminal())
+            .map(|e| e.workflow_version)
+            .collect();
+        let excess = workflow.versions.len() - limits::MAX_VERSIONS_KEPT;
+        let latest = workflow.latest;
+        let doomed: Vec<u32> = workflow
+            .versions
+            .keys()
+            .copied()
+            .filter(|v| *v != latest && !in_use.contains(v))
+            .take(excess)
+            .collect();
+        if let Some(workflow) = self.workflows.get_mut(id) {
+            for v in doomed {
+                workflow.versions.remove(&v);
+            }
+        }
+    }
+
+    fn delete_workflow(&mut self, id: &str, now: i64) -> Response {
+        match self.live_workflow_mut(id) {
+            Err(r) => Response::Rejected(r),
+            Ok(workflow) => {
+                workflow.deleted = true;
+                workflow.updated_at_ms = now;
+                let mut cancelled = 0;
+                for execution in self.executions.values_mut().filter(|e| e.workflow_id == id) {
+                    if execution.cancel(now).is_ok() {
+                        cancelled += 1;
+                    }
+                }
+                Response::WorkflowDeleted {
+                    workflow_id: id.to_string(),
+                    cancelled_executions: cancelled,
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_execution(
+        &mut self,
+        execution_id: String,
+        workflow_id: &str,
+        trigger: Trigger,
+        scheduled_at_ms: Option<i64>,
+        overrides: Json,
+        actor: Option<String>,
+        now: i64,
+    ) -> Response {
+        if self.executions.contains_key(&execution_id) {
+            return Response::ExecutionExists { execution_id };
+        }
+        let Some(active) = self.workflows.get(workflow_id).and_then(Workflow::active) else {
+            return Response::Rejected(Rejection::WorkflowNotFound(workflow_id.to_string()));
+        };
+        let params = match merge_params(&active.spec.params, &overrides) {
+            Ok(p) => p,
+            Err(r) => return Response::Rejected(r),
+        };
+        let execution = Execution::new(
+            execution_id.clone(),
+            &active.spec,
+            active.version,
+            trigger,
+            scheduled_at_ms,
+            params,
+            actor,
+            now,
+        );
+        self.executions.insert(execution_id.clone(), execution);
+        Response::ExecutionCreated { execution_id }
+    }
+
+    fn start_attempt(
+        &mut self,
+        execution_id: &str,
+        task_id: &str,
+        node_id: u64,
+        worker_id: Option<String>,
+        now: i64,
+    ) -> Response {
+        let Some(execution) = self.executions.get_mut(execution_id) else {
+            return Response::Rejected(Rejection::ExecutionNotFound(execution_id.to_string()));
+        };
+        let Some(spec) = self
+            .workflows
+            .get(&execution.workflow_id)
+            .and_then(|w| w.versions.get(&execution.workflow_version))
+            .map(|v| &v.spec)
+        else {
+            return Response::Rejected(Rejection::WorkflowNotFound(execution.workflow_id.clone()));
+        };
+        let attempt_id = self.next_attempt_id + 1;
+        match execution.start_attempt(spec, task_id, attempt_id, node_id, worker_id, now) {
+            Err(r) => Response::Rejected(r),
+            Ok(n) => {
+                self.next_attempt_id = attempt_id;
+                let task_index = execution
+                    .tasks
+                    .iter()
+                    .position(|t| t.id == task_id)
+                    .unwrap_or_default();
+                self.attempts.insert(
+                    attempt_id,
+                    AttemptRef {
+                        execution_id: execution_id.to_string(),
+                        task_index,
+                    },
+                );
+                Response::AttemptStarted { attempt_id, n }
+            }
+        }
+    }
+
+    fn finish_attempt(
+        &mut self,
+        attempt_id: u64,
+        result: AttemptResult,
+        jitter: u16,
+        now: i64,
+    ) -> Response {
+        let Some(at) = self.attempts.get(&attempt_id) else {
+            return Response::Rejected(Rejection::AttemptNotFound(attempt_id));
+        };
+        let Some(execution) = self.executions.get_mut(&at.execution_id) else {
+            return Response::Rejected(Rejection::AttemptNotFound(attempt_id));
+        };
+        let task = &execution.tasks[at.task_index];
+        let current = task.attempts.last();
+        let is_current =
+            current.is_some_and(|a| a.id == attempt_id && a.status == AttemptStatus::Running);
+        if !is_current {
+            let status = task
+                .attempts
+                .iter()
+                .find(|a| a.id == attempt_id)
+                .map(|a| a.status.to_string())
+                .unwrap_or_else(|| "unknown".into());
+            return Response::Rejected(Rejection::StaleAttempt { attempt_id, status });
+        }
+        let Some(spec) = self
+            .workflows
+            .get(&execution.workflow_id)
+            .and_then(|w| w.versions.get(&execution.workflow_version))
+            .map(|v| &v.spec)
+        else {
+            return Response::Rejected(Rejection::WorkflowNotFound(execution.workflow_id.clone()));
+        };
+        let task_status = execution.finish_attempt(spec, at.task_index, result, jitter, now);
+        Response::AttemptFinished {
+            task_status,
+            execution_status: execution.status,
+        }
+    }
+
+    fn append_log(&mut self, attempt_id: u64, text: String, now: i64) -> Response {
+        if !self.attempts.contains_key(&attempt_id) {
+            return Response::Rejected(Rejection::AttemptNotFound(attempt_id));
+        }
+        if text.len() > limits::MAX_LOG_APPEND_BYTES {
+            return Response::Rejected(Rejection::TooLarge {
+                what: "log append".into(),
+                size: text.len(),
+                limit: limits::MAX_LOG_APPEND_BYTES,
+            });
+        }
+        let dropped_bytes = self.logs.entry(attempt_id).or_default().append(text, now);
+        Response::LogAppended { dropped_bytes }
+    }
+
+    fn acquire_lease(
+        &mut self,
+        key: String,
+        holder: String,
+        expires_at_ms: i64,
+        now: i64,
+    ) -> Response {
+        for (what, value) in [("lease key", &key), ("lease holder", &holder)] {
+            if value.len() > limits::MAX_LEASE_KEY_BYTES {
+                return Response::Rejected(Rejection::TooLarge {
+                    what: what.into(),
+                    size: value.len(),
+                    limit: limits::MAX_LEASE_KEY_BYTES,
+                });
+            }
+        }
+        if let Some(lease) = self.leases.get_mut(&key) {
+            if lease.is_live(now) {
+                if lease.holder != holder {
+                    return Response::Rejected(Rejection::LeaseHeld {
+                        key,
+                        holder: lease.holder.clone(),
+                        expires_at_ms: lease.expires_at_ms,
+                    });
+                }
+                lease.expires_at_ms = lease.expires_at_ms.max(expires_at_ms);
+                return Response::LeaseGranted {
+                    token: lease.token,
+                    expires_at_ms: lease.expires_at_ms,
+                    key,
+                };
+            }
+        }
+        self.next_lease_token += 1;
+        let token = self.next_lease_token;
+        self.leases.insert(
+            key.clone(),
+            Lease {
+                holder,
+                token,
+                acquired_at_ms: now,
+                expires_at_ms,
+            },
+        );
+        Response::LeaseGranted {
+            key,
+            token,
+            expires_at_ms,
+        }
+    }
+
+    fn prune(&mut self, keep: usize) -> Response {
+        let mut finished: BTreeMap<&str, Vec<(i64, &str)>> = BTreeMap::new();
+        for e in self.executions.values().filter(|e| e.status.is_terminal()) {
+            finished
+                .entry(e.workflow_id.as_str())
+                .or_default()
+                .push((e.created_at_ms, e.id.as_str()));
+        }
+        let mut doomed: Vec<String> = Vec::new();
+        for list in finished.values_mut() {
+            if list.len() > keep {
+                list.sort();
+                let excess = list.len() - keep;
+                doomed.extend(list.iter().take(excess).map(|(_, id)| id.to_string()));
+            }
+        }
+        for id in &doomed {
+            if let Some(execution) = self.executions.remove(id) {
+                for attempt in execution.tasks.iter().flat_map(|t| &t.attempts) {
+                    self.attempts.remove(&attempt.id);
+                    self.logs.remove(&attempt.id);
+                }
+            }
+        }
+        Response::ExecutionsPruned {
+            count: doomed.len() as u32,
+        }
+    }
+
+    // ----- queries -----
+
+    /// Replicated time: the largest command time applied so far.
+    pub fn clock_ms(&self) -> i64 {
+        self.clock_ms
+    }
+
+    /// A live (not deleted) workflow.
+    pub fn workflow(&self, id: &str) -> Option<&Workflow> {
+        self.workflows.get(id).filter(|w| !w.deleted)
+    }
+
+    /// Live workflows in id order, starting after `after`.
+    pub fn workflows_after<'a>(
+        &'a self,
+        after: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Workflow> + 'a {
+        let start = match after {
+            Some(a) => std::ops::Bound::Excluded(a.to_string()),
+            None => std::ops::Bound::Unbounded,
+        };
+        self.workflows
+            .range((start, std::ops::Bound::Unbounded))
+            .map(|(_, w)| w)
+            .filter(|w| !w.deleted)
+    }
+
+    pub fn execution(&self, id: &str) -> Option<&Execution> {
+        self.executions.get(id)
+    }
+
+    /// Executions in id order, starting after `after`.
+    pub fn executions_after<'a>(
+        &'a self,
+        after: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Execution> + 'a {
+        let start = match after {
+            Some(a) => std::ops::Bound::Excluded(a.to_string()),
+            None => std::ops::Bound::Unbounded,
+        };
+        self.executions
+            .range((start, std::ops::Bound::Unbounded))
+            .map(|(_, e)| e)
+    }
+
+    /// The spec an execution runs.
+    pub fn execution_spec(&self, execution: &Execution) -> Option<&WorkflowSpec> {
+        self.workflows
+            .get(&execution.workflow_id)
+            .and_then(|w| w.versions.get(&execution.workflow_version))
+            .map(|v| &v.spec)
+    }
+
+    pub fn attempt_log(&self, attempt_id: u64) -> Option<&AttemptLog> {
+        self.logs.get(&attempt_id)
+    }
+
+    pub fn lease(&self, key: &str) -> Option<&Lease> {
+        self.leases.get(key)
+    }
+
+    pub fn leases(&self) -> impl Iterator<Item = (&String, &Lease)> {
+        self.leases.iter()
+    }
+
+    // ----- snapshots and checks -----
+
+    /// Encodes the whole state for a snapshot.
+    pub fn to_snapshot(&self) -> Result<Vec<u8>, codec::CodecError> {
+        codec::encode(self)
+    }
+
+    /// Decodes a snapshot made by [`State::to_snapshot`].
+    pub fn from_snapshot(bytes: &[u8]) -> Result<State, codec::CodecError> {
+        let state: State = codec::decode(bytes)?;
+        state
+            .check_invariants()
+            .map_err(codec::CodecError::Invalid)?;
+        Ok(state)
+    }
+
+    /// SHA-256 of the encoded state: equal digests mean equal states.
+    pub fn digest(&self) -> [u8; 32] {
+        let bytes = codec::encode(self).unwrap_or_default();
+        Sha256::digest(&bytes).into()
+    }
+
+    /// Checks cross-structure invariants.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for execution in self.executions.values() {
+            execution.check_invariants()?;
+        }
+        for (id, at) in &self.attempts {
+            let found = self
+                .executions
+                .get(&at.execution_id)
+                .and_then(|e| e.tasks.get(at.task_index))
+                .is_some_and(|t| t.attempts.iter().any(|a| a.id == *id));
+            if !found {
+                return Err(format!("attempt index {id} points nowhere"));
+            }
+            if *id > self.next_attempt_id {
+                return Err(format!(
+                    "attempt {id} beyond the counter {}",
+                    self.next_attempt_id
+                ));
+            }
+        }
+        for (key, lease) in &self.leases {
+            if lease.token > self.next_lease_token {
+                return Err(format!("lease {key} token beyond the counter"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The defaults with the overrides' keys replaced (one level deep, as params are named values).
+fn merge_params(defaults: &Json, overrides: &Json) -> Result<Json, Rejection> {
+    let mut merged = match &defaults.0 {
+        serde_json::Value::Object(map) => map.clone(),
+        _ => serde_json::Map::new(),
+    };
+    match &overrides.0 {
+        serde_json::Value::Null => {}
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                merged.insert(k.clone(), v.clone());
+            }
+        }
+        other => {
+            return Err(Rejection::InvalidParams(format!(
+                "params must be an object, not {other}"
+            )))
+        }
+    }
+    let merged = Json(serde_json::Value::Object(merged));
+    if merged.encoded_len() > limits::MAX_PARAMS_BYTES {
+        return Err(Rejection::TooLarge {
+            what: "params".into(),
+            size: merged.encoded_len(),
+            limit: limits::MAX_PARAMS_BYTES,
+        });
+    }
+    Ok(merged)
+}
+
+#[cfg(test)]
+mod tests;

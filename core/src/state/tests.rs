@@ -1,0 +1,621 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::spec::parse_yaml;
+
+const DAG: &str = r#"
+id: wf
+params: {region: eu}
+tasks:
+  - {id: a, type: worker, queue: q, retry: {max_attempts: 2, backoff: 1s}}
+  - {id: b, type: worker, queue: q, depends_on: [a]}
+  - {id: c, type: worker, queue: q, depends_on: [b]}
+  - {id: cleanup, type: worker, queue: q, depends_on: [c], when: any_failed}
+"#;
+
+fn spec(yaml: &str) -> WorkflowSpec {
+    parse_yaml(yaml).expect("test spec parses")
+}
+
+fn put(state: &mut State, yaml: &str, at_ms: i64) -> Response {
+    state.apply(Command::PutWorkflow {
+        spec: spec(yaml),
+        actor: None,
+        at_ms,
+    })
+}
+
+fn create(state: &mut State, id: &str, at_ms: i64) -> Response {
+    state.apply(Command::CreateExecution {
+        execution_id: id.into(),
+        workflow_id: "wf".into(),
+        trigger: Trigger::Manual,
+        scheduled_at_ms: None,
+        params: Json(serde_json::json!({"region": "us"})),
+        actor: None,
+        at_ms,
+    })
+}
+
+fn start(state: &mut State, exec: &str, task: &str, at_ms: i64) -> Response {
+    state.apply(Command::StartAttempt {
+        execution_id: exec.into(),
+        task_id: task.into(),
+        node_id: 1,
+        worker_id: None,
+        at_ms,
+    })
+}
+
+fn finish(state: &mut State, attempt_id: u64, result: AttemptResult, at_ms: i64) -> Response {
+    state.apply(Command::FinishAttempt {
+        attempt_id,
+        result,
+        jitter_permille: 1000,
+        at_ms,
+    })
+}
+
+fn started_id(r: Response) -> u64 {
+    match r {
+        Response::AttemptStarted { attempt_id, .. } => attempt_id,
+        other => panic!("expected AttemptStarted, got {other:?}"),
+    }
+}
+
+fn ok_output() -> AttemptResult {
+    AttemptResult::Succeeded {
+        output: Json(serde_json::json!({"rows": 3})),
+    }
+}
+
+#[test]
+fn each_put_makes_a_new_version_and_delete_hides_it() {
+    let mut s = State::default();
+    assert_eq!(
+        put(&mut s, DAG, 1),
+        Response::WorkflowStored {
+            workflow_id: "wf".into(),
+            version: 1
+        }
+    );
+    assert_eq!(
+        put(&mut s, DAG, 2),
+        Response::WorkflowStored {
+            workflow_id: "wf".into(),
+            version: 2
+        }
+    );
+    assert_eq!(s.workflow("wf").map(|w| w.latest), Some(2));
+    assert!(matches!(
+        s.apply(Command::DeleteWorkflow {
+            workflow_id: "wf".into(),
+            actor: None,
+            at_ms: 3
+        }),
+        Response::WorkflowDeleted { .. }
+    ));
+    assert!(s.workflow("wf").is_none());
+    assert!(matches!(
+        s.apply(Command::DeleteWorkflow {
+            workflow_id: "wf".into(),
+            actor: None,
+            at_ms: 4
+        }),
+        Response::Rejected(Rejection::WorkflowNotFound(_))
+    ));
+    // Re-creating continues the version counter.
+    assert_eq!(
+        put(&mut s, DAG, 5),
+        Response::WorkflowStored {
+            workflow_id: "wf".into(),
+            version: 3
+        }
+    );
+}
+
+#[test]
+fn an_invalid_spec_is_rejected_by_apply_too() {
+    let mut s = State::default();
+    let mut bad = spec(DAG);
+    bad.tasks[0].depends_on = vec!["c".into()];
+    let before = s.digest();
+    let r = s.apply(Command::PutWorkflow {
+        spec: bad,
+        actor: None,
+        at_ms: 0,
+    });
+    assert!(
+        matches!(r, Response::Rejected(Rejection::InvalidSpec(ref m)) if m.contains("cycle")),
+        "{r:?}"
+    );
+    assert_eq!(s.digest(), before);
+}
+
+#[test]
+fn a_second_create_with_the_same_id_is_a_noop_that_says_so() {
+    let mut s = State::default();
+    put(&mut s, DAG, 1);
+    let id = crate::ids::scheduled_execution_id("wf", 60_000);
+    assert_eq!(
+        create(&mut s, &id, 2),
+        Response::ExecutionCreated {
+            execution_id: id.clone()
+        }
+    );
+    let digest = s.digest();
+    assert_eq!(
+        create(&mut s, &id, 2),
+        Response::ExecutionExists {
+            execution_id: id.clone()
+        }
+    );
+    assert_eq!(s.digest(), digest);
+    assert_eq!(s.execution(&id).unwrap().params.0["region"], "us");
+}
+
+#[test]
+fn a_dag_runs_to_success_and_skips_the_failure_handler() {
+    let mut s = State::default();
+    put(&mut s, DAG, 1);
+    create(&mut s, "e", 2);
+    let spec = s.execution_spec(s.execution("e").unwrap()).unwrap().clone();
+    assert_eq!(s.execution("e").unwrap().ready_tasks(&spec, 2), vec!["a"]);
+    assert!(matches!(
+        start(&mut s, "e", "b", 3),
+        Response::Rejected(Rejection::TaskNotReady { .. })
+    ));
+    for (t, task) in ["a", "b", "c"].iter().enumerate() {
+        let id = started_id(start(&mut s, "e", task, 10 + t as i64));
+        finish(&mut s, id, ok_output(), 20 + t as i64);
+    }
+    let e = s.execution("e").unwrap();
+    assert_eq!(e.status, ExecutionStatus::Succeeded);
+    assert_eq!(e.task("cleanup").unwrap().status, TaskStatus::Skipped);
+    assert_eq!(e.task("c").unwrap().output.0["rows"], 3);
+}
+
+#[test]
+fn retries_follow_the_policy_then_fail_and_run_the_handler() {
+    let mut s = State::default();
+    put(&mut s, DAG, 1);
+    create(&mut s, "e", 2);
+    let first = started_id(start(&mut s, "e", "a", 10));
+    let r = finish(
+        &mut s,
+        first,
+        AttemptResult::Failed {
+            error: "503".into(),
+            retryable: true,
+        },
+        20,
+    );
+    assert_eq!(
+        r,
+        Response::AttemptFinished {
+            task_status: TaskStatus::Retrying,
+            execution_status: ExecutionStatus::Running
+        }
+    );
+    // jitter 1000 = the full backoff (1s): not ready before 1020.
+    assert!(matches!(
+        start(&mut s, "e", "a", 500),
+        Response::Rejected(Rejection::TaskNotReady { .. })
+    ));
+    let second = started_id(start(&mut s, "e", "a", 1020));
+    // The first attempt is fenced off now.
+    assert!(matches!(
+        finish(&mut s, first, ok_output(), 1030),
+        Response::Rejected(Rejection::StaleAttempt { .. })
+    ));
+    let r = finish(
+        &mut s,
+        second,
+        AttemptResult::Failed {
+            error: "503".into(),
+            retryable: true,
+        },
+        1040,
+    );
+    assert!(
+        matches!(
+            r,
+            Response::AttemptFinished {
+                task_status: TaskStatus::Failed,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    let e = s.execution("e").unwrap();
+    assert_eq!(e.task("b").unwrap().status, TaskStatus::Skipped);
+    assert_eq!(e.task("c").unwrap().status, TaskStatus::Skipped);
+    // cleanup depends on c, which was skipped, not failed: any_failed does not hold.
+    assert_eq!(e.task("cleanup").unwrap().status, TaskStatus::Skipped);
+    assert_eq!(e.status, ExecutionStatus::Failed);
+
+    // Retry re-runs failed and skipped tasks with a fresh budget, keeping the old attempts.
+    let r = s.apply(Command::RetryExecution {
+        execution_id: "e".into(),
+        actor: None,
+        at_ms: 2000,
+    });
+    assert_eq!(
+        r,
+        Response::ExecutionReopened {
+            execution_id: "e".into(),
+            tasks_reset: 4
+        }
+    );
+    let third = started_id(start(&mut s, "e", "a", 2001));
+    finish(&mut s, third, ok_output(), 2002);
+    let a = s.execution("e").unwrap().task("a").unwrap();
+    assert_eq!(a.attempts.len(), 3);
+    assert_eq!(a.status, TaskStatus::Succeeded);
+}
+
+#[test]
+fn a_non_retryable_failure_ends_the_task_at_once() {
+    let mut s = State::default();
+    put(&mut s, DAG, 1);
+    create(&mut s, "e", 2);
+    let id = started_id(start(&mut s, "e", "a", 3));
+    let r = finish(
+        &mut s,
+        id,
+        AttemptResult::Failed {
+            error: "400".into(),
+            retryable: false,
+        },
+        4,
+    );
+    assert!(matches!(
+        r,
+        Response::AttemptFinished {
+            task_status: TaskStatus::Failed,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn cancel_ends_running_attempts_and_is_final() {
+    let mut s = State::default();
+    put(&mut s, DAG, 1);
+    create(&mut s, "e", 2);
+    let id = started_id(start(&mut s, "e", "a", 3));
+    assert!(matches!(
+        s.apply(Command::CancelExecution {
+            execution_id: "e".into(),
+            actor: None,
+            at_ms: 4
+        }),
+        Response::ExecutionCancelled { .. }
+    ));
+    let e = s.execution("e").unwrap();
+    assert_eq!(e.status, ExecutionStatus::Cancelled);
+    assert_eq!(
+        e.task("a").unwrap().attempts[0].status,
+        AttemptStatus::Cancelled
+    );
+    assert!(matches!(
+        finish(&mut s, id, ok_output(), 5),
+        Response::Rejected(Rejection::StaleAttempt { .. })
+    ));
+    assert!(matches!(
+        s.apply(Command::CancelExecution {
+            execution_id: "e".into(),
+            actor: None,
+            at_ms: 6
+        }),
+        Response::Rejected(Rejection::ExecutionFinished { .. })
+    ));
+}
+
+#[test]
+fn logs_are_bounded_per_attempt_with_a_marker() {
+    let mut s = State::default();
+    put(&mut s, DAG, 1);
+    create(&mut s, "e", 2);
+    let id = started_id(start(&mut s, "e", "a", 3));
+    let chunk = "x".repeat(limits::MAX_LOG_APPEND_BYTES);
+    let appends = limits::MAX_LOG_BYTES_PER_ATTEMPT / chunk.len() + 3;
+    for i in 0..appends {
+        s.apply(Command::AppendLog {
+            attempt_id: id,
+            text: chunk.clone(),
+            at_ms: 4 + i as i64,
+        });
+    }
+    let log = s.attempt_log(id).unwrap();
+    assert!(log.kept_bytes <= limits::MAX_LOG_BYTES_PER_ATTEMPT as u64);
+    assert_eq!(log.dropped_bytes, 3 * chunk.len() as u64);
+    assert!(log.text().starts_with("[... "));
+    let too_big = "y".repeat(limits::MAX_LOG_APPEND_BYTES + 1);
+    let r = s.apply(Command::AppendLog {
+        attempt_id: id,
+        text: too_big,
+        at_ms: 100,
+    });
+    assert!(matches!(r, Response::Rejected(Rejection::TooLarge { .. })));
+}
+
+#[test]
+fn leases_exclude_other_holders_until_expiry() {
+    let mut s = State::default();
+    let acquire = |s: &mut State, holder: &str, exp: i64, at: i64| {
+        s.apply(Command::AcquireLease {
+            key: "k".into(),
+            holder: holder.into(),
+            expires_at_ms: exp,
+            at_ms: at,
+        })
+    };
+    assert!(matches!(
+        acquire(&mut s, "n1", 100, 0),
+        Response::LeaseGranted { token: 1, .. }
+    ));
+    assert!(matches!(
+        acquire(&mut s, "n2", 200, 50),
+        Response::Rejected(Rejection::LeaseHeld { .. })
+    ));
+    let renew = s.apply(Command::RenewLease {
+        key: "k".into(),
+        holder: "n1".into(),
+        expires_at_ms: 150,
+        at_ms: 60,
+    });
+    assert!(matches!(
+        renew,
+        Response::LeaseGranted {
+            expires_at_ms: 150,
+            ..
+        }
+    ));
+    assert!(matches!(
+        acquire(&mut s, "n2", 300, 149),
+        Response::Rejected(_)
+    ));
+    assert!(matches!(
+        acquire(&mut s, "n2", 300, 150),
+        Response::LeaseGranted { token: 2, .. }
+    ));
+    let expired = s.apply(Command::ExpireLeases { at_ms: 301 });
+    assert_eq!(
+        expired,
+        Response::LeasesExpired {
+            keys: vec!["k".into()]
+        }
+    );
+}
+
+#[test]
+fn replicated_time_never_goes_backwards() {
+    let mut s = State::default();
+    s.apply(Command::ExpireLeases { at_ms: 1000 });
+    s.apply(Command::ExpireLeases { at_ms: 10 });
+    assert_eq!(s.clock_ms(), 1000);
+}
+
+#[test]
+fn prune_keeps_the_newest_finished_executions() {
+    let mut s = State::default();
+    put(&mut s, DAG, 1);
+    for i in 0..5 {
+        let id = format!("e{i}");
+        create(&mut s, &id, 10 + i);
+        s.apply(Command::CancelExecution {
+            execution_id: id,
+            actor: None,
+            at_ms: 20 + i,
+        });
+    }
+    create(&mut s, "live", 30);
+    assert_eq!(
+        s.apply(Command::PruneExecutions {
+            keep_per_workflow: 2,
+            at_ms: 40
+        }),
+        Response::ExecutionsPruned { count: 3 }
+    );
+    assert!(
+        s.execution("e0").is_none() && s.execution("e3").is_some() && s.execution("live").is_some()
+    );
+}
+
+#[test]
+fn snapshots_round_trip() {
+    let mut s = State::default();
+    put(&mut s, DAG, 1);
+    create(&mut s, "e", 2);
+    started_id(start(&mut s, "e", "a", 3));
+    let restored = State::from_snapshot(&s.to_snapshot().unwrap()).unwrap();
+    assert_eq!(restored, s);
+    assert_eq!(restored.digest(), s.digest());
+}
+
+// ----- property tests -----
+
+const TASKS: [&str; 4] = ["a", "b", "c", "cleanup"];
+const HOLDERS: [&str; 3] = ["n1", "n2", "n3"];
+
+fn arb_command() -> impl Strategy<Value = Command> {
+    let exec = prop::sample::select(vec!["e0", "e1", "e2"]);
+    let task = prop::sample::select(TASKS.to_vec());
+    let holder = prop::sample::select(HOLDERS.to_vec());
+    let key = prop::sample::select(vec!["k1", "k2"]);
+    let at = 0i64..10_000;
+    let result = prop_oneof![
+        Just(AttemptResult::Succeeded {
+            output: Json(serde_json::json!({"ok": true}))
+        }),
+        any::<bool>().prop_map(|retryable| AttemptResult::Failed {
+            error: "boom".into(),
+            retryable
+        }),
+        Just(AttemptResult::TimedOut),
+        Just(AttemptResult::Lost {
+            reason: "node died".into()
+        }),
+    ];
+    prop_oneof![
+        1 => at.clone().prop_map(|at_ms| Command::PutWorkflow { spec: spec(DAG), actor: None, at_ms }),
+        1 => at.clone().prop_map(|at_ms| Command::DeleteWorkflow { workflow_id: "wf".into(), actor: None, at_ms }),
+        1 => (any::<bool>(), at.clone()).prop_map(|(paused, at_ms)| Command::SetPaused { workflow_id: "wf".into(), paused, actor: None, at_ms }),
+        3 => (exec.clone(), at.clone()).prop_map(|(e, at_ms)| Command::CreateExecution {
+            execution_id: e.into(), workflow_id: "wf".into(), trigger: Trigger::Schedule,
+            scheduled_at_ms: Some(at_ms), params: Json::null(), actor: None, at_ms }),
+        6 => (exec.clone(), task, at.clone()).prop_map(|(e, t, at_ms)| Command::StartAttempt {
+            execution_id: e.into(), task_id: t.into(), node_id: 1, worker_id: None, at_ms }),
+        6 => (1u64..12, result, 0u16..=1000, at.clone()).prop_map(|(attempt_id, result, jitter_permille, at_ms)|
+            Command::FinishAttempt { attempt_id, result, jitter_permille, at_ms }),
+        1 => (exec.clone(), at.clone()).prop_map(|(e, at_ms)| Command::CancelExecution { execution_id: e.into(), actor: None, at_ms }),
+        1 => (exec, at.clone()).prop_map(|(e, at_ms)| Command::RetryExecution { execution_id: e.into(), actor: None, at_ms }),
+        2 => (1u64..12, "[a-z ]{0,20}", at.clone()).prop_map(|(attempt_id, text, at_ms)| Command::AppendLog { attempt_id, text, at_ms }),
+        2 => (key.clone(), holder.clone(), 0i64..12_000, at.clone()).prop_map(|(k, h, exp, at_ms)|
+            Command::AcquireLease { key: k.into(), holder: h.into(), expires_at_ms: exp, at_ms }),
+        1 => (key.clone(), holder.clone(), 0i64..12_000, at.clone()).prop_map(|(k, h, exp, at_ms)|
+            Command::RenewLease { key: k.into(), holder: h.into(), expires_at_ms: exp, at_ms }),
+        1 => (key, holder, at.clone()).prop_map(|(k, h, at_ms)| Command::ReleaseLease { key: k.into(), holder: h.into(), at_ms }),
+        1 => at.clone().prop_map(|at_ms| Command::ExpireLeases { at_ms }),
+        1 => (0u32..3, at).prop_map(|(keep_per_workflow, at_ms)| Command::PruneExecutions { keep_per_workflow, at_ms }),
+    ]
+}
+
+fn run(commands: &[Command]) -> (State, Vec<Response>) {
+    let mut state = State::default();
+    let responses = commands.iter().cloned().map(|c| state.apply(c)).collect();
+    (state, responses)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn replay_gives_the_same_state_and_answers(commands in prop::collection::vec(arb_command(), 0..120)) {
+        let (a, ra) = run(&commands);
+        let (b, rb) = run(&commands);
+        prop_assert_eq!(a.digest(), b.digest());
+        prop_assert_eq!(ra, rb);
+        prop_assert_eq!(a.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn snapshot_then_restore_is_identical(commands in prop::collection::vec(arb_command(), 0..120), split in 0usize..120) {
+        // Snapshot midway, restore, apply the rest: same as applying everything.
+        let split = split.min(commands.len());
+        let (mid, _) = run(&commands[..split]);
+        let mut restored = State::from_snapshot(&mid.to_snapshot().unwrap()).unwrap();
+        prop_assert_eq!(restored.digest(), mid.digest());
+        for c in &commands[split..] {
+            restored.apply(c.clone());
+        }
+        let (full, _) = run(&commands);
+        prop_assert_eq!(restored.digest(), full.digest());
+    }
+
+    #[test]
+    fn rejections_change_nothing_but_the_clock(commands in prop::collection::vec(arb_command(), 0..120)) {
+        let mut state = State::default();
+        for c in commands {
+            let at_ms = c.at_ms();
+            let mut before = state.clone();
+            let response = state.apply(c);
+            if matches!(response, Response::Rejected(_)) {
+                before.clock_ms = before.clock_ms.max(at_ms);
+                prop_assert_eq!(before.digest(), state.digest());
+            }
+        }
+    }
+
+    #[test]
+    fn terminal_states_change_only_through_retry(commands in prop::collection::vec(arb_command(), 0..150)) {
+        let mut state = State::default();
+        for c in commands {
+            let is_retry = matches!(c, Command::RetryExecution { .. });
+            let is_prune = matches!(c, Command::PruneExecutions { .. });
+            let before = state.clone();
+            state.apply(c);
+            for old in before.executions.values() {
+                let Some(new) = state.execution(&old.id) else {
+                    // Only pruning removes executions, and only finished ones.
+                    prop_assert!(is_prune && old.status.is_terminal());
+                    continue;
+                };
+                if old.status.is_terminal() && !is_retry {
+                    prop_assert_eq!(old, new);
+                }
+                for (ot, nt) in old.tasks.iter().zip(&new.tasks) {
+                    if ot.status.is_terminal() && !is_retry {
+                        prop_assert_eq!(ot, nt);
+                    }
+                    // Finished attempts never change, whatever the command.
+                    for (oa, na) in ot.attempts.iter().zip(&nt.attempts) {
+                        if oa.status != AttemptStatus::Running {
+                            prop_assert_eq!(oa, na);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn at_most_one_live_lease_per_key(commands in prop::collection::vec(arb_command(), 0..150)) {
+        let mut state = State::default();
+        for c in commands {
+            let before = state.clone();
+            let response = state.apply(c.clone());
+            if let (Command::AcquireLease { key, holder, .. }, Response::LeaseGranted { .. }) = (&c, &response) {
+                if let Some(old) = before.lease(key) {
+                    // Granted over a live lease only to the same holder.
+                    prop_assert!(!old.is_live(state.clock_ms()) || &old.holder == holder);
+                }
+            }
+            // Fencing tokens only grow.
+            for (key, lease) in state.leases() {
+                if let Some(old) = before.lease(key) {
+                    prop_assert!(lease.token >= old.token);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_dag_run_ends_consistently(outcomes in prop::collection::vec(0u8..4, 1..40)) {
+        // Drive one execution with random outcomes until nothing is ready: it must have ended,
+        // and each task's final status must agree with its `when` rule.
+        let mut state = State::default();
+        put(&mut state, DAG, 0);
+        create(&mut state, "e", 0);
+        let mut now = 1;
+        let mut outcomes = outcomes.into_iter().cycle();
+        for _ in 0..100 {
+            let e = state.execution("e").unwrap();
+            let spec = state.execution_spec(e).unwrap().clone();
+            now += 60_000;
+            let ready: Vec<String> = e.ready_tasks(&spec, now).into_iter().map(String::from).collect();
+            if ready.is_empty() { break; }
+            for task in ready {
+                let id = started_id(start(&mut state, "e", &task, now));
+                let result = match outcomes.next().unwrap_or(0) {
+                    0 | 1 => ok_output(),
+                    2 => AttemptResult::Failed { error: "x".into(), retryable: true },
+                    _ => AttemptResult::Failed { error: "x".into(), retryable: false },
+                };
+                finish(&mut state, id, result, now);
+            }
+        }
+        let e = state.execution("e").unwrap();
+        prop_assert!(e.status.is_terminal(), "{:?}", e.status);
+        let status = |id: &str| e.task(id).unwrap().status;
+        for t in &e.tasks {
+            prop_assert!(t.status.is_terminal());
+        }
+        let b_ran = status("a") == TaskStatus::Succeeded;
+        prop_assert_eq!(status("b") != TaskStatus::Skipped, b_ran);
+        prop_assert_eq!(status("cleanup") != TaskStatus::Skipped, status("c") == TaskStatus::Failed);
+        let any_failed = e.tasks.iter().any(|t| t.status == TaskStatus::Failed);
+        prop_assert_eq!(e.status == ExecutionStatus::Failed, any_failed);
+    }
+}
