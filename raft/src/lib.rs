@@ -1,1 +1,21 @@
+//! Link Loom's replication layer: openraft wired to sled storage, an HTTP transport and the
+//! seams (clock, randomness, transport) that let the simulation replace the outside world.
+//!
+//! Architecture invariant: the state machine logic lives in `linkloom-core`; this crate only
+//! moves commands into the log, persists it, applies committed entries in order and answers
+//! reads. It never interprets a command.
 
+pub mod clock;
+mod network;
+pub mod node;
+pub mod rpc;
+pub mod runtime;
+pub mod storage;
+pub mod transport;
+mod types;
+
+pub use clock::{Clock, SystemClock};
+pub use node::{ClusterInfo, Member, NodeError, RaftSettings, ReplicatedNode};
+pub use storage::StateHandle;
+pub use transport::{HttpTransport, Transport, TransportError};
+pub use types::TypeConfig;

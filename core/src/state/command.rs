@@ -152,6 +152,8 @@ pub enum AttemptResult {
 /// What applying a command answered. Rejections change nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
+    /// For log entries that carry no command (a new leader's blank entry, a membership change).
+    Noop,
     WorkflowStored {
         workflow_id: String,
         version: u32,

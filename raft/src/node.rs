@@ -1,0 +1,582 @@
+//! [`ReplicatedNode`]: one member of the cluster. Any node accepts any request: writes made on a
+//! follower are forwarded to the leader, and reads are linearizable by default (read index).
+//!
+//! While there is no leader (an election is running), requests wait up to `forward_wait_ms` and
+//! retry rather than fail. A retried write may apply twice if the first try committed but its
+//! answer was lost with the old leader: proposals are at-least-once across a leader failure, and
+//! commands that must be exactly-once (creating a scheduled execution) are idempotent by id.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use linkloom_core::{codec, Command, Response};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, ServerState};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::network::NetworkFactory;
+use crate::rpc::{
+    LeaderRequest, LeaderResponse, PATH_APPEND, PATH_LEADER, PATH_SNAPSHOT, PATH_VOTE,
+};
+use crate::storage::{open_db, LogStore, StateHandle, StateMachineStore};
+use crate::transport::Transport;
+use crate::types::{Raft, TypeConfig};
+
+/// How a node runs its part of the cluster.
+#[derive(Debug, Clone)]
+pub struct RaftSettings {
+    pub node_id: u64,
+    /// The address other nodes reach this one at (`host:port`).
+    pub advertise_addr: String,
+    pub data_dir: PathBuf,
+    /// Members to initialize a brand-new cluster with (id → address). Every founding node gets
+    /// the same map; a node with existing state ignores it.
+    pub initial_members: BTreeMap<u64, String>,
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Take a snapshot after this many entries since the last one.
+    pub snapshot_logs: u64,
+    /// Entries kept in the log behind a snapshot, for followers slightly behind.
+    pub logs_kept_after_snapshot: u64,
+    /// How long a request waits for a leader (during an election) before failing.
+    pub forward_wait_ms: u64,
+    /// Timeout of one forwarded request to the leader.
+    pub forward_timeout_ms: u64,
+}
+
+impl RaftSettings {
+    /// Settings suited to a cluster on one machine or a LAN.
+    pub fn new(
+        node_id: u64,
+        advertise_addr: impl Into<String>,
+        data_dir: impl Into<PathBuf>,
+    ) -> Self {
+        RaftSettings {
+            node_id,
+            advertise_addr: advertise_addr.into(),
+            data_dir: data_dir.into(),
+            initial_members: BTreeMap::new(),
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 500,
+            election_timeout_max_ms: 1000,
+            snapshot_logs: 10_000,
+            logs_kept_after_snapshot: 1_000,
+            forward_wait_ms: 10_000,
+            forward_timeout_ms: 5_000,
+        }
+    }
+}
+
+/// Why a node could not serve a request.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NodeError {
+    /// No leader became known within the wait.
+    #[error("no leader is available (waited {waited_ms} ms): {last_error}")]
+    NoLeader { waited_ms: u64, last_error: String },
+    #[error("storage: {0}")]
+    Storage(String),
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("membership change refused: {0}")]
+    Membership(String),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+}
+
+/// A cluster member as the API shows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Member {
+    pub id: u64,
+    pub addr: String,
+    pub voter: bool,
+}
+
+/// This node's view of the cluster.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterInfo {
+    pub node_id: u64,
+    pub leader_id: Option<u64>,
+    pub term: u64,
+    pub state: String,
+    pub last_log_index: Option<u64>,
+    pub last_applied: Option<u64>,
+    pub snapshot_index: Option<u64>,
+    pub purged_index: Option<u64>,
+    pub members: Vec<Member>,
+}
+
+struct Inner<T> {
+    id: u64,
+    raft: Raft,
+    state: StateHandle,
+    transport: T,
+    settings: RaftSettings,
+    db: sled::Db,
+    log: LogStore,
+    /// The committed index found on disk at start: the node is ready once it has applied it.
+    committed_at_start: Option<u64>,
+}
+
+/// A running cluster member. Cheap to clone.
+pub struct ReplicatedNode<T> {
+    inner: Arc<Inner<T>>,
+}
+
+impl<T> Clone for ReplicatedNode<T> {
+    fn clone(&self) -> Self {
+        ReplicatedNode {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T: Transport> ReplicatedNode<T> {
+    /// Opens storage under `settings.data_dir`, starts Raft, and initializes a new cluster if this
+    /// node has no state and `initial_members` is set.
+    pub async fn start(settings: RaftSettings, transport: T) -> Result<Self, NodeError> {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+            NodeError::Storage(format!("create {}: {e}", settings.data_dir.display()))
+        })?;
+        let db = open_db(&settings.data_dir).map_err(|e| NodeError::Storage(e.to_string()))?;
+        let mut log = LogStore::open(&db).map_err(|e| NodeError::Storage(e.to_string()))?;
+        let state_machine =
+            StateMachineStore::open(&db).map_err(|e| NodeError::Storage(e.to_string()))?;
+        let state = state_machine.state();
+        let committed_at_start = {
+            use openraft::storage::RaftLogStorage;
+            log.read_committed()
+                .await
+                .map_err(|e| NodeError::Storage(e.to_string()))?
+                .map(|id| id.index)
+        };
+
+        let config = openraft::Config {
+            cluster_name: "linkloom".into(),
+            heartbeat_interval: settings.heartbeat_ms,
+            election_timeout_min: settings.election_timeout_min_ms,
+            election_timeout_max: settings.election_timeout_max_ms,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(settings.snapshot_logs),
+            max_in_snapshot_log_to_keep: settings.logs_kept_after_snapshot,
+            install_snapshot_timeout: 30_000,
+            max_payload_entries: 1_000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let network = NetworkFactory {
+            transport: transport.clone(),
+            snapshot_timeout: Duration::from_secs(30),
+        };
+        let raft = openraft::Raft::new(
+            settings.node_id,
+            Arc::new(config),
+            network,
+            log.clone(),
+            state_machine,
+        )
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+
+        let node = ReplicatedNode {
+            inner: Arc::new(Inner {
+                id: settings.node_id,
+                raft,
+                state,
+                transport,
+                settings: settings.clone(),
+                db,
+                log,
+                committed_at_start,
+            }),
+        };
+        if !settings.initial_members.is_empty() {
+            node.initialize(&settings.initial_members).await?;
+        }
+        Ok(node)
+    }
+
+    async fn initialize(&self, members: &BTreeMap<u64, String>) -> Result<(), NodeError> {
+        let raft = &self.inner.raft;
+        if raft
+            .is_initialized()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?
+        {
+            return Ok(());
+        }
+        if !members.contains_key(&self.inner.id) {
+            // A node that joins later is added by the leader as a learner.
+            return Ok(());
+        }
+        let nodes: BTreeMap<u64, BasicNode> = members
+            .iter()
+            .map(|(id, addr)| (*id, BasicNode::new(addr)))
+            .collect();
+        match raft.initialize(nodes).await {
+            Ok(()) => Ok(()),
+            // Another founder's membership reached us first: the cluster exists already.
+            Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(NodeError::Raft(e.to_string())),
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// The applied state, for reads.
+    pub fn state(&self) -> &StateHandle {
+        &self.inner.state
+    }
+
+    /// Entries in the on-disk log (they shrink when snapshots purge it).
+    pub fn log_len(&self) -> usize {
+        self.inner.log.len()
+    }
+
+    /// True once a leader is known and this node has applied what was committed when it started.
+    pub fn is_ready(&self) -> bool {
+        let metrics = self.inner.raft.metrics().borrow().clone();
+        let applied = metrics.last_applied.map(|id| id.index);
+        metrics.current_leader.is_some() && applied >= self.inner.committed_at_start
+    }
+
+    pub fn cluster_info(&self) -> ClusterInfo {
+        let m = self.inner.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let members = membership
+            .nodes()
+            .map(|(id, node)| Member {
+                id: *id,
+                addr: node.addr.clone(),
+                voter: voters.contains(id),
+            })
+            .collect();
+        ClusterInfo {
+            node_id: self.inner.id,
+            leader_id: m.current_leader,
+            term: m.current_term,
+            state: match m.state {
+                ServerState::Leader => "leader",
+                ServerState::Follower => "follower",
+                ServerState::Candidate => "candidate",
+                ServerState::Learner => "learner",
+                ServerState::Shutdown => "shutdown",
+            }
+            .into(),
+            last_log_index: m.last_log_index,
+            last_applied: m.last_applied.map(|id| id.index),
+            snapshot_index: m.snapshot.map(|id| id.index),
+            purged_index: m.purged.map(|id| id.index),
+            members,
+        }
+    }
+
+    /// Replicates `command` and returns what applying it answered, forwarding to the leader when
+    /// this node is not it.
+    pub async fn propose(&self, command: Command) -> Result<Response, NodeError> {
+        match self.on_leader(LeaderRequest::Propose(command)).await? {
+            LeaderResponse::Applied(response) => Ok(response),
+            other => Err(NodeError::Raft(format!(
+                "unexpected answer to a proposal: {other:?}"
+            ))),
+        }
+    }
+
+    /// Waits until this node's state reflects every write acknowledged before the call
+    /// (read index through the leader). Then read [`Self::state`].
+    pub async fn linearizable_barrier(&self) -> Result<(), NodeError> {
+        let index = match self.on_leader(LeaderRequest::ReadIndex).await? {
+            LeaderResponse::ReadIndex(index) => index,
+            other => {
+                return Err(NodeError::Raft(format!(
+                    "unexpected answer to a read index: {other:?}"
+                )))
+            }
+        };
+        let wait = Duration::from_millis(self.inner.settings.forward_wait_ms);
+        self.inner
+            .raft
+            .wait(Some(wait))
+            .applied_index_at_least(index, "linearizable read")
+            .await
+            .map_err(|e| NodeError::NoLeader {
+                waited_ms: wait.as_millis() as u64,
+                last_error: e.to_string(),
+            })?;
+        Ok(())
+    }
+
+    /// Adds a node as a learner (it receives the log but does not vote).
+    pub async fn add_learner(&self, id: u64, addr: String) -> Result<Vec<Member>, NodeError> {
+        self.membership_request(LeaderRequest::AddLearner { id, addr })
+            .await
+    }
+
+    /// Makes a learner a voter.
+    pub async fn promote(&self, id: u64) -> Result<Vec<Member>, NodeError> {
+        let info = self.cluster_info();
+        if !info.members.iter().any(|m| m.id == id) {
+            return Err(NodeError::BadRequest(format!(
+                "node {id} is not a member; add it as a learner first"
+            )));
+        }
+        let mut voters: Vec<u64> = info
+            .members
+            .iter()
+            .filter(|m| m.voter)
+            .map(|m| m.id)
+            .collect();
+        voters.push(id);
+        self.membership_request(LeaderRequest::SetVoters { voters })
+            .await
+    }
+
+    /// Removes a node from the cluster.
+    pub async fn remove(&self, id: u64) -> Result<Vec<Member>, NodeError> {
+        let info = self.cluster_info();
+        if !info.members.iter().any(|m| m.id == id) {
+            return Err(NodeError::BadRequest(format!("node {id} is not a member")));
+        }
+        let voters: Vec<u64> = info
+            .members
+            .iter()
+            .filter(|m| m.voter && m.id != id)
+            .map(|m| m.id)
+            .collect();
+        if voters.is_empty() {
+            return Err(NodeError::BadRequest("cannot remove the last voter".into()));
+        }
+        self.membership_request(LeaderRequest::SetVoters { voters })
+            .await
+    }
+
+    async fn membership_request(&self, request: LeaderRequest) -> Result<Vec<Member>, NodeError> {
+        match self.on_leader(request).await? {
+            LeaderResponse::MembershipChanged { members } => {
+                let voters: BTreeSet<u64> = self
+                    .cluster_info()
+                    .members
+                    .iter()
+                    .filter(|m| m.voter)
+                    .map(|m| m.id)
+                    .collect();
+                Ok(members
+                    .into_iter()
+                    .map(|(id, addr)| Member {
+                        id,
+                        addr,
+                        voter: voters.contains(&id),
+                    })
+                    .collect())
+            }
+            LeaderResponse::Failed(e) => Err(NodeError::Membership(e)),
+            other => Err(NodeError::Raft(format!(
+                "unexpected answer to a membership change: {other:?}"
+            ))),
+        }
+    }
+
+    /// Runs `request` on the leader: here if this node leads, else forwarded. Retries while no
+    /// leader is known or the leader changes, up to `forward_wait_ms`.
+    async fn on_leader(&self, request: LeaderRequest) -> Result<LeaderResponse, NodeError> {
+        let settings = &self.inner.settings;
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(settings.forward_wait_ms);
+        let mut metrics = self.inner.raft.metrics();
+        let mut last_error = String::from("no leader known");
+        loop {
+            let leader = metrics.borrow_and_update().current_leader;
+            match leader {
+                Some(leader) if leader == self.inner.id => {
+                    match self.serve_leader_request(request.clone()).await {
+                        LeaderResponse::NotLeader { .. } => last_error = "leadership moved".into(),
+                        LeaderResponse::Failed(e)
+                            if matches!(
+                                request,
+                                LeaderRequest::Propose(_) | LeaderRequest::ReadIndex
+                            ) =>
+                        {
+                            last_error = e
+                        }
+                        answer => return Ok(answer),
+                    }
+                }
+                Some(leader) => match self.forward(leader, &request).await {
+                    Ok(LeaderResponse::NotLeader { .. }) => {
+                        last_error = format!("node {leader} is no longer leader")
+                    }
+                    Ok(LeaderResponse::Failed(e))
+                        if matches!(
+                            request,
+                            LeaderRequest::Propose(_) | LeaderRequest::ReadIndex
+                        ) =>
+                    {
+                        last_error = e
+                    }
+                    Ok(answer) => return Ok(answer),
+                    Err(e) => last_error = e,
+                },
+                None => {}
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(NodeError::NoLeader {
+                    waited_ms: (now - started).as_millis() as u64,
+                    last_error,
+                });
+            }
+            // Wake on any change of Raft metrics (a new leader, say), at least every 50 ms.
+            let pause = (deadline - now).min(Duration::from_millis(50));
+            let _ = tokio::time::timeout(pause, metrics.changed()).await;
+        }
+    }
+
+    async fn forward(
+        &self,
+        leader: u64,
+        request: &LeaderRequest,
+    ) -> Result<LeaderResponse, String> {
+        let addr = self
+            .inner
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone())
+            .ok_or_else(|| format!("leader {leader} has no known address"))?;
+        let body = codec::encode(request).map_err(|e| e.to_string())?;
+        let timeout = Duration::from_millis(self.inner.settings.forward_timeout_ms);
+        let bytes = self
+            .inner
+            .transport
+            .post(&addr, PATH_LEADER, body, timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        codec::decode(&bytes).map_err(|e| e.to_string())
+    }
+
+    /// Serves a [`LeaderRequest`] on this node, answering `NotLeader` if it does not lead.
+    pub async fn serve_leader_request(&self, request: LeaderRequest) -> LeaderResponse {
+        let raft = &self.inner.raft;
+        let not_leader =
+            |f: &openraft::error::ForwardToLeader<u64, BasicNode>| LeaderResponse::NotLeader {
+                leader: f
+                    .leader_id
+                    .zip(f.leader_node.as_ref().map(|n| n.addr.clone())),
+            };
+        match request {
+            LeaderRequest::Propose(command) => match raft.client_write(command).await {
+                Ok(written) => LeaderResponse::Applied(written.data),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => not_leader(&f),
+                Err(e) => LeaderResponse::Failed(e.to_string()),
+            },
+            LeaderRequest::ReadIndex => match raft.ensure_linearizable().await {
+                Ok(read_log_id) => LeaderResponse::ReadIndex(read_log_id.map(|id| id.index)),
+                Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(
+                    f,
+                ))) => not_leader(&f),
+                Err(e) => LeaderResponse::Failed(e.to_string()),
+            },
+            LeaderRequest::AddLearner { id, addr } => {
+                match raft.add_learner(id, BasicNode::new(&addr), true).await {
+                    Ok(_) => self.membership_changed(),
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                        not_leader(&f)
+                    }
+                    Err(e) => LeaderResponse::Failed(e.to_string()),
+                }
+            }
+            LeaderRequest::SetVoters { voters } => {
+                let voters: BTreeSet<u64> = voters.into_iter().collect();
+                match raft
+                    .change_membership(ChangeMembers::ReplaceAllVoters(voters), false)
+                    .await
+                {
+                    Ok(_) => self.membership_changed(),
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                        not_leader(&f)
+                    }
+                    Err(e) => LeaderResponse::Failed(e.to_string()),
+                }
+            }
+        }
+    }
+
+    fn membership_changed(&self) -> LeaderResponse {
+        let members = self
+            .inner
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.addr.clone()))
+            .collect();
+        LeaderResponse::MembershipChanged { members }
+    }
+
+    /// Serves a node-to-node request arriving at `path` (one of [`crate::rpc`]'s paths).
+    pub async fn serve_rpc(&self, path: &str, body: &[u8]) -> Result<Vec<u8>, NodeError> {
+        let raft = &self.inner.raft;
+        let bad = |e: codec::CodecError| NodeError::BadRequest(e.to_string());
+        let encoded = match path {
+            PATH_APPEND => {
+                codec::encode(&raft.append_entries(codec::decode(body).map_err(bad)?).await)
+            }
+            PATH_VOTE => codec::encode(&raft.vote(codec::decode(body).map_err(bad)?).await),
+            PATH_SNAPSHOT => {
+                let (vote, meta, data): (
+                    openraft::Vote<u64>,
+                    openraft::SnapshotMeta<u64, BasicNode>,
+                    Vec<u8>,
+                ) = codec::decode(body).map_err(bad)?;
+                let snapshot = openraft::Snapshot::<TypeConfig> {
+                    meta,
+                    snapshot: Box::new(data),
+                };
+                codec::encode(&raft.install_full_snapshot(vote, snapshot).await)
+            }
+            PATH_LEADER => codec::encode(
+                &self
+                    .serve_leader_request(codec::decode(body).map_err(bad)?)
+                    .await,
+            ),
+            other => return Err(NodeError::BadRequest(format!("unknown raft path {other}"))),
+        };
+        encoded.map_err(|e| NodeError::Raft(e.to_string()))
+    }
+
+    /// Asks openraft for a snapshot now (tests and operators).
+    pub async fn trigger_snapshot(&self) -> Result<(), NodeError> {
+        self.inner
+            .raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))
+    }
+
+    /// Stops Raft and flushes storage.
+    pub async fn shutdown(&self) -> Result<(), NodeError> {
+        self.inner
+            .raft
+            .shutdown()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        self.inner
+            .db
+            .flush_async()
+            .await
+            .map_err(|e| NodeError::Storage(e.to_string()))?;
+        Ok(())
+    }
+}

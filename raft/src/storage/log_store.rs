@@ -1,0 +1,217 @@
+//! openraft's log storage on sled: entries, vote, committed index, purge point.
+//!
+//! An append is acknowledged to openraft only after sled has flushed it to disk. openraft hands
+//! over entries in batches, so one fsync covers every entry that arrived while the previous one
+//! was in flight: that batching is where write throughput comes from.
+
+use std::fmt::Debug;
+use std::ops::RangeBounds;
+
+use linkloom_core::codec;
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{LogState, OptionalSend, RaftLogId, RaftLogReader, StorageIOError, Vote};
+
+use super::{io_error, read_error};
+use crate::types::{LogId, StorageError, TypeConfig};
+
+type Entry = openraft::Entry<TypeConfig>;
+
+/// The Raft log in sled. Cheap to clone (sled trees are shared handles).
+#[derive(Clone)]
+pub struct LogStore {
+    db: sled::Db,
+    log: sled::Tree,
+    meta: sled::Tree,
+}
+
+const KEY_VOTE: &str = "vote";
+const KEY_COMMITTED: &str = "committed";
+const KEY_LAST_PURGED: &str = "last_purged";
+
+impl LogStore {
+    pub fn open(db: &sled::Db) -> Result<Self, sled::Error> {
+        Ok(LogStore {
+            db: db.clone(),
+            log: db.open_tree("log")?,
+            meta: db.open_tree("meta")?,
+        })
+    }
+
+    fn get_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, StorageError> {
+        match self.meta.get(key).map_err(read_error)? {
+            None => Ok(None),
+            Some(bytes) => codec::decode(&bytes).map(Some).map_err(read_error),
+        }
+    }
+
+    fn put_meta<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), std::io::Error> {
+        let bytes = codec::encode(value).map_err(io_error)?;
+        self.meta.insert(key, bytes).map_err(io_error)?;
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<(), std::io::Error> {
+        self.db.flush_async().await.map(|_| ()).map_err(io_error)
+    }
+
+    /// Entries currently on disk (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.log.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.log.is_empty()
+    }
+}
+
+fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        use std::ops::Bound;
+        let start = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let mut entries = Vec::new();
+        for item in self.log.range(index_key(start)..) {
+            let (key, value) = item.map_err(read_error)?;
+            let mut index_bytes = [0u8; 8];
+            index_bytes.copy_from_slice(&key);
+            if !range.contains(&u64::from_be_bytes(index_bytes)) {
+                break;
+            }
+            entries.push(codec::decode(&value).map_err(read_error)?);
+        }
+        Ok(entries)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged: Option<LogId> = self.get_meta(KEY_LAST_PURGED)?;
+        let last = match self.log.last().map_err(read_error)? {
+            Some((_, value)) => {
+                let entry: Entry = codec::decode(&value).map_err(read_error)?;
+                Some(*entry.get_log_id())
+            }
+            None => last_purged,
+        };
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
+        self.put_meta(KEY_VOTE, vote)
+            .map_err(|e| StorageIOError::write_vote(&e))?;
+        self.flush()
+            .await
+            .map_err(|e| StorageIOError::write_vote(&e))?;
+        Ok(())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError> {
+        self.get_meta(KEY_VOTE)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        // Not flushed on its own: losing it only means re-applying from the snapshot on restart.
+        self.put_meta(KEY_COMMITTED, &committed)
+            .map_err(|e| StorageIOError::write(&e))?;
+        Ok(())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = sled::Batch::default();
+        for entry in entries {
+            let bytes =
+                codec::encode(&entry).map_err(|e| StorageIOError::write_logs(&io_error(e)))?;
+            batch.insert(&index_key(entry.get_log_id().index), bytes);
+        }
+        self.log
+            .apply_batch(batch)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        let flushed = self.flush().await;
+        let failed = flushed
+            .as_ref()
+            .err()
+            .map(|e| StorageIOError::write_logs(&io_error(e)));
+        callback.log_io_completed(flushed);
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // Removes every entry from `log_id` on (a new leader overwrote them).
+        let keys: Vec<sled::IVec> = self
+            .log
+            .range(index_key(log_id.index)..)
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(read_error)?;
+        let mut batch = sled::Batch::default();
+        for key in keys {
+            batch.remove(key);
+        }
+        self.log
+            .apply_batch(batch)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.flush()
+            .await
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        Ok(())
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // Record the purge point first: a crash between the two steps leaves extra entries, which
+        // the next purge removes, never a gap that the state does not know about.
+        self.put_meta(KEY_LAST_PURGED, &log_id)
+            .map_err(|e| StorageIOError::write(&e))?;
+        self.flush().await.map_err(|e| StorageIOError::write(&e))?;
+        let keys: Vec<sled::IVec> = self
+            .log
+            .range(..=index_key(log_id.index))
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(read_error)?;
+        let mut batch = sled::Batch::default();
+        for key in keys {
+            batch.remove(key);
+        }
+        self.log
+            .apply_batch(batch)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        Ok(())
+    }
+}

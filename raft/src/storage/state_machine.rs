@@ -1,0 +1,185 @@
+//! openraft's state machine: applies committed entries to the in-memory [`State`] and keeps the
+//! latest snapshot in sled.
+
+use linkloom_core::{codec, Response, State};
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, StorageIOError};
+use serde::{Deserialize, Serialize};
+
+use super::{io_error, read_error, StateHandle};
+use crate::types::{LogId, Membership, SnapshotMeta, StorageError, TypeConfig};
+
+type Entry = openraft::Entry<TypeConfig>;
+
+const KEY_CURRENT: &str = "current";
+
+/// What the snapshot tree stores: the metadata openraft needs and the encoded state.
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+}
+
+/// The applied state plus what openraft needs to know about it.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    state: StateHandle,
+    db: sled::Db,
+    snapshots: sled::Tree,
+}
+
+impl StateMachineStore {
+    /// Opens the store, restoring the state from the latest snapshot if there is one.
+    pub fn open(db: &sled::Db) -> Result<Self, OpenError> {
+        let snapshots = db.open_tree("snapshot")?;
+        let store = StateMachineStore {
+            state: StateHandle::default(),
+            db: db.clone(),
+            snapshots,
+        };
+        if let Some(stored) = store
+            .stored_snapshot()
+            .map_err(|e| OpenError::Snapshot(e.to_string()))?
+        {
+            let state = State::from_snapshot(&stored.data)
+                .map_err(|e| OpenError::Snapshot(e.to_string()))?;
+            store.state.write(|a| {
+                a.state = state;
+                a.last_log_id = stored.meta.last_log_id;
+                a.membership = stored.meta.last_membership.clone();
+            });
+        }
+        Ok(store)
+    }
+
+    /// The shared read handle to the applied state.
+    pub fn state(&self) -> StateHandle {
+        self.state.clone()
+    }
+
+    fn stored_snapshot(&self) -> Result<Option<StoredSnapshot>, StorageError> {
+        match self.snapshots.get(KEY_CURRENT).map_err(read_error)? {
+            None => Ok(None),
+            Some(bytes) => codec::decode(&bytes).map(Some).map_err(read_error),
+        }
+    }
+
+    async fn save_snapshot(&self, stored: &StoredSnapshot) -> Result<(), StorageError> {
+        let signature = Some(stored.meta.signature());
+        let bytes = codec::encode(stored)
+            .map_err(|e| StorageIOError::write_snapshot(signature.clone(), &io_error(e)))?;
+        self.snapshots
+            .insert(KEY_CURRENT, bytes)
+            .map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
+        self.db
+            .flush_async()
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(signature, &e))?;
+        Ok(())
+    }
+}
+
+/// Why the state machine store could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("stored snapshot is unreadable: {0}")]
+    Snapshot(String),
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        // Encode under the read lock so state and applied id agree.
+        let (data, last_log_id, membership) = self
+            .state
+            .read_applied(|a| (a.state.to_snapshot(), a.last_log_id, a.membership.clone()));
+        let data = data.map_err(|e| StorageIOError::write_snapshot(None, &io_error(e)))?;
+        let snapshot_id = match last_log_id {
+            Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, data.len()),
+            None => format!("empty-{}", data.len()),
+        };
+        let meta = SnapshotMeta {
+            last_log_id,
+            last_membership: membership,
+            snapshot_id,
+        };
+        let stored = StoredSnapshot { meta, data };
+        self.save_snapshot(&stored).await?;
+        tracing::info!(last_log_id = ?stored.meta.last_log_id, bytes = stored.data.len(), "snapshot built");
+        Ok(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(stored.data),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, Membership), StorageError> {
+        Ok(self
+            .state
+            .read_applied(|a| (a.last_log_id, a.membership.clone())))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let responses = self.state.write(|applied| {
+            entries
+                .into_iter()
+                .map(|entry| {
+                    applied.last_log_id = Some(entry.log_id);
+                    match entry.payload {
+                        EntryPayload::Blank => Response::Noop,
+                        EntryPayload::Normal(command) => applied.state.apply(command),
+                        EntryPayload::Membership(m) => {
+                            applied.membership = Membership::new(Some(entry.log_id), m);
+                            Response::Noop
+                        }
+                    }
+                })
+                .collect()
+        });
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Vec<u8>>, StorageError> {
+        Ok(Box::default())
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Vec<u8>>,
+    ) -> Result<(), StorageError> {
+        let state = State::from_snapshot(&snapshot)
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &io_error(e)))?;
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: *snapshot,
+        };
+        self.save_snapshot(&stored).await?;
+        self.state.write(|a| {
+            a.state = state;
+            a.last_log_id = meta.last_log_id;
+            a.membership = meta.last_membership.clone();
+        });
+        tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        Ok(self.stored_snapshot()?.map(|stored| Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(stored.data),
+        }))
+    }
+}

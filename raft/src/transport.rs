@@ -1,0 +1,141 @@
+//! The transport seam: every node-to-node message is one HTTP POST of an encoded body.
+//!
+//! [`HttpTransport`] is hyper's pooled client over any connector: production uses TCP
+//! (`HttpConnector`); the simulation passes a connector over turmoil's network, so Raft RPC and
+//! write forwarding run the same code in both.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// Why a call to a peer failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TransportError {
+    /// No connection could be made: the peer is down or unreachable.
+    #[error("peer {addr} unreachable: {reason}")]
+    Unreachable { addr: String, reason: String },
+    #[error("peer {addr} did not answer within {timeout_ms} ms")]
+    Timeout { addr: String, timeout_ms: u64 },
+    /// The peer answered with an HTTP error.
+    #[error("peer {addr} answered {status}: {body}")]
+    Status {
+        addr: String,
+        status: u16,
+        body: String,
+    },
+    #[error("call to peer {addr} failed: {reason}")]
+    Io { addr: String, reason: String },
+}
+
+/// Sends one request to a peer and returns the response body.
+pub trait Transport: Clone + Send + Sync + 'static {
+    fn post(
+        &self,
+        addr: &str,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Vec<u8>, TransportError>> + Send;
+}
+
+/// A pooled HTTP/1.1 client over connector `C`.
+#[derive(Clone)]
+pub struct HttpTransport<C = HttpConnector> {
+    client: Client<C, Full<Bytes>>,
+    /// Sent as `X-Loom-Cluster-Secret` so peers can refuse strangers (empty: none sent).
+    cluster_secret: String,
+}
+
+impl HttpTransport<HttpConnector> {
+    /// A TCP transport with Nagle off (Raft messages are small and latency-bound).
+    pub fn tcp() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        Self::with_connector(connector)
+    }
+}
+
+impl<C: Connect + Clone + Send + Sync + 'static> HttpTransport<C> {
+    pub fn with_connector(connector: C) -> Self {
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .build(connector);
+        HttpTransport {
+            client,
+            cluster_secret: String::new(),
+        }
+    }
+
+    /// Sends `secret` with every request.
+    pub fn with_cluster_secret(mut self, secret: impl Into<String>) -> Self {
+        self.cluster_secret = secret.into();
+        self
+    }
+}
+
+/// Header carrying the cluster secret on node-to-node requests.
+pub const CLUSTER_SECRET_HEADER: &str = "x-loom-cluster-secret";
+
+impl<C: Connect + Clone + Send + Sync + 'static> Transport for HttpTransport<C> {
+    async fn post(
+        &self,
+        addr: &str,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, TransportError> {
+        let io = |reason: String| TransportError::Io {
+            addr: addr.to_string(),
+            reason,
+        };
+        let mut request = http::Request::post(format!("http://{addr}{path}"))
+            .header(http::header::CONTENT_TYPE, "application/octet-stream");
+        if !self.cluster_secret.is_empty() {
+            request = request.header(CLUSTER_SECRET_HEADER, &self.cluster_secret);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| io(e.to_string()))?;
+        let call = async {
+            let response = self.client.request(request).await.map_err(|e| {
+                if e.is_connect() {
+                    TransportError::Unreachable {
+                        addr: addr.to_string(),
+                        reason: e.to_string(),
+                    }
+                } else {
+                    io(e.to_string())
+                }
+            })?;
+            let status = response.status();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| io(e.to_string()))?
+                .to_bytes();
+            if !status.is_success() {
+                return Err(TransportError::Status {
+                    addr: addr.to_string(),
+                    status: status.as_u16(),
+                    body: String::from_utf8_lossy(&bytes).chars().take(500).collect(),
+                });
+            }
+            Ok(bytes.to_vec())
+        };
+        match tokio::time::timeout(timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(TransportError::Timeout {
+                addr: addr.to_string(),
+                timeout_ms: timeout.as_millis() as u64,
+            }),
+        }
+    }
+}
