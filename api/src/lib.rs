@@ -1,1 +1,61 @@
+//! Link Loom's HTTP API: the routes every node serves, the error model, and the node-to-node
+//! endpoints Raft uses.
+//!
+//! Architecture invariant: handlers translate HTTP to commands and queries and back. They hold
+//! no state of their own and make no decision the state machine should make; every write goes
+//! through [`ReplicatedNode::propose`], every default read through a linearizable barrier.
 
+mod body;
+mod error;
+mod routes;
+mod views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use linkloom_raft::{Clock, ReplicatedNode, Transport};
+
+pub use error::ApiError;
+
+/// Limits the API enforces before anything reaches the log.
+#[derive(Debug, Clone)]
+pub struct ApiLimits {
+    /// Largest request body accepted on the public API (413 above it).
+    pub max_body_bytes: usize,
+    /// Largest body accepted on node-to-node endpoints (snapshots travel there).
+    pub max_raft_body_bytes: usize,
+    /// Most items a list returns in one page.
+    pub max_page_size: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        ApiLimits {
+            max_body_bytes: 1024 * 1024,
+            max_raft_body_bytes: 512 * 1024 * 1024,
+            max_page_size: 500,
+        }
+    }
+}
+
+/// What every handler needs.
+pub struct ApiState<T> {
+    pub node: ReplicatedNode<T>,
+    pub clock: Arc<dyn Clock>,
+    pub limits: ApiLimits,
+}
+
+impl<T> Clone for ApiState<T> {
+    fn clone(&self) -> Self {
+        ApiState {
+            node: self.node.clone(),
+            clock: self.clock.clone(),
+            limits: self.limits.clone(),
+        }
+    }
+}
+
+/// The full router: public API, health, and node-to-node endpoints.
+pub fn router<T: Transport>(state: ApiState<T>) -> Router {
+    routes::router(state)
+}

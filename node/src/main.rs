@@ -1,1 +1,118 @@
-fn main() {}
+//! `loom-node`: reads configuration, starts the Raft member and serves the API. Logic lives in
+//! the libraries; this file only wires them.
+
+mod config;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use linkloom_api::{ApiLimits, ApiState};
+use linkloom_raft::{HttpTransport, RaftSettings, ReplicatedNode, SystemClock};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Cli, Config, LogFormat};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::resolve(Cli::parse())?;
+    init_tracing(config.log_format);
+
+    // Bind first: a port conflict should fail before any data is touched.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+
+    let mut settings = RaftSettings::new(
+        config.node_id,
+        config.advertise.clone(),
+        config.data_dir.clone(),
+    );
+    settings.initial_members = config.initial_members.clone();
+    settings.heartbeat_ms = config.heartbeat_ms;
+    settings.election_timeout_min_ms = config.election_timeout_min_ms;
+    settings.election_timeout_max_ms = config.election_timeout_max_ms;
+    settings.snapshot_logs = config.snapshot_logs;
+    settings.logs_kept_after_snapshot = config.logs_kept_after_snapshot;
+    settings.forward_wait_ms = config.forward_wait_ms;
+    let node = ReplicatedNode::start(settings, HttpTransport::tcp())
+        .await
+        .with_context(|| {
+            format!(
+                "starting node {} with data in {}",
+                config.node_id,
+                config.data_dir.display()
+            )
+        })?;
+
+    let limits = ApiLimits {
+        max_body_bytes: config.max_body_bytes,
+        ..ApiLimits::default()
+    };
+    let app = linkloom_api::router(ApiState {
+        node: node.clone(),
+        clock: Arc::new(SystemClock),
+        limits,
+    });
+    tracing::info!(
+        node_id = config.node_id,
+        listen = %config.listen,
+        advertise = %config.advertise,
+        data_dir = %config.data_dir.display(),
+        members = ?config.initial_members,
+        "loom-node serving on http://{}",
+        config.listen
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+
+    tracing::info!("shutting down");
+    node.shutdown().await.context("stopping raft")?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("LOOM_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn,sled=warn,tower_http=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

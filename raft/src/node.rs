@@ -280,7 +280,10 @@ impl<T: Transport> ReplicatedNode<T> {
     /// Replicates `command` and returns what applying it answered, forwarding to the leader when
     /// this node is not it.
     pub async fn propose(&self, command: Command) -> Result<Response, NodeError> {
-        match self.on_leader(LeaderRequest::Propose(command)).await? {
+        match self
+            .on_leader(LeaderRequest::Propose(Box::new(command)))
+            .await?
+        {
             LeaderResponse::Applied(response) => Ok(response),
             other => Err(NodeError::Raft(format!(
                 "unexpected answer to a proposal: {other:?}"
@@ -473,7 +476,7 @@ impl<T: Transport> ReplicatedNode<T> {
                     .zip(f.leader_node.as_ref().map(|n| n.addr.clone())),
             };
         match request {
-            LeaderRequest::Propose(command) => match raft.client_write(command).await {
+            LeaderRequest::Propose(command) => match raft.client_write(*command).await {
                 Ok(written) => LeaderResponse::Applied(written.data),
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => not_leader(&f),
                 Err(e) => LeaderResponse::Failed(e.to_string()),

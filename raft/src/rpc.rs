@@ -19,7 +19,7 @@ pub const PATH_LEADER: &str = "/raft/leader";
 /// Something only the leader can do, asked by another node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum LeaderRequest {
-    Propose(Command),
+    Propose(Box<Command>),
     /// Confirm leadership and return the index a linearizable read must wait for.
     ReadIndex,
     AddLearner {

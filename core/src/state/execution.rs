@@ -140,6 +140,8 @@ pub struct Attempt {
 }
 
 impl Execution {
+    // One argument per field the creating command sets.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: String,
         spec: &WorkflowSpec,
@@ -229,7 +231,7 @@ impl Execution {
         Some(match task_spec.when {
             When::AllSuccess => statuses.iter().all(|s| *s == TaskStatus::Succeeded),
             When::AllDone => true,
-            When::AnyFailed => statuses.iter().any(|s| *s == TaskStatus::Failed),
+            When::AnyFailed => statuses.contains(&TaskStatus::Failed),
         })
     }
 
@@ -446,13 +448,13 @@ impl Execution {
                         self.id, task.id
                     ))
                 }
-                TaskStatus::Running => {
-                    if task.attempts.last().map(|a| a.status) != Some(AttemptStatus::Running) {
-                        return Err(format!(
-                            "{}/{}: the running attempt is not the last",
-                            self.id, task.id
-                        ));
-                    }
+                TaskStatus::Running
+                    if task.attempts.last().map(|a| a.status) != Some(AttemptStatus::Running) =>
+                {
+                    return Err(format!(
+                        "{}/{}: the running attempt is not the last",
+                        self.id, task.id
+                    ));
                 }
                 _ if running != 0 => {
                     return Err(format!(

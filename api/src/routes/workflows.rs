@@ -1,0 +1,203 @@
+//! Workflow definitions: create a version, list, show, delete, versions.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use linkloom_core::ids::rfc3339;
+use linkloom_core::spec::{self, WorkflowSpec};
+use linkloom_core::{Command, Response};
+use linkloom_raft::Transport;
+use serde_json::{json, Value};
+
+use super::{Page, ReadOptions};
+use crate::body::read_limited;
+use crate::error::ApiError;
+use crate::views;
+use crate::ApiState;
+
+/// `POST /api/v1/workflows`: stores a new version (YAML or JSON, by `Content-Type`).
+pub(crate) async fn put<T: Transport>(
+    State(state): State<ApiState<T>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    let bytes = read_limited(&headers, body, state.limits.max_body_bytes).await?;
+    let spec = parse_spec(&headers, &bytes)?;
+    spec::validate(&spec)?;
+    let at_ms = state.clock.now_ms();
+    let response = state
+        .node
+        .propose(Command::PutWorkflow {
+            spec: spec.clone(),
+            actor: None,
+            at_ms,
+        })
+        .await?;
+    match response {
+        Response::WorkflowStored {
+            workflow_id,
+            version,
+        } => {
+            tracing::info!(workflow_id = %workflow_id, version, "workflow stored");
+            let body = json!({
+                "id": workflow_id,
+                "version": version,
+                "created_at": rfc3339(at_ms),
+                "spec": views::spec_json(&spec),
+            });
+            Ok((
+                StatusCode::CREATED,
+                [(header::LOCATION, format!("/api/v1/workflows/{workflow_id}"))],
+                Json(body),
+            ))
+        }
+        Response::Rejected(r) => Err(r.into()),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn parse_spec(headers: &HeaderMap, bytes: &[u8]) -> Result<WorkflowSpec, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
+    match content_type.as_str() {
+        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => {
+            Ok(spec::parse_yaml(text)?)
+        }
+        "application/json" => Ok(spec::parse_json(text)?),
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "Content-Type `{}` is not supported; send application/yaml or application/json",
+                if other.is_empty() { "(none)" } else { other }
+            ),
+        )),
+    }
+}
+
+/// `GET /api/v1/workflows`: live workflows in id order, a page at a time.
+pub(crate) async fn list<T: Transport>(
+    State(state): State<ApiState<T>>,
+    Query(page): Query<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit(state.limits.max_page_size)?;
+    page.read_options().barrier(&state).await?;
+    let (items, next_cursor) = state.node.state().read(|s| {
+        let mut items: Vec<Value> = s
+            .workflows_after(page.cursor.as_deref())
+            .take(limit + 1)
+            .map(views::workflow)
+            .collect();
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items
+                .last()
+                .and_then(|w| w["id"].as_str())
+                .map(str::to_string)
+        } else {
+            None
+        };
+        (items, next)
+    });
+    Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
+}
+
+/// `GET /api/v1/workflows/{id}`.
+pub(crate) async fn show<T: Transport>(
+    State(state): State<ApiState<T>>,
+    Path(id): Path<String>,
+    Query(read): Query<ReadOptions>,
+) -> Result<Json<Value>, ApiError> {
+    read.barrier(&state).await?;
+    state
+        .node
+        .state()
+        .read(|s| s.workflow(&id).map(views::workflow))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("workflow", &id))
+}
+
+/// `DELETE /api/v1/workflows/{id}`: 204; unfinished executions are cancelled.
+pub(crate) async fn delete<T: Transport>(
+    State(state): State<ApiState<T>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let at_ms = state.clock.now_ms();
+    match state
+        .node
+        .propose(Command::DeleteWorkflow {
+            workflow_id: id,
+            actor: None,
+            at_ms,
+        })
+        .await?
+    {
+        Response::WorkflowDeleted { .. } => Ok(StatusCode::NO_CONTENT),
+        Response::Rejected(r) => Err(r.into()),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// `GET /api/v1/workflows/{id}/versions`: every kept version, newest first.
+pub(crate) async fn versions<T: Transport>(
+    State(state): State<ApiState<T>>,
+    Path(id): Path<String>,
+    Query(read): Query<ReadOptions>,
+) -> Result<Json<Value>, ApiError> {
+    read.barrier(&state).await?;
+    state
+        .node
+        .state()
+        .read(|s| {
+            s.workflow(&id).map(|wf| {
+                let items: Vec<Value> = wf
+                    .versions
+                    .keys()
+                    .rev()
+                    .filter_map(|v| views::workflow_version(wf, *v))
+                    .collect();
+                json!({"items": items, "next_cursor": null})
+            })
+        })
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("workflow", &id))
+}
+
+/// `GET /api/v1/workflows/{id}/versions/{version}`.
+pub(crate) async fn version<T: Transport>(
+    State(state): State<ApiState<T>>,
+    Path((id, version)): Path<(String, u32)>,
+    Query(read): Query<ReadOptions>,
+) -> Result<Json<Value>, ApiError> {
+    read.barrier(&state).await?;
+    state
+        .node
+        .state()
+        .read(|s| {
+            s.workflow(&id)
+                .and_then(|wf| views::workflow_version(wf, version))
+        })
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("workflow version", &format!("{id}@{version}")))
+}
+
+fn unexpected(response: Response) -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        format!("unexpected answer from the state machine: {response:?}"),
+    )
+}

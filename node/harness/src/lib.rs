@@ -1,0 +1,376 @@
+//! A local cluster of real `loom-node` processes for tests and benchmarks.
+//!
+//! Nodes listen on free ports of 127.0.0.1 only, keep their data in a temporary directory, and
+//! log to a file there (printed when a wait fails). Every wait is bounded. Dropping a [`Cluster`]
+//! kills every node it started.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use serde_json::Value;
+
+/// One node process.
+pub struct Node {
+    pub id: u64,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    log_path: PathBuf,
+    child: Option<Child>,
+    /// Started with `--join` rather than as a founder.
+    joins: bool,
+}
+
+impl Node {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+/// How to start a cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    pub nodes: u64,
+    /// Extra environment for every node (`LOOM_*` settings).
+    pub env: Vec<(String, String)>,
+}
+
+impl ClusterOptions {
+    pub fn new(nodes: u64) -> Self {
+        ClusterOptions {
+            nodes,
+            env: Vec::new(),
+        }
+    }
+
+    pub fn env(mut self, key: &str, value: impl ToString) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+}
+
+/// A running local cluster.
+pub struct Cluster {
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+    options: ClusterOptions,
+    nodes: BTreeMap<u64, Node>,
+    peers: String,
+    http: reqwest::blocking::Client,
+}
+
+/// Ports that are free right now on 127.0.0.1.
+fn free_ports(count: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
+impl Cluster {
+    /// Starts `options.nodes` founding members using the `loom-node` binary at `binary`.
+    pub fn start(binary: impl Into<PathBuf>, options: ClusterOptions) -> anyhow::Result<Cluster> {
+        let dir = tempfile::Builder::new().prefix("loom-cluster-").tempdir()?;
+        let ports = free_ports(options.nodes as usize)?;
+        let peers = ports
+            .iter()
+            .enumerate()
+            .map(|(i, port)| format!("{}=127.0.0.1:{port}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()?;
+        let mut cluster = Cluster {
+            binary: binary.into(),
+            dir,
+            options,
+            nodes: BTreeMap::new(),
+            peers,
+            http,
+        };
+        for (i, port) in ports.into_iter().enumerate() {
+            let id = i as u64 + 1;
+            let data_dir = cluster.dir.path().join(format!("node{id}"));
+            let log_path = cluster.dir.path().join(format!("node{id}.log"));
+            cluster.nodes.insert(
+                id,
+                Node {
+                    id,
+                    port,
+                    data_dir,
+                    log_path,
+                    child: None,
+                    joins: false,
+                },
+            );
+            cluster.spawn(id)?;
+        }
+        Ok(cluster)
+    }
+
+    fn spawn(&mut self, id: u64) -> anyhow::Result<()> {
+        let node = self.nodes.get(&id).ok_or_else(|| anyhow!("no node {id}"))?;
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&node.log_path)?;
+        let mut command = Command::new(&self.binary);
+        command
+            .arg("--node-id")
+            .arg(id.to_string())
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", node.port))
+            .arg("--data-dir")
+            .arg(&node.data_dir)
+            .env("LOOM_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        if node.joins {
+            command.arg("--join");
+        } else {
+            command.arg("--peers").arg(&self.peers);
+        }
+        for (k, v) in &self.options.env {
+            command.env(k, v);
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        if let Some(node) = self.nodes.get_mut(&id) {
+            node.child = Some(child);
+        }
+        Ok(())
+    }
+
+    /// Adds a node that starts with `--join` (it waits to be added as a learner).
+    pub fn add_joining_node(&mut self) -> anyhow::Result<u64> {
+        let id = self.nodes.keys().max().copied().unwrap_or(0) + 1;
+        let port = free_ports(1)?[0];
+        let data_dir = self.dir.path().join(format!("node{id}"));
+        let log_path = self.dir.path().join(format!("node{id}.log"));
+        self.nodes.insert(
+            id,
+            Node {
+                id,
+                port,
+                data_dir,
+                log_path,
+                child: None,
+                joins: true,
+            },
+        );
+        self.spawn(id)?;
+        Ok(id)
+    }
+
+    pub fn node(&self, id: u64) -> &Node {
+        &self.nodes[&id]
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.keys().copied().collect()
+    }
+
+    pub fn url(&self, id: u64) -> String {
+        self.nodes[&id].url()
+    }
+
+    pub fn http(&self) -> &reqwest::blocking::Client {
+        &self.http
+    }
+
+    /// Kills a node with SIGKILL and reaps it.
+    pub fn kill(&mut self, id: u64) -> anyhow::Result<()> {
+        let node = self
+            .nodes
+            .get_mut(&id)
+            .ok_or_else(|| anyhow!("no node {id}"))?;
+        if let Some(mut child) = node.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Sends SIGTERM and waits (bounded) for a clean exit; returns the exit status code.
+    pub fn terminate(&mut self, id: u64, timeout: Duration) -> anyhow::Result<Option<i32>> {
+        let node = self
+            .nodes
+            .get_mut(&id)
+            .ok_or_else(|| anyhow!("no node {id}"))?;
+        let Some(mut child) = node.child.take() else {
+            return Ok(None);
+        };
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()?;
+        if !status.success() {
+            bail!("kill -TERM {} failed", child.id());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status.code());
+            }
+            if Instant::now() > deadline {
+                child.kill()?;
+                child.wait()?;
+                bail!("node {id} did not exit within {timeout:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts a stopped node again on the same port and data directory.
+    pub fn restart(&mut self, id: u64) -> anyhow::Result<()> {
+        self.spawn(id)
+    }
+
+    /// GETs a JSON document from node `id`.
+    pub fn get_json(&self, id: u64, path: &str) -> anyhow::Result<(u16, Value)> {
+        let response = self.http.get(format!("{}{path}", self.url(id))).send()?;
+        let status = response.status().as_u16();
+        let text = response.text()?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    /// POSTs a body with a content type to node `id`.
+    pub fn post(
+        &self,
+        id: u64,
+        path: &str,
+        content_type: &str,
+        body: impl Into<Vec<u8>>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url(id)))
+            .header("content-type", content_type)
+            .body(body.into())
+            .send()?;
+        let status = response.status().as_u16();
+        let text = response.text()?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    /// Waits until `condition` holds, polling every 50 ms, for at most `timeout`.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut condition: impl FnMut(&Self) -> bool,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if condition(self) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "timed out after {timeout:?} waiting for {what}\n{}",
+            self.logs_tail(40)
+        )
+    }
+
+    /// Waits until every running node answers /readyz with 200 and they agree on a leader.
+    pub fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<u64> {
+        let running: Vec<u64> = self
+            .nodes
+            .iter_mut()
+            .filter_map(|(id, n)| n.is_running().then_some(*id))
+            .collect();
+        let mut leader = None;
+        self.wait_for(
+            "every running node to be ready with one leader",
+            timeout,
+            |c| {
+                let leaders: Vec<Option<u64>> = running
+                    .iter()
+                    .map(|id| match c.get_json(*id, "/readyz") {
+                        Ok((200, v)) => v["leader_id"].as_u64(),
+                        _ => None,
+                    })
+                    .collect();
+                let first = leaders.first().copied().flatten();
+                if first.is_some() && leaders.iter().all(|l| *l == first) {
+                    leader = first;
+                    true
+                } else {
+                    false
+                }
+            },
+        )?;
+        leader.ok_or_else(|| anyhow!("no leader"))
+    }
+
+    /// The leader as node `id` sees it.
+    pub fn leader_seen_by(&self, id: u64) -> Option<u64> {
+        self.get_json(id, "/api/v1/cluster")
+            .ok()
+            .and_then(|(_, v)| v["leader_id"].as_u64())
+    }
+
+    /// Everything node `id` has logged so far.
+    pub fn log_text(&self, id: u64) -> String {
+        std::fs::read_to_string(&self.nodes[&id].log_path).unwrap_or_default()
+    }
+
+    /// The last lines of every node's log, for failure messages.
+    pub fn logs_tail(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for node in self.nodes.values() {
+            let text = std::fs::read_to_string(&node.log_path).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(lines).collect();
+            out.push_str(&format!(
+                "--- node {} ({}) ---\n",
+                node.id,
+                node.log_path.display()
+            ));
+            for line in tail.into_iter().rev() {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in self.nodes.values_mut() {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! Configuration: defaults, then a TOML file (`--config`), then `LOOM_*` environment variables,
+//! then flags. `--dev` fills in a single-node cluster on 127.0.0.1:8080 with data in ./loom-data.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use serde::Deserialize;
+
+/// Command line of `loom-node`. Every flag also reads a `LOOM_*` environment variable.
+#[derive(Debug, Parser)]
+#[command(
+    name = "loom-node",
+    version,
+    about = "A Link Loom cluster node: API, UI, scheduler and Raft member"
+)]
+pub struct Cli {
+    /// Single-node cluster on 127.0.0.1:8080 with data in ./loom-data; no other set-up needed.
+    #[arg(long)]
+    pub dev: bool,
+    /// TOML configuration file (keys as the long flags, with underscores).
+    #[arg(long, env = "LOOM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// This node's id (a positive integer, unique in the cluster).
+    #[arg(long, env = "LOOM_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Address to listen on for the API, the UI and node-to-node traffic.
+    #[arg(long, env = "LOOM_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Address other nodes use to reach this one (host:port); defaults to --listen.
+    #[arg(long, env = "LOOM_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Directory for this node's data.
+    #[arg(long, env = "LOOM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Founding members, `1=127.0.0.1:8081,2=127.0.0.1:8082,...` (the same on every founder).
+    #[arg(long, env = "LOOM_PEERS")]
+    pub peers: Option<String>,
+    /// Start without founding a cluster and wait to be added as a learner.
+    #[arg(long, env = "LOOM_JOIN")]
+    pub join: bool,
+    #[arg(long, env = "LOOM_HEARTBEAT_MS")]
+    pub heartbeat_ms: Option<u64>,
+    #[arg(long, env = "LOOM_ELECTION_TIMEOUT_MIN_MS")]
+    pub election_timeout_min_ms: Option<u64>,
+    #[arg(long, env = "LOOM_ELECTION_TIMEOUT_MAX_MS")]
+    pub election_timeout_max_ms: Option<u64>,
+    /// Take a snapshot (and purge the log behind it) after this many entries.
+    #[arg(long, env = "LOOM_SNAPSHOT_LOGS")]
+    pub snapshot_logs: Option<u64>,
+    /// Entries kept behind a snapshot for slightly lagging followers.
+    #[arg(long, env = "LOOM_LOGS_KEPT_AFTER_SNAPSHOT")]
+    pub logs_kept_after_snapshot: Option<u64>,
+    /// How long a request waits for a leader during an election before answering 503.
+    #[arg(long, env = "LOOM_FORWARD_WAIT_MS")]
+    pub forward_wait_ms: Option<u64>,
+    /// Largest accepted request body on the public API, in bytes.
+    #[arg(long, env = "LOOM_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// `text` or `json`.
+    #[arg(long, env = "LOOM_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The same keys as [`Cli`], from a TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    node_id: Option<u64>,
+    listen: Option<SocketAddr>,
+    advertise: Option<String>,
+    data_dir: Option<PathBuf>,
+    peers: Option<String>,
+    join: Option<bool>,
+    heartbeat_ms: Option<u64>,
+    election_timeout_min_ms: Option<u64>,
+    election_timeout_max_ms: Option<u64>,
+    snapshot_logs: Option<u64>,
+    logs_kept_after_snapshot: Option<u64>,
+    forward_wait_ms: Option<u64>,
+    max_body_bytes: Option<usize>,
+    log_format: Option<String>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub node_id: u64,
+    pub listen: SocketAddr,
+    pub advertise: String,
+    pub data_dir: PathBuf,
+    pub initial_members: BTreeMap<u64, String>,
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    pub snapshot_logs: u64,
+    pub logs_kept_after_snapshot: u64,
+    pub forward_wait_ms: u64,
+    pub max_body_bytes: usize,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    pub fn resolve(cli: Cli) -> anyhow::Result<Config> {
+        let file = match &cli.config {
+            None => FileConfig::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+        };
+        let dev_listen: SocketAddr = ([127, 0, 0, 1], 8080).into();
+        let node_id = cli
+            .node_id
+            .or(file.node_id)
+            .or(cli.dev.then_some(1))
+            .unwrap_or(1);
+        if node_id == 0 {
+            bail!("node id must be a positive integer");
+        }
+        let listen = cli.listen.or(file.listen).unwrap_or(dev_listen);
+        let advertise = cli
+            .advertise
+            .or(file.advertise)
+            .unwrap_or_else(|| listen.to_string());
+        let data_dir = cli
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("loom-data"));
+        let join = cli.join || file.join.unwrap_or(false);
+        let initial_members = match cli.peers.or(file.peers) {
+            Some(peers) if !peers.trim().is_empty() => parse_peers(&peers)?,
+            // Alone and not joining: found a one-node cluster.
+            _ if !join => BTreeMap::from([(node_id, advertise.clone())]),
+            _ => BTreeMap::new(),
+        };
+        if !initial_members.is_empty() && !initial_members.contains_key(&node_id) && !join {
+            bail!("--peers does not list this node's id {node_id}; list every founder, or pass --join");
+        }
+        let log_format = match cli.log_format.or(file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("log format `{other}` is not one of text, json"),
+        };
+        let config = Config {
+            node_id,
+            listen,
+            advertise,
+            data_dir,
+            initial_members,
+            heartbeat_ms: cli.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(100),
+            election_timeout_min_ms: cli
+                .election_timeout_min_ms
+                .or(file.election_timeout_min_ms)
+                .unwrap_or(500),
+            election_timeout_max_ms: cli
+                .election_timeout_max_ms
+                .or(file.election_timeout_max_ms)
+                .unwrap_or(1000),
+            snapshot_logs: cli.snapshot_logs.or(file.snapshot_logs).unwrap_or(10_000),
+            logs_kept_after_snapshot: cli
+                .logs_kept_after_snapshot
+                .or(file.logs_kept_after_snapshot)
+                .unwrap_or(1_000),
+            forward_wait_ms: cli
+                .forward_wait_ms
+                .or(file.forward_wait_ms)
+                .unwrap_or(10_000),
+            max_body_bytes: cli
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(1024 * 1024),
+            log_format,
+        };
+        if config.heartbeat_ms == 0 || config.election_timeout_min_ms <= config.heartbeat_ms {
+            bail!(
+                "election timeout ({} ms) must be longer than the heartbeat ({} ms)",
+                config.election_timeout_min_ms,
+                config.heartbeat_ms
+            );
+        }
+        if config.election_timeout_max_ms <= config.election_timeout_min_ms {
+            bail!("election_timeout_max_ms must be above election_timeout_min_ms");
+        }
+        Ok(config)
+    }
+}
+
+/// Parses `1=host:port,2=host:port`.
+fn parse_peers(text: &str) -> anyhow::Result<BTreeMap<u64, String>> {
+    let mut peers = BTreeMap::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((id, addr)) = part.split_once('=') else {
+            bail!("peer `{part}` is not ID=HOST:PORT");
+        };
+        let id: u64 = id
+            .trim()
+            .parse()
+            .with_context(|| format!("peer id `{id}` is not a number"))?;
+        if id == 0 {
+            bail!("peer id 0 is not allowed");
+        }
+        if !addr.contains(':') {
+            bail!("peer address `{addr}` is not HOST:PORT");
+        }
+        if peers.insert(id, addr.trim().to_string()).is_some() {
+            bail!("peer id {id} is listed twice");
+        }
+    }
+    Ok(peers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        let mut full = vec!["loom-node"];
+        full.extend_from_slice(args);
+        Cli::parse_from(full)
+    }
+
+    #[test]
+    fn dev_is_a_single_node_cluster_on_8080() {
+        let c = Config::resolve(cli(&["--dev"])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("loom-data"));
+        assert_eq!(
+            c.initial_members,
+            BTreeMap::from([(1, "127.0.0.1:8080".to_string())])
+        );
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "node_id = 2\nlisten = \"127.0.0.1:9000\"\nsnapshot_logs = 7\n",
+        )
+        .unwrap();
+        let c = Config::resolve(cli(&[
+            "--config",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:9100",
+            "--peers",
+            "1=127.0.0.1:9001,2=127.0.0.1:9100",
+        ]))
+        .unwrap();
+        assert_eq!(c.node_id, 2);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(c.snapshot_logs, 7);
+        assert_eq!(c.initial_members.len(), 2);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = Config::resolve(cli(&["--peers", "1=a:1,x=b:2"])).unwrap_err();
+        assert!(format!("{e:#}").contains("`x`"), "{e:#}");
+        let e = Config::resolve(cli(&["--node-id", "3", "--peers", "1=a:1,2=b:2"])).unwrap_err();
+        assert!(
+            e.to_string().contains("does not list this node's id 3"),
+            "{e}"
+        );
+        let e = Config::resolve(cli(&["--log-format", "xml"])).unwrap_err();
+        assert!(e.to_string().contains("xml"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "node_idd = 2\n").unwrap();
+        let e = Config::resolve(cli(&["--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(format!("{e:#}").contains("node_idd"), "{e:#}");
+    }
+}
