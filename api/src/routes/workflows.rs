@@ -7,6 +7,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use linkloom_core::ids::rfc3339;
 use linkloom_core::spec::{self, WorkflowSpec};
+use linkloom_core::state::Workflow;
 use linkloom_core::{Command, Response};
 use linkloom_raft::Transport;
 use serde_json::{json, Value};
@@ -121,13 +122,10 @@ pub(crate) async fn show<T: Transport>(
     Path(id): Path<String>,
     Query(read): Query<ReadOptions>,
 ) -> Result<Json<Value>, ApiError> {
-    read.barrier(&state).await?;
-    state
-        .node
-        .state()
-        .read(|s| s.workflow(&id).map(views::workflow))
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("workflow", &id))
+    read_workflow(&state, &read, &id, "workflow", &id, |wf| {
+        Some(views::workflow(wf))
+    })
+    .await
 }
 
 /// `DELETE /api/v1/workflows/{id}`: 204; unfinished executions are cancelled.
@@ -157,23 +155,16 @@ pub(crate) async fn versions<T: Transport>(
     Path(id): Path<String>,
     Query(read): Query<ReadOptions>,
 ) -> Result<Json<Value>, ApiError> {
-    read.barrier(&state).await?;
-    state
-        .node
-        .state()
-        .read(|s| {
-            s.workflow(&id).map(|wf| {
-                let items: Vec<Value> = wf
-                    .versions
-                    .keys()
-                    .rev()
-                    .filter_map(|v| views::workflow_version(wf, *v))
-                    .collect();
-                json!({"items": items, "next_cursor": null})
-            })
-        })
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("workflow", &id))
+    read_workflow(&state, &read, &id, "workflow", &id, |wf| {
+        let items: Vec<Value> = wf
+            .versions
+            .keys()
+            .rev()
+            .filter_map(|v| views::workflow_version(wf, *v))
+            .collect();
+        Some(json!({"items": items, "next_cursor": null}))
+    })
+    .await
 }
 
 /// `GET /api/v1/workflows/{id}/versions/{version}`.
@@ -182,16 +173,30 @@ pub(crate) async fn version<T: Transport>(
     Path((id, version)): Path<(String, u32)>,
     Query(read): Query<ReadOptions>,
 ) -> Result<Json<Value>, ApiError> {
-    read.barrier(&state).await?;
+    let label = format!("{id}@{version}");
+    read_workflow(&state, &read, &id, "workflow version", &label, |wf| {
+        views::workflow_version(wf, version)
+    })
+    .await
+}
+
+/// Reads a view of live workflow `id` after the read barrier; 404 naming `what`/`label` if the
+/// workflow or the view is absent.
+async fn read_workflow<T: Transport>(
+    state: &ApiState<T>,
+    read: &ReadOptions,
+    id: &str,
+    what: &str,
+    label: &str,
+    view: impl FnOnce(&Workflow) -> Option<Value>,
+) -> Result<Json<Value>, ApiError> {
+    read.barrier(state).await?;
     state
         .node
         .state()
-        .read(|s| {
-            s.workflow(&id)
-                .and_then(|wf| views::workflow_version(wf, version))
-        })
+        .read(|s| s.workflow(id).and_then(view))
         .map(Json)
-        .ok_or_else(|| ApiError::not_found("workflow version", &format!("{id}@{version}")))
+        .ok_or_else(|| ApiError::not_found(what, label))
 }
 
 fn unexpected(response: Response) -> ApiError {

@@ -246,13 +246,7 @@ impl Cluster {
 
     /// GETs a JSON document from node `id`.
     pub fn get_json(&self, id: u64, path: &str) -> anyhow::Result<(u16, Value)> {
-        let response = self.http.get(format!("{}{path}", self.url(id))).send()?;
-        let status = response.status().as_u16();
-        let text = response.text()?;
-        Ok((
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        ))
+        Self::status_and_json(self.http.get(format!("{}{path}", self.url(id))).send()?)
     }
 
     /// POSTs a body with a content type to node `id`.
@@ -263,12 +257,15 @@ impl Cluster {
         content_type: &str,
         body: impl Into<Vec<u8>>,
     ) -> anyhow::Result<(u16, Value)> {
-        let response = self
+        let request = self
             .http
             .post(format!("{}{path}", self.url(id)))
-            .header("content-type", content_type)
-            .body(body.into())
-            .send()?;
+            .header("content-type", content_type);
+        Self::status_and_json(request.body(body.into()).send()?)
+    }
+
+    /// The status and the body as JSON (a JSON string if it is not JSON).
+    fn status_and_json(response: reqwest::blocking::Response) -> anyhow::Result<(u16, Value)> {
         let status = response.status().as_u16();
         let text = response.text()?;
         Ok((
