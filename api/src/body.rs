@@ -7,15 +7,9 @@ use bytes::Bytes;
 use crate::error::ApiError;
 
 /// Reads at most `limit` bytes of `body`.
-pub async fn read_limited(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<Bytes, ApiError> {
+pub async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = |size: Option<u64>| {
-        let size_text = size
-            .map(|s| format!("{s} bytes"))
-            .unwrap_or_else(|| "larger".into());
+        let size_text = size.map(|s| format!("{s} bytes")).unwrap_or_else(|| "larger".into());
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
@@ -34,10 +28,7 @@ pub async fn read_limited(
     }
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         let inner = e.into_inner();
-        if inner
-            .downcast_ref::<http_body_util::LengthLimitError>()
-            .is_some()
-        {
+        if inner.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
             too_large(None)
         } else {
             ApiError::bad_request(format!("could not read the request body: {inner}"))

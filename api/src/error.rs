@@ -19,12 +19,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            details: Value::Null,
-        }
+        ApiError { status, code, message: message.into(), details: Value::Null }
     }
 
     pub fn with_details(mut self, details: Value) -> Self {
@@ -33,11 +28,7 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str, id: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} `{id}` not found"),
-        )
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} `{id}` not found"))
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -47,40 +38,25 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
+        let body = json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
         (self.status, axum::Json(body)).into_response()
     }
 }
 
 impl From<SpecError> for ApiError {
     fn from(e: SpecError) -> Self {
-        let problems: Vec<Value> = e
-            .problems
-            .iter()
-            .map(|p| json!({"path": p.path, "message": p.message}))
-            .collect();
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_spec",
-            e.to_string(),
-        )
-        .with_details(json!({"problems": problems}))
+        let problems: Vec<Value> = e.problems.iter().map(|p| json!({"path": p.path, "message": p.message})).collect();
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_spec", e.to_string())
+            .with_details(json!({"problems": problems}))
     }
 }
 
 impl From<NodeError> for ApiError {
     fn from(e: NodeError) -> Self {
         match e {
-            NodeError::NoLeader { .. } => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                e.to_string(),
-            ),
+            NodeError::NoLeader { .. } => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string()),
             NodeError::BadRequest(m) => ApiError::bad_request(m),
-            NodeError::Membership(m) => {
-                ApiError::new(StatusCode::CONFLICT, "membership_conflict", m)
-            }
+            NodeError::Membership(m) => ApiError::new(StatusCode::CONFLICT, "membership_conflict", m),
             NodeError::Storage(_) | NodeError::Raft(_) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
             }
@@ -98,15 +74,14 @@ impl From<Rejection> for ApiError {
             | Rejection::AttemptNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Rejection::InvalidSpec(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_spec"),
             Rejection::InvalidParams(_) => (StatusCode::BAD_REQUEST, "invalid_params"),
+            Rejection::NestedBatch => (StatusCode::BAD_REQUEST, "bad_request"),
             Rejection::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Rejection::StaleAttempt { .. } => (StatusCode::CONFLICT, "stale_attempt"),
             Rejection::TaskNotReady { .. } => (StatusCode::CONFLICT, "task_not_ready"),
             Rejection::ExecutionFinished { .. } | Rejection::NotRetryable { .. } => {
                 (StatusCode::CONFLICT, "execution_finished")
             }
-            Rejection::LeaseHeld { .. } | Rejection::LeaseNotHeld { .. } => {
-                (StatusCode::CONFLICT, "lease_conflict")
-            }
+            Rejection::LeaseHeld { .. } | Rejection::LeaseNotHeld { .. } => (StatusCode::CONFLICT, "lease_conflict"),
         };
         ApiError::new(status, code, message)
     }

@@ -30,11 +30,7 @@ pub struct ApiLimits {
 
 impl Default for ApiLimits {
     fn default() -> Self {
-        ApiLimits {
-            max_body_bytes: 1024 * 1024,
-            max_raft_body_bytes: 512 * 1024 * 1024,
-            max_page_size: 500,
-        }
+        ApiLimits { max_body_bytes: 1024 * 1024, max_raft_body_bytes: 512 * 1024 * 1024, max_page_size: 500 }
     }
 }
 
@@ -47,11 +43,7 @@ pub struct ApiState<T> {
 
 impl<T> Clone for ApiState<T> {
     fn clone(&self) -> Self {
-        ApiState {
-            node: self.node.clone(),
-            clock: self.clock.clone(),
-            limits: self.limits.clone(),
-        }
+        ApiState { node: self.node.clone(), clock: self.clock.clone(), limits: self.limits.clone() }
     }
 }
 

@@ -39,10 +39,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let (value, read) = bincode::serde::decode_from_slice(body, bincode::config::standard())
         .map_err(|e| CodecError::Decode(e.to_string()))?;
     if read != body.len() {
-        return Err(CodecError::Decode(format!(
-            "{} trailing bytes",
-            body.len() - read
-        )));
+        return Err(CodecError::Decode(format!("{} trailing bytes", body.len() - read)));
     }
     Ok(value)
 }

@@ -71,12 +71,8 @@ impl FromStr for DurationMs {
                 "d" => 86_400_000,
                 _ => return Err(syntax()),
             };
-            let part = number
-                .checked_mul(unit_ms)
-                .ok_or_else(|| DurationError::TooLong(text.into()))?;
-            total_ms = total_ms
-                .checked_add(part)
-                .ok_or_else(|| DurationError::TooLong(text.into()))?;
+            let part = number.checked_mul(unit_ms).ok_or_else(|| DurationError::TooLong(text.into()))?;
+            total_ms = total_ms.checked_add(part).ok_or_else(|| DurationError::TooLong(text.into()))?;
         }
         if total_ms > MAX_DURATION_MS {
             return Err(DurationError::TooLong(text.to_string()));

@@ -9,7 +9,8 @@ use chrono::{TimeZone, Utc};
 pub type NodeId = u64;
 
 /// The slug rule, for error messages.
-pub const SLUG_RULE: &str = "lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 63 characters";
+pub const SLUG_RULE: &str =
+    "lowercase letters, digits, '-' and '_', starting with a letter or digit, at most 63 characters";
 
 /// True if `s` matches `[a-z0-9][a-z0-9_-]{0,62}`.
 pub fn is_slug(s: &str) -> bool {
@@ -17,9 +18,7 @@ pub fn is_slug(s: &str) -> bool {
     !bytes.is_empty()
         && bytes.len() <= 63
         && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'_')
+        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'_')
 }
 
 /// The id of the execution of `workflow_id` scheduled for `scheduled_at_ms`:
@@ -67,13 +66,7 @@ mod tests {
     fn scheduled_ids_are_deterministic_and_readable() {
         let t = 1_767_247_200_000; // 2026-01-01T06:00:00Z
         assert_eq!(scheduled_execution_id("daily", t), "daily:20260101T060000Z");
-        assert_eq!(
-            scheduled_execution_id("daily", t),
-            scheduled_execution_id("daily", t)
-        );
-        assert_eq!(
-            scheduled_execution_id("daily", t + 5),
-            "daily:20260101T060000.005Z"
-        );
+        assert_eq!(scheduled_execution_id("daily", t), scheduled_execution_id("daily", t));
+        assert_eq!(scheduled_execution_id("daily", t + 5), "daily:20260101T060000.005Z");
     }
 }

@@ -56,9 +56,7 @@ impl<'de> Deserialize<'de> for Json {
             serde_json::Value::deserialize(deserializer).map(Json)
         } else {
             let text = String::deserialize(deserializer)?;
-            serde_json::from_str(&text)
-                .map(Json)
-                .map_err(serde::de::Error::custom)
+            serde_json::from_str(&text).map(Json).map_err(serde::de::Error::custom)
         }
     }
 }

@@ -28,15 +28,8 @@ pub enum ScheduleError {
     #[error("schedule `{expr}` has {count} fields; expected 5 (min hour dom month dow), 6 with a leading seconds field, or a macro such as @daily")]
     FieldCount { expr: String, count: usize },
     #[error("schedule `{expr}`: {field} field `{value}` is invalid: {reason}")]
-    Field {
-        expr: String,
-        field: &'static str,
-        value: String,
-        reason: String,
-    },
-    #[error(
-        "schedule `{expr}`: unknown macro; expected @hourly, @daily, @weekly, @monthly or @yearly"
-    )]
+    Field { expr: String, field: &'static str, value: String, reason: String },
+    #[error("schedule `{expr}`: unknown macro; expected @hourly, @daily, @weekly, @monthly or @yearly")]
     Macro { expr: String },
     #[error("unknown time zone `{0}`: expected an IANA name such as UTC or Europe/Kyiv")]
     TimeZone(String),
@@ -44,14 +37,7 @@ pub enum ScheduleError {
     NeverFires { expr: String },
 }
 
-const FIELD_NAMES: [&str; 6] = [
-    "seconds",
-    "minute",
-    "hour",
-    "day-of-month",
-    "month",
-    "day-of-week",
-];
+const FIELD_NAMES: [&str; 6] = ["seconds", "minute", "hour", "day-of-month", "month", "day-of-week"];
 const DAY_NAMES: [&str; 7] = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
 /// Parses an IANA time zone name.
@@ -70,23 +56,11 @@ impl CronSchedule {
             value: expr.to_string(),
             reason: e.to_string(),
         })?;
-        let schedule = CronSchedule {
-            expr: expr.to_string(),
-            timezone: tz,
-            inner,
-        };
+        let schedule = CronSchedule { expr: expr.to_string(), timezone: tz, inner };
         // A schedule such as `0 0 30 2 *` parses but never fires; say so now, not at midnight.
-        let probe = Utc
-            .timestamp_millis_opt(0)
-            .single()
-            .map(|t| t.with_timezone(&tz));
-        if probe
-            .and_then(|t| schedule.inner.after(&t).next())
-            .is_none()
-        {
-            return Err(ScheduleError::NeverFires {
-                expr: expr.to_string(),
-            });
+        let probe = Utc.timestamp_millis_opt(0).single().map(|t| t.with_timezone(&tz));
+        if probe.and_then(|t| schedule.inner.after(&t).next()).is_none() {
+            return Err(ScheduleError::NeverFires { expr: expr.to_string() });
         }
         Ok(schedule)
     }
@@ -103,10 +77,7 @@ impl CronSchedule {
     pub fn next_after_ms(&self, after_ms: i64) -> Option<i64> {
         let after: DateTime<Utc> = Utc.timestamp_millis_opt(after_ms).single()?;
         let local = after.with_timezone(&self.timezone);
-        self.inner
-            .after(&local)
-            .next()
-            .map(|t| t.timestamp_millis())
+        self.inner.after(&local).next().map(|t| t.timestamp_millis())
     }
 }
 
@@ -120,11 +91,7 @@ fn translate(expr: &str) -> Result<String, ScheduleError> {
             "weekly" => "0 0 0 * * sun",
             "daily" | "midnight" => "0 0 0 * * *",
             "hourly" => "0 0 * * * *",
-            _ => {
-                return Err(ScheduleError::Macro {
-                    expr: expr.to_string(),
-                })
-            }
+            _ => return Err(ScheduleError::Macro { expr: expr.to_string() }),
         };
         return Ok(fields.to_string());
     }
@@ -132,12 +99,7 @@ fn translate(expr: &str) -> Result<String, ScheduleError> {
     match fields.len() {
         5 => fields.insert(0, "0".to_string()),
         6 => {}
-        count => {
-            return Err(ScheduleError::FieldCount {
-                expr: expr.to_string(),
-                count,
-            })
-        }
+        count => return Err(ScheduleError::FieldCount { expr: expr.to_string(), count }),
     }
     fields[5] = translate_day_of_week(&fields[5]).map_err(|reason| ScheduleError::Field {
         expr: expr.to_string(),
@@ -150,11 +112,7 @@ fn translate(expr: &str) -> Result<String, ScheduleError> {
         let mut probe: Vec<&str> = vec!["0", "*", "*", "*", "*", "*"];
         probe[i] = value;
         if let Err(e) = cron::Schedule::from_str(&probe.join(" ")) {
-            let original = if i == 5 {
-                original_dow(trimmed)
-            } else {
-                value.clone()
-            };
+            let original = if i == 5 { original_dow(trimmed) } else { value.clone() };
             return Err(ScheduleError::Field {
                 expr: expr.to_string(),
                 field: FIELD_NAMES[i],
@@ -167,10 +125,7 @@ fn translate(expr: &str) -> Result<String, ScheduleError> {
 }
 
 fn original_dow(expr: &str) -> String {
-    expr.split_whitespace()
-        .last()
-        .unwrap_or_default()
-        .to_string()
+    expr.split_whitespace().last().unwrap_or_default().to_string()
 }
 
 /// Expands a crontab day-of-week field (0-7, Sunday = 0 or 7, names, lists, ranges, steps) into
@@ -183,9 +138,7 @@ fn translate_day_of_week(field: &str) -> Result<String, String> {
     for part in field.split(',') {
         let (range, step) = match part.split_once('/') {
             Some((range, step)) => {
-                let step: u32 = step
-                    .parse()
-                    .map_err(|_| format!("step `{step}` is not a number"))?;
+                let step: u32 = step.parse().map_err(|_| format!("step `{step}` is not a number"))?;
                 if step == 0 {
                     return Err("step must be at least 1".to_string());
                 }
@@ -215,20 +168,12 @@ fn translate_day_of_week(field: &str) -> Result<String, String> {
             day += step;
         }
     }
-    Ok(days
-        .iter()
-        .map(|d| DAY_NAMES[*d as usize])
-        .collect::<Vec<_>>()
-        .join(","))
+    Ok(days.iter().map(|d| DAY_NAMES[*d as usize]).collect::<Vec<_>>().join(","))
 }
 
 fn day_number(text: &str) -> Result<u32, String> {
     if let Ok(n) = text.parse::<u32>() {
-        return if n <= 7 {
-            Ok(n)
-        } else {
-            Err(format!("day `{n}` is out of range 0-7"))
-        };
+        return if n <= 7 { Ok(n) } else { Err(format!("day `{n}` is out of range 0-7")) };
     }
     let lower = text.to_ascii_lowercase();
     DAY_NAMES
@@ -243,27 +188,19 @@ mod tests {
     use super::*;
 
     fn ms(text: &str) -> i64 {
-        DateTime::parse_from_rfc3339(text)
-            .unwrap()
-            .timestamp_millis()
+        DateTime::parse_from_rfc3339(text).unwrap().timestamp_millis()
     }
 
     #[test]
     fn five_fields_fire_on_the_minute() {
         let s = CronSchedule::parse("30 6 * * *", "UTC").unwrap();
-        assert_eq!(
-            s.next_after_ms(ms("2026-01-01T00:00:00Z")),
-            Some(ms("2026-01-01T06:30:00Z"))
-        );
+        assert_eq!(s.next_after_ms(ms("2026-01-01T00:00:00Z")), Some(ms("2026-01-01T06:30:00Z")));
     }
 
     #[test]
     fn six_fields_have_leading_seconds() {
         let s = CronSchedule::parse("*/2 * * * * *", "UTC").unwrap();
-        assert_eq!(
-            s.next_after_ms(ms("2026-01-01T00:00:01Z")),
-            Some(ms("2026-01-01T00:00:02Z"))
-        );
+        assert_eq!(s.next_after_ms(ms("2026-01-01T00:00:01Z")), Some(ms("2026-01-01T00:00:02Z")));
     }
 
     #[test]
@@ -271,60 +208,38 @@ mod tests {
         // 2026-01-04 is a Sunday.
         for dow in ["0", "7", "sun"] {
             let s = CronSchedule::parse(&format!("0 12 * * {dow}"), "UTC").unwrap();
-            assert_eq!(
-                s.next_after_ms(ms("2026-01-01T00:00:00Z")),
-                Some(ms("2026-01-04T12:00:00Z"))
-            );
+            assert_eq!(s.next_after_ms(ms("2026-01-01T00:00:00Z")), Some(ms("2026-01-04T12:00:00Z")));
         }
         // Monday to Friday.
         let s = CronSchedule::parse("0 9 * * 1-5", "UTC").unwrap();
-        assert_eq!(
-            s.next_after_ms(ms("2026-01-03T00:00:00Z")),
-            Some(ms("2026-01-05T09:00:00Z"))
-        );
+        assert_eq!(s.next_after_ms(ms("2026-01-03T00:00:00Z")), Some(ms("2026-01-05T09:00:00Z")));
         // Friday to Sunday, written with 7.
         let s = CronSchedule::parse("0 9 * * 5-7", "UTC").unwrap();
-        assert_eq!(
-            s.next_after_ms(ms("2026-01-03T10:00:00Z")),
-            Some(ms("2026-01-04T09:00:00Z"))
-        );
+        assert_eq!(s.next_after_ms(ms("2026-01-03T10:00:00Z")), Some(ms("2026-01-04T09:00:00Z")));
     }
 
     #[test]
     fn macros_and_time_zones() {
         let s = CronSchedule::parse("@daily", "Europe/Kyiv").unwrap();
         // Midnight in Kyiv (UTC+2 in winter) is 22:00 UTC.
-        assert_eq!(
-            s.next_after_ms(ms("2026-01-01T12:00:00Z")),
-            Some(ms("2026-01-01T22:00:00Z"))
-        );
+        assert_eq!(s.next_after_ms(ms("2026-01-01T12:00:00Z")), Some(ms("2026-01-01T22:00:00Z")));
         assert!(CronSchedule::parse("@hourly", "UTC").is_ok());
         assert!(CronSchedule::parse("@fortnightly", "UTC").is_err());
     }
 
     #[test]
     fn errors_name_the_field() {
-        let err = CronSchedule::parse("61 * * * *", "UTC")
-            .unwrap_err()
-            .to_string();
+        let err = CronSchedule::parse("61 * * * *", "UTC").unwrap_err().to_string();
         assert!(err.contains("minute field `61`"), "{err}");
-        let err = CronSchedule::parse("0 25 * * *", "UTC")
-            .unwrap_err()
-            .to_string();
+        let err = CronSchedule::parse("0 25 * * *", "UTC").unwrap_err().to_string();
         assert!(err.contains("hour field `25`"), "{err}");
-        let err = CronSchedule::parse("0 0 * * 9", "UTC")
-            .unwrap_err()
-            .to_string();
+        let err = CronSchedule::parse("0 0 * * 9", "UTC").unwrap_err().to_string();
         assert!(err.contains("day-of-week field `9`"), "{err}");
         let err = CronSchedule::parse("* * *", "UTC").unwrap_err().to_string();
         assert!(err.contains("3 fields"), "{err}");
-        let err = CronSchedule::parse("0 0 30 2 *", "UTC")
-            .unwrap_err()
-            .to_string();
+        let err = CronSchedule::parse("0 0 30 2 *", "UTC").unwrap_err().to_string();
         assert!(err.contains("never fires"), "{err}");
-        let err = CronSchedule::parse("@daily", "Mars/Olympus")
-            .unwrap_err()
-            .to_string();
+        let err = CronSchedule::parse("@daily", "Mars/Olympus").unwrap_err().to_string();
         assert!(err.contains("Mars/Olympus"), "{err}");
     }
 }

@@ -11,11 +11,7 @@ use serde::Deserialize;
 
 /// Command line of `loom-node`. Every flag also reads a `LOOM_*` environment variable.
 #[derive(Debug, Parser)]
-#[command(
-    name = "loom-node",
-    version,
-    about = "A Link Loom cluster node: API, UI, scheduler and Raft member"
-)]
+#[command(name = "loom-node", version, about = "A Link Loom cluster node: API, UI, scheduler and Raft member")]
 pub struct Cli {
     /// Single-node cluster on 127.0.0.1:8080 with data in ./loom-data; no other set-up needed.
     #[arg(long)]
@@ -113,29 +109,18 @@ impl Config {
         let file = match &cli.config {
             None => FileConfig::default(),
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
                 toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
             }
         };
         let dev_listen: SocketAddr = ([127, 0, 0, 1], 8080).into();
-        let node_id = cli
-            .node_id
-            .or(file.node_id)
-            .or(cli.dev.then_some(1))
-            .unwrap_or(1);
+        let node_id = cli.node_id.or(file.node_id).or(cli.dev.then_some(1)).unwrap_or(1);
         if node_id == 0 {
             bail!("node id must be a positive integer");
         }
         let listen = cli.listen.or(file.listen).unwrap_or(dev_listen);
-        let advertise = cli
-            .advertise
-            .or(file.advertise)
-            .unwrap_or_else(|| listen.to_string());
-        let data_dir = cli
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("loom-data"));
+        let advertise = cli.advertise.or(file.advertise).unwrap_or_else(|| listen.to_string());
+        let data_dir = cli.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("loom-data"));
         let join = cli.join || file.join.unwrap_or(false);
         let initial_members = match cli.peers.or(file.peers) {
             Some(peers) if !peers.trim().is_empty() => parse_peers(&peers)?,
@@ -158,27 +143,12 @@ impl Config {
             data_dir,
             initial_members,
             heartbeat_ms: cli.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(100),
-            election_timeout_min_ms: cli
-                .election_timeout_min_ms
-                .or(file.election_timeout_min_ms)
-                .unwrap_or(500),
-            election_timeout_max_ms: cli
-                .election_timeout_max_ms
-                .or(file.election_timeout_max_ms)
-                .unwrap_or(1000),
+            election_timeout_min_ms: cli.election_timeout_min_ms.or(file.election_timeout_min_ms).unwrap_or(500),
+            election_timeout_max_ms: cli.election_timeout_max_ms.or(file.election_timeout_max_ms).unwrap_or(1000),
             snapshot_logs: cli.snapshot_logs.or(file.snapshot_logs).unwrap_or(10_000),
-            logs_kept_after_snapshot: cli
-                .logs_kept_after_snapshot
-                .or(file.logs_kept_after_snapshot)
-                .unwrap_or(1_000),
-            forward_wait_ms: cli
-                .forward_wait_ms
-                .or(file.forward_wait_ms)
-                .unwrap_or(10_000),
-            max_body_bytes: cli
-                .max_body_bytes
-                .or(file.max_body_bytes)
-                .unwrap_or(1024 * 1024),
+            logs_kept_after_snapshot: cli.logs_kept_after_snapshot.or(file.logs_kept_after_snapshot).unwrap_or(1_000),
+            forward_wait_ms: cli.forward_wait_ms.or(file.forward_wait_ms).unwrap_or(10_000),
+            max_body_bytes: cli.max_body_bytes.or(file.max_body_bytes).unwrap_or(1024 * 1024),
             log_format,
         };
         if config.heartbeat_ms == 0 || config.election_timeout_min_ms <= config.heartbeat_ms {
@@ -202,10 +172,7 @@ fn parse_peers(text: &str) -> anyhow::Result<BTreeMap<u64, String>> {
         let Some((id, addr)) = part.split_once('=') else {
             bail!("peer `{part}` is not ID=HOST:PORT");
         };
-        let id: u64 = id
-            .trim()
-            .parse()
-            .with_context(|| format!("peer id `{id}` is not a number"))?;
+        let id: u64 = id.trim().parse().with_context(|| format!("peer id `{id}` is not a number"))?;
         if id == 0 {
             bail!("peer id 0 is not allowed");
         }
@@ -234,21 +201,14 @@ mod tests {
         let c = Config::resolve(cli(&["--dev"])).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.data_dir, PathBuf::from("loom-data"));
-        assert_eq!(
-            c.initial_members,
-            BTreeMap::from([(1, "127.0.0.1:8080".to_string())])
-        );
+        assert_eq!(c.initial_members, BTreeMap::from([(1, "127.0.0.1:8080".to_string())]));
     }
 
     #[test]
     fn flags_override_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.toml");
-        std::fs::write(
-            &path,
-            "node_id = 2\nlisten = \"127.0.0.1:9000\"\nsnapshot_logs = 7\n",
-        )
-        .unwrap();
+        std::fs::write(&path, "node_id = 2\nlisten = \"127.0.0.1:9000\"\nsnapshot_logs = 7\n").unwrap();
         let c = Config::resolve(cli(&[
             "--config",
             path.to_str().unwrap(),
@@ -269,10 +229,7 @@ mod tests {
         let e = Config::resolve(cli(&["--peers", "1=a:1,x=b:2"])).unwrap_err();
         assert!(format!("{e:#}").contains("`x`"), "{e:#}");
         let e = Config::resolve(cli(&["--node-id", "3", "--peers", "1=a:1,2=b:2"])).unwrap_err();
-        assert!(
-            e.to_string().contains("does not list this node's id 3"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("does not list this node's id 3"), "{e}");
         let e = Config::resolve(cli(&["--log-format", "xml"])).unwrap_err();
         assert!(e.to_string().contains("xml"), "{e}");
         let dir = tempfile::tempdir().unwrap();

@@ -6,6 +6,7 @@ mod config;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use clap::Parser;
 use linkloom_api::{ApiLimits, ApiState};
 use linkloom_raft::{HttpTransport, RaftSettings, ReplicatedNode, SystemClock};
@@ -19,15 +20,10 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(config.log_format);
 
     // Bind first: a port conflict should fail before any data is touched.
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
 
-    let mut settings = RaftSettings::new(
-        config.node_id,
-        config.advertise.clone(),
-        config.data_dir.clone(),
-    );
+    let mut settings = RaftSettings::new(config.node_id, config.advertise.clone(), config.data_dir.clone());
     settings.initial_members = config.initial_members.clone();
     settings.heartbeat_ms = config.heartbeat_ms;
     settings.election_timeout_min_ms = config.election_timeout_min_ms;
@@ -37,23 +33,10 @@ async fn main() -> anyhow::Result<()> {
     settings.forward_wait_ms = config.forward_wait_ms;
     let node = ReplicatedNode::start(settings, HttpTransport::tcp())
         .await
-        .with_context(|| {
-            format!(
-                "starting node {} with data in {}",
-                config.node_id,
-                config.data_dir.display()
-            )
-        })?;
+        .with_context(|| format!("starting node {} with data in {}", config.node_id, config.data_dir.display()))?;
 
-    let limits = ApiLimits {
-        max_body_bytes: config.max_body_bytes,
-        ..ApiLimits::default()
-    };
-    let app = linkloom_api::router(ApiState {
-        node: node.clone(),
-        clock: Arc::new(SystemClock),
-        limits,
-    });
+    let limits = ApiLimits { max_body_bytes: config.max_body_bytes, ..ApiLimits::default() };
+    let app = linkloom_api::router(ApiState { node: node.clone(), clock: Arc::new(SystemClock), limits });
     tracing::info!(
         node_id = config.node_id,
         listen = %config.listen,
@@ -63,10 +46,13 @@ async fn main() -> anyhow::Result<()> {
         "loom-node serving on http://{}",
         config.listen
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")?;
+    // Nagle off: answers (Raft acks above all) are small and latency-bound.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!("cannot set TCP_NODELAY: {e}");
+        }
+    });
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
 
     tracing::info!("shutting down");
     node.shutdown().await.context("stopping raft")?;
@@ -79,10 +65,7 @@ fn init_tracing(format: LogFormat) {
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn,sled=warn,tower_http=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -7,9 +7,7 @@ use linkloom_harness::{Cluster, ClusterOptions};
 const BIN: &str = env!("CARGO_BIN_EXE_loom-node");
 
 fn last_applied(cluster: &Cluster) -> u64 {
-    let (_, v) = cluster
-        .get_json(1, "/api/v1/cluster")
-        .expect("cluster info");
+    let (_, v) = cluster.get_json(1, "/api/v1/cluster").expect("cluster info");
     v["last_applied"].as_u64().unwrap_or(0)
 }
 
@@ -19,18 +17,9 @@ fn bad_workflows_are_rejected_with_named_problems_and_change_nothing() {
     let mut cluster = Cluster::start(BIN, options).expect("start");
     cluster.wait_ready(Duration::from_secs(30)).expect("ready");
     let valid = "id: ok\ntasks:\n  - {id: a, type: worker, queue: q}\n";
-    assert_eq!(
-        cluster
-            .post(1, "/api/v1/workflows", "application/yaml", valid)
-            .unwrap()
-            .0,
-        201
-    );
+    assert_eq!(cluster.post(1, "/api/v1/workflows", "application/yaml", valid).unwrap().0, 201);
 
-    let oversize = format!(
-        "id: big\ndescription: \"{}\"\ntasks: []\n",
-        "x".repeat(70 * 1024)
-    );
+    let oversize = format!("id: big\ndescription: \"{}\"\ntasks: []\n", "x".repeat(70 * 1024));
     let cases: Vec<(&str, &str, String, u16, &str, &str)> = vec![
         ("malformed YAML", "application/yaml", "id: a\ntasks: x: y\n".into(), 422, "invalid_spec", "line 2"),
         ("malformed JSON", "application/json", "{\"id\": ".into(), 422, "invalid_spec", "EOF"),
@@ -45,35 +34,19 @@ fn bad_workflows_are_rejected_with_named_problems_and_change_nothing() {
     ];
     let before = last_applied(&cluster);
     for (what, content_type, body, status, code, needle) in cases {
-        let (got, answer) = cluster
-            .post(1, "/api/v1/workflows", content_type, body)
-            .unwrap();
+        let (got, answer) = cluster.post(1, "/api/v1/workflows", content_type, body).unwrap();
         assert_eq!(got, status, "{what}: {answer}");
         assert_eq!(answer["error"]["code"], code, "{what}: {answer}");
         let message = answer["error"]["message"].as_str().unwrap_or_default();
-        assert!(
-            message.contains(needle),
-            "{what}: expected {needle:?} in {message:?}"
-        );
+        assert!(message.contains(needle), "{what}: expected {needle:?} in {message:?}");
     }
-    assert_eq!(
-        last_applied(&cluster),
-        before,
-        "a rejected request reached the log"
-    );
+    assert_eq!(last_applied(&cluster), before, "a rejected request reached the log");
     let (_, list) = cluster.get_json(1, "/api/v1/workflows").unwrap();
     assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
 
     let (status, answer) = cluster.get_json(1, "/api/v1/workflows/ghost").unwrap();
-    assert_eq!(
-        (status, answer["error"]["code"].as_str()),
-        (404, Some("not_found"))
-    );
-    let response = cluster
-        .http()
-        .delete(format!("{}/api/v1/workflows/ghost", cluster.url(1)))
-        .send()
-        .unwrap();
+    assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("not_found")));
+    let response = cluster.http().delete(format!("{}/api/v1/workflows/ghost", cluster.url(1))).send().unwrap();
     assert_eq!(response.status().as_u16(), 404);
     let (status, _) = cluster.get_json(1, "/api/v1/nothing-here").unwrap();
     assert_eq!(status, 404);

@@ -16,12 +16,7 @@ fn workflow_yaml(id: &str) -> String {
 
 /// Puts a workflow through node `via`; returns its version if acknowledged.
 fn put(cluster: &Cluster, via: u64, id: &str) -> Option<u64> {
-    match cluster.post(
-        via,
-        "/api/v1/workflows",
-        "application/yaml",
-        workflow_yaml(id),
-    ) {
+    match cluster.post(via, "/api/v1/workflows", "application/yaml", workflow_yaml(id)) {
         Ok((201, body)) => body["version"].as_u64(),
         _ => None,
     }
@@ -52,11 +47,7 @@ fn local_ids(cluster: &Cluster, id: u64) -> BTreeSet<String> {
 }
 
 fn followers(cluster: &Cluster, leader: u64) -> Vec<u64> {
-    cluster
-        .ids()
-        .into_iter()
-        .filter(|id| *id != leader)
-        .collect()
+    cluster.ids().into_iter().filter(|id| *id != leader).collect()
 }
 
 #[test]
@@ -68,27 +59,17 @@ fn acknowledged_writes_survive_killing_the_leader() {
     let mut acknowledged = BTreeSet::new();
     for i in 0..20 {
         let id = format!("before-{i}");
-        assert!(
-            put(&cluster, via, &id).is_some(),
-            "write through follower {via} failed"
-        );
+        assert!(put(&cluster, via, &id).is_some(), "write through follower {via} failed");
         acknowledged.insert(id);
     }
 
     cluster.kill(leader).expect("SIGKILL the leader");
-    let survivor = followers(&cluster, leader)
-        .into_iter()
-        .find(|id| *id != via)
-        .unwrap_or(via);
+    let survivor = followers(&cluster, leader).into_iter().find(|id| *id != via).unwrap_or(via);
     // The first write may wait for the election; the node retries internally (bounded).
     for i in 0..20 {
         let id = format!("after-{i}");
         let version = put(&cluster, survivor, &id);
-        assert!(
-            version.is_some(),
-            "write through survivor {survivor} failed\n{}",
-            cluster.logs_tail(30)
-        );
+        assert!(version.is_some(), "write through survivor {survivor} failed\n{}", cluster.logs_tail(30));
         acknowledged.insert(id);
     }
     let new_leader = cluster.leader_seen_by(survivor).expect("a new leader");
@@ -96,17 +77,12 @@ fn acknowledged_writes_survive_killing_the_leader() {
 
     cluster.restart(leader).expect("restart the killed node");
     cluster
-        .wait_for(
-            "the restarted node to hold every acknowledged write",
-            READY,
-            |c| local_ids(c, leader).is_superset(&acknowledged),
-        )
+        .wait_for("the restarted node to hold every acknowledged write", READY, |c| {
+            local_ids(c, leader).is_superset(&acknowledged)
+        })
         .expect("restarted node caught up");
     for id in cluster.ids() {
-        assert!(
-            local_ids(&cluster, id).is_superset(&acknowledged),
-            "node {id} is missing writes"
-        );
+        assert!(local_ids(&cluster, id).is_superset(&acknowledged), "node {id} is missing writes");
     }
 }
 
@@ -126,10 +102,7 @@ fn a_node_restarts_from_its_data_dir() {
     assert_eq!(wf["version"], 10);
 
     // A clean stop with SIGTERM exits 0 and restarts just as well.
-    assert_eq!(
-        cluster.terminate(1, Duration::from_secs(10)).unwrap(),
-        Some(0)
-    );
+    assert_eq!(cluster.terminate(1, Duration::from_secs(10)).unwrap(), Some(0));
     cluster.restart(1).unwrap();
     cluster.wait_ready(READY).expect("ready after SIGTERM");
     assert_eq!(put(&cluster, 1, "kept"), Some(11));
@@ -137,9 +110,7 @@ fn a_node_restarts_from_its_data_dir() {
 
 #[test]
 fn a_lagging_node_catches_up_by_snapshot_and_logs_stay_bounded() {
-    let options = ClusterOptions::new(3)
-        .env("LOOM_SNAPSHOT_LOGS", 20)
-        .env("LOOM_LOGS_KEPT_AFTER_SNAPSHOT", 0);
+    let options = ClusterOptions::new(3).env("LOOM_SNAPSHOT_LOGS", 20).env("LOOM_LOGS_KEPT_AFTER_SNAPSHOT", 0);
     let mut cluster = Cluster::start(BIN, options).expect("start");
     let leader = cluster.wait_ready(READY).expect("ready");
     let lagging = followers(&cluster, leader)[1];
@@ -162,22 +133,12 @@ fn a_lagging_node_catches_up_by_snapshot_and_logs_stay_bounded() {
 
     cluster.restart(lagging).unwrap();
     cluster
-        .wait_for(
-            "the lagging node to install a snapshot and hold every write",
-            READY,
-            |c| {
-                let snapshot = c
-                    .get_json(lagging, "/api/v1/cluster")
-                    .ok()
-                    .and_then(|(_, v)| v["snapshot_index"].as_u64());
-                snapshot.unwrap_or(0) > 100 && local_ids(c, lagging).is_superset(&written)
-            },
-        )
+        .wait_for("the lagging node to install a snapshot and hold every write", READY, |c| {
+            let snapshot = c.get_json(lagging, "/api/v1/cluster").ok().and_then(|(_, v)| v["snapshot_index"].as_u64());
+            snapshot.unwrap_or(0) > 100 && local_ids(c, lagging).is_superset(&written)
+        })
         .expect("caught up by snapshot");
-    assert!(
-        cluster.log_text(lagging).contains("snapshot installed"),
-        "the lagging node never installed a snapshot"
-    );
+    assert!(cluster.log_text(lagging).contains("snapshot installed"), "the lagging node never installed a snapshot");
 }
 
 #[test]
@@ -189,46 +150,46 @@ fn membership_changes_add_promote_and_remove() {
     let new_id = cluster.add_joining_node().expect("start a joining node");
     let addr = format!("127.0.0.1:{}", cluster.node(new_id).port);
     let body = serde_json::json!({"id": new_id, "addr": addr}).to_string();
-    let (status, answer) = cluster
-        .post(via, "/api/v1/cluster/members", "application/json", body)
-        .unwrap();
+    let (status, answer) = cluster.post(via, "/api/v1/cluster/members", "application/json", body).unwrap();
     assert_eq!(status, 201, "{answer}");
-    let (status, answer) = cluster
-        .post(
-            via,
-            &format!("/api/v1/cluster/members/{new_id}/promote"),
-            "application/json",
-            "",
-        )
-        .unwrap();
+    let (status, answer) =
+        cluster.post(via, &format!("/api/v1/cluster/members/{new_id}/promote"), "application/json", "").unwrap();
     assert_eq!(status, 200, "{answer}");
-    let voters = |v: &Value| {
-        v["members"]
-            .as_array()
-            .map(|m| m.iter().filter(|m| m["voter"] == true).count())
-            .unwrap_or(0)
-    };
+    let voters =
+        |v: &Value| v["members"].as_array().map(|m| m.iter().filter(|m| m["voter"] == true).count()).unwrap_or(0);
     cluster
-        .wait_for("four voters", READY, |c| {
-            c.get_json(new_id, "/api/v1/cluster")
-                .is_ok_and(|(_, v)| voters(&v) == 4)
-        })
+        .wait_for("four voters", READY, |c| c.get_json(new_id, "/api/v1/cluster").is_ok_and(|(_, v)| voters(&v) == 4))
         .unwrap();
     assert!(local_ids(&cluster, new_id).contains("before-join"));
 
-    let response = cluster
-        .http()
-        .delete(format!(
-            "{}/api/v1/cluster/members/{new_id}",
-            cluster.url(via)
-        ))
-        .send()
-        .unwrap();
+    let response =
+        cluster.http().delete(format!("{}/api/v1/cluster/members/{new_id}", cluster.url(via))).send().unwrap();
     assert_eq!(response.status().as_u16(), 200);
     cluster
         .wait_for("three members again", READY, |c| {
-            c.get_json(via, "/api/v1/cluster")
-                .is_ok_and(|(_, v)| v["members"].as_array().map(Vec::len) == Some(3))
+            c.get_json(via, "/api/v1/cluster").is_ok_and(|(_, v)| v["members"].as_array().map(Vec::len) == Some(3))
         })
         .unwrap();
+}
+
+#[test]
+fn concurrent_writes_are_batched_and_each_gets_its_own_answer() {
+    let mut cluster = Cluster::start(BIN, ClusterOptions::new(3)).expect("start");
+    let leader = cluster.wait_ready(READY).expect("ready");
+    let via = followers(&cluster, leader)[0];
+    let cluster = &cluster;
+    // 8 threads x 25 puts of one workflow: every version 1..=200 must be answered exactly once.
+    let versions: Vec<u64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(move || (0..25).map(|_| put(cluster, via, "contended").expect("put")).collect::<Vec<_>>())
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("thread")).collect()
+    });
+    let unique: BTreeSet<u64> = versions.iter().copied().collect();
+    assert_eq!(versions.len(), 200);
+    assert_eq!(unique, (1..=200).collect::<BTreeSet<u64>>(), "answers were lost, duplicated or misrouted");
+    let (_, wf) = cluster.get_json(leader, "/api/v1/workflows/contended").unwrap();
+    assert_eq!(wf["version"], 200);
 }

@@ -4,13 +4,11 @@ use std::time::Duration;
 
 use linkloom_core::codec;
 use openraft::error::{
-    Fatal, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed,
-    StreamingError, Unreachable,
+    Fatal, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError,
+    Unreachable,
 };
 use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
-};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
 use openraft::{BasicNode, OptionalSend, Snapshot, Vote};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -58,31 +56,17 @@ impl<T: Transport> PeerClient<T> {
         request: &Req,
         timeout: Duration,
     ) -> Result<Resp, CallError<E>> {
-        let body = codec::encode(request).map_err(|e| {
-            CallError::Transport(TransportError::Io {
-                addr: self.addr.clone(),
-                reason: e.to_string(),
-            })
-        })?;
-        let bytes = self
-            .transport
-            .post(&self.addr, path, body, timeout)
-            .await
-            .map_err(CallError::Transport)?;
-        let result: Result<Resp, E> = codec::decode(&bytes).map_err(|e| {
-            CallError::Transport(TransportError::Io {
-                addr: self.addr.clone(),
-                reason: e.to_string(),
-            })
-        })?;
+        let body = codec::encode(request)
+            .map_err(|e| CallError::Transport(TransportError::Io { addr: self.addr.clone(), reason: e.to_string() }))?;
+        let bytes = self.transport.post(&self.addr, path, body, timeout).await.map_err(CallError::Transport)?;
+        let result: Result<Resp, E> = codec::decode(&bytes)
+            .map_err(|e| CallError::Transport(TransportError::Io { addr: self.addr.clone(), reason: e.to_string() }))?;
         result.map_err(CallError::Remote)
     }
 
     fn rpc_error<E: std::error::Error>(&self, e: CallError<E>) -> RPCError<u64, BasicNode, E> {
         match e {
-            CallError::Transport(e @ TransportError::Unreachable { .. }) => {
-                RPCError::Unreachable(Unreachable::new(&e))
-            }
+            CallError::Transport(e @ TransportError::Unreachable { .. }) => RPCError::Unreachable(Unreachable::new(&e)),
             CallError::Transport(e) => RPCError::Network(NetworkError::new(&e)),
             CallError::Remote(e) => RPCError::RemoteError(RemoteError::new(self.target, e)),
         }
@@ -95,9 +79,7 @@ impl<T: Transport> RaftNetwork<TypeConfig> for PeerClient<T> {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.call(PATH_APPEND, &rpc, option.hard_ttl())
-            .await
-            .map_err(|e| self.rpc_error(e))
+        self.call(PATH_APPEND, &rpc, option.hard_ttl()).await.map_err(|e| self.rpc_error(e))
     }
 
     async fn vote(
@@ -105,9 +87,7 @@ impl<T: Transport> RaftNetwork<TypeConfig> for PeerClient<T> {
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.call(PATH_VOTE, &rpc, option.hard_ttl())
-            .await
-            .map_err(|e| self.rpc_error(e))
+        self.call(PATH_VOTE, &rpc, option.hard_ttl()).await.map_err(|e| self.rpc_error(e))
     }
 
     #[allow(deprecated)]
@@ -120,9 +100,9 @@ impl<T: Transport> RaftNetwork<TypeConfig> for PeerClient<T> {
         RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
     > {
         // Snapshots travel whole through `full_snapshot`; chunked transfer is never used.
-        Err(RPCError::Network(NetworkError::new(
-            &std::io::Error::other("chunked snapshot transfer is not supported; use full_snapshot"),
-        )))
+        Err(RPCError::Network(NetworkError::new(&std::io::Error::other(
+            "chunked snapshot transfer is not supported; use full_snapshot",
+        ))))
     }
 
     async fn full_snapshot(
@@ -133,11 +113,7 @@ impl<T: Transport> RaftNetwork<TypeConfig> for PeerClient<T> {
         _option: RPCOption,
     ) -> Result<SnapshotResponse<u64>, StreamingError<TypeConfig, Fatal<u64>>> {
         let request = (vote, snapshot.meta, *snapshot.snapshot);
-        let call = self.call::<_, SnapshotResponse<u64>, Fatal<u64>>(
-            PATH_SNAPSHOT,
-            &request,
-            self.snapshot_timeout,
-        );
+        let call = self.call::<_, SnapshotResponse<u64>, Fatal<u64>>(PATH_SNAPSHOT, &request, self.snapshot_timeout);
         tokio::select! {
             biased;
             closed = cancel => Err(StreamingError::Closed(closed)),

@@ -15,12 +15,11 @@ use linkloom_core::{codec, Command, Response};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, ServerState};
 use serde::Serialize;
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::Instant;
 
 use crate::network::NetworkFactory;
-use crate::rpc::{
-    LeaderRequest, LeaderResponse, PATH_APPEND, PATH_LEADER, PATH_SNAPSHOT, PATH_VOTE,
-};
+use crate::rpc::{LeaderRequest, LeaderResponse, PATH_APPEND, PATH_LEADER, PATH_SNAPSHOT, PATH_VOTE};
 use crate::storage::{open_db, LogStore, StateHandle, StateMachineStore};
 use crate::transport::Transport;
 use crate::types::{Raft, TypeConfig};
@@ -50,11 +49,7 @@ pub struct RaftSettings {
 
 impl RaftSettings {
     /// Settings suited to a cluster on one machine or a LAN.
-    pub fn new(
-        node_id: u64,
-        advertise_addr: impl Into<String>,
-        data_dir: impl Into<PathBuf>,
-    ) -> Self {
+    pub fn new(node_id: u64, advertise_addr: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
         RaftSettings {
             node_id,
             advertise_addr: advertise_addr.into(),
@@ -109,16 +104,36 @@ pub struct ClusterInfo {
     pub members: Vec<Member>,
 }
 
-struct Inner<T> {
+/// Commands waiting for the batcher; `propose` waits for room beyond this (back-pressure).
+const MAX_QUEUED_PROPOSALS: usize = 4096;
+/// Commands in one batch (one log entry).
+const MAX_BATCH_COMMANDS: usize = 256;
+/// Batches proposed at once. While they are in flight, new commands gather into the next batch:
+/// under load batches grow, and a lone request still goes out at once.
+const MAX_BATCHES_IN_FLIGHT: usize = 4;
+
+/// What the batcher task shares with the node: everything needed to reach the leader.
+struct Core<T> {
     id: u64,
     raft: Raft,
-    state: StateHandle,
     transport: T,
     settings: RaftSettings,
+}
+
+struct Inner<T> {
+    core: Arc<Core<T>>,
+    state: StateHandle,
     db: sled::Db,
     log: LogStore,
+    proposals: mpsc::Sender<Proposal>,
     /// The committed index found on disk at start: the node is ready once it has applied it.
     committed_at_start: Option<u64>,
+}
+
+/// A command waiting to be batched, and where its answer goes.
+struct Proposal {
+    command: Command,
+    reply: oneshot::Sender<Result<Response, NodeError>>,
 }
 
 /// A running cluster member. Cheap to clone.
@@ -128,9 +143,7 @@ pub struct ReplicatedNode<T> {
 
 impl<T> Clone for ReplicatedNode<T> {
     fn clone(&self) -> Self {
-        ReplicatedNode {
-            inner: self.inner.clone(),
-        }
+        ReplicatedNode { inner: self.inner.clone() }
     }
 }
 
@@ -138,20 +151,15 @@ impl<T: Transport> ReplicatedNode<T> {
     /// Opens storage under `settings.data_dir`, starts Raft, and initializes a new cluster if this
     /// node has no state and `initial_members` is set.
     pub async fn start(settings: RaftSettings, transport: T) -> Result<Self, NodeError> {
-        std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
-            NodeError::Storage(format!("create {}: {e}", settings.data_dir.display()))
-        })?;
+        std::fs::create_dir_all(&settings.data_dir)
+            .map_err(|e| NodeError::Storage(format!("create {}: {e}", settings.data_dir.display())))?;
         let db = open_db(&settings.data_dir).map_err(|e| NodeError::Storage(e.to_string()))?;
         let mut log = LogStore::open(&db).map_err(|e| NodeError::Storage(e.to_string()))?;
-        let state_machine =
-            StateMachineStore::open(&db).map_err(|e| NodeError::Storage(e.to_string()))?;
+        let state_machine = StateMachineStore::open(&db).map_err(|e| NodeError::Storage(e.to_string()))?;
         let state = state_machine.state();
         let committed_at_start = {
             use openraft::storage::RaftLogStorage;
-            log.read_committed()
-                .await
-                .map_err(|e| NodeError::Storage(e.to_string()))?
-                .map(|id| id.index)
+            log.read_committed().await.map_err(|e| NodeError::Storage(e.to_string()))?.map(|id| id.index)
         };
 
         let config = openraft::Config {
@@ -167,32 +175,15 @@ impl<T: Transport> ReplicatedNode<T> {
         }
         .validate()
         .map_err(|e| NodeError::Raft(e.to_string()))?;
-        let network = NetworkFactory {
-            transport: transport.clone(),
-            snapshot_timeout: Duration::from_secs(30),
-        };
-        let raft = openraft::Raft::new(
-            settings.node_id,
-            Arc::new(config),
-            network,
-            log.clone(),
-            state_machine,
-        )
-        .await
-        .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let network = NetworkFactory { transport: transport.clone(), snapshot_timeout: Duration::from_secs(30) };
+        let raft = openraft::Raft::new(settings.node_id, Arc::new(config), network, log.clone(), state_machine)
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
 
-        let node = ReplicatedNode {
-            inner: Arc::new(Inner {
-                id: settings.node_id,
-                raft,
-                state,
-                transport,
-                settings: settings.clone(),
-                db,
-                log,
-                committed_at_start,
-            }),
-        };
+        let core = Arc::new(Core { id: settings.node_id, raft, transport, settings: settings.clone() });
+        let (proposals, queued) = mpsc::channel(MAX_QUEUED_PROPOSALS);
+        tokio::spawn(batch_loop(core.clone(), queued));
+        let node = ReplicatedNode { inner: Arc::new(Inner { core, state, db, log, proposals, committed_at_start }) };
         if !settings.initial_members.is_empty() {
             node.initialize(&settings.initial_members).await?;
         }
@@ -200,22 +191,15 @@ impl<T: Transport> ReplicatedNode<T> {
     }
 
     async fn initialize(&self, members: &BTreeMap<u64, String>) -> Result<(), NodeError> {
-        let raft = &self.inner.raft;
-        if raft
-            .is_initialized()
-            .await
-            .map_err(|e| NodeError::Raft(e.to_string()))?
-        {
+        let raft = &self.inner.core.raft;
+        if raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
             return Ok(());
         }
-        if !members.contains_key(&self.inner.id) {
+        if !members.contains_key(&self.inner.core.id) {
             // A node that joins later is added by the leader as a learner.
             return Ok(());
         }
-        let nodes: BTreeMap<u64, BasicNode> = members
-            .iter()
-            .map(|(id, addr)| (*id, BasicNode::new(addr)))
-            .collect();
+        let nodes: BTreeMap<u64, BasicNode> = members.iter().map(|(id, addr)| (*id, BasicNode::new(addr))).collect();
         match raft.initialize(nodes).await {
             Ok(()) => Ok(()),
             // Another founder's membership reached us first: the cluster exists already.
@@ -225,7 +209,7 @@ impl<T: Transport> ReplicatedNode<T> {
     }
 
     pub fn id(&self) -> u64 {
-        self.inner.id
+        self.inner.core.id
     }
 
     /// The applied state, for reads.
@@ -240,25 +224,21 @@ impl<T: Transport> ReplicatedNode<T> {
 
     /// True once a leader is known and this node has applied what was committed when it started.
     pub fn is_ready(&self) -> bool {
-        let metrics = self.inner.raft.metrics().borrow().clone();
+        let metrics = self.inner.core.raft.metrics().borrow().clone();
         let applied = metrics.last_applied.map(|id| id.index);
         metrics.current_leader.is_some() && applied >= self.inner.committed_at_start
     }
 
     pub fn cluster_info(&self) -> ClusterInfo {
-        let m = self.inner.raft.metrics().borrow().clone();
+        let m = self.inner.core.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         let members = membership
             .nodes()
-            .map(|(id, node)| Member {
-                id: *id,
-                addr: node.addr.clone(),
-                voter: voters.contains(id),
-            })
+            .map(|(id, node)| Member { id: *id, addr: node.addr.clone(), voter: voters.contains(id) })
             .collect();
         ClusterInfo {
-            node_id: self.inner.id,
+            node_id: self.inner.core.id,
             leader_id: m.current_leader,
             term: m.current_term,
             state: match m.state {
@@ -280,64 +260,47 @@ impl<T: Transport> ReplicatedNode<T> {
     /// Replicates `command` and returns what applying it answered, forwarding to the leader when
     /// this node is not it.
     pub async fn propose(&self, command: Command) -> Result<Response, NodeError> {
-        match self
-            .on_leader(LeaderRequest::Propose(Box::new(command)))
-            .await?
-        {
-            LeaderResponse::Applied(response) => Ok(response),
-            other => Err(NodeError::Raft(format!(
-                "unexpected answer to a proposal: {other:?}"
-            ))),
+        if matches!(command, Command::Batch(_)) {
+            return Err(NodeError::BadRequest("batches are formed by the node, not proposed".into()));
         }
+        let (reply, answer) = oneshot::channel();
+        let stopped = || NodeError::Raft("the node is shutting down".into());
+        self.inner.proposals.send(Proposal { command, reply }).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     /// Waits until this node's state reflects every write acknowledged before the call
     /// (read index through the leader). Then read [`Self::state`].
     pub async fn linearizable_barrier(&self) -> Result<(), NodeError> {
-        let index = match self.on_leader(LeaderRequest::ReadIndex).await? {
+        let index = match self.inner.core.on_leader(LeaderRequest::ReadIndex).await? {
             LeaderResponse::ReadIndex(index) => index,
-            other => {
-                return Err(NodeError::Raft(format!(
-                    "unexpected answer to a read index: {other:?}"
-                )))
-            }
+            other => return Err(NodeError::Raft(format!("unexpected answer to a read index: {other:?}"))),
         };
-        let wait = Duration::from_millis(self.inner.settings.forward_wait_ms);
+        let wait = Duration::from_millis(self.inner.core.settings.forward_wait_ms);
         self.inner
+            .core
             .raft
             .wait(Some(wait))
             .applied_index_at_least(index, "linearizable read")
             .await
-            .map_err(|e| NodeError::NoLeader {
-                waited_ms: wait.as_millis() as u64,
-                last_error: e.to_string(),
-            })?;
+            .map_err(|e| NodeError::NoLeader { waited_ms: wait.as_millis() as u64, last_error: e.to_string() })?;
         Ok(())
     }
 
     /// Adds a node as a learner (it receives the log but does not vote).
     pub async fn add_learner(&self, id: u64, addr: String) -> Result<Vec<Member>, NodeError> {
-        self.membership_request(LeaderRequest::AddLearner { id, addr })
-            .await
+        self.membership_request(LeaderRequest::AddLearner { id, addr }).await
     }
 
     /// Makes a learner a voter.
     pub async fn promote(&self, id: u64) -> Result<Vec<Member>, NodeError> {
         let info = self.cluster_info();
         if !info.members.iter().any(|m| m.id == id) {
-            return Err(NodeError::BadRequest(format!(
-                "node {id} is not a member; add it as a learner first"
-            )));
+            return Err(NodeError::BadRequest(format!("node {id} is not a member; add it as a learner first")));
         }
-        let mut voters: Vec<u64> = info
-            .members
-            .iter()
-            .filter(|m| m.voter)
-            .map(|m| m.id)
-            .collect();
+        let mut voters: Vec<u64> = info.members.iter().filter(|m| m.voter).map(|m| m.id).collect();
         voters.push(id);
-        self.membership_request(LeaderRequest::SetVoters { voters })
-            .await
+        self.membership_request(LeaderRequest::SetVoters { voters }).await
     }
 
     /// Removes a node from the cluster.
@@ -346,79 +309,84 @@ impl<T: Transport> ReplicatedNode<T> {
         if !info.members.iter().any(|m| m.id == id) {
             return Err(NodeError::BadRequest(format!("node {id} is not a member")));
         }
-        let voters: Vec<u64> = info
-            .members
-            .iter()
-            .filter(|m| m.voter && m.id != id)
-            .map(|m| m.id)
-            .collect();
+        let voters: Vec<u64> = info.members.iter().filter(|m| m.voter && m.id != id).map(|m| m.id).collect();
         if voters.is_empty() {
             return Err(NodeError::BadRequest("cannot remove the last voter".into()));
         }
-        self.membership_request(LeaderRequest::SetVoters { voters })
-            .await
+        self.membership_request(LeaderRequest::SetVoters { voters }).await
     }
 
     async fn membership_request(&self, request: LeaderRequest) -> Result<Vec<Member>, NodeError> {
-        match self.on_leader(request).await? {
+        match self.inner.core.on_leader(request).await? {
             LeaderResponse::MembershipChanged { members } => {
-                let voters: BTreeSet<u64> = self
-                    .cluster_info()
-                    .members
-                    .iter()
-                    .filter(|m| m.voter)
-                    .map(|m| m.id)
-                    .collect();
-                Ok(members
-                    .into_iter()
-                    .map(|(id, addr)| Member {
-                        id,
-                        addr,
-                        voter: voters.contains(&id),
-                    })
-                    .collect())
+                let voters: BTreeSet<u64> =
+                    self.cluster_info().members.iter().filter(|m| m.voter).map(|m| m.id).collect();
+                Ok(members.into_iter().map(|(id, addr)| Member { id, addr, voter: voters.contains(&id) }).collect())
             }
             LeaderResponse::Failed(e) => Err(NodeError::Membership(e)),
-            other => Err(NodeError::Raft(format!(
-                "unexpected answer to a membership change: {other:?}"
-            ))),
+            other => Err(NodeError::Raft(format!("unexpected answer to a membership change: {other:?}"))),
         }
     }
 
+    /// Serves a node-to-node request arriving at `path` (one of [`crate::rpc`]'s paths).
+    pub async fn serve_rpc(&self, path: &str, body: &[u8]) -> Result<Vec<u8>, NodeError> {
+        let raft = &self.inner.core.raft;
+        let bad = |e: codec::CodecError| NodeError::BadRequest(e.to_string());
+        let encoded = match path {
+            PATH_APPEND => codec::encode(&raft.append_entries(codec::decode(body).map_err(bad)?).await),
+            PATH_VOTE => codec::encode(&raft.vote(codec::decode(body).map_err(bad)?).await),
+            PATH_SNAPSHOT => {
+                let (vote, meta, data): (openraft::Vote<u64>, openraft::SnapshotMeta<u64, BasicNode>, Vec<u8>) =
+                    codec::decode(body).map_err(bad)?;
+                let snapshot = openraft::Snapshot::<TypeConfig> { meta, snapshot: Box::new(data) };
+                codec::encode(&raft.install_full_snapshot(vote, snapshot).await)
+            }
+            PATH_LEADER => {
+                codec::encode(&self.inner.core.serve_leader_request(codec::decode(body).map_err(bad)?).await)
+            }
+            other => return Err(NodeError::BadRequest(format!("unknown raft path {other}"))),
+        };
+        encoded.map_err(|e| NodeError::Raft(e.to_string()))
+    }
+
+    /// Asks openraft for a snapshot now (tests and operators).
+    pub async fn trigger_snapshot(&self) -> Result<(), NodeError> {
+        self.inner.core.raft.trigger().snapshot().await.map_err(|e| NodeError::Raft(e.to_string()))
+    }
+
+    /// Stops Raft and flushes storage.
+    pub async fn shutdown(&self) -> Result<(), NodeError> {
+        self.inner.core.raft.shutdown().await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        self.inner.db.flush_async().await.map_err(|e| NodeError::Storage(e.to_string()))?;
+        Ok(())
+    }
+}
+
+impl<T: Transport> Core<T> {
     /// Runs `request` on the leader: here if this node leads, else forwarded. Retries while no
     /// leader is known or the leader changes, up to `forward_wait_ms`.
     async fn on_leader(&self, request: LeaderRequest) -> Result<LeaderResponse, NodeError> {
-        let settings = &self.inner.settings;
+        let settings = &self.settings;
         let started = Instant::now();
         let deadline = started + Duration::from_millis(settings.forward_wait_ms);
-        let mut metrics = self.inner.raft.metrics();
+        let mut metrics = self.raft.metrics();
         let mut last_error = String::from("no leader known");
         loop {
             let leader = metrics.borrow_and_update().current_leader;
             match leader {
-                Some(leader) if leader == self.inner.id => {
-                    match self.serve_leader_request(request.clone()).await {
-                        LeaderResponse::NotLeader { .. } => last_error = "leadership moved".into(),
-                        LeaderResponse::Failed(e)
-                            if matches!(
-                                request,
-                                LeaderRequest::Propose(_) | LeaderRequest::ReadIndex
-                            ) =>
-                        {
-                            last_error = e
-                        }
-                        answer => return Ok(answer),
+                Some(leader) if leader == self.id => match self.serve_leader_request(request.clone()).await {
+                    LeaderResponse::NotLeader { .. } => last_error = "leadership moved".into(),
+                    LeaderResponse::Failed(e)
+                        if matches!(request, LeaderRequest::Propose(_) | LeaderRequest::ReadIndex) =>
+                    {
+                        last_error = e
                     }
-                }
+                    answer => return Ok(answer),
+                },
                 Some(leader) => match self.forward(leader, &request).await {
-                    Ok(LeaderResponse::NotLeader { .. }) => {
-                        last_error = format!("node {leader} is no longer leader")
-                    }
+                    Ok(LeaderResponse::NotLeader { .. }) => last_error = format!("node {leader} is no longer leader"),
                     Ok(LeaderResponse::Failed(e))
-                        if matches!(
-                            request,
-                            LeaderRequest::Propose(_) | LeaderRequest::ReadIndex
-                        ) =>
+                        if matches!(request, LeaderRequest::Propose(_) | LeaderRequest::ReadIndex) =>
                     {
                         last_error = e
                     }
@@ -429,10 +397,7 @@ impl<T: Transport> ReplicatedNode<T> {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(NodeError::NoLeader {
-                    waited_ms: (now - started).as_millis() as u64,
-                    last_error,
-                });
+                return Err(NodeError::NoLeader { waited_ms: (now - started).as_millis() as u64, last_error });
             }
             // Wake on any change of Raft metrics (a new leader, say), at least every 50 ms.
             let pause = (deadline - now).min(Duration::from_millis(50));
@@ -440,13 +405,8 @@ impl<T: Transport> ReplicatedNode<T> {
         }
     }
 
-    async fn forward(
-        &self,
-        leader: u64,
-        request: &LeaderRequest,
-    ) -> Result<LeaderResponse, String> {
+    async fn forward(&self, leader: u64, request: &LeaderRequest) -> Result<LeaderResponse, String> {
         let addr = self
-            .inner
             .raft
             .metrics()
             .borrow()
@@ -456,25 +416,17 @@ impl<T: Transport> ReplicatedNode<T> {
             .map(|n| n.addr.clone())
             .ok_or_else(|| format!("leader {leader} has no known address"))?;
         let body = codec::encode(request).map_err(|e| e.to_string())?;
-        let timeout = Duration::from_millis(self.inner.settings.forward_timeout_ms);
-        let bytes = self
-            .inner
-            .transport
-            .post(&addr, PATH_LEADER, body, timeout)
-            .await
-            .map_err(|e| e.to_string())?;
+        let timeout = Duration::from_millis(self.settings.forward_timeout_ms);
+        let bytes = self.transport.post(&addr, PATH_LEADER, body, timeout).await.map_err(|e| e.to_string())?;
         codec::decode(&bytes).map_err(|e| e.to_string())
     }
 
     /// Serves a [`LeaderRequest`] on this node, answering `NotLeader` if it does not lead.
-    pub async fn serve_leader_request(&self, request: LeaderRequest) -> LeaderResponse {
-        let raft = &self.inner.raft;
-        let not_leader =
-            |f: &openraft::error::ForwardToLeader<u64, BasicNode>| LeaderResponse::NotLeader {
-                leader: f
-                    .leader_id
-                    .zip(f.leader_node.as_ref().map(|n| n.addr.clone())),
-            };
+    async fn serve_leader_request(&self, request: LeaderRequest) -> LeaderResponse {
+        let raft = &self.raft;
+        let not_leader = |f: &openraft::error::ForwardToLeader<u64, BasicNode>| LeaderResponse::NotLeader {
+            leader: f.leader_id.zip(f.leader_node.as_ref().map(|n| n.addr.clone())),
+        };
         match request {
             LeaderRequest::Propose(command) => match raft.client_write(*command).await {
                 Ok(written) => LeaderResponse::Applied(written.data),
@@ -483,30 +435,19 @@ impl<T: Transport> ReplicatedNode<T> {
             },
             LeaderRequest::ReadIndex => match raft.ensure_linearizable().await {
                 Ok(read_log_id) => LeaderResponse::ReadIndex(read_log_id.map(|id| id.index)),
-                Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(
-                    f,
-                ))) => not_leader(&f),
+                Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => not_leader(&f),
                 Err(e) => LeaderResponse::Failed(e.to_string()),
             },
-            LeaderRequest::AddLearner { id, addr } => {
-                match raft.add_learner(id, BasicNode::new(&addr), true).await {
-                    Ok(_) => self.membership_changed(),
-                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                        not_leader(&f)
-                    }
-                    Err(e) => LeaderResponse::Failed(e.to_string()),
-                }
-            }
+            LeaderRequest::AddLearner { id, addr } => match raft.add_learner(id, BasicNode::new(&addr), true).await {
+                Ok(_) => self.membership_changed(),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => not_leader(&f),
+                Err(e) => LeaderResponse::Failed(e.to_string()),
+            },
             LeaderRequest::SetVoters { voters } => {
                 let voters: BTreeSet<u64> = voters.into_iter().collect();
-                match raft
-                    .change_membership(ChangeMembers::ReplaceAllVoters(voters), false)
-                    .await
-                {
+                match raft.change_membership(ChangeMembers::ReplaceAllVoters(voters), false).await {
                     Ok(_) => self.membership_changed(),
-                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                        not_leader(&f)
-                    }
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => not_leader(&f),
                     Err(e) => LeaderResponse::Failed(e.to_string()),
                 }
             }
@@ -515,7 +456,6 @@ impl<T: Transport> ReplicatedNode<T> {
 
     fn membership_changed(&self) -> LeaderResponse {
         let members = self
-            .inner
             .raft
             .metrics()
             .borrow()
@@ -526,60 +466,51 @@ impl<T: Transport> ReplicatedNode<T> {
             .collect();
         LeaderResponse::MembershipChanged { members }
     }
+}
 
-    /// Serves a node-to-node request arriving at `path` (one of [`crate::rpc`]'s paths).
-    pub async fn serve_rpc(&self, path: &str, body: &[u8]) -> Result<Vec<u8>, NodeError> {
-        let raft = &self.inner.raft;
-        let bad = |e: codec::CodecError| NodeError::BadRequest(e.to_string());
-        let encoded = match path {
-            PATH_APPEND => {
-                codec::encode(&raft.append_entries(codec::decode(body).map_err(bad)?).await)
-            }
-            PATH_VOTE => codec::encode(&raft.vote(codec::decode(body).map_err(bad)?).await),
-            PATH_SNAPSHOT => {
-                let (vote, meta, data): (
-                    openraft::Vote<u64>,
-                    openraft::SnapshotMeta<u64, BasicNode>,
-                    Vec<u8>,
-                ) = codec::decode(body).map_err(bad)?;
-                let snapshot = openraft::Snapshot::<TypeConfig> {
-                    meta,
-                    snapshot: Box::new(data),
-                };
-                codec::encode(&raft.install_full_snapshot(vote, snapshot).await)
-            }
-            PATH_LEADER => codec::encode(
-                &self
-                    .serve_leader_request(codec::decode(body).map_err(bad)?)
-                    .await,
-            ),
-            other => return Err(NodeError::BadRequest(format!("unknown raft path {other}"))),
-        };
-        encoded.map_err(|e| NodeError::Raft(e.to_string()))
+/// Takes queued proposals in batches and sends each batch to the leader as one log entry.
+async fn batch_loop<T: Transport>(core: Arc<Core<T>>, mut queued: mpsc::Receiver<Proposal>) {
+    let in_flight = Arc::new(Semaphore::new(MAX_BATCHES_IN_FLIGHT));
+    let mut buffer = Vec::with_capacity(MAX_BATCH_COMMANDS);
+    loop {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
+        if queued.recv_many(&mut buffer, MAX_BATCH_COMMANDS).await == 0 {
+            return; // the node was dropped
+        }
+        let batch: Vec<Proposal> = std::mem::take(&mut buffer);
+        let core = core.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            core.propose_batch(batch).await;
+        });
     }
+}
 
-    /// Asks openraft for a snapshot now (tests and operators).
-    pub async fn trigger_snapshot(&self) -> Result<(), NodeError> {
-        self.inner
-            .raft
-            .trigger()
-            .snapshot()
-            .await
-            .map_err(|e| NodeError::Raft(e.to_string()))
-    }
-
-    /// Stops Raft and flushes storage.
-    pub async fn shutdown(&self) -> Result<(), NodeError> {
-        self.inner
-            .raft
-            .shutdown()
-            .await
-            .map_err(|e| NodeError::Raft(e.to_string()))?;
-        self.inner
-            .db
-            .flush_async()
-            .await
-            .map_err(|e| NodeError::Storage(e.to_string()))?;
-        Ok(())
+impl<T: Transport> Core<T> {
+    async fn propose_batch(&self, mut batch: Vec<Proposal>) {
+        if batch.len() == 1 {
+            let Some(Proposal { command, reply }) = batch.pop() else { return };
+            let result = match self.on_leader(LeaderRequest::Propose(Box::new(command))).await {
+                Ok(LeaderResponse::Applied(response)) => Ok(response),
+                Ok(other) => Err(NodeError::Raft(format!("unexpected answer to a proposal: {other:?}"))),
+                Err(e) => Err(e),
+            };
+            let _ = reply.send(result);
+            return;
+        }
+        let (commands, replies): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.command, p.reply)).unzip();
+        let count = commands.len();
+        match self.on_leader(LeaderRequest::Propose(Box::new(Command::Batch(commands)))).await {
+            Ok(LeaderResponse::Applied(Response::Batch(responses))) if responses.len() == count => {
+                for (reply, response) in replies.into_iter().zip(responses) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            Ok(other) => {
+                let e = NodeError::Raft(format!("unexpected answer to a batch of {count}: {other:?}"));
+                replies.into_iter().for_each(|r| drop(r.send(Err(e.clone()))));
+            }
+            Err(e) => replies.into_iter().for_each(|r| drop(r.send(Err(e.clone())))),
+        }
     }
 }

@@ -23,11 +23,7 @@ pub enum TransportError {
     Timeout { addr: String, timeout_ms: u64 },
     /// The peer answered with an HTTP error.
     #[error("peer {addr} answered {status}: {body}")]
-    Status {
-        addr: String,
-        status: u16,
-        body: String,
-    },
+    Status { addr: String, status: u16, body: String },
     #[error("call to peer {addr} failed: {reason}")]
     Io { addr: String, reason: String },
 }
@@ -67,10 +63,7 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpTransport<C> {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
             .build(connector);
-        HttpTransport {
-            client,
-            cluster_secret: String::new(),
-        }
+        HttpTransport { client, cluster_secret: String::new() }
     }
 
     /// Sends `secret` with every request.
@@ -84,43 +77,24 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpTransport<C> {
 pub const CLUSTER_SECRET_HEADER: &str = "x-loom-cluster-secret";
 
 impl<C: Connect + Clone + Send + Sync + 'static> Transport for HttpTransport<C> {
-    async fn post(
-        &self,
-        addr: &str,
-        path: &str,
-        body: Vec<u8>,
-        timeout: Duration,
-    ) -> Result<Vec<u8>, TransportError> {
-        let io = |reason: String| TransportError::Io {
-            addr: addr.to_string(),
-            reason,
-        };
+    async fn post(&self, addr: &str, path: &str, body: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, TransportError> {
+        let io = |reason: String| TransportError::Io { addr: addr.to_string(), reason };
         let mut request = http::Request::post(format!("http://{addr}{path}"))
             .header(http::header::CONTENT_TYPE, "application/octet-stream");
         if !self.cluster_secret.is_empty() {
             request = request.header(CLUSTER_SECRET_HEADER, &self.cluster_secret);
         }
-        let request = request
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| io(e.to_string()))?;
+        let request = request.body(Full::new(Bytes::from(body))).map_err(|e| io(e.to_string()))?;
         let call = async {
             let response = self.client.request(request).await.map_err(|e| {
                 if e.is_connect() {
-                    TransportError::Unreachable {
-                        addr: addr.to_string(),
-                        reason: e.to_string(),
-                    }
+                    TransportError::Unreachable { addr: addr.to_string(), reason: e.to_string() }
                 } else {
                     io(e.to_string())
                 }
             })?;
             let status = response.status();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| io(e.to_string()))?
-                .to_bytes();
+            let bytes = response.into_body().collect().await.map_err(|e| io(e.to_string()))?.to_bytes();
             if !status.is_success() {
                 return Err(TransportError::Status {
                     addr: addr.to_string(),
@@ -132,10 +106,7 @@ impl<C: Connect + Clone + Send + Sync + 'static> Transport for HttpTransport<C> 
         };
         match tokio::time::timeout(timeout, call).await {
             Ok(result) => result,
-            Err(_) => Err(TransportError::Timeout {
-                addr: addr.to_string(),
-                timeout_ms: timeout.as_millis() as u64,
-            }),
+            Err(_) => Err(TransportError::Timeout { addr: addr.to_string(), timeout_ms: timeout.as_millis() as u64 }),
         }
     }
 }

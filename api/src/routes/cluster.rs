@@ -40,10 +40,7 @@ pub(crate) async fn add_learner<T: Transport>(
     Json(member): Json<NewMember>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     if member.addr.trim().is_empty() || !member.addr.contains(':') {
-        return Err(ApiError::bad_request(format!(
-            "addr `{}` must be host:port",
-            member.addr
-        )));
+        return Err(ApiError::bad_request(format!("addr `{}` must be host:port", member.addr)));
     }
     let members = state.node.add_learner(member.id, member.addr).await?;
     Ok((StatusCode::CREATED, Json(json!({"members": members}))))

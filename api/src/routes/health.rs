@@ -20,9 +20,7 @@ pub(crate) async fn readyz<T: linkloom_raft::Transport>(
 ) -> Result<Json<Value>, ApiError> {
     let info = state.node.cluster_info();
     if state.node.is_ready() {
-        Ok(Json(
-            json!({"status": "ready", "leader_id": info.leader_id, "last_applied": info.last_applied}),
-        ))
+        Ok(Json(json!({"status": "ready", "leader_id": info.leader_id, "last_applied": info.last_applied})))
     } else {
         Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

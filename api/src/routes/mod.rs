@@ -20,30 +20,12 @@ pub(crate) fn router<T: Transport>(state: ApiState<T>) -> Router {
         .route("/readyz", get(health::readyz::<T>))
         .route("/api/v1/cluster", get(cluster::show::<T>))
         .route("/api/v1/cluster/members", post(cluster::add_learner::<T>))
-        .route(
-            "/api/v1/cluster/members/{id}",
-            axum::routing::delete(cluster::remove::<T>),
-        )
-        .route(
-            "/api/v1/cluster/members/{id}/promote",
-            post(cluster::promote::<T>),
-        )
-        .route(
-            "/api/v1/workflows",
-            get(workflows::list::<T>).post(workflows::put::<T>),
-        )
-        .route(
-            "/api/v1/workflows/{id}",
-            get(workflows::show::<T>).delete(workflows::delete::<T>),
-        )
-        .route(
-            "/api/v1/workflows/{id}/versions",
-            get(workflows::versions::<T>),
-        )
-        .route(
-            "/api/v1/workflows/{id}/versions/{version}",
-            get(workflows::version::<T>),
-        )
+        .route("/api/v1/cluster/members/{id}", axum::routing::delete(cluster::remove::<T>))
+        .route("/api/v1/cluster/members/{id}/promote", post(cluster::promote::<T>))
+        .route("/api/v1/workflows", get(workflows::list::<T>).post(workflows::put::<T>))
+        .route("/api/v1/workflows/{id}", get(workflows::show::<T>).delete(workflows::delete::<T>))
+        .route("/api/v1/workflows/{id}/versions", get(workflows::versions::<T>))
+        .route("/api/v1/workflows/{id}/versions/{version}", get(workflows::version::<T>))
         .route("/raft/{kind}", post(raft::serve::<T>))
         .fallback(not_found)
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -51,11 +33,7 @@ pub(crate) fn router<T: Transport>(state: ApiState<T>) -> Router {
 }
 
 async fn not_found(uri: Uri) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("no route for {}", uri.path()),
-    )
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path()))
 }
 
 /// `?consistency=stale` reads the local state without asking the leader.
@@ -71,9 +49,9 @@ impl ReadOptions {
         match self.consistency.as_deref() {
             None | Some("linearizable") => Ok(state.node.linearizable_barrier().await?),
             Some("stale") => Ok(()),
-            Some(other) => Err(ApiError::bad_request(format!(
-                "consistency `{other}` is not one of linearizable, stale"
-            ))),
+            Some(other) => {
+                Err(ApiError::bad_request(format!("consistency `{other}` is not one of linearizable, stale")))
+            }
         }
     }
 }
@@ -94,16 +72,12 @@ impl Page {
         match self.limit {
             None => Ok(100.min(max)),
             Some(0) => Err(ApiError::bad_request("limit must be at least 1")),
-            Some(n) if n > max => Err(ApiError::bad_request(format!(
-                "limit {n} is above the maximum {max}"
-            ))),
+            Some(n) if n > max => Err(ApiError::bad_request(format!("limit {n} is above the maximum {max}"))),
             Some(n) => Ok(n),
         }
     }
 
     pub(crate) fn read_options(&self) -> ReadOptions {
-        ReadOptions {
-            consistency: self.consistency.clone(),
-        }
+        ReadOptions { consistency: self.consistency.clone() }
     }
 }

@@ -19,10 +19,5 @@ pub(crate) async fn serve<T: Transport>(
     let bytes = read_limited(&headers, body, state.limits.max_raft_body_bytes).await?;
     let path = format!("/raft/{kind}");
     let answer = state.node.serve_rpc(&path, &bytes).await?;
-    Ok((
-        StatusCode::OK,
-        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
-        answer,
-    )
-        .into_response())
+    Ok((StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/octet-stream")], answer).into_response())
 }

@@ -28,19 +28,9 @@ pub(crate) async fn put<T: Transport>(
     let spec = parse_spec(&headers, &bytes)?;
     spec::validate(&spec)?;
     let at_ms = state.clock.now_ms();
-    let response = state
-        .node
-        .propose(Command::PutWorkflow {
-            spec: spec.clone(),
-            actor: None,
-            at_ms,
-        })
-        .await?;
+    let response = state.node.propose(Command::PutWorkflow { spec: spec.clone(), actor: None, at_ms }).await?;
     match response {
-        Response::WorkflowStored {
-            workflow_id,
-            version,
-        } => {
+        Response::WorkflowStored { workflow_id, version } => {
             tracing::info!(workflow_id = %workflow_id, version, "workflow stored");
             let body = json!({
                 "id": workflow_id,
@@ -48,11 +38,7 @@ pub(crate) async fn put<T: Transport>(
                 "created_at": rfc3339(at_ms),
                 "spec": views::spec_json(&spec),
             });
-            Ok((
-                StatusCode::CREATED,
-                [(header::LOCATION, format!("/api/v1/workflows/{workflow_id}"))],
-                Json(body),
-            ))
+            Ok((StatusCode::CREATED, [(header::LOCATION, format!("/api/v1/workflows/{workflow_id}"))], Json(body)))
         }
         Response::Rejected(r) => Err(r.into()),
         other => Err(unexpected(other)),
@@ -63,20 +49,11 @@ fn parse_spec(headers: &HeaderMap, bytes: &[u8]) -> Result<WorkflowSpec, ApiErro
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        })
+        .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
         .unwrap_or_default();
-    let text = std::str::from_utf8(bytes)
-        .map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(bytes).map_err(|e| ApiError::bad_request(format!("body is not UTF-8: {e}")))?;
     match content_type.as_str() {
-        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => {
-            Ok(spec::parse_yaml(text)?)
-        }
+        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => Ok(spec::parse_yaml(text)?),
         "application/json" => Ok(spec::parse_json(text)?),
         other => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -97,17 +74,11 @@ pub(crate) async fn list<T: Transport>(
     let limit = page.limit(state.limits.max_page_size)?;
     page.read_options().barrier(&state).await?;
     let (items, next_cursor) = state.node.state().read(|s| {
-        let mut items: Vec<Value> = s
-            .workflows_after(page.cursor.as_deref())
-            .take(limit + 1)
-            .map(views::workflow)
-            .collect();
+        let mut items: Vec<Value> =
+            s.workflows_after(page.cursor.as_deref()).take(limit + 1).map(views::workflow).collect();
         let next = if items.len() > limit {
             items.truncate(limit);
-            items
-                .last()
-                .and_then(|w| w["id"].as_str())
-                .map(str::to_string)
+            items.last().and_then(|w| w["id"].as_str()).map(str::to_string)
         } else {
             None
         };
@@ -122,10 +93,7 @@ pub(crate) async fn show<T: Transport>(
     Path(id): Path<String>,
     Query(read): Query<ReadOptions>,
 ) -> Result<Json<Value>, ApiError> {
-    read_workflow(&state, &read, &id, "workflow", &id, |wf| {
-        Some(views::workflow(wf))
-    })
-    .await
+    read_workflow(&state, &read, &id, "workflow", &id, |wf| Some(views::workflow(wf))).await
 }
 
 /// `DELETE /api/v1/workflows/{id}`: 204; unfinished executions are cancelled.
@@ -134,15 +102,7 @@ pub(crate) async fn delete<T: Transport>(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let at_ms = state.clock.now_ms();
-    match state
-        .node
-        .propose(Command::DeleteWorkflow {
-            workflow_id: id,
-            actor: None,
-            at_ms,
-        })
-        .await?
-    {
+    match state.node.propose(Command::DeleteWorkflow { workflow_id: id, actor: None, at_ms }).await? {
         Response::WorkflowDeleted { .. } => Ok(StatusCode::NO_CONTENT),
         Response::Rejected(r) => Err(r.into()),
         other => Err(unexpected(other)),
@@ -156,12 +116,7 @@ pub(crate) async fn versions<T: Transport>(
     Query(read): Query<ReadOptions>,
 ) -> Result<Json<Value>, ApiError> {
     read_workflow(&state, &read, &id, "workflow", &id, |wf| {
-        let items: Vec<Value> = wf
-            .versions
-            .keys()
-            .rev()
-            .filter_map(|v| views::workflow_version(wf, *v))
-            .collect();
+        let items: Vec<Value> = wf.versions.keys().rev().filter_map(|v| views::workflow_version(wf, *v)).collect();
         Some(json!({"items": items, "next_cursor": null}))
     })
     .await
@@ -174,10 +129,7 @@ pub(crate) async fn version<T: Transport>(
     Query(read): Query<ReadOptions>,
 ) -> Result<Json<Value>, ApiError> {
     let label = format!("{id}@{version}");
-    read_workflow(&state, &read, &id, "workflow version", &label, |wf| {
-        views::workflow_version(wf, version)
-    })
-    .await
+    read_workflow(&state, &read, &id, "workflow version", &label, |wf| views::workflow_version(wf, version)).await
 }
 
 /// Reads a view of live workflow `id` after the read barrier; 404 naming `what`/`label` if the
@@ -191,12 +143,7 @@ async fn read_workflow<T: Transport>(
     view: impl FnOnce(&Workflow) -> Option<Value>,
 ) -> Result<Json<Value>, ApiError> {
     read.barrier(state).await?;
-    state
-        .node
-        .state()
-        .read(|s| s.workflow(id).and_then(view))
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(what, label))
+    state.node.state().read(|s| s.workflow(id).and_then(view)).map(Json).ok_or_else(|| ApiError::not_found(what, label))
 }
 
 fn unexpected(response: Response) -> ApiError {

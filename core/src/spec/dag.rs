@@ -22,15 +22,11 @@ impl Dag {
         let mut graph: DiGraph<&str, ()> = DiGraph::new();
         let mut index: BTreeMap<&str, NodeIndex> = BTreeMap::new();
         for task in tasks {
-            index
-                .entry(task.id.as_str())
-                .or_insert_with(|| graph.add_node(task.id.as_str()));
+            index.entry(task.id.as_str()).or_insert_with(|| graph.add_node(task.id.as_str()));
         }
         for task in tasks {
             for dep in &task.depends_on {
-                if let (Some(&from), Some(&to)) =
-                    (index.get(dep.as_str()), index.get(task.id.as_str()))
-                {
+                if let (Some(&from), Some(&to)) = (index.get(dep.as_str()), index.get(task.id.as_str())) {
                     graph.update_edge(from, to, ());
                 }
             }
@@ -75,16 +71,8 @@ fn cycle_path(graph: &DiGraph<&str, ()>, start: NodeIndex) -> Vec<String> {
     while let Some(next) = iters.last_mut().and_then(|it| it.pop()) {
         if let Some(pos) = on_path.iter().position(|n| *n == next) {
             // Start the cycle at its smallest name, so the same cycle always reads the same.
-            let mut path: Vec<String> = on_path[pos..]
-                .iter()
-                .map(|n| graph[*n].to_string())
-                .collect();
-            let smallest = path
-                .iter()
-                .enumerate()
-                .min_by(|a, b| a.1.cmp(b.1))
-                .map(|(i, _)| i)
-                .unwrap_or(0);
+            let mut path: Vec<String> = on_path[pos..].iter().map(|n| graph[*n].to_string()).collect();
+            let smallest = path.iter().enumerate().min_by(|a, b| a.1.cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
             path.rotate_left(smallest);
             path.push(path[0].clone());
             return path;
@@ -146,13 +134,7 @@ mod tests {
 
     #[test]
     fn reports_the_cycle_as_a_path() {
-        let err = Dag::build(&[
-            task("a", &["c"]),
-            task("b", &["a"]),
-            task("c", &["b"]),
-            task("d", &[]),
-        ])
-        .unwrap_err();
+        let err = Dag::build(&[task("a", &["c"]), task("b", &["a"]), task("c", &["b"]), task("d", &[])]).unwrap_err();
         assert_eq!(err.first(), err.last());
         assert_eq!(err.len(), 4, "{err:?}");
         assert_eq!(err.join(" -> "), "a -> b -> c -> a");

@@ -210,19 +210,10 @@ impl WorkflowSpec {
         let defaults = self.defaults.retry.clone().unwrap_or_default();
         let own = task.retry.clone().unwrap_or_default();
         RetryPolicy {
-            max_attempts: own
-                .max_attempts
-                .or(defaults.max_attempts)
-                .unwrap_or(base.max_attempts),
+            max_attempts: own.max_attempts.or(defaults.max_attempts).unwrap_or(base.max_attempts),
             backoff: own.backoff.or(defaults.backoff).unwrap_or(base.backoff),
-            max_backoff: own
-                .max_backoff
-                .or(defaults.max_backoff)
-                .unwrap_or(base.max_backoff),
-            multiplier: own
-                .multiplier
-                .or(defaults.multiplier)
-                .unwrap_or(base.multiplier),
+            max_backoff: own.max_backoff.or(defaults.max_backoff).unwrap_or(base.max_backoff),
+            multiplier: own.multiplier.or(defaults.multiplier).unwrap_or(base.multiplier),
         }
     }
 
@@ -281,9 +272,9 @@ impl<'de> Deserialize<'de> for ShellCommand {
             match ShellCommandText::deserialize(deserializer) {
                 Ok(ShellCommandText::Argv(argv)) => Ok(ShellCommand::Argv(argv)),
                 Ok(ShellCommandText::Script(s)) => Ok(ShellCommand::Script(s)),
-                Err(_) => Err(serde::de::Error::custom(
-                    "expected a list of strings (argv) or one string (run by sh -c)",
-                )),
+                Err(_) => {
+                    Err(serde::de::Error::custom("expected a list of strings (argv) or one string (run by sh -c)"))
+                }
             }
         } else {
             Ok(match ShellCommandBinary::deserialize(deserializer)? {
@@ -327,12 +318,7 @@ impl fmt::Display for SpecError {
 
 impl SpecError {
     pub(crate) fn one(path: impl Into<String>, message: impl Into<String>) -> Self {
-        SpecError {
-            problems: vec![Problem {
-                path: path.into(),
-                message: message.into(),
-            }],
-        }
+        SpecError { problems: vec![Problem { path: path.into(), message: message.into() }] }
     }
 }
 
@@ -346,11 +332,8 @@ pub fn parse_yaml(text: &str) -> Result<WorkflowSpec, SpecError> {
 /// Parses a spec from JSON text, without validating it beyond its shape.
 pub fn parse_json(text: &str) -> Result<WorkflowSpec, SpecError> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let spec = serde_path_to_error::deserialize(&mut deserializer)
-        .map_err(|e| shape_error(e.path(), e.inner()))?;
-    deserializer
-        .end()
-        .map_err(|e| SpecError::one("", e.to_string()))?;
+    let spec = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| shape_error(e.path(), e.inner()))?;
+    deserializer.end().map_err(|e| SpecError::one("", e.to_string()))?;
     Ok(spec)
 }
 
@@ -363,16 +346,9 @@ pub fn parse_and_validate_yaml(text: &str) -> Result<WorkflowSpec, SpecError> {
 
 fn shape_error(path: &serde_path_to_error::Path, inner: &dyn fmt::Display) -> SpecError {
     let path = path.to_string();
-    let path = if path == "." || path == "?" {
-        String::new()
-    } else {
-        path
-    };
+    let path = if path == "." || path == "?" { String::new() } else { path };
     // serde_yaml already prefixes some messages with the path; do not say it twice.
     let message = inner.to_string();
-    let message = message
-        .strip_prefix(&format!("{path}: "))
-        .map(str::to_string)
-        .unwrap_or(message);
+    let message = message.strip_prefix(&format!("{path}: ")).map(str::to_string).unwrap_or(message);
     SpecError::one(path, message)
 }

@@ -14,8 +14,7 @@ pub enum TemplateRef {
 }
 
 /// Execution fields a template may name.
-pub const EXECUTION_FIELDS: [&str; 5] =
-    ["id", "workflow_id", "scheduled_at", "trigger", "created_at"];
+pub const EXECUTION_FIELDS: [&str; 5] = ["id", "workflow_id", "scheduled_at", "trigger", "created_at"];
 
 /// Finds every template reference in `text`. Returns an error naming the first malformed one.
 pub fn find_template_refs(text: &str) -> Result<Vec<TemplateRef>, String> {
@@ -23,9 +22,7 @@ pub fn find_template_refs(text: &str) -> Result<Vec<TemplateRef>, String> {
     let mut rest = text;
     while let Some(open) = rest.find("{{") {
         let after = &rest[open + 2..];
-        let close = after
-            .find("}}")
-            .ok_or_else(|| format!("unterminated template in `{text}`: missing `}}}}`"))?;
+        let close = after.find("}}").ok_or_else(|| format!("unterminated template in `{text}`: missing `}}}}`"))?;
         let expr = after[..close].trim();
         refs.push(parse_ref(expr)?);
         rest = &after[close + 2..];
@@ -40,23 +37,15 @@ fn parse_ref(expr: &str) -> Result<TemplateRef, String> {
     }
     match parts.as_slice() {
         ["params", name, ..] => Ok(TemplateRef::Param(name.to_string())),
-        ["execution", field] if EXECUTION_FIELDS.contains(field) => {
-            Ok(TemplateRef::Execution(field.to_string()))
+        ["execution", field] if EXECUTION_FIELDS.contains(field) => Ok(TemplateRef::Execution(field.to_string())),
+        ["execution", ..] => {
+            Err(format!("template `{{{{ {expr} }}}}`: execution has the fields {}", EXECUTION_FIELDS.join(", ")))
         }
-        ["execution", ..] => Err(format!(
-            "template `{{{{ {expr} }}}}`: execution has the fields {}",
-            EXECUTION_FIELDS.join(", ")
-        )),
-        ["tasks", task, "output", path @ ..] => Ok(TemplateRef::TaskOutput {
-            task: task.to_string(),
-            path: path.iter().map(|p| p.to_string()).collect(),
-        }),
-        ["tasks", ..] => Err(format!(
-            "template `{{{{ {expr} }}}}`: expected tasks.<id>.output[.field...]"
-        )),
-        _ => Err(format!(
-            "template `{{{{ {expr} }}}}`: a reference starts with params., execution. or tasks."
-        )),
+        ["tasks", task, "output", path @ ..] => {
+            Ok(TemplateRef::TaskOutput { task: task.to_string(), path: path.iter().map(|p| p.to_string()).collect() })
+        }
+        ["tasks", ..] => Err(format!("template `{{{{ {expr} }}}}`: expected tasks.<id>.output[.field...]")),
+        _ => Err(format!("template `{{{{ {expr} }}}}`: a reference starts with params., execution. or tasks.")),
     }
 }
 
@@ -66,18 +55,13 @@ mod tests {
 
     #[test]
     fn finds_all_kinds() {
-        let refs =
-            find_template_refs("{{ params.region }}/{{execution.id}}/{{ tasks.a.output.rows }}")
-                .unwrap();
+        let refs = find_template_refs("{{ params.region }}/{{execution.id}}/{{ tasks.a.output.rows }}").unwrap();
         assert_eq!(
             refs,
             vec![
                 TemplateRef::Param("region".into()),
                 TemplateRef::Execution("id".into()),
-                TemplateRef::TaskOutput {
-                    task: "a".into(),
-                    path: vec!["rows".into()]
-                },
+                TemplateRef::TaskOutput { task: "a".into(), path: vec!["rows".into()] },
             ]
         );
         assert!(find_template_refs("no templates").unwrap().is_empty());
@@ -85,9 +69,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        assert!(find_template_refs("{{ params.x")
-            .unwrap_err()
-            .contains("unterminated"));
+        assert!(find_template_refs("{{ params.x").unwrap_err().contains("unterminated"));
         assert!(find_template_refs("{{ env.HOME }}").is_err());
         assert!(find_template_refs("{{ execution.nope }}").is_err());
         assert!(find_template_refs("{{ tasks.a.result }}").is_err());

@@ -2,9 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{
-    find_template_refs, Dag, Problem, SpecError, TaskKind, TaskSpec, TemplateRef, WorkflowSpec,
-};
+use super::{find_template_refs, Dag, Problem, SpecError, TaskKind, TaskSpec, TemplateRef, WorkflowSpec};
 use crate::ids::{is_slug, SLUG_RULE};
 use crate::json::Json;
 use crate::limits;
@@ -19,17 +17,11 @@ pub fn validate(spec: &WorkflowSpec) -> Result<(), SpecError> {
     let mut report = |path: String, message: String| problems.push(Problem { path, message });
 
     if !is_slug(&spec.id) {
-        report(
-            "id".into(),
-            format!("`{}` is not a valid workflow id: {SLUG_RULE}", spec.id),
-        );
+        report("id".into(), format!("`{}` is not a valid workflow id: {SLUG_RULE}", spec.id));
     }
     if let Some(description) = &spec.description {
         if description.len() > limits::MAX_DESCRIPTION_BYTES {
-            report(
-                "description".into(),
-                format!("longer than {} bytes", limits::MAX_DESCRIPTION_BYTES),
-            );
+            report("description".into(), format!("longer than {} bytes", limits::MAX_DESCRIPTION_BYTES));
         }
     }
     let timezone = spec.timezone.as_deref().unwrap_or("UTC");
@@ -43,15 +35,9 @@ pub fn validate(spec: &WorkflowSpec) -> Result<(), SpecError> {
         report("timezone".into(), "set without a schedule".into());
     }
     if !matches!(spec.params.0, serde_json::Value::Object(_)) {
-        report(
-            "params".into(),
-            "must be a mapping of names to values".into(),
-        );
+        report("params".into(), "must be a mapping of names to values".into());
     } else if spec.params.encoded_len() > limits::MAX_PARAMS_BYTES {
-        report(
-            "params".into(),
-            format!("larger than {} bytes as JSON", limits::MAX_PARAMS_BYTES),
-        );
+        report("params".into(), format!("larger than {} bytes as JSON", limits::MAX_PARAMS_BYTES));
     }
     if let Some(retry) = &spec.defaults.retry {
         check_retry(retry, "defaults.retry", &mut report);
@@ -63,20 +49,13 @@ pub fn validate(spec: &WorkflowSpec) -> Result<(), SpecError> {
     if spec.tasks.len() > limits::MAX_TASKS_PER_WORKFLOW {
         report(
             "tasks".into(),
-            format!(
-                "{} tasks; at most {} are allowed",
-                spec.tasks.len(),
-                limits::MAX_TASKS_PER_WORKFLOW
-            ),
+            format!("{} tasks; at most {} are allowed", spec.tasks.len(), limits::MAX_TASKS_PER_WORKFLOW),
         );
     }
     let mut seen = BTreeSet::new();
     for (i, task) in spec.tasks.iter().enumerate() {
         if !seen.insert(task.id.as_str()) {
-            report(
-                format!("tasks[{i}].id"),
-                format!("duplicate task id `{}`", task.id),
-            );
+            report(format!("tasks[{i}].id"), format!("duplicate task id `{}`", task.id));
         }
     }
     for (i, task) in spec.tasks.iter().enumerate() {
@@ -85,10 +64,7 @@ pub fn validate(spec: &WorkflowSpec) -> Result<(), SpecError> {
 
     // The graph: cycles, then template references against each task's upstream set.
     match Dag::build(&spec.tasks) {
-        Err(cycle) => report(
-            "tasks".into(),
-            format!("dependency cycle: {}", cycle.join(" -> ")),
-        ),
+        Err(cycle) => report("tasks".into(), format!("dependency cycle: {}", cycle.join(" -> "))),
         Ok(dag) => {
             for (i, task) in spec.tasks.iter().enumerate() {
                 let upstream = dag.upstream(&task.id).cloned().unwrap_or_default();
@@ -106,9 +82,7 @@ pub fn validate(spec: &WorkflowSpec) -> Result<(), SpecError> {
                                         };
                                         report(
                                             format!("tasks[{i}].{path}"),
-                                            format!(
-                                                "template refers to task `{other}`, which {why}"
-                                            ),
+                                            format!("template refers to task `{other}`, which {why}"),
                                         );
                                     }
                                 }
@@ -127,31 +101,17 @@ pub fn validate(spec: &WorkflowSpec) -> Result<(), SpecError> {
     }
 }
 
-fn check_task(
-    i: usize,
-    task: &TaskSpec,
-    ids: &BTreeSet<&str>,
-    report: &mut impl FnMut(String, String),
-) {
+fn check_task(i: usize, task: &TaskSpec, ids: &BTreeSet<&str>, report: &mut impl FnMut(String, String)) {
     let at = |field: &str| format!("tasks[{i}].{field}");
     if !is_slug(&task.id) {
-        report(
-            at("id"),
-            format!("`{}` is not a valid task id: {SLUG_RULE}", task.id),
-        );
+        report(at("id"), format!("`{}` is not a valid task id: {SLUG_RULE}", task.id));
     }
     let mut deps = BTreeSet::new();
     for (j, dep) in task.depends_on.iter().enumerate() {
         if !ids.contains(dep.as_str()) {
-            report(
-                at(&format!("depends_on[{j}]")),
-                format!("unknown task `{dep}`"),
-            );
+            report(at(&format!("depends_on[{j}]")), format!("unknown task `{dep}`"));
         } else if !deps.insert(dep) {
-            report(
-                at(&format!("depends_on[{j}]")),
-                format!("`{dep}` is listed twice"),
-            );
+            report(at(&format!("depends_on[{j}]")), format!("`{dep}` is listed twice"));
         }
     }
     if let Some(retry) = &task.retry {
@@ -159,10 +119,7 @@ fn check_task(
     }
     if let Some(Json(input)) = &task.input {
         if serde_json::to_vec(input).map(|v| v.len()).unwrap_or(0) > limits::MAX_INPUT_BYTES {
-            report(
-                at("input"),
-                format!("larger than {} bytes as JSON", limits::MAX_INPUT_BYTES),
-            );
+            report(at("input"), format!("larger than {} bytes as JSON", limits::MAX_INPUT_BYTES));
         }
     }
     // Fields that belong to one kind only.
@@ -177,27 +134,16 @@ fn check_task(
     ];
     for (field, is_set, owner) in present {
         if is_set && owner != task.kind {
-            report(
-                at(field),
-                format!(
-                    "not allowed for a task of type {} (only for type {owner})",
-                    task.kind
-                ),
-            );
+            report(at(field), format!("not allowed for a task of type {} (only for type {owner})", task.kind));
         }
     }
     match task.kind {
         TaskKind::Http => match &task.url {
             None => report(at("url"), "required for a task of type http".into()),
             Some(url) => {
-                let scheme_ok = url.starts_with("http://")
-                    || url.starts_with("https://")
-                    || url.starts_with("{{");
+                let scheme_ok = url.starts_with("http://") || url.starts_with("https://") || url.starts_with("{{");
                 if !scheme_ok {
-                    report(
-                        at("url"),
-                        format!("`{url}` must start with http:// or https://"),
-                    );
+                    report(at("url"), format!("`{url}` must start with http:// or https://"));
                 }
             }
         },
@@ -213,19 +159,15 @@ fn check_task(
         },
         TaskKind::Worker => match &task.queue {
             None => report(at("queue"), "required for a task of type worker".into()),
-            Some(queue) if !is_slug(queue) => report(
-                at("queue"),
-                format!("`{queue}` is not a valid queue name: {SLUG_RULE}"),
-            ),
+            Some(queue) if !is_slug(queue) => {
+                report(at("queue"), format!("`{queue}` is not a valid queue name: {SLUG_RULE}"))
+            }
             Some(_) => {}
         },
     }
     if let Some(method) = &task.method {
         if !METHODS.contains(&method.as_str()) {
-            report(
-                at("method"),
-                format!("`{method}` is not one of {}", METHODS.join(", ")),
-            );
+            report(at("method"), format!("`{method}` is not one of {}", METHODS.join(", ")));
         }
     }
 }
@@ -233,26 +175,17 @@ fn check_task(
 fn check_retry(retry: &super::RetrySpec, path: &str, report: &mut impl FnMut(String, String)) {
     if let Some(n) = retry.max_attempts {
         if n == 0 || n > limits::MAX_ATTEMPTS_PER_TASK {
-            report(
-                format!("{path}.max_attempts"),
-                format!("{n} is out of range 1-{}", limits::MAX_ATTEMPTS_PER_TASK),
-            );
+            report(format!("{path}.max_attempts"), format!("{n} is out of range 1-{}", limits::MAX_ATTEMPTS_PER_TASK));
         }
     }
     if let Some(m) = retry.multiplier {
         if !(1.0..=10.0).contains(&m) {
-            report(
-                format!("{path}.multiplier"),
-                format!("{m} is out of range 1.0-10.0"),
-            );
+            report(format!("{path}.multiplier"), format!("{m} is out of range 1.0-10.0"));
         }
     }
     if let (Some(b), Some(max)) = (retry.backoff, retry.max_backoff) {
         if b > max {
-            report(
-                format!("{path}.backoff"),
-                format!("{b} is longer than max_backoff {max}"),
-            );
+            report(format!("{path}.backoff"), format!("{b} is longer than max_backoff {max}"));
         }
     }
 }
@@ -337,10 +270,7 @@ tasks:
     fn problems(yaml: &str) -> String {
         match parse_yaml(yaml) {
             Err(e) => e.to_string(),
-            Ok(spec) => validate(&spec)
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default(),
+            Ok(spec) => validate(&spec).err().map(|e| e.to_string()).unwrap_or_default(),
         }
     }
 
@@ -353,12 +283,7 @@ tasks:
         let policy = spec.retry_policy(load);
         assert_eq!(policy.max_attempts, 5);
         assert_eq!(policy.backoff.0, 2_000);
-        assert_eq!(
-            spec.task_timeout(spec.task("transform").unwrap())
-                .unwrap()
-                .0,
-            30_000
-        );
+        assert_eq!(spec.task_timeout(spec.task("transform").unwrap()).unwrap().0, 30_000);
     }
 
     #[test]
@@ -370,12 +295,8 @@ tasks:
 
     #[test]
     fn unknown_fields_are_rejected_with_their_path() {
-        let err =
-            problems("id: a\ntasks:\n  - id: t\n    type: worker\n    queue: q\n    retries: 3\n");
-        assert!(
-            err.contains("tasks[0]") && err.contains("unknown field `retries`"),
-            "{err}"
-        );
+        let err = problems("id: a\ntasks:\n  - id: t\n    type: worker\n    queue: q\n    retries: 3\n");
+        assert!(err.contains("tasks[0]") && err.contains("unknown field `retries`"), "{err}");
         let err = problems("id: a\ncolour: blue\ntasks: []\n");
         assert!(err.contains("unknown field `colour`"), "{err}");
     }
@@ -401,10 +322,7 @@ tasks:
         ];
         for (yaml, expected) in cases {
             let err = problems(yaml);
-            assert!(
-                err.contains(expected),
-                "for {yaml:?}: expected {expected:?} in {err:?}"
-            );
+            assert!(err.contains(expected), "for {yaml:?}: expected {expected:?} in {err:?}");
         }
     }
 

@@ -15,24 +15,11 @@ use crate::spec::WorkflowSpec;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Command {
     /// Stores `spec` as the next version of its workflow (and revives a deleted one).
-    PutWorkflow {
-        spec: WorkflowSpec,
-        actor: Option<String>,
-        at_ms: i64,
-    },
+    PutWorkflow { spec: WorkflowSpec, actor: Option<String>, at_ms: i64 },
     /// Deletes a workflow and cancels its unfinished executions.
-    DeleteWorkflow {
-        workflow_id: String,
-        actor: Option<String>,
-        at_ms: i64,
-    },
+    DeleteWorkflow { workflow_id: String, actor: Option<String>, at_ms: i64 },
     /// Pauses (no new scheduled executions) or resumes a workflow.
-    SetPaused {
-        workflow_id: String,
-        paused: bool,
-        actor: Option<String>,
-        at_ms: i64,
-    },
+    SetPaused { workflow_id: String, paused: bool, actor: Option<String>, at_ms: i64 },
     /// Creates an execution of the workflow's latest version. A second create with the same id is
     /// a no-op that answers [`Response::ExecutionExists`].
     CreateExecution {
@@ -46,13 +33,7 @@ pub enum Command {
         at_ms: i64,
     },
     /// Starts the next attempt of a ready task on `node_id` (and `worker_id`, for pulled tasks).
-    StartAttempt {
-        execution_id: String,
-        task_id: String,
-        node_id: NodeId,
-        worker_id: Option<String>,
-        at_ms: i64,
-    },
+    StartAttempt { execution_id: String, task_id: String, node_id: NodeId, worker_id: Option<String>, at_ms: i64 },
     /// Ends the current attempt of a task. Rejected if `attempt_id` is not the task's running
     /// attempt (fencing of stale workers and backends).
     FinishAttempt {
@@ -63,49 +44,27 @@ pub enum Command {
         at_ms: i64,
     },
     /// Cancels an unfinished execution: running attempts and unfinished tasks become cancelled.
-    CancelExecution {
-        execution_id: String,
-        actor: Option<String>,
-        at_ms: i64,
-    },
+    CancelExecution { execution_id: String, actor: Option<String>, at_ms: i64 },
     /// Reopens a failed or cancelled execution: its failed, cancelled and skipped tasks run again
     /// as new attempts, with a fresh retry budget.
-    RetryExecution {
-        execution_id: String,
-        actor: Option<String>,
-        at_ms: i64,
-    },
+    RetryExecution { execution_id: String, actor: Option<String>, at_ms: i64 },
     /// Appends text to an attempt's log (bounded; see [`crate::limits`]).
-    AppendLog {
-        attempt_id: u64,
-        text: String,
-        at_ms: i64,
-    },
+    AppendLog { attempt_id: u64, text: String, at_ms: i64 },
     /// Takes the lease `key` for `holder` until `expires_at_ms`, if it is free, expired, or
     /// already the holder's.
-    AcquireLease {
-        key: String,
-        holder: String,
-        expires_at_ms: i64,
-        at_ms: i64,
-    },
+    AcquireLease { key: String, holder: String, expires_at_ms: i64, at_ms: i64 },
     /// Extends a lease the holder still holds.
-    RenewLease {
-        key: String,
-        holder: String,
-        expires_at_ms: i64,
-        at_ms: i64,
-    },
+    RenewLease { key: String, holder: String, expires_at_ms: i64, at_ms: i64 },
     /// Gives a lease up.
-    ReleaseLease {
-        key: String,
-        holder: String,
-        at_ms: i64,
-    },
+    ReleaseLease { key: String, holder: String, at_ms: i64 },
     /// Removes every lease that expired at or before `at_ms`.
     ExpireLeases { at_ms: i64 },
     /// Drops the oldest finished executions of each workflow beyond `keep_per_workflow`.
     PruneExecutions { keep_per_workflow: u32, at_ms: i64 },
+    /// Several commands in one log entry, applied in order, each answered on its own (one's
+    /// rejection does not affect the others). Proposers batch concurrent writes this way so one
+    /// append, one replication round and one fsync serve them all. Batches do not nest.
+    Batch(Vec<Command>),
 }
 
 impl Command {
@@ -126,6 +85,7 @@ impl Command {
             | Command::ReleaseLease { at_ms, .. }
             | Command::ExpireLeases { at_ms }
             | Command::PruneExecutions { at_ms, .. } => *at_ms,
+            Command::Batch(commands) => commands.iter().map(Command::at_ms).max().unwrap_or(i64::MIN),
         }
     }
 }
@@ -204,6 +164,8 @@ pub enum Response {
     ExecutionsPruned {
         count: u32,
     },
+    /// One answer per command of a [`Command::Batch`], in order.
+    Batch(Vec<Response>),
     Rejected(Rejection),
 }
 
@@ -215,10 +177,7 @@ pub enum Rejection {
     #[error("execution `{0}` not found")]
     ExecutionNotFound(String),
     #[error("task `{task_id}` not found in execution `{execution_id}`")]
-    TaskNotFound {
-        execution_id: String,
-        task_id: String,
-    },
+    TaskNotFound { execution_id: String, task_id: String },
     #[error("attempt {0} not found")]
     AttemptNotFound(u64),
     #[error("invalid workflow: {0}")]
@@ -230,27 +189,15 @@ pub enum Rejection {
     #[error("task `{task_id}` is not ready: {reason}")]
     TaskNotReady { task_id: String, reason: String },
     #[error("execution `{execution_id}` is {status}")]
-    ExecutionFinished {
-        execution_id: String,
-        status: ExecutionStatus,
-    },
+    ExecutionFinished { execution_id: String, status: ExecutionStatus },
     #[error("execution `{execution_id}` is {status}; only failed or cancelled executions can be retried")]
-    NotRetryable {
-        execution_id: String,
-        status: ExecutionStatus,
-    },
+    NotRetryable { execution_id: String, status: ExecutionStatus },
     #[error("lease `{key}` is held by `{holder}` until {expires_at_ms}")]
-    LeaseHeld {
-        key: String,
-        holder: String,
-        expires_at_ms: i64,
-    },
+    LeaseHeld { key: String, holder: String, expires_at_ms: i64 },
     #[error("lease `{key}` is not held by `{holder}`")]
     LeaseNotHeld { key: String, holder: String },
+    #[error("a batch may not contain another batch")]
+    NestedBatch,
     #[error("{what} is {size} bytes; the limit is {limit}")]
-    TooLarge {
-        what: String,
-        size: usize,
-        limit: usize,
-    },
+    TooLarge { what: String, size: usize, limit: usize },
 }

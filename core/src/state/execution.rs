@@ -73,22 +73,13 @@ display_as_serde_name!(Trigger, ExecutionStatus, TaskStatus, AttemptStatus);
 
 impl ExecutionStatus {
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            ExecutionStatus::Succeeded | ExecutionStatus::Failed | ExecutionStatus::Cancelled
-        )
+        matches!(self, ExecutionStatus::Succeeded | ExecutionStatus::Failed | ExecutionStatus::Cancelled)
     }
 }
 
 impl TaskStatus {
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            TaskStatus::Succeeded
-                | TaskStatus::Failed
-                | TaskStatus::Skipped
-                | TaskStatus::Cancelled
-        )
+        matches!(self, TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::Skipped | TaskStatus::Cancelled)
     }
 }
 
@@ -193,20 +184,14 @@ impl Execution {
         if self.status.is_terminal() {
             return Vec::new();
         }
-        self.tasks
-            .iter()
-            .filter(|t| self.readiness(spec, t, now_ms).is_ok())
-            .map(|t| t.id.as_str())
-            .collect()
+        self.tasks.iter().filter(|t| self.readiness(spec, t, now_ms).is_ok()).map(|t| t.id.as_str()).collect()
     }
 
     fn readiness(&self, spec: &WorkflowSpec, task: &TaskRun, now_ms: i64) -> Result<(), String> {
         match task.status {
             TaskStatus::Pending => match self.dependencies_allow(spec, &task.id) {
                 Some(true) => Ok(()),
-                Some(false) => {
-                    Err("its dependencies ended in a way its `when` rule rejects".into())
-                }
+                Some(false) => Err("its dependencies ended in a way its `when` rule rejects".into()),
                 None => Err("its dependencies have not all ended".into()),
             },
             TaskStatus::Retrying => match task.retry_at_ms {
@@ -245,22 +230,13 @@ impl Execution {
         now_ms: i64,
     ) -> Result<u32, Rejection> {
         if self.status.is_terminal() {
-            return Err(Rejection::ExecutionFinished {
-                execution_id: self.id.clone(),
-                status: self.status,
-            });
+            return Err(Rejection::ExecutionFinished { execution_id: self.id.clone(), status: self.status });
         }
         let index = self
             .task_index(task_id)
-            .ok_or_else(|| Rejection::TaskNotFound {
-                execution_id: self.id.clone(),
-                task_id: task_id.to_string(),
-            })?;
+            .ok_or_else(|| Rejection::TaskNotFound { execution_id: self.id.clone(), task_id: task_id.to_string() })?;
         self.readiness(spec, &self.tasks[index], now_ms)
-            .map_err(|reason| Rejection::TaskNotReady {
-                task_id: task_id.to_string(),
-                reason,
-            })?;
+            .map_err(|reason| Rejection::TaskNotReady { task_id: task_id.to_string(), reason })?;
         let task = &mut self.tasks[index];
         let n = task.attempts.len() as u32 + 1;
         task.attempts.push(Attempt {
@@ -292,10 +268,7 @@ impl Execution {
         jitter_permille: u16,
         now_ms: i64,
     ) -> TaskStatus {
-        let policy = spec
-            .task(&self.tasks[task_index].id)
-            .map(|t| spec.retry_policy(t))
-            .unwrap_or_default();
+        let policy = spec.task(&self.tasks[task_index].id).map(|t| spec.retry_policy(t)).unwrap_or_default();
         let task = &mut self.tasks[task_index];
         let made = task.attempts.len() as u32 - task.attempts_before_reopen;
         let Some(attempt) = task.attempts.last_mut() else {
@@ -303,29 +276,17 @@ impl Execution {
         };
         attempt.finished_at_ms = Some(now_ms);
         let (status, error, retryable) = match result {
-            AttemptResult::Succeeded { output }
-                if output.encoded_len() > limits::MAX_OUTPUT_BYTES =>
-            {
-                (
-                    AttemptStatus::Failed,
-                    Some(format!(
-                        "output is {} bytes; the limit is {}",
-                        output.encoded_len(),
-                        limits::MAX_OUTPUT_BYTES
-                    )),
-                    false,
-                )
-            }
+            AttemptResult::Succeeded { output } if output.encoded_len() > limits::MAX_OUTPUT_BYTES => (
+                AttemptStatus::Failed,
+                Some(format!("output is {} bytes; the limit is {}", output.encoded_len(), limits::MAX_OUTPUT_BYTES)),
+                false,
+            ),
             AttemptResult::Succeeded { output } => {
                 task.output = output;
                 (AttemptStatus::Succeeded, None, false)
             }
-            AttemptResult::Failed { error, retryable } => {
-                (AttemptStatus::Failed, Some(error), retryable)
-            }
-            AttemptResult::TimedOut => {
-                (AttemptStatus::TimedOut, Some("timed out".to_string()), true)
-            }
+            AttemptResult::Failed { error, retryable } => (AttemptStatus::Failed, Some(error), retryable),
+            AttemptResult::TimedOut => (AttemptStatus::TimedOut, Some("timed out".to_string()), true),
             AttemptResult::Lost { reason } => (AttemptStatus::Lost, Some(reason), true),
         };
         attempt.status = status;
@@ -333,9 +294,7 @@ impl Execution {
         task.status = if status == AttemptStatus::Succeeded {
             TaskStatus::Succeeded
         } else if retryable && made < policy.max_attempts {
-            task.retry_at_ms = Some(
-                now_ms.saturating_add(policy.delay_before(made + 1, jitter_permille).0 as i64),
-            );
+            task.retry_at_ms = Some(now_ms.saturating_add(policy.delay_before(made + 1, jitter_permille).0 as i64));
             TaskStatus::Retrying
         } else {
             TaskStatus::Failed
@@ -377,20 +336,13 @@ impl Execution {
 
     pub(crate) fn cancel(&mut self, now_ms: i64) -> Result<(), Rejection> {
         if self.status.is_terminal() {
-            return Err(Rejection::ExecutionFinished {
-                execution_id: self.id.clone(),
-                status: self.status,
-            });
+            return Err(Rejection::ExecutionFinished { execution_id: self.id.clone(), status: self.status });
         }
         for task in &mut self.tasks {
             if task.status.is_terminal() {
                 continue;
             }
-            if let Some(attempt) = task
-                .attempts
-                .last_mut()
-                .filter(|a| a.status == AttemptStatus::Running)
-            {
+            if let Some(attempt) = task.attempts.last_mut().filter(|a| a.status == AttemptStatus::Running) {
                 attempt.status = AttemptStatus::Cancelled;
                 attempt.finished_at_ms = Some(now_ms);
             }
@@ -403,32 +355,19 @@ impl Execution {
     }
 
     pub(crate) fn reopen(&mut self) -> Result<u32, Rejection> {
-        if !matches!(
-            self.status,
-            ExecutionStatus::Failed | ExecutionStatus::Cancelled
-        ) {
-            return Err(Rejection::NotRetryable {
-                execution_id: self.id.clone(),
-                status: self.status,
-            });
+        if !matches!(self.status, ExecutionStatus::Failed | ExecutionStatus::Cancelled) {
+            return Err(Rejection::NotRetryable { execution_id: self.id.clone(), status: self.status });
         }
         let mut reset = 0;
         for task in &mut self.tasks {
-            if matches!(
-                task.status,
-                TaskStatus::Failed | TaskStatus::Cancelled | TaskStatus::Skipped
-            ) {
+            if matches!(task.status, TaskStatus::Failed | TaskStatus::Cancelled | TaskStatus::Skipped) {
                 task.status = TaskStatus::Pending;
                 task.retry_at_ms = None;
                 task.attempts_before_reopen = task.attempts.len() as u32;
                 reset += 1;
             }
         }
-        self.status = if self.started_at_ms.is_some() {
-            ExecutionStatus::Running
-        } else {
-            ExecutionStatus::Queued
-        };
+        self.status = if self.started_at_ms.is_some() { ExecutionStatus::Running } else { ExecutionStatus::Queued };
         self.finished_at_ms = None;
         Ok(reset)
     }
@@ -436,55 +375,32 @@ impl Execution {
     /// Checks the structural invariants; used by `debug_assert!` in `apply` and by tests.
     pub fn check_invariants(&self) -> Result<(), String> {
         for task in &self.tasks {
-            let running = task
-                .attempts
-                .iter()
-                .filter(|a| a.status == AttemptStatus::Running)
-                .count();
+            let running = task.attempts.iter().filter(|a| a.status == AttemptStatus::Running).count();
             match task.status {
                 TaskStatus::Running if running != 1 => {
-                    return Err(format!(
-                        "{}/{}: running with {running} running attempts",
-                        self.id, task.id
-                    ))
+                    return Err(format!("{}/{}: running with {running} running attempts", self.id, task.id))
                 }
-                TaskStatus::Running
-                    if task.attempts.last().map(|a| a.status) != Some(AttemptStatus::Running) =>
-                {
-                    return Err(format!(
-                        "{}/{}: the running attempt is not the last",
-                        self.id, task.id
-                    ));
+                TaskStatus::Running if task.attempts.last().map(|a| a.status) != Some(AttemptStatus::Running) => {
+                    return Err(format!("{}/{}: the running attempt is not the last", self.id, task.id));
                 }
+                TaskStatus::Running => {}
                 _ if running != 0 => {
-                    return Err(format!(
-                        "{}/{}: {} with a running attempt",
-                        self.id, task.id, task.status
-                    ))
+                    return Err(format!("{}/{}: {} with a running attempt", self.id, task.id, task.status))
                 }
                 _ => {}
             }
             for (i, attempt) in task.attempts.iter().enumerate() {
                 if attempt.n as usize != i + 1 {
-                    return Err(format!(
-                        "{}/{}: attempt numbers out of order",
-                        self.id, task.id
-                    ));
+                    return Err(format!("{}/{}: attempt numbers out of order", self.id, task.id));
                 }
             }
         }
         let all_done = self.tasks.iter().all(|t| t.status.is_terminal());
         if self.status.is_terminal() != all_done {
-            return Err(format!(
-                "{}: status {} but all tasks ended = {all_done}",
-                self.id, self.status
-            ));
+            return Err(format!("{}: status {} but all tasks ended = {all_done}", self.id, self.status));
         }
         if self.status.is_terminal() != self.finished_at_ms.is_some() {
-            return Err(format!(
-                "{}: finished_at does not match status {}",
-                self.id, self.status
-            ));
+            return Err(format!("{}: finished_at does not match status {}", self.id, self.status));
         }
         Ok(())
     }

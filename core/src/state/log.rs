@@ -30,11 +30,7 @@ impl AttemptLog {
     pub(crate) fn append(&mut self, text: String, at_ms: i64) -> u64 {
         let offset = self.dropped_bytes + self.kept_bytes;
         self.kept_bytes += text.len() as u64;
-        self.chunks.push_back(LogChunk {
-            offset,
-            at_ms,
-            text,
-        });
+        self.chunks.push_back(LogChunk { offset, at_ms, text });
         let mut dropped = 0;
         while self.kept_bytes > limits::MAX_LOG_BYTES_PER_ATTEMPT as u64 && self.chunks.len() > 1 {
             if let Some(old) = self.chunks.pop_front() {
@@ -50,10 +46,7 @@ impl AttemptLog {
     pub fn text(&self) -> String {
         let mut out = String::with_capacity(self.kept_bytes as usize + 64);
         if self.dropped_bytes > 0 {
-            out.push_str(&format!(
-                "[... {} earlier bytes dropped ...]\n",
-                self.dropped_bytes
-            ));
+            out.push_str(&format!("[... {} earlier bytes dropped ...]\n", self.dropped_bytes));
         }
         for chunk in &self.chunks {
             out.push_str(&chunk.text);

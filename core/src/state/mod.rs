@@ -16,9 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use command::{AttemptResult, Command, Rejection, Response};
-pub use execution::{
-    Attempt, AttemptStatus, Execution, ExecutionStatus, TaskRun, TaskStatus, Trigger,
-};
+pub use execution::{Attempt, AttemptStatus, Execution, ExecutionStatus, TaskRun, TaskStatus, Trigger};
 pub use lease::Lease;
 pub use log::{AttemptLog, LogChunk};
 
@@ -84,99 +82,56 @@ impl State {
     /// Applies one command. Deterministic; a [`Response::Rejected`] leaves the state unchanged
     /// except for the replicated clock, which only moves forward.
     pub fn apply(&mut self, cmd: Command) -> Response {
+        if let Command::Batch(commands) = cmd {
+            if commands.iter().any(|c| matches!(c, Command::Batch(_))) {
+                return Response::Rejected(Rejection::NestedBatch);
+            }
+            return Response::Batch(commands.into_iter().map(|c| self.apply(c)).collect());
+        }
         self.clock_ms = self.clock_ms.max(cmd.at_ms());
         let now = self.clock_ms;
         let response = match cmd {
             Command::PutWorkflow { spec, actor, .. } => self.put_workflow(spec, actor, now),
             Command::DeleteWorkflow { workflow_id, .. } => self.delete_workflow(&workflow_id, now),
-            Command::SetPaused {
-                workflow_id,
-                paused,
-                ..
-            } => match self.live_workflow_mut(&workflow_id) {
+            Command::SetPaused { workflow_id, paused, .. } => match self.live_workflow_mut(&workflow_id) {
                 Ok(wf) => {
                     wf.paused = paused;
                     wf.updated_at_ms = now;
-                    Response::PausedSet {
-                        workflow_id,
-                        paused,
-                    }
+                    Response::PausedSet { workflow_id, paused }
                 }
                 Err(r) => Response::Rejected(r),
             },
-            Command::CreateExecution {
-                execution_id,
-                workflow_id,
-                trigger,
-                scheduled_at_ms,
-                params,
-                actor,
-                ..
-            } => self.create_execution(
-                execution_id,
-                &workflow_id,
-                trigger,
-                scheduled_at_ms,
-                params,
-                actor,
-                now,
-            ),
-            Command::StartAttempt {
-                execution_id,
-                task_id,
-                node_id,
-                worker_id,
-                ..
-            } => self.start_attempt(&execution_id, &task_id, node_id, worker_id, now),
-            Command::FinishAttempt {
-                attempt_id,
-                result,
-                jitter_permille,
-                ..
-            } => self.finish_attempt(attempt_id, result, jitter_permille, now),
-            Command::CancelExecution { execution_id, .. } => {
-                match self.executions.get_mut(&execution_id) {
-                    None => Response::Rejected(Rejection::ExecutionNotFound(execution_id)),
-                    Some(execution) => match execution.cancel(now) {
-                        Ok(()) => Response::ExecutionCancelled { execution_id },
-                        Err(r) => Response::Rejected(r),
-                    },
-                }
+            Command::CreateExecution { execution_id, workflow_id, trigger, scheduled_at_ms, params, actor, .. } => {
+                self.create_execution(execution_id, &workflow_id, trigger, scheduled_at_ms, params, actor, now)
             }
-            Command::RetryExecution { execution_id, .. } => {
-                match self.executions.get_mut(&execution_id) {
-                    None => Response::Rejected(Rejection::ExecutionNotFound(execution_id)),
-                    Some(execution) => match execution.reopen() {
-                        Ok(tasks_reset) => Response::ExecutionReopened {
-                            execution_id,
-                            tasks_reset,
-                        },
-                        Err(r) => Response::Rejected(r),
-                    },
-                }
+            Command::StartAttempt { execution_id, task_id, node_id, worker_id, .. } => {
+                self.start_attempt(&execution_id, &task_id, node_id, worker_id, now)
             }
-            Command::AppendLog {
-                attempt_id, text, ..
-            } => self.append_log(attempt_id, text, now),
-            Command::AcquireLease {
-                key,
-                holder,
-                expires_at_ms,
-                ..
-            } => self.acquire_lease(key, holder, expires_at_ms, now),
-            Command::RenewLease {
-                key,
-                holder,
-                expires_at_ms,
-                ..
-            } => match self.leases.get_mut(&key) {
+            Command::FinishAttempt { attempt_id, result, jitter_permille, .. } => {
+                self.finish_attempt(attempt_id, result, jitter_permille, now)
+            }
+            Command::CancelExecution { execution_id, .. } => match self.executions.get_mut(&execution_id) {
+                None => Response::Rejected(Rejection::ExecutionNotFound(execution_id)),
+                Some(execution) => match execution.cancel(now) {
+                    Ok(()) => Response::ExecutionCancelled { execution_id },
+                    Err(r) => Response::Rejected(r),
+                },
+            },
+            Command::RetryExecution { execution_id, .. } => match self.executions.get_mut(&execution_id) {
+                None => Response::Rejected(Rejection::ExecutionNotFound(execution_id)),
+                Some(execution) => match execution.reopen() {
+                    Ok(tasks_reset) => Response::ExecutionReopened { execution_id, tasks_reset },
+                    Err(r) => Response::Rejected(r),
+                },
+            },
+            Command::AppendLog { attempt_id, text, .. } => self.append_log(attempt_id, text, now),
+            Command::AcquireLease { key, holder, expires_at_ms, .. } => {
+                self.acquire_lease(key, holder, expires_at_ms, now)
+            }
+            Command::RenewLease { key, holder, expires_at_ms, .. } => match self.leases.get_mut(&key) {
                 Some(lease) if lease.holder == holder && lease.is_live(now) => {
                     lease.expires_at_ms = lease.expires_at_ms.max(expires_at_ms);
-                    Response::LeaseGranted {
-                        token: lease.token,
-                        expires_at_ms: lease.expires_at_ms,
-                        key,
-                    }
+                    Response::LeaseGranted { token: lease.token, expires_at_ms: lease.expires_at_ms, key }
                 }
                 _ => Response::Rejected(Rejection::LeaseNotHeld { key, holder }),
             },
@@ -188,20 +143,15 @@ impl State {
                 _ => Response::Rejected(Rejection::LeaseNotHeld { key, holder }),
             },
             Command::ExpireLeases { .. } => {
-                let keys: Vec<String> = self
-                    .leases
-                    .iter()
-                    .filter(|(_, l)| !l.is_live(now))
-                    .map(|(k, _)| k.clone())
-                    .collect();
+                let keys: Vec<String> =
+                    self.leases.iter().filter(|(_, l)| !l.is_live(now)).map(|(k, _)| k.clone()).collect();
                 for key in &keys {
                     self.leases.remove(key);
                 }
                 Response::LeasesExpired { keys }
             }
-            Command::PruneExecutions {
-                keep_per_workflow, ..
-            } => self.prune(keep_per_workflow as usize),
+            Command::PruneExecutions { keep_per_workflow, .. } => self.prune(keep_per_workflow as usize),
+            Command::Batch(_) => unreachable!("batches are unpacked above"),
         };
         debug_assert_eq!(self.check_invariants(), Ok(()));
         response
@@ -219,35 +169,21 @@ impl State {
             return Response::Rejected(Rejection::InvalidSpec(e.to_string()));
         }
         let id = spec.id.clone();
-        let workflow = self
-            .workflows
-            .entry(id.clone())
-            .or_insert_with(|| Workflow {
-                id: id.clone(),
-                latest: 0,
-                paused: false,
-                deleted: false,
-                updated_at_ms: now,
-                versions: BTreeMap::new(),
-            });
+        let workflow = self.workflows.entry(id.clone()).or_insert_with(|| Workflow {
+            id: id.clone(),
+            latest: 0,
+            paused: false,
+            deleted: false,
+            updated_at_ms: now,
+            versions: BTreeMap::new(),
+        });
         let version = workflow.latest + 1;
         workflow.latest = version;
         workflow.deleted = false;
         workflow.updated_at_ms = now;
-        workflow.versions.insert(
-            version,
-            WorkflowVersion {
-                version,
-                spec,
-                created_at_ms: now,
-                created_by: actor,
-            },
-        );
+        workflow.versions.insert(version, WorkflowVersion { version, spec, created_at_ms: now, created_by: actor });
         self.drop_old_versions(&id);
-        Response::WorkflowStored {
-            workflow_id: id,
-            version,
-        }
+        Response::WorkflowStored { workflow_id: id, version }
     }
 
     /// Keeps at most [`limits::MAX_VERSIONS_KEPT`] versions, never one an unfinished execution
@@ -267,13 +203,8 @@ impl State {
             .collect();
         let excess = workflow.versions.len() - limits::MAX_VERSIONS_KEPT;
         let latest = workflow.latest;
-        let doomed: Vec<u32> = workflow
-            .versions
-            .keys()
-            .copied()
-            .filter(|v| *v != latest && !in_use.contains(v))
-            .take(excess)
-            .collect();
+        let doomed: Vec<u32> =
+            workflow.versions.keys().copied().filter(|v| *v != latest && !in_use.contains(v)).take(excess).collect();
         if let Some(workflow) = self.workflows.get_mut(id) {
             for v in doomed {
                 workflow.versions.remove(&v);
@@ -293,10 +224,7 @@ impl State {
                         cancelled += 1;
                     }
                 }
-                Response::WorkflowDeleted {
-                    workflow_id: id.to_string(),
-                    cancelled_executions: cancelled,
-                }
+                Response::WorkflowDeleted { workflow_id: id.to_string(), cancelled_executions: cancelled }
             }
         }
     }
@@ -360,30 +288,14 @@ impl State {
             Err(r) => Response::Rejected(r),
             Ok(n) => {
                 self.next_attempt_id = attempt_id;
-                let task_index = execution
-                    .tasks
-                    .iter()
-                    .position(|t| t.id == task_id)
-                    .unwrap_or_default();
-                self.attempts.insert(
-                    attempt_id,
-                    AttemptRef {
-                        execution_id: execution_id.to_string(),
-                        task_index,
-                    },
-                );
+                let task_index = execution.tasks.iter().position(|t| t.id == task_id).unwrap_or_default();
+                self.attempts.insert(attempt_id, AttemptRef { execution_id: execution_id.to_string(), task_index });
                 Response::AttemptStarted { attempt_id, n }
             }
         }
     }
 
-    fn finish_attempt(
-        &mut self,
-        attempt_id: u64,
-        result: AttemptResult,
-        jitter: u16,
-        now: i64,
-    ) -> Response {
+    fn finish_attempt(&mut self, attempt_id: u64, result: AttemptResult, jitter: u16, now: i64) -> Response {
         let Some(at) = self.attempts.get(&attempt_id) else {
             return Response::Rejected(Rejection::AttemptNotFound(attempt_id));
         };
@@ -392,8 +304,7 @@ impl State {
         };
         let task = &execution.tasks[at.task_index];
         let current = task.attempts.last();
-        let is_current =
-            current.is_some_and(|a| a.id == attempt_id && a.status == AttemptStatus::Running);
+        let is_current = current.is_some_and(|a| a.id == attempt_id && a.status == AttemptStatus::Running);
         if !is_current {
             let status = task
                 .attempts
@@ -412,10 +323,7 @@ impl State {
             return Response::Rejected(Rejection::WorkflowNotFound(execution.workflow_id.clone()));
         };
         let task_status = execution.finish_attempt(spec, at.task_index, result, jitter, now);
-        Response::AttemptFinished {
-            task_status,
-            execution_status: execution.status,
-        }
+        Response::AttemptFinished { task_status, execution_status: execution.status }
     }
 
     fn append_log(&mut self, attempt_id: u64, text: String, now: i64) -> Response {
@@ -433,13 +341,7 @@ impl State {
         Response::LogAppended { dropped_bytes }
     }
 
-    fn acquire_lease(
-        &mut self,
-        key: String,
-        holder: String,
-        expires_at_ms: i64,
-        now: i64,
-    ) -> Response {
+    fn acquire_lease(&mut self, key: String, holder: String, expires_at_ms: i64, now: i64) -> Response {
         for (what, value) in [("lease key", &key), ("lease holder", &holder)] {
             if value.len() > limits::MAX_LEASE_KEY_BYTES {
                 return Response::Rejected(Rejection::TooLarge {
@@ -459,38 +361,19 @@ impl State {
                     });
                 }
                 lease.expires_at_ms = lease.expires_at_ms.max(expires_at_ms);
-                return Response::LeaseGranted {
-                    token: lease.token,
-                    expires_at_ms: lease.expires_at_ms,
-                    key,
-                };
+                return Response::LeaseGranted { token: lease.token, expires_at_ms: lease.expires_at_ms, key };
             }
         }
         self.next_lease_token += 1;
         let token = self.next_lease_token;
-        self.leases.insert(
-            key.clone(),
-            Lease {
-                holder,
-                token,
-                acquired_at_ms: now,
-                expires_at_ms,
-            },
-        );
-        Response::LeaseGranted {
-            key,
-            token,
-            expires_at_ms,
-        }
+        self.leases.insert(key.clone(), Lease { holder, token, acquired_at_ms: now, expires_at_ms });
+        Response::LeaseGranted { key, token, expires_at_ms }
     }
 
     fn prune(&mut self, keep: usize) -> Response {
         let mut finished: BTreeMap<&str, Vec<(i64, &str)>> = BTreeMap::new();
         for e in self.executions.values().filter(|e| e.status.is_terminal()) {
-            finished
-                .entry(e.workflow_id.as_str())
-                .or_default()
-                .push((e.created_at_ms, e.id.as_str()));
+            finished.entry(e.workflow_id.as_str()).or_default().push((e.created_at_ms, e.id.as_str()));
         }
         let mut doomed: Vec<String> = Vec::new();
         for list in finished.values_mut() {
@@ -508,9 +391,7 @@ impl State {
                 }
             }
         }
-        Response::ExecutionsPruned {
-            count: doomed.len() as u32,
-        }
+        Response::ExecutionsPruned { count: doomed.len() as u32 }
     }
 
     // ----- queries -----
@@ -526,18 +407,12 @@ impl State {
     }
 
     /// Live workflows in id order, starting after `after`.
-    pub fn workflows_after<'a>(
-        &'a self,
-        after: Option<&'a str>,
-    ) -> impl Iterator<Item = &'a Workflow> + 'a {
+    pub fn workflows_after<'a>(&'a self, after: Option<&'a str>) -> impl Iterator<Item = &'a Workflow> + 'a {
         let start = match after {
             Some(a) => std::ops::Bound::Excluded(a.to_string()),
             None => std::ops::Bound::Unbounded,
         };
-        self.workflows
-            .range((start, std::ops::Bound::Unbounded))
-            .map(|(_, w)| w)
-            .filter(|w| !w.deleted)
+        self.workflows.range((start, std::ops::Bound::Unbounded)).map(|(_, w)| w).filter(|w| !w.deleted)
     }
 
     pub fn execution(&self, id: &str) -> Option<&Execution> {
@@ -545,17 +420,12 @@ impl State {
     }
 
     /// Executions in id order, starting after `after`.
-    pub fn executions_after<'a>(
-        &'a self,
-        after: Option<&'a str>,
-    ) -> impl Iterator<Item = &'a Execution> + 'a {
+    pub fn executions_after<'a>(&'a self, after: Option<&'a str>) -> impl Iterator<Item = &'a Execution> + 'a {
         let start = match after {
             Some(a) => std::ops::Bound::Excluded(a.to_string()),
             None => std::ops::Bound::Unbounded,
         };
-        self.executions
-            .range((start, std::ops::Bound::Unbounded))
-            .map(|(_, e)| e)
+        self.executions.range((start, std::ops::Bound::Unbounded)).map(|(_, e)| e)
     }
 
     /// The spec an execution runs.
@@ -588,9 +458,7 @@ impl State {
     /// Decodes a snapshot made by [`State::to_snapshot`].
     pub fn from_snapshot(bytes: &[u8]) -> Result<State, codec::CodecError> {
         let state: State = codec::decode(bytes)?;
-        state
-            .check_invariants()
-            .map_err(codec::CodecError::Invalid)?;
+        state.check_invariants().map_err(codec::CodecError::Invalid)?;
         Ok(state)
     }
 
@@ -615,10 +483,7 @@ impl State {
                 return Err(format!("attempt index {id} points nowhere"));
             }
             if *id > self.next_attempt_id {
-                return Err(format!(
-                    "attempt {id} beyond the counter {}",
-                    self.next_attempt_id
-                ));
+                return Err(format!("attempt {id} beyond the counter {}", self.next_attempt_id));
             }
         }
         for (key, lease) in &self.leases {
@@ -643,11 +508,7 @@ fn merge_params(defaults: &Json, overrides: &Json) -> Result<Json, Rejection> {
                 merged.insert(k.clone(), v.clone());
             }
         }
-        other => {
-            return Err(Rejection::InvalidParams(format!(
-                "params must be an object, not {other}"
-            )))
-        }
+        other => return Err(Rejection::InvalidParams(format!("params must be an object, not {other}"))),
     }
     let merged = Json(serde_json::Value::Object(merged));
     if merged.encoded_len() > limits::MAX_PARAMS_BYTES {

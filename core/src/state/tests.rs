@@ -18,11 +18,7 @@ fn spec(yaml: &str) -> WorkflowSpec {
 }
 
 fn put(state: &mut State, yaml: &str, at_ms: i64) -> Response {
-    state.apply(Command::PutWorkflow {
-        spec: spec(yaml),
-        actor: None,
-        at_ms,
-    })
+    state.apply(Command::PutWorkflow { spec: spec(yaml), actor: None, at_ms })
 }
 
 fn create(state: &mut State, id: &str, at_ms: i64) -> Response {
@@ -48,12 +44,7 @@ fn start(state: &mut State, exec: &str, task: &str, at_ms: i64) -> Response {
 }
 
 fn finish(state: &mut State, attempt_id: u64, result: AttemptResult, at_ms: i64) -> Response {
-    state.apply(Command::FinishAttempt {
-        attempt_id,
-        result,
-        jitter_permille: 1000,
-        at_ms,
-    })
+    state.apply(Command::FinishAttempt { attempt_id, result, jitter_permille: 1000, at_ms })
 }
 
 fn started_id(r: Response) -> u64 {
@@ -64,54 +55,26 @@ fn started_id(r: Response) -> u64 {
 }
 
 fn ok_output() -> AttemptResult {
-    AttemptResult::Succeeded {
-        output: Json(serde_json::json!({"rows": 3})),
-    }
+    AttemptResult::Succeeded { output: Json(serde_json::json!({"rows": 3})) }
 }
 
 #[test]
 fn each_put_makes_a_new_version_and_delete_hides_it() {
     let mut s = State::default();
-    assert_eq!(
-        put(&mut s, DAG, 1),
-        Response::WorkflowStored {
-            workflow_id: "wf".into(),
-            version: 1
-        }
-    );
-    assert_eq!(
-        put(&mut s, DAG, 2),
-        Response::WorkflowStored {
-            workflow_id: "wf".into(),
-            version: 2
-        }
-    );
+    assert_eq!(put(&mut s, DAG, 1), Response::WorkflowStored { workflow_id: "wf".into(), version: 1 });
+    assert_eq!(put(&mut s, DAG, 2), Response::WorkflowStored { workflow_id: "wf".into(), version: 2 });
     assert_eq!(s.workflow("wf").map(|w| w.latest), Some(2));
     assert!(matches!(
-        s.apply(Command::DeleteWorkflow {
-            workflow_id: "wf".into(),
-            actor: None,
-            at_ms: 3
-        }),
+        s.apply(Command::DeleteWorkflow { workflow_id: "wf".into(), actor: None, at_ms: 3 }),
         Response::WorkflowDeleted { .. }
     ));
     assert!(s.workflow("wf").is_none());
     assert!(matches!(
-        s.apply(Command::DeleteWorkflow {
-            workflow_id: "wf".into(),
-            actor: None,
-            at_ms: 4
-        }),
+        s.apply(Command::DeleteWorkflow { workflow_id: "wf".into(), actor: None, at_ms: 4 }),
         Response::Rejected(Rejection::WorkflowNotFound(_))
     ));
     // Re-creating continues the version counter.
-    assert_eq!(
-        put(&mut s, DAG, 5),
-        Response::WorkflowStored {
-            workflow_id: "wf".into(),
-            version: 3
-        }
-    );
+    assert_eq!(put(&mut s, DAG, 5), Response::WorkflowStored { workflow_id: "wf".into(), version: 3 });
 }
 
 #[test]
@@ -120,15 +83,8 @@ fn an_invalid_spec_is_rejected_by_apply_too() {
     let mut bad = spec(DAG);
     bad.tasks[0].depends_on = vec!["c".into()];
     let before = s.digest();
-    let r = s.apply(Command::PutWorkflow {
-        spec: bad,
-        actor: None,
-        at_ms: 0,
-    });
-    assert!(
-        matches!(r, Response::Rejected(Rejection::InvalidSpec(ref m)) if m.contains("cycle")),
-        "{r:?}"
-    );
+    let r = s.apply(Command::PutWorkflow { spec: bad, actor: None, at_ms: 0 });
+    assert!(matches!(r, Response::Rejected(Rejection::InvalidSpec(ref m)) if m.contains("cycle")), "{r:?}");
     assert_eq!(s.digest(), before);
 }
 
@@ -137,19 +93,9 @@ fn a_second_create_with_the_same_id_is_a_noop_that_says_so() {
     let mut s = State::default();
     put(&mut s, DAG, 1);
     let id = crate::ids::scheduled_execution_id("wf", 60_000);
-    assert_eq!(
-        create(&mut s, &id, 2),
-        Response::ExecutionCreated {
-            execution_id: id.clone()
-        }
-    );
+    assert_eq!(create(&mut s, &id, 2), Response::ExecutionCreated { execution_id: id.clone() });
     let digest = s.digest();
-    assert_eq!(
-        create(&mut s, &id, 2),
-        Response::ExecutionExists {
-            execution_id: id.clone()
-        }
-    );
+    assert_eq!(create(&mut s, &id, 2), Response::ExecutionExists { execution_id: id.clone() });
     assert_eq!(s.digest(), digest);
     assert_eq!(s.execution(&id).unwrap().params.0["region"], "us");
 }
@@ -161,10 +107,7 @@ fn a_dag_runs_to_success_and_skips_the_failure_handler() {
     create(&mut s, "e", 2);
     let spec = s.execution_spec(s.execution("e").unwrap()).unwrap().clone();
     assert_eq!(s.execution("e").unwrap().ready_tasks(&spec, 2), vec!["a"]);
-    assert!(matches!(
-        start(&mut s, "e", "b", 3),
-        Response::Rejected(Rejection::TaskNotReady { .. })
-    ));
+    assert!(matches!(start(&mut s, "e", "b", 3), Response::Rejected(Rejection::TaskNotReady { .. })));
     for (t, task) in ["a", "b", "c"].iter().enumerate() {
         let id = started_id(start(&mut s, "e", task, 10 + t as i64));
         finish(&mut s, id, ok_output(), 20 + t as i64);
@@ -181,52 +124,18 @@ fn retries_follow_the_policy_then_fail_and_run_the_handler() {
     put(&mut s, DAG, 1);
     create(&mut s, "e", 2);
     let first = started_id(start(&mut s, "e", "a", 10));
-    let r = finish(
-        &mut s,
-        first,
-        AttemptResult::Failed {
-            error: "503".into(),
-            retryable: true,
-        },
-        20,
-    );
+    let r = finish(&mut s, first, AttemptResult::Failed { error: "503".into(), retryable: true }, 20);
     assert_eq!(
         r,
-        Response::AttemptFinished {
-            task_status: TaskStatus::Retrying,
-            execution_status: ExecutionStatus::Running
-        }
+        Response::AttemptFinished { task_status: TaskStatus::Retrying, execution_status: ExecutionStatus::Running }
     );
     // jitter 1000 = the full backoff (1s): not ready before 1020.
-    assert!(matches!(
-        start(&mut s, "e", "a", 500),
-        Response::Rejected(Rejection::TaskNotReady { .. })
-    ));
+    assert!(matches!(start(&mut s, "e", "a", 500), Response::Rejected(Rejection::TaskNotReady { .. })));
     let second = started_id(start(&mut s, "e", "a", 1020));
     // The first attempt is fenced off now.
-    assert!(matches!(
-        finish(&mut s, first, ok_output(), 1030),
-        Response::Rejected(Rejection::StaleAttempt { .. })
-    ));
-    let r = finish(
-        &mut s,
-        second,
-        AttemptResult::Failed {
-            error: "503".into(),
-            retryable: true,
-        },
-        1040,
-    );
-    assert!(
-        matches!(
-            r,
-            Response::AttemptFinished {
-                task_status: TaskStatus::Failed,
-                ..
-            }
-        ),
-        "{r:?}"
-    );
+    assert!(matches!(finish(&mut s, first, ok_output(), 1030), Response::Rejected(Rejection::StaleAttempt { .. })));
+    let r = finish(&mut s, second, AttemptResult::Failed { error: "503".into(), retryable: true }, 1040);
+    assert!(matches!(r, Response::AttemptFinished { task_status: TaskStatus::Failed, .. }), "{r:?}");
     let e = s.execution("e").unwrap();
     assert_eq!(e.task("b").unwrap().status, TaskStatus::Skipped);
     assert_eq!(e.task("c").unwrap().status, TaskStatus::Skipped);
@@ -235,18 +144,8 @@ fn retries_follow_the_policy_then_fail_and_run_the_handler() {
     assert_eq!(e.status, ExecutionStatus::Failed);
 
     // Retry re-runs failed and skipped tasks with a fresh budget, keeping the old attempts.
-    let r = s.apply(Command::RetryExecution {
-        execution_id: "e".into(),
-        actor: None,
-        at_ms: 2000,
-    });
-    assert_eq!(
-        r,
-        Response::ExecutionReopened {
-            execution_id: "e".into(),
-            tasks_reset: 4
-        }
-    );
+    let r = s.apply(Command::RetryExecution { execution_id: "e".into(), actor: None, at_ms: 2000 });
+    assert_eq!(r, Response::ExecutionReopened { execution_id: "e".into(), tasks_reset: 4 });
     let third = started_id(start(&mut s, "e", "a", 2001));
     finish(&mut s, third, ok_output(), 2002);
     let a = s.execution("e").unwrap().task("a").unwrap();
@@ -260,22 +159,8 @@ fn a_non_retryable_failure_ends_the_task_at_once() {
     put(&mut s, DAG, 1);
     create(&mut s, "e", 2);
     let id = started_id(start(&mut s, "e", "a", 3));
-    let r = finish(
-        &mut s,
-        id,
-        AttemptResult::Failed {
-            error: "400".into(),
-            retryable: false,
-        },
-        4,
-    );
-    assert!(matches!(
-        r,
-        Response::AttemptFinished {
-            task_status: TaskStatus::Failed,
-            ..
-        }
-    ));
+    let r = finish(&mut s, id, AttemptResult::Failed { error: "400".into(), retryable: false }, 4);
+    assert!(matches!(r, Response::AttemptFinished { task_status: TaskStatus::Failed, .. }));
 }
 
 #[test]
@@ -285,29 +170,15 @@ fn cancel_ends_running_attempts_and_is_final() {
     create(&mut s, "e", 2);
     let id = started_id(start(&mut s, "e", "a", 3));
     assert!(matches!(
-        s.apply(Command::CancelExecution {
-            execution_id: "e".into(),
-            actor: None,
-            at_ms: 4
-        }),
+        s.apply(Command::CancelExecution { execution_id: "e".into(), actor: None, at_ms: 4 }),
         Response::ExecutionCancelled { .. }
     ));
     let e = s.execution("e").unwrap();
     assert_eq!(e.status, ExecutionStatus::Cancelled);
-    assert_eq!(
-        e.task("a").unwrap().attempts[0].status,
-        AttemptStatus::Cancelled
-    );
+    assert_eq!(e.task("a").unwrap().attempts[0].status, AttemptStatus::Cancelled);
+    assert!(matches!(finish(&mut s, id, ok_output(), 5), Response::Rejected(Rejection::StaleAttempt { .. })));
     assert!(matches!(
-        finish(&mut s, id, ok_output(), 5),
-        Response::Rejected(Rejection::StaleAttempt { .. })
-    ));
-    assert!(matches!(
-        s.apply(Command::CancelExecution {
-            execution_id: "e".into(),
-            actor: None,
-            at_ms: 6
-        }),
+        s.apply(Command::CancelExecution { execution_id: "e".into(), actor: None, at_ms: 6 }),
         Response::Rejected(Rejection::ExecutionFinished { .. })
     ));
 }
@@ -321,22 +192,14 @@ fn logs_are_bounded_per_attempt_with_a_marker() {
     let chunk = "x".repeat(limits::MAX_LOG_APPEND_BYTES);
     let appends = limits::MAX_LOG_BYTES_PER_ATTEMPT / chunk.len() + 3;
     for i in 0..appends {
-        s.apply(Command::AppendLog {
-            attempt_id: id,
-            text: chunk.clone(),
-            at_ms: 4 + i as i64,
-        });
+        s.apply(Command::AppendLog { attempt_id: id, text: chunk.clone(), at_ms: 4 + i as i64 });
     }
     let log = s.attempt_log(id).unwrap();
     assert!(log.kept_bytes <= limits::MAX_LOG_BYTES_PER_ATTEMPT as u64);
     assert_eq!(log.dropped_bytes, 3 * chunk.len() as u64);
     assert!(log.text().starts_with("[... "));
     let too_big = "y".repeat(limits::MAX_LOG_APPEND_BYTES + 1);
-    let r = s.apply(Command::AppendLog {
-        attempt_id: id,
-        text: too_big,
-        at_ms: 100,
-    });
+    let r = s.apply(Command::AppendLog { attempt_id: id, text: too_big, at_ms: 100 });
     assert!(matches!(r, Response::Rejected(Rejection::TooLarge { .. })));
 }
 
@@ -344,49 +207,16 @@ fn logs_are_bounded_per_attempt_with_a_marker() {
 fn leases_exclude_other_holders_until_expiry() {
     let mut s = State::default();
     let acquire = |s: &mut State, holder: &str, exp: i64, at: i64| {
-        s.apply(Command::AcquireLease {
-            key: "k".into(),
-            holder: holder.into(),
-            expires_at_ms: exp,
-            at_ms: at,
-        })
+        s.apply(Command::AcquireLease { key: "k".into(), holder: holder.into(), expires_at_ms: exp, at_ms: at })
     };
-    assert!(matches!(
-        acquire(&mut s, "n1", 100, 0),
-        Response::LeaseGranted { token: 1, .. }
-    ));
-    assert!(matches!(
-        acquire(&mut s, "n2", 200, 50),
-        Response::Rejected(Rejection::LeaseHeld { .. })
-    ));
-    let renew = s.apply(Command::RenewLease {
-        key: "k".into(),
-        holder: "n1".into(),
-        expires_at_ms: 150,
-        at_ms: 60,
-    });
-    assert!(matches!(
-        renew,
-        Response::LeaseGranted {
-            expires_at_ms: 150,
-            ..
-        }
-    ));
-    assert!(matches!(
-        acquire(&mut s, "n2", 300, 149),
-        Response::Rejected(_)
-    ));
-    assert!(matches!(
-        acquire(&mut s, "n2", 300, 150),
-        Response::LeaseGranted { token: 2, .. }
-    ));
+    assert!(matches!(acquire(&mut s, "n1", 100, 0), Response::LeaseGranted { token: 1, .. }));
+    assert!(matches!(acquire(&mut s, "n2", 200, 50), Response::Rejected(Rejection::LeaseHeld { .. })));
+    let renew = s.apply(Command::RenewLease { key: "k".into(), holder: "n1".into(), expires_at_ms: 150, at_ms: 60 });
+    assert!(matches!(renew, Response::LeaseGranted { expires_at_ms: 150, .. }));
+    assert!(matches!(acquire(&mut s, "n2", 300, 149), Response::Rejected(_)));
+    assert!(matches!(acquire(&mut s, "n2", 300, 150), Response::LeaseGranted { token: 2, .. }));
     let expired = s.apply(Command::ExpireLeases { at_ms: 301 });
-    assert_eq!(
-        expired,
-        Response::LeasesExpired {
-            keys: vec!["k".into()]
-        }
-    );
+    assert_eq!(expired, Response::LeasesExpired { keys: vec!["k".into()] });
 }
 
 #[test]
@@ -404,23 +234,14 @@ fn prune_keeps_the_newest_finished_executions() {
     for i in 0..5 {
         let id = format!("e{i}");
         create(&mut s, &id, 10 + i);
-        s.apply(Command::CancelExecution {
-            execution_id: id,
-            actor: None,
-            at_ms: 20 + i,
-        });
+        s.apply(Command::CancelExecution { execution_id: id, actor: None, at_ms: 20 + i });
     }
     create(&mut s, "live", 30);
     assert_eq!(
-        s.apply(Command::PruneExecutions {
-            keep_per_workflow: 2,
-            at_ms: 40
-        }),
+        s.apply(Command::PruneExecutions { keep_per_workflow: 2, at_ms: 40 }),
         Response::ExecutionsPruned { count: 3 }
     );
-    assert!(
-        s.execution("e0").is_none() && s.execution("e3").is_some() && s.execution("live").is_some()
-    );
+    assert!(s.execution("e0").is_none() && s.execution("e3").is_some() && s.execution("live").is_some());
 }
 
 #[test]
@@ -432,6 +253,29 @@ fn snapshots_round_trip() {
     let restored = State::from_snapshot(&s.to_snapshot().unwrap()).unwrap();
     assert_eq!(restored, s);
     assert_eq!(restored.digest(), s.digest());
+}
+
+#[test]
+fn a_batch_applies_in_order_and_answers_each_command() {
+    let mut s = State::default();
+    let batch = Command::Batch(vec![
+        Command::PutWorkflow { spec: spec(DAG), actor: None, at_ms: 1 },
+        Command::DeleteWorkflow { workflow_id: "nope".into(), actor: None, at_ms: 2 },
+        Command::PutWorkflow { spec: spec(DAG), actor: None, at_ms: 3 },
+    ]);
+    let answers = match s.apply(batch) {
+        Response::Batch(answers) => answers,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(answers.len(), 3);
+    assert_eq!(answers[0], Response::WorkflowStored { workflow_id: "wf".into(), version: 1 });
+    assert!(matches!(answers[1], Response::Rejected(Rejection::WorkflowNotFound(_))));
+    assert_eq!(answers[2], Response::WorkflowStored { workflow_id: "wf".into(), version: 2 });
+    assert_eq!(s.clock_ms(), 3);
+    let nested = Command::Batch(vec![Command::Batch(vec![])]);
+    let before = s.digest();
+    assert_eq!(s.apply(nested), Response::Rejected(Rejection::NestedBatch));
+    assert_eq!(s.digest(), before);
 }
 
 // ----- property tests -----
@@ -446,17 +290,10 @@ fn arb_command() -> impl Strategy<Value = Command> {
     let key = prop::sample::select(vec!["k1", "k2"]);
     let at = 0i64..10_000;
     let result = prop_oneof![
-        Just(AttemptResult::Succeeded {
-            output: Json(serde_json::json!({"ok": true}))
-        }),
-        any::<bool>().prop_map(|retryable| AttemptResult::Failed {
-            error: "boom".into(),
-            retryable
-        }),
+        Just(AttemptResult::Succeeded { output: Json(serde_json::json!({"ok": true})) }),
+        any::<bool>().prop_map(|retryable| AttemptResult::Failed { error: "boom".into(), retryable }),
         Just(AttemptResult::TimedOut),
-        Just(AttemptResult::Lost {
-            reason: "node died".into()
-        }),
+        Just(AttemptResult::Lost { reason: "node died".into() }),
     ];
     prop_oneof![
         1 => at.clone().prop_map(|at_ms| Command::PutWorkflow { spec: spec(DAG), actor: None, at_ms }),
@@ -498,6 +335,21 @@ proptest! {
         prop_assert_eq!(a.digest(), b.digest());
         prop_assert_eq!(ra, rb);
         prop_assert_eq!(a.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn batching_changes_nothing_but_the_answer_shape(commands in prop::collection::vec(arb_command(), 0..120), size in 1usize..8) {
+        let (one_by_one, answers) = run(&commands);
+        let mut batched = State::default();
+        let mut batched_answers = Vec::new();
+        for chunk in commands.chunks(size) {
+            match batched.apply(Command::Batch(chunk.to_vec())) {
+                Response::Batch(a) => batched_answers.extend(a),
+                other => prop_assert!(false, "{:?}", other),
+            }
+        }
+        prop_assert_eq!(one_by_one.digest(), batched.digest());
+        prop_assert_eq!(answers, batched_answers);
     }
 
     #[test]

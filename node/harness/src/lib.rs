@@ -49,10 +49,7 @@ pub struct ClusterOptions {
 
 impl ClusterOptions {
     pub fn new(nodes: u64) -> Self {
-        ClusterOptions {
-            nodes,
-            env: Vec::new(),
-        }
+        ClusterOptions { nodes, env: Vec::new() }
     }
 
     pub fn env(mut self, key: &str, value: impl ToString) -> Self {
@@ -73,13 +70,8 @@ pub struct Cluster {
 
 /// Ports that are free right now on 127.0.0.1.
 fn free_ports(count: usize) -> anyhow::Result<Vec<u16>> {
-    let listeners: Vec<TcpListener> = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<_, _>>()?;
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
+    let listeners: Vec<TcpListener> = (0..count).map(|_| TcpListener::bind("127.0.0.1:0")).collect::<Result<_, _>>()?;
+    listeners.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
 impl Cluster {
@@ -93,32 +85,13 @@ impl Cluster {
             .map(|(i, port)| format!("{}=127.0.0.1:{port}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
-        let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()?;
-        let mut cluster = Cluster {
-            binary: binary.into(),
-            dir,
-            options,
-            nodes: BTreeMap::new(),
-            peers,
-            http,
-        };
+        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(15)).build()?;
+        let mut cluster = Cluster { binary: binary.into(), dir, options, nodes: BTreeMap::new(), peers, http };
         for (i, port) in ports.into_iter().enumerate() {
             let id = i as u64 + 1;
             let data_dir = cluster.dir.path().join(format!("node{id}"));
             let log_path = cluster.dir.path().join(format!("node{id}.log"));
-            cluster.nodes.insert(
-                id,
-                Node {
-                    id,
-                    port,
-                    data_dir,
-                    log_path,
-                    child: None,
-                    joins: false,
-                },
-            );
+            cluster.nodes.insert(id, Node { id, port, data_dir, log_path, child: None, joins: false });
             cluster.spawn(id)?;
         }
         Ok(cluster)
@@ -126,10 +99,7 @@ impl Cluster {
 
     fn spawn(&mut self, id: u64) -> anyhow::Result<()> {
         let node = self.nodes.get(&id).ok_or_else(|| anyhow!("no node {id}"))?;
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&node.log_path)?;
+        let log = File::options().create(true).append(true).open(&node.log_path)?;
         let mut command = Command::new(&self.binary);
         command
             .arg("--node-id")
@@ -150,9 +120,7 @@ impl Cluster {
         for (k, v) in &self.options.env {
             command.env(k, v);
         }
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {}", self.binary.display()))?;
+        let child = command.spawn().with_context(|| format!("starting {}", self.binary.display()))?;
         if let Some(node) = self.nodes.get_mut(&id) {
             node.child = Some(child);
         }
@@ -165,17 +133,7 @@ impl Cluster {
         let port = free_ports(1)?[0];
         let data_dir = self.dir.path().join(format!("node{id}"));
         let log_path = self.dir.path().join(format!("node{id}.log"));
-        self.nodes.insert(
-            id,
-            Node {
-                id,
-                port,
-                data_dir,
-                log_path,
-                child: None,
-                joins: true,
-            },
-        );
+        self.nodes.insert(id, Node { id, port, data_dir, log_path, child: None, joins: true });
         self.spawn(id)?;
         Ok(id)
     }
@@ -198,10 +156,7 @@ impl Cluster {
 
     /// Kills a node with SIGKILL and reaps it.
     pub fn kill(&mut self, id: u64) -> anyhow::Result<()> {
-        let node = self
-            .nodes
-            .get_mut(&id)
-            .ok_or_else(|| anyhow!("no node {id}"))?;
+        let node = self.nodes.get_mut(&id).ok_or_else(|| anyhow!("no node {id}"))?;
         if let Some(mut child) = node.child.take() {
             child.kill()?;
             child.wait()?;
@@ -211,17 +166,11 @@ impl Cluster {
 
     /// Sends SIGTERM and waits (bounded) for a clean exit; returns the exit status code.
     pub fn terminate(&mut self, id: u64, timeout: Duration) -> anyhow::Result<Option<i32>> {
-        let node = self
-            .nodes
-            .get_mut(&id)
-            .ok_or_else(|| anyhow!("no node {id}"))?;
+        let node = self.nodes.get_mut(&id).ok_or_else(|| anyhow!("no node {id}"))?;
         let Some(mut child) = node.child.take() else {
             return Ok(None);
         };
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status()?;
+        let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status()?;
         if !status.success() {
             bail!("kill -TERM {} failed", child.id());
         }
@@ -257,10 +206,7 @@ impl Cluster {
         content_type: &str,
         body: impl Into<Vec<u8>>,
     ) -> anyhow::Result<(u16, Value)> {
-        let request = self
-            .http
-            .post(format!("{}{path}", self.url(id)))
-            .header("content-type", content_type);
+        let request = self.http.post(format!("{}{path}", self.url(id))).header("content-type", content_type);
         Self::status_and_json(request.body(body.into()).send()?)
     }
 
@@ -268,10 +214,7 @@ impl Cluster {
     fn status_and_json(response: reqwest::blocking::Response) -> anyhow::Result<(u16, Value)> {
         let status = response.status().as_u16();
         let text = response.text()?;
-        Ok((
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        ))
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
     }
 
     /// Waits until `condition` holds, polling every 50 ms, for at most `timeout`.
@@ -288,48 +231,35 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        bail!(
-            "timed out after {timeout:?} waiting for {what}\n{}",
-            self.logs_tail(40)
-        )
+        bail!("timed out after {timeout:?} waiting for {what}\n{}", self.logs_tail(40))
     }
 
     /// Waits until every running node answers /readyz with 200 and they agree on a leader.
     pub fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<u64> {
-        let running: Vec<u64> = self
-            .nodes
-            .iter_mut()
-            .filter_map(|(id, n)| n.is_running().then_some(*id))
-            .collect();
+        let running: Vec<u64> = self.nodes.iter_mut().filter_map(|(id, n)| n.is_running().then_some(*id)).collect();
         let mut leader = None;
-        self.wait_for(
-            "every running node to be ready with one leader",
-            timeout,
-            |c| {
-                let leaders: Vec<Option<u64>> = running
-                    .iter()
-                    .map(|id| match c.get_json(*id, "/readyz") {
-                        Ok((200, v)) => v["leader_id"].as_u64(),
-                        _ => None,
-                    })
-                    .collect();
-                let first = leaders.first().copied().flatten();
-                if first.is_some() && leaders.iter().all(|l| *l == first) {
-                    leader = first;
-                    true
-                } else {
-                    false
-                }
-            },
-        )?;
+        self.wait_for("every running node to be ready with one leader", timeout, |c| {
+            let leaders: Vec<Option<u64>> = running
+                .iter()
+                .map(|id| match c.get_json(*id, "/readyz") {
+                    Ok((200, v)) => v["leader_id"].as_u64(),
+                    _ => None,
+                })
+                .collect();
+            let first = leaders.first().copied().flatten();
+            if first.is_some() && leaders.iter().all(|l| *l == first) {
+                leader = first;
+                true
+            } else {
+                false
+            }
+        })?;
         leader.ok_or_else(|| anyhow!("no leader"))
     }
 
     /// The leader as node `id` sees it.
     pub fn leader_seen_by(&self, id: u64) -> Option<u64> {
-        self.get_json(id, "/api/v1/cluster")
-            .ok()
-            .and_then(|(_, v)| v["leader_id"].as_u64())
+        self.get_json(id, "/api/v1/cluster").ok().and_then(|(_, v)| v["leader_id"].as_u64())
     }
 
     /// Everything node `id` has logged so far.
@@ -343,11 +273,7 @@ impl Cluster {
         for node in self.nodes.values() {
             let text = std::fs::read_to_string(&node.log_path).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(lines).collect();
-            out.push_str(&format!(
-                "--- node {} ({}) ---\n",
-                node.id,
-                node.log_path.display()
-            ));
+            out.push_str(&format!("--- node {} ({}) ---\n", node.id, node.log_path.display()));
             for line in tail.into_iter().rev() {
                 out.push_str(line);
                 out.push('\n');

@@ -1,8 +1,11 @@
 //! openraft's log storage on sled: entries, vote, committed index, purge point.
 //!
-//! An append is acknowledged to openraft only after sled has flushed it to disk. openraft hands
-//! over entries in batches, so one fsync covers every entry that arrived while the previous one
-//! was in flight: that batching is where write throughput comes from.
+//! An append is acknowledged to openraft only after sled has flushed it to disk, but `append`
+//! itself returns as soon as the entries are in sled's in-memory view: a flusher task fsyncs and
+//! then fires every callback that queued up meanwhile (group commit). One fsync thus covers all
+//! the entries that arrived while the previous one was in flight; that is where write throughput
+//! comes from. openraft counts an entry as persisted only when its callback fires, so a crash
+//! before the fsync loses nothing that was acknowledged.
 
 use std::fmt::Debug;
 use std::ops::RangeBounds;
@@ -10,6 +13,7 @@ use std::ops::RangeBounds;
 use linkloom_core::codec;
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogId, RaftLogReader, StorageIOError, Vote};
+use tokio::sync::mpsc;
 
 use super::{io_error, read_error};
 use crate::types::{LogId, StorageError, TypeConfig};
@@ -22,25 +26,25 @@ pub struct LogStore {
     db: sled::Db,
     log: sled::Tree,
     meta: sled::Tree,
+    flusher: mpsc::Sender<LogFlushed<TypeConfig>>,
 }
+
+/// Appends waiting for their fsync; `append` waits for room beyond this (back-pressure).
+const MAX_PENDING_FLUSHES: usize = 8192;
 
 const KEY_VOTE: &str = "vote";
 const KEY_COMMITTED: &str = "committed";
 const KEY_LAST_PURGED: &str = "last_purged";
 
 impl LogStore {
+    /// Opens the log trees and starts the flusher task (call inside a tokio runtime).
     pub fn open(db: &sled::Db) -> Result<Self, sled::Error> {
-        Ok(LogStore {
-            db: db.clone(),
-            log: db.open_tree("log")?,
-            meta: db.open_tree("meta")?,
-        })
+        let (flusher, pending) = mpsc::channel(MAX_PENDING_FLUSHES);
+        tokio::spawn(flush_loop(db.clone(), pending));
+        Ok(LogStore { db: db.clone(), log: db.open_tree("log")?, meta: db.open_tree("meta")?, flusher })
     }
 
-    fn get_meta<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &str,
-    ) -> Result<Option<T>, StorageError> {
+    fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
         match self.meta.get(key).map_err(read_error)? {
             None => Ok(None),
             Some(bytes) => codec::decode(&bytes).map(Some).map_err(read_error),
@@ -64,6 +68,20 @@ impl LogStore {
 
     pub fn is_empty(&self) -> bool {
         self.log.is_empty()
+    }
+}
+
+/// Fsyncs once for every batch of appends that queued up, then tells openraft they are durable.
+async fn flush_loop(db: sled::Db, mut pending: mpsc::Receiver<LogFlushed<TypeConfig>>) {
+    let mut batch = Vec::new();
+    while pending.recv_many(&mut batch, MAX_PENDING_FLUSHES).await > 0 {
+        let flushed = db.flush_async().await;
+        for callback in batch.drain(..) {
+            callback.log_io_completed(flushed.as_ref().map(|_| ()).map_err(io_error));
+        }
+        if let Err(e) = flushed {
+            tracing::error!("log flush failed: {e}");
+        }
     }
 }
 
@@ -108,10 +126,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
             None => last_purged,
         };
-        Ok(LogState {
-            last_purged_log_id: last_purged,
-            last_log_id: last,
-        })
+        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -119,11 +134,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
-        self.put_meta(KEY_VOTE, vote)
-            .map_err(|e| StorageIOError::write_vote(&e))?;
-        self.flush()
-            .await
-            .map_err(|e| StorageIOError::write_vote(&e))?;
+        self.put_meta(KEY_VOTE, vote).map_err(|e| StorageIOError::write_vote(&e))?;
+        self.flush().await.map_err(|e| StorageIOError::write_vote(&e))?;
         Ok(())
     }
 
@@ -133,8 +145,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         // Not flushed on its own: losing it only means re-applying from the snapshot on restart.
-        self.put_meta(KEY_COMMITTED, &committed)
-            .map_err(|e| StorageIOError::write(&e))?;
+        self.put_meta(KEY_COMMITTED, &committed).map_err(|e| StorageIOError::write(&e))?;
         Ok(())
     }
 
@@ -142,76 +153,49 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.get_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError>
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
         let mut batch = sled::Batch::default();
         for entry in entries {
-            let bytes =
-                codec::encode(&entry).map_err(|e| StorageIOError::write_logs(&io_error(e)))?;
+            let bytes = codec::encode(&entry).map_err(|e| StorageIOError::write_logs(&io_error(e)))?;
             batch.insert(&index_key(entry.get_log_id().index), bytes);
         }
-        self.log
-            .apply_batch(batch)
-            .map_err(|e| StorageIOError::write_logs(&e))?;
-        let flushed = self.flush().await;
-        let failed = flushed
-            .as_ref()
-            .err()
-            .map(|e| StorageIOError::write_logs(&io_error(e)));
-        callback.log_io_completed(flushed);
-        match failed {
-            Some(e) => Err(e.into()),
-            None => Ok(()),
-        }
+        self.log.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
+        // Durable once the flusher's next fsync completes; it fires the callback then.
+        self.flusher
+            .send(callback)
+            .await
+            .map_err(|_| StorageIOError::write_logs(&io_error("the log flusher has stopped")).into())
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // Removes every entry from `log_id` on (a new leader overwrote them).
-        let keys: Vec<sled::IVec> = self
-            .log
-            .range(index_key(log_id.index)..)
-            .keys()
-            .collect::<Result<_, _>>()
-            .map_err(read_error)?;
+        let keys: Vec<sled::IVec> =
+            self.log.range(index_key(log_id.index)..).keys().collect::<Result<_, _>>().map_err(read_error)?;
         let mut batch = sled::Batch::default();
         for key in keys {
             batch.remove(key);
         }
-        self.log
-            .apply_batch(batch)
-            .map_err(|e| StorageIOError::write_logs(&e))?;
-        self.flush()
-            .await
-            .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.log.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
+        self.flush().await.map_err(|e| StorageIOError::write_logs(&e))?;
         Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // Record the purge point first: a crash between the two steps leaves extra entries, which
         // the next purge removes, never a gap that the state does not know about.
-        self.put_meta(KEY_LAST_PURGED, &log_id)
-            .map_err(|e| StorageIOError::write(&e))?;
+        self.put_meta(KEY_LAST_PURGED, &log_id).map_err(|e| StorageIOError::write(&e))?;
         self.flush().await.map_err(|e| StorageIOError::write(&e))?;
-        let keys: Vec<sled::IVec> = self
-            .log
-            .range(..=index_key(log_id.index))
-            .keys()
-            .collect::<Result<_, _>>()
-            .map_err(read_error)?;
+        let keys: Vec<sled::IVec> =
+            self.log.range(..=index_key(log_id.index)).keys().collect::<Result<_, _>>().map_err(read_error)?;
         let mut batch = sled::Batch::default();
         for key in keys {
             batch.remove(key);
         }
-        self.log
-            .apply_batch(batch)
-            .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.log.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
         Ok(())
     }
 }

@@ -25,10 +25,7 @@ use crate::types::{LogId, Membership, StorageError};
 
 /// Opens (or creates) the node's sled database under `dir`.
 pub fn open_db(dir: &Path) -> Result<sled::Db, sled::Error> {
-    sled::Config::new()
-        .path(dir.join("sled"))
-        .mode(sled::Mode::HighThroughput)
-        .open()
+    sled::Config::new().path(dir.join("sled")).mode(sled::Mode::HighThroughput).open()
 }
 
 /// The state with the id of the last entry applied to it and the membership in force. They sit
@@ -48,35 +45,23 @@ pub struct StateHandle(Arc<RwLock<Applied>>);
 impl StateHandle {
     /// Runs `f` with the current state.
     pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
-        let guard = self
-            .0
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let guard = self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&guard.state)
     }
 
     /// Index of the last applied entry.
     pub fn last_applied_index(&self) -> Option<u64> {
-        let guard = self
-            .0
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let guard = self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         guard.last_log_id.map(|id| id.index)
     }
 
     pub(crate) fn read_applied<R>(&self, f: impl FnOnce(&Applied) -> R) -> R {
-        let guard = self
-            .0
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let guard = self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&guard)
     }
 
     pub(crate) fn write<R>(&self, f: impl FnOnce(&mut Applied) -> R) -> R {
-        let mut guard = self
-            .0
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut guard)
     }
 }
@@ -102,9 +87,7 @@ mod tests {
     struct SledBuilder;
 
     impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for SledBuilder {
-        async fn build(
-            &self,
-        ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
+        async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
             let dir = tempfile::tempdir().map_err(read_error)?;
             let db = open_db(dir.path()).map_err(read_error)?;
             let log = LogStore::open(&db).map_err(read_error)?;
@@ -122,28 +105,16 @@ mod tests {
     #[tokio::test]
     async fn a_snapshot_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let spec =
-            linkloom_core::spec::parse_yaml("id: wf\ntasks: [{id: t, type: worker, queue: q}]\n")
-                .unwrap();
+        let spec = linkloom_core::spec::parse_yaml("id: wf\ntasks: [{id: t, type: worker, queue: q}]\n").unwrap();
         let entry = Entry::<TypeConfig> {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), 1),
-            payload: EntryPayload::Normal(Command::PutWorkflow {
-                spec,
-                actor: None,
-                at_ms: 5,
-            }),
+            payload: EntryPayload::Normal(Command::PutWorkflow { spec, actor: None, at_ms: 5 }),
         };
         let digest = {
             let db = open_db(dir.path()).unwrap();
             let mut sm = StateMachineStore::open(&db).unwrap();
             let responses = sm.apply(vec![entry.clone()]).await.unwrap();
-            assert_eq!(
-                responses,
-                vec![Response::WorkflowStored {
-                    workflow_id: "wf".into(),
-                    version: 1
-                }]
-            );
+            assert_eq!(responses, vec![Response::WorkflowStored { workflow_id: "wf".into(), version: 1 }]);
             sm.build_snapshot().await.unwrap();
             sm.state().read(|s| s.digest())
         };

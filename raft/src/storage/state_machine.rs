@@ -32,17 +32,9 @@ impl StateMachineStore {
     /// Opens the store, restoring the state from the latest snapshot if there is one.
     pub fn open(db: &sled::Db) -> Result<Self, OpenError> {
         let snapshots = db.open_tree("snapshot")?;
-        let store = StateMachineStore {
-            state: StateHandle::default(),
-            db: db.clone(),
-            snapshots,
-        };
-        if let Some(stored) = store
-            .stored_snapshot()
-            .map_err(|e| OpenError::Snapshot(e.to_string()))?
-        {
-            let state = State::from_snapshot(&stored.data)
-                .map_err(|e| OpenError::Snapshot(e.to_string()))?;
+        let store = StateMachineStore { state: StateHandle::default(), db: db.clone(), snapshots };
+        if let Some(stored) = store.stored_snapshot().map_err(|e| OpenError::Snapshot(e.to_string()))? {
+            let state = State::from_snapshot(&stored.data).map_err(|e| OpenError::Snapshot(e.to_string()))?;
             store.state.write(|a| {
                 a.state = state;
                 a.last_log_id = stored.meta.last_log_id;
@@ -66,15 +58,10 @@ impl StateMachineStore {
 
     async fn save_snapshot(&self, stored: &StoredSnapshot) -> Result<(), StorageError> {
         let signature = Some(stored.meta.signature());
-        let bytes = codec::encode(stored)
-            .map_err(|e| StorageIOError::write_snapshot(signature.clone(), &io_error(e)))?;
-        self.snapshots
-            .insert(KEY_CURRENT, bytes)
-            .map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
-        self.db
-            .flush_async()
-            .await
-            .map_err(|e| StorageIOError::write_snapshot(signature, &e))?;
+        let bytes =
+            codec::encode(stored).map_err(|e| StorageIOError::write_snapshot(signature.clone(), &io_error(e)))?;
+        self.snapshots.insert(KEY_CURRENT, bytes).map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
+        self.db.flush_async().await.map_err(|e| StorageIOError::write_snapshot(signature, &e))?;
         Ok(())
     }
 }
@@ -91,26 +78,18 @@ pub enum OpenError {
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         // Encode under the read lock so state and applied id agree.
-        let (data, last_log_id, membership) = self
-            .state
-            .read_applied(|a| (a.state.to_snapshot(), a.last_log_id, a.membership.clone()));
+        let (data, last_log_id, membership) =
+            self.state.read_applied(|a| (a.state.to_snapshot(), a.last_log_id, a.membership.clone()));
         let data = data.map_err(|e| StorageIOError::write_snapshot(None, &io_error(e)))?;
         let snapshot_id = match last_log_id {
             Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, data.len()),
             None => format!("empty-{}", data.len()),
         };
-        let meta = SnapshotMeta {
-            last_log_id,
-            last_membership: membership,
-            snapshot_id,
-        };
+        let meta = SnapshotMeta { last_log_id, last_membership: membership, snapshot_id };
         let stored = StoredSnapshot { meta, data };
         self.save_snapshot(&stored).await?;
         tracing::info!(last_log_id = ?stored.meta.last_log_id, bytes = stored.data.len(), "snapshot built");
-        Ok(Snapshot {
-            meta: stored.meta,
-            snapshot: Box::new(stored.data),
-        })
+        Ok(Snapshot { meta: stored.meta, snapshot: Box::new(stored.data) })
     }
 }
 
@@ -118,9 +97,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     type SnapshotBuilder = Self;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, Membership), StorageError> {
-        Ok(self
-            .state
-            .read_applied(|a| (a.last_log_id, a.membership.clone())))
+        Ok(self.state.read_applied(|a| (a.last_log_id, a.membership.clone())))
     }
 
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
@@ -155,17 +132,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok(Box::default())
     }
 
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMeta,
-        snapshot: Box<Vec<u8>>,
-    ) -> Result<(), StorageError> {
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<Vec<u8>>) -> Result<(), StorageError> {
         let state = State::from_snapshot(&snapshot)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &io_error(e)))?;
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: *snapshot,
-        };
+        let stored = StoredSnapshot { meta: meta.clone(), data: *snapshot };
         self.save_snapshot(&stored).await?;
         self.state.write(|a| {
             a.state = state;
@@ -177,9 +147,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        Ok(self.stored_snapshot()?.map(|stored| Snapshot {
-            meta: stored.meta,
-            snapshot: Box::new(stored.data),
-        }))
+        Ok(self.stored_snapshot()?.map(|stored| Snapshot { meta: stored.meta, snapshot: Box::new(stored.data) }))
     }
 }
