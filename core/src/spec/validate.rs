@@ -287,6 +287,22 @@ tasks:
     }
 
     #[test]
+    fn every_example_workflow_is_valid() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/workflows");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).expect("examples/workflows exists") {
+            let path = entry.expect("dir entry").path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let text = std::fs::read_to_string(&path).expect("readable");
+                let spec = parse_yaml(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                validate(&spec).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                checked += 1;
+            }
+        }
+        assert!(checked > 0, "no examples found in {dir}");
+    }
+
+    #[test]
     fn json_and_yaml_agree() {
         let spec = parse_yaml(EXAMPLE).unwrap();
         let json = serde_json::to_string(&spec).unwrap();

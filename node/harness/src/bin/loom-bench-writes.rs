@@ -289,6 +289,10 @@ async fn main() -> anyhow::Result<()> {
         figures.push(measure("loom", target, 1, args.single_count, args.warmup / 10).await);
         let disk: u64 = walk_size(cluster.dir());
         eprintln!("loom: data on disk after the run: {:.1} MiB (3 nodes)", disk as f64 / 1048576.0);
+        for id in cluster.ids() {
+            let rss_kib = cluster.node(id).pid().and_then(rss_kib).unwrap_or(0);
+            eprintln!("loom: node {id} RSS after the run: {:.1} MiB", rss_kib as f64 / 1024.0);
+        }
     }
 
     if args.no_etcd {
@@ -306,6 +310,13 @@ async fn main() -> anyhow::Result<()> {
     }
     print(&figures);
     Ok(())
+}
+
+/// Resident set size of a process, from /proc.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn walk_size(dir: &Path) -> u64 {

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every check of the repository: formatting, lints, unit and property tests, the
+# multi-process cluster tests, and a smoke test of deploy/local/cluster.sh.
+# Rust builds go to $CARGO_TARGET_DIR (default ~/.cache/linkloom/target) so they stay warm.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/linkloom/target}
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo not found: install Rust with rustup (https://rustup.rs), then run this again" >&2
+  exit 1
+fi
+if ! command -v curl >/dev/null 2>&1; then
+  step "installing curl (used by the cluster smoke test)"
+  apt-get update -qq && apt-get install -y -qq curl
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo build --release (loom-node for cluster.sh)"
+cargo build --release --locked -p linkloom-node
+
+step "cargo test (unit, property and multi-process cluster tests)"
+cargo test --workspace --locked
+
+step "deploy/local/cluster.sh smoke test"
+LOOM_NODE_BIN="$CARGO_TARGET_DIR/release/loom-node" deploy/local/cluster-smoke.sh
