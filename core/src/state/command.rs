@@ -32,6 +32,14 @@ pub enum Command {
         actor: Option<String>,
         at_ms: i64,
     },
+    /// Makes `node_id` the owner of an unfinished execution (the leader reassigns executions of
+    /// nodes whose liveness lease expired).
+    AssignExecution { execution_id: String, node_id: NodeId, at_ms: i64 },
+    /// Records that the schedule of a workflow has been handled up to `tick_ms` without firing
+    /// (ticks dropped by `catchup: none` or `latest`).
+    AdvanceSchedule { workflow_id: String, tick_ms: i64, at_ms: i64 },
+    /// Proof of life for a running attempt; rejected for an attempt that is no longer current.
+    HeartbeatAttempt { attempt_id: u64, at_ms: i64 },
     /// Starts the next attempt of a ready task on `node_id` (and `worker_id`, for pulled tasks).
     StartAttempt { execution_id: String, task_id: String, node_id: NodeId, worker_id: Option<String>, at_ms: i64 },
     /// Ends the current attempt of a task. Rejected if `attempt_id` is not the task's running
@@ -75,6 +83,9 @@ impl Command {
             | Command::DeleteWorkflow { at_ms, .. }
             | Command::SetPaused { at_ms, .. }
             | Command::CreateExecution { at_ms, .. }
+            | Command::AssignExecution { at_ms, .. }
+            | Command::AdvanceSchedule { at_ms, .. }
+            | Command::HeartbeatAttempt { at_ms, .. }
             | Command::StartAttempt { at_ms, .. }
             | Command::FinishAttempt { at_ms, .. }
             | Command::CancelExecution { at_ms, .. }
@@ -131,6 +142,23 @@ pub enum Response {
     },
     ExecutionExists {
         execution_id: String,
+    },
+    /// A scheduled tick that `concurrency` (forbid, or a full buffer_one) did not fire.
+    TickSkipped {
+        workflow_id: String,
+        scheduled_at_ms: i64,
+        reason: String,
+    },
+    ExecutionAssigned {
+        execution_id: String,
+        node_id: NodeId,
+    },
+    ScheduleAdvanced {
+        workflow_id: String,
+        last_tick_ms: i64,
+    },
+    HeartbeatRecorded {
+        attempt_id: u64,
     },
     AttemptStarted {
         attempt_id: u64,
@@ -196,6 +224,10 @@ pub enum Rejection {
     LeaseHeld { key: String, holder: String, expires_at_ms: i64 },
     #[error("lease `{key}` is not held by `{holder}`")]
     LeaseNotHeld { key: String, holder: String },
+    #[error("execution `{execution_id}` is owned by node {owner:?}, not by the proposer")]
+    NotOwner { execution_id: String, owner: Option<NodeId> },
+    #[error("execution `{execution_id}` waits for execution `{by}` to end (concurrency: buffer_one)")]
+    Blocked { execution_id: String, by: String },
     #[error("a batch may not contain another batch")]
     NestedBatch,
     #[error("{what} is {size} bytes; the limit is {limit}")]

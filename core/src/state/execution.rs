@@ -98,6 +98,11 @@ pub struct Execution {
     /// The workflow's default params with the trigger's overrides applied.
     pub params: Json,
     pub created_by: Option<String>,
+    /// The node that drives this execution (assigned by the leader; see `AssignExecution`).
+    /// Only the owner may start attempts, which fences off a node that lost ownership.
+    pub owner: Option<NodeId>,
+    /// A `buffer_one` execution waits for this earlier execution of its workflow to end.
+    pub blocked_by: Option<String>,
     /// In the order of the workflow spec.
     pub tasks: Vec<TaskRun>,
 }
@@ -128,6 +133,8 @@ pub struct Attempt {
     pub started_at_ms: i64,
     pub finished_at_ms: Option<i64>,
     pub error: Option<String>,
+    /// Last proof of life from whoever runs the attempt (an async backend, a worker).
+    pub last_heartbeat_ms: Option<i64>,
 }
 
 impl Execution {
@@ -155,6 +162,8 @@ impl Execution {
             status: ExecutionStatus::Queued,
             params,
             created_by,
+            owner: None,
+            blocked_by: None,
             tasks: spec
                 .tasks
                 .iter()
@@ -248,6 +257,7 @@ impl Execution {
             started_at_ms: now_ms,
             finished_at_ms: None,
             error: None,
+            last_heartbeat_ms: None,
         });
         task.status = TaskStatus::Running;
         task.retry_at_ms = None;

@@ -23,7 +23,7 @@ pub use log::{AttemptLog, LogChunk};
 use crate::codec;
 use crate::json::Json;
 use crate::limits;
-use crate::spec::{validate, WorkflowSpec};
+use crate::spec::{validate, Concurrency, WorkflowSpec};
 
 /// A workflow: its kept versions (the latest is active), and whether it is paused or deleted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +35,10 @@ pub struct Workflow {
     pub deleted: bool,
     pub updated_at_ms: i64,
     pub versions: BTreeMap<u32, WorkflowVersion>,
+    /// The latest schedule tick handled (fired or skipped): the scheduler resumes after it.
+    pub last_tick_ms: Option<i64>,
+    /// Ticks skipped by `concurrency: forbid` (or a full `buffer_one`) since the workflow exists.
+    pub skipped_ticks: u64,
 }
 
 /// One immutable version of a workflow.
@@ -104,6 +108,31 @@ impl State {
             Command::CreateExecution { execution_id, workflow_id, trigger, scheduled_at_ms, params, actor, .. } => {
                 self.create_execution(execution_id, &workflow_id, trigger, scheduled_at_ms, params, actor, now)
             }
+            Command::AssignExecution { execution_id, node_id, .. } => match self.executions.get_mut(&execution_id) {
+                None => Response::Rejected(Rejection::ExecutionNotFound(execution_id)),
+                Some(e) if e.status.is_terminal() => {
+                    Response::Rejected(Rejection::ExecutionFinished { execution_id, status: e.status })
+                }
+                Some(e) => {
+                    e.owner = Some(node_id);
+                    Response::ExecutionAssigned { execution_id, node_id }
+                }
+            },
+            Command::AdvanceSchedule { workflow_id, tick_ms, .. } => match self.live_workflow_mut(&workflow_id) {
+                Ok(wf) => {
+                    let last_tick_ms = wf.last_tick_ms.map_or(tick_ms, |t| t.max(tick_ms));
+                    wf.last_tick_ms = Some(last_tick_ms);
+                    Response::ScheduleAdvanced { workflow_id, last_tick_ms }
+                }
+                Err(r) => Response::Rejected(r),
+            },
+            Command::HeartbeatAttempt { attempt_id, .. } => match self.current_attempt_mut(attempt_id) {
+                Ok(attempt) => {
+                    attempt.last_heartbeat_ms = Some(now);
+                    Response::HeartbeatRecorded { attempt_id }
+                }
+                Err(r) => Response::Rejected(r),
+            },
             Command::StartAttempt { execution_id, task_id, node_id, worker_id, .. } => {
                 self.start_attempt(&execution_id, &task_id, node_id, worker_id, now)
             }
@@ -176,6 +205,8 @@ impl State {
             deleted: false,
             updated_at_ms: now,
             versions: BTreeMap::new(),
+            last_tick_ms: None,
+            skipped_ticks: 0,
         });
         let version = workflow.latest + 1;
         workflow.latest = version;
@@ -250,7 +281,54 @@ impl State {
             Ok(p) => p,
             Err(r) => return Response::Rejected(r),
         };
-        let execution = Execution::new(
+        let concurrency = active.spec.concurrency;
+        let mut blocked_by = None;
+        if let (Trigger::Schedule, Some(tick)) = (trigger, scheduled_at_ms) {
+            // The schedule cursor moves whether the tick fires or is skipped.
+            if let Some(wf) = self.workflows.get_mut(workflow_id) {
+                wf.last_tick_ms = Some(wf.last_tick_ms.map_or(tick, |t| t.max(tick)));
+            }
+            let unfinished: Vec<(String, bool)> = self
+                .executions
+                .values()
+                .filter(|e| e.workflow_id == workflow_id && !e.status.is_terminal())
+                .map(|e| (e.id.clone(), e.blocked_by.is_some()))
+                .collect();
+            let skip = |state: &mut State, reason: &str| {
+                if let Some(wf) = state.workflows.get_mut(workflow_id) {
+                    wf.skipped_ticks += 1;
+                }
+                Response::TickSkipped {
+                    workflow_id: workflow_id.to_string(),
+                    scheduled_at_ms: tick,
+                    reason: reason.to_string(),
+                }
+            };
+            match concurrency {
+                Concurrency::Allow => {}
+                Concurrency::Forbid if !unfinished.is_empty() => {
+                    return skip(self, "an earlier execution is still running (concurrency: forbid)");
+                }
+                Concurrency::Forbid => {}
+                Concurrency::BufferOne => {
+                    if unfinished.iter().any(|(_, waiting)| *waiting) {
+                        return skip(self, "one execution is already buffered (concurrency: buffer_one)");
+                    }
+                    blocked_by = unfinished.iter().map(|(id, _)| id.clone()).max();
+                }
+                Concurrency::Replace => {
+                    for (id, _) in &unfinished {
+                        if let Some(e) = self.executions.get_mut(id) {
+                            let _ = e.cancel(now);
+                        }
+                    }
+                }
+            }
+        }
+        let Some(active) = self.workflows.get(workflow_id).and_then(Workflow::active) else {
+            return Response::Rejected(Rejection::WorkflowNotFound(workflow_id.to_string()));
+        };
+        let mut execution = Execution::new(
             execution_id.clone(),
             &active.spec,
             active.version,
@@ -260,6 +338,7 @@ impl State {
             actor,
             now,
         );
+        execution.blocked_by = blocked_by;
         self.executions.insert(execution_id.clone(), execution);
         Response::ExecutionCreated { execution_id }
     }
@@ -272,6 +351,9 @@ impl State {
         worker_id: Option<String>,
         now: i64,
     ) -> Response {
+        if let Err(r) = self.check_startable(execution_id, node_id) {
+            return Response::Rejected(r);
+        }
         let Some(execution) = self.executions.get_mut(execution_id) else {
             return Response::Rejected(Rejection::ExecutionNotFound(execution_id.to_string()));
         };
@@ -296,24 +378,15 @@ impl State {
     }
 
     fn finish_attempt(&mut self, attempt_id: u64, result: AttemptResult, jitter: u16, now: i64) -> Response {
+        if let Err(r) = self.current_attempt_mut(attempt_id) {
+            return Response::Rejected(r);
+        }
         let Some(at) = self.attempts.get(&attempt_id) else {
             return Response::Rejected(Rejection::AttemptNotFound(attempt_id));
         };
         let Some(execution) = self.executions.get_mut(&at.execution_id) else {
             return Response::Rejected(Rejection::AttemptNotFound(attempt_id));
         };
-        let task = &execution.tasks[at.task_index];
-        let current = task.attempts.last();
-        let is_current = current.is_some_and(|a| a.id == attempt_id && a.status == AttemptStatus::Running);
-        if !is_current {
-            let status = task
-                .attempts
-                .iter()
-                .find(|a| a.id == attempt_id)
-                .map(|a| a.status.to_string())
-                .unwrap_or_else(|| "unknown".into());
-            return Response::Rejected(Rejection::StaleAttempt { attempt_id, status });
-        }
         let Some(spec) = self
             .workflows
             .get(&execution.workflow_id)
@@ -324,6 +397,46 @@ impl State {
         };
         let task_status = execution.finish_attempt(spec, at.task_index, result, jitter, now);
         Response::AttemptFinished { task_status, execution_status: execution.status }
+    }
+
+    /// Only the owner may start attempts, and a buffered execution waits for the one before it.
+    fn check_startable(&self, execution_id: &str, node_id: u64) -> Result<(), Rejection> {
+        let execution =
+            self.executions.get(execution_id).ok_or_else(|| Rejection::ExecutionNotFound(execution_id.to_string()))?;
+        if execution.owner != Some(node_id) {
+            return Err(Rejection::NotOwner { execution_id: execution_id.to_string(), owner: execution.owner });
+        }
+        if let Some(by) = self.blocker(execution) {
+            return Err(Rejection::Blocked { execution_id: execution_id.to_string(), by: by.to_string() });
+        }
+        Ok(())
+    }
+
+    /// The unfinished execution a buffered execution still waits for.
+    fn blocker<'a>(&'a self, execution: &'a Execution) -> Option<&'a str> {
+        let by = execution.blocked_by.as_deref()?;
+        self.executions.get(by).filter(|e| !e.status.is_terminal()).map(|_| by)
+    }
+
+    /// The running attempt `attempt_id`, if it is its task's current one.
+    fn current_attempt_mut(&mut self, attempt_id: u64) -> Result<&mut Attempt, Rejection> {
+        let at = self.attempts.get(&attempt_id).ok_or(Rejection::AttemptNotFound(attempt_id))?;
+        let task = self
+            .executions
+            .get_mut(&at.execution_id)
+            .and_then(|e| e.tasks.get_mut(at.task_index))
+            .ok_or(Rejection::AttemptNotFound(attempt_id))?;
+        let is_current = task.attempts.last().is_some_and(|a| a.id == attempt_id && a.status == AttemptStatus::Running);
+        if !is_current {
+            let status = task
+                .attempts
+                .iter()
+                .find(|a| a.id == attempt_id)
+                .map(|a| a.status.to_string())
+                .unwrap_or_else(|| "unknown".into());
+            return Err(Rejection::StaleAttempt { attempt_id, status });
+        }
+        task.attempts.last_mut().ok_or(Rejection::AttemptNotFound(attempt_id))
     }
 
     fn append_log(&mut self, attempt_id: u64, text: String, now: i64) -> Response {
@@ -426,6 +539,36 @@ impl State {
             None => std::ops::Bound::Unbounded,
         };
         self.executions.range((start, std::ops::Bound::Unbounded)).map(|(_, e)| e)
+    }
+
+    /// Tasks of execution `id` that may start an attempt at `now_ms` (none while the execution
+    /// waits for another one).
+    pub fn ready_tasks(&self, id: &str, now_ms: i64) -> Vec<String> {
+        let Some(execution) = self.executions.get(id) else { return Vec::new() };
+        let Some(spec) = self.execution_spec(execution) else { return Vec::new() };
+        if self.blocker(execution).is_some() {
+            return Vec::new();
+        }
+        execution.ready_tasks(spec, now_ms).into_iter().map(String::from).collect()
+    }
+
+    /// The attempt `attempt_id` with its execution and task ids.
+    pub fn attempt(&self, attempt_id: u64) -> Option<(&Execution, &TaskRun, &Attempt)> {
+        let at = self.attempts.get(&attempt_id)?;
+        let execution = self.executions.get(&at.execution_id)?;
+        let task = execution.tasks.get(at.task_index)?;
+        let attempt = task.attempts.iter().find(|a| a.id == attempt_id)?;
+        Some((execution, task, attempt))
+    }
+
+    /// Unfinished executions, in id order.
+    pub fn unfinished_executions(&self) -> impl Iterator<Item = &Execution> {
+        self.executions.values().filter(|e| !e.status.is_terminal())
+    }
+
+    /// Every live workflow, in id order.
+    pub fn workflows(&self) -> impl Iterator<Item = &Workflow> {
+        self.workflows.values().filter(|w| !w.deleted)
     }
 
     /// The spec an execution runs.

@@ -21,8 +21,9 @@ fn put(state: &mut State, yaml: &str, at_ms: i64) -> Response {
     state.apply(Command::PutWorkflow { spec: spec(yaml), actor: None, at_ms })
 }
 
+/// Creates an execution and assigns it to node 1, as the engine does.
 fn create(state: &mut State, id: &str, at_ms: i64) -> Response {
-    state.apply(Command::CreateExecution {
+    let created = state.apply(Command::CreateExecution {
         execution_id: id.into(),
         workflow_id: "wf".into(),
         trigger: Trigger::Manual,
@@ -30,6 +31,20 @@ fn create(state: &mut State, id: &str, at_ms: i64) -> Response {
         params: Json(serde_json::json!({"region": "us"})),
         actor: None,
         at_ms,
+    });
+    state.apply(Command::AssignExecution { execution_id: id.into(), node_id: 1, at_ms });
+    created
+}
+
+fn scheduled(state: &mut State, tick: i64) -> Response {
+    state.apply(Command::CreateExecution {
+        execution_id: crate::ids::scheduled_execution_id("wf", tick),
+        workflow_id: "wf".into(),
+        trigger: Trigger::Schedule,
+        scheduled_at_ms: Some(tick),
+        params: Json::null(),
+        actor: None,
+        at_ms: tick,
     })
 }
 
@@ -278,6 +293,104 @@ fn a_batch_applies_in_order_and_answers_each_command() {
     assert_eq!(s.digest(), before);
 }
 
+#[test]
+fn only_the_owner_starts_attempts() {
+    let mut s = State::default();
+    put(&mut s, DAG, 1);
+    create(&mut s, "e", 2);
+    let r = s.apply(Command::StartAttempt {
+        execution_id: "e".into(),
+        task_id: "a".into(),
+        node_id: 2,
+        worker_id: None,
+        at_ms: 3,
+    });
+    assert!(matches!(r, Response::Rejected(Rejection::NotOwner { owner: Some(1), .. })), "{r:?}");
+    s.apply(Command::AssignExecution { execution_id: "e".into(), node_id: 2, at_ms: 4 });
+    let r = s.apply(Command::StartAttempt {
+        execution_id: "e".into(),
+        task_id: "a".into(),
+        node_id: 2,
+        worker_id: None,
+        at_ms: 5,
+    });
+    assert!(matches!(r, Response::AttemptStarted { .. }), "{r:?}");
+}
+
+#[test]
+fn heartbeats_are_fenced_like_completions() {
+    let mut s = State::default();
+    put(&mut s, DAG, 1);
+    create(&mut s, "e", 2);
+    let id = started_id(start(&mut s, "e", "a", 3));
+    assert_eq!(
+        s.apply(Command::HeartbeatAttempt { attempt_id: id, at_ms: 4 }),
+        Response::HeartbeatRecorded { attempt_id: id }
+    );
+    assert_eq!(s.attempt(id).map(|(_, _, a)| a.last_heartbeat_ms), Some(Some(4)));
+    finish(&mut s, id, AttemptResult::Lost { reason: "node died".into() }, 5);
+    assert!(matches!(
+        s.apply(Command::HeartbeatAttempt { attempt_id: id, at_ms: 6 }),
+        Response::Rejected(Rejection::StaleAttempt { .. })
+    ));
+}
+
+fn with_concurrency(policy: &str) -> String {
+    format!("{DAG}concurrency: {policy}\nschedule: '*/5 * * * * *'\n")
+}
+
+#[test]
+fn a_tick_fired_twice_creates_one_execution() {
+    let mut s = State::default();
+    put(&mut s, &with_concurrency("allow"), 0);
+    assert!(matches!(scheduled(&mut s, 5_000), Response::ExecutionCreated { .. }));
+    assert!(matches!(scheduled(&mut s, 5_000), Response::ExecutionExists { .. }));
+    assert_eq!(s.workflow("wf").and_then(|w| w.last_tick_ms), Some(5_000));
+}
+
+#[test]
+fn forbid_skips_a_tick_while_one_runs() {
+    let mut s = State::default();
+    put(&mut s, &with_concurrency("forbid"), 0);
+    scheduled(&mut s, 5_000);
+    let r = scheduled(&mut s, 10_000);
+    assert!(matches!(r, Response::TickSkipped { scheduled_at_ms: 10_000, .. }), "{r:?}");
+    assert_eq!(s.workflow("wf").map(|w| (w.skipped_ticks, w.last_tick_ms)), Some((1, Some(10_000))));
+}
+
+#[test]
+fn replace_cancels_the_running_execution() {
+    let mut s = State::default();
+    put(&mut s, &with_concurrency("replace"), 0);
+    scheduled(&mut s, 5_000);
+    scheduled(&mut s, 10_000);
+    let first = crate::ids::scheduled_execution_id("wf", 5_000);
+    assert_eq!(s.execution(&first).map(|e| e.status), Some(ExecutionStatus::Cancelled));
+}
+
+#[test]
+fn buffer_one_queues_one_and_skips_the_rest() {
+    let mut s = State::default();
+    put(&mut s, &with_concurrency("buffer_one"), 0);
+    scheduled(&mut s, 5_000);
+    let first = crate::ids::scheduled_execution_id("wf", 5_000);
+    let second = crate::ids::scheduled_execution_id("wf", 10_000);
+    assert!(matches!(scheduled(&mut s, 10_000), Response::ExecutionCreated { .. }));
+    assert!(matches!(scheduled(&mut s, 15_000), Response::TickSkipped { .. }));
+    s.apply(Command::AssignExecution { execution_id: second.clone(), node_id: 1, at_ms: 16_000 });
+    assert!(s.ready_tasks(&second, 16_000).is_empty());
+    let r = s.apply(Command::StartAttempt {
+        execution_id: second.clone(),
+        task_id: "a".into(),
+        node_id: 1,
+        worker_id: None,
+        at_ms: 16_000,
+    });
+    assert!(matches!(r, Response::Rejected(Rejection::Blocked { .. })), "{r:?}");
+    s.apply(Command::CancelExecution { execution_id: first, actor: None, at_ms: 17_000 });
+    assert_eq!(s.ready_tasks(&second, 17_000), vec!["a".to_string()]);
+}
+
 // ----- property tests -----
 
 const TASKS: [&str; 4] = ["a", "b", "c", "cleanup"];
@@ -302,8 +415,12 @@ fn arb_command() -> impl Strategy<Value = Command> {
         3 => (exec.clone(), at.clone()).prop_map(|(e, at_ms)| Command::CreateExecution {
             execution_id: e.into(), workflow_id: "wf".into(), trigger: Trigger::Schedule,
             scheduled_at_ms: Some(at_ms), params: Json::null(), actor: None, at_ms }),
-        6 => (exec.clone(), task, at.clone()).prop_map(|(e, t, at_ms)| Command::StartAttempt {
-            execution_id: e.into(), task_id: t.into(), node_id: 1, worker_id: None, at_ms }),
+        2 => (exec.clone(), 1u64..3, at.clone()).prop_map(|(e, node_id, at_ms)| Command::AssignExecution {
+            execution_id: e.into(), node_id, at_ms }),
+        6 => (exec.clone(), task, 1u64..3, at.clone()).prop_map(|(e, t, node_id, at_ms)| Command::StartAttempt {
+            execution_id: e.into(), task_id: t.into(), node_id, worker_id: None, at_ms }),
+        1 => (1u64..12, at.clone()).prop_map(|(attempt_id, at_ms)| Command::HeartbeatAttempt { attempt_id, at_ms }),
+        1 => (0i64..10_000, at.clone()).prop_map(|(tick_ms, at_ms)| Command::AdvanceSchedule { workflow_id: "wf".into(), tick_ms, at_ms }),
         6 => (1u64..12, result, 0u16..=1000, at.clone()).prop_map(|(attempt_id, result, jitter_permille, at_ms)|
             Command::FinishAttempt { attempt_id, result, jitter_permille, at_ms }),
         1 => (exec.clone(), at.clone()).prop_map(|(e, at_ms)| Command::CancelExecution { execution_id: e.into(), actor: None, at_ms }),
