@@ -60,3 +60,54 @@ fn prune(value: &mut Value) {
         _ => {}
     }
 }
+
+/// An execution with its tasks and attempts.
+pub fn execution(e: &linkloom_core::state::Execution) -> Value {
+    let time = |t: Option<i64>| t.map(rfc3339);
+    let tasks: Vec<Value> = e
+        .tasks
+        .iter()
+        .map(|t| {
+            let attempts: Vec<Value> = t
+                .attempts
+                .iter()
+                .map(|a| {
+                    json!({
+                        "id": a.id.to_string(),
+                        "n": a.n,
+                        "status": a.status,
+                        "node_id": a.node_id,
+                        "worker_id": a.worker_id,
+                        "started_at": rfc3339(a.started_at_ms),
+                        "finished_at": time(a.finished_at_ms),
+                        "last_heartbeat_at": time(a.last_heartbeat_ms),
+                        "error": a.error,
+                    })
+                })
+                .collect();
+            json!({
+                "id": t.id,
+                "status": t.status,
+                "output": t.output.0,
+                "retry_at": time(t.retry_at_ms),
+                "attempts": attempts,
+            })
+        })
+        .collect();
+    json!({
+        "id": e.id,
+        "workflow_id": e.workflow_id,
+        "workflow_version": e.workflow_version,
+        "status": e.status,
+        "trigger": e.trigger,
+        "scheduled_at": time(e.scheduled_at_ms),
+        "created_at": rfc3339(e.created_at_ms),
+        "started_at": time(e.started_at_ms),
+        "finished_at": time(e.finished_at_ms),
+        "params": e.params.0,
+        "created_by": e.created_by,
+        "owner_node_id": e.owner,
+        "blocked_by": e.blocked_by,
+        "tasks": tasks,
+    })
+}

@@ -10,9 +10,11 @@ pub mod duration;
 pub mod ids;
 pub mod json;
 pub mod limits;
+pub mod render;
 pub mod schedule;
 pub mod spec;
 pub mod state;
+pub mod task_answer;
 
 pub use duration::DurationMs;
 pub use json::Json;

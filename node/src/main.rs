@@ -35,8 +35,18 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("starting node {} with data in {}", config.node_id, config.data_dir.display()))?;
 
+    let clock: Arc<dyn linkloom_raft::Clock> = Arc::new(SystemClock);
+    let engine = linkloom_actors::start(
+        Arc::new(node.clone()),
+        clock.clone(),
+        Arc::new(linkloom_actors::HyperTaskHttp::tcp()),
+        linkloom_actors::EngineConfig::new(config.data_dir.join("work")),
+    )
+    .await
+    .context("starting the engine")?;
+
     let limits = ApiLimits { max_body_bytes: config.max_body_bytes, ..ApiLimits::default() };
-    let app = linkloom_api::router(ApiState { node: node.clone(), clock: Arc::new(SystemClock), limits });
+    let app = linkloom_api::router(ApiState { node: node.clone(), clock, limits });
     tracing::info!(
         node_id = config.node_id,
         listen = %config.listen,
@@ -55,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
 
     tracing::info!("shutting down");
+    engine.stop();
     node.shutdown().await.context("stopping raft")?;
     tracing::info!("stopped cleanly");
     Ok(())

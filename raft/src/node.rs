@@ -217,6 +217,21 @@ impl<T: Transport> ReplicatedNode<T> {
         &self.inner.state
     }
 
+    /// True while this node is the leader (as far as it knows).
+    pub fn is_leader(&self) -> bool {
+        self.inner.core.raft.metrics().borrow().current_leader == Some(self.inner.core.id)
+    }
+
+    /// The address other nodes and backends reach this node at.
+    pub fn advertise_addr(&self) -> &str {
+        &self.inner.core.settings.advertise_addr
+    }
+
+    /// A receiver that wakes whenever Raft metrics change (an entry applied, a leader elected).
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, BasicNode>> {
+        self.inner.core.raft.metrics()
+    }
+
     /// Entries in the on-disk log (they shrink when snapshots purge it).
     pub fn log_len(&self) -> usize {
         self.inner.log.len()

@@ -1,6 +1,7 @@
 //! Route table. Paths here are the public interface; see docs/api.md.
 
 mod cluster;
+mod executions;
 mod health;
 mod raft;
 mod workflows;
@@ -26,6 +27,17 @@ pub(crate) fn router<T: Transport>(state: ApiState<T>) -> Router {
         .route("/api/v1/workflows/{id}", get(workflows::show::<T>).delete(workflows::delete::<T>))
         .route("/api/v1/workflows/{id}/versions", get(workflows::versions::<T>))
         .route("/api/v1/workflows/{id}/versions/{version}", get(workflows::version::<T>))
+        .route("/api/v1/workflows/{id}/trigger", post(executions::trigger::<T>))
+        .route("/api/v1/workflows/{id}/pause", post(executions::pause::<T>))
+        .route("/api/v1/workflows/{id}/resume", post(executions::resume::<T>))
+        .route("/api/v1/workflows/{id}/backfill", post(executions::backfill::<T>))
+        .route("/api/v1/executions", get(executions::list::<T>))
+        .route("/api/v1/executions/{id}", get(executions::show::<T>))
+        .route("/api/v1/executions/{id}/cancel", post(executions::cancel::<T>))
+        .route("/api/v1/executions/{id}/retry", post(executions::retry::<T>))
+        .route("/api/v1/executions/{id}/logs", get(executions::logs::<T>))
+        .route("/api/v1/tasks/{attempt_id}/callback", post(executions::callback::<T>))
+        .route("/api/v1/tasks/{attempt_id}/heartbeat", post(executions::heartbeat::<T>))
         .route("/raft/{kind}", post(raft::serve::<T>))
         .fallback(not_found)
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -57,7 +69,7 @@ impl ReadOptions {
 }
 
 /// Cursor pagination parameters shared by list endpoints.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, Clone)]
 pub(crate) struct Page {
     #[serde(default)]
     pub limit: Option<usize>,

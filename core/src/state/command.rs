@@ -47,6 +47,8 @@ pub enum Command {
     FinishAttempt {
         attempt_id: u64,
         result: AttemptResult,
+        /// Final log text (e.g. from a backend's answer), appended only if the finish is accepted.
+        logs: Option<String>,
         /// Randomness for the retry delay, 0..=1000, chosen by the proposer.
         jitter_permille: u16,
         at_ms: i64,

@@ -136,8 +136,8 @@ impl State {
             Command::StartAttempt { execution_id, task_id, node_id, worker_id, .. } => {
                 self.start_attempt(&execution_id, &task_id, node_id, worker_id, now)
             }
-            Command::FinishAttempt { attempt_id, result, jitter_permille, .. } => {
-                self.finish_attempt(attempt_id, result, jitter_permille, now)
+            Command::FinishAttempt { attempt_id, result, logs, jitter_permille, .. } => {
+                self.finish_attempt(attempt_id, result, logs, jitter_permille, now)
             }
             Command::CancelExecution { execution_id, .. } => match self.executions.get_mut(&execution_id) {
                 None => Response::Rejected(Rejection::ExecutionNotFound(execution_id)),
@@ -377,9 +377,26 @@ impl State {
         }
     }
 
-    fn finish_attempt(&mut self, attempt_id: u64, result: AttemptResult, jitter: u16, now: i64) -> Response {
+    fn finish_attempt(
+        &mut self,
+        attempt_id: u64,
+        result: AttemptResult,
+        logs: Option<String>,
+        jitter: u16,
+        now: i64,
+    ) -> Response {
         if let Err(r) = self.current_attempt_mut(attempt_id) {
             return Response::Rejected(r);
+        }
+        if let Some(mut text) = logs.filter(|t| !t.is_empty()) {
+            if text.len() > limits::MAX_LOG_APPEND_BYTES {
+                let mut cut = limits::MAX_LOG_APPEND_BYTES;
+                while !text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                text.truncate(cut);
+            }
+            self.logs.entry(attempt_id).or_default().append(text, now);
         }
         let Some(at) = self.attempts.get(&attempt_id) else {
             return Response::Rejected(Rejection::AttemptNotFound(attempt_id));

@@ -59,7 +59,7 @@ fn start(state: &mut State, exec: &str, task: &str, at_ms: i64) -> Response {
 }
 
 fn finish(state: &mut State, attempt_id: u64, result: AttemptResult, at_ms: i64) -> Response {
-    state.apply(Command::FinishAttempt { attempt_id, result, jitter_permille: 1000, at_ms })
+    state.apply(Command::FinishAttempt { attempt_id, result, logs: None, jitter_permille: 1000, at_ms })
 }
 
 fn started_id(r: Response) -> u64 {
@@ -422,7 +422,7 @@ fn arb_command() -> impl Strategy<Value = Command> {
         1 => (1u64..12, at.clone()).prop_map(|(attempt_id, at_ms)| Command::HeartbeatAttempt { attempt_id, at_ms }),
         1 => (0i64..10_000, at.clone()).prop_map(|(tick_ms, at_ms)| Command::AdvanceSchedule { workflow_id: "wf".into(), tick_ms, at_ms }),
         6 => (1u64..12, result, 0u16..=1000, at.clone()).prop_map(|(attempt_id, result, jitter_permille, at_ms)|
-            Command::FinishAttempt { attempt_id, result, jitter_permille, at_ms }),
+            Command::FinishAttempt { attempt_id, result, logs: None, jitter_permille, at_ms }),
         1 => (exec.clone(), at.clone()).prop_map(|(e, at_ms)| Command::CancelExecution { execution_id: e.into(), actor: None, at_ms }),
         1 => (exec, at.clone()).prop_map(|(e, at_ms)| Command::RetryExecution { execution_id: e.into(), actor: None, at_ms }),
         2 => (1u64..12, "[a-z ]{0,20}", at.clone()).prop_map(|(attempt_id, text, at_ms)| Command::AppendLog { attempt_id, text, at_ms }),

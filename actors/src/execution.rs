@@ -1,0 +1,304 @@
+//! `ExecutionActor`: drives one execution on the node that owns it.
+//!
+//! On every poke (replicated state changed, or a timer it set) it compares the execution in
+//! replicated state with the attempts it runs locally: it reports attempts nobody runs any more as
+//! lost (after a restart or a takeover), times out attempts waiting for a callback, starts every
+//! ready task, and sets a timer for the next retry or deadline. It holds no truth of its own: after
+//! a crash it is rebuilt from replicated state.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use linkloom_core::render::RenderContext;
+use linkloom_core::spec::{ShellCommand, TaskKind, WorkflowSpec};
+use linkloom_core::state::{AttemptResult, AttemptStatus, Execution, TaskStatus};
+use linkloom_core::{Command, Response};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::watch;
+
+use crate::executor::{run_http, run_shell, AttemptInfo, Outcome};
+use crate::EngineCtx;
+
+pub(crate) struct ExecutionActor;
+
+pub(crate) enum ExecMsg {
+    /// Look at replicated state again.
+    Poke,
+    /// An attempt's executor finished (its result is already proposed).
+    Ended { attempt_id: u64 },
+    /// An HTTP backend answered 202: wait for its callback until the deadline.
+    AwaitCallback { attempt_id: u64, deadline_ms: i64 },
+}
+
+pub(crate) struct ExecArgs {
+    pub(crate) id: String,
+    pub(crate) ctx: Arc<EngineCtx>,
+}
+
+/// An attempt this node runs.
+enum Local {
+    Running { cancel: watch::Sender<bool> },
+    AwaitingCallback { deadline_ms: i64 },
+}
+
+pub(crate) struct ExecState {
+    id: String,
+    ctx: Arc<EngineCtx>,
+    local: BTreeMap<u64, Local>,
+    timer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Actor for ExecutionActor {
+    type Msg = ExecMsg;
+    type State = ExecState;
+    type Arguments = ExecArgs;
+
+    async fn pre_start(&self, myself: ActorRef<ExecMsg>, args: ExecArgs) -> Result<ExecState, ActorProcessingErr> {
+        let _ = myself.cast(ExecMsg::Poke);
+        Ok(ExecState { id: args.id, ctx: args.ctx, local: BTreeMap::new(), timer: None })
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<ExecMsg>, state: &mut ExecState) -> Result<(), ActorProcessingErr> {
+        for local in state.local.values() {
+            if let Local::Running { cancel } = local {
+                let _ = cancel.send(true);
+            }
+        }
+        if let Some(timer) = state.timer.take() {
+            timer.abort();
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ExecMsg>,
+        message: ExecMsg,
+        state: &mut ExecState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            ExecMsg::Poke => state.poke(&myself).await,
+            ExecMsg::Ended { attempt_id } => {
+                state.local.remove(&attempt_id);
+            }
+            ExecMsg::AwaitCallback { attempt_id, deadline_ms } => {
+                state.local.insert(attempt_id, Local::AwaitingCallback { deadline_ms });
+                state.poke(&myself).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ExecState {
+    async fn poke(&mut self, myself: &ActorRef<ExecMsg>) {
+        let ctx = self.ctx.clone();
+        let me = ctx.cluster.node_id();
+        let now = ctx.clock.now_ms();
+        let view = ctx.cluster.state().read(|s| {
+            let e = s.execution(&self.id)?;
+            Some((e.clone(), s.execution_spec(e)?.clone(), s.ready_tasks(&self.id, now)))
+        });
+        let Some((execution, spec, ready)) = view else {
+            myself.stop(Some("execution gone".into()));
+            return;
+        };
+        if execution.status.is_terminal() || execution.owner != Some(me) {
+            // Cancelled, finished or moved: stop whatever still runs here.
+            myself.stop(Some(format!("execution {} (owner {:?})", execution.status, execution.owner)));
+            return;
+        }
+
+        // Attempts running in replicated state but not here were lost (restart or takeover);
+        // callbacks past their deadline timed out; local entries for ended attempts are dropped.
+        let running: BTreeMap<u64, u64> = execution
+            .tasks
+            .iter()
+            .filter_map(|t| t.attempts.last())
+            .filter(|a| a.status == AttemptStatus::Running)
+            .map(|a| (a.id, a.node_id))
+            .collect();
+        self.local.retain(|id, _| running.contains_key(id));
+        let mut endings = Vec::new();
+        for (&attempt_id, &node_id) in &running {
+            match self.local.get(&attempt_id) {
+                None => {
+                    let reason = if node_id == me {
+                        "the node restarted while the attempt ran".to_string()
+                    } else {
+                        format!("node {node_id}, which ran the attempt, lost ownership of the execution")
+                    };
+                    endings.push((attempt_id, AttemptResult::Lost { reason }));
+                }
+                Some(Local::AwaitingCallback { deadline_ms }) if *deadline_ms <= now => {
+                    endings.push((attempt_id, AttemptResult::TimedOut));
+                }
+                Some(_) => {}
+            }
+        }
+        for (attempt_id, result) in endings {
+            self.local.remove(&attempt_id);
+            finish(&ctx, attempt_id, result, None).await;
+        }
+
+        // Start every ready task (worker tasks wait for workers, which pull them).
+        let starts = ready.iter().filter(|t| spec.task(t).is_some_and(|ts| ts.kind != TaskKind::Worker)).map(|task| {
+            let command = Command::StartAttempt {
+                execution_id: self.id.clone(),
+                task_id: task.clone(),
+                node_id: me,
+                worker_id: None,
+                at_ms: now,
+            };
+            let ctx = ctx.clone();
+            async move { (task.clone(), ctx.cluster.propose(command).await) }
+        });
+        for (task_id, answer) in futures::future::join_all(starts).await {
+            match answer {
+                Ok(Response::AttemptStarted { attempt_id, n }) => {
+                    let (cancel, cancelled) = watch::channel(false);
+                    self.local.insert(attempt_id, Local::Running { cancel });
+                    let info = AttemptInfo {
+                        execution_id: self.id.clone(),
+                        workflow_id: execution.workflow_id.clone(),
+                        task_id: task_id.clone(),
+                        attempt_id,
+                        n,
+                        started_at_ms: now,
+                        timeout: spec
+                            .task(&task_id)
+                            .and_then(|t| spec.task_timeout(t))
+                            .map(|d| Duration::from_millis(d.as_millis())),
+                    };
+                    let prepared = prepare(&ctx, &execution, &spec, &task_id, attempt_id);
+                    tokio::spawn(run_attempt(ctx.clone(), myself.clone(), info, prepared, cancelled));
+                }
+                Ok(Response::Rejected(r)) => tracing::debug!(execution_id = %self.id, task_id, "start refused: {r}"),
+                Ok(other) => {
+                    tracing::warn!(execution_id = %self.id, task_id, "unexpected answer to a start: {other:?}")
+                }
+                Err(e) => tracing::warn!(execution_id = %self.id, task_id, "start failed: {e}"),
+            }
+        }
+
+        // Wake for the earliest retry or callback deadline.
+        let retry_at =
+            execution.tasks.iter().filter(|t| t.status == TaskStatus::Retrying).filter_map(|t| t.retry_at_ms);
+        let deadlines = self.local.values().filter_map(|l| match l {
+            Local::AwaitingCallback { deadline_ms } => Some(*deadline_ms),
+            Local::Running { .. } => None,
+        });
+        if let Some(at) = retry_at.chain(deadlines).min() {
+            if let Some(old) = self.timer.take() {
+                old.abort();
+            }
+            let delay = Duration::from_millis((at - now).clamp(1, 60_000) as u64);
+            let me = myself.clone();
+            self.timer = Some(tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = me.cast(ExecMsg::Poke);
+            }));
+        }
+    }
+}
+
+/// What an attempt will run, with templates rendered (or why they could not be).
+enum Prepared {
+    Http(crate::executor::HttpCall),
+    Shell(crate::executor::ShellCall),
+    Invalid(String),
+}
+
+fn prepare(ctx: &EngineCtx, execution: &Execution, spec: &WorkflowSpec, task_id: &str, attempt_id: u64) -> Prepared {
+    let Some(task) = spec.task(task_id) else { return Prepared::Invalid(format!("task `{task_id}` not in the spec")) };
+    let render = RenderContext { execution };
+    let rendered = (|| -> Result<Prepared, linkloom_core::render::RenderError> {
+        Ok(match task.kind {
+            TaskKind::Http => {
+                let mut headers = BTreeMap::new();
+                for (k, v) in &task.headers {
+                    headers.insert(k.clone(), render.render_str(v)?);
+                }
+                Prepared::Http(crate::executor::HttpCall {
+                    method: task.method.clone().unwrap_or_else(|| "POST".into()),
+                    url: render.render_str(task.url.as_deref().unwrap_or_default())?,
+                    headers,
+                    input: match &task.input {
+                        Some(input) => render.render_json(&input.0)?,
+                        None => serde_json::Value::Object(Default::default()),
+                    },
+                    params: execution.params.0.clone(),
+                    callback_url: format!("http://{}/api/v1/tasks/{attempt_id}/callback", ctx.cluster.advertise_addr()),
+                })
+            }
+            TaskKind::Shell => {
+                let argv = match &task.command {
+                    Some(ShellCommand::Argv(argv)) => {
+                        argv.iter().map(|a| render.render_str(a)).collect::<Result<_, _>>()?
+                    }
+                    Some(ShellCommand::Script(script)) => vec!["sh".into(), "-c".into(), render.render_str(script)?],
+                    None => Vec::new(),
+                };
+                let mut env = BTreeMap::new();
+                for (k, v) in &task.env {
+                    env.insert(k.clone(), render.render_str(v)?);
+                }
+                if let Some(input) = &task.input {
+                    env.insert("LOOM_INPUT".into(), render.render_json(&input.0)?.to_string());
+                }
+                Prepared::Shell(crate::executor::ShellCall { argv, env, workdir: task.workdir.clone() })
+            }
+            TaskKind::Worker => Prepared::Invalid("worker tasks are pulled by workers".into()),
+        })
+    })();
+    rendered.unwrap_or_else(|e| Prepared::Invalid(e.to_string()))
+}
+
+async fn run_attempt(
+    ctx: Arc<EngineCtx>,
+    myself: ActorRef<ExecMsg>,
+    info: AttemptInfo,
+    prepared: Prepared,
+    mut cancelled: watch::Receiver<bool>,
+) {
+    let span =
+        tracing::info_span!("attempt", execution_id = %info.execution_id, task_id = %info.task_id, attempt = info.n);
+    let _guard = span.enter();
+    let outcome = match prepared {
+        Prepared::Invalid(error) => {
+            Outcome::Done { result: AttemptResult::Failed { error, retryable: false }, logs: None }
+        }
+        Prepared::Http(call) => {
+            tokio::select! {
+                biased;
+                _ = cancelled.wait_for(|c| *c) => return,
+                outcome = run_http(&*ctx.http, &info, call) => outcome,
+            }
+        }
+        Prepared::Shell(call) => run_shell(ctx.clone(), &info, call, cancelled).await,
+    };
+    match outcome {
+        Outcome::AwaitCallback { deadline_ms } => {
+            let _ = myself.cast(ExecMsg::AwaitCallback { attempt_id: info.attempt_id, deadline_ms });
+        }
+        Outcome::Done { result, logs } => {
+            finish(&ctx, info.attempt_id, result, logs).await;
+            let _ = myself.cast(ExecMsg::Ended { attempt_id: info.attempt_id });
+        }
+    }
+}
+
+/// Proposes the end of an attempt; a refusal (stale attempt) is expected after a takeover.
+pub(crate) async fn finish(ctx: &EngineCtx, attempt_id: u64, result: AttemptResult, logs: Option<String>) {
+    let jitter_permille = rand::Rng::gen_range(&mut linkloom_raft::runtime::ThreadRng, 0..=1000);
+    let command = Command::FinishAttempt { attempt_id, result, logs, jitter_permille, at_ms: ctx.clock.now_ms() };
+    match ctx.cluster.propose(command).await {
+        Ok(Response::AttemptFinished { task_status, execution_status }) => {
+            tracing::info!(attempt_id, %task_status, %execution_status, "attempt finished");
+        }
+        Ok(Response::Rejected(r)) => tracing::info!(attempt_id, "finish refused: {r}"),
+        Ok(other) => tracing::warn!(attempt_id, "unexpected answer to a finish: {other:?}"),
+        Err(e) => tracing::warn!(attempt_id, "finish failed: {e}"),
+    }
+}

@@ -1,0 +1,159 @@
+//! HTTP tasks: the contract users' backends implement (see docs/tasks.md).
+//!
+//! `POST url` with `{"execution_id","workflow_id","task_id","attempt","input","params",
+//! "callback_url","deadline"}` and `Idempotency-Key: <execution_id>/<task_id>/<attempt>`.
+//! 200 `{"status","output","logs","error"}` ends the attempt; 202 means the backend calls back;
+//! 5xx, 408, 429 and connection errors are retryable failures; other 4xx fail without retry.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use linkloom_core::ids::rfc3339;
+use linkloom_core::state::AttemptResult;
+use serde_json::{json, Value};
+
+use super::{AttemptInfo, Outcome};
+
+/// Most bytes of a backend's answer that are read.
+const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// The seam for calls to users' backends: hyper in production, turmoil's network in simulation.
+pub trait TaskHttp: Send + Sync + 'static {
+    /// Sends `request`; answers the status and body, or why no answer came.
+    fn call(
+        &self,
+        request: http::Request<Full<Bytes>>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<(u16, Bytes), CallError>>;
+}
+
+/// Why a call got no HTTP answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    #[error("connection failed: {0}")]
+    Connect(String),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// hyper's pooled client over connector `C`.
+pub struct HyperTaskHttp<C = HttpConnector> {
+    client: Client<C, Full<Bytes>>,
+}
+
+impl HyperTaskHttp<HttpConnector> {
+    pub fn tcp() -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        Self::with_connector(connector)
+    }
+}
+
+impl<C: Connect + Clone + Send + Sync + 'static> HyperTaskHttp<C> {
+    pub fn with_connector(connector: C) -> Self {
+        HyperTaskHttp { client: Client::builder(TokioExecutor::new()).pool_max_idle_per_host(32).build(connector) }
+    }
+}
+
+impl<C: Connect + Clone + Send + Sync + 'static> TaskHttp for HyperTaskHttp<C> {
+    fn call(
+        &self,
+        request: http::Request<Full<Bytes>>,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<(u16, Bytes), CallError>> {
+        let client = self.client.clone();
+        Box::pin(async move {
+            let call = async {
+                let response = client.request(request).await.map_err(|e| {
+                    if e.is_connect() {
+                        CallError::Connect(e.to_string())
+                    } else {
+                        CallError::Other(e.to_string())
+                    }
+                })?;
+                let status = response.status().as_u16();
+                let body = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+                    .collect()
+                    .await
+                    .map_err(|e| CallError::Other(format!("reading the answer: {e}")))?
+                    .to_bytes();
+                Ok((status, body))
+            };
+            tokio::time::timeout(timeout, call).await.map_err(|_| CallError::Timeout(timeout))?
+        })
+    }
+}
+
+/// A rendered HTTP task.
+pub(crate) struct HttpCall {
+    pub(crate) method: String,
+    pub(crate) url: String,
+    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) input: Value,
+    pub(crate) params: Value,
+    pub(crate) callback_url: String,
+}
+
+/// Without a timeout, a call waits at most this long for an answer.
+const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub(crate) async fn run_http(http: &dyn TaskHttp, info: &AttemptInfo, call: HttpCall) -> Outcome {
+    let body = json!({
+        "execution_id": info.execution_id,
+        "workflow_id": info.workflow_id,
+        "task_id": info.task_id,
+        "attempt": info.n,
+        "input": call.input,
+        "params": call.params,
+        "callback_url": call.callback_url,
+        "deadline": info.deadline_ms().map(rfc3339),
+    });
+    let failed = |error: String, retryable: bool| Outcome::Done {
+        result: AttemptResult::Failed { error, retryable },
+        logs: None,
+    };
+    let mut builder = http::Request::builder()
+        .method(call.method.as_str())
+        .uri(&call.url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header("idempotency-key", format!("{}/{}/{}", info.execution_id, info.task_id, info.n));
+    for (name, value) in &call.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let request = match builder.body(Full::new(Bytes::from(body.to_string()))) {
+        Ok(r) => r,
+        Err(e) => return failed(format!("invalid request to {}: {e}", call.url), false),
+    };
+    let timeout = info.timeout.unwrap_or(DEFAULT_CALL_TIMEOUT);
+    match http.call(request, timeout).await {
+        Err(CallError::Timeout(_)) => Outcome::Done { result: AttemptResult::TimedOut, logs: None },
+        Err(e) => failed(format!("{} {}: {e}", call.method, call.url), true),
+        Ok((202, _)) => match info.deadline_ms() {
+            Some(deadline_ms) => Outcome::AwaitCallback { deadline_ms },
+            None => {
+                Outcome::AwaitCallback { deadline_ms: info.started_at_ms + DEFAULT_CALL_TIMEOUT.as_millis() as i64 }
+            }
+        },
+        Ok((200..=299, body)) => interpret_answer(&body),
+        Ok((status, body)) => {
+            let retryable = status >= 500 || status == 408 || status == 429;
+            let text: String = String::from_utf8_lossy(&body).chars().take(500).collect();
+            failed(format!("{} {} answered {status}: {text}", call.method, call.url), retryable)
+        }
+    }
+}
+
+/// An answer body as an outcome (the contract is in `linkloom_core::task_answer`).
+fn interpret_answer(body: &[u8]) -> Outcome {
+    let (result, logs) = linkloom_core::task_answer::parse_task_answer(body);
+    Outcome::Done { result, logs }
+}

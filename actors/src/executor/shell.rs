@@ -1,0 +1,207 @@
+//! Shell tasks: a child process per attempt, in its own process group and working directory.
+//!
+//! stdout and stderr stream into the attempt's log (flushed every `log_flush`); exit 0 succeeds,
+//! and the task's output is the JSON object the process wrote to the file named by `$LOOM_OUTPUT`.
+//! On timeout or cancel the whole process group gets SIGTERM, then SIGKILL after a grace period.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use linkloom_core::json::Json;
+use linkloom_core::limits;
+use linkloom_core::state::AttemptResult;
+use linkloom_core::Command;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::{mpsc, watch};
+
+use super::{AttemptInfo, Outcome};
+use crate::EngineCtx;
+
+/// A rendered shell task.
+pub(crate) struct ShellCall {
+    /// argv; a script is `["sh", "-c", script]`.
+    pub(crate) argv: Vec<String>,
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) workdir: Option<String>,
+}
+
+/// Runs the command until it exits, times out, or `cancel` turns true.
+pub(crate) async fn run_shell(
+    ctx: Arc<EngineCtx>,
+    info: &AttemptInfo,
+    call: ShellCall,
+    mut cancel: watch::Receiver<bool>,
+) -> Outcome {
+    let failed =
+        |error: String| Outcome::Done { result: AttemptResult::Failed { error, retryable: false }, logs: None };
+    let attempt_dir: PathBuf = ctx.config.work_dir.join(format!("attempt-{}", info.attempt_id));
+    if let Err(e) = tokio::fs::create_dir_all(&attempt_dir).await {
+        return failed(format!("cannot create {}: {e}", attempt_dir.display()));
+    }
+    // Absolute, because the process may run in another directory (`workdir`).
+    let attempt_dir = match tokio::fs::canonicalize(&attempt_dir).await {
+        Ok(dir) => dir,
+        Err(e) => return failed(format!("cannot resolve {}: {e}", attempt_dir.display())),
+    };
+    let output_path = attempt_dir.join("output.json");
+    let Some((program, args)) = call.argv.split_first() else {
+        return failed("empty command".into());
+    };
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .current_dir(call.workdir.as_deref().map(PathBuf::from).unwrap_or_else(|| attempt_dir.clone()))
+        .envs(&call.env)
+        .env("LOOM_OUTPUT", &output_path)
+        .env("LOOM_EXECUTION_ID", &info.execution_id)
+        .env("LOOM_WORKFLOW_ID", &info.workflow_id)
+        .env("LOOM_TASK_ID", &info.task_id)
+        .env("LOOM_ATTEMPT", info.n.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => return failed(format!("cannot start `{program}`: {e}")),
+    };
+    let pid = child.id();
+    tracing::info!(attempt_id = info.attempt_id, pid, "shell attempt started");
+
+    // Output lines from both pipes go through one channel to a log flusher.
+    let (lines, mut line_rx) = mpsc::channel::<String>(1024);
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(pump(out, lines.clone()));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(pump(err, lines.clone()));
+    }
+    drop(lines);
+    let log_ctx = ctx.clone();
+    let attempt_id = info.attempt_id;
+    let flusher = tokio::spawn(async move {
+        let mut buffer = String::new();
+        let mut tick = tokio::time::interval(log_ctx.config.log_flush);
+        loop {
+            tokio::select! {
+                biased;
+                line = line_rx.recv() => match line {
+                    Some(line) => {
+                        buffer.push_str(&line);
+                        if buffer.len() >= limits::MAX_LOG_APPEND_BYTES / 2 {
+                            flush_log(&log_ctx, attempt_id, &mut buffer).await;
+                        }
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => flush_log(&log_ctx, attempt_id, &mut buffer).await,
+            }
+        }
+        flush_log(&log_ctx, attempt_id, &mut buffer).await;
+    });
+
+    let timeout = info.timeout.unwrap_or(Duration::from_secs(24 * 3600));
+    let ended = tokio::select! {
+        biased;
+        _ = cancel.wait_for(|c| *c) => None,
+        status = tokio::time::timeout(timeout, child.wait()) => Some(status),
+    };
+    let outcome = match ended {
+        Some(Ok(Ok(status))) if status.success() => match read_output(&output_path).await {
+            Ok(output) => Outcome::Done { result: AttemptResult::Succeeded { output }, logs: None },
+            Err(e) => failed(e),
+        },
+        Some(Ok(Ok(status))) => Outcome::Done {
+            result: AttemptResult::Failed {
+                error: match status.code() {
+                    Some(code) => format!("exited with code {code}"),
+                    None => "killed by a signal".to_string(),
+                },
+                retryable: true,
+            },
+            logs: None,
+        },
+        Some(Ok(Err(e))) => failed(format!("waiting for the process: {e}")),
+        Some(Err(_)) => {
+            kill_group(pid, &mut child, ctx.config.kill_grace).await;
+            Outcome::Done { result: AttemptResult::TimedOut, logs: None }
+        }
+        None => {
+            kill_group(pid, &mut child, ctx.config.kill_grace).await;
+            Outcome::Done { result: AttemptResult::Failed { error: "cancelled".into(), retryable: false }, logs: None }
+        }
+    };
+    let _ = flusher.await;
+    let _ = tokio::fs::remove_dir_all(&attempt_dir).await;
+    outcome
+}
+
+async fn pump(stream: impl AsyncRead + Unpin, lines: mpsc::Sender<String>) {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                if lines.send(line.clone()).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn flush_log(ctx: &EngineCtx, attempt_id: u64, buffer: &mut String) {
+    if buffer.is_empty() {
+        return;
+    }
+    let mut text = std::mem::take(buffer);
+    if text.len() > limits::MAX_LOG_APPEND_BYTES {
+        let mut cut = limits::MAX_LOG_APPEND_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    let command = Command::AppendLog { attempt_id, text, at_ms: ctx.clock.now_ms() };
+    if let Err(e) = ctx.cluster.propose(command).await {
+        tracing::warn!(attempt_id, "log append failed: {e}");
+    }
+}
+
+/// SIGTERM to the process group, then SIGKILL after `grace`.
+async fn kill_group(pid: Option<u32>, child: &mut tokio::process::Child, grace: Duration) {
+    let Some(pid) = pid else { return };
+    let group = -(pid as i32);
+    // SAFETY: kill(2) with a negative pid signals the process group we created for this child.
+    unsafe {
+        libc::kill(group, libc::SIGTERM);
+    }
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(group, libc::SIGKILL);
+        }
+        let _ = child.wait().await;
+    }
+}
+
+async fn read_output(path: &std::path::Path) -> Result<Json, String> {
+    match tokio::fs::read(path).await {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Json::empty_object()),
+        Err(e) => Err(format!("reading $LOOM_OUTPUT: {e}")),
+        Ok(bytes) if bytes.len() > limits::MAX_OUTPUT_BYTES => {
+            Err(format!("$LOOM_OUTPUT is {} bytes; the limit is {}", bytes.len(), limits::MAX_OUTPUT_BYTES))
+        }
+        Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(value @ serde_json::Value::Object(_)) => Ok(Json(value)),
+            Ok(_) => Err("$LOOM_OUTPUT must hold a JSON object".into()),
+            Err(e) => Err(format!("$LOOM_OUTPUT is not valid JSON: {e}")),
+        },
+    }
+}

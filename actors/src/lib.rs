@@ -1,0 +1,124 @@
+//! Link Loom's engine: the actors that make executions happen.
+//!
+//! Every node runs a [`NodeSupervisor`](supervisor) with:
+//! - one `ExecutionActor` per execution this node owns, which starts ready tasks, runs their
+//!   attempts (HTTP calls, shell commands) and reports results through the replicated log;
+//! - a `LeaderActor` that, on the leader only, fires cron ticks and (re)assigns executions to
+//!   live nodes.
+//!
+//! Architecture invariant: actors decide nothing the state machine must agree on. They propose
+//! commands (start this attempt, this attempt ended) and `apply` accepts or rejects them; an actor
+//! that lost ownership or raced another node is simply refused. Actor state is a cache of
+//! replicated state and is rebuilt from it after a crash or restart.
+
+mod cron;
+mod execution;
+pub mod executor;
+mod leader;
+mod supervisor;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use linkloom_core::{Command, Response};
+use linkloom_raft::{Clock, NodeError, ReplicatedNode, StateHandle, Transport};
+
+pub use executor::{HyperTaskHttp, TaskHttp};
+pub use supervisor::{EngineHandle, EngineStats};
+
+/// What the engine needs from its node, as an object so actors need no type parameters.
+pub trait Cluster: Send + Sync + 'static {
+    fn node_id(&self) -> u64;
+    fn is_leader(&self) -> bool;
+    fn state(&self) -> &StateHandle;
+    fn propose(&self, command: Command) -> BoxFuture<'_, Result<Response, NodeError>>;
+    /// Resolves when replicated state may have changed.
+    fn changed(&self) -> BoxFuture<'static, ()>;
+    fn advertise_addr(&self) -> String;
+}
+
+impl<T: Transport> Cluster for ReplicatedNode<T> {
+    fn node_id(&self) -> u64 {
+        self.id()
+    }
+    fn is_leader(&self) -> bool {
+        ReplicatedNode::is_leader(self)
+    }
+    fn state(&self) -> &StateHandle {
+        ReplicatedNode::state(self)
+    }
+    fn propose(&self, command: Command) -> BoxFuture<'_, Result<Response, NodeError>> {
+        Box::pin(ReplicatedNode::propose(self, command))
+    }
+    fn changed(&self) -> BoxFuture<'static, ()> {
+        let mut changes = self.changes();
+        Box::pin(async move {
+            let _ = changes.changed().await;
+        })
+    }
+    fn advertise_addr(&self) -> String {
+        ReplicatedNode::advertise_addr(self).to_string()
+    }
+}
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How long a node's liveness lease lasts; its executions move elsewhere after it lapses.
+    pub node_lease_ms: u64,
+    /// How often a node renews its lease.
+    pub node_lease_renew_ms: u64,
+    /// How often the leader checks assignments and lease expiry.
+    pub housekeeping_ms: u64,
+    /// A tick later than this counts as missed (and follows `catchup`).
+    pub tick_tolerance_ms: i64,
+    /// At most this many missed ticks are fired per workflow with `catchup: all`.
+    pub max_catchup_ticks: usize,
+    /// Where shell attempts get their working directories.
+    pub work_dir: std::path::PathBuf,
+    /// Grace between SIGTERM and SIGKILL when a shell attempt is killed.
+    pub kill_grace: Duration,
+    /// How often buffered shell output is appended to the attempt's log.
+    pub log_flush: Duration,
+}
+
+impl EngineConfig {
+    pub fn new(work_dir: impl Into<std::path::PathBuf>) -> Self {
+        EngineConfig {
+            node_lease_ms: 3_000,
+            node_lease_renew_ms: 1_000,
+            housekeeping_ms: 250,
+            tick_tolerance_ms: 1_000,
+            max_catchup_ticks: 100,
+            work_dir: work_dir.into(),
+            kill_grace: Duration::from_secs(2),
+            log_flush: Duration::from_millis(200),
+        }
+    }
+}
+
+/// Everything the actors share.
+pub(crate) struct EngineCtx {
+    pub(crate) cluster: Arc<dyn Cluster>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) http: Arc<dyn TaskHttp>,
+    pub(crate) config: EngineConfig,
+    pub(crate) stats: Arc<supervisor::Counters>,
+}
+
+/// Starts the engine on this node.
+pub async fn start(
+    cluster: Arc<dyn Cluster>,
+    clock: Arc<dyn Clock>,
+    http: Arc<dyn TaskHttp>,
+    config: EngineConfig,
+) -> Result<EngineHandle, ractor::SpawnErr> {
+    let ctx = Arc::new(EngineCtx { cluster, clock, http, config, stats: Arc::default() });
+    supervisor::start(ctx).await
+}
+
+/// The key of a node's liveness lease.
+pub fn node_lease_key(node_id: u64) -> String {
+    format!("node/{node_id}")
+}

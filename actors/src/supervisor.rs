@@ -1,0 +1,205 @@
+//! `NodeSupervisor`: the root of a node's actors.
+//!
+//! It keeps one `ExecutionActor` per unfinished execution this node owns (spawning and pruning
+//! them whenever replicated state changes), renews the node's liveness lease, and supervises the
+//! `LeaderActor`. A child that panics is logged, counted and rebuilt from replicated state.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use linkloom_core::Command;
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+
+use crate::execution::{ExecArgs, ExecMsg, ExecutionActor};
+use crate::leader::{LeaderActor, LeaderMsg};
+use crate::{node_lease_key, EngineCtx};
+
+/// Engine counters, for metrics.
+#[derive(Default)]
+pub struct Counters {
+    pub(crate) actor_restarts: AtomicU64,
+    pub(crate) ticks_fired: AtomicU64,
+    pub(crate) tick_lateness_ms_total: AtomicU64,
+}
+
+/// A snapshot of the engine's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineStats {
+    pub actor_restarts: u64,
+    pub ticks_fired: u64,
+    pub tick_lateness_ms_total: u64,
+}
+
+/// The running engine of one node.
+pub struct EngineHandle {
+    supervisor: ActorRef<SupMsg>,
+    ctx: Arc<EngineCtx>,
+}
+
+impl EngineHandle {
+    pub fn stats(&self) -> EngineStats {
+        let c = &self.ctx.stats;
+        EngineStats {
+            actor_restarts: c.actor_restarts.load(Ordering::Relaxed),
+            ticks_fired: c.ticks_fired.load(Ordering::Relaxed),
+            tick_lateness_ms_total: c.tick_lateness_ms_total.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops every actor of this node (running shell attempts are killed).
+    pub fn stop(&self) {
+        self.supervisor.stop(Some("engine stopping".into()));
+    }
+}
+
+pub(crate) enum SupMsg {
+    /// Replicated state changed: reconcile execution actors and poke them.
+    Reconcile,
+    RenewLease,
+}
+
+struct NodeSupervisor;
+
+struct SupState {
+    ctx: Arc<EngineCtx>,
+    children: BTreeMap<String, ActorRef<ExecMsg>>,
+    by_actor: BTreeMap<ActorId, String>,
+    leader: Option<ActorRef<LeaderMsg>>,
+    /// Set while a Reconcile is queued, so bursts of changes coalesce into one.
+    pending: Arc<AtomicBool>,
+}
+
+pub(crate) async fn start(ctx: Arc<EngineCtx>) -> Result<EngineHandle, ractor::SpawnErr> {
+    let (supervisor, _) = Actor::spawn(None, NodeSupervisor, ctx.clone()).await?;
+    Ok(EngineHandle { supervisor, ctx })
+}
+
+impl Actor for NodeSupervisor {
+    type Msg = SupMsg;
+    type State = SupState;
+    type Arguments = Arc<EngineCtx>;
+
+    async fn pre_start(&self, myself: ActorRef<SupMsg>, ctx: Arc<EngineCtx>) -> Result<SupState, ActorProcessingErr> {
+        let pending = Arc::new(AtomicBool::new(false));
+        // Wake on every change of replicated state.
+        let (cluster, me, flag) = (ctx.cluster.clone(), myself.clone(), pending.clone());
+        tokio::spawn(async move {
+            loop {
+                cluster.changed().await;
+                if !flag.swap(true, Ordering::AcqRel) && me.cast(SupMsg::Reconcile).is_err() {
+                    return;
+                }
+            }
+        });
+        let renew = Duration::from_millis(ctx.config.node_lease_renew_ms);
+        myself.send_interval(renew, || SupMsg::RenewLease);
+        let _ = myself.cast(SupMsg::RenewLease);
+        let (leader, _) = Actor::spawn_linked(None, LeaderActor, ctx.clone(), myself.get_cell()).await?;
+        Ok(SupState { ctx, children: BTreeMap::new(), by_actor: BTreeMap::new(), leader: Some(leader), pending })
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<SupMsg>, state: &mut SupState) -> Result<(), ActorProcessingErr> {
+        for child in state.children.values() {
+            child.stop(Some("supervisor stopping".into()));
+        }
+        if let Some(leader) = &state.leader {
+            leader.stop(None);
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SupMsg>,
+        message: SupMsg,
+        state: &mut SupState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            SupMsg::Reconcile => {
+                state.pending.store(false, Ordering::Release);
+                state.reconcile(&myself).await;
+            }
+            SupMsg::RenewLease => {
+                let ctx = state.ctx.clone();
+                let me = ctx.cluster.node_id();
+                let now = ctx.clock.now_ms();
+                let command = Command::AcquireLease {
+                    key: node_lease_key(me),
+                    holder: format!("node-{me}"),
+                    expires_at_ms: now + ctx.config.node_lease_ms as i64,
+                    at_ms: now,
+                };
+                // Off the actor's loop: a slow commit must not delay reconciling.
+                tokio::spawn(async move {
+                    if let Err(e) = ctx.cluster.propose(command).await {
+                        tracing::debug!("node lease renewal failed: {e}");
+                    }
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupMsg>,
+        event: SupervisionEvent,
+        state: &mut SupState,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorFailed(cell, error) => {
+                state.ctx.stats.actor_restarts.fetch_add(1, Ordering::Relaxed);
+                if state.leader.as_ref().is_some_and(|l| l.get_id() == cell.get_id()) {
+                    tracing::error!("leader actor failed, restarting: {error}");
+                    let (leader, _) =
+                        Actor::spawn_linked(None, LeaderActor, state.ctx.clone(), myself.get_cell()).await?;
+                    state.leader = Some(leader);
+                } else if let Some(id) = state.by_actor.remove(&cell.get_id()) {
+                    tracing::error!(execution_id = %id, "execution actor failed, restarting from replicated state: {error}");
+                    state.children.remove(&id);
+                    state.reconcile(&myself).await;
+                }
+            }
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                if let Some(id) = state.by_actor.remove(&cell.get_id()) {
+                    state.children.remove(&id);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl SupState {
+    async fn reconcile(&mut self, myself: &ActorRef<SupMsg>) {
+        let me = self.ctx.cluster.node_id();
+        let owned: Vec<String> = self
+            .ctx
+            .cluster
+            .state()
+            .read(|s| s.unfinished_executions().filter(|e| e.owner == Some(me)).map(|e| e.id.clone()).collect());
+        for id in owned {
+            if self.children.contains_key(&id) {
+                continue;
+            }
+            let args = ExecArgs { id: id.clone(), ctx: self.ctx.clone() };
+            match Actor::spawn_linked(None, ExecutionActor, args, myself.get_cell()).await {
+                Ok((child, _)) => {
+                    self.by_actor.insert(child.get_id(), id.clone());
+                    self.children.insert(id, child);
+                }
+                Err(e) => tracing::error!(execution_id = %id, "cannot start an execution actor: {e}"),
+            }
+        }
+        // Every child looks again; those whose execution ended or moved stop themselves.
+        for child in self.children.values() {
+            let _ = child.cast(ExecMsg::Poke);
+        }
+        if let Some(leader) = &self.leader {
+            let _ = leader.cast(LeaderMsg::Changed);
+        }
+    }
+}

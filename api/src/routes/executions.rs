@@ -1,0 +1,417 @@
+//! Executions: trigger, backfill, list, show, cancel, retry, logs; task callbacks and heartbeats.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response as HttpResponse};
+use axum::Json;
+use linkloom_core::ids::{manual_execution_id, scheduled_execution_id};
+use linkloom_core::json::Json as JsonValue;
+use linkloom_core::schedule::CronSchedule;
+use linkloom_core::state::{ExecutionStatus, State as LoomState, Trigger};
+use linkloom_core::task_answer::parse_task_answer;
+use linkloom_core::{Command, Response};
+use linkloom_raft::Transport;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{Page, ReadOptions};
+use crate::body::read_limited;
+use crate::error::ApiError;
+use crate::views;
+use crate::ApiState;
+
+/// Most executions one backfill creates.
+const MAX_BACKFILL_TICKS: usize = 1_000;
+/// A log stream ends after this long even if its task has not.
+const MAX_FOLLOW: Duration = Duration::from_secs(24 * 3600);
+
+fn unexpected(response: Response) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("unexpected answer: {response:?}"))
+}
+
+/// Parses an optional JSON body into `T` (absent body: `T::default()`), naming unknown fields.
+async fn json_body<T: for<'de> Deserialize<'de> + Default, X>(
+    state: &ApiState<X>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
+    let bytes = read_limited(headers, body, state.limits.max_body_bytes).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| ApiError::bad_request(format!("body: {e}")))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TriggerBody {
+    #[serde(default)]
+    params: Option<Value>,
+}
+
+/// `POST /api/v1/workflows/{id}/trigger` → 202 `{"execution_id"}`.
+pub(crate) async fn trigger<T: Transport>(
+    State(state): State<ApiState<T>>,
+    Path(workflow_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let request: TriggerBody = json_body(&state, &headers, body).await?;
+    let params = request.params.unwrap_or(Value::Null);
+    if !(params.is_null() || params.is_object()) {
+        return Err(ApiError::bad_request("params must be an object"));
+    }
+    let at_ms = state.clock.now_ms();
+    let random: u32 = rand::Rng::gen(&mut linkloom_raft::runtime::ThreadRng);
+    let execution_id = manual_execution_id(&workflow_id, at_ms, random);
+    let command = Command::CreateExecution {
+        execution_id,
+        workflow_id,
+        trigger: Trigger::Manual,
+        scheduled_at_ms: None,
+        params: JsonValue(params),
+        actor: None,
+        at_ms,
+    };
+    match state.node.propose(command).await? {
+        Response::ExecutionCreated { execution_id } | Response::ExecutionExists { execution_id } => {
+            Ok((StatusCode::ACCEPTED, Json(json!({"execution_id": execution_id}))))
+        }
+        Response::Rejected(r) => Err(r.into()),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// `POST /api/v1/workflows/{id}/pause` and `/resume`.
+pub(crate) async fn set_paused<T: Transport>(
+    state: ApiState<T>,
+    workflow_id: String,
+    paused: bool,
+) -> Result<Json<Value>, ApiError> {
+    let command = Command::SetPaused { workflow_id, paused, actor: None, at_ms: state.clock.now_ms() };
+    match state.node.propose(command).await? {
+        Response::PausedSet { workflow_id, paused } => Ok(Json(json!({"id": workflow_id, "paused": paused}))),
+        Response::Rejected(r) => Err(r.into()),
+        other => Err(unexpected(other)),
+    }
+}
+
+pub(crate) async fn pause<T: Transport>(
+    State(state): State<ApiState<T>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_paused(state, id, true).await
+}
+
+pub(crate) async fn resume<T: Transport>(
+    State(state): State<ApiState<T>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_paused(state, id, false).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BackfillBody {
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+}
+
+/// `POST /api/v1/workflows/{id}/backfill` `{"from", "to"}`: one execution per tick in the range.
+pub(crate) async fn backfill<T: Transport>(
+    State(state): State<ApiState<T>>,
+    Path(workflow_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let request: BackfillBody = json_body(&state, &headers, body).await?;
+    let parse = |name: &str, value: Option<String>| -> Result<i64, ApiError> {
+        let value = value.ok_or_else(|| ApiError::bad_request(format!("`{name}` is required (RFC 3339)")))?;
+        chrono::DateTime::parse_from_rfc3339(&value)
+            .map(|t| t.timestamp_millis())
+            .map_err(|e| ApiError::bad_request(format!("`{name}` = `{value}` is not RFC 3339: {e}")))
+    };
+    let (from_ms, to_ms) = (parse("from", request.from)?, parse("to", request.to)?);
+    if to_ms < from_ms {
+        return Err(ApiError::bad_request("`to` is before `from`"));
+    }
+    ReadOptions::default().barrier(&state).await?;
+    let (expr, tz) = state
+        .node
+        .state()
+        .read(|s| {
+            let active = s.workflow(&workflow_id)?.active()?;
+            Some((active.spec.schedule.clone(), active.spec.timezone_name().to_string()))
+        })
+        .ok_or_else(|| ApiError::not_found("workflow", &workflow_id))?;
+    let expr = expr.ok_or_else(|| ApiError::bad_request(format!("workflow `{workflow_id}` has no schedule")))?;
+    let schedule = CronSchedule::parse(&expr, &tz).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut ticks = Vec::new();
+    let mut t = from_ms - 1;
+    while let Some(next) = schedule.next_after_ms(t) {
+        if next > to_ms {
+            break;
+        }
+        if ticks.len() == MAX_BACKFILL_TICKS {
+            return Err(ApiError::bad_request(format!(
+                "the range holds more than {MAX_BACKFILL_TICKS} ticks; backfill it in parts"
+            )));
+        }
+        ticks.push(next);
+        t = next;
+    }
+    let at_ms = state.clock.now_ms();
+    let proposals = ticks.iter().map(|tick| {
+        state.node.propose(Command::CreateExecution {
+            execution_id: scheduled_execution_id(&workflow_id, *tick),
+            workflow_id: workflow_id.clone(),
+            trigger: Trigger::Backfill,
+            scheduled_at_ms: Some(*tick),
+            params: JsonValue::null(),
+            actor: None,
+            at_ms,
+        })
+    });
+    let (mut created, mut existing, mut ids) = (0, 0, Vec::new());
+    for answer in futures::future::join_all(proposals).await {
+        match answer? {
+            Response::ExecutionCreated { execution_id } => {
+                created += 1;
+                ids.push(execution_id);
+            }
+            Response::ExecutionExists { execution_id } => {
+                existing += 1;
+                ids.push(execution_id);
+            }
+            Response::Rejected(r) => return Err(r.into()),
+            other => return Err(unexpected(other)),
+        }
+    }
+    Ok((StatusCode::ACCEPTED, Json(json!({"execution_ids": ids, "created": created, "existing": existing}))))
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct ExecutionFilter {
+    #[serde(default)]
+    workflow: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    trigger: Option<String>,
+    #[serde(flatten)]
+    page: Page,
+}
+
+/// `GET /api/v1/executions?workflow=&status=&trigger=&limit=&cursor=`, in id order.
+pub(crate) async fn list<T: Transport>(
+    State(state): State<ApiState<T>>,
+    Query(filter): Query<ExecutionFilter>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = filter.page.limit(state.limits.max_page_size)?;
+    let status: Option<ExecutionStatus> = match &filter.status {
+        None => None,
+        Some(s) => Some(serde_json::from_value(json!(s)).map_err(|_| {
+            ApiError::bad_request(format!("status `{s}` is not one of queued, running, succeeded, failed, cancelled"))
+        })?),
+    };
+    let trigger: Option<Trigger> =
+        match &filter.trigger {
+            None => None,
+            Some(t) => Some(serde_json::from_value(json!(t)).map_err(|_| {
+                ApiError::bad_request(format!("trigger `{t}` is not one of manual, schedule, backfill"))
+            })?),
+        };
+    filter.page.read_options().barrier(&state).await?;
+    let (items, next_cursor) = state.node.state().read(|s| {
+        let mut items: Vec<Value> = s
+            .executions_after(filter.page.cursor.as_deref())
+            .filter(|e| filter.workflow.as_deref().is_none_or(|w| e.workflow_id == w))
+            .filter(|e| status.is_none_or(|st| e.status == st))
+            .filter(|e| trigger.is_none_or(|t| e.trigger == t))
+            .take(limit + 1)
+            .map(views::execution)
+            .collect();
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().and_then(|e| e["id"].as_str()).map(str::to_string)
+        } else {
+            None
+        };
+        (items, next)
+    });
+    Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
+}
+
+/// `GET /api/v1/executions/{id}`.
+pub(crate) async fn show<T: Transport>(
+    State(state): State<ApiState<T>>,
+    Path(id): Path<String>,
+    Query(read): Query<ReadOptions>,
+) -> Result<Json<Value>, ApiError> {
+    read.barrier(&state).await?;
+    state
+        .node
+        .state()
+        .read(|s| s.execution(&id).map(views::execution))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("execution", &id))
+}
+
+/// `POST /api/v1/executions/{id}/cancel`.
+pub(crate) async fn cancel<T: Transport>(
+    State(state): State<ApiState<T>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let command = Command::CancelExecution { execution_id: id, actor: None, at_ms: state.clock.now_ms() };
+    match state.node.propose(command).await? {
+        Response::ExecutionCancelled { execution_id } => Ok(Json(json!({"id": execution_id, "status": "cancelled"}))),
+        Response::Rejected(r) => Err(r.into()),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// `POST /api/v1/executions/{id}/retry`: failed, cancelled and skipped tasks run again.
+pub(crate) async fn retry<T: Transport>(
+    State(state): State<ApiState<T>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let command = Command::RetryExecution { execution_id: id, actor: None, at_ms: state.clock.now_ms() };
+    match state.node.propose(command).await? {
+        Response::ExecutionReopened { execution_id, tasks_reset } => {
+            Ok(Json(json!({"id": execution_id, "tasks_reset": tasks_reset})))
+        }
+        Response::Rejected(r) => Err(r.into()),
+        other => Err(unexpected(other)),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct LogQuery {
+    #[serde(default)]
+    task: Option<String>,
+    #[serde(default)]
+    follow: Option<bool>,
+}
+
+/// The logs of `task` (or of every task), attempt by attempt; and whether they can still grow.
+fn render_logs(s: &LoomState, execution_id: &str, task: Option<&str>) -> Result<(String, bool), ApiError> {
+    let execution = s.execution(execution_id).ok_or_else(|| ApiError::not_found("execution", execution_id))?;
+    if let Some(task) = task {
+        if execution.task(task).is_none() {
+            return Err(ApiError::not_found("task", &format!("{execution_id}/{task}")));
+        }
+    }
+    let mut text = String::new();
+    let mut open = false;
+    for run in execution.tasks.iter().filter(|t| task.is_none_or(|id| t.id == id)) {
+        open |= !run.status.is_terminal();
+        for attempt in &run.attempts {
+            text.push_str(&format!("--- {} attempt {} ({}) ---\n", run.id, attempt.n, attempt.status));
+            if let Some(log) = s.attempt_log(attempt.id) {
+                text.push_str(&log.text());
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+            }
+        }
+    }
+    Ok((text, open && !execution.status.is_terminal()))
+}
+
+/// `GET /api/v1/executions/{id}/logs?task=T[&follow=true]`: text, or server-sent events with
+/// `follow=true` (or `Accept: text/event-stream`) until the task ends.
+pub(crate) async fn logs<T: Transport>(
+    State(state): State<ApiState<T>>,
+    Path(id): Path<String>,
+    Query(query): Query<LogQuery>,
+    headers: HeaderMap,
+) -> Result<HttpResponse, ApiError> {
+    ReadOptions::default().barrier(&state).await?;
+    let wants_stream = query.follow.unwrap_or(false)
+        || headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/event-stream"));
+    let task = query.task.clone();
+    let (text, _) = state.node.state().read(|s| render_logs(s, &id, task.as_deref()))?;
+    if !wants_stream {
+        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response());
+    }
+    let started = tokio::time::Instant::now();
+    let stream = futures::stream::unfold(
+        (state, id, task, 0usize, false, started),
+        |(state, id, task, sent, done, started)| async move {
+            if done {
+                return None;
+            }
+            let mut changes = state.node.changes();
+            loop {
+                let read = state.node.state().read(|s| render_logs(s, &id, task.as_deref()));
+                let Ok((text, open)) = read else {
+                    return Some((
+                        Ok::<Event, Infallible>(Event::default().event("end").data("gone")),
+                        (state, id, task, sent, true, started),
+                    ));
+                };
+                if text.len() > sent {
+                    let chunk = text[sent..].to_string();
+                    let len = text.len();
+                    return Some((Ok(Event::default().data(chunk)), (state, id, task, len, false, started)));
+                }
+                if !open || started.elapsed() > MAX_FOLLOW {
+                    return Some((
+                        Ok(Event::default().event("end").data("task ended")),
+                        (state, id, task, sent, true, started),
+                    ));
+                }
+                let _ = tokio::time::timeout(Duration::from_millis(500), changes.changed()).await;
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
+}
+
+fn parse_attempt_id(text: &str) -> Result<u64, ApiError> {
+    text.parse().map_err(|_| ApiError::bad_request(format!("attempt id `{text}` is not a number")))
+}
+
+/// `POST /api/v1/tasks/{attempt_id}/callback` with the same body a backend answers with.
+pub(crate) async fn callback<T: Transport>(
+    State(state): State<ApiState<T>>,
+    Path(attempt_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let attempt_id = parse_attempt_id(&attempt_id)?;
+    let bytes = read_limited(&headers, body, state.limits.max_body_bytes).await?;
+    let (result, logs) = parse_task_answer(&bytes);
+    let at_ms = state.clock.now_ms();
+    let jitter_permille = rand::Rng::gen_range(&mut linkloom_raft::runtime::ThreadRng, 0..=1000);
+    // Logs travel with the completion: a fenced (stale) callback adds nothing.
+    let command = Command::FinishAttempt { attempt_id, result, logs, jitter_permille, at_ms };
+    match state.node.propose(command).await? {
+        Response::AttemptFinished { task_status, execution_status } => Ok(Json(json!({
+            "attempt_id": attempt_id.to_string(), "task_status": task_status, "execution_status": execution_status,
+        }))),
+        Response::Rejected(r) => Err(r.into()),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// `POST /api/v1/tasks/{attempt_id}/heartbeat`: 200, or 409 for an attempt that is not current.
+pub(crate) async fn heartbeat<T: Transport>(
+    State(state): State<ApiState<T>>,
+    Path(attempt_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let attempt_id = parse_attempt_id(&attempt_id)?;
+    match state.node.propose(Command::HeartbeatAttempt { attempt_id, at_ms: state.clock.now_ms() }).await? {
+        Response::HeartbeatRecorded { attempt_id } => Ok(Json(json!({"attempt_id": attempt_id.to_string()}))),
+        Response::Rejected(r) => Err(r.into()),
+        other => Err(unexpected(other)),
+    }
+}
