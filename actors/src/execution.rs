@@ -36,8 +36,13 @@ pub(crate) struct ExecArgs {
     pub(crate) ctx: Arc<EngineCtx>,
 }
 
-/// An attempt this node runs.
-enum Local {
+/// An attempt this node runs, by attempt id.
+struct Local {
+    task_id: String,
+    phase: Phase,
+}
+
+enum Phase {
     Running { cancel: watch::Sender<bool> },
     AwaitingCallback { deadline_ms: i64 },
 }
@@ -61,7 +66,7 @@ impl Actor for ExecutionActor {
 
     async fn post_stop(&self, _myself: ActorRef<ExecMsg>, state: &mut ExecState) -> Result<(), ActorProcessingErr> {
         for local in state.local.values() {
-            if let Local::Running { cancel } = local {
+            if let Phase::Running { cancel } = &local.phase {
                 let _ = cancel.send(true);
             }
         }
@@ -83,7 +88,9 @@ impl Actor for ExecutionActor {
                 state.local.remove(&attempt_id);
             }
             ExecMsg::AwaitCallback { attempt_id, deadline_ms } => {
-                state.local.insert(attempt_id, Local::AwaitingCallback { deadline_ms });
+                if let Some(local) = state.local.get_mut(&attempt_id) {
+                    local.phase = Phase::AwaitingCallback { deadline_ms };
+                }
                 state.poke(&myself).await;
             }
         }
@@ -119,10 +126,13 @@ impl ExecState {
             .filter(|a| a.status == AttemptStatus::Running)
             .map(|a| (a.id, a.node_id))
             .collect();
-        self.local.retain(|id, _| running.contains_key(id));
+        // This node's view may lag its own proposals (a follower applies after the leader
+        // answered), so a local attempt is forgotten only once state shows it ended.
+        let known: Vec<u64> = execution.tasks.iter().flat_map(|t| t.attempts.iter().map(|a| a.id)).collect();
+        self.local.retain(|id, _| running.contains_key(id) || !known.contains(id));
         let mut endings = Vec::new();
         for (&attempt_id, &node_id) in &running {
-            match self.local.get(&attempt_id) {
+            match self.local.get(&attempt_id).map(|l| &l.phase) {
                 None => {
                     let reason = if node_id == me {
                         "the node restarted while the attempt ran".to_string()
@@ -131,7 +141,7 @@ impl ExecState {
                     };
                     endings.push((attempt_id, AttemptResult::Lost { reason }));
                 }
-                Some(Local::AwaitingCallback { deadline_ms }) if *deadline_ms <= now => {
+                Some(Phase::AwaitingCallback { deadline_ms }) if *deadline_ms <= now => {
                     endings.push((attempt_id, AttemptResult::TimedOut));
                 }
                 Some(_) => {}
@@ -142,23 +152,29 @@ impl ExecState {
             finish(&ctx, attempt_id, result, None).await;
         }
 
-        // Start every ready task (worker tasks wait for workers, which pull them).
-        let starts = ready.iter().filter(|t| spec.task(t).is_some_and(|ts| ts.kind != TaskKind::Worker)).map(|task| {
-            let command = Command::StartAttempt {
-                execution_id: self.id.clone(),
-                task_id: task.clone(),
-                node_id: me,
-                worker_id: None,
-                at_ms: now,
-            };
-            let ctx = ctx.clone();
-            async move { (task.clone(), ctx.cluster.propose(command).await) }
-        });
+        // Start every ready task (worker tasks wait for workers, which pull them), except those
+        // this node already runs but its lagging view does not show yet.
+        let busy: Vec<&str> = self.local.values().map(|l| l.task_id.as_str()).collect();
+        let starts = ready
+            .iter()
+            .filter(|t| !busy.contains(&t.as_str()))
+            .filter(|t| spec.task(t).is_some_and(|ts| ts.kind != TaskKind::Worker))
+            .map(|task| {
+                let command = Command::StartAttempt {
+                    execution_id: self.id.clone(),
+                    task_id: task.clone(),
+                    node_id: me,
+                    worker_id: None,
+                    at_ms: now,
+                };
+                let ctx = ctx.clone();
+                async move { (task.clone(), ctx.cluster.propose(command).await) }
+            });
         for (task_id, answer) in futures::future::join_all(starts).await {
             match answer {
                 Ok(Response::AttemptStarted { attempt_id, n }) => {
                     let (cancel, cancelled) = watch::channel(false);
-                    self.local.insert(attempt_id, Local::Running { cancel });
+                    self.local.insert(attempt_id, Local { task_id: task_id.clone(), phase: Phase::Running { cancel } });
                     let info = AttemptInfo {
                         execution_id: self.id.clone(),
                         workflow_id: execution.workflow_id.clone(),
@@ -185,9 +201,9 @@ impl ExecState {
         // Wake for the earliest retry or callback deadline.
         let retry_at =
             execution.tasks.iter().filter(|t| t.status == TaskStatus::Retrying).filter_map(|t| t.retry_at_ms);
-        let deadlines = self.local.values().filter_map(|l| match l {
-            Local::AwaitingCallback { deadline_ms } => Some(*deadline_ms),
-            Local::Running { .. } => None,
+        let deadlines = self.local.values().filter_map(|l| match l.phase {
+            Phase::AwaitingCallback { deadline_ms } => Some(deadline_ms),
+            Phase::Running { .. } => None,
         });
         if let Some(at) = retry_at.chain(deadlines).min() {
             if let Some(old) = self.timer.take() {

@@ -206,8 +206,13 @@ pub(crate) struct ExecutionFilter {
     status: Option<String>,
     #[serde(default)]
     trigger: Option<String>,
-    #[serde(flatten)]
-    page: Page,
+    // Not `#[serde(flatten)]`: flattening breaks numbers in query strings.
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    consistency: Option<String>,
 }
 
 /// `GET /api/v1/executions?workflow=&status=&trigger=&limit=&cursor=`, in id order.
@@ -215,7 +220,8 @@ pub(crate) async fn list<T: Transport>(
     State(state): State<ApiState<T>>,
     Query(filter): Query<ExecutionFilter>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = filter.page.limit(state.limits.max_page_size)?;
+    let page = Page { limit: filter.limit, cursor: filter.cursor.clone(), consistency: filter.consistency.clone() };
+    let limit = page.limit(state.limits.max_page_size)?;
     let status: Option<ExecutionStatus> = match &filter.status {
         None => None,
         Some(s) => Some(serde_json::from_value(json!(s)).map_err(|_| {
@@ -229,10 +235,10 @@ pub(crate) async fn list<T: Transport>(
                 ApiError::bad_request(format!("trigger `{t}` is not one of manual, schedule, backfill"))
             })?),
         };
-    filter.page.read_options().barrier(&state).await?;
+    page.read_options().barrier(&state).await?;
     let (items, next_cursor) = state.node.state().read(|s| {
         let mut items: Vec<Value> = s
-            .executions_after(filter.page.cursor.as_deref())
+            .executions_after(page.cursor.as_deref())
             .filter(|e| filter.workflow.as_deref().is_none_or(|w| e.workflow_id == w))
             .filter(|e| status.is_none_or(|st| e.status == st))
             .filter(|e| trigger.is_none_or(|t| e.trigger == t))

@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
+
+pub mod backend;
 use serde_json::Value;
 
 /// One node process.
@@ -215,6 +217,52 @@ impl Cluster {
         let status = response.status().as_u16();
         let text = response.text()?;
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+    }
+
+    /// Registers a workflow from YAML through node `via`.
+    pub fn put_workflow(&self, via: u64, yaml: &str) -> anyhow::Result<Value> {
+        match self.post(via, "/api/v1/workflows", "application/yaml", yaml.to_string())? {
+            (201, body) => Ok(body),
+            (status, body) => bail!("registering the workflow answered {status}: {body}"),
+        }
+    }
+
+    /// Triggers `workflow` through node `via`; returns the execution id.
+    pub fn trigger(&self, via: u64, workflow: &str, params: Value) -> anyhow::Result<String> {
+        let body = serde_json::json!({"params": params}).to_string();
+        match self.post(via, &format!("/api/v1/workflows/{workflow}/trigger"), "application/json", body)? {
+            (202, body) => {
+                body["execution_id"].as_str().map(str::to_string).ok_or_else(|| anyhow!("no execution_id in {body}"))
+            }
+            (status, body) => bail!("trigger answered {status}: {body}"),
+        }
+    }
+
+    /// The execution as node `via` shows it.
+    pub fn execution(&self, via: u64, id: &str) -> anyhow::Result<Value> {
+        match self.get_json(via, &format!("/api/v1/executions/{id}"))? {
+            (200, body) => Ok(body),
+            (status, body) => bail!("GET execution {id} answered {status}: {body}"),
+        }
+    }
+
+    /// Waits (bounded) until execution `id` has ended; returns it.
+    pub fn wait_execution(&self, via: u64, id: &str, timeout: Duration) -> anyhow::Result<Value> {
+        let mut last = Value::Null;
+        let ended = |v: &Value| matches!(v["status"].as_str(), Some("succeeded" | "failed" | "cancelled"));
+        self.wait_for(&format!("execution {id} to end"), timeout, |c| {
+            if let Ok(v) = c.execution(via, id) {
+                last = v;
+            }
+            ended(&last)
+        })
+        .map_err(|e| {
+            anyhow!(
+                "{e}
+last seen: {last:#}"
+            )
+        })?;
+        Ok(last)
     }
 
     /// Waits until `condition` holds, polling every 50 ms, for at most `timeout`.
