@@ -228,6 +228,31 @@ mod tests {
     }
 
     #[test]
+    fn daylight_saving_time_keeps_local_time_and_fires_once() {
+        // Kyiv moves from UTC+2 to UTC+3 on 2026-03-29 and back on 2026-10-25.
+        let nine = CronSchedule::parse("0 9 * * *", "Europe/Kyiv").unwrap();
+        assert_eq!(nine.next_after_ms(ms("2026-03-28T00:00:00Z")), Some(ms("2026-03-28T07:00:00Z")));
+        assert_eq!(nine.next_after_ms(ms("2026-03-29T12:00:00Z")), Some(ms("2026-03-30T06:00:00Z")));
+        // 03:30 happens twice on 2026-10-25 (03:00-04:00 repeats): the schedule fires once that day.
+        let s = CronSchedule::parse("30 3 * * *", "Europe/Kyiv").unwrap();
+        let first = s.next_after_ms(ms("2026-10-24T12:00:00Z")).unwrap();
+        let second = s.next_after_ms(first).unwrap();
+        let third = s.next_after_ms(second).unwrap();
+        let day = |t: i64| Utc.timestamp_millis_opt(t).unwrap().with_timezone(&chrono_tz::Europe::Kyiv).date_naive();
+        assert_eq!(day(first), chrono::NaiveDate::from_ymd_opt(2026, 10, 25).unwrap());
+        assert_eq!(
+            day(second),
+            chrono::NaiveDate::from_ymd_opt(2026, 10, 26).unwrap(),
+            "fired twice on the repeated hour"
+        );
+        assert_eq!(day(third), chrono::NaiveDate::from_ymd_opt(2026, 10, 27).unwrap());
+        // 03:30 does not exist on 2026-03-29 (03:00 jumps to 04:00): no tick that day, none lost after.
+        let spring = s.next_after_ms(ms("2026-03-28T12:00:00Z")).unwrap();
+        assert_ne!(day(spring), chrono::NaiveDate::from_ymd_opt(2026, 3, 28).unwrap());
+        assert!(day(spring) <= chrono::NaiveDate::from_ymd_opt(2026, 3, 30).unwrap());
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let err = CronSchedule::parse("61 * * * *", "UTC").unwrap_err().to_string();
         assert!(err.contains("minute field `61`"), "{err}");

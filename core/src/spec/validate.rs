@@ -114,6 +114,9 @@ fn check_task(i: usize, task: &TaskSpec, ids: &BTreeSet<&str>, report: &mut impl
             report(at(&format!("depends_on[{j}]")), format!("`{dep}` is listed twice"));
         }
     }
+    if task.depends_on.is_empty() && task.when == super::When::AnyFailed {
+        report(at("when"), "any_failed needs depends_on: with no dependencies the task could never run".into());
+    }
     if let Some(retry) = &task.retry {
         check_retry(retry, &at("retry"), report);
     }
@@ -334,6 +337,7 @@ tasks:
             ("id: a\ntasks: [{id: t, type: worker, queue: q, input: {x: '{{ tasks.zz.output }}'}}]", "does not exist"),
             ("id: a\ntasks: [{id: t, type: teleport}]", "unknown variant `teleport`"),
             ("id: a\ntasks: [{id: t, type: http, url: 'ftp://x'}]", "must start with http"),
+            ("id: a\ntasks: [{id: t, type: worker, queue: q, when: any_failed}]", "any_failed needs depends_on"),
             ("id: a\ntasks: x: y\n", "line 2"),
         ];
         for (yaml, expected) in cases {

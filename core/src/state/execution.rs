@@ -315,7 +315,7 @@ impl Execution {
     }
 
     /// Skips tasks that can never run, then ends the execution if every task has ended.
-    fn settle(&mut self, spec: &WorkflowSpec, now_ms: i64) {
+    pub(crate) fn settle(&mut self, spec: &WorkflowSpec, now_ms: i64) {
         // Spec order is not necessarily topological, so repeat until nothing changes; each pass
         // skips at least one task or stops, so this ends within `tasks.len()` passes.
         loop {

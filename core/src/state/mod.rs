@@ -339,6 +339,9 @@ impl State {
             now,
         );
         execution.blocked_by = blocked_by;
+        // Validation rules out tasks that can never run, but settle anyway: an execution must
+        // never wait on a task nothing will start.
+        execution.settle(&active.spec, now);
         self.executions.insert(execution_id.clone(), execution);
         Response::ExecutionCreated { execution_id }
     }

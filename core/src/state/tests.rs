@@ -588,3 +588,79 @@ proptest! {
         prop_assert_eq!(e.status == ExecutionStatus::Failed, any_failed);
     }
 }
+
+// ----- random DAGs -----
+
+/// A random DAG: task i may depend on any earlier task, with a random `when` rule.
+fn arb_dag() -> impl Strategy<Value = String> {
+    (1usize..9).prop_flat_map(|n| {
+        let tasks: Vec<_> = (0..n)
+            .map(|i| (prop::collection::vec(any::<bool>(), i), 0u8..3))
+            .collect();
+        tasks.prop_map(|tasks| {
+            let mut yaml = String::from("id: wf\ntasks:\n");
+            for (i, (deps, when)) in tasks.iter().enumerate() {
+                let deps: Vec<String> = deps.iter().enumerate().filter(|(_, d)| **d).map(|(j, _)| format!("t{j}")).collect();
+                // any_failed needs a dependency (validation says so).
+                let when = if deps.is_empty() { ["all_success", "all_done", "all_done"][*when as usize] } else { ["all_success", "all_done", "any_failed"][*when as usize] };
+                yaml.push_str(&format!(
+                    "  - {{id: t{i}, type: shell, command: [x], depends_on: [{}], when: {when}, retry: {{max_attempts: 2, backoff: 1s}}}}\n",
+                    deps.join(", ")
+                ));
+            }
+            yaml
+        })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_dags_end_with_every_task_consistent_with_its_rule(
+        yaml in arb_dag(),
+        outcomes in prop::collection::vec(0u8..4, 1..64),
+    ) {
+        let mut state = State::default();
+        let stored = matches!(put(&mut state, &yaml, 0), Response::WorkflowStored { .. });
+        prop_assert!(stored, "the generated DAG was rejected:\n{}", yaml);
+        create(&mut state, "e", 0);
+        let spec = state.execution_spec(state.execution("e").unwrap()).unwrap().clone();
+        let mut outcomes = outcomes.into_iter().cycle();
+        let mut now = 1;
+        // Each round starts every ready task; a task has at most 2 attempts, so this ends.
+        for _ in 0..(spec.tasks.len() * 3 + 2) {
+            now += 10_000;
+            let ready = state.ready_tasks("e", now);
+            if ready.is_empty() { break; }
+            for task in ready {
+                let id = started_id(start(&mut state, "e", &task, now));
+                let result = match outcomes.next().unwrap_or(0) {
+                    0 | 1 => ok_output(),
+                    2 => AttemptResult::Failed { error: "x".into(), retryable: true },
+                    _ => AttemptResult::Lost { reason: "node died".into() },
+                };
+                finish(&mut state, id, result, now);
+            }
+        }
+        let e = state.execution("e").unwrap();
+        prop_assert!(e.status.is_terminal(), "execution still {}: {:?}", e.status, e.tasks);
+        for t in &spec.tasks {
+            let run = e.task(&t.id).unwrap();
+            prop_assert!(run.status.is_terminal(), "{} is {}", t.id, run.status);
+            let deps: Vec<TaskStatus> = t.depends_on.iter().map(|d| e.task(d).unwrap().status).collect();
+            let rule_holds = match t.when {
+                crate::spec::When::AllSuccess => deps.iter().all(|s| *s == TaskStatus::Succeeded),
+                crate::spec::When::AllDone => true,
+                crate::spec::When::AnyFailed => deps.contains(&TaskStatus::Failed),
+            };
+            // A task runs exactly when its rule holds; otherwise it is skipped and never ran.
+            prop_assert_eq!(run.status != TaskStatus::Skipped, rule_holds, "{}: deps {:?}", t.id, deps);
+            prop_assert_eq!(run.attempts.is_empty(), run.status == TaskStatus::Skipped);
+            prop_assert!(run.attempts.len() <= 2, "{} ran {} attempts, policy allows 2", t.id, run.attempts.len());
+        }
+        let any_failed = e.tasks.iter().any(|t| t.status == TaskStatus::Failed);
+        prop_assert_eq!(e.status == ExecutionStatus::Failed, any_failed);
+        prop_assert_eq!(e.status == ExecutionStatus::Succeeded, !any_failed);
+    }
+}
