@@ -34,6 +34,7 @@ pub(crate) enum LeaderMsg {
 
 pub(crate) struct LeaderState {
     ctx: Arc<EngineCtx>,
+    last_prune: Option<tokio::time::Instant>,
     schedules: HashMap<(String, u32), Option<CronSchedule>>,
     cron_timer: Option<tokio::task::JoinHandle<()>>,
 }
@@ -50,7 +51,7 @@ impl Actor for LeaderActor {
     ) -> Result<LeaderState, ActorProcessingErr> {
         myself.send_interval(Duration::from_millis(ctx.config.housekeeping_ms), || LeaderMsg::Housekeeping);
         let _ = myself.cast(LeaderMsg::CronWake);
-        Ok(LeaderState { ctx, schedules: HashMap::new(), cron_timer: None })
+        Ok(LeaderState { ctx, last_prune: None, schedules: HashMap::new(), cron_timer: None })
     }
 
     async fn post_stop(&self, _myself: ActorRef<LeaderMsg>, state: &mut LeaderState) -> Result<(), ActorProcessingErr> {
@@ -72,6 +73,7 @@ impl Actor for LeaderActor {
             LeaderMsg::Housekeeping if leading => {
                 state.expire_leases().await;
                 state.assign().await;
+                state.prune().await;
             }
             LeaderMsg::CronWake => {
                 let next_in = if leading { state.fire_ticks().await } else { Duration::from_millis(500) };
@@ -98,6 +100,26 @@ impl LeaderState {
             if let Err(e) = self.ctx.cluster.propose(Command::ExpireLeases { at_ms: now }).await {
                 tracing::debug!("lease expiry failed: {e}");
             }
+        }
+    }
+
+    /// Retention: drops the oldest finished executions beyond the per-workflow limit.
+    async fn prune(&mut self) {
+        let due = self.last_prune.is_none_or(|t| t.elapsed() >= self.ctx.config.prune_every);
+        if !due {
+            return;
+        }
+        self.last_prune = Some(tokio::time::Instant::now());
+        let command = Command::PruneExecutions {
+            keep_per_workflow: self.ctx.config.keep_executions_per_workflow,
+            at_ms: self.ctx.clock.now_ms(),
+        };
+        match self.ctx.cluster.propose(command).await {
+            Ok(Response::ExecutionsPruned { count }) if count > 0 => {
+                tracing::info!(count, "pruned finished executions")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!("pruning failed: {e}"),
         }
     }
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use linkloom_core::{Command, Response};
-use linkloom_raft::{Clock, NodeError, ReplicatedNode, StateHandle, Transport};
+use linkloom_raft::{Changes, Clock, NodeError, ReplicatedNode, StateHandle, Transport};
 
 pub use executor::{HyperTaskHttp, TaskHttp};
 pub use supervisor::{EngineHandle, EngineStats};
@@ -33,8 +33,8 @@ pub trait Cluster: Send + Sync + 'static {
     fn is_leader(&self) -> bool;
     fn state(&self) -> &StateHandle;
     fn propose(&self, command: Command) -> BoxFuture<'_, Result<Response, NodeError>>;
-    /// Resolves when replicated state may have changed.
-    fn changed(&self) -> BoxFuture<'static, ()>;
+    /// A subscription that wakes when replicated state may have changed.
+    fn changes(&self) -> Changes;
     fn advertise_addr(&self) -> String;
 }
 
@@ -51,11 +51,8 @@ impl<T: Transport> Cluster for ReplicatedNode<T> {
     fn propose(&self, command: Command) -> BoxFuture<'_, Result<Response, NodeError>> {
         Box::pin(ReplicatedNode::propose(self, command))
     }
-    fn changed(&self) -> BoxFuture<'static, ()> {
-        let mut changes = self.changes();
-        Box::pin(async move {
-            let _ = changes.changed().await;
-        })
+    fn changes(&self) -> Changes {
+        ReplicatedNode::changes(self)
     }
     fn advertise_addr(&self) -> String {
         ReplicatedNode::advertise_addr(self).to_string()
@@ -77,6 +74,10 @@ pub struct EngineConfig {
     pub max_catchup_ticks: usize,
     /// Where shell attempts get their working directories.
     pub work_dir: std::path::PathBuf,
+    /// Finished executions kept per workflow; older ones are pruned by the leader.
+    pub keep_executions_per_workflow: u32,
+    /// How often the leader prunes.
+    pub prune_every: Duration,
     /// Grace between SIGTERM and SIGKILL when a shell attempt is killed.
     pub kill_grace: Duration,
     /// How often buffered shell output is appended to the attempt's log.
@@ -91,6 +92,8 @@ impl EngineConfig {
             housekeeping_ms: 250,
             tick_tolerance_ms: 1_000,
             max_catchup_ticks: 100,
+            keep_executions_per_workflow: 1_000,
+            prune_every: Duration::from_secs(10),
             work_dir: work_dir.into(),
             kill_grace: Duration::from_secs(2),
             log_flush: Duration::from_millis(200),

@@ -84,10 +84,9 @@ impl Actor for NodeSupervisor {
     async fn pre_start(&self, myself: ActorRef<SupMsg>, ctx: Arc<EngineCtx>) -> Result<SupState, ActorProcessingErr> {
         let pending = Arc::new(AtomicBool::new(false));
         // Wake on every change of replicated state.
-        let (cluster, me, flag) = (ctx.cluster.clone(), myself.clone(), pending.clone());
+        let (mut changes, me, flag) = (ctx.cluster.changes(), myself.clone(), pending.clone());
         tokio::spawn(async move {
-            loop {
-                cluster.changed().await;
+            while changes.changed().await.is_ok() {
                 if !flag.swap(true, Ordering::AcqRel) && me.cast(SupMsg::Reconcile).is_err() {
                     return;
                 }

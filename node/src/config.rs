@@ -58,6 +58,9 @@ pub struct Cli {
     /// `text` or `json`.
     #[arg(long, env = "LOOM_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Finished executions kept per workflow (older ones are pruned).
+    #[arg(long, env = "LOOM_KEEP_EXECUTIONS")]
+    pub keep_executions: Option<u32>,
 }
 
 /// The same keys as [`Cli`], from a TOML file.
@@ -78,6 +81,7 @@ struct FileConfig {
     forward_wait_ms: Option<u64>,
     max_body_bytes: Option<usize>,
     log_format: Option<String>,
+    keep_executions: Option<u32>,
 }
 
 /// The resolved configuration.
@@ -96,6 +100,7 @@ pub struct Config {
     pub forward_wait_ms: u64,
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
+    pub keep_executions: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +155,7 @@ impl Config {
             forward_wait_ms: cli.forward_wait_ms.or(file.forward_wait_ms).unwrap_or(10_000),
             max_body_bytes: cli.max_body_bytes.or(file.max_body_bytes).unwrap_or(1024 * 1024),
             log_format,
+            keep_executions: cli.keep_executions.or(file.keep_executions).unwrap_or(1_000),
         };
         if config.heartbeat_ms == 0 || config.election_timeout_min_ms <= config.heartbeat_ms {
             bail!(

@@ -36,11 +36,13 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("starting node {} with data in {}", config.node_id, config.data_dir.display()))?;
 
     let clock: Arc<dyn linkloom_raft::Clock> = Arc::new(SystemClock);
+    let mut engine_config = linkloom_actors::EngineConfig::new(config.data_dir.join("work"));
+    engine_config.keep_executions_per_workflow = config.keep_executions;
     let engine = linkloom_actors::start(
         Arc::new(node.clone()),
         clock.clone(),
         Arc::new(linkloom_actors::HyperTaskHttp::tcp()),
-        linkloom_actors::EngineConfig::new(config.data_dir.join("work")),
+        engine_config,
     )
     .await
     .context("starting the engine")?;

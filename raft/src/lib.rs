@@ -18,7 +18,7 @@ pub mod transport;
 mod types;
 
 pub use clock::{Clock, SystemClock};
-pub use node::{ClusterInfo, Member, NodeError, RaftSettings, ReplicatedNode};
+pub use node::{Changes, ClusterInfo, Member, NodeError, RaftSettings, ReplicatedNode};
 pub use storage::StateHandle;
 pub use transport::{HttpTransport, Transport, TransportError};
 pub use types::TypeConfig;

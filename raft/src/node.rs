@@ -66,6 +66,9 @@ impl RaftSettings {
     }
 }
 
+/// Wakes on every change of Raft metrics (entries applied, leader changes).
+pub type Changes = tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, BasicNode>>;
+
 /// Why a node could not serve a request.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum NodeError {
@@ -228,7 +231,8 @@ impl<T: Transport> ReplicatedNode<T> {
     }
 
     /// A receiver that wakes whenever Raft metrics change (an entry applied, a leader elected).
-    pub fn changes(&self) -> tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, BasicNode>> {
+    /// Keep it: a new receiver only sees changes made after it was taken.
+    pub fn changes(&self) -> Changes {
         self.inner.core.raft.metrics()
     }
 
