@@ -117,6 +117,20 @@ impl ExecState {
             return;
         }
 
+        // Past the execution's deadline: fail it (apply checks the deadline again).
+        let deadline = spec.execution_timeout.map(|t| execution.created_at_ms + t.as_millis() as i64);
+        if let Some(deadline) = deadline.filter(|d| *d <= now) {
+            let command = Command::TimeOutExecution { execution_id: self.id.clone(), at_ms: now };
+            match ctx.cluster.propose(command).await {
+                Ok(Response::ExecutionTimedOut { .. }) => {
+                    tracing::info!(execution_id = %self.id, deadline, "execution timed out")
+                }
+                Ok(other) => tracing::debug!(execution_id = %self.id, "time-out refused: {other:?}"),
+                Err(e) => tracing::warn!(execution_id = %self.id, "time-out failed: {e}"),
+            }
+            return;
+        }
+
         // Attempts running in replicated state but not here were lost (restart or takeover);
         // callbacks past their deadline timed out; local entries for ended attempts are dropped.
         let running: BTreeMap<u64, u64> = execution
@@ -205,7 +219,7 @@ impl ExecState {
             Phase::AwaitingCallback { deadline_ms } => Some(deadline_ms),
             Phase::Running { .. } => None,
         });
-        if let Some(at) = retry_at.chain(deadlines).min() {
+        if let Some(at) = retry_at.chain(deadlines).chain(deadline).min() {
             if let Some(old) = self.timer.take() {
                 old.abort();
             }

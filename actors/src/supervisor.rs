@@ -13,7 +13,7 @@ use linkloom_core::Command;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 
 use crate::execution::{ExecArgs, ExecMsg, ExecutionActor};
-use crate::leader::{LeaderActor, LeaderMsg};
+use crate::leader::{LeaderActor, LeaderMsg, SchedulerActor, SchedulerMsg};
 use crate::{node_lease_key, EngineCtx};
 
 /// Engine counters, for metrics.
@@ -67,6 +67,8 @@ struct SupState {
     children: BTreeMap<String, ActorRef<ExecMsg>>,
     by_actor: BTreeMap<ActorId, String>,
     leader: Option<ActorRef<LeaderMsg>>,
+    leader_pending: Arc<AtomicBool>,
+    scheduler: Option<ActorRef<SchedulerMsg>>,
     /// Set while a Reconcile is queued, so bursts of changes coalesce into one.
     pending: Arc<AtomicBool>,
 }
@@ -95,8 +97,19 @@ impl Actor for NodeSupervisor {
         let renew = Duration::from_millis(ctx.config.node_lease_renew_ms);
         myself.send_interval(renew, || SupMsg::RenewLease);
         let _ = myself.cast(SupMsg::RenewLease);
-        let (leader, _) = Actor::spawn_linked(None, LeaderActor, ctx.clone(), myself.get_cell()).await?;
-        Ok(SupState { ctx, children: BTreeMap::new(), by_actor: BTreeMap::new(), leader: Some(leader), pending })
+        let leader_pending = Arc::new(AtomicBool::new(false));
+        let (leader, _) =
+            Actor::spawn_linked(None, LeaderActor, (ctx.clone(), leader_pending.clone()), myself.get_cell()).await?;
+        let (scheduler, _) = Actor::spawn_linked(None, SchedulerActor, ctx.clone(), myself.get_cell()).await?;
+        Ok(SupState {
+            ctx,
+            children: BTreeMap::new(),
+            by_actor: BTreeMap::new(),
+            leader: Some(leader),
+            leader_pending,
+            scheduler: Some(scheduler),
+            pending,
+        })
     }
 
     async fn post_stop(&self, _myself: ActorRef<SupMsg>, state: &mut SupState) -> Result<(), ActorProcessingErr> {
@@ -105,6 +118,9 @@ impl Actor for NodeSupervisor {
         }
         if let Some(leader) = &state.leader {
             leader.stop(None);
+        }
+        if let Some(scheduler) = &state.scheduler {
+            scheduler.stop(None);
         }
         Ok(())
     }
@@ -152,9 +168,14 @@ impl Actor for NodeSupervisor {
                 state.ctx.stats.actor_restarts.fetch_add(1, Ordering::Relaxed);
                 if state.leader.as_ref().is_some_and(|l| l.get_id() == cell.get_id()) {
                     tracing::error!("leader actor failed, restarting: {error}");
-                    let (leader, _) =
-                        Actor::spawn_linked(None, LeaderActor, state.ctx.clone(), myself.get_cell()).await?;
+                    let args = (state.ctx.clone(), state.leader_pending.clone());
+                    let (leader, _) = Actor::spawn_linked(None, LeaderActor, args, myself.get_cell()).await?;
                     state.leader = Some(leader);
+                } else if state.scheduler.as_ref().is_some_and(|s| s.get_id() == cell.get_id()) {
+                    tracing::error!("scheduler actor failed, restarting: {error}");
+                    let (scheduler, _) =
+                        Actor::spawn_linked(None, SchedulerActor, state.ctx.clone(), myself.get_cell()).await?;
+                    state.scheduler = Some(scheduler);
                 } else if let Some(id) = state.by_actor.remove(&cell.get_id()) {
                     tracing::error!(execution_id = %id, "execution actor failed, restarting from replicated state: {error}");
                     state.children.remove(&id);
@@ -198,7 +219,9 @@ impl SupState {
             let _ = child.cast(ExecMsg::Poke);
         }
         if let Some(leader) = &self.leader {
-            let _ = leader.cast(LeaderMsg::Changed);
+            if !self.leader_pending.swap(true, Ordering::AcqRel) {
+                let _ = leader.cast(LeaderMsg::Changed);
+            }
         }
     }
 }

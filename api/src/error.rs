@@ -75,7 +75,9 @@ impl From<Rejection> for ApiError {
             Rejection::InvalidSpec(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_spec"),
             Rejection::InvalidParams(_) => (StatusCode::BAD_REQUEST, "invalid_params"),
             Rejection::NestedBatch => (StatusCode::BAD_REQUEST, "bad_request"),
-            Rejection::NotOwner { .. } | Rejection::Blocked { .. } => (StatusCode::CONFLICT, "conflict"),
+            Rejection::NotOwner { .. } | Rejection::Blocked { .. } | Rejection::NotTimedOut { .. } => {
+                (StatusCode::CONFLICT, "conflict")
+            }
             Rejection::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             Rejection::StaleAttempt { .. } => (StatusCode::CONFLICT, "stale_attempt"),
             Rejection::TaskNotReady { .. } => (StatusCode::CONFLICT, "task_not_ready"),

@@ -107,6 +107,10 @@ fn translate(expr: &str) -> Result<String, ScheduleError> {
         value: fields[5].clone(),
         reason,
     })?;
+    let joined = fields.join(" ");
+    if cron::Schedule::from_str(&joined).is_ok() {
+        return Ok(joined);
+    }
     // Parse each field on its own so that the error names the one at fault.
     for (i, value) in fields.iter().enumerate() {
         let mut probe: Vec<&str> = vec!["0", "*", "*", "*", "*", "*"];
@@ -121,7 +125,7 @@ fn translate(expr: &str) -> Result<String, ScheduleError> {
             });
         }
     }
-    Ok(fields.join(" "))
+    Ok(joined)
 }
 
 fn original_dow(expr: &str) -> String {

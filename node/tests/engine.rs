@@ -261,3 +261,70 @@ fn chrono_free_millis(text: &str) -> i64 {
     let s: f64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0.0);
     (h * 3600 + m * 60) * 1000 + (s * 1000.0).round() as i64
 }
+
+#[test]
+fn logs_stream_live_from_any_node_and_backfill_creates_each_tick_once() {
+    let (cluster, leader, via) = cluster();
+    let yaml = "id: chatty\ntasks:\n  - {id: talk, type: shell, command: 'for i in 1 2 3 4 5; do echo line $i; sleep 0.3; done'}\n";
+    cluster.put_workflow(via, yaml).unwrap();
+    let id = cluster.trigger(via, "chatty", Value::Null).unwrap();
+    // Follow from a node that may not own the execution; the stream ends when the task ends.
+    let started = std::time::Instant::now();
+    let response = cluster
+        .http()
+        .get(format!("{}/api/v1/executions/{id}/logs?task=talk&follow=true", cluster.url(leader)))
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap_or_default().contains("text/event-stream"));
+    let stream = response.text().unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(1000), "the stream ended before the task did");
+    for i in 1..=5 {
+        assert!(stream.contains(&format!("line {i}")), "missing line {i} in {stream}");
+    }
+    assert!(stream.contains("event: end"), "{stream}");
+
+    // Backfill: one execution per tick in the range, and again changes nothing.
+    cluster
+        .put_workflow(via, "id: hourly\nschedule: '0 * * * *'\ntasks:\n  - {id: t, type: shell, command: ['true']}\n")
+        .unwrap();
+    let range = json!({"from": "2026-01-01T00:00:00Z", "to": "2026-01-01T03:00:00Z"}).to_string();
+    let (status, first) =
+        cluster.post(via, "/api/v1/workflows/hourly/backfill", "application/json", range.clone()).unwrap();
+    assert_eq!(status, 202, "{first}");
+    assert_eq!((first["created"].as_u64(), first["existing"].as_u64()), (Some(4), Some(0)), "{first}");
+    let (_, again) = cluster.post(via, "/api/v1/workflows/hourly/backfill", "application/json", range).unwrap();
+    assert_eq!((again["created"].as_u64(), again["existing"].as_u64()), (Some(0), Some(4)), "{again}");
+    let ids: Vec<String> =
+        first["execution_ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    assert!(ids.contains(&"hourly:20260101T020000Z".to_string()), "{ids:?}");
+    let done = cluster.wait_execution(via, &ids[0], RUN).unwrap();
+    assert_eq!((done["trigger"].as_str(), done["status"].as_str()), (Some("backfill"), Some("succeeded")));
+    let (status, bad) = cluster
+        .post(via, "/api/v1/workflows/hourly/backfill", "application/json", json!({"from": "yesterday"}).to_string())
+        .unwrap();
+    assert_eq!(status, 400, "{bad}");
+}
+
+#[test]
+fn an_execution_past_its_timeout_fails_and_its_process_is_killed() {
+    let (cluster, _, via) = cluster();
+    let scratch = tempfile::tempdir().unwrap();
+    let pidfile = scratch.path().join("pid");
+    let yaml = format!(
+        "id: bounded\nexecution_timeout: 2s\ntasks:\n  - {{id: forever, type: shell, command: 'echo $$ > {}; exec sleep 120'}}\n",
+        pidfile.display()
+    );
+    cluster.put_workflow(via, &yaml).unwrap();
+    let id = cluster.trigger(via, "bounded", Value::Null).unwrap();
+    let done = cluster.wait_execution(via, &id, RUN).unwrap();
+    assert_eq!(done["status"], "failed", "{done:#}");
+    assert_eq!(attempt_statuses(&done, "forever"), ["timed_out"]);
+    let pid: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    cluster
+        .wait_for("the process to be killed", Duration::from_secs(15), |_| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            stat.is_empty() || stat.split_whitespace().nth(2) == Some("Z")
+        })
+        .unwrap();
+}

@@ -42,6 +42,9 @@ pub struct WorkflowSpec {
     pub params: Json,
     #[serde(default)]
     pub defaults: TaskDefaults,
+    /// Longest an execution may run, from its creation; past it the execution fails.
+    #[serde(default)]
+    pub execution_timeout: Option<DurationMs>,
     pub tasks: Vec<TaskSpec>,
 }
 

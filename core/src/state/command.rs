@@ -55,6 +55,9 @@ pub enum Command {
     },
     /// Cancels an unfinished execution: running attempts and unfinished tasks become cancelled.
     CancelExecution { execution_id: String, actor: Option<String>, at_ms: i64 },
+    /// Fails an unfinished execution that ran past its `execution_timeout`: running attempts
+    /// become `timed_out`, running and retrying tasks `failed`, pending tasks `skipped`.
+    TimeOutExecution { execution_id: String, at_ms: i64 },
     /// Reopens a failed or cancelled execution: its failed, cancelled and skipped tasks run again
     /// as new attempts, with a fresh retry budget.
     RetryExecution { execution_id: String, actor: Option<String>, at_ms: i64 },
@@ -92,6 +95,7 @@ impl Command {
             | Command::FinishAttempt { at_ms, .. }
             | Command::CancelExecution { at_ms, .. }
             | Command::RetryExecution { at_ms, .. }
+            | Command::TimeOutExecution { at_ms, .. }
             | Command::AppendLog { at_ms, .. }
             | Command::AcquireLease { at_ms, .. }
             | Command::RenewLease { at_ms, .. }
@@ -173,6 +177,9 @@ pub enum Response {
     ExecutionCancelled {
         execution_id: String,
     },
+    ExecutionTimedOut {
+        execution_id: String,
+    },
     ExecutionReopened {
         execution_id: String,
         tasks_reset: u32,
@@ -230,6 +237,8 @@ pub enum Rejection {
     NotOwner { execution_id: String, owner: Option<NodeId> },
     #[error("execution `{execution_id}` waits for execution `{by}` to end (concurrency: buffer_one)")]
     Blocked { execution_id: String, by: String },
+    #[error("execution `{execution_id}` has no execution_timeout, or has not reached it")]
+    NotTimedOut { execution_id: String },
     #[error("a batch may not contain another batch")]
     NestedBatch,
     #[error("{what} is {size} bytes; the limit is {limit}")]

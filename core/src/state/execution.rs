@@ -364,6 +364,28 @@ impl Execution {
         Ok(())
     }
 
+    /// Fails the execution for running past its deadline.
+    pub(crate) fn time_out(&mut self, now_ms: i64) -> Result<(), Rejection> {
+        if self.status.is_terminal() {
+            return Err(Rejection::ExecutionFinished { execution_id: self.id.clone(), status: self.status });
+        }
+        for task in &mut self.tasks {
+            if task.status.is_terminal() {
+                continue;
+            }
+            if let Some(attempt) = task.attempts.last_mut().filter(|a| a.status == AttemptStatus::Running) {
+                attempt.status = AttemptStatus::TimedOut;
+                attempt.finished_at_ms = Some(now_ms);
+                attempt.error = Some("the execution timed out".into());
+            }
+            task.status = if task.status == TaskStatus::Pending { TaskStatus::Skipped } else { TaskStatus::Failed };
+            task.retry_at_ms = None;
+        }
+        self.status = ExecutionStatus::Failed;
+        self.finished_at_ms = Some(now_ms);
+        Ok(())
+    }
+
     pub(crate) fn reopen(&mut self) -> Result<u32, Rejection> {
         if !matches!(self.status, ExecutionStatus::Failed | ExecutionStatus::Cancelled) {
             return Err(Rejection::NotRetryable { execution_id: self.id.clone(), status: self.status });

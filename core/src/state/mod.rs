@@ -146,6 +146,24 @@ impl State {
                     Err(r) => Response::Rejected(r),
                 },
             },
+            Command::TimeOutExecution { execution_id, .. } => match self.executions.get_mut(&execution_id) {
+                None => Response::Rejected(Rejection::ExecutionNotFound(execution_id)),
+                Some(execution) => {
+                    let deadline = self
+                        .workflows
+                        .get(&execution.workflow_id)
+                        .and_then(|w| w.versions.get(&execution.workflow_version))
+                        .and_then(|v| v.spec.execution_timeout)
+                        .map(|t| execution.created_at_ms.saturating_add(t.0 as i64));
+                    match deadline {
+                        Some(deadline) if now >= deadline => match execution.time_out(now) {
+                            Ok(()) => Response::ExecutionTimedOut { execution_id },
+                            Err(r) => Response::Rejected(r),
+                        },
+                        _ => Response::Rejected(Rejection::NotTimedOut { execution_id }),
+                    }
+                }
+            },
             Command::RetryExecution { execution_id, .. } => match self.executions.get_mut(&execution_id) {
                 None => Response::Rejected(Rejection::ExecutionNotFound(execution_id)),
                 Some(execution) => match execution.reopen() {

@@ -318,6 +318,24 @@ fn only_the_owner_starts_attempts() {
 }
 
 #[test]
+fn an_execution_past_its_timeout_fails_and_not_before() {
+    let mut s = State::default();
+    put(&mut s, &format!("{DAG}execution_timeout: 10s\n"), 1);
+    create(&mut s, "e", 1_000);
+    let id = started_id(start(&mut s, "e", "a", 1_001));
+    let early = s.apply(Command::TimeOutExecution { execution_id: "e".into(), at_ms: 10_999 });
+    assert!(matches!(early, Response::Rejected(Rejection::NotTimedOut { .. })), "{early:?}");
+    let r = s.apply(Command::TimeOutExecution { execution_id: "e".into(), at_ms: 11_000 });
+    assert_eq!(r, Response::ExecutionTimedOut { execution_id: "e".into() });
+    let e = s.execution("e").unwrap();
+    assert_eq!(e.status, ExecutionStatus::Failed);
+    assert_eq!(e.task("a").unwrap().status, TaskStatus::Failed);
+    assert_eq!(e.task("a").unwrap().attempts[0].status, AttemptStatus::TimedOut);
+    assert_eq!(e.task("b").unwrap().status, TaskStatus::Skipped);
+    assert!(matches!(finish(&mut s, id, ok_output(), 11_001), Response::Rejected(Rejection::StaleAttempt { .. })));
+}
+
+#[test]
 fn heartbeats_are_fenced_like_completions() {
     let mut s = State::default();
     put(&mut s, DAG, 1);
@@ -424,7 +442,8 @@ fn arb_command() -> impl Strategy<Value = Command> {
         6 => (1u64..12, result, 0u16..=1000, at.clone()).prop_map(|(attempt_id, result, jitter_permille, at_ms)|
             Command::FinishAttempt { attempt_id, result, logs: None, jitter_permille, at_ms }),
         1 => (exec.clone(), at.clone()).prop_map(|(e, at_ms)| Command::CancelExecution { execution_id: e.into(), actor: None, at_ms }),
-        1 => (exec, at.clone()).prop_map(|(e, at_ms)| Command::RetryExecution { execution_id: e.into(), actor: None, at_ms }),
+        1 => (exec.clone(), at.clone()).prop_map(|(e, at_ms)| Command::RetryExecution { execution_id: e.into(), actor: None, at_ms }),
+        1 => (exec, at.clone()).prop_map(|(e, at_ms)| Command::TimeOutExecution { execution_id: e.into(), at_ms }),
         2 => (1u64..12, "[a-z ]{0,20}", at.clone()).prop_map(|(attempt_id, text, at_ms)| Command::AppendLog { attempt_id, text, at_ms }),
         2 => (key.clone(), holder.clone(), 0i64..12_000, at.clone()).prop_map(|(k, h, exp, at_ms)|
             Command::AcquireLease { key: k.into(), holder: h.into(), expires_at_ms: exp, at_ms }),

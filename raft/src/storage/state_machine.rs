@@ -77,10 +77,12 @@ pub enum OpenError {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        // Encode under the read lock so state and applied id agree.
-        let (data, last_log_id, membership) =
-            self.state.read_applied(|a| (a.state.to_snapshot(), a.last_log_id, a.membership.clone()));
-        let data = data.map_err(|e| StorageIOError::write_snapshot(None, &io_error(e)))?;
+        // Copy under the read lock so state and applied id agree, then encode without it: a
+        // writer waiting behind a long read would stall every reader (the scheduler, the API).
+        let (state, last_log_id, membership) =
+            self.state.read_applied(|a| (a.state.clone(), a.last_log_id, a.membership.clone()));
+        let data = state.to_snapshot().map_err(|e| StorageIOError::write_snapshot(None, &io_error(e)))?;
+        drop(state);
         let snapshot_id = match last_log_id {
             Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, data.len()),
             None => format!("empty-{}", data.len()),
