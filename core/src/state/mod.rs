@@ -244,12 +244,8 @@ impl State {
         if workflow.versions.len() <= limits::MAX_VERSIONS_KEPT {
             return;
         }
-        let in_use: Vec<u32> = self
-            .executions
-            .values()
-            .filter(|e| e.workflow_id == id && !e.status.is_terminal())
-            .map(|e| e.workflow_version)
-            .collect();
+        let in_use: Vec<u32> =
+            self.executions_of(id).filter(|e| !e.status.is_terminal()).map(|e| e.workflow_version).collect();
         let excess = workflow.versions.len() - limits::MAX_VERSIONS_KEPT;
         let latest = workflow.latest;
         let doomed: Vec<u32> =
@@ -268,7 +264,8 @@ impl State {
                 workflow.deleted = true;
                 workflow.updated_at_ms = now;
                 let mut cancelled = 0;
-                for execution in self.executions.values_mut().filter(|e| e.workflow_id == id) {
+                let range = (format!("{id}:"), format!("{id};"));
+                for (_, execution) in self.executions.range_mut(range.0..range.1) {
                     if execution.cancel(now).is_ok() {
                         cancelled += 1;
                     }
@@ -292,6 +289,13 @@ impl State {
         if self.executions.contains_key(&execution_id) {
             return Response::ExecutionExists { execution_id };
         }
+        // Ids start with `<workflow>:`, which keeps a workflow's executions together in the map
+        // (see `executions_of`).
+        if !execution_id.strip_prefix(workflow_id).is_some_and(|rest| rest.starts_with(':')) {
+            return Response::Rejected(Rejection::InvalidParams(format!(
+                "execution id `{execution_id}` must start with `{workflow_id}:`"
+            )));
+        }
         let Some(active) = self.workflows.get(workflow_id).and_then(Workflow::active) else {
             return Response::Rejected(Rejection::WorkflowNotFound(workflow_id.to_string()));
         };
@@ -307,9 +311,8 @@ impl State {
                 wf.last_tick_ms = Some(wf.last_tick_ms.map_or(tick, |t| t.max(tick)));
             }
             let unfinished: Vec<(String, bool)> = self
-                .executions
-                .values()
-                .filter(|e| e.workflow_id == workflow_id && !e.status.is_terminal())
+                .executions_of(workflow_id)
+                .filter(|e| !e.status.is_terminal())
                 .map(|e| (e.id.clone(), e.blocked_by.is_some()))
                 .collect();
             let skip = |state: &mut State, reason: &str| {
@@ -607,6 +610,12 @@ impl State {
     /// Every live workflow, in id order.
     pub fn workflows(&self) -> impl Iterator<Item = &Workflow> {
         self.workflows.values().filter(|w| !w.deleted)
+    }
+
+    /// The executions of one workflow, in id order: a range of the map, since every id starts
+    /// with `<workflow>:` (`;` is the character after `:`).
+    pub fn executions_of<'a>(&'a self, workflow_id: &str) -> impl Iterator<Item = &'a Execution> + 'a {
+        self.executions.range(format!("{workflow_id}:")..format!("{workflow_id};")).map(|(_, e)| e)
     }
 
     /// The spec an execution runs.

@@ -119,15 +119,15 @@ fn a_second_create_with_the_same_id_is_a_noop_that_says_so() {
 fn a_dag_runs_to_success_and_skips_the_failure_handler() {
     let mut s = State::default();
     put(&mut s, DAG, 1);
-    create(&mut s, "e", 2);
-    let spec = s.execution_spec(s.execution("e").unwrap()).unwrap().clone();
-    assert_eq!(s.execution("e").unwrap().ready_tasks(&spec, 2), vec!["a"]);
-    assert!(matches!(start(&mut s, "e", "b", 3), Response::Rejected(Rejection::TaskNotReady { .. })));
+    create(&mut s, "wf:e", 2);
+    let spec = s.execution_spec(s.execution("wf:e").unwrap()).unwrap().clone();
+    assert_eq!(s.execution("wf:e").unwrap().ready_tasks(&spec, 2), vec!["a"]);
+    assert!(matches!(start(&mut s, "wf:e", "b", 3), Response::Rejected(Rejection::TaskNotReady { .. })));
     for (t, task) in ["a", "b", "c"].iter().enumerate() {
-        let id = started_id(start(&mut s, "e", task, 10 + t as i64));
+        let id = started_id(start(&mut s, "wf:e", task, 10 + t as i64));
         finish(&mut s, id, ok_output(), 20 + t as i64);
     }
-    let e = s.execution("e").unwrap();
+    let e = s.execution("wf:e").unwrap();
     assert_eq!(e.status, ExecutionStatus::Succeeded);
     assert_eq!(e.task("cleanup").unwrap().status, TaskStatus::Skipped);
     assert_eq!(e.task("c").unwrap().output.0["rows"], 3);
@@ -137,21 +137,21 @@ fn a_dag_runs_to_success_and_skips_the_failure_handler() {
 fn retries_follow_the_policy_then_fail_and_run_the_handler() {
     let mut s = State::default();
     put(&mut s, DAG, 1);
-    create(&mut s, "e", 2);
-    let first = started_id(start(&mut s, "e", "a", 10));
+    create(&mut s, "wf:e", 2);
+    let first = started_id(start(&mut s, "wf:e", "a", 10));
     let r = finish(&mut s, first, AttemptResult::Failed { error: "503".into(), retryable: true }, 20);
     assert_eq!(
         r,
         Response::AttemptFinished { task_status: TaskStatus::Retrying, execution_status: ExecutionStatus::Running }
     );
     // jitter 1000 = the full backoff (1s): not ready before 1020.
-    assert!(matches!(start(&mut s, "e", "a", 500), Response::Rejected(Rejection::TaskNotReady { .. })));
-    let second = started_id(start(&mut s, "e", "a", 1020));
+    assert!(matches!(start(&mut s, "wf:e", "a", 500), Response::Rejected(Rejection::TaskNotReady { .. })));
+    let second = started_id(start(&mut s, "wf:e", "a", 1020));
     // The first attempt is fenced off now.
     assert!(matches!(finish(&mut s, first, ok_output(), 1030), Response::Rejected(Rejection::StaleAttempt { .. })));
     let r = finish(&mut s, second, AttemptResult::Failed { error: "503".into(), retryable: true }, 1040);
     assert!(matches!(r, Response::AttemptFinished { task_status: TaskStatus::Failed, .. }), "{r:?}");
-    let e = s.execution("e").unwrap();
+    let e = s.execution("wf:e").unwrap();
     assert_eq!(e.task("b").unwrap().status, TaskStatus::Skipped);
     assert_eq!(e.task("c").unwrap().status, TaskStatus::Skipped);
     // cleanup depends on c, which was skipped, not failed: any_failed does not hold.
@@ -159,11 +159,11 @@ fn retries_follow_the_policy_then_fail_and_run_the_handler() {
     assert_eq!(e.status, ExecutionStatus::Failed);
 
     // Retry re-runs failed and skipped tasks with a fresh budget, keeping the old attempts.
-    let r = s.apply(Command::RetryExecution { execution_id: "e".into(), actor: None, at_ms: 2000 });
-    assert_eq!(r, Response::ExecutionReopened { execution_id: "e".into(), tasks_reset: 4 });
-    let third = started_id(start(&mut s, "e", "a", 2001));
+    let r = s.apply(Command::RetryExecution { execution_id: "wf:e".into(), actor: None, at_ms: 2000 });
+    assert_eq!(r, Response::ExecutionReopened { execution_id: "wf:e".into(), tasks_reset: 4 });
+    let third = started_id(start(&mut s, "wf:e", "a", 2001));
     finish(&mut s, third, ok_output(), 2002);
-    let a = s.execution("e").unwrap().task("a").unwrap();
+    let a = s.execution("wf:e").unwrap().task("a").unwrap();
     assert_eq!(a.attempts.len(), 3);
     assert_eq!(a.status, TaskStatus::Succeeded);
 }
@@ -172,8 +172,8 @@ fn retries_follow_the_policy_then_fail_and_run_the_handler() {
 fn a_non_retryable_failure_ends_the_task_at_once() {
     let mut s = State::default();
     put(&mut s, DAG, 1);
-    create(&mut s, "e", 2);
-    let id = started_id(start(&mut s, "e", "a", 3));
+    create(&mut s, "wf:e", 2);
+    let id = started_id(start(&mut s, "wf:e", "a", 3));
     let r = finish(&mut s, id, AttemptResult::Failed { error: "400".into(), retryable: false }, 4);
     assert!(matches!(r, Response::AttemptFinished { task_status: TaskStatus::Failed, .. }));
 }
@@ -182,18 +182,18 @@ fn a_non_retryable_failure_ends_the_task_at_once() {
 fn cancel_ends_running_attempts_and_is_final() {
     let mut s = State::default();
     put(&mut s, DAG, 1);
-    create(&mut s, "e", 2);
-    let id = started_id(start(&mut s, "e", "a", 3));
+    create(&mut s, "wf:e", 2);
+    let id = started_id(start(&mut s, "wf:e", "a", 3));
     assert!(matches!(
-        s.apply(Command::CancelExecution { execution_id: "e".into(), actor: None, at_ms: 4 }),
+        s.apply(Command::CancelExecution { execution_id: "wf:e".into(), actor: None, at_ms: 4 }),
         Response::ExecutionCancelled { .. }
     ));
-    let e = s.execution("e").unwrap();
+    let e = s.execution("wf:e").unwrap();
     assert_eq!(e.status, ExecutionStatus::Cancelled);
     assert_eq!(e.task("a").unwrap().attempts[0].status, AttemptStatus::Cancelled);
     assert!(matches!(finish(&mut s, id, ok_output(), 5), Response::Rejected(Rejection::StaleAttempt { .. })));
     assert!(matches!(
-        s.apply(Command::CancelExecution { execution_id: "e".into(), actor: None, at_ms: 6 }),
+        s.apply(Command::CancelExecution { execution_id: "wf:e".into(), actor: None, at_ms: 6 }),
         Response::Rejected(Rejection::ExecutionFinished { .. })
     ));
 }
@@ -202,8 +202,8 @@ fn cancel_ends_running_attempts_and_is_final() {
 fn logs_are_bounded_per_attempt_with_a_marker() {
     let mut s = State::default();
     put(&mut s, DAG, 1);
-    create(&mut s, "e", 2);
-    let id = started_id(start(&mut s, "e", "a", 3));
+    create(&mut s, "wf:e", 2);
+    let id = started_id(start(&mut s, "wf:e", "a", 3));
     let chunk = "x".repeat(limits::MAX_LOG_APPEND_BYTES);
     let appends = limits::MAX_LOG_BYTES_PER_ATTEMPT / chunk.len() + 3;
     for i in 0..appends {
@@ -247,27 +247,45 @@ fn prune_keeps_the_newest_finished_executions() {
     let mut s = State::default();
     put(&mut s, DAG, 1);
     for i in 0..5 {
-        let id = format!("e{i}");
+        let id = format!("wf:e{i}");
         create(&mut s, &id, 10 + i);
         s.apply(Command::CancelExecution { execution_id: id, actor: None, at_ms: 20 + i });
     }
-    create(&mut s, "live", 30);
+    create(&mut s, "wf:live", 30);
     assert_eq!(
         s.apply(Command::PruneExecutions { keep_per_workflow: 2, at_ms: 40 }),
         Response::ExecutionsPruned { count: 3 }
     );
-    assert!(s.execution("e0").is_none() && s.execution("e3").is_some() && s.execution("live").is_some());
+    assert!(s.execution("wf:e0").is_none() && s.execution("wf:e3").is_some() && s.execution("wf:live").is_some());
 }
 
 #[test]
 fn snapshots_round_trip() {
     let mut s = State::default();
     put(&mut s, DAG, 1);
-    create(&mut s, "e", 2);
-    started_id(start(&mut s, "e", "a", 3));
+    create(&mut s, "wf:e", 2);
+    started_id(start(&mut s, "wf:e", "a", 3));
     let restored = State::from_snapshot(&s.to_snapshot().unwrap()).unwrap();
     assert_eq!(restored, s);
     assert_eq!(restored.digest(), s.digest());
+}
+
+#[test]
+fn an_execution_id_must_start_with_its_workflow() {
+    let mut s = State::default();
+    put(&mut s, DAG, 1);
+    let r = s.apply(Command::CreateExecution {
+        execution_id: "other:1".into(),
+        workflow_id: "wf".into(),
+        trigger: Trigger::Manual,
+        scheduled_at_ms: None,
+        params: Json::null(),
+        actor: None,
+        at_ms: 2,
+    });
+    assert!(matches!(r, Response::Rejected(Rejection::InvalidParams(ref m)) if m.contains("wf:")), "{r:?}");
+    create(&mut s, "wf:a", 3);
+    assert_eq!(s.executions_of("wf").map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["wf:a"]);
 }
 
 #[test]
@@ -297,18 +315,18 @@ fn a_batch_applies_in_order_and_answers_each_command() {
 fn only_the_owner_starts_attempts() {
     let mut s = State::default();
     put(&mut s, DAG, 1);
-    create(&mut s, "e", 2);
+    create(&mut s, "wf:e", 2);
     let r = s.apply(Command::StartAttempt {
-        execution_id: "e".into(),
+        execution_id: "wf:e".into(),
         task_id: "a".into(),
         node_id: 2,
         worker_id: None,
         at_ms: 3,
     });
     assert!(matches!(r, Response::Rejected(Rejection::NotOwner { owner: Some(1), .. })), "{r:?}");
-    s.apply(Command::AssignExecution { execution_id: "e".into(), node_id: 2, at_ms: 4 });
+    s.apply(Command::AssignExecution { execution_id: "wf:e".into(), node_id: 2, at_ms: 4 });
     let r = s.apply(Command::StartAttempt {
-        execution_id: "e".into(),
+        execution_id: "wf:e".into(),
         task_id: "a".into(),
         node_id: 2,
         worker_id: None,
@@ -321,13 +339,13 @@ fn only_the_owner_starts_attempts() {
 fn an_execution_past_its_timeout_fails_and_not_before() {
     let mut s = State::default();
     put(&mut s, &format!("{DAG}execution_timeout: 10s\n"), 1);
-    create(&mut s, "e", 1_000);
-    let id = started_id(start(&mut s, "e", "a", 1_001));
-    let early = s.apply(Command::TimeOutExecution { execution_id: "e".into(), at_ms: 10_999 });
+    create(&mut s, "wf:e", 1_000);
+    let id = started_id(start(&mut s, "wf:e", "a", 1_001));
+    let early = s.apply(Command::TimeOutExecution { execution_id: "wf:e".into(), at_ms: 10_999 });
     assert!(matches!(early, Response::Rejected(Rejection::NotTimedOut { .. })), "{early:?}");
-    let r = s.apply(Command::TimeOutExecution { execution_id: "e".into(), at_ms: 11_000 });
-    assert_eq!(r, Response::ExecutionTimedOut { execution_id: "e".into() });
-    let e = s.execution("e").unwrap();
+    let r = s.apply(Command::TimeOutExecution { execution_id: "wf:e".into(), at_ms: 11_000 });
+    assert_eq!(r, Response::ExecutionTimedOut { execution_id: "wf:e".into() });
+    let e = s.execution("wf:e").unwrap();
     assert_eq!(e.status, ExecutionStatus::Failed);
     assert_eq!(e.task("a").unwrap().status, TaskStatus::Failed);
     assert_eq!(e.task("a").unwrap().attempts[0].status, AttemptStatus::TimedOut);
@@ -339,8 +357,8 @@ fn an_execution_past_its_timeout_fails_and_not_before() {
 fn heartbeats_are_fenced_like_completions() {
     let mut s = State::default();
     put(&mut s, DAG, 1);
-    create(&mut s, "e", 2);
-    let id = started_id(start(&mut s, "e", "a", 3));
+    create(&mut s, "wf:e", 2);
+    let id = started_id(start(&mut s, "wf:e", "a", 3));
     assert_eq!(
         s.apply(Command::HeartbeatAttempt { attempt_id: id, at_ms: 4 }),
         Response::HeartbeatRecorded { attempt_id: id }
@@ -415,7 +433,7 @@ const TASKS: [&str; 4] = ["a", "b", "c", "cleanup"];
 const HOLDERS: [&str; 3] = ["n1", "n2", "n3"];
 
 fn arb_command() -> impl Strategy<Value = Command> {
-    let exec = prop::sample::select(vec!["e0", "e1", "e2"]);
+    let exec = prop::sample::select(vec!["wf:e0", "wf:e1", "wf:e2"]);
     let task = prop::sample::select(TASKS.to_vec());
     let holder = prop::sample::select(HOLDERS.to_vec());
     let key = prop::sample::select(vec!["k1", "k2"]);
@@ -575,17 +593,17 @@ proptest! {
         // and each task's final status must agree with its `when` rule.
         let mut state = State::default();
         put(&mut state, DAG, 0);
-        create(&mut state, "e", 0);
+        create(&mut state, "wf:e", 0);
         let mut now = 1;
         let mut outcomes = outcomes.into_iter().cycle();
         for _ in 0..100 {
-            let e = state.execution("e").unwrap();
+            let e = state.execution("wf:e").unwrap();
             let spec = state.execution_spec(e).unwrap().clone();
             now += 60_000;
             let ready: Vec<String> = e.ready_tasks(&spec, now).into_iter().map(String::from).collect();
             if ready.is_empty() { break; }
             for task in ready {
-                let id = started_id(start(&mut state, "e", &task, now));
+                let id = started_id(start(&mut state, "wf:e", &task, now));
                 let result = match outcomes.next().unwrap_or(0) {
                     0 | 1 => ok_output(),
                     2 => AttemptResult::Failed { error: "x".into(), retryable: true },
@@ -594,7 +612,7 @@ proptest! {
                 finish(&mut state, id, result, now);
             }
         }
-        let e = state.execution("e").unwrap();
+        let e = state.execution("wf:e").unwrap();
         prop_assert!(e.status.is_terminal(), "{:?}", e.status);
         let status = |id: &str| e.task(id).unwrap().status;
         for t in &e.tasks {
@@ -643,17 +661,17 @@ proptest! {
         let mut state = State::default();
         let stored = matches!(put(&mut state, &yaml, 0), Response::WorkflowStored { .. });
         prop_assert!(stored, "the generated DAG was rejected:\n{}", yaml);
-        create(&mut state, "e", 0);
-        let spec = state.execution_spec(state.execution("e").unwrap()).unwrap().clone();
+        create(&mut state, "wf:e", 0);
+        let spec = state.execution_spec(state.execution("wf:e").unwrap()).unwrap().clone();
         let mut outcomes = outcomes.into_iter().cycle();
         let mut now = 1;
         // Each round starts every ready task; a task has at most 2 attempts, so this ends.
         for _ in 0..(spec.tasks.len() * 3 + 2) {
             now += 10_000;
-            let ready = state.ready_tasks("e", now);
+            let ready = state.ready_tasks("wf:e", now);
             if ready.is_empty() { break; }
             for task in ready {
-                let id = started_id(start(&mut state, "e", &task, now));
+                let id = started_id(start(&mut state, "wf:e", &task, now));
                 let result = match outcomes.next().unwrap_or(0) {
                     0 | 1 => ok_output(),
                     2 => AttemptResult::Failed { error: "x".into(), retryable: true },
@@ -662,7 +680,7 @@ proptest! {
                 finish(&mut state, id, result, now);
             }
         }
-        let e = state.execution("e").unwrap();
+        let e = state.execution("wf:e").unwrap();
         prop_assert!(e.status.is_terminal(), "execution still {}: {:?}", e.status, e.tasks);
         for t in &spec.tasks {
             let run = e.task(&t.id).unwrap();
