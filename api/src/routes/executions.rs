@@ -19,7 +19,7 @@ use linkloom_raft::Transport;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{Page, ReadOptions};
+use super::{page_of, Page, ReadOptions};
 use crate::body::read_limited;
 use crate::error::ApiError;
 use crate::views;
@@ -237,21 +237,13 @@ pub(crate) async fn list<T: Transport>(
         };
     page.read_options().barrier(&state).await?;
     let (items, next_cursor) = state.node.state().read(|s| {
-        let mut items: Vec<Value> = s
+        let matching = s
             .executions_after(page.cursor.as_deref())
             .filter(|e| filter.workflow.as_deref().is_none_or(|w| e.workflow_id == w))
             .filter(|e| status.is_none_or(|st| e.status == st))
             .filter(|e| trigger.is_none_or(|t| e.trigger == t))
-            .take(limit + 1)
-            .map(views::execution)
-            .collect();
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().and_then(|e| e["id"].as_str()).map(str::to_string)
-        } else {
-            None
-        };
-        (items, next)
+            .map(views::execution);
+        page_of(matching, limit)
     });
     Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
 }

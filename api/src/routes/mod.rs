@@ -79,6 +79,21 @@ pub(crate) struct Page {
     pub consistency: Option<String>,
 }
 
+/// The first `limit` items and the cursor of the next page (the id of the last item shown,
+/// `None` on the last page).
+pub(crate) fn page_of(
+    items: impl Iterator<Item = serde_json::Value>,
+    limit: usize,
+) -> (Vec<serde_json::Value>, Option<String>) {
+    let mut items: Vec<serde_json::Value> = items.take(limit + 1).collect();
+    if items.len() <= limit {
+        return (items, None);
+    }
+    items.truncate(limit);
+    let next = items.last().and_then(|item| item["id"].as_str()).map(str::to_string);
+    (items, next)
+}
+
 impl Page {
     pub(crate) fn limit(&self, max: usize) -> Result<usize, ApiError> {
         match self.limit {

@@ -12,7 +12,7 @@ use linkloom_core::{Command, Response};
 use linkloom_raft::Transport;
 use serde_json::{json, Value};
 
-use super::{Page, ReadOptions};
+use super::{page_of, Page, ReadOptions};
 use crate::body::read_limited;
 use crate::error::ApiError;
 use crate::views;
@@ -73,17 +73,8 @@ pub(crate) async fn list<T: Transport>(
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit(state.limits.max_page_size)?;
     page.read_options().barrier(&state).await?;
-    let (items, next_cursor) = state.node.state().read(|s| {
-        let mut items: Vec<Value> =
-            s.workflows_after(page.cursor.as_deref()).take(limit + 1).map(views::workflow).collect();
-        let next = if items.len() > limit {
-            items.truncate(limit);
-            items.last().and_then(|w| w["id"].as_str()).map(str::to_string)
-        } else {
-            None
-        };
-        (items, next)
-    });
+    let (items, next_cursor) =
+        state.node.state().read(|s| page_of(s.workflows_after(page.cursor.as_deref()).map(views::workflow), limit));
     Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
 }
 

@@ -344,28 +344,33 @@ impl Execution {
         }
     }
 
+    /// Cancels the execution: running attempts and unfinished tasks become `cancelled`.
     pub(crate) fn cancel(&mut self, now_ms: i64) -> Result<(), Rejection> {
-        if self.status.is_terminal() {
-            return Err(Rejection::ExecutionFinished { execution_id: self.id.clone(), status: self.status });
-        }
-        for task in &mut self.tasks {
-            if task.status.is_terminal() {
-                continue;
-            }
-            if let Some(attempt) = task.attempts.last_mut().filter(|a| a.status == AttemptStatus::Running) {
-                attempt.status = AttemptStatus::Cancelled;
-                attempt.finished_at_ms = Some(now_ms);
-            }
-            task.status = TaskStatus::Cancelled;
-            task.retry_at_ms = None;
-        }
-        self.status = ExecutionStatus::Cancelled;
-        self.finished_at_ms = Some(now_ms);
-        Ok(())
+        self.end_early(now_ms, AttemptStatus::Cancelled, None, ExecutionStatus::Cancelled, |_| TaskStatus::Cancelled)
     }
 
-    /// Fails the execution for running past its deadline.
+    /// Fails the execution for running past its deadline: running attempts become `timed_out`,
+    /// tasks that started `failed`, tasks that never did `skipped`.
     pub(crate) fn time_out(&mut self, now_ms: i64) -> Result<(), Rejection> {
+        let error = Some("the execution timed out");
+        self.end_early(now_ms, AttemptStatus::TimedOut, error, ExecutionStatus::Failed, |status| {
+            if status == TaskStatus::Pending {
+                TaskStatus::Skipped
+            } else {
+                TaskStatus::Failed
+            }
+        })
+    }
+
+    /// Ends an unfinished execution before its tasks did.
+    fn end_early(
+        &mut self,
+        now_ms: i64,
+        attempt_status: AttemptStatus,
+        attempt_error: Option<&str>,
+        status: ExecutionStatus,
+        task_status: impl Fn(TaskStatus) -> TaskStatus,
+    ) -> Result<(), Rejection> {
         if self.status.is_terminal() {
             return Err(Rejection::ExecutionFinished { execution_id: self.id.clone(), status: self.status });
         }
@@ -374,14 +379,14 @@ impl Execution {
                 continue;
             }
             if let Some(attempt) = task.attempts.last_mut().filter(|a| a.status == AttemptStatus::Running) {
-                attempt.status = AttemptStatus::TimedOut;
+                attempt.status = attempt_status;
                 attempt.finished_at_ms = Some(now_ms);
-                attempt.error = Some("the execution timed out".into());
+                attempt.error = attempt_error.map(str::to_string);
             }
-            task.status = if task.status == TaskStatus::Pending { TaskStatus::Skipped } else { TaskStatus::Failed };
+            task.status = task_status(task.status);
             task.retry_at_ms = None;
         }
-        self.status = ExecutionStatus::Failed;
+        self.status = status;
         self.finished_at_ms = Some(now_ms);
         Ok(())
     }
