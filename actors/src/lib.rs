@@ -13,7 +13,7 @@
 
 mod cron;
 mod execution;
-pub mod executor;
+mod executor;
 mod leader;
 mod supervisor;
 
@@ -24,7 +24,7 @@ use futures::future::BoxFuture;
 use linkloom_core::{Command, Response};
 use linkloom_raft::{Changes, Clock, NodeError, ReplicatedNode, StateHandle, Transport};
 
-pub use executor::{HyperTaskHttp, TaskHttp};
+pub use executor::{CallError, HyperTaskHttp, TaskHttp};
 pub use supervisor::{EngineHandle, EngineStats};
 
 /// What the engine needs from its node, as an object so actors need no type parameters.
