@@ -1,7 +1,8 @@
 //! `ExecutionActor`: drives one execution on the node that owns it.
 //!
 //! On every poke (replicated state changed, or a timer it set) it compares the execution in
-//! replicated state with the attempts it runs locally: it reports attempts nobody runs any more as
+//! replicated state with the attempts this node runs (kept in the node's [`AttemptRegistry`],
+//! outside the actor, so a restarted actor adopts them instead of losing them): it reports attempts nobody runs any more as
 //! lost (after a restart or a takeover), times out attempts waiting for a callback, starts every
 //! ready task, and sets a timer for the next retry or deadline. It holds no truth of its own: after
 //! a crash it is rebuilt from replicated state.
@@ -25,10 +26,6 @@ pub(crate) struct ExecutionActor;
 pub(crate) enum ExecMsg {
     /// Look at replicated state again.
     Poke,
-    /// An attempt's executor finished (its result is already proposed).
-    Ended { attempt_id: u64 },
-    /// An HTTP backend answered 202: wait for its callback until the deadline.
-    AwaitCallback { attempt_id: u64, deadline_ms: i64 },
 }
 
 pub(crate) struct ExecArgs {
@@ -36,21 +33,40 @@ pub(crate) struct ExecArgs {
     pub(crate) ctx: Arc<EngineCtx>,
 }
 
-/// An attempt this node runs, by attempt id.
-struct Local {
+/// An attempt this node runs.
+pub(crate) struct Local {
     task_id: String,
     phase: Phase,
 }
 
 enum Phase {
+    /// The executor runs it; `true` on the channel (or dropping it) stops the executor.
     Running { cancel: watch::Sender<bool> },
+    /// An HTTP backend answered 202: wait for its callback until the deadline.
     AwaitingCallback { deadline_ms: i64 },
+}
+
+/// The attempts each execution has running on this node, by execution id, then attempt id.
+/// It outlives execution actors: one that panics is restarted and finds its attempts here.
+#[derive(Default)]
+pub(crate) struct AttemptRegistry(std::sync::Mutex<BTreeMap<String, BTreeMap<u64, Local>>>);
+
+impl AttemptRegistry {
+    /// Runs `f` on the attempts of `execution_id` (never held across an await).
+    fn with<R>(&self, execution_id: &str, f: impl FnOnce(&mut BTreeMap<u64, Local>) -> R) -> R {
+        let mut guard = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let attempts = guard.entry(execution_id.to_string()).or_default();
+        let result = f(attempts);
+        if attempts.is_empty() {
+            guard.remove(execution_id);
+        }
+        result
+    }
 }
 
 pub(crate) struct ExecState {
     id: String,
     ctx: Arc<EngineCtx>,
-    local: BTreeMap<u64, Local>,
     timer: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -61,15 +77,20 @@ impl Actor for ExecutionActor {
 
     async fn pre_start(&self, myself: ActorRef<ExecMsg>, args: ExecArgs) -> Result<ExecState, ActorProcessingErr> {
         let _ = myself.cast(ExecMsg::Poke);
-        Ok(ExecState { id: args.id, ctx: args.ctx, local: BTreeMap::new(), timer: None })
+        Ok(ExecState { id: args.id, ctx: args.ctx, timer: None })
     }
 
+    /// A normal stop (the execution ended or moved) stops its attempts here. After a panic this
+    /// is not called, and the restarted actor adopts the attempts from the registry.
     async fn post_stop(&self, _myself: ActorRef<ExecMsg>, state: &mut ExecState) -> Result<(), ActorProcessingErr> {
-        for local in state.local.values() {
-            if let Phase::Running { cancel } = &local.phase {
-                let _ = cancel.send(true);
+        state.ctx.attempts.with(&state.id, |attempts| {
+            for local in attempts.values() {
+                if let Phase::Running { cancel } = &local.phase {
+                    let _ = cancel.send(true);
+                }
             }
-        }
+            attempts.clear();
+        });
         if let Some(timer) = state.timer.take() {
             timer.abort();
         }
@@ -84,15 +105,6 @@ impl Actor for ExecutionActor {
     ) -> Result<(), ActorProcessingErr> {
         match message {
             ExecMsg::Poke => state.poke(&myself).await,
-            ExecMsg::Ended { attempt_id } => {
-                state.local.remove(&attempt_id);
-            }
-            ExecMsg::AwaitCallback { attempt_id, deadline_ms } => {
-                if let Some(local) = state.local.get_mut(&attempt_id) {
-                    local.phase = Phase::AwaitingCallback { deadline_ms };
-                }
-                state.poke(&myself).await;
-            }
         }
         Ok(())
     }
@@ -101,6 +113,10 @@ impl Actor for ExecutionActor {
 impl ExecState {
     async fn poke(&mut self, myself: &ActorRef<ExecMsg>) {
         let ctx = self.ctx.clone();
+        let pokes = ctx.stats.pokes.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if ctx.config.chaos_panic_every.is_some_and(|n| n > 0 && pokes % n == 0) {
+            panic!("chaos: injected panic in execution actor {} (LOOM_CHAOS_ACTOR_PANIC_EVERY)", self.id);
+        }
         let me = ctx.cluster.node_id();
         let now = ctx.clock.now_ms();
         let view = ctx.cluster.state().read(|s| {
@@ -143,35 +159,40 @@ impl ExecState {
         // This node's view may lag its own proposals (a follower applies after the leader
         // answered), so a local attempt is forgotten only once state shows it ended.
         let known: Vec<u64> = execution.tasks.iter().flat_map(|t| t.attempts.iter().map(|a| a.id)).collect();
-        self.local.retain(|id, _| running.contains_key(id) || !known.contains(id));
         let mut endings = Vec::new();
-        for (&attempt_id, &node_id) in &running {
-            match self.local.get(&attempt_id).map(|l| &l.phase) {
-                None => {
-                    let reason = if node_id == me {
-                        "the node restarted while the attempt ran".to_string()
-                    } else {
-                        format!("node {node_id}, which ran the attempt, lost ownership of the execution")
-                    };
-                    endings.push((attempt_id, AttemptResult::Lost { reason }));
+        self.ctx.attempts.with(&self.id, |local| {
+            local.retain(|id, _| running.contains_key(id) || !known.contains(id));
+            for (&attempt_id, &node_id) in &running {
+                match local.get(&attempt_id).map(|l| &l.phase) {
+                    None => {
+                        let reason = if node_id == me {
+                            "the node restarted while the attempt ran".to_string()
+                        } else {
+                            format!("node {node_id}, which ran the attempt, lost ownership of the execution")
+                        };
+                        endings.push((attempt_id, AttemptResult::Lost { reason }));
+                    }
+                    Some(Phase::AwaitingCallback { deadline_ms }) if *deadline_ms <= now => {
+                        endings.push((attempt_id, AttemptResult::TimedOut));
+                    }
+                    Some(_) => {}
                 }
-                Some(Phase::AwaitingCallback { deadline_ms }) if *deadline_ms <= now => {
-                    endings.push((attempt_id, AttemptResult::TimedOut));
-                }
-                Some(_) => {}
             }
-        }
+            for (attempt_id, _) in &endings {
+                local.remove(attempt_id);
+            }
+        });
         for (attempt_id, result) in endings {
-            self.local.remove(&attempt_id);
             finish(&ctx, attempt_id, result, None).await;
         }
 
         // Start every ready task (worker tasks wait for workers, which pull them), except those
         // this node already runs but its lagging view does not show yet.
-        let busy: Vec<&str> = self.local.values().map(|l| l.task_id.as_str()).collect();
+        let busy: Vec<String> =
+            self.ctx.attempts.with(&self.id, |local| local.values().map(|l| l.task_id.clone()).collect());
         let starts = ready
             .iter()
-            .filter(|t| !busy.contains(&t.as_str()))
+            .filter(|t| !busy.contains(t))
             .filter(|t| spec.task(t).is_some_and(|ts| ts.kind != TaskKind::Worker))
             .map(|task| {
                 let command = Command::StartAttempt {
@@ -188,7 +209,8 @@ impl ExecState {
             match answer {
                 Ok(Response::AttemptStarted { attempt_id, n }) => {
                     let (cancel, cancelled) = watch::channel(false);
-                    self.local.insert(attempt_id, Local { task_id: task_id.clone(), phase: Phase::Running { cancel } });
+                    let local = Local { task_id: task_id.clone(), phase: Phase::Running { cancel } };
+                    self.ctx.attempts.with(&self.id, |attempts| attempts.insert(attempt_id, local));
                     let info = AttemptInfo {
                         execution_id: self.id.clone(),
                         workflow_id: execution.workflow_id.clone(),
@@ -215,9 +237,14 @@ impl ExecState {
         // Wake for the earliest retry or callback deadline.
         let retry_at =
             execution.tasks.iter().filter(|t| t.status == TaskStatus::Retrying).filter_map(|t| t.retry_at_ms);
-        let deadlines = self.local.values().filter_map(|l| match l.phase {
-            Phase::AwaitingCallback { deadline_ms } => Some(deadline_ms),
-            Phase::Running { .. } => None,
+        let deadlines: Vec<i64> = self.ctx.attempts.with(&self.id, |local| {
+            local
+                .values()
+                .filter_map(|l| match l.phase {
+                    Phase::AwaitingCallback { deadline_ms } => Some(deadline_ms),
+                    Phase::Running { .. } => None,
+                })
+                .collect()
         });
         if let Some(at) = retry_at.chain(deadlines).chain(deadline).min() {
             if let Some(old) = self.timer.take() {
@@ -299,6 +326,8 @@ async fn run_attempt(
         Prepared::Invalid(error) => {
             Outcome::Done { result: AttemptResult::Failed { error, retryable: false }, logs: None }
         }
+        // A cancel (or the actor's death) abandons the attempt without a report: its fate is
+        // decided in replicated state (cancelled, or lost when the next owner looks).
         Prepared::Http(call) => {
             tokio::select! {
                 biased;
@@ -306,15 +335,23 @@ async fn run_attempt(
                 outcome = run_http(&*ctx.http, &info, call) => outcome,
             }
         }
-        Prepared::Shell(call) => run_shell(ctx.clone(), &info, call, cancelled).await,
+        Prepared::Shell(call) => match run_shell(ctx.clone(), &info, call, cancelled).await {
+            Some(outcome) => outcome,
+            None => return,
+        },
     };
     match outcome {
         Outcome::AwaitCallback { deadline_ms } => {
-            let _ = myself.cast(ExecMsg::AwaitCallback { attempt_id: info.attempt_id, deadline_ms });
+            ctx.attempts.with(&info.execution_id, |local| {
+                if let Some(attempt) = local.get_mut(&info.attempt_id) {
+                    attempt.phase = Phase::AwaitingCallback { deadline_ms };
+                }
+            });
+            let _ = myself.cast(ExecMsg::Poke);
         }
         Outcome::Done { result, logs } => {
             finish(&ctx, info.attempt_id, result, logs).await;
-            let _ = myself.cast(ExecMsg::Ended { attempt_id: info.attempt_id });
+            ctx.attempts.with(&info.execution_id, |local| local.remove(&info.attempt_id));
         }
     }
 }

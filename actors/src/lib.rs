@@ -78,6 +78,8 @@ pub struct EngineConfig {
     pub keep_executions_per_workflow: u32,
     /// How often the leader prunes.
     pub prune_every: Duration,
+    /// Chaos testing: every Nth poke of an execution actor panics, to exercise supervision.
+    pub chaos_panic_every: Option<u64>,
     /// Grace between SIGTERM and SIGKILL when a shell attempt is killed.
     pub kill_grace: Duration,
     /// How often buffered shell output is appended to the attempt's log.
@@ -94,6 +96,7 @@ impl EngineConfig {
             max_catchup_ticks: 100,
             keep_executions_per_workflow: 1_000,
             prune_every: Duration::from_secs(10),
+            chaos_panic_every: None,
             work_dir: work_dir.into(),
             kill_grace: Duration::from_secs(2),
             log_flush: Duration::from_millis(200),
@@ -108,6 +111,8 @@ pub(crate) struct EngineCtx {
     pub(crate) http: Arc<dyn TaskHttp>,
     pub(crate) config: EngineConfig,
     pub(crate) stats: Arc<supervisor::Counters>,
+    /// Attempts running on this node, kept outside the actors that started them.
+    pub(crate) attempts: execution::AttemptRegistry,
 }
 
 /// Starts the engine on this node.
@@ -117,7 +122,7 @@ pub async fn start(
     http: Arc<dyn TaskHttp>,
     config: EngineConfig,
 ) -> Result<EngineHandle, ractor::SpawnErr> {
-    let ctx = Arc::new(EngineCtx { cluster, clock, http, config, stats: Arc::default() });
+    let ctx = Arc::new(EngineCtx { cluster, clock, http, config, stats: Arc::default(), attempts: Default::default() });
     supervisor::start(ctx).await
 }
 

@@ -20,6 +20,7 @@ use crate::{node_lease_key, EngineCtx};
 #[derive(Default)]
 pub struct Counters {
     pub(crate) actor_restarts: AtomicU64,
+    pub(crate) pokes: AtomicU64,
     pub(crate) ticks_fired: AtomicU64,
     pub(crate) tick_lateness_ms_total: AtomicU64,
 }

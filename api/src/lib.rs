@@ -34,16 +34,26 @@ impl Default for ApiLimits {
     }
 }
 
+/// The engine's counters as JSON, shown in `GET /api/v1/cluster` (the API does not depend on
+/// the engine crate; the binary wires this in).
+pub type EngineInfo = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
 /// What every handler needs.
 pub struct ApiState<T> {
     pub node: ReplicatedNode<T>,
     pub clock: Arc<dyn Clock>,
     pub limits: ApiLimits,
+    pub engine_info: Option<EngineInfo>,
 }
 
 impl<T> Clone for ApiState<T> {
     fn clone(&self) -> Self {
-        ApiState { node: self.node.clone(), clock: self.clock.clone(), limits: self.limits.clone() }
+        ApiState {
+            node: self.node.clone(),
+            clock: self.clock.clone(),
+            limits: self.limits.clone(),
+            engine_info: self.engine_info.clone(),
+        }
     }
 }
 

@@ -61,6 +61,9 @@ pub struct Cli {
     /// Finished executions kept per workflow (older ones are pruned).
     #[arg(long, env = "LOOM_KEEP_EXECUTIONS")]
     pub keep_executions: Option<u32>,
+    /// Chaos testing only: every Nth poke of an execution actor panics (supervision restarts it).
+    #[arg(long, env = "LOOM_CHAOS_ACTOR_PANIC_EVERY")]
+    pub chaos_actor_panic_every: Option<u64>,
 }
 
 /// The same keys as [`Cli`], from a TOML file.
@@ -82,6 +85,7 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     log_format: Option<String>,
     keep_executions: Option<u32>,
+    chaos_actor_panic_every: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -101,6 +105,7 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
     pub keep_executions: u32,
+    pub chaos_actor_panic_every: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +161,7 @@ impl Config {
             max_body_bytes: cli.max_body_bytes.or(file.max_body_bytes).unwrap_or(1024 * 1024),
             log_format,
             keep_executions: cli.keep_executions.or(file.keep_executions).unwrap_or(1_000),
+            chaos_actor_panic_every: cli.chaos_actor_panic_every.or(file.chaos_actor_panic_every),
         };
         if config.heartbeat_ms == 0 || config.election_timeout_min_ms <= config.heartbeat_ms {
             bail!(

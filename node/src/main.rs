@@ -38,6 +38,10 @@ async fn main() -> anyhow::Result<()> {
     let clock: Arc<dyn linkloom_raft::Clock> = Arc::new(SystemClock);
     let mut engine_config = linkloom_actors::EngineConfig::new(config.data_dir.join("work"));
     engine_config.keep_executions_per_workflow = config.keep_executions;
+    engine_config.chaos_panic_every = config.chaos_actor_panic_every;
+    if let Some(n) = config.chaos_actor_panic_every {
+        tracing::warn!(n, "chaos testing: every {n}th execution actor poke panics");
+    }
     let engine = linkloom_actors::start(
         Arc::new(node.clone()),
         clock.clone(),
@@ -48,7 +52,17 @@ async fn main() -> anyhow::Result<()> {
     .context("starting the engine")?;
 
     let limits = ApiLimits { max_body_bytes: config.max_body_bytes, ..ApiLimits::default() };
-    let app = linkloom_api::router(ApiState { node: node.clone(), clock, limits });
+    let engine = Arc::new(engine);
+    let stats_of = engine.clone();
+    let engine_info: linkloom_api::EngineInfo = Arc::new(move || {
+        let stats = stats_of.stats();
+        serde_json::json!({
+            "actor_restarts": stats.actor_restarts,
+            "ticks_fired": stats.ticks_fired,
+            "tick_lateness_ms_total": stats.tick_lateness_ms_total,
+        })
+    });
+    let app = linkloom_api::router(ApiState { node: node.clone(), clock, limits, engine_info: Some(engine_info) });
     tracing::info!(
         node_id = config.node_id,
         listen = %config.listen,

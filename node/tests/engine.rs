@@ -328,3 +328,33 @@ fn an_execution_past_its_timeout_fails_and_its_process_is_killed() {
         })
         .unwrap();
 }
+
+#[test]
+fn panicking_execution_actors_are_restarted_from_replicated_state_and_counted() {
+    // Chaos hook: every 4th look an execution actor takes at state panics.
+    let mut cluster =
+        Cluster::start(BIN, ClusterOptions::new(3).env("LOOM_CHAOS_ACTOR_PANIC_EVERY", 4)).expect("start");
+    let leader = cluster.wait_ready(READY).expect("ready");
+    let via = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
+    let yaml = "id: bumpy\ndefaults: {retry: {max_attempts: 10, backoff: 50ms}}\ntasks:\n  - {id: a, type: shell, command: 'echo \"{\\\"n\\\": 1}\" > $LOOM_OUTPUT'}\n  - {id: b, type: shell, command: 'echo \"{\\\"n\\\": {{ tasks.a.output.n }}}\" > $LOOM_OUTPUT', depends_on: [a]}\n  - {id: c, type: shell, command: ['true'], depends_on: [b]}\n";
+    cluster.put_workflow(via, yaml).unwrap();
+    let ids: Vec<String> = (0..3).map(|_| cluster.trigger(via, "bumpy", Value::Null).unwrap()).collect();
+    for id in &ids {
+        let done = cluster.wait_execution(via, id, RUN).unwrap();
+        assert_eq!(done["status"], "succeeded", "{done:#}");
+        assert_eq!(task(&done, "b")["output"], json!({"n": 1}));
+        // Restarted actors adopt the attempts their predecessors started: none is lost.
+        for t in ["a", "b", "c"] {
+            assert_eq!(attempt_statuses(&done, t), ["succeeded"], "{done:#}");
+        }
+    }
+    let restarts: u64 = cluster
+        .ids()
+        .iter()
+        .filter_map(|id| cluster.get_json(*id, "/api/v1/cluster").ok())
+        .map(|(_, v)| v["engine"]["actor_restarts"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(restarts > 0, "no actor was restarted: the chaos hook did not fire");
+    let logs: String = cluster.ids().iter().map(|id| cluster.log_text(*id)).collect();
+    assert!(logs.contains("execution actor failed, restarting from replicated state"));
+}

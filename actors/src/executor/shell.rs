@@ -28,15 +28,18 @@ pub(crate) struct ShellCall {
     pub(crate) workdir: Option<String>,
 }
 
-/// Runs the command until it exits, times out, or `cancel` turns true.
+/// Runs the command until it exits or times out. If `cancel` turns true or its sender goes away
+/// (the execution was cancelled or moved, or the actor died), the process group is killed and
+/// `None` is returned: the attempt's fate is then decided elsewhere (cancelled, or reported lost
+/// by whichever actor owns the execution next), so reporting a result would race that.
 pub(crate) async fn run_shell(
     ctx: Arc<EngineCtx>,
     info: &AttemptInfo,
     call: ShellCall,
     mut cancel: watch::Receiver<bool>,
-) -> Outcome {
+) -> Option<Outcome> {
     let failed =
-        |error: String| Outcome::Done { result: AttemptResult::Failed { error, retryable: false }, logs: None };
+        |error: String| Some(Outcome::Done { result: AttemptResult::Failed { error, retryable: false }, logs: None });
     let attempt_dir: PathBuf = ctx.config.work_dir.join(format!("attempt-{}", info.attempt_id));
     if let Err(e) = tokio::fs::create_dir_all(&attempt_dir).await {
         return failed(format!("cannot create {}: {e}", attempt_dir.display()));
@@ -107,15 +110,16 @@ pub(crate) async fn run_shell(
     let timeout = info.timeout.unwrap_or(Duration::from_secs(24 * 3600));
     let ended = tokio::select! {
         biased;
+        // Ok: cancel asked; Err: the actor that started us is gone. Both mean stop.
         _ = cancel.wait_for(|c| *c) => None,
         status = tokio::time::timeout(timeout, child.wait()) => Some(status),
     };
     let outcome = match ended {
         Some(Ok(Ok(status))) if status.success() => match read_output(&output_path).await {
-            Ok(output) => Outcome::Done { result: AttemptResult::Succeeded { output }, logs: None },
+            Ok(output) => Some(Outcome::Done { result: AttemptResult::Succeeded { output }, logs: None }),
             Err(e) => failed(e),
         },
-        Some(Ok(Ok(status))) => Outcome::Done {
+        Some(Ok(Ok(status))) => Some(Outcome::Done {
             result: AttemptResult::Failed {
                 error: match status.code() {
                     Some(code) => format!("exited with code {code}"),
@@ -124,15 +128,15 @@ pub(crate) async fn run_shell(
                 retryable: true,
             },
             logs: None,
-        },
+        }),
         Some(Ok(Err(e))) => failed(format!("waiting for the process: {e}")),
         Some(Err(_)) => {
             kill_group(pid, &mut child, ctx.config.kill_grace).await;
-            Outcome::Done { result: AttemptResult::TimedOut, logs: None }
+            Some(Outcome::Done { result: AttemptResult::TimedOut, logs: None })
         }
         None => {
             kill_group(pid, &mut child, ctx.config.kill_grace).await;
-            Outcome::Done { result: AttemptResult::Failed { error: "cancelled".into(), retryable: false }, logs: None }
+            None
         }
     };
     let _ = flusher.await;

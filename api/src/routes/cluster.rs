@@ -24,6 +24,7 @@ pub(crate) async fn show<T: Transport>(State(state): State<ApiState<T>>) -> Json
         "purged_index": info.purged_index,
         "log_entries_on_disk": state.node.log_len(),
         "members": info.members,
+        "engine": state.engine_info.as_ref().map(|info| info()),
     }))
 }
 
