@@ -114,7 +114,7 @@ impl ExecState {
     async fn poke(&mut self, myself: &ActorRef<ExecMsg>) {
         let ctx = self.ctx.clone();
         let pokes = ctx.stats.pokes.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if ctx.config.chaos_panic_every.is_some_and(|n| n > 0 && pokes % n == 0) {
+        if ctx.config.chaos_panic_every.is_some_and(|n| n > 0 && pokes.is_multiple_of(n)) {
             panic!("chaos: injected panic in execution actor {} (LOOM_CHAOS_ACTOR_PANIC_EVERY)", self.id);
         }
         let me = ctx.cluster.node_id();
