@@ -3,8 +3,9 @@
 //! Every node runs a [`NodeSupervisor`](supervisor) with:
 //! - one `ExecutionActor` per execution this node owns, which starts ready tasks, runs their
 //!   attempts (HTTP calls, shell commands) and reports results through the replicated log;
-//! - a `LeaderActor` that, on the leader only, fires cron ticks and (re)assigns executions to
-//!   live nodes.
+//! - a `LeaderActor` that, on the leader only, (re)assigns executions to live nodes, expires
+//!   leases and prunes finished executions;
+//! - a `SchedulerActor` that, on the leader only, fires cron ticks.
 //!
 //! Architecture invariant: actors decide nothing the state machine must agree on. They propose
 //! commands (start this attempt, this attempt ended) and `apply` accepts or rejects them; an actor

@@ -2,7 +2,8 @@
 //!
 //! It keeps one `ExecutionActor` per unfinished execution this node owns (spawning and pruning
 //! them whenever replicated state changes), renews the node's liveness lease, and supervises the
-//! `LeaderActor`. A child that panics is logged, counted and rebuilt from replicated state.
+//! `LeaderActor` and the `SchedulerActor`. A child that panics is logged, counted and rebuilt from
+//! replicated state.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

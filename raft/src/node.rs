@@ -368,11 +368,6 @@ impl<T: Transport> ReplicatedNode<T> {
         encoded.map_err(|e| NodeError::Raft(e.to_string()))
     }
 
-    /// Asks openraft for a snapshot now (tests and operators).
-    pub async fn trigger_snapshot(&self) -> Result<(), NodeError> {
-        self.inner.core.raft.trigger().snapshot().await.map_err(|e| NodeError::Raft(e.to_string()))
-    }
-
     /// Stops Raft and flushes storage.
     pub async fn shutdown(&self) -> Result<(), NodeError> {
         self.inner.core.raft.shutdown().await.map_err(|e| NodeError::Raft(e.to_string()))?;

@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-
 use serde_json::{json, Value};
 
 use crate::error::ApiError;

@@ -49,12 +49,6 @@ impl StateHandle {
         f(&guard.state)
     }
 
-    /// Index of the last applied entry.
-    pub fn last_applied_index(&self) -> Option<u64> {
-        let guard = self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        guard.last_log_id.map(|id| id.index)
-    }
-
     pub(crate) fn read_applied<R>(&self, f: impl FnOnce(&Applied) -> R) -> R {
         let guard = self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&guard)
