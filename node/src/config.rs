@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use linkloom_raft::RaftSettings;
 use serde::Deserialize;
 
 /// Command line of `loom-node`. Every flag also reads a `LOOM_*` environment variable.
@@ -174,6 +175,22 @@ impl Config {
             bail!("election_timeout_max_ms must be above election_timeout_min_ms");
         }
         Ok(config)
+    }
+}
+
+impl Config {
+    /// What the Raft member needs of this configuration.
+    pub fn raft_settings(&self) -> RaftSettings {
+        RaftSettings {
+            initial_members: self.initial_members.clone(),
+            heartbeat_ms: self.heartbeat_ms,
+            election_timeout_min_ms: self.election_timeout_min_ms,
+            election_timeout_max_ms: self.election_timeout_max_ms,
+            snapshot_logs: self.snapshot_logs,
+            logs_kept_after_snapshot: self.logs_kept_after_snapshot,
+            forward_wait_ms: self.forward_wait_ms,
+            ..RaftSettings::new(self.node_id, self.advertise.clone(), self.data_dir.clone())
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use anyhow::Context;
 use axum::serve::ListenerExt;
 use clap::Parser;
 use linkloom_api::{ApiLimits, ApiState};
-use linkloom_raft::{HttpTransport, RaftSettings, ReplicatedNode, SystemClock};
+use linkloom_raft::{HttpTransport, ReplicatedNode, SystemClock};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Cli, Config, LogFormat};
@@ -23,15 +23,7 @@ async fn main() -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
 
-    let mut settings = RaftSettings::new(config.node_id, config.advertise.clone(), config.data_dir.clone());
-    settings.initial_members = config.initial_members.clone();
-    settings.heartbeat_ms = config.heartbeat_ms;
-    settings.election_timeout_min_ms = config.election_timeout_min_ms;
-    settings.election_timeout_max_ms = config.election_timeout_max_ms;
-    settings.snapshot_logs = config.snapshot_logs;
-    settings.logs_kept_after_snapshot = config.logs_kept_after_snapshot;
-    settings.forward_wait_ms = config.forward_wait_ms;
-    let node = ReplicatedNode::start(settings, HttpTransport::tcp())
+    let node = ReplicatedNode::start(config.raft_settings(), HttpTransport::tcp())
         .await
         .with_context(|| format!("starting node {} with data in {}", config.node_id, config.data_dir.display()))?;
 

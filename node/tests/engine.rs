@@ -24,6 +24,16 @@ fn task<'v>(execution: &'v Value, id: &str) -> &'v Value {
     execution["tasks"].as_array().and_then(|t| t.iter().find(|t| t["id"] == id)).expect("task in execution")
 }
 
+/// Waits (bounded) until process `pid` is gone, or a zombie waiting for its reaper.
+fn wait_until_killed(cluster: &Cluster, pid: u32) {
+    cluster
+        .wait_for(&format!("process {pid} to be killed"), Duration::from_secs(15), |_| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            stat.is_empty() || stat.split_whitespace().nth(2) == Some("Z")
+        })
+        .unwrap();
+}
+
 fn attempt_statuses(execution: &Value, id: &str) -> Vec<String> {
     task(execution, id)["attempts"]
         .as_array()
@@ -179,13 +189,7 @@ fn shell_tasks_fail_on_exit_codes_are_cancelled_by_killing_them_and_can_be_retri
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
     let (status, body) = cluster.post(via, &format!("/api/v1/executions/{id}/cancel"), "application/json", "").unwrap();
     assert_eq!(status, 200, "{body}");
-    cluster
-        .wait_for("the sleep process to be killed", Duration::from_secs(15), |_| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // Gone, or a zombie waiting for its reaper.
-            stat.is_empty() || stat.split_whitespace().nth(2) == Some("Z")
-        })
-        .unwrap();
+    wait_until_killed(&cluster, pid);
     let cancelled = cluster.wait_execution(via, &id, RUN).unwrap();
     assert_eq!(cancelled["status"], "cancelled");
     assert_eq!(attempt_statuses(&cancelled, "nap"), ["cancelled"]);
@@ -321,12 +325,7 @@ fn an_execution_past_its_timeout_fails_and_its_process_is_killed() {
     assert_eq!(done["status"], "failed", "{done:#}");
     assert_eq!(attempt_statuses(&done, "forever"), ["timed_out"]);
     let pid: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-    cluster
-        .wait_for("the process to be killed", Duration::from_secs(15), |_| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            stat.is_empty() || stat.split_whitespace().nth(2) == Some("Z")
-        })
-        .unwrap();
+    wait_until_killed(&cluster, pid);
 }
 
 #[test]
