@@ -10,6 +10,7 @@ pub mod duration;
 pub mod ids;
 pub mod json;
 pub mod limits;
+pub mod protocol;
 pub mod render;
 pub mod schedule;
 pub mod spec;

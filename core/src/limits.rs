@@ -23,3 +23,15 @@ pub const MAX_VERSIONS_KEPT: usize = 100;
 pub const MAX_ERROR_BYTES: usize = 8 * 1024;
 /// Lease key and holder names.
 pub const MAX_LEASE_KEY_BYTES: usize = 256;
+/// Attempt records of one task, released ones included (a task released this often fails).
+pub const MAX_ATTEMPT_RECORDS_PER_TASK: usize = 1_000;
+/// Worker ids and queue names.
+pub const MAX_WORKER_ID_BYTES: usize = 128;
+/// Queues one worker serves.
+pub const MAX_QUEUES_PER_WORKER: usize = 64;
+/// Tasks one worker runs at once.
+pub const MAX_WORKER_CONCURRENCY: u32 = 1_024;
+/// Connected workers in the cluster.
+pub const MAX_WORKERS: usize = 10_000;
+/// Progress reported by one heartbeat, as JSON.
+pub const MAX_PROGRESS_BYTES: usize = 4 * 1024;

@@ -1,5 +1,6 @@
 //! The answer a task backend gives, synchronously (HTTP 200) or through the callback:
-//! `{"status": "succeeded"|"failed", "output": {...}, "logs": "...", "error": "..."}`.
+//! `{"status": "succeeded"|"failed", "output": {...}, "logs": "...", "error": "...", "retryable": bool}`.
+//! Workers complete their attempts with the same shape.
 
 use serde_json::Value;
 
@@ -20,10 +21,10 @@ pub fn parse_task_answer(body: &[u8]) -> (AttemptResult, Option<String>) {
         Some("succeeded") => AttemptResult::Succeeded {
             output: Json(value.get("output").cloned().unwrap_or(Value::Object(Default::default()))),
         },
-        // A task failure: retried per the task's policy.
+        // A task failure: retried per the task's policy, unless the answer says `"retryable": false`.
         Some("failed") => AttemptResult::Failed {
             error: value.get("error").and_then(Value::as_str).unwrap_or("the backend reported failure").to_string(),
-            retryable: true,
+            retryable: value.get("retryable").and_then(Value::as_bool).unwrap_or(true),
         },
         other => AttemptResult::Failed {
             error: format!("the answer's status is {other:?}; expected \"succeeded\" or \"failed\""),
@@ -44,6 +45,8 @@ mod tests {
         assert_eq!(logs.as_deref(), Some("ok\n"));
         let (r, _) = parse_task_answer(br#"{"status":"failed","error":"disk full"}"#);
         assert_eq!(r, AttemptResult::Failed { error: "disk full".into(), retryable: true });
+        let (r, _) = parse_task_answer(br#"{"status":"failed","error":"bad input","retryable":false}"#);
+        assert_eq!(r, AttemptResult::Failed { error: "bad input".into(), retryable: false });
         let (r, _) = parse_task_answer(b"not json");
         assert!(matches!(r, AttemptResult::Failed { retryable: false, .. }));
         let (r, _) = parse_task_answer(br#"{"status":"done"}"#);

@@ -38,14 +38,35 @@ pub enum Command {
     /// Records that the schedule of a workflow has been handled up to `tick_ms` without firing
     /// (ticks dropped by `catchup: none` or `latest`).
     AdvanceSchedule { workflow_id: String, tick_ms: i64, at_ms: i64 },
-    /// Proof of life for a running attempt; rejected for an attempt that is no longer current.
-    HeartbeatAttempt { attempt_id: u64, at_ms: i64 },
-    /// Starts the next attempt of a ready task on `node_id` (and `worker_id`, for pulled tasks).
-    StartAttempt { execution_id: String, task_id: String, node_id: NodeId, worker_id: Option<String>, at_ms: i64 },
+    /// Proof of life for a running attempt; rejected for an attempt that is no longer current, or
+    /// held by another worker than `worker_id`. A worker's heartbeat extends the attempt's lease to
+    /// `lease_expires_at_ms` and may carry progress and log text (kept only if accepted).
+    HeartbeatAttempt {
+        attempt_id: u64,
+        worker_id: Option<String>,
+        lease_expires_at_ms: Option<i64>,
+        progress: Option<Json>,
+        logs: Option<String>,
+        at_ms: i64,
+    },
+    /// Starts the next attempt of a ready task. For `http` and `shell` tasks `node_id` must own the
+    /// execution and `worker_id` is `None`. For `worker` tasks (proposed by the leader's
+    /// dispatcher) `worker_id` names a connected worker that serves the task's queue and has a free
+    /// slot, and the attempt is leased to it until `lease_expires_at_ms`.
+    StartAttempt {
+        execution_id: String,
+        task_id: String,
+        node_id: NodeId,
+        worker_id: Option<String>,
+        lease_expires_at_ms: Option<i64>,
+        at_ms: i64,
+    },
     /// Ends the current attempt of a task. Rejected if `attempt_id` is not the task's running
     /// attempt (fencing of stale workers and backends).
     FinishAttempt {
         attempt_id: u64,
+        /// Must name the attempt's worker for a worker attempt (and be `None` otherwise).
+        worker_id: Option<String>,
         result: AttemptResult,
         /// Final log text (e.g. from a backend's answer), appended only if the finish is accepted.
         logs: Option<String>,
@@ -74,6 +95,28 @@ pub enum Command {
     ExpireLeases { at_ms: i64 },
     /// Drops the oldest finished executions of each workflow beyond `keep_per_workflow`.
     PruneExecutions { keep_per_workflow: u32, at_ms: i64 },
+    /// Registers a worker connection on `node_id` (replacing an earlier session of the same worker
+    /// id, wherever it was). The entry lives until `expires_at_ms` unless renewed.
+    ConnectWorker {
+        worker_id: String,
+        session: u64,
+        node_id: NodeId,
+        queues: Vec<String>,
+        concurrency: u32,
+        expires_at_ms: i64,
+        at_ms: i64,
+    },
+    /// Renews a worker's registration (its connection is alive); refused for another session.
+    WorkerSeen { worker_id: String, session: u64, expires_at_ms: i64, at_ms: i64 },
+    /// Stops handing tasks to a worker (it is shutting down); its attempts keep running.
+    DrainWorker { worker_id: String, session: u64, at_ms: i64 },
+    /// Removes a worker's registration (its connection closed) and gives back `release`: attempts
+    /// leased to it that its connection never delivered, which go back to their queue without
+    /// counting against the retry budget. Refused for another session.
+    DisconnectWorker { worker_id: String, session: u64, release: Vec<u64>, at_ms: i64 },
+    /// Ends worker attempts whose lease expired (`lost`, retried per policy) or that ran past
+    /// their task timeout (`timed_out`), and removes worker registrations that expired.
+    ExpireWorkerAttempts { jitter_permille: u16, at_ms: i64 },
     /// Several commands in one log entry, applied in order, each answered on its own (one's
     /// rejection does not affect the others). Proposers batch concurrent writes this way so one
     /// append, one replication round and one fsync serve them all. Batches do not nest.
@@ -101,7 +144,12 @@ impl Command {
             | Command::RenewLease { at_ms, .. }
             | Command::ReleaseLease { at_ms, .. }
             | Command::ExpireLeases { at_ms }
-            | Command::PruneExecutions { at_ms, .. } => *at_ms,
+            | Command::PruneExecutions { at_ms, .. }
+            | Command::ConnectWorker { at_ms, .. }
+            | Command::WorkerSeen { at_ms, .. }
+            | Command::DrainWorker { at_ms, .. }
+            | Command::DisconnectWorker { at_ms, .. }
+            | Command::ExpireWorkerAttempts { at_ms, .. } => *at_ms,
             Command::Batch(commands) => commands.iter().map(Command::at_ms).max().unwrap_or(i64::MIN),
         }
     }
@@ -122,6 +170,11 @@ pub enum AttemptResult {
     TimedOut,
     /// Its runner vanished (node died, worker lease expired).
     Lost {
+        reason: String,
+    },
+    /// Given back unstarted (a worker shutting down, a connection that closed before delivering
+    /// it): the task is ready again and the attempt does not count against its retry budget.
+    Released {
         reason: String,
     },
 }
@@ -165,6 +218,8 @@ pub enum Response {
     },
     HeartbeatRecorded {
         attempt_id: u64,
+        /// For a worker attempt: when its lease now ends.
+        lease_expires_at_ms: Option<i64>,
     },
     AttemptStarted {
         attempt_id: u64,
@@ -201,6 +256,28 @@ pub enum Response {
     ExecutionsPruned {
         count: u32,
     },
+    WorkerConnected {
+        worker_id: String,
+        session: u64,
+        /// The session this one replaced, if the worker was connected elsewhere.
+        replaced: Option<u64>,
+    },
+    WorkerRenewed {
+        worker_id: String,
+    },
+    WorkerDraining {
+        worker_id: String,
+    },
+    WorkerDisconnected {
+        worker_id: String,
+        released: u32,
+    },
+    WorkerAttemptsExpired {
+        lost: Vec<u64>,
+        timed_out: Vec<u64>,
+        workers: Vec<String>,
+    },
+
     /// One answer per command of a [`Command::Batch`], in order.
     Batch(Vec<Response>),
     Rejected(Rejection),
@@ -241,6 +318,14 @@ pub enum Rejection {
     NotTimedOut { execution_id: String },
     #[error("a batch may not contain another batch")]
     NestedBatch,
+    #[error("attempt {attempt_id} is held by worker {holder:?}, not by {worker_id:?}")]
+    NotAttemptHolder { attempt_id: u64, holder: Option<String>, worker_id: Option<String> },
+    #[error("worker `{worker_id}` cannot take task `{task_id}`: {reason}")]
+    WorkerUnavailable { worker_id: String, task_id: String, reason: String },
+    #[error("worker `{worker_id}` has no connection with session {session}")]
+    WorkerNotConnected { worker_id: String, session: u64 },
+    #[error("invalid worker: {0}")]
+    InvalidWorker(String),
     #[error("{what} is {size} bytes; the limit is {limit}")]
     TooLarge { what: String, size: usize, limit: usize },
 }

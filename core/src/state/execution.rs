@@ -57,6 +57,8 @@ pub enum AttemptStatus {
     TimedOut,
     Lost,
     Cancelled,
+    /// Given back unstarted by its worker; does not count against the retry budget.
+    Released,
 }
 
 macro_rules! display_as_serde_name {
@@ -135,6 +137,12 @@ pub struct Attempt {
     pub error: Option<String>,
     /// Last proof of life from whoever runs the attempt (an async backend, a worker).
     pub last_heartbeat_ms: Option<i64>,
+    /// Worker attempts: the attempt is `lost` if no heartbeat extends this in time.
+    pub lease_expires_at_ms: Option<i64>,
+    /// Worker attempts: the task's timeout as an instant (`timed_out` after it).
+    pub deadline_ms: Option<i64>,
+    /// Worker attempts: the last progress a heartbeat reported (any JSON).
+    pub progress: Option<Json>,
 }
 
 impl Execution {
@@ -229,15 +237,8 @@ impl Execution {
         })
     }
 
-    pub(crate) fn start_attempt(
-        &mut self,
-        spec: &WorkflowSpec,
-        task_id: &str,
-        attempt_id: u64,
-        node_id: NodeId,
-        worker_id: Option<String>,
-        now_ms: i64,
-    ) -> Result<u32, Rejection> {
+    /// Checks that `task_id` may start now (the execution is unfinished, the task ready).
+    pub(crate) fn check_ready(&self, spec: &WorkflowSpec, task_id: &str, now_ms: i64) -> Result<usize, Rejection> {
         if self.status.is_terminal() {
             return Err(Rejection::ExecutionFinished { execution_id: self.id.clone(), status: self.status });
         }
@@ -246,6 +247,36 @@ impl Execution {
             .ok_or_else(|| Rejection::TaskNotFound { execution_id: self.id.clone(), task_id: task_id.to_string() })?;
         self.readiness(spec, &self.tasks[index], now_ms)
             .map_err(|reason| Rejection::TaskNotReady { task_id: task_id.to_string(), reason })?;
+        Ok(index)
+    }
+
+    /// Since when a ready task has been ready: its execution's creation, its dependencies' last
+    /// endings, its own last attempt's end, or its retry time, whichever is latest.
+    pub fn ready_since_ms(&self, spec: &WorkflowSpec, task: &TaskRun) -> i64 {
+        let last_end = |t: &TaskRun| t.attempts.last().and_then(|a| a.finished_at_ms).unwrap_or(i64::MIN);
+        let deps = spec
+            .task(&task.id)
+            .map(|ts| ts.depends_on.iter().filter_map(|d| self.task(d)).map(last_end).max().unwrap_or(i64::MIN))
+            .unwrap_or(i64::MIN);
+        self.created_at_ms.max(deps).max(last_end(task)).max(task.retry_at_ms.unwrap_or(i64::MIN))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn start_attempt(
+        &mut self,
+        spec: &WorkflowSpec,
+        task_id: &str,
+        attempt_id: u64,
+        node_id: NodeId,
+        worker_id: Option<String>,
+        lease_expires_at_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<u32, Rejection> {
+        let index = self.check_ready(spec, task_id, now_ms)?;
+        let deadline_ms = match worker_id {
+            Some(_) => spec.task(task_id).and_then(|t| spec.task_timeout(t)).map(|t| now_ms.saturating_add(t.0 as i64)),
+            None => None,
+        };
         let task = &mut self.tasks[index];
         let n = task.attempts.len() as u32 + 1;
         task.attempts.push(Attempt {
@@ -258,6 +289,9 @@ impl Execution {
             finished_at_ms: None,
             error: None,
             last_heartbeat_ms: None,
+            lease_expires_at_ms,
+            deadline_ms,
+            progress: None,
         });
         task.status = TaskStatus::Running;
         task.retry_at_ms = None;
@@ -280,11 +314,18 @@ impl Execution {
     ) -> TaskStatus {
         let policy = spec.task(&self.tasks[task_index].id).map(|t| spec.retry_policy(t)).unwrap_or_default();
         let task = &mut self.tasks[task_index];
-        let made = task.attempts.len() as u32 - task.attempts_before_reopen;
+        // The retry budget counts attempts since the last reopen, except released ones.
+        let made = task
+            .attempts
+            .iter()
+            .skip(task.attempts_before_reopen as usize)
+            .filter(|a| a.status != AttemptStatus::Released)
+            .count() as u32;
         let Some(attempt) = task.attempts.last_mut() else {
             return task.status;
         };
         attempt.finished_at_ms = Some(now_ms);
+        attempt.lease_expires_at_ms = None;
         let (status, error, retryable) = match result {
             AttemptResult::Succeeded { output } if output.encoded_len() > limits::MAX_OUTPUT_BYTES => (
                 AttemptStatus::Failed,
@@ -298,11 +339,18 @@ impl Execution {
             AttemptResult::Failed { error, retryable } => (AttemptStatus::Failed, Some(error), retryable),
             AttemptResult::TimedOut => (AttemptStatus::TimedOut, Some("timed out".to_string()), true),
             AttemptResult::Lost { reason } => (AttemptStatus::Lost, Some(reason), true),
+            AttemptResult::Released { reason } => (AttemptStatus::Released, Some(reason), false),
         };
         attempt.status = status;
         attempt.error = error.map(|e| truncate(e, limits::MAX_ERROR_BYTES));
         task.status = if status == AttemptStatus::Succeeded {
             TaskStatus::Succeeded
+        } else if status == AttemptStatus::Released && task.attempts.len() < limits::MAX_ATTEMPT_RECORDS_PER_TASK {
+            // Ready again at once, as if never started.
+            TaskStatus::Pending
+        } else if status == AttemptStatus::Released {
+            attempt_error_note(task, "the task was released too many times");
+            TaskStatus::Failed
         } else if retryable && made < policy.max_attempts {
             task.retry_at_ms = Some(now_ms.saturating_add(policy.delay_before(made + 1, jitter_permille).0 as i64));
             TaskStatus::Retrying
@@ -381,6 +429,7 @@ impl Execution {
             if let Some(attempt) = task.attempts.last_mut().filter(|a| a.status == AttemptStatus::Running) {
                 attempt.status = attempt_status;
                 attempt.finished_at_ms = Some(now_ms);
+                attempt.lease_expires_at_ms = None;
                 attempt.error = attempt_error.map(str::to_string);
             }
             task.status = task_status(task.status);
@@ -440,6 +489,13 @@ impl Execution {
             return Err(format!("{}: finished_at does not match status {}", self.id, self.status));
         }
         Ok(())
+    }
+}
+
+fn attempt_error_note(task: &mut TaskRun, note: &str) {
+    if let Some(attempt) = task.attempts.last_mut() {
+        let error = attempt.error.take().unwrap_or_default();
+        attempt.error = Some(format!("{error} ({note})"));
     }
 }
 

@@ -9,8 +9,9 @@ mod command;
 mod execution;
 mod lease;
 mod log;
+mod worker;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -19,11 +20,12 @@ pub use command::{AttemptResult, Command, Rejection, Response};
 pub use execution::{Attempt, AttemptStatus, Execution, ExecutionStatus, TaskRun, TaskStatus, Trigger};
 pub use lease::Lease;
 pub use log::{AttemptLog, LogChunk};
+pub use worker::{validate_worker, QueuedTask, WorkerEntry};
 
 use crate::codec;
 use crate::json::Json;
 use crate::limits;
-use crate::spec::{validate, Concurrency, WorkflowSpec};
+use crate::spec::{validate, Concurrency, TaskKind, WorkflowSpec};
 
 /// A workflow: its kept versions (the latest is active), and whether it is paused or deleted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,6 +82,10 @@ pub struct State {
     logs: BTreeMap<u64, AttemptLog>,
     leases: BTreeMap<String, Lease>,
     next_lease_token: u64,
+    workers: BTreeMap<String, WorkerEntry>,
+    /// Running attempts leased to each worker (an index of `executions`, kept in step by
+    /// `reindex_worker_attempts` and checked by `check_invariants`).
+    worker_attempts: BTreeMap<String, BTreeSet<u64>>,
 }
 
 impl State {
@@ -126,23 +132,22 @@ impl State {
                 }
                 Err(r) => Response::Rejected(r),
             },
-            Command::HeartbeatAttempt { attempt_id, .. } => match self.current_attempt_mut(attempt_id) {
-                Ok(attempt) => {
-                    attempt.last_heartbeat_ms = Some(now);
-                    Response::HeartbeatRecorded { attempt_id }
-                }
-                Err(r) => Response::Rejected(r),
-            },
-            Command::StartAttempt { execution_id, task_id, node_id, worker_id, .. } => {
-                self.start_attempt(&execution_id, &task_id, node_id, worker_id, now)
+            Command::HeartbeatAttempt { attempt_id, worker_id, lease_expires_at_ms, progress, logs, .. } => {
+                self.heartbeat(attempt_id, worker_id, lease_expires_at_ms, progress, logs, now)
             }
-            Command::FinishAttempt { attempt_id, result, logs, jitter_permille, .. } => {
-                self.finish_attempt(attempt_id, result, logs, jitter_permille, now)
+            Command::StartAttempt { execution_id, task_id, node_id, worker_id, lease_expires_at_ms, .. } => {
+                self.start_attempt(&execution_id, &task_id, node_id, worker_id, lease_expires_at_ms, now)
+            }
+            Command::FinishAttempt { attempt_id, worker_id, result, logs, jitter_permille, .. } => {
+                self.finish_attempt(attempt_id, worker_id, result, logs, jitter_permille, now)
             }
             Command::CancelExecution { execution_id, .. } => match self.executions.get_mut(&execution_id) {
                 None => Response::Rejected(Rejection::ExecutionNotFound(execution_id)),
                 Some(execution) => match execution.cancel(now) {
-                    Ok(()) => Response::ExecutionCancelled { execution_id },
+                    Ok(()) => {
+                        self.reindex_worker_attempts(&execution_id);
+                        Response::ExecutionCancelled { execution_id }
+                    }
                     Err(r) => Response::Rejected(r),
                 },
             },
@@ -157,7 +162,10 @@ impl State {
                         .map(|t| execution.created_at_ms.saturating_add(t.0 as i64));
                     match deadline {
                         Some(deadline) if now >= deadline => match execution.time_out(now) {
-                            Ok(()) => Response::ExecutionTimedOut { execution_id },
+                            Ok(()) => {
+                                self.reindex_worker_attempts(&execution_id);
+                                Response::ExecutionTimedOut { execution_id }
+                            }
                             Err(r) => Response::Rejected(r),
                         },
                         _ => Response::Rejected(Rejection::NotTimedOut { execution_id }),
@@ -198,6 +206,17 @@ impl State {
                 Response::LeasesExpired { keys }
             }
             Command::PruneExecutions { keep_per_workflow, .. } => self.prune(keep_per_workflow as usize),
+            Command::ConnectWorker { worker_id, session, node_id, queues, concurrency, expires_at_ms, .. } => {
+                self.connect_worker(worker_id, session, node_id, queues, concurrency, expires_at_ms, now)
+            }
+            Command::WorkerSeen { worker_id, session, expires_at_ms, .. } => {
+                self.worker_seen(worker_id, session, expires_at_ms, now)
+            }
+            Command::DrainWorker { worker_id, session, .. } => self.drain_worker(worker_id, session, now),
+            Command::DisconnectWorker { worker_id, session, release, .. } => {
+                self.disconnect_worker(worker_id, session, release, now)
+            }
+            Command::ExpireWorkerAttempts { jitter_permille, .. } => self.expire_worker_attempts(jitter_permille, now),
             Command::Batch(_) => unreachable!("batches are unpacked above"),
         };
         debug_assert_eq!(self.check_invariants(), Ok(()));
@@ -265,10 +284,15 @@ impl State {
                 workflow.updated_at_ms = now;
                 let mut cancelled = 0;
                 let range = (format!("{id}:"), format!("{id};"));
-                for (_, execution) in self.executions.range_mut(range.0..range.1) {
+                let mut touched = Vec::new();
+                for (execution_id, execution) in self.executions.range_mut(range.0..range.1) {
                     if execution.cancel(now).is_ok() {
                         cancelled += 1;
+                        touched.push(execution_id.clone());
                     }
+                }
+                for execution_id in touched {
+                    self.reindex_worker_attempts(&execution_id);
                 }
                 Response::WorkflowDeleted { workflow_id: id.to_string(), cancelled_executions: cancelled }
             }
@@ -342,6 +366,7 @@ impl State {
                         if let Some(e) = self.executions.get_mut(id) {
                             let _ = e.cancel(now);
                         }
+                        self.reindex_worker_attempts(id);
                     }
                 }
             }
@@ -373,9 +398,10 @@ impl State {
         task_id: &str,
         node_id: u64,
         worker_id: Option<String>,
+        lease_expires_at_ms: Option<i64>,
         now: i64,
     ) -> Response {
-        if let Err(r) = self.check_startable(execution_id, node_id) {
+        if let Err(r) = self.check_startable(execution_id, task_id, node_id, worker_id.as_deref(), now) {
             return Response::Rejected(r);
         }
         let Some(execution) = self.executions.get_mut(execution_id) else {
@@ -390,28 +416,54 @@ impl State {
             return Response::Rejected(Rejection::WorkflowNotFound(execution.workflow_id.clone()));
         };
         let attempt_id = self.next_attempt_id + 1;
-        match execution.start_attempt(spec, task_id, attempt_id, node_id, worker_id, now) {
+        let lease_expires_at_ms = worker_id.as_ref().and(lease_expires_at_ms);
+        match execution.start_attempt(spec, task_id, attempt_id, node_id, worker_id, lease_expires_at_ms, now) {
             Err(r) => Response::Rejected(r),
             Ok(n) => {
                 self.next_attempt_id = attempt_id;
                 let task_index = execution.tasks.iter().position(|t| t.id == task_id).unwrap_or_default();
                 self.attempts.insert(attempt_id, AttemptRef { execution_id: execution_id.to_string(), task_index });
+                self.reindex_worker_attempts(execution_id);
                 Response::AttemptStarted { attempt_id, n }
             }
         }
     }
 
-    fn finish_attempt(
+    fn heartbeat(
         &mut self,
         attempt_id: u64,
-        result: AttemptResult,
+        worker_id: Option<String>,
+        lease_expires_at_ms: Option<i64>,
+        progress: Option<Json>,
         logs: Option<String>,
-        jitter: u16,
         now: i64,
     ) -> Response {
-        if let Err(r) = self.current_attempt_mut(attempt_id) {
-            return Response::Rejected(r);
+        if let Some(p) = progress.as_ref().filter(|p| p.encoded_len() > limits::MAX_PROGRESS_BYTES) {
+            let (what, size, limit) = ("progress".to_string(), p.encoded_len(), limits::MAX_PROGRESS_BYTES);
+            return Response::Rejected(Rejection::TooLarge { what, size, limit });
         }
+        let attempt = match self.current_attempt_mut(attempt_id) {
+            Ok(a) if a.worker_id != worker_id => {
+                let holder = a.worker_id.clone();
+                return Response::Rejected(Rejection::NotAttemptHolder { attempt_id, holder, worker_id });
+            }
+            Ok(a) => a,
+            Err(r) => return Response::Rejected(r),
+        };
+        attempt.last_heartbeat_ms = Some(now);
+        if let (Some(current), Some(new)) = (attempt.lease_expires_at_ms, lease_expires_at_ms) {
+            attempt.lease_expires_at_ms = Some(current.max(new));
+        }
+        if progress.is_some() {
+            attempt.progress = progress;
+        }
+        let lease_expires_at_ms = attempt.lease_expires_at_ms;
+        self.append_final_log(attempt_id, logs, now);
+        Response::HeartbeatRecorded { attempt_id, lease_expires_at_ms }
+    }
+
+    /// Appends log text that came with an accepted heartbeat or finish, cut to one append's limit.
+    fn append_final_log(&mut self, attempt_id: u64, logs: Option<String>, now: i64) {
         if let Some(mut text) = logs.filter(|t| !t.is_empty()) {
             if text.len() > limits::MAX_LOG_APPEND_BYTES {
                 let mut cut = limits::MAX_LOG_APPEND_BYTES;
@@ -422,6 +474,26 @@ impl State {
             }
             self.logs.entry(attempt_id).or_default().append(text, now);
         }
+    }
+
+    fn finish_attempt(
+        &mut self,
+        attempt_id: u64,
+        worker_id: Option<String>,
+        result: AttemptResult,
+        logs: Option<String>,
+        jitter: u16,
+        now: i64,
+    ) -> Response {
+        match self.current_attempt_mut(attempt_id) {
+            Ok(a) if a.worker_id != worker_id => {
+                let holder = a.worker_id.clone();
+                return Response::Rejected(Rejection::NotAttemptHolder { attempt_id, holder, worker_id });
+            }
+            Ok(_) => {}
+            Err(r) => return Response::Rejected(r),
+        }
+        self.append_final_log(attempt_id, logs, now);
         let Some(at) = self.attempts.get(&attempt_id) else {
             return Response::Rejected(Rejection::AttemptNotFound(attempt_id));
         };
@@ -437,15 +509,48 @@ impl State {
             return Response::Rejected(Rejection::WorkflowNotFound(execution.workflow_id.clone()));
         };
         let task_status = execution.finish_attempt(spec, at.task_index, result, jitter, now);
-        Response::AttemptFinished { task_status, execution_status: execution.status }
+        let execution_status = execution.status;
+        let execution_id = at.execution_id.clone();
+        self.reindex_worker_attempts(&execution_id);
+        Response::AttemptFinished { task_status, execution_status }
     }
 
-    /// Only the owner may start attempts, and a buffered execution waits for the one before it.
-    fn check_startable(&self, execution_id: &str, node_id: u64) -> Result<(), Rejection> {
+    /// Who may start an attempt: for `worker` tasks, a connected worker of the task's queue with
+    /// a free slot; for other tasks, only the execution's owner. A buffered execution waits for
+    /// the one before it.
+    fn check_startable(
+        &self,
+        execution_id: &str,
+        task_id: &str,
+        node_id: u64,
+        worker_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), Rejection> {
         let execution =
             self.executions.get(execution_id).ok_or_else(|| Rejection::ExecutionNotFound(execution_id.to_string()))?;
-        if execution.owner != Some(node_id) {
-            return Err(Rejection::NotOwner { execution_id: execution_id.to_string(), owner: execution.owner });
+        let task_spec = self.execution_spec(execution).and_then(|s| s.task(task_id));
+        match (task_spec, worker_id) {
+            (Some(ts), Some(worker_id)) if ts.kind == TaskKind::Worker => {
+                let queue = ts.queue.as_deref().unwrap_or_default();
+                self.check_worker_can_take(worker_id, queue, task_id, now)?;
+            }
+            (Some(ts), None) if ts.kind == TaskKind::Worker => {
+                return Err(Rejection::TaskNotReady {
+                    task_id: task_id.to_string(),
+                    reason: "a worker task starts only when handed to a worker".into(),
+                });
+            }
+            (_, Some(worker_id)) => {
+                return Err(Rejection::WorkerUnavailable {
+                    worker_id: worker_id.to_string(),
+                    task_id: task_id.to_string(),
+                    reason: "the task is not of type worker".into(),
+                });
+            }
+            (_, None) if execution.owner != Some(node_id) => {
+                return Err(Rejection::NotOwner { execution_id: execution_id.to_string(), owner: execution.owner });
+            }
+            (_, None) => {}
         }
         if let Some(by) = self.blocker(execution) {
             return Err(Rejection::Blocked { execution_id: execution_id.to_string(), by: by.to_string() });
@@ -681,7 +786,7 @@ impl State {
                 return Err(format!("lease {key} token beyond the counter"));
             }
         }
-        Ok(())
+        self.check_worker_index()
     }
 }
 

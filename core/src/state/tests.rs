@@ -7,9 +7,21 @@ const DAG: &str = r#"
 id: wf
 params: {region: eu}
 tasks:
-  - {id: a, type: worker, queue: q, retry: {max_attempts: 2, backoff: 1s}}
-  - {id: b, type: worker, queue: q, depends_on: [a]}
-  - {id: c, type: worker, queue: q, depends_on: [b]}
+  - {id: a, type: shell, command: ["true"], retry: {max_attempts: 2, backoff: 1s}}
+  - {id: b, type: shell, command: ["true"], depends_on: [a]}
+  - {id: c, type: shell, command: ["true"], depends_on: [b]}
+  - {id: cleanup, type: shell, command: ["true"], depends_on: [c], when: any_failed}
+"#;
+
+/// The same shape with worker tasks, for the property tests: `b` and `cleanup` are pulled by
+/// workers of queue `q`, and `b` has a timeout.
+const MIXED_DAG: &str = r#"
+id: wf
+params: {region: eu}
+tasks:
+  - {id: a, type: shell, command: ["true"], retry: {max_attempts: 2, backoff: 1s}}
+  - {id: b, type: worker, queue: q, depends_on: [a], timeout: 5s, retry: {max_attempts: 3, backoff: 1s}}
+  - {id: c, type: shell, command: ["true"], depends_on: [b]}
   - {id: cleanup, type: worker, queue: q, depends_on: [c], when: any_failed}
 "#;
 
@@ -54,12 +66,31 @@ fn start(state: &mut State, exec: &str, task: &str, at_ms: i64) -> Response {
         task_id: task.into(),
         node_id: 1,
         worker_id: None,
+        lease_expires_at_ms: None,
         at_ms,
     })
 }
 
 fn finish(state: &mut State, attempt_id: u64, result: AttemptResult, at_ms: i64) -> Response {
-    state.apply(Command::FinishAttempt { attempt_id, result, logs: None, jitter_permille: 1000, at_ms })
+    state.apply(Command::FinishAttempt {
+        attempt_id,
+        worker_id: None,
+        result,
+        logs: None,
+        jitter_permille: 1000,
+        at_ms,
+    })
+}
+
+fn heartbeat(attempt_id: u64, at_ms: i64) -> Command {
+    Command::HeartbeatAttempt {
+        attempt_id,
+        worker_id: None,
+        lease_expires_at_ms: None,
+        progress: None,
+        logs: None,
+        at_ms,
+    }
 }
 
 fn started_id(r: Response) -> u64 {
@@ -321,6 +352,7 @@ fn only_the_owner_starts_attempts() {
         task_id: "a".into(),
         node_id: 2,
         worker_id: None,
+        lease_expires_at_ms: None,
         at_ms: 3,
     });
     assert!(matches!(r, Response::Rejected(Rejection::NotOwner { owner: Some(1), .. })), "{r:?}");
@@ -330,6 +362,7 @@ fn only_the_owner_starts_attempts() {
         task_id: "a".into(),
         node_id: 2,
         worker_id: None,
+        lease_expires_at_ms: None,
         at_ms: 5,
     });
     assert!(matches!(r, Response::AttemptStarted { .. }), "{r:?}");
@@ -359,16 +392,10 @@ fn heartbeats_are_fenced_like_completions() {
     put(&mut s, DAG, 1);
     create(&mut s, "wf:e", 2);
     let id = started_id(start(&mut s, "wf:e", "a", 3));
-    assert_eq!(
-        s.apply(Command::HeartbeatAttempt { attempt_id: id, at_ms: 4 }),
-        Response::HeartbeatRecorded { attempt_id: id }
-    );
+    assert_eq!(s.apply(heartbeat(id, 4)), Response::HeartbeatRecorded { attempt_id: id, lease_expires_at_ms: None });
     assert_eq!(s.attempt(id).map(|(_, _, a)| a.last_heartbeat_ms), Some(Some(4)));
     finish(&mut s, id, AttemptResult::Lost { reason: "node died".into() }, 5);
-    assert!(matches!(
-        s.apply(Command::HeartbeatAttempt { attempt_id: id, at_ms: 6 }),
-        Response::Rejected(Rejection::StaleAttempt { .. })
-    ));
+    assert!(matches!(s.apply(heartbeat(id, 6)), Response::Rejected(Rejection::StaleAttempt { .. })));
 }
 
 fn with_concurrency(policy: &str) -> String {
@@ -420,6 +447,7 @@ fn buffer_one_queues_one_and_skips_the_rest() {
         task_id: "a".into(),
         node_id: 1,
         worker_id: None,
+        lease_expires_at_ms: None,
         at_ms: 16_000,
     });
     assert!(matches!(r, Response::Rejected(Rejection::Blocked { .. })), "{r:?}");
@@ -427,25 +455,229 @@ fn buffer_one_queues_one_and_skips_the_rest() {
     assert_eq!(s.ready_tasks(&second, 17_000), vec!["a".to_string()]);
 }
 
+// ----- workers -----
+
+const WORKER_WF: &str = r#"
+id: wf
+tasks:
+  - {id: pull, type: worker, queue: q, timeout: 30s, retry: {max_attempts: 2, backoff: 1s}}
+  - {id: next, type: worker, queue: q, depends_on: [pull], input: {from: "{{ tasks.pull.output.v }}"}}
+"#;
+
+fn connect(state: &mut State, worker: &str, session: u64, queues: &[&str], concurrency: u32, at_ms: i64) -> Response {
+    state.apply(Command::ConnectWorker {
+        worker_id: worker.into(),
+        session,
+        node_id: 2,
+        queues: queues.iter().map(|q| q.to_string()).collect(),
+        concurrency,
+        expires_at_ms: at_ms + 3_000,
+        at_ms,
+    })
+}
+
+fn hand(state: &mut State, exec: &str, task: &str, worker: &str, at_ms: i64) -> Response {
+    state.apply(Command::StartAttempt {
+        execution_id: exec.into(),
+        task_id: task.into(),
+        node_id: 1,
+        worker_id: Some(worker.into()),
+        lease_expires_at_ms: Some(at_ms + 10_000),
+        at_ms,
+    })
+}
+
+fn worker_finish(state: &mut State, attempt_id: u64, worker: &str, result: AttemptResult, at_ms: i64) -> Response {
+    state.apply(Command::FinishAttempt {
+        attempt_id,
+        worker_id: Some(worker.into()),
+        result,
+        logs: None,
+        jitter_permille: 0,
+        at_ms,
+    })
+}
+
+fn unavailable(r: &Response) -> bool {
+    matches!(r, Response::Rejected(Rejection::WorkerUnavailable { .. }))
+}
+
+#[test]
+fn a_worker_task_goes_only_to_a_connected_worker_of_its_queue_with_a_free_slot() {
+    let mut s = State::default();
+    put(&mut s, WORKER_WF, 1);
+    create(&mut s, "wf:a", 2);
+    create(&mut s, "wf:b", 2);
+    assert!(unavailable(&hand(&mut s, "wf:a", "pull", "w1", 3)), "not connected");
+    assert!(matches!(start(&mut s, "wf:a", "pull", 3), Response::Rejected(Rejection::TaskNotReady { .. })));
+    connect(&mut s, "w1", 1, &["other"], 1, 4);
+    assert!(unavailable(&hand(&mut s, "wf:a", "pull", "w1", 5)), "wrong queue");
+    connect(&mut s, "w1", 1, &["q"], 1, 6);
+    started_id(hand(&mut s, "wf:a", "pull", "w1", 7));
+    assert!(unavailable(&hand(&mut s, "wf:b", "pull", "w1", 8)), "its one slot is busy");
+    assert_eq!(s.worker_running("w1"), 1);
+    // Its registration lapses (the node serving it died): no more tasks for it.
+    connect(&mut s, "w2", 1, &["q"], 4, 9);
+    assert!(unavailable(&hand(&mut s, "wf:b", "pull", "w2", 3_009 + 1)));
+}
+
+#[test]
+fn an_expired_lease_loses_the_attempt_retries_it_and_fences_the_late_answer() {
+    let mut s = State::default();
+    put(&mut s, WORKER_WF, 1);
+    create(&mut s, "wf:a", 2);
+    connect(&mut s, "w1", 1, &["q"], 2, 3);
+    let first = started_id(hand(&mut s, "wf:a", "pull", "w1", 4));
+    // A heartbeat from another worker is refused; the holder's extends the lease.
+    let foreign = Command::HeartbeatAttempt {
+        attempt_id: first,
+        worker_id: Some("w2".into()),
+        lease_expires_at_ms: Some(60_000),
+        progress: None,
+        logs: None,
+        at_ms: 5,
+    };
+    assert!(matches!(s.apply(foreign), Response::Rejected(Rejection::NotAttemptHolder { .. })));
+    let beat = Command::HeartbeatAttempt {
+        attempt_id: first,
+        worker_id: Some("w1".into()),
+        lease_expires_at_ms: Some(12_000),
+        progress: Some(Json(serde_json::json!({"done": 3}))),
+        logs: Some("working\n".into()),
+        at_ms: 6,
+    };
+    assert_eq!(s.apply(beat), Response::HeartbeatRecorded { attempt_id: first, lease_expires_at_ms: Some(12_000) });
+    assert_eq!(s.attempt_log(first).map(|l| l.text()), Some("working\n".to_string()));
+    let nothing = s.apply(Command::ExpireWorkerAttempts { jitter_permille: 0, at_ms: 11_999 });
+    assert!(matches!(nothing, Response::WorkerAttemptsExpired { ref lost, .. } if lost.is_empty()), "{nothing:?}");
+    let r = s.apply(Command::ExpireWorkerAttempts { jitter_permille: 0, at_ms: 12_000 });
+    assert!(matches!(r, Response::WorkerAttemptsExpired { ref lost, .. } if lost == &vec![first]), "{r:?}");
+    let task = s.execution("wf:a").unwrap().task("pull").unwrap().clone();
+    assert_eq!(task.status, TaskStatus::Retrying);
+    assert_eq!(task.attempts[0].status, AttemptStatus::Lost);
+    assert_eq!(s.worker_running("w1"), 0);
+    // The retry goes to another worker; the first worker's late answer changes nothing.
+    connect(&mut s, "w2", 1, &["q"], 2, 13_000);
+    let second = started_id(hand(&mut s, "wf:a", "pull", "w2", 13_001));
+    let mut before = s.clone();
+    let late = worker_finish(&mut s, first, "w1", ok_output(), 13_002);
+    assert!(matches!(late, Response::Rejected(Rejection::StaleAttempt { .. })), "{late:?}");
+    let impostor = worker_finish(&mut s, second, "w1", ok_output(), 13_002);
+    assert!(matches!(impostor, Response::Rejected(Rejection::NotAttemptHolder { .. })), "{impostor:?}");
+    before.clock_ms = s.clock_ms;
+    assert_eq!(before.digest(), s.digest(), "refused answers change nothing");
+    let done = worker_finish(
+        &mut s,
+        second,
+        "w2",
+        AttemptResult::Succeeded { output: Json(serde_json::json!({"v": 7})) },
+        13_003,
+    );
+    assert!(matches!(done, Response::AttemptFinished { task_status: TaskStatus::Succeeded, .. }), "{done:?}");
+    assert_eq!(s.ready_tasks("wf:a", 13_004), vec!["next".to_string()]);
+}
+
+#[test]
+fn a_worker_task_past_its_timeout_times_out() {
+    let mut s = State::default();
+    put(&mut s, WORKER_WF, 1);
+    create(&mut s, "wf:a", 2);
+    connect(&mut s, "w1", 1, &["q"], 2, 3);
+    let id = started_id(hand(&mut s, "wf:a", "pull", "w1", 1_000));
+    assert_eq!(s.attempt(id).and_then(|(_, _, a)| a.deadline_ms), Some(31_000));
+    let beat = Command::HeartbeatAttempt {
+        attempt_id: id,
+        worker_id: Some("w1".into()),
+        lease_expires_at_ms: Some(60_000),
+        progress: None,
+        logs: None,
+        at_ms: 30_000,
+    };
+    s.apply(beat);
+    let r = s.apply(Command::ExpireWorkerAttempts { jitter_permille: 0, at_ms: 31_000 });
+    assert!(matches!(r, Response::WorkerAttemptsExpired { ref timed_out, .. } if timed_out == &vec![id]), "{r:?}");
+    assert_eq!(s.attempt(id).map(|(_, _, a)| a.status), Some(AttemptStatus::TimedOut));
+}
+
+#[test]
+fn disconnecting_releases_undelivered_attempts_without_spending_the_retry_budget() {
+    let mut s = State::default();
+    put(&mut s, WORKER_WF, 1);
+    create(&mut s, "wf:a", 2);
+    connect(&mut s, "w1", 7, &["q"], 2, 3);
+    let id = started_id(hand(&mut s, "wf:a", "pull", "w1", 4));
+    // Another session's disconnect (an old connection closing late) changes nothing.
+    let stale = s.apply(Command::DisconnectWorker { worker_id: "w1".into(), session: 6, release: vec![id], at_ms: 5 });
+    assert!(matches!(stale, Response::Rejected(Rejection::WorkerNotConnected { .. })), "{stale:?}");
+    let r = s.apply(Command::DisconnectWorker { worker_id: "w1".into(), session: 7, release: vec![id], at_ms: 6 });
+    assert_eq!(r, Response::WorkerDisconnected { worker_id: "w1".into(), released: 1 });
+    assert!(s.worker("w1").is_none());
+    let task = s.execution("wf:a").unwrap().task("pull").unwrap().clone();
+    assert_eq!(task.status, TaskStatus::Pending);
+    assert_eq!(task.attempts[0].status, AttemptStatus::Released);
+    // Both attempts of the budget are still there: fail twice, the second fails the task.
+    connect(&mut s, "w2", 1, &["q"], 2, 7);
+    let a = started_id(hand(&mut s, "wf:a", "pull", "w2", 8));
+    let failed = AttemptResult::Failed { error: "x".into(), retryable: true };
+    assert!(matches!(
+        worker_finish(&mut s, a, "w2", failed.clone(), 9),
+        Response::AttemptFinished { task_status: TaskStatus::Retrying, .. }
+    ));
+    let b = started_id(hand(&mut s, "wf:a", "pull", "w2", 2_000));
+    assert!(matches!(
+        worker_finish(&mut s, b, "w2", failed, 2_001),
+        Response::AttemptFinished { task_status: TaskStatus::Failed, .. }
+    ));
+}
+
+#[test]
+fn a_draining_worker_takes_nothing_new_and_the_queue_shows_its_age() {
+    let mut s = State::default();
+    put(&mut s, WORKER_WF, 1);
+    create(&mut s, "wf:old", 2);
+    create(&mut s, "wf:new", 5);
+    let queued = s.queued_worker_tasks(10);
+    let order: Vec<(&str, i64)> = queued.iter().map(|q| (q.execution_id.as_str(), q.ready_since_ms)).collect();
+    assert_eq!(order, vec![("wf:old", 2), ("wf:new", 5)]);
+    assert!(queued.iter().all(|q| q.queue == "q" && q.task_id == "pull"));
+    connect(&mut s, "w1", 1, &["q"], 4, 11);
+    assert!(matches!(
+        s.apply(Command::DrainWorker { worker_id: "w1".into(), session: 1, at_ms: 12 }),
+        Response::WorkerDraining { .. }
+    ));
+    assert!(unavailable(&hand(&mut s, "wf:old", "pull", "w1", 13)));
+    // A worker that reconnects is a new session: it takes tasks again.
+    connect(&mut s, "w1", 2, &["q"], 4, 14);
+    started_id(hand(&mut s, "wf:old", "pull", "w1", 15));
+    assert_eq!(s.queued_worker_tasks(16).len(), 1);
+}
+
 // ----- property tests -----
 
 const TASKS: [&str; 4] = ["a", "b", "c", "cleanup"];
 const HOLDERS: [&str; 3] = ["n1", "n2", "n3"];
+
+const WORKERS: [Option<&str>; 3] = [Some("w1"), Some("w2"), None];
 
 fn arb_command() -> impl Strategy<Value = Command> {
     let exec = prop::sample::select(vec!["wf:e0", "wf:e1", "wf:e2"]);
     let task = prop::sample::select(TASKS.to_vec());
     let holder = prop::sample::select(HOLDERS.to_vec());
     let key = prop::sample::select(vec!["k1", "k2"]);
+    let worker = prop::sample::select(WORKERS.to_vec()).prop_map(|w| w.map(String::from));
+    let worker_name = prop::sample::select(vec!["w1", "w2"]).prop_map(String::from);
+    let queues = prop::sample::select(vec![vec!["q"], vec!["other"], vec!["other", "q"]])
+        .prop_map(|q| q.into_iter().map(String::from).collect::<Vec<_>>());
     let at = 0i64..10_000;
     let result = prop_oneof![
         Just(AttemptResult::Succeeded { output: Json(serde_json::json!({"ok": true})) }),
         any::<bool>().prop_map(|retryable| AttemptResult::Failed { error: "boom".into(), retryable }),
         Just(AttemptResult::TimedOut),
         Just(AttemptResult::Lost { reason: "node died".into() }),
+        Just(AttemptResult::Released { reason: "shutting down".into() }),
     ];
     prop_oneof![
-        1 => at.clone().prop_map(|at_ms| Command::PutWorkflow { spec: spec(DAG), actor: None, at_ms }),
+        1 => at.clone().prop_map(|at_ms| Command::PutWorkflow { spec: spec(MIXED_DAG), actor: None, at_ms }),
         1 => at.clone().prop_map(|at_ms| Command::DeleteWorkflow { workflow_id: "wf".into(), actor: None, at_ms }),
         1 => (any::<bool>(), at.clone()).prop_map(|(paused, at_ms)| Command::SetPaused { workflow_id: "wf".into(), paused, actor: None, at_ms }),
         3 => (exec.clone(), at.clone()).prop_map(|(e, at_ms)| Command::CreateExecution {
@@ -453,12 +685,13 @@ fn arb_command() -> impl Strategy<Value = Command> {
             scheduled_at_ms: Some(at_ms), params: Json::null(), actor: None, at_ms }),
         2 => (exec.clone(), 1u64..3, at.clone()).prop_map(|(e, node_id, at_ms)| Command::AssignExecution {
             execution_id: e.into(), node_id, at_ms }),
-        6 => (exec.clone(), task, 1u64..3, at.clone()).prop_map(|(e, t, node_id, at_ms)| Command::StartAttempt {
-            execution_id: e.into(), task_id: t.into(), node_id, worker_id: None, at_ms }),
-        1 => (1u64..12, at.clone()).prop_map(|(attempt_id, at_ms)| Command::HeartbeatAttempt { attempt_id, at_ms }),
+        8 => (exec.clone(), task, 1u64..3, worker.clone(), 0i64..12_000, at.clone()).prop_map(|(e, t, node_id, worker_id, lease, at_ms)| Command::StartAttempt {
+            execution_id: e.into(), task_id: t.into(), node_id, worker_id, lease_expires_at_ms: Some(lease), at_ms }),
+        2 => (1u64..12, worker.clone(), 0i64..12_000, at.clone()).prop_map(|(attempt_id, worker_id, lease, at_ms)| Command::HeartbeatAttempt {
+            attempt_id, worker_id, lease_expires_at_ms: Some(lease), progress: Some(Json(serde_json::json!(0.5))), logs: Some("beat".into()), at_ms }),
         1 => (0i64..10_000, at.clone()).prop_map(|(tick_ms, at_ms)| Command::AdvanceSchedule { workflow_id: "wf".into(), tick_ms, at_ms }),
-        6 => (1u64..12, result, 0u16..=1000, at.clone()).prop_map(|(attempt_id, result, jitter_permille, at_ms)|
-            Command::FinishAttempt { attempt_id, result, logs: None, jitter_permille, at_ms }),
+        8 => (1u64..12, worker.clone(), result, 0u16..=1000, at.clone()).prop_map(|(attempt_id, worker_id, result, jitter_permille, at_ms)|
+            Command::FinishAttempt { attempt_id, worker_id, result, logs: None, jitter_permille, at_ms }),
         1 => (exec.clone(), at.clone()).prop_map(|(e, at_ms)| Command::CancelExecution { execution_id: e.into(), actor: None, at_ms }),
         1 => (exec.clone(), at.clone()).prop_map(|(e, at_ms)| Command::RetryExecution { execution_id: e.into(), actor: None, at_ms }),
         1 => (exec, at.clone()).prop_map(|(e, at_ms)| Command::TimeOutExecution { execution_id: e.into(), at_ms }),
@@ -469,7 +702,16 @@ fn arb_command() -> impl Strategy<Value = Command> {
             Command::RenewLease { key: k.into(), holder: h.into(), expires_at_ms: exp, at_ms }),
         1 => (key, holder, at.clone()).prop_map(|(k, h, at_ms)| Command::ReleaseLease { key: k.into(), holder: h.into(), at_ms }),
         1 => at.clone().prop_map(|at_ms| Command::ExpireLeases { at_ms }),
-        1 => (0u32..3, at).prop_map(|(keep_per_workflow, at_ms)| Command::PruneExecutions { keep_per_workflow, at_ms }),
+        1 => (0u32..3, at.clone()).prop_map(|(keep_per_workflow, at_ms)| Command::PruneExecutions { keep_per_workflow, at_ms }),
+        3 => (worker_name.clone(), 1u64..3, 1u64..4, queues, 1u32..3, 0i64..12_000, at.clone()).prop_map(
+            |(worker_id, session, node_id, queues, concurrency, expires_at_ms, at_ms)| Command::ConnectWorker {
+                worker_id, session, node_id, queues, concurrency, expires_at_ms, at_ms }),
+        1 => (worker_name.clone(), 1u64..3, 0i64..12_000, at.clone()).prop_map(|(worker_id, session, expires_at_ms, at_ms)|
+            Command::WorkerSeen { worker_id, session, expires_at_ms, at_ms }),
+        1 => (worker_name.clone(), 1u64..3, at.clone()).prop_map(|(worker_id, session, at_ms)| Command::DrainWorker { worker_id, session, at_ms }),
+        1 => (worker_name, 1u64..3, prop::collection::vec(1u64..12, 0..3), at.clone()).prop_map(|(worker_id, session, release, at_ms)|
+            Command::DisconnectWorker { worker_id, session, release, at_ms }),
+        2 => (0u16..=1000, at).prop_map(|(jitter_permille, at_ms)| Command::ExpireWorkerAttempts { jitter_permille, at_ms }),
     ]
 }
 
@@ -582,6 +824,39 @@ proptest! {
             for (key, lease) in state.leases() {
                 if let Some(old) = before.lease(key) {
                     prop_assert!(lease.token >= old.token);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn workers_are_never_over_filled_and_only_holders_end_their_attempts(commands in prop::collection::vec(arb_command(), 0..150)) {
+        let mut state = State::default();
+        for c in commands {
+            let before = state.clone();
+            let response = state.apply(c.clone());
+            match (&c, &response) {
+                // A start handed to a worker respects its declared concurrency.
+                (Command::StartAttempt { worker_id: Some(w), .. }, Response::AttemptStarted { .. }) => {
+                    let entry = state.worker(w).expect("a worker that took a task is connected");
+                    prop_assert!(state.worker_running(w) <= entry.concurrency as usize);
+                    prop_assert!(entry.is_live(state.clock_ms()) && !entry.draining);
+                }
+                // Only the holder of an attempt ends it or extends its lease.
+                (Command::FinishAttempt { attempt_id, worker_id, .. }, Response::AttemptFinished { .. })
+                | (Command::HeartbeatAttempt { attempt_id, worker_id, .. }, Response::HeartbeatRecorded { .. }) => {
+                    let holder = before.attempt(*attempt_id).and_then(|(_, _, a)| a.worker_id.clone());
+                    prop_assert_eq!(&holder, worker_id);
+                }
+                _ => {}
+            }
+            // Released attempts never count against the retry budget.
+            for e in state.executions.values() {
+                for t in &e.tasks {
+                    let counted = t.attempts.iter().skip(t.attempts_before_reopen as usize)
+                        .filter(|a| a.status != AttemptStatus::Released).count();
+                    let max = state.execution_spec(e).and_then(|s| s.task(&t.id).map(|ts| s.retry_policy(ts).max_attempts)).unwrap_or(1);
+                    prop_assert!(counted as u32 <= max, "{}/{} made {} attempts, policy allows {}", e.id, t.id, counted, max);
                 }
             }
         }
