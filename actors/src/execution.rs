@@ -149,11 +149,12 @@ impl ExecState {
 
         // Attempts running in replicated state but not here were lost (restart or takeover);
         // callbacks past their deadline timed out; local entries for ended attempts are dropped.
+        // Worker attempts are not this node's: their leases decide their fate.
         let running: BTreeMap<u64, u64> = execution
             .tasks
             .iter()
             .filter_map(|t| t.attempts.last())
-            .filter(|a| a.status == AttemptStatus::Running)
+            .filter(|a| a.status == AttemptStatus::Running && a.worker_id.is_none())
             .map(|a| (a.id, a.node_id))
             .collect();
         // This node's view may lag its own proposals (a follower applies after the leader
@@ -186,8 +187,8 @@ impl ExecState {
             finish(&ctx, attempt_id, result, None).await;
         }
 
-        // Start every ready task (worker tasks wait for workers, which pull them), except those
-        // this node already runs but its lagging view does not show yet.
+        // Start every ready task (worker tasks wait for the leader's dispatcher to hand them to a
+        // worker), except those this node already runs but its lagging view does not show yet.
         let busy: Vec<String> =
             self.ctx.attempts.with(&self.id, |local| local.values().map(|l| l.task_id.clone()).collect());
         let starts = ready
@@ -200,6 +201,7 @@ impl ExecState {
                     task_id: task.clone(),
                     node_id: me,
                     worker_id: None,
+                    lease_expires_at_ms: None,
                     at_ms: now,
                 };
                 let ctx = ctx.clone();
@@ -359,7 +361,8 @@ async fn run_attempt(
 /// Proposes the end of an attempt; a refusal (stale attempt) is expected after a takeover.
 pub(crate) async fn finish(ctx: &EngineCtx, attempt_id: u64, result: AttemptResult, logs: Option<String>) {
     let jitter_permille = rand::Rng::gen_range(&mut linkloom_raft::runtime::ThreadRng, 0..=1000);
-    let command = Command::FinishAttempt { attempt_id, result, logs, jitter_permille, at_ms: ctx.clock.now_ms() };
+    let at_ms = ctx.clock.now_ms();
+    let command = Command::FinishAttempt { attempt_id, worker_id: None, result, logs, jitter_permille, at_ms };
     match ctx.cluster.propose(command).await {
         Ok(Response::AttemptFinished { task_status, execution_status }) => {
             tracing::info!(attempt_id, %task_status, %execution_status, "attempt finished");

@@ -73,6 +73,7 @@ impl Actor for LeaderActor {
             }
             LeaderMsg::Housekeeping if leading => {
                 state.expire_leases().await;
+                state.expire_worker_attempts().await;
                 state.assign().await;
                 state.prune().await;
             }
@@ -147,6 +148,25 @@ impl LeaderState {
             if let Err(e) = self.ctx.cluster.propose(Command::ExpireLeases { at_ms: now }).await {
                 tracing::debug!("lease expiry failed: {e}");
             }
+        }
+    }
+
+    /// Worker attempts whose lease lapsed become `lost` (and are retried per policy), those past
+    /// their timeout `timed_out`; registrations of workers whose node stopped renewing them go.
+    async fn expire_worker_attempts(&self) {
+        let now = self.ctx.clock.now_ms();
+        if !self.ctx.cluster.state().read(|s| s.worker_expiry_due(now)) {
+            return;
+        }
+        let jitter_permille = rand::Rng::gen_range(&mut linkloom_raft::runtime::ThreadRng, 0..=1000);
+        match self.ctx.cluster.propose(Command::ExpireWorkerAttempts { jitter_permille, at_ms: now }).await {
+            Ok(Response::WorkerAttemptsExpired { lost, timed_out, workers }) => {
+                if !lost.is_empty() || !timed_out.is_empty() || !workers.is_empty() {
+                    tracing::info!(?lost, ?timed_out, ?workers, "worker leases expired");
+                }
+            }
+            Ok(other) => tracing::debug!("worker expiry: {other:?}"),
+            Err(e) => tracing::debug!("worker expiry failed: {e}"),
         }
     }
 

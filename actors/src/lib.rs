@@ -5,7 +5,11 @@
 //!   attempts (HTTP calls, shell commands) and reports results through the replicated log;
 //! - a `LeaderActor` that, on the leader only, (re)assigns executions to live nodes, expires
 //!   leases and prunes finished executions;
-//! - a `SchedulerActor` that, on the leader only, fires cron ticks.
+//! - a `SchedulerActor` that, on the leader only, fires cron ticks;
+//! - a `DispatcherActor` that, on the leader only, hands ready `worker` tasks to connected
+//!   workers;
+//! - one `WorkerConnectionActor` per worker connected to this node, which delivers the tasks
+//!   leased to its worker down the worker's stream.
 //!
 //! Architecture invariant: actors decide nothing the state machine must agree on. They propose
 //! commands (start this attempt, this attempt ended) and `apply` accepts or rejects them; an actor
@@ -13,10 +17,12 @@
 //! replicated state and is rebuilt from it after a crash or restart.
 
 mod cron;
+mod dispatch;
 mod execution;
 mod executor;
 mod leader;
 mod supervisor;
+mod worker_conn;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +32,8 @@ use linkloom_core::{Command, Response};
 use linkloom_raft::{Changes, Clock, NodeError, ReplicatedNode, StateHandle, Transport};
 
 pub use executor::{CallError, HyperTaskHttp, TaskHttp};
-pub use supervisor::{EngineHandle, EngineStats};
+pub use supervisor::{EngineHandle, EngineStats, WorkerStream};
+pub use worker_conn::ConnectError;
 
 /// What the engine needs from its node, as an object so actors need no type parameters.
 pub trait Cluster: Send + Sync + 'static {
@@ -85,6 +92,10 @@ pub struct EngineConfig {
     pub kill_grace: Duration,
     /// How often buffered shell output is appended to the attempt's log.
     pub log_flush: Duration,
+    /// How long a task leased to a worker stays leased without a heartbeat.
+    pub worker_lease_ms: u64,
+    /// How often workers heartbeat their attempts, and connections are pinged and renewed.
+    pub worker_heartbeat_ms: u64,
 }
 
 impl EngineConfig {
@@ -101,7 +112,15 @@ impl EngineConfig {
             work_dir: work_dir.into(),
             kill_grace: Duration::from_secs(2),
             log_flush: Duration::from_millis(200),
+            worker_lease_ms: 10_000,
+            worker_heartbeat_ms: 1_000,
         }
+    }
+
+    /// How long a worker's registration lasts unless its connection renews it: three heartbeat
+    /// intervals, so one slow commit does not drop a live worker.
+    pub fn worker_registration_ms(&self) -> u64 {
+        self.worker_heartbeat_ms * 3
     }
 }
 

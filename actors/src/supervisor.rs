@@ -1,20 +1,25 @@
 //! `NodeSupervisor`: the root of a node's actors.
 //!
 //! It keeps one `ExecutionActor` per unfinished execution this node owns (spawning and pruning
-//! them whenever replicated state changes), renews the node's liveness lease, and supervises the
-//! `LeaderActor` and the `SchedulerActor`. A child that panics is logged, counted and rebuilt from
-//! replicated state.
+//! them whenever replicated state changes), renews the node's liveness lease, supervises the
+//! `LeaderActor`, the `SchedulerActor` and the `DispatcherActor`, and one `WorkerConnectionActor`
+//! per worker connected here. A child that panics is logged, counted and rebuilt from replicated
+//! state; a connection whose actor panics is closed (its worker reconnects).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use linkloom_core::protocol::{WorkerEvent, WorkerHello};
 use linkloom_core::Command;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tokio::sync::mpsc;
 
+use crate::dispatch::{DispatchMsg, DispatcherActor};
 use crate::execution::{ExecArgs, ExecMsg, ExecutionActor};
 use crate::leader::{LeaderActor, LeaderMsg, SchedulerActor, SchedulerMsg};
+use crate::worker_conn::{register, ConnArgs, ConnMsg, ConnectError, WorkerConnectionActor};
 use crate::{node_lease_key, EngineCtx};
 
 /// Engine counters, for metrics.
@@ -24,6 +29,8 @@ pub struct Counters {
     pub(crate) pokes: AtomicU64,
     pub(crate) ticks_fired: AtomicU64,
     pub(crate) tick_lateness_ms_total: AtomicU64,
+    pub(crate) worker_dispatches: AtomicU64,
+    pub(crate) worker_connections: AtomicU64,
 }
 
 /// A snapshot of the engine's counters.
@@ -32,6 +39,10 @@ pub struct EngineStats {
     pub actor_restarts: u64,
     pub ticks_fired: u64,
     pub tick_lateness_ms_total: u64,
+    /// Worker tasks this node handed to workers (while it led).
+    pub worker_dispatches: u64,
+    /// Workers connected to this node now.
+    pub worker_connections: u64,
 }
 
 /// The running engine of one node.
@@ -47,7 +58,27 @@ impl EngineHandle {
             actor_restarts: c.actor_restarts.load(Ordering::Relaxed),
             ticks_fired: c.ticks_fired.load(Ordering::Relaxed),
             tick_lateness_ms_total: c.tick_lateness_ms_total.load(Ordering::Relaxed),
+            worker_dispatches: c.worker_dispatches.load(Ordering::Relaxed),
+            worker_connections: c.worker_connections.load(Ordering::Relaxed),
         }
+    }
+
+    /// Connects a worker: registers it in replicated state and starts the actor that serves its
+    /// stream. Dropping the returned stream closes the connection.
+    pub async fn connect_worker(&self, hello: WorkerHello) -> Result<WorkerStream, ConnectError> {
+        let session = rand::Rng::gen::<u64>(&mut linkloom_raft::runtime::ThreadRng);
+        register(&self.ctx, &hello, session).await?;
+        let (events, receiver) = mpsc::unbounded_channel();
+        let args = ConnArgs { ctx: self.ctx.clone(), worker_id: hello.id.clone(), session, hello, events };
+        let spawned = Actor::spawn_linked(None, WorkerConnectionActor, args, self.supervisor.get_cell()).await;
+        let actor = spawned.map_err(|e| ConnectError::Unavailable(format!("cannot start the connection: {e}")))?.0;
+        let _ = self.supervisor.cast(SupMsg::Connected(actor.clone()));
+        Ok(WorkerStream { receiver, actor })
+    }
+
+    /// How long a worker lease lasts, and how often workers heartbeat.
+    pub fn worker_timing(&self) -> (u64, u64) {
+        (self.ctx.config.worker_lease_ms, self.ctx.config.worker_heartbeat_ms)
     }
 
     /// Stops every actor of this node (running shell attempts are killed).
@@ -56,10 +87,31 @@ impl EngineHandle {
     }
 }
 
+/// A connected worker's events. Dropping it (the HTTP response ended) closes the connection.
+pub struct WorkerStream {
+    receiver: mpsc::UnboundedReceiver<WorkerEvent>,
+    actor: ActorRef<ConnMsg>,
+}
+
+impl WorkerStream {
+    /// The next event, or `None` once the node closed the connection.
+    pub async fn next(&mut self) -> Option<WorkerEvent> {
+        self.receiver.recv().await
+    }
+}
+
+impl Drop for WorkerStream {
+    fn drop(&mut self) {
+        let _ = self.actor.cast(ConnMsg::Close("the worker's stream closed".into()));
+    }
+}
+
 pub(crate) enum SupMsg {
     /// Replicated state changed: reconcile execution actors and poke them.
     Reconcile,
     RenewLease,
+    /// A worker connection started (its actor is linked to the supervisor).
+    Connected(ActorRef<ConnMsg>),
 }
 
 struct NodeSupervisor;
@@ -71,6 +123,9 @@ struct SupState {
     leader: Option<ActorRef<LeaderMsg>>,
     leader_pending: Arc<AtomicBool>,
     scheduler: Option<ActorRef<SchedulerMsg>>,
+    dispatcher: Option<ActorRef<DispatchMsg>>,
+    dispatcher_pending: Arc<AtomicBool>,
+    connections: BTreeMap<ActorId, ActorRef<ConnMsg>>,
     /// Set while a Reconcile is queued, so bursts of changes coalesce into one.
     pending: Arc<AtomicBool>,
 }
@@ -103,6 +158,9 @@ impl Actor for NodeSupervisor {
         let (leader, _) =
             Actor::spawn_linked(None, LeaderActor, (ctx.clone(), leader_pending.clone()), myself.get_cell()).await?;
         let (scheduler, _) = Actor::spawn_linked(None, SchedulerActor, ctx.clone(), myself.get_cell()).await?;
+        let dispatcher_pending = Arc::new(AtomicBool::new(false));
+        let args = (ctx.clone(), dispatcher_pending.clone());
+        let (dispatcher, _) = Actor::spawn_linked(None, DispatcherActor, args, myself.get_cell()).await?;
         Ok(SupState {
             ctx,
             children: BTreeMap::new(),
@@ -110,6 +168,9 @@ impl Actor for NodeSupervisor {
             leader: Some(leader),
             leader_pending,
             scheduler: Some(scheduler),
+            dispatcher: Some(dispatcher),
+            dispatcher_pending,
+            connections: BTreeMap::new(),
             pending,
         })
     }
@@ -123,6 +184,12 @@ impl Actor for NodeSupervisor {
         }
         if let Some(scheduler) = &state.scheduler {
             scheduler.stop(None);
+        }
+        if let Some(dispatcher) = &state.dispatcher {
+            dispatcher.stop(None);
+        }
+        for connection in state.connections.values() {
+            let _ = connection.cast(ConnMsg::Close("the node is stopping".into()));
         }
         Ok(())
     }
@@ -155,6 +222,10 @@ impl Actor for NodeSupervisor {
                     }
                 });
             }
+            SupMsg::Connected(actor) => {
+                let _ = actor.cast(ConnMsg::Poke);
+                state.connections.insert(actor.get_id(), actor);
+            }
         }
         Ok(())
     }
@@ -178,6 +249,15 @@ impl Actor for NodeSupervisor {
                     let (scheduler, _) =
                         Actor::spawn_linked(None, SchedulerActor, state.ctx.clone(), myself.get_cell()).await?;
                     state.scheduler = Some(scheduler);
+                } else if state.dispatcher.as_ref().is_some_and(|d| d.get_id() == cell.get_id()) {
+                    tracing::error!("dispatcher actor failed, restarting: {error}");
+                    let args = (state.ctx.clone(), state.dispatcher_pending.clone());
+                    let (dispatcher, _) = Actor::spawn_linked(None, DispatcherActor, args, myself.get_cell()).await?;
+                    state.dispatcher = Some(dispatcher);
+                } else if state.connections.remove(&cell.get_id()).is_some() {
+                    // Its stream is closed with it; the worker reconnects and its registration
+                    // is replaced or expires.
+                    tracing::error!("worker connection actor failed; the connection is closed: {error}");
                 } else if let Some(id) = state.by_actor.remove(&cell.get_id()) {
                     tracing::error!(execution_id = %id, "execution actor failed, restarting from replicated state: {error}");
                     state.children.remove(&id);
@@ -188,6 +268,7 @@ impl Actor for NodeSupervisor {
                 if let Some(id) = state.by_actor.remove(&cell.get_id()) {
                     state.children.remove(&id);
                 }
+                state.connections.remove(&cell.get_id());
             }
             _ => {}
         }
@@ -224,6 +305,14 @@ impl SupState {
             if !self.leader_pending.swap(true, Ordering::AcqRel) {
                 let _ = leader.cast(LeaderMsg::Changed);
             }
+        }
+        if let Some(dispatcher) = &self.dispatcher {
+            if !self.dispatcher_pending.swap(true, Ordering::AcqRel) {
+                let _ = dispatcher.cast(DispatchMsg::Changed);
+            }
+        }
+        for connection in self.connections.values() {
+            let _ = connection.cast(ConnMsg::Poke);
         }
     }
 }

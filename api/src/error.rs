@@ -79,7 +79,12 @@ impl From<Rejection> for ApiError {
                 (StatusCode::CONFLICT, "conflict")
             }
             Rejection::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-            Rejection::StaleAttempt { .. } => (StatusCode::CONFLICT, "stale_attempt"),
+            Rejection::StaleAttempt { .. } | Rejection::NotAttemptHolder { .. } => {
+                (StatusCode::CONFLICT, "stale_attempt")
+            }
+            Rejection::WorkerUnavailable { .. } => (StatusCode::CONFLICT, "worker_unavailable"),
+            Rejection::WorkerNotConnected { .. } => (StatusCode::NOT_FOUND, "worker_not_connected"),
+            Rejection::InvalidWorker(_) => (StatusCode::BAD_REQUEST, "invalid_worker"),
             Rejection::TaskNotReady { .. } => (StatusCode::CONFLICT, "task_not_ready"),
             Rejection::ExecutionFinished { .. } | Rejection::NotRetryable { .. } => {
                 (StatusCode::CONFLICT, "execution_finished")

@@ -81,6 +81,9 @@ pub fn execution(e: &linkloom_core::state::Execution) -> Value {
                         "started_at": rfc3339(a.started_at_ms),
                         "finished_at": time(a.finished_at_ms),
                         "last_heartbeat_at": time(a.last_heartbeat_ms),
+                        "lease_expires_at": time(a.lease_expires_at_ms),
+                        "deadline": time(a.deadline_ms),
+                        "progress": a.progress.as_ref().map(|p| &p.0),
                         "error": a.error,
                     })
                 })

@@ -65,6 +65,12 @@ pub struct Cli {
     /// Chaos testing only: every Nth poke of an execution actor panics (supervision restarts it).
     #[arg(long, env = "LOOM_CHAOS_ACTOR_PANIC_EVERY")]
     pub chaos_actor_panic_every: Option<u64>,
+    /// How long a task handed to a worker stays leased without a heartbeat, in ms.
+    #[arg(long, env = "LOOM_WORKER_LEASE_MS")]
+    pub worker_lease_ms: Option<u64>,
+    /// How often workers heartbeat and worker connections are pinged, in ms.
+    #[arg(long, env = "LOOM_WORKER_HEARTBEAT_MS")]
+    pub worker_heartbeat_ms: Option<u64>,
 }
 
 /// The same keys as [`Cli`], from a TOML file.
@@ -87,6 +93,8 @@ struct FileConfig {
     log_format: Option<String>,
     keep_executions: Option<u32>,
     chaos_actor_panic_every: Option<u64>,
+    worker_lease_ms: Option<u64>,
+    worker_heartbeat_ms: Option<u64>,
 }
 
 /// The resolved configuration.
@@ -107,6 +115,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub keep_executions: u32,
     pub chaos_actor_panic_every: Option<u64>,
+    pub worker_lease_ms: u64,
+    pub worker_heartbeat_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,7 +173,16 @@ impl Config {
             log_format,
             keep_executions: cli.keep_executions.or(file.keep_executions).unwrap_or(1_000),
             chaos_actor_panic_every: cli.chaos_actor_panic_every.or(file.chaos_actor_panic_every),
+            worker_lease_ms: cli.worker_lease_ms.or(file.worker_lease_ms).unwrap_or(10_000),
+            worker_heartbeat_ms: cli.worker_heartbeat_ms.or(file.worker_heartbeat_ms).unwrap_or(1_000),
         };
+        if config.worker_heartbeat_ms < 50 || config.worker_lease_ms < 2 * config.worker_heartbeat_ms {
+            bail!(
+                "worker_lease_ms ({}) must be at least twice worker_heartbeat_ms ({}), which must be at least 50",
+                config.worker_lease_ms,
+                config.worker_heartbeat_ms
+            );
+        }
         if config.heartbeat_ms == 0 || config.election_timeout_min_ms <= config.heartbeat_ms {
             bail!(
                 "election timeout ({} ms) must be longer than the heartbeat ({} ms)",

@@ -8,7 +8,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::serve::ListenerExt;
 use clap::Parser;
-use linkloom_api::{ApiLimits, ApiState};
+use futures::future::BoxFuture;
+use futures::StreamExt;
+use linkloom_actors::ConnectError;
+use linkloom_api::{ApiLimits, ApiState, WorkerConnectError, WorkerEvents, WorkerGateway};
+use linkloom_core::protocol::WorkerHello;
 use linkloom_raft::{HttpTransport, ReplicatedNode, SystemClock};
 use tracing_subscriber::EnvFilter;
 
@@ -31,6 +35,8 @@ async fn main() -> anyhow::Result<()> {
     let mut engine_config = linkloom_actors::EngineConfig::new(config.data_dir.join("work"));
     engine_config.keep_executions_per_workflow = config.keep_executions;
     engine_config.chaos_panic_every = config.chaos_actor_panic_every;
+    engine_config.worker_lease_ms = config.worker_lease_ms;
+    engine_config.worker_heartbeat_ms = config.worker_heartbeat_ms;
     if let Some(n) = config.chaos_actor_panic_every {
         tracing::warn!(n, "chaos testing: every {n}th execution actor poke panics");
     }
@@ -45,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
 
     let limits = ApiLimits { max_body_bytes: config.max_body_bytes, ..ApiLimits::default() };
     let engine = Arc::new(engine);
+    let workers: Arc<dyn WorkerGateway> = Arc::new(EngineWorkers(engine.clone()));
     let stats_of = engine.clone();
     let engine_info: linkloom_api::EngineInfo = Arc::new(move || {
         let stats = stats_of.stats();
@@ -52,9 +59,17 @@ async fn main() -> anyhow::Result<()> {
             "actor_restarts": stats.actor_restarts,
             "ticks_fired": stats.ticks_fired,
             "tick_lateness_ms_total": stats.tick_lateness_ms_total,
+            "worker_dispatches": stats.worker_dispatches,
+            "worker_connections": stats.worker_connections,
         })
     });
-    let app = linkloom_api::router(ApiState { node: node.clone(), clock, limits, engine_info: Some(engine_info) });
+    let app = linkloom_api::router(ApiState {
+        node: node.clone(),
+        clock,
+        limits,
+        engine_info: Some(engine_info),
+        workers: Some(workers),
+    });
     tracing::info!(
         node_id = config.node_id,
         listen = %config.listen,
@@ -77,6 +92,34 @@ async fn main() -> anyhow::Result<()> {
     node.shutdown().await.context("stopping raft")?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Worker connections go to the engine's connection actors.
+struct EngineWorkers(Arc<linkloom_actors::EngineHandle>);
+
+impl WorkerGateway for EngineWorkers {
+    fn connect(&self, hello: WorkerHello) -> BoxFuture<'_, Result<WorkerEvents, WorkerConnectError>> {
+        Box::pin(async move {
+            let stream = self.0.connect_worker(hello).await.map_err(|e| match e {
+                ConnectError::Invalid(m) => WorkerConnectError::Invalid(m),
+                ConnectError::Refused(r) => WorkerConnectError::Refused(r),
+                ConnectError::Unavailable(m) => WorkerConnectError::Unavailable(m),
+            })?;
+            // The stream owns the connection: when the HTTP response is dropped, so is it.
+            let events = futures::stream::unfold(stream, |mut stream| async move {
+                stream.next().await.map(|event| (event, stream))
+            });
+            Ok(events.boxed())
+        })
+    }
+
+    fn lease_ms(&self) -> u64 {
+        self.0.worker_timing().0
+    }
+
+    fn heartbeat_interval_ms(&self) -> u64 {
+        self.0.worker_timing().1
+    }
 }
 
 fn init_tracing(format: LogFormat) {

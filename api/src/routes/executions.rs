@@ -30,12 +30,12 @@ const MAX_BACKFILL_TICKS: usize = 1_000;
 /// A log stream ends after this long even if its task has not.
 const MAX_FOLLOW: Duration = Duration::from_secs(24 * 3600);
 
-fn unexpected(response: Response) -> ApiError {
+pub(crate) fn unexpected(response: Response) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("unexpected answer: {response:?}"))
 }
 
 /// Parses an optional JSON body into `T` (absent body: `T::default()`), naming unknown fields.
-async fn json_body<T: for<'de> Deserialize<'de> + Default, X>(
+pub(crate) async fn json_body<T: for<'de> Deserialize<'de> + Default, X>(
     state: &ApiState<X>,
     headers: &HeaderMap,
     body: Body,
@@ -374,7 +374,7 @@ pub(crate) async fn logs<T: Transport>(
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }
 
-fn parse_attempt_id(text: &str) -> Result<u64, ApiError> {
+pub(crate) fn parse_attempt_id(text: &str) -> Result<u64, ApiError> {
     text.parse().map_err(|_| ApiError::bad_request(format!("attempt id `{text}` is not a number")))
 }
 
@@ -391,7 +391,7 @@ pub(crate) async fn callback<T: Transport>(
     let at_ms = state.clock.now_ms();
     let jitter_permille = rand::Rng::gen_range(&mut linkloom_raft::runtime::ThreadRng, 0..=1000);
     // Logs travel with the completion: a fenced (stale) callback adds nothing.
-    let command = Command::FinishAttempt { attempt_id, result, logs, jitter_permille, at_ms };
+    let command = Command::FinishAttempt { attempt_id, worker_id: None, result, logs, jitter_permille, at_ms };
     match state.node.propose(command).await? {
         Response::AttemptFinished { task_status, execution_status } => Ok(Json(json!({
             "attempt_id": attempt_id.to_string(), "task_status": task_status, "execution_status": execution_status,
@@ -407,8 +407,16 @@ pub(crate) async fn heartbeat<T: Transport>(
     Path(attempt_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let attempt_id = parse_attempt_id(&attempt_id)?;
-    match state.node.propose(Command::HeartbeatAttempt { attempt_id, at_ms: state.clock.now_ms() }).await? {
-        Response::HeartbeatRecorded { attempt_id } => Ok(Json(json!({"attempt_id": attempt_id.to_string()}))),
+    let command = Command::HeartbeatAttempt {
+        attempt_id,
+        worker_id: None,
+        lease_expires_at_ms: None,
+        progress: None,
+        logs: None,
+        at_ms: state.clock.now_ms(),
+    };
+    match state.node.propose(command).await? {
+        Response::HeartbeatRecorded { attempt_id, .. } => Ok(Json(json!({"attempt_id": attempt_id.to_string()}))),
         Response::Rejected(r) => Err(r.into()),
         other => Err(unexpected(other)),
     }

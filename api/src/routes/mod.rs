@@ -4,6 +4,7 @@ mod cluster;
 mod executions;
 mod health;
 mod raft;
+mod workers;
 mod workflows;
 
 use axum::http::{StatusCode, Uri};
@@ -38,6 +39,13 @@ pub(crate) fn router<T: Transport>(state: ApiState<T>) -> Router {
         .route("/api/v1/executions/{id}/logs", get(executions::logs::<T>))
         .route("/api/v1/tasks/{attempt_id}/callback", post(executions::callback::<T>))
         .route("/api/v1/tasks/{attempt_id}/heartbeat", post(executions::heartbeat::<T>))
+        .route("/api/v1/workers", get(workers::list::<T>))
+        .route("/api/v1/workers/connect", post(workers::connect::<T>))
+        .route("/api/v1/workers/{worker_id}/drain", post(workers::drain::<T>))
+        .route("/api/v1/workers/{worker_id}/attempts/{attempt_id}/heartbeat", post(workers::heartbeat::<T>))
+        .route("/api/v1/workers/{worker_id}/attempts/{attempt_id}/complete", post(workers::complete::<T>))
+        .route("/api/v1/workers/{worker_id}/attempts/{attempt_id}/release", post(workers::release::<T>))
+        .route("/api/v1/queues", get(workers::queues::<T>))
         .route("/raft/{kind}", post(raft::serve::<T>))
         .fallback(not_found)
         .layer(tower_http::trace::TraceLayer::new_for_http())
