@@ -1,0 +1,663 @@
+//! Executions (runs of a workflow): trigger, read, list, wait, cancel, retry.
+//!
+//! The types mirror `GET /api/v1/executions/{id}`. Every field has a default and unknown fields
+//! are ignored, and statuses this SDK does not know read as `Unknown`, so a newer server does not
+//! break an older client.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use crate::client::{segment, ApiRequest, Page};
+use crate::{Client, Error};
+
+/// First pause between polls in [`Client::wait_for_execution`], doubled up to the maximum.
+const WAIT_POLL_FIRST: Duration = Duration::from_millis(100);
+const WAIT_POLL_MAX: Duration = Duration::from_secs(2);
+
+macro_rules! status_names {
+    ($t:ty { $($variant:ident => $name:literal),* $(,)? }) => {
+        impl $t {
+            /// The name the API uses (`unknown` for a status this SDK does not know).
+            ///
+            /// ```
+            #[doc = concat!("assert_eq!(linkloom::", stringify!($t), "::Unknown.as_str(), \"unknown\");")]
+            /// ```
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name,)*
+                    Self::Unknown => "unknown",
+                }
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// Where an execution stands.
+///
+/// ```
+/// use linkloom::ExecutionStatus;
+/// let status: ExecutionStatus = serde_json::from_str("\"succeeded\"")?;
+/// assert!(status.is_terminal());
+/// let newer: ExecutionStatus = serde_json::from_str("\"hibernating\"")?;
+/// assert_eq!(newer, ExecutionStatus::Unknown);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ExecutionStatus {
+    /// Created, no task started yet.
+    Queued,
+    /// At least one task started and the execution has not ended.
+    Running,
+    /// Every task succeeded or was skipped.
+    Succeeded,
+    /// A task failed, or the execution timed out.
+    Failed,
+    /// Cancelled by a request, by deletion of its workflow, or by a `replace` schedule.
+    Cancelled,
+    /// A status this SDK does not know.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+impl ExecutionStatus {
+    /// The execution has ended and will not change (unless retried).
+    ///
+    /// ```
+    /// assert!(!linkloom::ExecutionStatus::Running.is_terminal());
+    /// ```
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
+}
+
+status_names!(ExecutionStatus {
+    Queued => "queued", Running => "running", Succeeded => "succeeded", Failed => "failed", Cancelled => "cancelled",
+});
+
+/// Where one task of an execution stands.
+///
+/// ```
+/// let status: linkloom::TaskStatus = serde_json::from_str("\"retrying\"")?;
+/// assert_eq!(status, linkloom::TaskStatus::Retrying);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum TaskStatus {
+    /// Waiting for its dependencies (or, for a worker task, for a worker).
+    Pending,
+    /// An attempt is running.
+    Running,
+    /// Failed at least once and waiting for its next attempt.
+    Retrying,
+    /// Done, with an output.
+    Succeeded,
+    /// Failed for good.
+    Failed,
+    /// Can never run (its `when` cannot be met).
+    Skipped,
+    /// Cancelled with its execution.
+    Cancelled,
+    /// A status this SDK does not know.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+status_names!(TaskStatus {
+    Pending => "pending", Running => "running", Retrying => "retrying", Succeeded => "succeeded",
+    Failed => "failed", Skipped => "skipped", Cancelled => "cancelled",
+});
+
+/// How one attempt of a task ended (or that it still runs).
+///
+/// ```
+/// let status: linkloom::AttemptStatus = serde_json::from_str("\"timed_out\"")?;
+/// assert_eq!(status.to_string(), "timed_out");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AttemptStatus {
+    /// Still running.
+    Running,
+    /// Succeeded.
+    Succeeded,
+    /// Failed (see the attempt's `error`).
+    Failed,
+    /// Ran past its timeout.
+    TimedOut,
+    /// Its runner vanished (node died, worker lease expired).
+    Lost,
+    /// Cancelled with its execution.
+    Cancelled,
+    /// A status this SDK does not know.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+status_names!(AttemptStatus {
+    Running => "running", Succeeded => "succeeded", Failed => "failed", TimedOut => "timed_out",
+    Lost => "lost", Cancelled => "cancelled",
+});
+
+/// What created an execution.
+///
+/// ```
+/// let filter = linkloom::ExecutionFilter::new().trigger(linkloom::Trigger::Schedule);
+/// # let _ = filter;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Trigger {
+    /// `POST .../trigger`.
+    Manual,
+    /// A cron tick.
+    Schedule,
+    /// `POST .../backfill`.
+    Backfill,
+    /// A trigger this SDK does not know.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+status_names!(Trigger { Manual => "manual", Schedule => "schedule", Backfill => "backfill" });
+
+/// One execution with its tasks and their attempts. Times are RFC 3339 text.
+///
+/// ```no_run
+/// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+/// let execution = client.get_execution("daily-report:20260101T060000Z").await?;
+/// for task in &execution.tasks {
+///     println!("{} {} after {} attempt(s)", task.id, task.status, task.attempts.len());
+/// }
+/// if let Some(extract) = execution.task("extract") {
+///     println!("rows: {}", extract.output["rows"]);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct Execution {
+    /// The execution id, e.g. `daily-report:20260101T060000Z`.
+    pub id: String,
+    /// The workflow it runs.
+    pub workflow_id: String,
+    /// The workflow version it runs (fixed at creation).
+    pub workflow_version: u32,
+    /// Where it stands.
+    pub status: ExecutionStatus,
+    /// What created it.
+    pub trigger: Trigger,
+    /// The cron tick it is for, if scheduled or backfilled.
+    pub scheduled_at: Option<String>,
+    /// When it was created.
+    pub created_at: Option<String>,
+    /// When its first task started.
+    pub started_at: Option<String>,
+    /// When it ended.
+    pub finished_at: Option<String>,
+    /// The parameters it runs with (defaults merged with the trigger's).
+    pub params: Value,
+    /// Who created it, when known.
+    pub created_by: Option<String>,
+    /// The node that runs it.
+    pub owner_node_id: Option<u64>,
+    /// The execution it waits for (`concurrency: buffer_one`), if any.
+    pub blocked_by: Option<String>,
+    /// Its tasks, in the workflow's order.
+    pub tasks: Vec<TaskRun>,
+}
+
+impl Execution {
+    /// The task with id `id`.
+    ///
+    /// ```
+    /// let execution: linkloom::Execution = serde_json::from_value(serde_json::json!({
+    ///     "id": "x", "status": "running", "tasks": [{"id": "extract", "status": "succeeded", "output": {"rows": 3}}]
+    /// }))?;
+    /// assert_eq!(execution.task("extract").unwrap().output["rows"], 3);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn task(&self, id: &str) -> Option<&TaskRun> {
+        self.tasks.iter().find(|t| t.id == id)
+    }
+}
+
+/// One task of an execution.
+///
+/// ```
+/// let task: linkloom::TaskRun = serde_json::from_value(serde_json::json!({
+///     "id": "load", "status": "retrying", "retry_at": "2026-01-01T06:00:03Z",
+///     "attempts": [{"id": "41", "n": 1, "status": "failed", "error": "503 from backend"}]
+/// }))?;
+/// assert_eq!(task.last_attempt().unwrap().error.as_deref(), Some("503 from backend"));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct TaskRun {
+    /// The task id from the workflow.
+    pub id: String,
+    /// Where it stands.
+    pub status: TaskStatus,
+    /// Its output once it succeeded (`{}` for none), else null.
+    pub output: Value,
+    /// When its next attempt is due, while `retrying`.
+    pub retry_at: Option<String>,
+    /// Every attempt so far, oldest first.
+    pub attempts: Vec<Attempt>,
+}
+
+impl TaskRun {
+    /// The latest attempt, if any started.
+    ///
+    /// ```
+    /// let task = linkloom::TaskRun::default();
+    /// assert!(task.last_attempt().is_none());
+    /// ```
+    pub fn last_attempt(&self) -> Option<&Attempt> {
+        self.attempts.last()
+    }
+}
+
+/// One attempt of a task.
+///
+/// ```
+/// let attempt: linkloom::Attempt = serde_json::from_value(serde_json::json!({
+///     "id": "41", "n": 1, "status": "running", "node_id": 2, "started_at": "2026-01-01T06:00:00Z"
+/// }))?;
+/// assert_eq!((attempt.id.as_str(), attempt.node_id), ("41", Some(2)));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct Attempt {
+    /// The attempt id: the fencing token callbacks and heartbeats name.
+    pub id: String,
+    /// 1 for the task's first attempt.
+    pub n: u32,
+    /// How it ended, or `running`.
+    pub status: AttemptStatus,
+    /// The node that ran it.
+    pub node_id: Option<u64>,
+    /// The worker that ran it, for worker tasks.
+    pub worker_id: Option<String>,
+    /// When it started.
+    pub started_at: Option<String>,
+    /// When it ended.
+    pub finished_at: Option<String>,
+    /// The last heartbeat from its backend or worker.
+    pub last_heartbeat_at: Option<String>,
+    /// Worker attempts: when the lease runs out unless a heartbeat extends it.
+    pub lease_expires_at: Option<String>,
+    /// Worker attempts: when the attempt times out (the task's timeout).
+    pub deadline: Option<String>,
+    /// Worker attempts: the last progress a heartbeat reported.
+    pub progress: Option<Value>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// Which executions [`Client::list_executions`] answers, and which page.
+///
+/// ```
+/// use linkloom::{ExecutionFilter, ExecutionStatus};
+/// let filter = ExecutionFilter::new().workflow("daily-report").status(ExecutionStatus::Failed).limit(20);
+/// # let _ = filter;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecutionFilter {
+    workflow: Option<String>,
+    status: Option<ExecutionStatus>,
+    trigger: Option<Trigger>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+impl ExecutionFilter {
+    /// Every execution, the server's default page size.
+    ///
+    /// ```
+    /// let all = linkloom::ExecutionFilter::new();
+    /// # let _ = all;
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Only executions of this workflow.
+    ///
+    /// ```
+    /// let filter = linkloom::ExecutionFilter::new().workflow("daily-report");
+    /// # let _ = filter;
+    /// ```
+    pub fn workflow(mut self, workflow_id: impl Into<String>) -> Self {
+        self.workflow = Some(workflow_id.into());
+        self
+    }
+
+    /// Only executions with this status.
+    ///
+    /// ```
+    /// let filter = linkloom::ExecutionFilter::new().status(linkloom::ExecutionStatus::Running);
+    /// # let _ = filter;
+    /// ```
+    pub fn status(mut self, status: ExecutionStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Only executions created this way.
+    ///
+    /// ```
+    /// let filter = linkloom::ExecutionFilter::new().trigger(linkloom::Trigger::Manual);
+    /// # let _ = filter;
+    /// ```
+    pub fn trigger(mut self, trigger: Trigger) -> Self {
+        self.trigger = Some(trigger);
+        self
+    }
+
+    /// At most this many per page (the API allows 1 to 500; default 100).
+    ///
+    /// ```
+    /// let filter = linkloom::ExecutionFilter::new().limit(500);
+    /// # let _ = filter;
+    /// ```
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// The page after this cursor (a previous page's `next_cursor`).
+    ///
+    /// ```
+    /// let filter = linkloom::ExecutionFilter::new().cursor("daily-report:20260101T060000Z");
+    /// # let _ = filter;
+    /// ```
+    pub fn cursor(mut self, cursor: impl Into<String>) -> Self {
+        self.cursor = Some(cursor.into());
+        self
+    }
+
+    fn apply(&self, mut request: ApiRequest) -> Result<ApiRequest, Error> {
+        if let Some(workflow) = &self.workflow {
+            request = request.query("workflow", workflow.clone());
+        }
+        for (name, value) in
+            [("status", self.status.map(|s| s.as_str())), ("trigger", self.trigger.map(|t| t.as_str()))]
+        {
+            match value {
+                Some("unknown") => return Err(Error::Invalid(format!("`unknown` is not a {name} to filter by"))),
+                Some(value) => request = request.query(name, value),
+                None => {}
+            }
+        }
+        if let Some(limit) = self.limit {
+            request = request.query("limit", limit.to_string());
+        }
+        if let Some(cursor) = &self.cursor {
+            request = request.query("cursor", cursor.clone());
+        }
+        Ok(request)
+    }
+}
+
+impl Client {
+    /// Starts an execution of the workflow's active version; `params` (an object, or null for
+    /// none) override the workflow's defaults. Answers the new execution's id.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+    /// let id = client.trigger("daily-report", serde_json::json!({"region": "eu"})).await?;
+    /// println!("started {id}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn trigger(&self, workflow_id: &str, params: Value) -> Result<String, Error> {
+        if !(params.is_null() || params.is_object()) {
+            return Err(Error::Invalid("params must be a JSON object (or null for none)".into()));
+        }
+        #[derive(Deserialize)]
+        struct Created {
+            execution_id: String,
+        }
+        let request = ApiRequest::post(format!("/api/v1/workflows/{}/trigger", segment(workflow_id)))
+            .json(&json!({"params": params}))?;
+        let created: Created = self.call_json(&request, "the new execution").await?;
+        Ok(created.execution_id)
+    }
+
+    /// One execution with its tasks and attempts.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+    /// let execution = client.get_execution("daily-report:20260101T060000Z").await?;
+    /// println!("{}", execution.status);
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_execution(&self, id: &str) -> Result<Execution, Error> {
+        let request = ApiRequest::get(format!("/api/v1/executions/{}", segment(id)));
+        self.call_json(&request, "the execution").await
+    }
+
+    /// One page of executions in id order, filtered.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+    /// use linkloom::{ExecutionFilter, ExecutionStatus};
+    /// let failed = client.list_executions(&ExecutionFilter::new().status(ExecutionStatus::Failed)).await?;
+    /// for execution in failed.items {
+    ///     println!("{} failed", execution.id);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn list_executions(&self, filter: &ExecutionFilter) -> Result<Page<Execution>, Error> {
+        let request = filter.apply(ApiRequest::get("/api/v1/executions".into()))?;
+        self.call_json(&request, "a page of executions").await
+    }
+
+    /// Polls an execution (every 100 ms at first, backing off to every 2 s) until it ends, and
+    /// answers it. Fails with [`Error::Timeout`] once `timeout` has passed; a server that cannot
+    /// be reached, or has no leader, is polled again until then.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+    /// use std::time::Duration;
+    /// let id = client.trigger("daily-report", serde_json::Value::Null).await?;
+    /// let done = client.wait_for_execution(&id, Duration::from_secs(300)).await?;
+    /// assert!(done.status.is_terminal());
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait_for_execution(&self, id: &str, timeout: Duration) -> Result<Execution, Error> {
+        let deadline = Instant::now() + timeout;
+        let mut pause = WAIT_POLL_FIRST;
+        let mut last_error: Option<Error> = None;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                break;
+            }
+            match tokio::time::timeout(remaining, self.get_execution(id)).await {
+                Err(_) => break,
+                Ok(Ok(execution)) if execution.status.is_terminal() => return Ok(execution),
+                Ok(Ok(_)) => last_error = None,
+                // Transient: the cluster is failing over. Poll again until the deadline.
+                Ok(Err(e)) if e.is_connect() || e.is_unavailable() || e.is_timeout() => last_error = Some(e),
+                Ok(Err(e)) => return Err(e),
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                break;
+            }
+            tokio::time::sleep(pause.min(remaining)).await;
+            pause = (pause * 2).min(WAIT_POLL_MAX);
+        }
+        Err(last_error.unwrap_or_else(|| Error::Timeout { what: format!("execution `{id}`"), after: timeout }))
+    }
+
+    /// Cancels an unfinished execution: running attempts are stopped, the rest never start.
+    /// [`Error::is_conflict`] if it had already ended.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+    /// match client.cancel_execution("daily-report:20260101T060000Z").await {
+    ///     Err(e) if e.is_conflict() => println!("it had already ended"),
+    ///     other => other?,
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn cancel_execution(&self, id: &str) -> Result<(), Error> {
+        let request = ApiRequest::post(format!("/api/v1/executions/{}/cancel", segment(id)));
+        self.call(&request).await.map(|_| ())
+    }
+
+    /// Re-runs the failed, cancelled and skipped tasks of a failed or cancelled execution, with a
+    /// fresh retry budget. Answers how many tasks were reset.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+    /// let reset = client.retry_execution("daily-report:20260101T060000Z").await?;
+    /// println!("{reset} task(s) will run again");
+    /// # Ok(()) }
+    /// ```
+    pub async fn retry_execution(&self, id: &str) -> Result<u32, Error> {
+        #[derive(Deserialize)]
+        struct Reopened {
+            #[serde(default)]
+            tasks_reset: u32,
+        }
+        let request = ApiRequest::post(format!("/api/v1/executions/{}/retry", segment(id)));
+        let reopened: Reopened = self.call_json(&request, "the retried execution").await?;
+        Ok(reopened.tasks_reset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::tests::serve;
+    use axum::extract::{Path, RawQuery};
+    use axum::routing::{get, post};
+    use axum::Router;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    fn sample(status: &str) -> Value {
+        json!({
+            "id": "wf:20260101T000000Z-0000002a", "workflow_id": "wf", "workflow_version": 3,
+            "status": status, "trigger": "manual", "scheduled_at": null,
+            "created_at": "2026-01-01T00:00:00Z", "started_at": "2026-01-01T00:00:00.100Z",
+            "finished_at": null, "params": {"region": "us"}, "created_by": null, "owner_node_id": 2,
+            "blocked_by": null, "a_field_from_a_newer_server": [1, 2],
+            "tasks": [{"id": "extract", "status": "succeeded", "output": {"rows": 3}, "retry_at": null,
+                       "attempts": [{"id": "17", "n": 1, "status": "succeeded", "node_id": 2, "worker_id": null,
+                                     "started_at": "2026-01-01T00:00:00.100Z", "finished_at": "2026-01-01T00:00:01Z",
+                                     "last_heartbeat_at": null, "error": null}]},
+                      {"id": "load", "status": "teleporting", "output": null, "attempts": []}]
+        })
+    }
+
+    #[test]
+    fn reads_the_servers_execution_view_and_tolerates_new_things() {
+        let execution: Execution = serde_json::from_value(sample("running")).unwrap();
+        assert_eq!(execution.status, ExecutionStatus::Running);
+        assert_eq!(execution.trigger, Trigger::Manual);
+        assert_eq!(execution.owner_node_id, Some(2));
+        let extract = execution.task("extract").unwrap();
+        assert_eq!(extract.output, json!({"rows": 3}));
+        let attempt = extract.last_attempt().unwrap();
+        assert_eq!((attempt.id.as_str(), attempt.n, attempt.status), ("17", 1, AttemptStatus::Succeeded));
+        assert_eq!(execution.task("load").unwrap().status, TaskStatus::Unknown);
+        let minimal: Execution = serde_json::from_str(r#"{"id": "x"}"#).unwrap();
+        assert_eq!(minimal.status, ExecutionStatus::Unknown);
+    }
+
+    #[tokio::test]
+    async fn trigger_wait_cancel_retry_and_list() {
+        let polls = Arc::new(AtomicUsize::new(0));
+        let counter = polls.clone();
+        let router = Router::new()
+            .route(
+                "/api/v1/workflows/{id}/trigger",
+                post(|Path(id): Path<String>, axum::Json(body): axum::Json<Value>| async move {
+                    assert_eq!(body, json!({"params": {"region": "us"}}));
+                    (axum::http::StatusCode::ACCEPTED, axum::Json(json!({"execution_id": format!("{id}:1")})))
+                }),
+            )
+            .route(
+                "/api/v1/executions/{id}",
+                get(move |Path(id): Path<String>| {
+                    let n = counter.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        assert_eq!(id, "wf:1");
+                        axum::Json(sample(if n < 2 { "running" } else { "succeeded" }))
+                    }
+                }),
+            )
+            .route(
+                "/api/v1/executions/{id}/cancel",
+                post(|| async { axum::Json(json!({"id": "wf:1", "status": "cancelled"})) }),
+            )
+            .route(
+                "/api/v1/executions/{id}/retry",
+                post(|| async { axum::Json(json!({"id": "wf:1", "tasks_reset": 2})) }),
+            )
+            .route(
+                "/api/v1/executions",
+                get(|RawQuery(query): RawQuery| async move {
+                    assert_eq!(query.as_deref(), Some("workflow=wf&status=failed&trigger=manual&limit=5&cursor=c"));
+                    axum::Json(json!({"items": [sample("failed")], "next_cursor": null}))
+                }),
+            );
+        let client = Client::new([serve(router).await]).unwrap();
+        let id = client.trigger("wf", json!({"region": "us"})).await.unwrap();
+        assert_eq!(id, "wf:1");
+        assert!(matches!(client.trigger("wf", json!([1])).await, Err(Error::Invalid(_))));
+        let done = client.wait_for_execution(&id, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(done.status, ExecutionStatus::Succeeded);
+        assert_eq!(polls.load(Ordering::SeqCst), 3);
+        client.cancel_execution(&id).await.unwrap();
+        assert_eq!(client.retry_execution(&id).await.unwrap(), 2);
+        let filter = ExecutionFilter::new()
+            .workflow("wf")
+            .status(ExecutionStatus::Failed)
+            .trigger(Trigger::Manual)
+            .limit(5)
+            .cursor("c");
+        let page = client.list_executions(&filter).await.unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.next_cursor, None);
+    }
+
+    #[tokio::test]
+    async fn waiting_gives_up_at_the_deadline() {
+        let router = Router::new().route("/api/v1/executions/{id}", get(|| async { axum::Json(sample("running")) }));
+        let client = Client::new([serve(router).await]).unwrap();
+        let started = Instant::now();
+        let err = client.wait_for_execution("wf:1", Duration::from_millis(300)).await.unwrap_err();
+        assert!(err.is_timeout(), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,285 @@
+//! Workflow definitions: register a version, read, list, delete, pause and resume.
+//!
+//! Typed specs are validated locally with the server's own validation before they are sent, so a
+//! mistake is reported with every problem at once and without a round trip. YAML text is sent as
+//! it is: the server is the judge of text (it may know fields this SDK does not).
+
+use linkloom_core::spec::{self, WorkflowSpec};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::client::{segment, ApiRequest, Page};
+use crate::{Client, Error};
+
+/// Most pages [`Client::list_workflows`] follows (500 workflows each).
+const MAX_WORKFLOW_PAGES: usize = 1_000;
+/// Page size [`Client::list_workflows`] asks for: the API's maximum.
+const WORKFLOW_PAGE_SIZE: u32 = 500;
+
+/// A workflow as the API shows it: the active version and its spec.
+///
+/// ```no_run
+/// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+/// let info = client.get_workflow("daily-report").await?;
+/// println!("{} v{} paused={} versions={:?}", info.id, info.version, info.paused, info.versions);
+/// let spec = info.parse_spec()?;
+/// println!("{} tasks", spec.tasks.len());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct WorkflowInfo {
+    /// The workflow id.
+    pub id: String,
+    /// The active version (the one a new execution runs).
+    pub version: u32,
+    /// Scheduled ticks are not fired while paused.
+    pub paused: bool,
+    /// RFC 3339: when the active version was stored.
+    pub created_at: Option<String>,
+    /// RFC 3339: the last change of any kind.
+    pub updated_at: Option<String>,
+    /// Who stored the active version, when known.
+    pub created_by: Option<String>,
+    /// Every kept version number.
+    pub versions: Vec<u32>,
+    /// Set on a workflow that was deleted (and so has no spec).
+    pub deleted: bool,
+    /// The spec as JSON, as the server shows it (absent fields left out). See
+    /// [`WorkflowInfo::parse_spec`].
+    pub spec: Value,
+}
+
+impl WorkflowInfo {
+    /// The spec as typed data. Fails with [`Error::Decode`] if the server knows fields this SDK
+    /// does not; the `spec` field keeps the raw JSON for that case.
+    ///
+    /// ```
+    /// let info: linkloom::WorkflowInfo = serde_json::from_value(serde_json::json!({
+    ///     "id": "hello", "version": 2,
+    ///     "spec": {"id": "hello", "tasks": [{"id": "say", "type": "shell", "command": ["echo", "hi"]}]}
+    /// }))?;
+    /// assert_eq!(info.parse_spec()?.tasks[0].id, "say");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn parse_spec(&self) -> Result<WorkflowSpec, Error> {
+        serde_json::from_value(self.spec.clone())
+            .map_err(|e| Error::Decode(format!("the spec of workflow `{}`: {e}", self.id)))
+    }
+}
+
+impl Client {
+    /// Registers a workflow from YAML (or JSON) text: a new version if the id exists. The
+    /// server validates it; [`Error::problems`] lists what it refused.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+    /// let info = client
+    ///     .put_workflow_yaml("id: hello\ntasks:\n  - {id: say, type: shell, command: [echo, hi]}\n")
+    ///     .await?;
+    /// println!("{} is at version {}", info.id, info.version);
+    /// # Ok(()) }
+    /// ```
+    pub async fn put_workflow_yaml(&self, yaml: &str) -> Result<WorkflowInfo, Error> {
+        let request = ApiRequest::post("/api/v1/workflows".into()).body("application/yaml", yaml.to_string());
+        self.call_json(&request, "the stored workflow").await
+    }
+
+    /// Registers a typed workflow (sent as JSON) after validating it locally, as the server will.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+    /// use linkloom::{TaskBuilder, WorkflowBuilder};
+    /// let spec = WorkflowBuilder::new("hello").task(TaskBuilder::shell("say", ["echo", "hi"])).build()?;
+    /// let info = client.put_workflow(&spec).await?;
+    /// assert_eq!(info.id, "hello");
+    /// # Ok(()) }
+    /// ```
+    pub async fn put_workflow(&self, spec: &WorkflowSpec) -> Result<WorkflowInfo, Error> {
+        spec::validate(spec).map_err(|e| Error::Invalid(e.to_string()))?;
+        let request = ApiRequest::post("/api/v1/workflows".into()).json(spec)?;
+        self.call_json(&request, "the stored workflow").await
+    }
+
+    /// One workflow at its active version.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+    /// let info = client.get_workflow("daily-report").await?;
+    /// println!("version {}", info.version);
+    /// # Ok(()) }
+    /// ```
+    pub async fn get_workflow(&self, id: &str) -> Result<WorkflowInfo, Error> {
+        let request = ApiRequest::get(format!("/api/v1/workflows/{}", segment(id)));
+        self.call_json(&request, "the workflow").await
+    }
+
+    /// One page of workflows in id order: at most `limit` (the server's default when `None`),
+    /// after `cursor` (the previous page's `next_cursor`).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+    /// let first = client.list_workflows_page(Some(10), None).await?;
+    /// if let Some(cursor) = &first.next_cursor {
+    ///     let second = client.list_workflows_page(Some(10), Some(cursor)).await?;
+    ///     println!("{} more", second.items.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn list_workflows_page(
+        &self,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<Page<WorkflowInfo>, Error> {
+        let mut request = ApiRequest::get("/api/v1/workflows".into());
+        if let Some(limit) = limit {
+            request = request.query("limit", limit.to_string());
+        }
+        if let Some(cursor) = cursor {
+            request = request.query("cursor", cursor);
+        }
+        self.call_json(&request, "a page of workflows").await
+    }
+
+    /// Every workflow, following the pages (at most 500,000 workflows).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+    /// for wf in client.list_workflows().await? {
+    ///     println!("{} v{}", wf.id, wf.version);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn list_workflows(&self) -> Result<Vec<WorkflowInfo>, Error> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_WORKFLOW_PAGES {
+            let page = self.list_workflows_page(Some(WORKFLOW_PAGE_SIZE), cursor.as_deref()).await?;
+            all.extend(page.items);
+            match page.next_cursor {
+                // A cursor that does not move would loop forever; the server never sends one.
+                Some(next) if cursor.as_deref() != Some(next.as_str()) => cursor = Some(next),
+                _ => return Ok(all),
+            }
+        }
+        Err(Error::Invalid(format!("more than {} workflows; use list_workflows_page", MAX_WORKFLOW_PAGES * 500)))
+    }
+
+    /// Deletes a workflow; its unfinished executions are cancelled.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+    /// match client.delete_workflow("old-report").await {
+    ///     Err(e) if e.is_not_found() => println!("already gone"),
+    ///     other => other?,
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete_workflow(&self, id: &str) -> Result<(), Error> {
+        let request = ApiRequest::new(reqwest::Method::DELETE, format!("/api/v1/workflows/{}", segment(id)));
+        self.call(&request).await.map(|_| ())
+    }
+
+    /// Stops firing the workflow's scheduled ticks (manual triggers still run).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+    /// client.pause("daily-report").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn pause(&self, id: &str) -> Result<(), Error> {
+        let request = ApiRequest::post(format!("/api/v1/workflows/{}/pause", segment(id)));
+        self.call(&request).await.map(|_| ())
+    }
+
+    /// Fires the workflow's scheduled ticks again (missed ones per its `catchup`).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+    /// client.resume("daily-report").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn resume(&self, id: &str) -> Result<(), Error> {
+        let request = ApiRequest::post(format!("/api/v1/workflows/{}/resume", segment(id)));
+        self.call(&request).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::tests::serve;
+    use crate::{TaskBuilder, WorkflowBuilder};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::routing::{get, post};
+    use axum::Router;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn registers_typed_and_yaml_workflows_with_the_right_content_type() {
+        let router = Router::new().route(
+            "/api/v1/workflows",
+            post(|headers: HeaderMap, body: String| async move {
+                let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let spec = match content_type.as_str() {
+                    "application/json" => spec::parse_json(&body),
+                    _ => spec::parse_yaml(&body),
+                };
+                match spec {
+                    Ok(spec) => (
+                        StatusCode::CREATED,
+                        axum::Json(json!({"id": spec.id, "version": 1, "created_at": "2026-01-01T00:00:00Z",
+                            "spec": serde_json::to_value(&spec).unwrap(), "field_from_the_future": true,
+                            "kind": content_type})),
+                    ),
+                    Err(e) => (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        axum::Json(json!({"error": {"code": "invalid_spec", "message": e.to_string(),
+                            "details": {"problems": e.problems}}})),
+                    ),
+                }
+            }),
+        );
+        let client = Client::new([serve(router).await]).unwrap();
+
+        let spec = WorkflowBuilder::new("hello").task(TaskBuilder::shell("say", ["echo", "hi"])).build().unwrap();
+        let info = client.put_workflow(&spec).await.unwrap();
+        assert_eq!((info.id.as_str(), info.version), ("hello", 1));
+        assert_eq!(info.parse_spec().unwrap(), spec, "the typed spec survives the trip");
+
+        let info = client.put_workflow_yaml("id: y\ntasks: [{id: t, type: worker, queue: q}]\n").await.unwrap();
+        assert_eq!(info.id, "y");
+
+        let err = client.put_workflow_yaml("id: y\ncolour: blue\ntasks: []\n").await.unwrap_err();
+        assert_eq!(err.code(), Some("invalid_spec"));
+        assert!(err.problems()[0].message.contains("colour"), "{err:?}");
+
+        // An invalid typed spec never leaves the process.
+        let mut bad = spec.clone();
+        bad.tasks[0].depends_on.push("nope".into());
+        assert!(matches!(client.put_workflow(&bad).await, Err(Error::Invalid(m)) if m.contains("unknown task `nope`")));
+    }
+
+    #[tokio::test]
+    async fn list_workflows_follows_cursors() {
+        let router = Router::new().route(
+            "/api/v1/workflows",
+            get(|axum::extract::RawQuery(query): axum::extract::RawQuery| async move {
+                let query = query.unwrap_or_default();
+                assert!(query.contains("limit=500"), "{query}");
+                let (items, next) = if query.contains("cursor=b") {
+                    (json!([{"id": "c", "version": 1}]), Value::Null)
+                } else {
+                    (json!([{"id": "a", "version": 1}, {"id": "b", "version": 4}]), json!("b"))
+                };
+                axum::Json(json!({"items": items, "next_cursor": next}))
+            }),
+        );
+        let client = Client::new([serve(router).await]).unwrap();
+        let all = client.list_workflows().await.unwrap();
+        let ids: Vec<&str> = all.iter().map(|w| w.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        assert_eq!(all[1].version, 4);
+    }
+}
