@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 
 pub mod backend;
+pub mod worker;
 use serde_json::Value;
 
 /// One node process.
