@@ -14,6 +14,17 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 
 pub mod backend;
+
+/// Installs `ring` as the process's rustls provider, if none is. The SDK builds reqwest with
+/// `rustls-no-provider` (the default provider, aws-lc, needs cmake), and feature unification
+/// gives every reqwest in a build that includes the SDK the same feature, so any client built
+/// before an SDK client would otherwise panic for want of a provider.
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race with another thread installing one is fine: any provider will do.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
 pub mod worker;
 use serde_json::Value;
 
@@ -88,6 +99,7 @@ impl Cluster {
             .map(|(i, port)| format!("{}=127.0.0.1:{port}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
+        install_crypto_provider();
         let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(15)).build()?;
         let mut cluster = Cluster { binary: binary.into(), dir, options, nodes: BTreeMap::new(), peers, http };
         for (i, port) in ports.into_iter().enumerate() {

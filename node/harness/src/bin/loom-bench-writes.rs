@@ -261,6 +261,7 @@ fn print(figures: &[Figures]) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    linkloom_harness::install_crypto_provider();
     let loom_node = match args.loom_node {
         Some(path) => path,
         None => std::env::current_exe()?.with_file_name("loom-node"),
