@@ -3,6 +3,9 @@
 
 mod config;
 
+/// How long in-flight requests may run after SIGTERM before the node stops anyway.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -85,10 +88,27 @@ async fn main() -> anyhow::Result<()> {
             tracing::warn!("cannot set TCP_NODELAY: {e}");
         }
     });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.context("serving HTTP")?;
-
-    tracing::info!("shutting down");
-    engine.stop();
+    // On SIGTERM: stop the engine first, which closes worker streams (their workers move to
+    // another node), then let in-flight requests finish, but not for ever: a client following a
+    // log stream would otherwise hold the node up.
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+    let engine_to_stop = engine.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        engine_to_stop.stop();
+        let _ = stopping.send(());
+    });
+    let drain_deadline = async {
+        if stopped.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server => served.context("serving HTTP")?,
+        _ = drain_deadline => tracing::warn!("requests still open {SHUTDOWN_GRACE:?} after the signal; closing them"),
+    }
     node.shutdown().await.context("stopping raft")?;
     tracing::info!("stopped cleanly");
     Ok(())

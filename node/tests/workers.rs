@@ -236,3 +236,24 @@ fn a_thousand_tasks_across_four_workers_run_exactly_once_each() {
     assert!(ids.iter().all(|id| runs.contains_key(id)));
     assert!(per_worker.iter().all(|n| *n > 0), "{per_worker:?}");
 }
+
+#[test]
+fn a_node_stopped_with_sigterm_closes_worker_streams_and_exits_promptly() {
+    let (mut cluster, leader, followers) = cluster(ClusterOptions::new(3));
+    let (stopping, other) = (followers[0], followers[1]);
+    let _w = worker(&cluster, &[stopping, other], "migrant", 1);
+    cluster
+        .wait_for("the worker to connect to the first node", READY, |c| {
+            workers_listed(c, leader).iter().any(|x| x["id"] == "migrant" && x["node_id"] == stopping)
+        })
+        .unwrap();
+    let started = Instant::now();
+    let code = cluster.terminate(stopping, Duration::from_secs(15)).unwrap();
+    assert_eq!(code, Some(0), "{}", cluster.log_text(stopping));
+    eprintln!("the node stopped {:?} after SIGTERM", started.elapsed());
+    cluster
+        .wait_for("the worker to move to the other node", RUN, |c| {
+            workers_listed(c, leader).iter().any(|x| x["id"] == "migrant" && x["node_id"] == other)
+        })
+        .unwrap();
+}
