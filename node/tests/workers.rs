@@ -257,3 +257,53 @@ fn a_node_stopped_with_sigterm_closes_worker_streams_and_exits_promptly() {
         })
         .unwrap();
 }
+
+#[test]
+fn tasks_wait_visibly_for_a_worker_and_cancel_and_timeout_reach_the_worker() {
+    let (cluster, leader, followers) = cluster(ClusterOptions::new(3));
+    let yaml = r#"
+id: long
+tasks:
+  - {id: nap, type: worker, queue: demo, input: {sleep_ms: 60000}, timeout: 2s}
+"#;
+    cluster.put_workflow(leader, yaml).unwrap();
+    // No worker yet: the task waits, counted with its age.
+    let timed = cluster.trigger(leader, "long", json!({})).unwrap();
+    cluster
+        .wait_for("the queue to show a waiting task", READY, |c| {
+            let Ok((200, body)) = c.get_json(followers[0], "/api/v1/queues") else { return false };
+            body["items"].as_array().is_some_and(|items| {
+                items.iter().any(|q| {
+                    q["queue"] == "demo" && q["waiting"] == 1 && q["workers"] == 0 && q["oldest_waiting_ms"].is_u64()
+                })
+            })
+        })
+        .unwrap();
+
+    let w = worker(&cluster, &[followers[0]], "sleeper", 2);
+    // The task's timeout ends the attempt on the cluster and stops the worker's handler.
+    let done = cluster.wait_execution(leader, &timed, RUN).unwrap();
+    assert_eq!(done["status"], "failed", "{done:#}");
+    assert_eq!(task(&done, "nap")["attempts"][0]["status"], "timed_out");
+
+    // A cancel reaches the worker too.
+    let cancelled = cluster.trigger(leader, "long", json!({})).unwrap();
+    wait_running_attempt(&cluster, leader, &cancelled, "nap");
+    let (status, body) =
+        cluster.post(leader, &format!("/api/v1/executions/{cancelled}/cancel"), "application/json", "{}").unwrap();
+    assert_eq!(status, 200, "{body}");
+    cluster
+        .wait_for("the worker to be told of both", RUN, |_| {
+            w.log_text().matches("attempt cancelled by the cluster").count() >= 2
+        })
+        .unwrap();
+    // Its slots are free again and nothing finished at the worker.
+    cluster
+        .wait_for("the worker's slots to be free", RUN, |c| {
+            workers_listed(c, leader).iter().any(|x| x["id"] == "sleeper" && x["running"] == 0)
+        })
+        .unwrap();
+    assert!(w.finished().is_empty(), "{:?}", w.finished());
+    // It did not send results the cluster had already decided.
+    assert!(!w.log_text().contains("completion refused"), "{}", w.log_text());
+}

@@ -33,6 +33,16 @@ const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_secs(2);
 
 /// What a handler answers: the task's output, or why it failed.
+///
+/// ```
+/// fn answer(rows: u64) -> linkloom::TaskResult {
+///     if rows == 0 {
+///         return Err(linkloom::TaskError::fatal("nothing to load"));
+///     }
+///     Ok(serde_json::json!({"rows": rows}))
+/// }
+/// assert!(answer(3).is_ok());
+/// ```
 pub type TaskResult = Result<Value, TaskError>;
 
 type Handler = Arc<dyn Fn(TaskContext) -> Pin<Box<dyn Future<Output = TaskResult> + Send>> + Send + Sync>;
@@ -640,8 +650,11 @@ impl Inner {
                     inner.id, context.task.task_id, context.task.queue
                 )))),
             };
-            if let Some(result) = result {
-                inner.complete(&context, result).await;
+            // A cancelled attempt's fate is decided (cancelled, timed out, lost, or given back
+            // at shutdown): its result would be refused, so it is not sent.
+            match result {
+                Some(result) if !context.is_cancelled() => inner.complete(&context, result).await,
+                _ => {}
             }
             inner.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&attempt_id);
         });
