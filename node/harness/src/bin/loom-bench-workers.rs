@@ -13,7 +13,8 @@
 //! the delivery down the next worker's stream, so it is an upper bound of "ready -> received".
 //! It also reports trigger -> first task received.
 //!
-//! `throughput` keeps executions in flight for the given time and counts tasks finished at the
+//! `throughput` keeps about twice the workers' slots of tasks outstanding (triggered and not yet
+//! finished, as the workers count them) for the given time and counts tasks finished at the
 //! workers: `fan` executions have 50 independent tasks each (two commands per task: hand-over
 //! and completion), `single` executions one task each (four commands per task: create, assign,
 //! hand-over, completion). Both print tasks per second over the measured window.
@@ -186,22 +187,31 @@ fn main() -> anyhow::Result<()> {
             cluster.put_workflow(leader, &yaml)?;
             let stop = start_workers(&rt, &urls, args.workers, concurrency, record.clone())?;
             wait_workers(&cluster, leader, args.workers)?;
-            // Enough executions in flight to keep every worker slot busy.
-            let in_flight = ((args.workers as u32 * concurrency) as usize * 2).div_ceil(width).max(2);
+            // Keep about twice the workers' slots of tasks outstanding (triggered, not finished),
+            // without polling executions: the workers' own count is the feedback.
+            let target = (args.workers as u64 * u64::from(concurrency)) * 2;
             let triggered = Arc::new(AtomicU64::new(0));
             let deadline = Instant::now() + Duration::from_secs(seconds + 5);
             let mut triggers = Vec::new();
-            for c in 0..in_flight {
+            let clients = 16;
+            for c in 0..clients {
                 let client = Client::new(vec![urls[c % urls.len()].clone()])?;
-                let triggered = triggered.clone();
+                let (triggered, record) = (triggered.clone(), record.clone());
                 triggers.push(rt.spawn(async move {
                     while Instant::now() < deadline {
-                        match client.trigger("load", json!({})).await {
-                            Ok(id) => {
-                                triggered.fetch_add(1, Ordering::Relaxed);
-                                let _ = client.wait_for_execution(&id, Duration::from_secs(60)).await;
-                            }
-                            Err(e) => eprintln!("trigger failed: {e}"),
+                        let outstanding = triggered.load(Ordering::Relaxed) * width as u64
+                            - record
+                                .finished
+                                .load(Ordering::Relaxed)
+                                .min(triggered.load(Ordering::Relaxed) * width as u64);
+                        if outstanding >= target {
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                            continue;
+                        }
+                        triggered.fetch_add(1, Ordering::Relaxed);
+                        if let Err(e) = client.trigger("load", json!({})).await {
+                            triggered.fetch_sub(1, Ordering::Relaxed);
+                            eprintln!("trigger failed: {e}");
                         }
                     }
                 }));
@@ -213,7 +223,7 @@ fn main() -> anyhow::Result<()> {
             let (to, elapsed) = (record.finished.load(Ordering::Relaxed), at.elapsed());
             let rate = (to - from) as f64 / elapsed.as_secs_f64();
             println!(
-                "throughput shape={} workers={} concurrency={concurrency} executions_in_flight={in_flight} tasks={} seconds={:.1} tasks_per_s={rate:.0}",
+                "throughput shape={} workers={} concurrency={concurrency} outstanding_tasks={target} tasks={} seconds={:.1} tasks_per_s={rate:.0}",
                 if shape == Shape::Fan { "fan50" } else { "single" },
                 args.workers,
                 to - from,
