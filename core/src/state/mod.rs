@@ -417,6 +417,8 @@ impl State {
         };
         let attempt_id = self.next_attempt_id + 1;
         let lease_expires_at_ms = worker_id.as_ref().and(lease_expires_at_ms);
+        // A worker attempt is recorded on the node its worker is connected to, not the proposer.
+        let node_id = worker_id.as_deref().and_then(|w| self.workers.get(w)).map_or(node_id, |w| w.node_id);
         match execution.start_attempt(spec, task_id, attempt_id, node_id, worker_id, lease_expires_at_ms, now) {
             Err(r) => Response::Rejected(r),
             Ok(n) => {

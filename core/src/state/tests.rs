@@ -513,7 +513,9 @@ fn a_worker_task_goes_only_to_a_connected_worker_of_its_queue_with_a_free_slot()
     connect(&mut s, "w1", 1, &["other"], 1, 4);
     assert!(unavailable(&hand(&mut s, "wf:a", "pull", "w1", 5)), "wrong queue");
     connect(&mut s, "w1", 1, &["q"], 1, 6);
-    started_id(hand(&mut s, "wf:a", "pull", "w1", 7));
+    let id = started_id(hand(&mut s, "wf:a", "pull", "w1", 7));
+    // Recorded on the node the worker is connected to (2), not the proposer (1).
+    assert_eq!(s.attempt(id).map(|(_, _, a)| a.node_id), Some(2));
     assert!(unavailable(&hand(&mut s, "wf:b", "pull", "w1", 8)), "its one slot is busy");
     assert_eq!(s.worker_running("w1"), 1);
     // Its registration lapses (the node serving it died): no more tasks for it.
