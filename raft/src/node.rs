@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use crate::network::NetworkFactory;
 use crate::rpc::{LeaderRequest, LeaderResponse, PATH_APPEND, PATH_LEADER, PATH_SNAPSHOT, PATH_VOTE};
-use crate::storage::{open_db, LogStore, StateHandle, StateMachineStore};
+use crate::storage::{Disk, LogStore, StateHandle, StateMachineStore};
 use crate::transport::Transport;
 use crate::types::{Raft, TypeConfig};
 
@@ -126,7 +126,7 @@ struct Core<T> {
 struct Inner<T> {
     core: Arc<Core<T>>,
     state: StateHandle,
-    db: sled::Db,
+    disk: Disk,
     log: LogStore,
     proposals: mpsc::Sender<Proposal>,
     /// The committed index found on disk at start: the node is ready once it has applied it.
@@ -156,9 +156,14 @@ impl<T: Transport> ReplicatedNode<T> {
     pub async fn start(settings: RaftSettings, transport: T) -> Result<Self, NodeError> {
         std::fs::create_dir_all(&settings.data_dir)
             .map_err(|e| NodeError::Storage(format!("create {}: {e}", settings.data_dir.display())))?;
-        let db = open_db(&settings.data_dir).map_err(|e| NodeError::Storage(e.to_string()))?;
-        let mut log = LogStore::open(&db).map_err(|e| NodeError::Storage(e.to_string()))?;
-        let state_machine = StateMachineStore::open(&db).map_err(|e| NodeError::Storage(e.to_string()))?;
+        let disk = Disk::open_sled(&settings.data_dir).map_err(|e| NodeError::Storage(e.to_string()))?;
+        Self::start_on(settings, transport, disk).await
+    }
+
+    /// Like [`ReplicatedNode::start`], on a given disk (the simulation's in-memory one).
+    pub async fn start_on(settings: RaftSettings, transport: T, disk: Disk) -> Result<Self, NodeError> {
+        let mut log = LogStore::open(&disk).map_err(|e| NodeError::Storage(e.to_string()))?;
+        let state_machine = StateMachineStore::open(&disk).map_err(|e| NodeError::Storage(e.to_string()))?;
         let state = state_machine.state();
         let committed_at_start = {
             use openraft::storage::RaftLogStorage;
@@ -186,7 +191,7 @@ impl<T: Transport> ReplicatedNode<T> {
         let core = Arc::new(Core { id: settings.node_id, raft, transport, settings: settings.clone() });
         let (proposals, queued) = mpsc::channel(MAX_QUEUED_PROPOSALS);
         tokio::spawn(batch_loop(core.clone(), queued));
-        let node = ReplicatedNode { inner: Arc::new(Inner { core, state, db, log, proposals, committed_at_start }) };
+        let node = ReplicatedNode { inner: Arc::new(Inner { core, state, disk, log, proposals, committed_at_start }) };
         if !settings.initial_members.is_empty() {
             node.initialize(&settings.initial_members).await?;
         }
@@ -371,7 +376,7 @@ impl<T: Transport> ReplicatedNode<T> {
     /// Stops Raft and flushes storage.
     pub async fn shutdown(&self) -> Result<(), NodeError> {
         self.inner.core.raft.shutdown().await.map_err(|e| NodeError::Raft(e.to_string()))?;
-        self.inner.db.flush_async().await.map_err(|e| NodeError::Storage(e.to_string()))?;
+        self.inner.disk.flush().await.map_err(|e| NodeError::Storage(e.to_string()))?;
         Ok(())
     }
 }

@@ -1,31 +1,32 @@
-//! openraft's log storage on sled: entries, vote, committed index, purge point.
+//! openraft's log storage on the node's [`Disk`]: entries, vote, committed index, purge point.
 //!
-//! An append is acknowledged to openraft only after sled has flushed it to disk, but `append`
-//! itself returns as soon as the entries are in sled's in-memory view: a flusher task fsyncs and
+//! An append is acknowledged to openraft only after the disk has flushed it, but `append`
+//! itself returns as soon as the entries are in the disk's in-memory view: a flusher task fsyncs and
 //! then fires every callback that queued up meanwhile (group commit). One fsync thus covers all
 //! the entries that arrived while the previous one was in flight; that is where write throughput
 //! comes from. openraft counts an entry as persisted only when its callback fires, so a crash
 //! before the fsync loses nothing that was acknowledged.
 
 use std::fmt::Debug;
-use std::ops::RangeBounds;
+use std::ops::{Bound, RangeBounds};
 
 use linkloom_core::codec;
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogId, RaftLogReader, StorageIOError, Vote};
 use tokio::sync::mpsc;
 
+use super::disk::{Disk, DiskError, Tree};
 use super::{io_error, read_error};
 use crate::types::{LogId, StorageError, TypeConfig};
 
 type Entry = openraft::Entry<TypeConfig>;
 
-/// The Raft log in sled. Cheap to clone (sled trees are shared handles).
+/// The Raft log. Cheap to clone (trees are shared handles).
 #[derive(Clone)]
 pub struct LogStore {
-    db: sled::Db,
-    log: sled::Tree,
-    meta: sled::Tree,
+    disk: Disk,
+    log: Tree,
+    meta: Tree,
     flusher: mpsc::Sender<LogFlushed<TypeConfig>>,
 }
 
@@ -38,14 +39,14 @@ const KEY_LAST_PURGED: &str = "last_purged";
 
 impl LogStore {
     /// Opens the log trees and starts the flusher task (call inside a tokio runtime).
-    pub fn open(db: &sled::Db) -> Result<Self, sled::Error> {
+    pub fn open(disk: &Disk) -> Result<Self, DiskError> {
         let (flusher, pending) = mpsc::channel(MAX_PENDING_FLUSHES);
-        tokio::spawn(flush_loop(db.clone(), pending));
-        Ok(LogStore { db: db.clone(), log: db.open_tree("log")?, meta: db.open_tree("meta")?, flusher })
+        tokio::spawn(flush_loop(disk.clone(), pending));
+        Ok(LogStore { disk: disk.clone(), log: disk.open_tree("log")?, meta: disk.open_tree("meta")?, flusher })
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
-        match self.meta.get(key).map_err(read_error)? {
+        match self.meta.get(key.as_bytes()).map_err(read_error)? {
             None => Ok(None),
             Some(bytes) => codec::decode(&bytes).map(Some).map_err(read_error),
         }
@@ -53,12 +54,12 @@ impl LogStore {
 
     fn put_meta<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), std::io::Error> {
         let bytes = codec::encode(value).map_err(io_error)?;
-        self.meta.insert(key, bytes).map_err(io_error)?;
+        self.meta.insert(key.as_bytes(), bytes).map_err(io_error)?;
         Ok(())
     }
 
     async fn flush(&self) -> Result<(), std::io::Error> {
-        self.db.flush_async().await.map(|_| ()).map_err(io_error)
+        self.disk.flush().await.map_err(io_error)
     }
 
     /// Entries currently on disk (for tests and metrics).
@@ -72,10 +73,10 @@ impl LogStore {
 }
 
 /// Fsyncs once for every batch of appends that queued up, then tells openraft they are durable.
-async fn flush_loop(db: sled::Db, mut pending: mpsc::Receiver<LogFlushed<TypeConfig>>) {
+async fn flush_loop(disk: Disk, mut pending: mpsc::Receiver<LogFlushed<TypeConfig>>) {
     let mut batch = Vec::new();
     while pending.recv_many(&mut batch, MAX_PENDING_FLUSHES).await > 0 {
-        let flushed = db.flush_async().await;
+        let flushed = disk.flush().await;
         for callback in batch.drain(..) {
             callback.log_io_completed(flushed.as_ref().map(|_| ()).map_err(io_error));
         }
@@ -101,8 +102,15 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Unbounded => 0,
         };
         let mut entries = Vec::new();
-        for item in self.log.range(index_key(start)..) {
-            let (key, value) = item.map_err(read_error)?;
+        let start_key = index_key(start);
+        let end = match range.end_bound() {
+            Bound::Included(i) => Bound::Included(index_key(*i)),
+            Bound::Excluded(i) => Bound::Excluded(index_key(*i)),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let items =
+            self.log.range(Bound::Included(&start_key[..]), end.as_ref().map(|k| &k[..])).map_err(read_error)?;
+        for (key, value) in items {
             let mut index_bytes = [0u8; 8];
             index_bytes.copy_from_slice(&key);
             if !range.contains(&u64::from_be_bytes(index_bytes)) {
@@ -158,12 +166,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut batch = sled::Batch::default();
+        let mut batch = Vec::new();
         for entry in entries {
             let bytes = codec::encode(&entry).map_err(|e| StorageIOError::write_logs(&io_error(e)))?;
-            batch.insert(&index_key(entry.get_log_id().index), bytes);
+            batch.push((index_key(entry.get_log_id().index).to_vec(), Some(bytes)));
         }
-        self.log.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
+        self.log.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&io_error(e)))?;
         // Durable once the flusher's next fsync completes; it fires the callback then.
         self.flusher
             .send(callback)
@@ -173,13 +181,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         // Removes every entry from `log_id` on (a new leader overwrote them).
-        let keys: Vec<sled::IVec> =
-            self.log.range(index_key(log_id.index)..).keys().collect::<Result<_, _>>().map_err(read_error)?;
-        let mut batch = sled::Batch::default();
-        for key in keys {
-            batch.remove(key);
-        }
-        self.log.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
+        let from = index_key(log_id.index);
+        let doomed = self.log.range(Bound::Included(&from[..]), Bound::Unbounded).map_err(read_error)?;
+        let batch = doomed.into_iter().map(|(key, _)| (key, None)).collect();
+        self.log.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&io_error(e)))?;
         self.flush().await.map_err(|e| StorageIOError::write_logs(&e))?;
         Ok(())
     }
@@ -189,13 +194,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // the next purge removes, never a gap that the state does not know about.
         self.put_meta(KEY_LAST_PURGED, &log_id).map_err(|e| StorageIOError::write(&e))?;
         self.flush().await.map_err(|e| StorageIOError::write(&e))?;
-        let keys: Vec<sled::IVec> =
-            self.log.range(..=index_key(log_id.index)).keys().collect::<Result<_, _>>().map_err(read_error)?;
-        let mut batch = sled::Batch::default();
-        for key in keys {
-            batch.remove(key);
-        }
-        self.log.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&e))?;
+        let to = index_key(log_id.index);
+        let doomed = self.log.range(Bound::Unbounded, Bound::Included(&to[..])).map_err(read_error)?;
+        let batch = doomed.into_iter().map(|(key, _)| (key, None)).collect();
+        self.log.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&io_error(e)))?;
         Ok(())
     }
 }

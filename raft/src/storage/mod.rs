@@ -1,4 +1,5 @@
-//! Durable storage in one sled database per node.
+//! Durable storage in one [`Disk`] per node: a sled database, or an in-memory disk in the
+//! simulation.
 //!
 //! Layout (all values are [`linkloom_core::codec`] encodings, which start with a format version):
 //! - tree `log`: key = log index as 8 big-endian bytes, value = the openraft entry;
@@ -10,23 +11,19 @@
 //! Snapshots are taken every `snapshot_logs` entries and the log is purged behind them, so disk
 //! stays bounded by one snapshot plus the entries since.
 
+mod disk;
 mod log_store;
 mod state_machine;
 
-use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use linkloom_core::State;
 
+pub use disk::{Disk, DiskError, MemoryDisk, Tree};
 pub use log_store::LogStore;
 pub use state_machine::StateMachineStore;
 
 use crate::types::{LogId, Membership, StorageError};
-
-/// Opens (or creates) the node's sled database under `dir`.
-pub fn open_db(dir: &Path) -> Result<sled::Db, sled::Error> {
-    sled::Config::new().path(dir.join("sled")).mode(sled::Mode::HighThroughput).open()
-}
 
 /// The state with the id of the last entry applied to it and the membership in force. They sit
 /// under one lock so that a snapshot never claims an entry it does not contain, or the reverse.
@@ -83,17 +80,29 @@ mod tests {
     impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for SledBuilder {
         async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError> {
             let dir = tempfile::tempdir().map_err(read_error)?;
-            let db = open_db(dir.path()).map_err(read_error)?;
+            let db = Disk::open_sled(dir.path()).map_err(read_error)?;
             let log = LogStore::open(&db).map_err(read_error)?;
             let sm = StateMachineStore::open(&db).map_err(read_error)?;
             Ok((dir, log, sm))
         }
     }
 
-    /// openraft's own conformance suite for log and state machine storage.
+    struct MemoryBuilder;
+
+    impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, ()> for MemoryBuilder {
+        async fn build(&self) -> Result<((), LogStore, StateMachineStore), StorageError> {
+            let disk = Disk::Memory(MemoryDisk::default());
+            let log = LogStore::open(&disk).map_err(read_error)?;
+            let sm = StateMachineStore::open(&disk).map_err(read_error)?;
+            Ok(((), log, sm))
+        }
+    }
+
+    /// openraft's own conformance suite for log and state machine storage, on both disks.
     #[test]
     fn openraft_storage_suite_passes() {
-        Suite::test_all(SledBuilder).expect("storage suite");
+        Suite::test_all(SledBuilder).expect("storage suite on sled");
+        Suite::test_all(MemoryBuilder).expect("storage suite on the memory disk");
     }
 
     #[tokio::test]
@@ -105,7 +114,7 @@ mod tests {
             payload: EntryPayload::Normal(Command::PutWorkflow { spec, actor: None, at_ms: 5 }),
         };
         let digest = {
-            let db = open_db(dir.path()).unwrap();
+            let db = Disk::open_sled(dir.path()).unwrap();
             let mut sm = StateMachineStore::open(&db).unwrap();
             let responses = sm.apply(vec![entry.clone()]).await.unwrap();
             assert_eq!(responses, vec![Response::WorkflowStored { workflow_id: "wf".into(), version: 1 }]);
@@ -113,7 +122,7 @@ mod tests {
             sm.state().read(|s| s.digest())
         };
         // sled holds a file lock: the first handle is dropped above before reopening.
-        let db = open_db(dir.path()).unwrap();
+        let db = Disk::open_sled(dir.path()).unwrap();
         let mut sm = StateMachineStore::open(&db).unwrap();
         assert_eq!(sm.state().read(|s| s.digest()), digest);
         let (applied, _) = sm.applied_state().await.unwrap();

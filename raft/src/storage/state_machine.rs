@@ -1,11 +1,12 @@
 //! openraft's state machine: applies committed entries to the in-memory [`State`] and keeps the
-//! latest snapshot in sled.
+//! latest snapshot on the node's [`Disk`].
 
 use linkloom_core::{codec, Response, State};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, StorageIOError};
 use serde::{Deserialize, Serialize};
 
+use super::disk::{Disk, DiskError, Tree};
 use super::{io_error, read_error, StateHandle};
 use crate::types::{LogId, Membership, SnapshotMeta, StorageError, TypeConfig};
 
@@ -24,15 +25,15 @@ struct StoredSnapshot {
 #[derive(Clone)]
 pub struct StateMachineStore {
     state: StateHandle,
-    db: sled::Db,
-    snapshots: sled::Tree,
+    disk: Disk,
+    snapshots: Tree,
 }
 
 impl StateMachineStore {
     /// Opens the store, restoring the state from the latest snapshot if there is one.
-    pub fn open(db: &sled::Db) -> Result<Self, OpenError> {
-        let snapshots = db.open_tree("snapshot")?;
-        let store = StateMachineStore { state: StateHandle::default(), db: db.clone(), snapshots };
+    pub fn open(disk: &Disk) -> Result<Self, OpenError> {
+        let snapshots = disk.open_tree("snapshot")?;
+        let store = StateMachineStore { state: StateHandle::default(), disk: disk.clone(), snapshots };
         if let Some(stored) = store.stored_snapshot().map_err(|e| OpenError::Snapshot(e.to_string()))? {
             let state = State::from_snapshot(&stored.data).map_err(|e| OpenError::Snapshot(e.to_string()))?;
             store.state.write(|a| {
@@ -50,7 +51,7 @@ impl StateMachineStore {
     }
 
     fn stored_snapshot(&self) -> Result<Option<StoredSnapshot>, StorageError> {
-        match self.snapshots.get(KEY_CURRENT).map_err(read_error)? {
+        match self.snapshots.get(KEY_CURRENT.as_bytes()).map_err(read_error)? {
             None => Ok(None),
             Some(bytes) => codec::decode(&bytes).map(Some).map_err(read_error),
         }
@@ -60,8 +61,9 @@ impl StateMachineStore {
         let signature = Some(stored.meta.signature());
         let bytes =
             codec::encode(stored).map_err(|e| StorageIOError::write_snapshot(signature.clone(), &io_error(e)))?;
-        self.snapshots.insert(KEY_CURRENT, bytes).map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
-        self.db.flush_async().await.map_err(|e| StorageIOError::write_snapshot(signature, &e))?;
+        let failed = |e: DiskError| StorageIOError::write_snapshot(signature.clone(), &io_error(e));
+        self.snapshots.insert(KEY_CURRENT.as_bytes(), bytes).map_err(failed)?;
+        self.disk.flush().await.map_err(failed)?;
         Ok(())
     }
 }
@@ -69,8 +71,8 @@ impl StateMachineStore {
 /// Why the state machine store could not open.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("sled: {0}")]
-    Sled(#[from] sled::Error),
+    #[error("disk: {0}")]
+    Disk(#[from] DiskError),
     #[error("stored snapshot is unreadable: {0}")]
     Snapshot(String),
 }

@@ -1,0 +1,258 @@
+//! The byte store under the Raft log and the snapshots: sled on a real node, or an in-memory disk
+//! for the deterministic simulation.
+//!
+//! The log store and the state machine store use only what is here (named trees of ordered keys,
+//! batches, flush), so the simulation runs the same storage code as production over a disk whose
+//! behaviour it controls. [`MemoryDisk`] models durability the way a crash sees it: writes are
+//! visible at once but survive [`MemoryDisk::crash`] only once a flush has covered them, which
+//! is exactly the promise an fsync gives.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// A failed disk operation.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DiskError(String);
+
+impl From<sled::Error> for DiskError {
+    fn from(e: sled::Error) -> Self {
+        DiskError(format!("sled: {e}"))
+    }
+}
+
+/// One node's storage.
+#[derive(Clone)]
+pub enum Disk {
+    Sled(sled::Db),
+    Memory(MemoryDisk),
+}
+
+impl Disk {
+    /// Opens (or creates) the node's sled database under `dir`.
+    pub fn open_sled(dir: &Path) -> Result<Disk, DiskError> {
+        Ok(Disk::Sled(sled::Config::new().path(dir.join("sled")).mode(sled::Mode::HighThroughput).open()?))
+    }
+
+    pub fn open_tree(&self, name: &str) -> Result<Tree, DiskError> {
+        Ok(match self {
+            Disk::Sled(db) => Tree::Sled(db.open_tree(name)?),
+            Disk::Memory(disk) => Tree::Memory { disk: disk.clone(), name: name.to_string() },
+        })
+    }
+
+    /// Makes every write so far durable.
+    pub async fn flush(&self) -> Result<(), DiskError> {
+        match self {
+            Disk::Sled(db) => db.flush_async().await.map(|_| ()).map_err(DiskError::from),
+            Disk::Memory(disk) => {
+                disk.flush();
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A named tree of ordered keys.
+#[derive(Clone)]
+pub enum Tree {
+    Sled(sled::Tree),
+    Memory { disk: MemoryDisk, name: String },
+}
+
+/// A write in a batch: `None` removes the key.
+pub type Write = (Vec<u8>, Option<Vec<u8>>);
+
+/// A key and its value.
+pub type Item = (Vec<u8>, Vec<u8>);
+
+impl Tree {
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, DiskError> {
+        match self {
+            Tree::Sled(tree) => Ok(tree.get(key)?.map(|v| v.to_vec())),
+            Tree::Memory { disk, name } => Ok(disk.with(|m| m.view.get(name).and_then(|t| t.get(key)).cloned())),
+        }
+    }
+
+    pub fn insert(&self, key: &[u8], value: Vec<u8>) -> Result<(), DiskError> {
+        self.apply_batch(vec![(key.to_vec(), Some(value))])
+    }
+
+    /// Applies the writes atomically.
+    pub fn apply_batch(&self, writes: Vec<Write>) -> Result<(), DiskError> {
+        match self {
+            Tree::Sled(tree) => {
+                let mut batch = sled::Batch::default();
+                for (key, value) in writes {
+                    match value {
+                        Some(value) => batch.insert(key, value),
+                        None => batch.remove(key),
+                    }
+                }
+                Ok(tree.apply_batch(batch)?)
+            }
+            Tree::Memory { disk, name } => {
+                disk.with(|m| {
+                    let tree = m.view.entry(name.clone()).or_default();
+                    for (key, value) in &writes {
+                        match value {
+                            Some(value) => tree.insert(key.clone(), value.clone()),
+                            None => tree.remove(key),
+                        };
+                    }
+                    m.pending.push((name.clone(), writes));
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Entries with keys in the range, in key order.
+    pub fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<Vec<Item>, DiskError> {
+        match self {
+            Tree::Sled(tree) => {
+                let range = (from.map(|k| k.to_vec()), to.map(|k| k.to_vec()));
+                tree.range::<Vec<u8>, _>(range)
+                    .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(DiskError::from))
+                    .collect()
+            }
+            Tree::Memory { disk, name } => Ok(disk.with(|m| {
+                let range = (from.map(|k| k.to_vec()), to.map(|k| k.to_vec()));
+                m.view
+                    .get(name)
+                    .map(|t| t.range::<Vec<u8>, _>(range).map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default()
+            })),
+        }
+    }
+
+    /// The entry with the largest key.
+    pub fn last(&self) -> Result<Option<Item>, DiskError> {
+        match self {
+            Tree::Sled(tree) => Ok(tree.last()?.map(|(k, v)| (k.to_vec(), v.to_vec()))),
+            Tree::Memory { disk, name } => {
+                Ok(disk
+                    .with(|m| m.view.get(name).and_then(|t| t.last_key_value()).map(|(k, v)| (k.clone(), v.clone()))))
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Tree::Sled(tree) => tree.len(),
+            Tree::Memory { disk, name } => disk.with(|m| m.view.get(name).map_or(0, BTreeMap::len)),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A disk in memory that outlives the node using it (the simulation holds it outside the
+/// simulated host), keeping across [`MemoryDisk::crash`] only what a flush covered.
+#[derive(Clone, Default)]
+pub struct MemoryDisk(Arc<Mutex<MemoryState>>);
+
+type Trees = BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>;
+
+#[derive(Default)]
+struct MemoryState {
+    /// What a flush made durable.
+    durable: Trees,
+    /// What reads see: durable plus the writes since the last flush.
+    view: Trees,
+    /// Writes since the last flush, in order.
+    pending: Vec<(String, Vec<Write>)>,
+    /// Fault injection: flushes report success but make nothing durable.
+    flush_lies: bool,
+}
+
+impl MemoryDisk {
+    fn with<R>(&self, f: impl FnOnce(&mut MemoryState) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn flush(&self) {
+        self.with(|m| {
+            if m.flush_lies {
+                return;
+            }
+            for (name, writes) in std::mem::take(&mut m.pending) {
+                let tree = m.durable.entry(name).or_default();
+                for (key, value) in writes {
+                    match value {
+                        Some(value) => tree.insert(key, value),
+                        None => tree.remove(&key),
+                    };
+                }
+            }
+        });
+    }
+
+    /// A power cut: every write no flush covered is gone.
+    pub fn crash(&self) {
+        self.with(|m| {
+            m.pending.clear();
+            m.view = m.durable.clone();
+        });
+    }
+
+    /// Fault injection for checker tests: flushes succeed without making anything durable.
+    pub fn set_flush_lies(&self, lies: bool) {
+        self.with(|m| m.flush_lies = lies);
+    }
+
+    /// Bytes held durably (for reports).
+    pub fn durable_bytes(&self) -> usize {
+        self.with(|m| m.durable.values().flat_map(|t| t.iter()).map(|(k, v)| k.len() + v.len()).sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_flushed_writes_survive_a_crash() {
+        let memory = MemoryDisk::default();
+        let disk = Disk::Memory(memory.clone());
+        let tree = disk.open_tree("log").unwrap();
+        tree.insert(b"a", b"1".to_vec()).unwrap();
+        disk.flush().await.unwrap();
+        tree.apply_batch(vec![(b"b".to_vec(), Some(b"2".to_vec())), (b"a".to_vec(), None)]).unwrap();
+        assert_eq!(tree.get(b"a").unwrap(), None);
+        assert_eq!(tree.len(), 1);
+        memory.crash();
+        assert_eq!(tree.get(b"a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(tree.get(b"b").unwrap(), None);
+        memory.set_flush_lies(true);
+        tree.insert(b"c", b"3".to_vec()).unwrap();
+        disk.flush().await.unwrap();
+        memory.crash();
+        assert_eq!(tree.get(b"c").unwrap(), None, "a lying flush keeps nothing");
+    }
+
+    #[test]
+    fn ranges_and_last_agree_between_sled_and_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let disks = [Disk::open_sled(dir.path()).unwrap(), Disk::Memory(MemoryDisk::default())];
+        let results: Vec<_> = disks
+            .iter()
+            .map(|disk| {
+                let tree = disk.open_tree("t").unwrap();
+                for i in 0u8..10 {
+                    tree.insert(&[i], vec![i]).unwrap();
+                }
+                tree.apply_batch(vec![(vec![3], None)]).unwrap();
+                let from = tree.range(Bound::Included(&[2][..]), Bound::Unbounded).unwrap();
+                let to = tree.range(Bound::Unbounded, Bound::Included(&[4][..])).unwrap();
+                (from, to, tree.last().unwrap(), tree.len())
+            })
+            .collect();
+        assert_eq!(results[0], results[1]);
+        assert_eq!(results[0].3, 9);
+    }
+}
