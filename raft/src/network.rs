@@ -1,5 +1,13 @@
 //! openraft's network: one [`PeerClient`] per target, each call one POST over the transport.
+//!
+//! A peer that cannot be reached is given a growing pause (50 ms doubling to 1 s) before the next
+//! attempt, kept per target across openraft's replication streams: openraft backs off within one
+//! stream, but a leader that rebuilds its streams would otherwise reconnect to a dead or
+//! cut-off peer in a tight loop (the simulation found this: tens of thousands of connects at one
+//! instant of a partition).
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use linkloom_core::codec;
@@ -21,6 +29,33 @@ use crate::types::TypeConfig;
 pub(crate) struct NetworkFactory<T> {
     pub(crate) transport: T,
     pub(crate) snapshot_timeout: Duration,
+    pub(crate) unreachable: Unreachables,
+}
+
+/// When each unreachable peer may be tried again, and the pause that led there.
+#[derive(Clone, Default)]
+pub(crate) struct Unreachables(Arc<Mutex<BTreeMap<u64, (tokio::time::Instant, Duration)>>>);
+
+const FIRST_PAUSE: Duration = Duration::from_millis(50);
+const MAX_PAUSE: Duration = Duration::from_secs(1);
+
+impl Unreachables {
+    /// How long to wait before calling `target` (zero if it is not known to be unreachable).
+    fn wait_before(&self, target: u64) -> Duration {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&target)
+            .map_or(Duration::ZERO, |(until, _)| until.saturating_duration_since(tokio::time::Instant::now()))
+    }
+
+    fn failed(&self, target: u64) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let pause = map.get(&target).map_or(FIRST_PAUSE, |(_, last)| (*last * 2).min(MAX_PAUSE));
+        map.insert(target, (tokio::time::Instant::now() + pause, pause));
+    }
+
+    fn succeeded(&self, target: u64) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&target);
+    }
 }
 
 impl<T: Transport> RaftNetworkFactory<TypeConfig> for NetworkFactory<T> {
@@ -32,6 +67,7 @@ impl<T: Transport> RaftNetworkFactory<TypeConfig> for NetworkFactory<T> {
             addr: node.addr.clone(),
             transport: self.transport.clone(),
             snapshot_timeout: self.snapshot_timeout,
+            unreachable: self.unreachable.clone(),
         }
     }
 }
@@ -41,6 +77,7 @@ pub(crate) struct PeerClient<T> {
     addr: String,
     transport: T,
     snapshot_timeout: Duration,
+    unreachable: Unreachables,
 }
 
 /// How a failed call looks to openraft: unreachable peers are backed off, other failures retried.
@@ -58,7 +95,21 @@ impl<T: Transport> PeerClient<T> {
     ) -> Result<Resp, CallError<E>> {
         let body = codec::encode(request)
             .map_err(|e| CallError::Transport(TransportError::Io { addr: self.addr.clone(), reason: e.to_string() }))?;
-        let bytes = self.transport.post(&self.addr, path, body, timeout).await.map_err(CallError::Transport)?;
+        let wait = self.unreachable.wait_before(self.target);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait.min(timeout)).await;
+            if wait >= timeout {
+                let reason = format!("still backing off for {} ms after failed connects", (wait - timeout).as_millis());
+                return Err(CallError::Transport(TransportError::Unreachable { addr: self.addr.clone(), reason }));
+            }
+        }
+        let answer = self.transport.post(&self.addr, path, body, timeout.saturating_sub(wait)).await;
+        match &answer {
+            Err(TransportError::Unreachable { .. }) => self.unreachable.failed(self.target),
+            Ok(_) => self.unreachable.succeeded(self.target),
+            Err(_) => {}
+        }
+        let bytes = answer.map_err(CallError::Transport)?;
         let result: Result<Resp, E> = codec::decode(&bytes)
             .map_err(|e| CallError::Transport(TransportError::Io { addr: self.addr.clone(), reason: e.to_string() }))?;
         result.map_err(CallError::Remote)
@@ -128,5 +179,30 @@ impl<T: Transport> RaftNetwork<TypeConfig> for PeerClient<T> {
     fn backoff(&self) -> Backoff {
         // A restarted peer is picked up again within a fifth of a second.
         Backoff::new(std::iter::repeat(Duration::from_millis(200)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreachable_peer_waits_longer_each_time_until_it_answers() {
+        let peers = Unreachables::default();
+        assert_eq!(peers.wait_before(2), Duration::ZERO);
+        peers.failed(2);
+        assert_eq!(peers.wait_before(2), FIRST_PAUSE);
+        peers.failed(2);
+        assert_eq!(peers.wait_before(2), FIRST_PAUSE * 2);
+        for _ in 0..10 {
+            peers.failed(2);
+        }
+        assert_eq!(peers.wait_before(2), MAX_PAUSE);
+        assert_eq!(peers.wait_before(3), Duration::ZERO, "other peers are not affected");
+        tokio::time::advance(MAX_PAUSE).await;
+        assert_eq!(peers.wait_before(2), Duration::ZERO);
+        peers.succeeded(2);
+        peers.failed(2);
+        assert_eq!(peers.wait_before(2), FIRST_PAUSE, "an answer resets the pause");
     }
 }

@@ -183,7 +183,11 @@ impl<T: Transport> ReplicatedNode<T> {
         }
         .validate()
         .map_err(|e| NodeError::Raft(e.to_string()))?;
-        let network = NetworkFactory { transport: transport.clone(), snapshot_timeout: Duration::from_secs(30) };
+        let network = NetworkFactory {
+            transport: transport.clone(),
+            snapshot_timeout: Duration::from_secs(30),
+            unreachable: Default::default(),
+        };
         let raft = openraft::Raft::new(settings.node_id, Arc::new(config), network, log.clone(), state_machine)
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
