@@ -34,39 +34,9 @@ impl Default for ApiLimits {
     }
 }
 
-/// The engine's counters as JSON, shown in `GET /api/v1/cluster` (the API does not depend on
-/// the engine crate; the binary wires this in).
+/// The engine's counters as JSON, shown in `GET /api/v1/cluster` (the binary decides what to
+/// show).
 pub type EngineInfo = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
-
-/// Why a worker could not connect.
-#[derive(Debug, thiserror::Error)]
-pub enum WorkerConnectError {
-    /// What the worker declared is not acceptable (400).
-    #[error("{0}")]
-    Invalid(String),
-    /// The state machine refused the registration.
-    #[error("{0}")]
-    Refused(linkloom_core::state::Rejection),
-    /// No leader, or the node is stopping (503).
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-/// The events of one worker connection; dropping the stream closes the connection.
-pub type WorkerEvents = futures::stream::BoxStream<'static, linkloom_core::protocol::WorkerEvent>;
-
-/// Where worker connections go: the engine's connection actors (the API does not depend on the
-/// engine crate; the binary wires this in).
-pub trait WorkerGateway: Send + Sync + 'static {
-    fn connect(
-        &self,
-        hello: linkloom_core::protocol::WorkerHello,
-    ) -> futures::future::BoxFuture<'_, Result<WorkerEvents, WorkerConnectError>>;
-    /// How long a worker's lease lasts after a heartbeat.
-    fn lease_ms(&self) -> u64;
-    /// How often workers heartbeat (a vanished worker leaves the list within this).
-    fn heartbeat_interval_ms(&self) -> u64;
-}
 
 /// What every handler needs.
 pub struct ApiState<T> {
@@ -74,7 +44,8 @@ pub struct ApiState<T> {
     pub clock: Arc<dyn Clock>,
     pub limits: ApiLimits,
     pub engine_info: Option<EngineInfo>,
-    pub workers: Option<Arc<dyn WorkerGateway>>,
+    /// The node's engine, which serves worker connections (absent: this node serves no workers).
+    pub engine: Option<Arc<linkloom_actors::EngineHandle>>,
 }
 
 impl<T> Clone for ApiState<T> {
@@ -84,7 +55,7 @@ impl<T> Clone for ApiState<T> {
             clock: self.clock.clone(),
             limits: self.limits.clone(),
             engine_info: self.engine_info.clone(),
-            workers: self.workers.clone(),
+            engine: self.engine.clone(),
         }
     }
 }

@@ -11,11 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::serve::ListenerExt;
 use clap::Parser;
-use futures::future::BoxFuture;
-use futures::StreamExt;
-use linkloom_actors::ConnectError;
-use linkloom_api::{ApiLimits, ApiState, WorkerConnectError, WorkerEvents, WorkerGateway};
-use linkloom_core::protocol::WorkerHello;
+use linkloom_api::{ApiLimits, ApiState};
 use linkloom_raft::{HttpTransport, ReplicatedNode, SystemClock};
 use tracing_subscriber::EnvFilter;
 
@@ -54,7 +50,6 @@ async fn main() -> anyhow::Result<()> {
 
     let limits = ApiLimits { max_body_bytes: config.max_body_bytes, ..ApiLimits::default() };
     let engine = Arc::new(engine);
-    let workers: Arc<dyn WorkerGateway> = Arc::new(EngineWorkers(engine.clone()));
     let stats_of = engine.clone();
     let engine_info: linkloom_api::EngineInfo = Arc::new(move || {
         let stats = stats_of.stats();
@@ -71,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
         clock,
         limits,
         engine_info: Some(engine_info),
-        workers: Some(workers),
+        engine: Some(engine.clone()),
     });
     tracing::info!(
         node_id = config.node_id,
@@ -112,34 +107,6 @@ async fn main() -> anyhow::Result<()> {
     node.shutdown().await.context("stopping raft")?;
     tracing::info!("stopped cleanly");
     Ok(())
-}
-
-/// Worker connections go to the engine's connection actors.
-struct EngineWorkers(Arc<linkloom_actors::EngineHandle>);
-
-impl WorkerGateway for EngineWorkers {
-    fn connect(&self, hello: WorkerHello) -> BoxFuture<'_, Result<WorkerEvents, WorkerConnectError>> {
-        Box::pin(async move {
-            let stream = self.0.connect_worker(hello).await.map_err(|e| match e {
-                ConnectError::Invalid(m) => WorkerConnectError::Invalid(m),
-                ConnectError::Refused(r) => WorkerConnectError::Refused(r),
-                ConnectError::Unavailable(m) => WorkerConnectError::Unavailable(m),
-            })?;
-            // The stream owns the connection: when the HTTP response is dropped, so is it.
-            let events = futures::stream::unfold(stream, |mut stream| async move {
-                stream.next().await.map(|event| (event, stream))
-            });
-            Ok(events.boxed())
-        })
-    }
-
-    fn lease_ms(&self) -> u64 {
-        self.0.worker_timing().0
-    }
-
-    fn heartbeat_interval_ms(&self) -> u64 {
-        self.0.worker_timing().1
-    }
 }
 
 fn init_tracing(format: LogFormat) {

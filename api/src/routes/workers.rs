@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::Json;
 use bytes::Bytes;
 use futures::StreamExt;
+use linkloom_actors::ConnectError;
 use linkloom_core::ids::rfc3339;
 use linkloom_core::json::Json as JsonValue;
 use linkloom_core::protocol::{Drain, Heartbeat, Release, WorkerHello};
@@ -26,10 +27,10 @@ use super::executions::{json_body, parse_attempt_id, unexpected};
 use super::ReadOptions;
 use crate::body::read_limited;
 use crate::error::ApiError;
-use crate::{ApiState, WorkerConnectError, WorkerGateway};
+use crate::ApiState;
 
-fn gateway<T>(state: &ApiState<T>) -> Result<&dyn WorkerGateway, ApiError> {
-    state.workers.as_deref().ok_or_else(|| {
+fn engine<T>(state: &ApiState<T>) -> Result<&linkloom_actors::EngineHandle, ApiError> {
+    state.engine.as_deref().ok_or_else(|| {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "this node does not serve workers")
     })
 }
@@ -45,11 +46,15 @@ pub(crate) async fn connect<T: Transport>(
     let mut de = serde_json::Deserializer::from_slice(&bytes);
     let hello: WorkerHello =
         serde_path_to_error::deserialize(&mut de).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
-    let events = gateway(&state)?.connect(hello).await.map_err(|e| match e {
-        WorkerConnectError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_worker", m),
-        WorkerConnectError::Refused(r) => r.into(),
-        WorkerConnectError::Unavailable(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
+    let stream = engine(&state)?.connect_worker(hello).await.map_err(|e| match e {
+        ConnectError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_worker", m),
+        ConnectError::Refused(r) => r.into(),
+        ConnectError::Unavailable(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
     })?;
+    // The body owns the connection: when hyper drops the response (the worker went away), the
+    // stream is dropped and the connection actor stops.
+    let events =
+        futures::stream::unfold(stream, |mut stream| async move { stream.next().await.map(|event| (event, stream)) });
     let lines = events.map(|event| {
         let mut line = serde_json::to_vec(&event).unwrap_or_default();
         line.push(b'\n');
@@ -158,7 +163,7 @@ pub(crate) async fn heartbeat<T: Transport>(
     let command = Command::HeartbeatAttempt {
         attempt_id,
         worker_id: Some(worker_id),
-        lease_expires_at_ms: Some(now + gateway(&state)?.lease_ms() as i64),
+        lease_expires_at_ms: Some(now + engine(&state)?.worker_timing().0 as i64),
         progress: beat.progress.map(JsonValue),
         logs: beat.logs,
         at_ms: now,
