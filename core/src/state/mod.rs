@@ -132,10 +132,12 @@ impl State {
                 }
                 Err(r) => Response::Rejected(r),
             },
-            Command::HeartbeatAttempt { attempt_id, worker_id, lease_expires_at_ms, progress, logs, .. } => {
+            Command::HeartbeatAttempt { attempt_id, worker_id, lease_expires_at_ms, progress, logs, at_ms } => {
+                let lease_expires_at_ms = lease_expires_at_ms.map(|e| expiry_on_replicated_time(now, at_ms, e));
                 self.heartbeat(attempt_id, worker_id, lease_expires_at_ms, progress, logs, now)
             }
-            Command::StartAttempt { execution_id, task_id, node_id, worker_id, lease_expires_at_ms, .. } => {
+            Command::StartAttempt { execution_id, task_id, node_id, worker_id, lease_expires_at_ms, at_ms } => {
+                let lease_expires_at_ms = lease_expires_at_ms.map(|e| expiry_on_replicated_time(now, at_ms, e));
                 self.start_attempt(&execution_id, &task_id, node_id, worker_id, lease_expires_at_ms, now)
             }
             Command::FinishAttempt { attempt_id, worker_id, result, logs, jitter_permille, .. } => {
@@ -180,11 +182,13 @@ impl State {
                 },
             },
             Command::AppendLog { attempt_id, text, .. } => self.append_log(attempt_id, text, now),
-            Command::AcquireLease { key, holder, expires_at_ms, .. } => {
+            Command::AcquireLease { key, holder, expires_at_ms, at_ms } => {
+                let expires_at_ms = expiry_on_replicated_time(now, at_ms, expires_at_ms);
                 self.acquire_lease(key, holder, expires_at_ms, now)
             }
-            Command::RenewLease { key, holder, expires_at_ms, .. } => match self.leases.get_mut(&key) {
+            Command::RenewLease { key, holder, expires_at_ms, at_ms } => match self.leases.get_mut(&key) {
                 Some(lease) if lease.holder == holder && lease.is_live(now) => {
+                    let expires_at_ms = expiry_on_replicated_time(now, at_ms, expires_at_ms);
                     lease.expires_at_ms = lease.expires_at_ms.max(expires_at_ms);
                     Response::LeaseGranted { token: lease.token, expires_at_ms: lease.expires_at_ms, key }
                 }
@@ -206,10 +210,12 @@ impl State {
                 Response::LeasesExpired { keys }
             }
             Command::PruneExecutions { keep_per_workflow, .. } => self.prune(keep_per_workflow as usize),
-            Command::ConnectWorker { worker_id, session, node_id, queues, concurrency, expires_at_ms, .. } => {
+            Command::ConnectWorker { worker_id, session, node_id, queues, concurrency, expires_at_ms, at_ms } => {
+                let expires_at_ms = expiry_on_replicated_time(now, at_ms, expires_at_ms);
                 self.connect_worker(worker_id, session, node_id, queues, concurrency, expires_at_ms, now)
             }
-            Command::WorkerSeen { worker_id, session, expires_at_ms, .. } => {
+            Command::WorkerSeen { worker_id, session, expires_at_ms, at_ms } => {
+                let expires_at_ms = expiry_on_replicated_time(now, at_ms, expires_at_ms);
                 self.worker_seen(worker_id, session, expires_at_ms, now)
             }
             Command::DrainWorker { worker_id, session, .. } => self.drain_worker(worker_id, session, now),
@@ -310,8 +316,12 @@ impl State {
         actor: Option<String>,
         now: i64,
     ) -> Response {
+        let mut execution_id = execution_id;
         if self.executions.contains_key(&execution_id) {
-            return Response::ExecutionExists { execution_id };
+            if !(crate::bugs::active(crate::bugs::Bug::CronDuplicate) && trigger == Trigger::Schedule) {
+                return Response::ExecutionExists { execution_id };
+            }
+            execution_id = format!("{execution_id}-dup{}", self.executions.len());
         }
         // Ids start with `<workflow>:`, which keeps a workflow's executions together in the map
         // (see `executions_of`).
@@ -493,6 +503,11 @@ impl State {
                 return Response::Rejected(Rejection::NotAttemptHolder { attempt_id, holder, worker_id });
             }
             Ok(_) => {}
+            Err(Rejection::StaleAttempt { status, .. })
+                if status == "lost" && crate::bugs::active(crate::bugs::Bug::LateCompletion) =>
+            {
+                return self.accept_late_completion(attempt_id, result, now);
+            }
             Err(r) => return Response::Rejected(r),
         }
         self.append_final_log(attempt_id, logs, now);
@@ -515,6 +530,25 @@ impl State {
         let execution_id = at.execution_id.clone();
         self.reindex_worker_attempts(&execution_id);
         Response::AttemptFinished { task_status, execution_status }
+    }
+
+    /// [`crate::bugs::Bug::LateCompletion`]: rewrites a lost attempt as if its late answer counted.
+    fn accept_late_completion(&mut self, attempt_id: u64, result: AttemptResult, now: i64) -> Response {
+        let Some(at) = self.attempts.get(&attempt_id).cloned() else {
+            return Response::Rejected(Rejection::AttemptNotFound(attempt_id));
+        };
+        let Some(execution) = self.executions.get_mut(&at.execution_id) else {
+            return Response::Rejected(Rejection::AttemptNotFound(attempt_id));
+        };
+        let task = &mut execution.tasks[at.task_index];
+        if let Some(attempt) = task.attempts.iter_mut().find(|a| a.id == attempt_id) {
+            attempt.status = match result {
+                AttemptResult::Succeeded { .. } => AttemptStatus::Succeeded,
+                _ => AttemptStatus::Failed,
+            };
+            attempt.finished_at_ms = Some(now);
+        }
+        Response::AttemptFinished { task_status: task.status, execution_status: execution.status }
     }
 
     /// Who may start an attempt: for `worker` tasks, a connected worker of the task's queue with
@@ -790,6 +824,15 @@ impl State {
         }
         self.check_worker_index()
     }
+}
+
+/// A proposer asks for an expiry on its own clock (`expires_at_ms`, read at `at_ms`); the lease
+/// lasts that long from replicated time. Replicated time is the fastest proposer's clock, so an
+/// expiry taken at face value from a node whose clock is behind would be over before it began
+/// (the simulation found this with clocks three seconds apart: no worker ever counted as
+/// connected).
+fn expiry_on_replicated_time(now: i64, at_ms: i64, expires_at_ms: i64) -> i64 {
+    now.saturating_add(expires_at_ms.saturating_sub(at_ms).max(0))
 }
 
 /// The defaults with the overrides' keys replaced (one level deep, as params are named values).

@@ -580,6 +580,25 @@ fn an_expired_lease_loses_the_attempt_retries_it_and_fences_the_late_answer() {
 }
 
 #[test]
+fn leases_last_their_length_on_replicated_time_whatever_the_proposers_clock() {
+    let mut s = State::default();
+    // Another node's clock, 3 s ahead, set replicated time.
+    s.apply(Command::ExpireLeases { at_ms: 10_000 });
+    // This node's clock is 3 s behind: it asks for 3 s from its 7_000.
+    connect(&mut s, "w1", 1, &["q"], 1, 7_000);
+    let entry = s.worker("w1").unwrap();
+    assert_eq!(entry.expires_at_ms, 13_000, "3 s from replicated time (10 s), not 10 s itself");
+    assert!(entry.is_live(s.clock_ms()));
+    let granted = s.apply(Command::AcquireLease {
+        key: "node/1".into(),
+        holder: "n1".into(),
+        expires_at_ms: 10_000,
+        at_ms: 7_000,
+    });
+    assert!(matches!(granted, Response::LeaseGranted { expires_at_ms: 13_000, .. }), "{granted:?}");
+}
+
+#[test]
 fn a_worker_task_past_its_timeout_times_out() {
     let mut s = State::default();
     put(&mut s, WORKER_WF, 1);
