@@ -1,0 +1,229 @@
+//! The invariants, checked on every node's replicated state while the run goes (sampled) and at
+//! the end. A checker reads states the way an auditor would: from outside the hosts, never
+//! trusting what a node says about itself.
+
+use std::collections::BTreeMap;
+
+use linkloom_core::ids::scheduled_execution_id;
+use linkloom_core::state::{AttemptStatus, ExecutionStatus, State, TaskStatus, Trigger};
+
+use crate::world::{Ack, World};
+
+/// One broken guarantee.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The invariant's short name (what `invariants=VIOLATED: <name>` prints).
+    pub invariant: &'static str,
+    pub detail: String,
+}
+
+/// Invariant names, for `--list-invariants` and docs.
+pub const INVARIANTS: [(&str, &str); 9] = [
+    ("one-leader-per-term", "at most one node leads in any term"),
+    ("acked-writes-durable", "every acknowledged write is on every node after the faults heal"),
+    ("one-execution-per-tick", "no two executions for the same (workflow, scheduled tick)"),
+    ("ticks-fired", "every tick of a catch-up-all schedule is fired once the cluster is healthy"),
+    ("finished-never-changes", "a finished attempt or execution never changes (retry aside)"),
+    ("one-success-per-task", "a task succeeds at most once, and only through its current attempt"),
+    ("retry-policy", "a task makes at most max_attempts attempts, each after its backoff"),
+    ("liveness", "after the faults stop, every execution ends within the bound"),
+    ("replicas-equal", "after healing every node applied the same log to the same state"),
+];
+
+/// Checks that accumulate observations across samples.
+#[derive(Default)]
+pub struct Checker {
+    leaders: BTreeMap<u64, u64>,
+    finished_attempts: BTreeMap<u64, AttemptStatus>,
+    finished_executions: BTreeMap<String, ExecutionStatus>,
+    pub violations: Vec<Violation>,
+}
+
+impl Checker {
+    fn violate(&mut self, invariant: &'static str, detail: String) {
+        if !self.violations.iter().any(|v| v.invariant == invariant) {
+            self.violations.push(Violation { invariant, detail });
+        }
+    }
+
+    /// Looks at every running node once.
+    pub fn sample(&mut self, world: &World) {
+        for (id, node) in world.running_nodes() {
+            let info = node.cluster_info();
+            if info.state == "leader" {
+                match self.leaders.get(&info.term) {
+                    Some(other) if *other != id => {
+                        let detail = format!("nodes {other} and {id} both led term {}", info.term);
+                        self.violate("one-leader-per-term", detail)
+                    }
+                    _ => {
+                        self.leaders.insert(info.term, id);
+                    }
+                }
+            }
+            let retried = world.with(|w| w.retried.clone());
+            node.state().read(|s| self.check_state(id, s, &retried));
+        }
+    }
+
+    fn check_state(&mut self, node: u64, s: &State, retried: &[String]) {
+        let mut ticks: BTreeMap<(String, i64), Vec<String>> = BTreeMap::new();
+        for e in s.executions_after(None) {
+            if matches!(e.trigger, Trigger::Schedule | Trigger::Backfill) {
+                if let Some(tick) = e.scheduled_at_ms {
+                    ticks.entry((e.workflow_id.clone(), tick)).or_default().push(e.id.clone());
+                    if e.id != scheduled_execution_id(&e.workflow_id, tick) {
+                        self.violate(
+                            "one-execution-per-tick",
+                            format!("node {node}: {} is not the id of its tick", e.id),
+                        );
+                    }
+                }
+            }
+            if e.status.is_terminal() && !retried.contains(&e.id) {
+                match self.finished_executions.get(&e.id) {
+                    Some(old) if *old != e.status => {
+                        let detail = format!("node {node}: execution {} went from {old} to {}", e.id, e.status);
+                        self.violate("finished-never-changes", detail);
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.finished_executions.insert(e.id.clone(), e.status);
+                    }
+                }
+            }
+            let spec = s.execution_spec(e);
+            for t in &e.tasks {
+                let successes = t.attempts.iter().filter(|a| a.status == AttemptStatus::Succeeded).count();
+                let last_is_success = t.attempts.last().is_some_and(|a| a.status == AttemptStatus::Succeeded);
+                if successes > 1 || (successes == 1 && !last_is_success) {
+                    let detail = format!("node {node}: {}/{} has {successes} successful attempts", e.id, t.id);
+                    self.violate("one-success-per-task", detail);
+                }
+                if t.status == TaskStatus::Succeeded && !last_is_success {
+                    let detail = format!("node {node}: {}/{} succeeded without a successful last attempt", e.id, t.id);
+                    self.violate("one-success-per-task", detail);
+                }
+                for a in &t.attempts {
+                    if a.status == AttemptStatus::Running {
+                        continue;
+                    }
+                    match self.finished_attempts.get(&a.id) {
+                        Some(old) if *old != a.status => {
+                            let detail = format!(
+                                "node {node}: attempt {} of {}/{} went from {old} to {}",
+                                a.id, e.id, t.id, a.status
+                            );
+                            self.violate("finished-never-changes", detail);
+                        }
+                        Some(_) => {}
+                        None => {
+                            self.finished_attempts.insert(a.id, a.status);
+                        }
+                    }
+                }
+                let Some(policy) = spec.and_then(|sp| sp.task(&t.id).map(|ts| sp.retry_policy(ts))) else { continue };
+                let counted: Vec<_> = t
+                    .attempts
+                    .iter()
+                    .skip(t.attempts_before_reopen as usize)
+                    .filter(|a| a.status != AttemptStatus::Released)
+                    .collect();
+                if counted.len() as u32 > policy.max_attempts {
+                    let detail = format!(
+                        "node {node}: {}/{} made {} attempts; its policy allows {}",
+                        e.id,
+                        t.id,
+                        counted.len(),
+                        policy.max_attempts
+                    );
+                    self.violate("retry-policy", detail);
+                }
+                for pair in counted.windows(2) {
+                    let (before, after) = (pair[0], pair[1]);
+                    let Some(ended) = before.finished_at_ms else { continue };
+                    let min = policy.delay_before(after.n, 0).0 as i64;
+                    if after.started_at_ms - ended < min {
+                        let detail = format!(
+                            "node {node}: {}/{} attempt {} started {} ms after the previous ended; backoff is at least {min} ms",
+                            e.id,
+                            t.id,
+                            after.n,
+                            after.started_at_ms - ended
+                        );
+                        self.violate("retry-policy", detail);
+                    }
+                }
+            }
+        }
+        for ((workflow, tick), ids) in ticks {
+            if ids.len() > 1 {
+                self.violate("one-execution-per-tick", format!("node {node}: {workflow} tick {tick} has {ids:?}"));
+            }
+        }
+    }
+
+    /// The end-of-run checks, once faults healed and the cluster settled.
+    pub fn finish(
+        &mut self,
+        world: &World,
+        _settled: bool,
+        liveness_detail: Option<String>,
+        first_tick_ms: Option<i64>,
+        last_tick_ms: i64,
+    ) {
+        self.sample(world);
+        if let Some(detail) = liveness_detail {
+            self.violate("liveness", detail);
+        }
+        let nodes = world.running_nodes();
+        let digests: Vec<(u64, String, Option<u64>)> = nodes
+            .iter()
+            .map(|(id, n)| {
+                let digest = n.state().read(|s| s.digest()).iter().map(|b| format!("{b:02x}")).collect::<String>();
+                (*id, digest, n.cluster_info().last_applied)
+            })
+            .collect();
+        if digests.windows(2).any(|w| w[0].1 != w[1].1 && w[0].2 == w[1].2) {
+            self.violate("replicas-equal", format!("node states differ after healing: {digests:?}"));
+        }
+        let acks = world.with(|w| w.acks.clone());
+        for (id, node) in &nodes {
+            node.state().read(|s| {
+                for (at, ack) in &acks {
+                    let present = match ack {
+                        Ack::WorkflowVersion { workflow_id, version } => {
+                            s.workflow(workflow_id).is_some_and(|w| w.latest >= *version)
+                        }
+                        Ack::ExecutionCreated { execution_id } => s.execution(execution_id).is_some(),
+                        Ack::ExecutionCancelled { execution_id } => {
+                            s.execution(execution_id).is_none_or(|e| e.status == ExecutionStatus::Cancelled)
+                        }
+                        Ack::Completion { attempt_id } => {
+                            s.attempt(*attempt_id).is_none_or(|(_, _, a)| a.status != AttemptStatus::Running)
+                        }
+                    };
+                    if !present {
+                        let detail = format!("node {id} lacks {ack:?}, acknowledged at {:.3}s", at.as_secs_f64());
+                        self.violations.push(Violation { invariant: "acked-writes-durable", detail });
+                        return;
+                    }
+                }
+            });
+        }
+        // Ticks of the catch-up-all schedule (every 2 s) from its first until shortly before the end.
+        if let (Some(first), Some((_, node))) = (first_tick_ms, nodes.first()) {
+            let missing: Vec<i64> = node.state().read(|s| {
+                (0..)
+                    .map(|k| first + 2_000 * k)
+                    .take_while(|t| *t <= last_tick_ms)
+                    .filter(|t| s.execution(&scheduled_execution_id("tick", *t)).is_none())
+                    .collect()
+            });
+            if !missing.is_empty() {
+                self.violate("ticks-fired", format!("ticks never fired: {missing:?}"));
+            }
+        }
+        self.violations.dedup_by(|a, b| a.invariant == b.invariant);
+    }
+}

@@ -1,0 +1,78 @@
+//! A Link Loom node as a turmoil host: the same `ReplicatedNode`, engine and API router that
+//! `loom-node` wires, over turmoil's network, the simulated clock and an in-memory disk that
+//! survives crashes (only what was flushed).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use linkloom_actors::{EngineConfig, HyperTaskHttp};
+use linkloom_api::{ApiLimits, ApiState};
+use linkloom_raft::storage::Disk;
+use linkloom_raft::{Clock, HttpTransport, RaftSettings, ReplicatedNode};
+
+use crate::net::{SimConnector, SimListener};
+use crate::world::World;
+
+/// The API (and Raft) port of every node.
+pub const NODE_PORT: u16 = 8080;
+
+pub fn host_name(id: u64) -> String {
+    format!("n{id}")
+}
+
+pub fn node_addr(id: u64) -> String {
+    format!("{}:{NODE_PORT}", host_name(id))
+}
+
+/// Wall-clock time from the simulation, shifted by this node's skew.
+pub struct SimClock {
+    pub skew_ms: i64,
+}
+
+impl Clock for SimClock {
+    fn now_ms(&self) -> i64 {
+        turmoil::since_epoch().map(|d| d.as_millis() as i64).unwrap_or(0) + self.skew_ms
+    }
+}
+
+/// Timing of the engine in the simulation: production defaults, with worker leases short enough
+/// that a scenario sees them expire.
+pub fn engine_config() -> EngineConfig {
+    let mut config = EngineConfig::new("/nonexistent-shell-tasks-do-not-run-in-the-simulation");
+    config.worker_lease_ms = 3_000;
+    config.worker_heartbeat_ms = 500;
+    config.prune_every = std::time::Duration::from_secs(5);
+    config
+}
+
+/// Runs node `id` until it is crashed: start Raft on its disk, the engine, then serve the API.
+pub async fn run_node(world: World, id: u64, nodes: u64, skew_ms: i64) -> Result<(), Box<dyn std::error::Error>> {
+    let disk = world.disks.get(&id).cloned().ok_or("no disk for this node")?;
+    let mut settings = RaftSettings::new(id, node_addr(id), "/simulated");
+    settings.initial_members = (1..=nodes).map(|n| (n, node_addr(n))).collect::<BTreeMap<_, _>>();
+    settings.snapshot_logs = 500;
+    settings.logs_kept_after_snapshot = 100;
+    settings.forward_wait_ms = 5_000;
+    settings.forward_timeout_ms = 2_000;
+    let node =
+        ReplicatedNode::start_on(settings, HttpTransport::with_connector(SimConnector), Disk::Memory(disk)).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SimClock { skew_ms });
+    let engine = linkloom_actors::start(
+        Arc::new(node.clone()),
+        clock.clone(),
+        Arc::new(HyperTaskHttp::with_connector(SimConnector)),
+        engine_config(),
+    )
+    .await?;
+    world.with(|w| w.nodes.insert(id, node.clone()));
+    let app = linkloom_api::router(ApiState {
+        node,
+        clock,
+        limits: ApiLimits::default(),
+        engine_info: None,
+        engine: Some(Arc::new(engine)),
+    });
+    let listener = SimListener::bind(NODE_PORT).await?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}
