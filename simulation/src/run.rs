@@ -54,6 +54,7 @@ enum Undo {
     Repair(String, String),
     RepairOneWay(String, String),
     Latency,
+    Lossless(String, String),
     Backend,
 }
 
@@ -90,6 +91,8 @@ pub fn run(config: &RunConfig) -> Result<Outcome, String> {
         .tick_duration(Duration::from_millis(1))
         .min_message_latency(Duration::from_millis(1))
         .max_message_latency(Duration::from_millis(3))
+        // A link cut at random (LossyLink faults) comes back after a few messages.
+        .repair_rate(0.3)
         .epoch(UNIX_EPOCH + Duration::from_secs(1_798_761_600))
         .rng_seed(seed)
         // turmoil keeps the port of a connect that was abandoned before the peer answered (e.g.
@@ -337,6 +340,12 @@ fn inject(
             sim.set_max_message_latency(*max);
             pending.push((now + *length, Undo::Latency));
         }
+        Fault::LossyLink { a, b, rate, length } => {
+            let (a, b) = (host_name(*a), host_name(*b));
+            world.event(now, format!("link {a}-{b} drops messages ({rate:.2}) for {:.1}s", length.as_secs_f64()));
+            sim.set_link_fail_rate(a.as_str(), b.as_str(), *rate);
+            pending.push((now + *length, Undo::Lossless(a, b)));
+        }
         Fault::Backend { profile, length } => {
             world.event(now, format!("backend {profile:?} for {:.1}s", length.as_secs_f64()));
             backend.set_profile(*profile);
@@ -356,6 +365,11 @@ fn apply_undo(sim: &mut turmoil::Sim, world: &World, backend: &Backend, undo: &U
         Undo::Repair(a, b) => sim.repair(a.as_str(), b.as_str()),
         Undo::RepairOneWay(a, b) => sim.repair_oneway(a.as_str(), b.as_str()),
         Undo::Latency => sim.set_max_message_latency(Duration::from_millis(3)),
+        Undo::Lossless(a, b) => {
+            sim.set_link_fail_rate(a.as_str(), b.as_str(), 0.0);
+            // A link cut by the failure rate stays cut until repaired.
+            sim.repair(a.as_str(), b.as_str());
+        }
         Undo::Backend => backend.set_profile(Profile::default()),
     }
 }

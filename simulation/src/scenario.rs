@@ -33,8 +33,12 @@ pub enum Fault {
     IsolateOneWay { target: Target, length: Duration },
     /// Split the nodes into {a} and the rest... for `length` (a 2/1 split with three nodes).
     Split { alone: u64, length: Duration },
-    /// Slower, more variable network for `length`.
+    /// Slower, more variable network for `length` (messages on different connections overtake
+    /// each other).
     Latency { max: Duration, length: Duration },
+    /// The link between two nodes drops messages at random (turmoil cuts and restores it with
+    /// probability `rate` per message) for `length`.
+    LossyLink { a: u64, b: u64, rate: f64, length: Duration },
     /// The backend misbehaves for `length`.
     Backend { profile: Profile, length: Duration },
 }
@@ -69,7 +73,11 @@ impl Scenario {
     pub const ALL: [(Scenario, &'static str, &'static str); 7] = [
         (Scenario::LeaderCrash, "leader-crash", "the leader is killed again and again; once, every node loses power"),
         (Scenario::PartitionLeader, "partition-leader", "the leader is cut off, one-way links fail, 2/1 splits"),
-        (Scenario::FlakyBackend, "flaky-backend", "the task backend fails, hangs past timeouts and answers slowly"),
+        (
+            Scenario::FlakyBackend,
+            "flaky-backend",
+            "the backend fails, hangs and answers slowly; latency spikes, lossy links",
+        ),
         (Scenario::WorkerCrash, "worker-crash", "workers are killed and cut off for longer than their lease"),
         (Scenario::RollingRestart, "rolling-restart", "each node restarts in turn, as in an upgrade"),
         (Scenario::ClockSkew, "clock-skew", "node clocks disagree by seconds; the leader crashes once"),
@@ -165,7 +173,13 @@ impl Scenario {
                 while at < end {
                     at += secs(rng, 1.5, 5.0);
                     let length = secs(rng, 1.0, 5.0);
-                    let fault = match rng.gen_range(0..9) {
+                    let fault = match rng.gen_range(0..10) {
+                        9 => Fault::LossyLink {
+                            a: 1 + (at.as_millis() as u64 % nodes),
+                            b: 1 + ((at.as_millis() as u64 + 1) % nodes),
+                            rate: rng.gen_range(0.01..0.2),
+                            length,
+                        },
                         0 => Fault::Crash { target: Target::Leader, down: length },
                         1 => Fault::Crash { target: Target::Node(rng.gen_range(1..=nodes)), down: length },
                         2 => Fault::Isolate { target: Target::Leader, length },

@@ -1,29 +1,41 @@
-//! The simulator's own guarantees: runs replay exactly from their seed, a fixed set of seeds
-//! passes every scenario, and every injected bug is caught within a few seeds (a checker that
-//! cannot fail proves nothing).
+//! The simulator's own guarantees, checked through `loom-sim` as a user runs it (one process per
+//! run: a run must depend on its seed alone): the same seed replays the same trace, a fixed set
+//! of seeds passes every scenario, and every injected bug is caught within a few seeds (a checker
+//! that cannot fail proves nothing).
 
-use std::sync::Mutex;
+use std::process::Command;
 
-use linkloom_simulation::{run, RunConfig, Scenario};
+use linkloom_simulation::Scenario;
 
-/// Runs are serialized: the injected-bug switch is process-wide, so runs in parallel test
-/// threads would leak bugs into each other.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn outcome(scenario: Scenario, seed: u64, bug: Option<&str>) -> linkloom_simulation::Outcome {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    run(&RunConfig { scenario, seed, bug: bug.map(str::to_string) }).expect("the run starts")
+/// (exit code, trace hash, violated invariants) of one `loom-sim` run.
+fn loom_sim(scenario: &str, seed: u64, bug: Option<&str>) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_loom-sim"));
+    command.args(["--scenario", scenario, "--seed", &seed.to_string()]);
+    if let Some(bug) = bug {
+        command.args(["--inject-bug", bug]);
+    }
+    let output = command.output().expect("loom-sim runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let last = stdout.lines().last().unwrap_or_default().to_string();
+    let hash = last.split_whitespace().find_map(|w| w.strip_prefix("trace_hash=")).unwrap_or_default().to_string();
+    let violated = last.split_once("invariants=VIOLATED: ").map(|(_, v)| v.to_string()).unwrap_or_default();
+    assert!(
+        last.contains("invariants=ok") || last.contains("invariants=VIOLATED"),
+        "unexpected end of output:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code().unwrap_or(-1), hash, violated)
 }
 
 #[test]
 fn the_same_seed_gives_the_same_trace_in_every_scenario() {
-    for (scenario, name, _) in Scenario::ALL {
-        let a = outcome(scenario, 11, None);
-        let b = outcome(scenario, 11, None);
-        assert_eq!(a.trace_hash, b.trace_hash, "{name}: two runs of seed 11 differ");
-        assert_eq!(a.trace, b.trace);
-        let other = outcome(scenario, 12, None);
-        assert_ne!(a.trace_hash, other.trace_hash, "{name}: seeds 11 and 12 gave the same trace");
+    for (_, name, _) in Scenario::ALL {
+        let (_, a, _) = loom_sim(name, 11, None);
+        let (_, b, _) = loom_sim(name, 11, None);
+        assert_eq!(a, b, "{name}: two runs of seed 11 differ");
+        assert_eq!(a.len(), 64, "{name}: a SHA-256 in hex");
+        let (_, other, _) = loom_sim(name, 12, None);
+        assert_ne!(a, other, "{name}: seeds 11 and 12 gave the same trace");
     }
 }
 
@@ -33,11 +45,11 @@ const SEEDS: std::ops::RangeInclusive<u64> = 1..=4;
 #[test]
 fn a_fixed_set_of_seeds_passes_every_scenario() {
     let mut failures = Vec::new();
-    for (scenario, name, _) in Scenario::ALL {
+    for (_, name, _) in Scenario::ALL {
         for seed in SEEDS {
-            let o = outcome(scenario, seed, None);
-            if !o.violations.is_empty() {
-                failures.push(format!("{name} seed {seed}: {:?}", o.violations));
+            let (code, _, violated) = loom_sim(name, seed, None);
+            if code != 0 {
+                failures.push(format!("{name} seed {seed}: exit {code}, {violated}"));
             }
         }
     }
@@ -56,11 +68,10 @@ const CAUGHT: [(&str, &str, &str, u64); 4] = [
 #[test]
 fn every_injected_bug_is_caught_by_its_invariant() {
     for (bug, scenario, invariant, within) in CAUGHT {
-        let scenario = Scenario::parse(scenario).expect("scenario exists");
-        let caught = (1..=within)
-            .find(|seed| outcome(scenario, *seed, Some(bug)).violations.iter().any(|v| v.invariant == invariant));
+        let caught = (1..=within).find(|seed| {
+            let (code, _, violated) = loom_sim(scenario, *seed, Some(bug));
+            code == 1 && violated.split(", ").any(|v| v == invariant)
+        });
         assert!(caught.is_some(), "{bug} was not caught by {invariant} within {within} seeds");
     }
-    // And the same seeds pass without the bug: the checkers do not cry wolf.
-    assert!(outcome(Scenario::FlakyBackend, 1, None).violations.is_empty());
 }
