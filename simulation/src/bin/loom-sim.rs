@@ -74,6 +74,11 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LOOM_LOG").unwrap_or_else(|_| "off".into()))
         .with_writer(std::io::stderr)
         .init();
+    #[cfg(not(tokio_unstable))]
+    eprintln!(
+        "warning: loom-sim was built without --cfg tokio_unstable (an explicit RUSTFLAGS replaces \
+         .cargo/config.toml): tokio's select! randomness is not seeded, so runs may not replay"
+    );
     let Some(scenario) = Scenario::parse(&args.scenario) else {
         eprintln!("unknown scenario `{}`; --list-scenarios lists them", args.scenario);
         return ExitCode::from(2);
