@@ -289,6 +289,7 @@ fn prepare(ctx: &EngineCtx, execution: &Execution, spec: &WorkflowSpec, task_id:
                     },
                     params: execution.params.0.clone(),
                     callback_url: format!("http://{}/api/v1/tasks/{attempt_id}/callback", ctx.cluster.advertise_addr()),
+                    signing_secret: ctx.config.signing_secret.clone(),
                 })
             }
             TaskKind::Shell => {

@@ -96,6 +96,8 @@ pub struct EngineConfig {
     pub worker_lease_ms: u64,
     /// How often workers heartbeat their attempts, and connections are pinged and renewed.
     pub worker_heartbeat_ms: u64,
+    /// Signs every HTTP task request (`X-Loom-Signature`) with this secret when set.
+    pub signing_secret: Option<Arc<str>>,
 }
 
 impl EngineConfig {
@@ -114,6 +116,7 @@ impl EngineConfig {
             log_flush: Duration::from_millis(200),
             worker_lease_ms: 10_000,
             worker_heartbeat_ms: 1_000,
+            signing_secret: None,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod limits;
 pub mod protocol;
 pub mod render;
 pub mod schedule;
+pub mod signature;
 pub mod spec;
 pub mod state;
 pub mod task_answer;

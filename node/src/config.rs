@@ -71,6 +71,27 @@ pub struct Cli {
     /// How often workers heartbeat and worker connections are pinged, in ms.
     #[arg(long, env = "LOOM_WORKER_HEARTBEAT_MS")]
     pub worker_heartbeat_ms: Option<u64>,
+    /// Signs every HTTP task request with this secret (`X-Loom-Signature`); see docs/signatures.md.
+    #[arg(long, env = "LOOM_SIGNING_SECRET", hide_env_values = true)]
+    pub signing_secret: Option<Secret>,
+}
+
+/// A secret from configuration: never shown by `Debug`, so it cannot leak into a log line.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
 }
 
 /// The same keys as [`Cli`], from a TOML file.
@@ -95,6 +116,7 @@ struct FileConfig {
     chaos_actor_panic_every: Option<u64>,
     worker_lease_ms: Option<u64>,
     worker_heartbeat_ms: Option<u64>,
+    signing_secret: Option<Secret>,
 }
 
 /// The resolved configuration.
@@ -117,6 +139,7 @@ pub struct Config {
     pub chaos_actor_panic_every: Option<u64>,
     pub worker_lease_ms: u64,
     pub worker_heartbeat_ms: u64,
+    pub signing_secret: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +198,7 @@ impl Config {
             chaos_actor_panic_every: cli.chaos_actor_panic_every.or(file.chaos_actor_panic_every),
             worker_lease_ms: cli.worker_lease_ms.or(file.worker_lease_ms).unwrap_or(10_000),
             worker_heartbeat_ms: cli.worker_heartbeat_ms.or(file.worker_heartbeat_ms).unwrap_or(1_000),
+            signing_secret: cli.signing_secret.or(file.signing_secret).filter(|s| !s.0.is_empty()),
         };
         if config.worker_heartbeat_ms < 50 || config.worker_lease_ms < 2 * config.worker_heartbeat_ms {
             bail!(
@@ -270,6 +294,15 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:9100");
         assert_eq!(c.snapshot_logs, 7);
         assert_eq!(c.initial_members.len(), 2);
+    }
+
+    #[test]
+    fn the_signing_secret_never_shows_in_debug_output() {
+        let c = Config::resolve(cli(&["--dev", "--signing-secret", "hunter2-xyz"])).unwrap();
+        assert_eq!(c.signing_secret.as_ref().map(|s| s.0.as_str()), Some("hunter2-xyz"));
+        assert!(!format!("{c:?}").contains("hunter2-xyz"));
+        let none = Config::resolve(cli(&["--dev", "--signing-secret", ""])).unwrap();
+        assert!(none.signing_secret.is_none(), "an empty secret means none");
     }
 
     #[test]

@@ -36,6 +36,10 @@ async fn main() -> anyhow::Result<()> {
     engine_config.chaos_panic_every = config.chaos_actor_panic_every;
     engine_config.worker_lease_ms = config.worker_lease_ms;
     engine_config.worker_heartbeat_ms = config.worker_heartbeat_ms;
+    engine_config.signing_secret = config.signing_secret.as_ref().map(|s| Arc::from(s.0.as_str()));
+    if engine_config.signing_secret.is_some() {
+        tracing::info!("HTTP task requests are signed (X-Loom-Signature)");
+    }
     if let Some(n) = config.chaos_actor_panic_every {
         tracing::warn!(n, "chaos testing: every {n}th execution actor poke panics");
     }

@@ -75,6 +75,7 @@ tasks:
     assert_eq!(attempt_statuses(&done, "transform"), ["failed", "failed", "succeeded"]);
 
     // The backend saw the contract: rendered input (typed), params, attempt numbers, keys.
+    assert!(backend.raw().iter().all(|r| r.signature.is_none()), "no signing secret, no signature");
     let extract = &backend.received_for("extract")[0];
     assert_eq!(extract.body["input"], json!({"rows": 3, "region": "us"}));
     assert_eq!(extract.body["params"], json!({"region": "us"}));

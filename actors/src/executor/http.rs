@@ -1,7 +1,8 @@
 //! HTTP tasks: the contract users' backends implement (see docs/tasks.md).
 //!
 //! `POST url` with `{"execution_id","workflow_id","task_id","attempt","input","params",
-//! "callback_url","deadline"}` and `Idempotency-Key: <execution_id>/<task_id>/<attempt>`.
+//! "callback_url","deadline"}` and `Idempotency-Key: <execution_id>/<task_id>/<attempt>`, signed
+//! with `X-Loom-Signature` when the cluster has a signing secret (docs/signatures.md).
 //! 200 `{"status","output","logs","error"}` ends the attempt; 202 means the backend calls back;
 //! 5xx, 408, 429 and connection errors are retryable failures; other 4xx fail without retry.
 
@@ -15,6 +16,7 @@ use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use linkloom_core::ids::rfc3339;
+use linkloom_core::signature;
 use linkloom_core::state::AttemptResult;
 use serde_json::{json, Value};
 
@@ -101,6 +103,8 @@ pub(crate) struct HttpCall {
     pub(crate) input: Value,
     pub(crate) params: Value,
     pub(crate) callback_url: String,
+    /// Signs the request (`X-Loom-Signature`) when set.
+    pub(crate) signing_secret: Option<std::sync::Arc<str>>,
 }
 
 /// Without a timeout, a call waits at most this long for an answer.
@@ -121,6 +125,7 @@ pub(crate) async fn run_http(http: &dyn TaskHttp, info: &AttemptInfo, call: Http
         result: AttemptResult::Failed { error, retryable },
         logs: None,
     };
+    let body = body.to_string();
     let mut builder = http::Request::builder()
         .method(call.method.as_str())
         .uri(&call.url)
@@ -129,7 +134,12 @@ pub(crate) async fn run_http(http: &dyn TaskHttp, info: &AttemptInfo, call: Http
     for (name, value) in &call.headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
-    let request = match builder.body(Full::new(Bytes::from(body.to_string()))) {
+    if let Some(secret) = &call.signing_secret {
+        // Signed last, so a user header of the same name cannot replace it.
+        let signature = signature::sign(secret.as_bytes(), info.started_at_ms.div_euclid(1000), body.as_bytes());
+        builder = builder.header(signature::SIGNATURE_HEADER, signature);
+    }
+    let request = match builder.body(Full::new(Bytes::from(body))) {
         Ok(r) => r,
         Err(e) => return failed(format!("invalid request to {}: {e}", call.url), false),
     };

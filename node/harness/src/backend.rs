@@ -26,9 +26,18 @@ pub struct Received {
     pub at: std::time::Instant,
 }
 
+/// One request as it arrived on the wire: what a backend verifying signatures looks at.
+#[derive(Debug, Clone)]
+pub struct RawRequest {
+    pub path: String,
+    pub signature: Option<String>,
+    pub body: bytes::Bytes,
+}
+
 #[derive(Default)]
 struct Shared {
     received: Mutex<Vec<Received>>,
+    raw: Mutex<Vec<RawRequest>>,
     flaky: Mutex<BTreeMap<String, u32>>,
 }
 
@@ -49,6 +58,7 @@ impl Backend {
             .route("/slow/{ms}", post(slow))
             .route("/async", post(accepted))
             .route("/reject", post(reject))
+            .layer(axum::middleware::from_fn_with_state(shared.clone(), keep_raw))
             .with_state(shared.clone());
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -63,10 +73,30 @@ impl Backend {
         self.shared.received.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
+    /// Every request's raw body and signature header, in arrival order.
+    pub fn raw(&self) -> Vec<RawRequest> {
+        self.shared.raw.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
     /// Requests whose `task_id` is `task`.
     pub fn received_for(&self, task: &str) -> Vec<Received> {
         self.received().into_iter().filter(|r| r.body["task_id"] == task).collect()
     }
+}
+
+/// Keeps the raw body and the signature header, then hands the request on unchanged.
+async fn keep_raw(
+    State(shared): State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, 4 * 1024 * 1024).await.unwrap_or_default();
+    let signature = parts.headers.get("x-loom-signature").and_then(|v| v.to_str().ok()).map(str::to_string);
+    if let Ok(mut raw) = shared.raw.lock() {
+        raw.push(RawRequest { path: parts.uri.path().to_string(), signature, body: bytes.clone() });
+    }
+    next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
 }
 
 fn record(shared: &Shared, path: &str, headers: &HeaderMap, body: &Value) {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::client::{segment, ApiRequest};
-use crate::{Client, Error, ExecutionStatus, TaskStatus};
+use crate::{signature, Client, Error, ExecutionStatus, TaskStatus};
 
 /// What the node sends a backend for one attempt of an `http` task.
 ///
@@ -61,6 +61,29 @@ impl TaskRequest {
     /// ```
     pub fn from_slice(body: &[u8]) -> Result<TaskRequest, Error> {
         serde_json::from_slice(body).map_err(|e| Error::Decode(format!("a task request: {e}")))
+    }
+
+    /// Reads the request body after checking its `X-Loom-Signature` header against the cluster's
+    /// signing secret (`LOOM_SIGNING_SECRET`), refusing a tampered body, another secret, or a
+    /// signature more than `tolerance` seconds from now (a replay). Verify the raw bytes as they
+    /// arrived, before any JSON parsing. See docs/signatures.md.
+    ///
+    /// ```
+    /// use linkloom::{signature, TaskRequest};
+    /// let body = br#"{"execution_id": "e", "workflow_id": "w", "task_id": "t", "attempt": 1}"#;
+    /// let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    /// let header = signature::sign(b"s3cret", now, body); // what the node sends
+    /// let request = TaskRequest::from_signed(body, Some(&header), b"s3cret", 300)?;
+    /// assert_eq!(request.task_id(), "t");
+    /// assert!(TaskRequest::from_signed(body, None, b"s3cret", 300).is_err());
+    /// assert!(TaskRequest::from_signed(body, Some(&header), b"wrong", 300).is_err());
+    /// # Ok::<(), linkloom::Error>(())
+    /// ```
+    pub fn from_signed(body: &[u8], header: Option<&str>, secret: &[u8], tolerance: i64) -> Result<TaskRequest, Error> {
+        let header = header.ok_or_else(|| Error::Invalid(format!("no {} header", signature::SIGNATURE_HEADER)))?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        signature::verify(secret, header, body, now, tolerance).map_err(|e| Error::Invalid(e.to_string()))?;
+        Self::from_slice(body)
     }
 
     /// Reads a request body already parsed as JSON (e.g. by a framework's JSON extractor).
