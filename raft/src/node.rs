@@ -322,6 +322,9 @@ impl<T: Transport> ReplicatedNode<T> {
 
     /// Makes a learner a voter.
     pub async fn promote(&self, id: u64) -> Result<Vec<Member>, NodeError> {
+        // Membership is read here, so first see every change committed before this request (a
+        // learner just added through another node, say), or the voter set would be stale.
+        self.linearizable_barrier().await?;
         let info = self.cluster_info();
         if !info.members.iter().any(|m| m.id == id) {
             return Err(NodeError::BadRequest(format!("node {id} is not a member; add it as a learner first")));
@@ -333,6 +336,7 @@ impl<T: Transport> ReplicatedNode<T> {
 
     /// Removes a node from the cluster.
     pub async fn remove(&self, id: u64) -> Result<Vec<Member>, NodeError> {
+        self.linearizable_barrier().await?;
         let info = self.cluster_info();
         if !info.members.iter().any(|m| m.id == id) {
             return Err(NodeError::BadRequest(format!("node {id} is not a member")));
@@ -347,6 +351,8 @@ impl<T: Transport> ReplicatedNode<T> {
     async fn membership_request(&self, request: LeaderRequest) -> Result<Vec<Member>, NodeError> {
         match self.inner.core.on_leader(request).await? {
             LeaderResponse::MembershipChanged { members } => {
+                // Show the change as committed, not this node's possibly older view.
+                self.linearizable_barrier().await?;
                 let voters: BTreeSet<u64> =
                     self.cluster_info().members.iter().filter(|m| m.voter).map(|m| m.id).collect();
                 Ok(members.into_iter().map(|(id, addr)| Member { id, addr, voter: voters.contains(&id) }).collect())
