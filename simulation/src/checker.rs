@@ -167,7 +167,6 @@ impl Checker {
     pub fn finish(
         &mut self,
         world: &World,
-        _settled: bool,
         liveness_detail: Option<String>,
         first_tick_ms: Option<i64>,
         last_tick_ms: i64,

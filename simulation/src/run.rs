@@ -159,7 +159,6 @@ pub fn run(config: &RunConfig) -> Result<Outcome, String> {
 
     // Settle: every execution created before the heal ends, and all replicas agree.
     let settle_deadline = heal_at + SETTLE_BOUND;
-    let mut settled = false;
     let mut liveness = None;
     let mut next_check = heal_at;
     loop {
@@ -184,17 +183,22 @@ pub fn run(config: &RunConfig) -> Result<Outcome, String> {
         if nodes.len() as u64 == NODES && unfinished.is_empty() && applied.len() == 1 && paused {
             let digests: BTreeSet<[u8; 32]> = nodes.iter().map(|(_, n)| n.state().read(|s| s.digest())).collect();
             if digests.len() == 1 {
-                settled = true;
                 break;
             }
         }
         if now >= settle_deadline {
-            liveness = Some(format!(
-                "{} executions still unfinished {}s after healing: {:?}",
-                unfinished.len(),
-                SETTLE_BOUND.as_secs(),
-                unfinished.iter().take(5).collect::<Vec<_>>()
-            ));
+            // Unequal states at one applied index are `replicas-equal`'s to report.
+            let bound = SETTLE_BOUND.as_secs();
+            liveness = if !unfinished.is_empty() {
+                let first: Vec<_> = unfinished.iter().take(5).collect();
+                Some(format!("{} executions still unfinished {bound}s after healing: {first:?}", unfinished.len()))
+            } else if nodes.len() as u64 != NODES || applied.len() != 1 {
+                Some(format!("{} nodes running, applied indexes {applied:?}, {bound}s after healing", nodes.len()))
+            } else if !paused {
+                Some(format!("the client could not pause the schedule within {bound}s of healing"))
+            } else {
+                None
+            };
             break;
         }
     }
@@ -203,7 +207,7 @@ pub fn run(config: &RunConfig) -> Result<Outcome, String> {
     // Ticks are fired by the leader's clock and the pause is stamped in replicated time (the
     // fastest clock): leave the skew between them, and a tick's worth, out of the check.
     let spread = skews.iter().max().copied().unwrap_or(0) - skews.iter().min().copied().unwrap_or(0);
-    checker.finish(&world, settled, liveness, first_tick, pause_ms.saturating_sub(4_000 + spread));
+    checker.finish(&world, liveness, first_tick, pause_ms.saturating_sub(4_000 + spread));
     if let Some((_, node)) = world.running_nodes().first() {
         let digest: String = node.state().read(|s| s.digest()).iter().map(|b| format!("{b:02x}")).collect();
         world.event(now, format!("end digest={digest} applied={:?}", node.cluster_info().last_applied));
