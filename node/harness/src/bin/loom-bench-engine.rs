@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use linkloom_harness::backend::Backend;
-use linkloom_harness::{Cluster, ClusterOptions};
+use linkloom_harness::{print_percentiles, Cluster, ClusterOptions};
 use serde_json::Value;
 
 #[derive(Parser)]
@@ -54,23 +54,6 @@ enum Scenario {
         #[arg(long, default_value_t = 300)]
         seconds: u64,
     },
-}
-
-fn percentiles(name: &str, mut values_ms: Vec<f64>) {
-    if values_ms.is_empty() {
-        println!("{name}: no samples");
-        return;
-    }
-    values_ms.sort_by(|a, b| a.total_cmp(b));
-    let pick = |q: f64| values_ms[((values_ms.len() as f64 * q).ceil() as usize).clamp(1, values_ms.len()) - 1];
-    println!(
-        "{name}: count={} p50_ms={:.2} p90_ms={:.2} p99_ms={:.2} max_ms={:.2}",
-        values_ms.len(),
-        pick(0.5),
-        pick(0.9),
-        pick(0.99),
-        pick(1.0)
-    );
 }
 
 fn rss_mib(pid: u32) -> f64 {
@@ -125,7 +108,7 @@ fn main() -> anyhow::Result<()> {
                 }
                 cluster.wait_execution(via, &id, Duration::from_secs(10))?;
             }
-            percentiles("trigger_to_first_request", samples);
+            print_percentiles("trigger_to_first_request", samples);
         }
         Scenario::Chain { count } => {
             let mut yaml = String::from("id: chain\ntasks:\n");
@@ -148,7 +131,7 @@ fn main() -> anyhow::Result<()> {
                     }
                 }
             }
-            percentiles("task_request_to_next_task_request", gaps);
+            print_percentiles("task_request_to_next_task_request", gaps);
         }
         Scenario::Throughput { seconds, concurrency } => {
             cluster.put_workflow(
@@ -235,7 +218,7 @@ fn main() -> anyhow::Result<()> {
                     None => break,
                 }
             }
-            percentiles("tick_lateness (created_at - scheduled_at)", lateness);
+            print_percentiles("tick_lateness (created_at - scheduled_at)", lateness);
             println!("backend requests: {}", backend.received().len());
             for (id, rss) in peak_rss {
                 println!("node {id} peak_rss_mib={rss:.0}");

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use clap::{Parser, Subcommand, ValueEnum};
 use linkloom::{Client, Worker};
-use linkloom_harness::{Cluster, ClusterOptions};
+use linkloom_harness::{print_percentiles, Cluster, ClusterOptions};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -64,23 +64,6 @@ enum Scenario {
 enum Shape {
     Fan,
     Single,
-}
-
-fn percentiles(name: &str, mut values_ms: Vec<f64>) {
-    if values_ms.is_empty() {
-        println!("{name}: no samples");
-        return;
-    }
-    values_ms.sort_by(|a, b| a.total_cmp(b));
-    let pick = |q: f64| values_ms[((values_ms.len() as f64 * q).ceil() as usize).clamp(1, values_ms.len()) - 1];
-    println!(
-        "{name}: count={} p50_ms={:.2} p90_ms={:.2} p99_ms={:.2} max_ms={:.2}",
-        values_ms.len(),
-        pick(0.5),
-        pick(0.9),
-        pick(0.99),
-        pick(1.0)
-    );
 }
 
 /// When each (execution, task) handler started and returned, and how many finished.
@@ -174,8 +157,8 @@ fn main() -> anyhow::Result<()> {
                     }
                 }
             }
-            percentiles("completion_to_next_task_received", gaps);
-            percentiles("trigger_to_first_task_received", firsts);
+            print_percentiles("completion_to_next_task_received", gaps);
+            print_percentiles("trigger_to_first_task_received", firsts);
             let _ = stop.send(true);
         }
         Scenario::Throughput { seconds, shape, concurrency } => {
