@@ -29,20 +29,21 @@ fn http_client() -> HttpClient {
     Client::builder(TokioExecutor::new()).build(SimConnector)
 }
 
-/// One JSON request with a timeout; `None` when there was no answer (the outcome is unknown).
-async fn request(
+/// One request with a timeout; `None` when there was no answer (the outcome is unknown).
+async fn send(
     client: &HttpClient,
     method: &str,
     node: u64,
     path: &str,
-    body: Option<Value>,
+    content_type: &str,
+    body: Bytes,
 ) -> Option<(u16, Value)> {
-    let builder = http::Request::builder()
+    let request = http::Request::builder()
         .method(method)
         .uri(format!("http://{}{path}", node_addr(node)))
-        .header("content-type", "application/json");
-    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-    let request = builder.body(Full::new(body)).ok()?;
+        .header("content-type", content_type)
+        .body(Full::new(body))
+        .ok()?;
     let call = async {
         let response = client.request(request).await.ok()?;
         let status = response.status().as_u16();
@@ -50,6 +51,18 @@ async fn request(
         Some((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
     };
     tokio::time::timeout(Duration::from_secs(3), call).await.ok().flatten()
+}
+
+/// [`send`] with a JSON body (or none).
+async fn request(
+    client: &HttpClient,
+    method: &str,
+    node: u64,
+    path: &str,
+    body: Option<Value>,
+) -> Option<(u16, Value)> {
+    let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+    send(client, method, node, path, "application/json", body).await
 }
 
 /// The workflows every run registers.
@@ -79,18 +92,8 @@ pub async fn run_client(
     for yaml in workflows() {
         loop {
             let node = rng.gen_range(1..=nodes);
-            let request = http::Request::post(format!("http://{}/api/v1/workflows", node_addr(node)))
-                .header("content-type", "application/yaml")
-                .body(Full::new(Bytes::from(yaml.clone())))?;
-            let answer = tokio::time::timeout(Duration::from_secs(3), async {
-                let response = client.request(request).await.ok()?;
-                let status = response.status().as_u16();
-                let bytes = response.into_body().collect().await.ok()?.to_bytes();
-                Some((status, serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null)))
-            })
-            .await
-            .ok()
-            .flatten();
+            let body = Bytes::from(yaml.clone());
+            let answer = send(&client, "POST", node, "/api/v1/workflows", "application/yaml", body).await;
             if let Some((201, body)) = answer {
                 let workflow_id = body["id"].as_str().unwrap_or_default().to_string();
                 let version = body["version"].as_u64().unwrap_or_default() as u32;
