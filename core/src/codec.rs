@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// The current format: bincode 2 (standard config) behind a version byte.
-pub const FORMAT_VERSION: u8 = 1;
+/// Version 2 added API tokens, audit trails and `updated_by` to the state.
+pub const FORMAT_VERSION: u8 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {

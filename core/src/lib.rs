@@ -11,6 +11,7 @@ pub mod duration;
 pub mod ids;
 pub mod json;
 pub mod limits;
+pub mod metrics;
 pub mod protocol;
 pub mod render;
 pub mod schedule;

@@ -35,3 +35,9 @@ pub const MAX_WORKER_CONCURRENCY: u32 = 1_024;
 pub const MAX_WORKERS: usize = 10_000;
 /// Progress reported by one heartbeat, as JSON.
 pub const MAX_PROGRESS_BYTES: usize = 4 * 1024;
+/// Stored API tokens.
+pub const MAX_TOKENS: usize = 1_000;
+/// A token's name.
+pub const MAX_TOKEN_NAME_BYTES: usize = 64;
+/// Audit entries (cancels, retries) kept per execution; the oldest are dropped beyond it.
+pub const MAX_AUDIT_ENTRIES_PER_EXECUTION: usize = 100;

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::execution::{ExecutionStatus, TaskStatus, Trigger};
+use super::token::Role;
 use crate::ids::NodeId;
 use crate::json::Json;
 use crate::spec::WorkflowSpec;
@@ -117,6 +118,11 @@ pub enum Command {
     /// Ends worker attempts whose lease expired (`lost`, retried per policy) or that ran past
     /// their task timeout (`timed_out`), and removes worker registrations that expired.
     ExpireWorkerAttempts { jitter_permille: u16, at_ms: i64 },
+    /// Stores an API token: its name, role and the SHA-256 of its secret (lowercase hex). The
+    /// secret itself is never proposed.
+    CreateToken { name: String, role: Role, hash: String, actor: Option<String>, at_ms: i64 },
+    /// Removes a token; requests carrying it are refused from then on.
+    RevokeToken { name: String, actor: Option<String>, at_ms: i64 },
     /// Several commands in one log entry, applied in order, each answered on its own (one's
     /// rejection does not affect the others). Proposers batch concurrent writes this way so one
     /// append, one replication round and one fsync serve them all. Batches do not nest.
@@ -149,7 +155,9 @@ impl Command {
             | Command::WorkerSeen { at_ms, .. }
             | Command::DrainWorker { at_ms, .. }
             | Command::DisconnectWorker { at_ms, .. }
-            | Command::ExpireWorkerAttempts { at_ms, .. } => *at_ms,
+            | Command::ExpireWorkerAttempts { at_ms, .. }
+            | Command::CreateToken { at_ms, .. }
+            | Command::RevokeToken { at_ms, .. } => *at_ms,
             Command::Batch(commands) => commands.iter().map(Command::at_ms).max().unwrap_or(i64::MIN),
         }
     }
@@ -277,6 +285,13 @@ pub enum Response {
         timed_out: Vec<u64>,
         workers: Vec<String>,
     },
+    TokenCreated {
+        name: String,
+        role: Role,
+    },
+    TokenRevoked {
+        name: String,
+    },
 
     /// One answer per command of a [`Command::Batch`], in order.
     Batch(Vec<Response>),
@@ -326,6 +341,12 @@ pub enum Rejection {
     WorkerNotConnected { worker_id: String, session: u64 },
     #[error("invalid worker: {0}")]
     InvalidWorker(String),
+    #[error("a token named `{0}` exists")]
+    TokenExists(String),
+    #[error("token `{0}` not found")]
+    TokenNotFound(String),
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
     #[error("{what} is {size} bytes; the limit is {limit}")]
     TooLarge { what: String, size: usize, limit: usize },
 }

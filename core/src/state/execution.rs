@@ -25,7 +25,7 @@ pub enum Trigger {
     Backfill,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExecutionStatus {
     Queued,
@@ -48,7 +48,7 @@ pub enum TaskStatus {
     Cancelled,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptStatus {
     Running,
@@ -85,6 +85,23 @@ impl TaskStatus {
     }
 }
 
+/// What a caller did to an execution after creating it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditAction {
+    Cancelled,
+    Retried,
+}
+
+/// One entry of an execution's audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub action: AuditAction,
+    /// The token name of the caller (`None`: the node ran open, or the cluster itself acted).
+    pub by: Option<String>,
+    pub at_ms: i64,
+}
+
 /// One run of a workflow version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Execution {
@@ -100,6 +117,9 @@ pub struct Execution {
     /// The workflow's default params with the trigger's overrides applied.
     pub params: Json,
     pub created_by: Option<String>,
+    /// Who cancelled or retried this execution, and when (oldest first, bounded by
+    /// [`crate::limits::MAX_AUDIT_ENTRIES_PER_EXECUTION`]).
+    pub audit: Vec<AuditEntry>,
     /// The node that drives this execution (assigned by the leader; see `AssignExecution`).
     /// Only the owner may start attempts, which fences off a node that lost ownership.
     pub owner: Option<NodeId>,
@@ -146,6 +166,14 @@ pub struct Attempt {
 }
 
 impl Execution {
+    /// Appends to the audit trail, dropping the oldest entry beyond the limit.
+    pub(crate) fn record(&mut self, action: AuditAction, by: Option<String>, at_ms: i64) {
+        if self.audit.len() >= crate::limits::MAX_AUDIT_ENTRIES_PER_EXECUTION {
+            self.audit.remove(0);
+        }
+        self.audit.push(AuditEntry { action, by, at_ms });
+    }
+
     // One argument per field the creating command sets.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
@@ -170,6 +198,7 @@ impl Execution {
             status: ExecutionStatus::Queued,
             params,
             created_by,
+            audit: Vec::new(),
             owner: None,
             blocked_by: None,
             tasks: spec

@@ -9,6 +9,7 @@ mod command;
 mod execution;
 mod lease;
 mod log;
+mod token;
 mod worker;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,9 +18,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use command::{AttemptResult, Command, Rejection, Response};
-pub use execution::{Attempt, AttemptStatus, Execution, ExecutionStatus, TaskRun, TaskStatus, Trigger};
+pub use execution::{
+    Attempt, AttemptStatus, AuditAction, AuditEntry, Execution, ExecutionStatus, TaskRun, TaskStatus, Trigger,
+};
 pub use lease::Lease;
 pub use log::{AttemptLog, LogChunk};
+pub use token::{validate_token_name, Role, TokenEntry, BOOTSTRAP_ADMIN};
 pub use worker::{validate_worker, QueuedTask, WorkerEntry};
 
 use crate::codec;
@@ -36,6 +40,8 @@ pub struct Workflow {
     /// A deleted workflow keeps its version counter, so versions are never reused.
     pub deleted: bool,
     pub updated_at_ms: i64,
+    /// Who made the last change (a new version, pause, resume, delete): a token name.
+    pub updated_by: Option<String>,
     pub versions: BTreeMap<u32, WorkflowVersion>,
     /// The latest schedule tick handled (fired or skipped): the scheduler resumes after it.
     pub last_tick_ms: Option<i64>,
@@ -86,6 +92,9 @@ pub struct State {
     /// Running attempts leased to each worker (an index of `executions`, kept in step by
     /// `reindex_worker_attempts` and checked by `check_invariants`).
     worker_attempts: BTreeMap<String, BTreeSet<u64>>,
+    /// API tokens by name, and the name of each token's secret hash (an index of `tokens`).
+    tokens: BTreeMap<String, TokenEntry>,
+    token_hashes: BTreeMap<String, String>,
 }
 
 impl State {
@@ -102,11 +111,12 @@ impl State {
         let now = self.clock_ms;
         let response = match cmd {
             Command::PutWorkflow { spec, actor, .. } => self.put_workflow(spec, actor, now),
-            Command::DeleteWorkflow { workflow_id, .. } => self.delete_workflow(&workflow_id, now),
-            Command::SetPaused { workflow_id, paused, .. } => match self.live_workflow_mut(&workflow_id) {
+            Command::DeleteWorkflow { workflow_id, actor, .. } => self.delete_workflow(&workflow_id, actor, now),
+            Command::SetPaused { workflow_id, paused, actor, .. } => match self.live_workflow_mut(&workflow_id) {
                 Ok(wf) => {
                     wf.paused = paused;
                     wf.updated_at_ms = now;
+                    wf.updated_by = actor;
                     Response::PausedSet { workflow_id, paused }
                 }
                 Err(r) => Response::Rejected(r),
@@ -143,10 +153,11 @@ impl State {
             Command::FinishAttempt { attempt_id, worker_id, result, logs, jitter_permille, .. } => {
                 self.finish_attempt(attempt_id, worker_id, result, logs, jitter_permille, now)
             }
-            Command::CancelExecution { execution_id, .. } => match self.executions.get_mut(&execution_id) {
+            Command::CancelExecution { execution_id, actor, .. } => match self.executions.get_mut(&execution_id) {
                 None => Response::Rejected(Rejection::ExecutionNotFound(execution_id)),
                 Some(execution) => match execution.cancel(now) {
                     Ok(()) => {
+                        execution.record(AuditAction::Cancelled, actor, now);
                         self.reindex_worker_attempts(&execution_id);
                         Response::ExecutionCancelled { execution_id }
                     }
@@ -174,10 +185,13 @@ impl State {
                     }
                 }
             },
-            Command::RetryExecution { execution_id, .. } => match self.executions.get_mut(&execution_id) {
+            Command::RetryExecution { execution_id, actor, .. } => match self.executions.get_mut(&execution_id) {
                 None => Response::Rejected(Rejection::ExecutionNotFound(execution_id)),
                 Some(execution) => match execution.reopen() {
-                    Ok(tasks_reset) => Response::ExecutionReopened { execution_id, tasks_reset },
+                    Ok(tasks_reset) => {
+                        execution.record(AuditAction::Retried, actor, now);
+                        Response::ExecutionReopened { execution_id, tasks_reset }
+                    }
                     Err(r) => Response::Rejected(r),
                 },
             },
@@ -223,6 +237,8 @@ impl State {
                 self.disconnect_worker(worker_id, session, release, now)
             }
             Command::ExpireWorkerAttempts { jitter_permille, .. } => self.expire_worker_attempts(jitter_permille, now),
+            Command::CreateToken { name, role, hash, actor, .. } => self.create_token(name, role, hash, actor, now),
+            Command::RevokeToken { name, .. } => self.revoke_token(name),
             Command::Batch(_) => unreachable!("batches are unpacked above"),
         };
         debug_assert_eq!(self.check_invariants(), Ok(()));
@@ -247,6 +263,7 @@ impl State {
             paused: false,
             deleted: false,
             updated_at_ms: now,
+            updated_by: None,
             versions: BTreeMap::new(),
             last_tick_ms: None,
             skipped_ticks: 0,
@@ -255,6 +272,7 @@ impl State {
         workflow.latest = version;
         workflow.deleted = false;
         workflow.updated_at_ms = now;
+        workflow.updated_by.clone_from(&actor);
         workflow.versions.insert(version, WorkflowVersion { version, spec, created_at_ms: now, created_by: actor });
         self.drop_old_versions(&id);
         Response::WorkflowStored { workflow_id: id, version }
@@ -282,17 +300,19 @@ impl State {
         }
     }
 
-    fn delete_workflow(&mut self, id: &str, now: i64) -> Response {
+    fn delete_workflow(&mut self, id: &str, actor: Option<String>, now: i64) -> Response {
         match self.live_workflow_mut(id) {
             Err(r) => Response::Rejected(r),
             Ok(workflow) => {
                 workflow.deleted = true;
                 workflow.updated_at_ms = now;
+                workflow.updated_by.clone_from(&actor);
                 let mut cancelled = 0;
                 let range = (format!("{id}:"), format!("{id};"));
                 let mut touched = Vec::new();
                 for (execution_id, execution) in self.executions.range_mut(range.0..range.1) {
                     if execution.cancel(now).is_ok() {
+                        execution.record(AuditAction::Cancelled, actor.clone(), now);
                         cancelled += 1;
                         touched.push(execution_id.clone());
                     }
@@ -822,7 +842,8 @@ impl State {
                 return Err(format!("lease {key} token beyond the counter"));
             }
         }
-        self.check_worker_index()
+        self.check_worker_index()?;
+        self.check_token_index()
     }
 }
 

@@ -673,6 +673,80 @@ fn a_draining_worker_takes_nothing_new_and_the_queue_shows_its_age() {
     assert_eq!(s.queued_worker_tasks(16).len(), 1);
 }
 
+// ----- tokens and audit -----
+
+const HASH_A: &str = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+const HASH_B: &str = "fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9";
+
+fn create_token(state: &mut State, name: &str, role: Role, hash: &str) -> Response {
+    state.apply(Command::CreateToken {
+        name: name.into(),
+        role,
+        hash: hash.into(),
+        actor: Some("admin".into()),
+        at_ms: 5,
+    })
+}
+
+#[test]
+fn tokens_are_found_by_hash_until_revoked() {
+    let mut state = State::default();
+    assert_eq!(
+        create_token(&mut state, "ci", Role::Operator, HASH_A),
+        Response::TokenCreated { name: "ci".into(), role: Role::Operator }
+    );
+    let found = state.token_by_hash(HASH_A).expect("stored");
+    assert_eq!((found.name.as_str(), found.role, found.created_by.as_deref()), ("ci", Role::Operator, Some("admin")));
+    assert!(state.token_by_hash(HASH_B).is_none());
+    assert_eq!(
+        state.apply(Command::RevokeToken { name: "ci".into(), actor: None, at_ms: 6 }),
+        Response::TokenRevoked { name: "ci".into() }
+    );
+    assert!(state.token_by_hash(HASH_A).is_none());
+    assert_eq!(
+        state.apply(Command::RevokeToken { name: "ci".into(), actor: None, at_ms: 7 }),
+        Response::Rejected(Rejection::TokenNotFound("ci".into()))
+    );
+}
+
+#[test]
+fn bad_tokens_are_refused_and_named() {
+    let mut state = State::default();
+    create_token(&mut state, "ci", Role::Viewer, HASH_A);
+    let refused = |r: Response| match r {
+        Response::Rejected(rejection) => rejection.to_string(),
+        other => panic!("accepted: {other:?}"),
+    };
+    assert_eq!(refused(create_token(&mut state, "ci", Role::Viewer, HASH_B)), "a token named `ci` exists");
+    assert!(refused(create_token(&mut state, "has space", Role::Viewer, HASH_B)).contains("has ` `"));
+    assert!(refused(create_token(&mut state, "admin", Role::Admin, HASH_B)).contains("reserved"));
+    assert!(refused(create_token(&mut state, "other", Role::Viewer, "XYZ")).contains("64 lowercase hex"));
+    assert!(refused(create_token(&mut state, "other", Role::Viewer, HASH_A)).contains("secret exists"));
+    assert_eq!(state.tokens().count(), 1);
+}
+
+#[test]
+fn cancels_and_retries_record_who() {
+    let mut state = State::default();
+    put(&mut state, MIXED_DAG, 0);
+    state.apply(Command::CreateExecution {
+        execution_id: "wf:e0".into(),
+        workflow_id: "wf".into(),
+        trigger: Trigger::Manual,
+        scheduled_at_ms: None,
+        params: Json::null(),
+        actor: Some("carol".into()),
+        at_ms: 1,
+    });
+    state.apply(Command::CancelExecution { execution_id: "wf:e0".into(), actor: Some("alice".into()), at_ms: 2 });
+    state.apply(Command::RetryExecution { execution_id: "wf:e0".into(), actor: Some("bob".into()), at_ms: 3 });
+    let execution = state.execution("wf:e0").expect("exists");
+    assert_eq!(execution.created_by.as_deref(), Some("carol"));
+    let trail: Vec<(AuditAction, Option<&str>, i64)> =
+        execution.audit.iter().map(|a| (a.action, a.by.as_deref(), a.at_ms)).collect();
+    assert_eq!(trail, vec![(AuditAction::Cancelled, Some("alice"), 2), (AuditAction::Retried, Some("bob"), 3)]);
+}
+
 // ----- property tests -----
 
 const TASKS: [&str; 4] = ["a", "b", "c", "cleanup"];
@@ -690,6 +764,9 @@ fn arb_command() -> impl Strategy<Value = Command> {
     let queues = prop::sample::select(vec![vec!["q"], vec!["other"], vec!["other", "q"]])
         .prop_map(|q| q.into_iter().map(String::from).collect::<Vec<_>>());
     let at = 0i64..10_000;
+    let token_name = prop::sample::select(vec!["alice", "bob", "admin", "bad name"]);
+    let token_hash = prop::sample::select(vec![HASH_A, HASH_B, "not-hex"]);
+    let actor = prop::sample::select(vec![None, Some("alice")]);
     let result = prop_oneof![
         Just(AttemptResult::Succeeded { output: Json(serde_json::json!({"ok": true})) }),
         any::<bool>().prop_map(|retryable| AttemptResult::Failed { error: "boom".into(), retryable }),
@@ -713,8 +790,8 @@ fn arb_command() -> impl Strategy<Value = Command> {
         1 => (0i64..10_000, at.clone()).prop_map(|(tick_ms, at_ms)| Command::AdvanceSchedule { workflow_id: "wf".into(), tick_ms, at_ms }),
         8 => (1u64..12, worker.clone(), result, 0u16..=1000, at.clone()).prop_map(|(attempt_id, worker_id, result, jitter_permille, at_ms)|
             Command::FinishAttempt { attempt_id, worker_id, result, logs: None, jitter_permille, at_ms }),
-        1 => (exec.clone(), at.clone()).prop_map(|(e, at_ms)| Command::CancelExecution { execution_id: e.into(), actor: None, at_ms }),
-        1 => (exec.clone(), at.clone()).prop_map(|(e, at_ms)| Command::RetryExecution { execution_id: e.into(), actor: None, at_ms }),
+        1 => (exec.clone(), actor.clone(), at.clone()).prop_map(|(e, actor, at_ms)| Command::CancelExecution { execution_id: e.into(), actor: actor.map(String::from), at_ms }),
+        1 => (exec.clone(), actor.clone(), at.clone()).prop_map(|(e, actor, at_ms)| Command::RetryExecution { execution_id: e.into(), actor: actor.map(String::from), at_ms }),
         1 => (exec, at.clone()).prop_map(|(e, at_ms)| Command::TimeOutExecution { execution_id: e.into(), at_ms }),
         2 => (1u64..12, "[a-z ]{0,20}", at.clone()).prop_map(|(attempt_id, text, at_ms)| Command::AppendLog { attempt_id, text, at_ms }),
         2 => (key.clone(), holder.clone(), 0i64..12_000, at.clone()).prop_map(|(k, h, exp, at_ms)|
@@ -732,7 +809,10 @@ fn arb_command() -> impl Strategy<Value = Command> {
         1 => (worker_name.clone(), 1u64..3, at.clone()).prop_map(|(worker_id, session, at_ms)| Command::DrainWorker { worker_id, session, at_ms }),
         1 => (worker_name, 1u64..3, prop::collection::vec(1u64..12, 0..3), at.clone()).prop_map(|(worker_id, session, release, at_ms)|
             Command::DisconnectWorker { worker_id, session, release, at_ms }),
-        2 => (0u16..=1000, at).prop_map(|(jitter_permille, at_ms)| Command::ExpireWorkerAttempts { jitter_permille, at_ms }),
+        2 => (0u16..=1000, at.clone()).prop_map(|(jitter_permille, at_ms)| Command::ExpireWorkerAttempts { jitter_permille, at_ms }),
+        1 => (token_name.clone(), prop::sample::select(Role::ALL.to_vec()), token_hash, actor, at.clone()).prop_map(|(name, role, hash, actor, at_ms)|
+            Command::CreateToken { name: name.into(), role, hash: hash.into(), actor: actor.map(String::from), at_ms }),
+        1 => (token_name, at).prop_map(|(name, at_ms)| Command::RevokeToken { name: name.into(), actor: None, at_ms }),
     ]
 }
 
