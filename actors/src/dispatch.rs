@@ -157,6 +157,7 @@ impl DispatchState {
                 match answer {
                     Ok(Response::AttemptStarted { attempt_id, n }) => {
                         ctx.stats.worker_dispatches.fetch_add(1, Ordering::Relaxed);
+                        ctx.stats.dispatch_latency.observe_ms(waited_ms);
                         tracing::debug!(execution_id = %key.0, task_id = %key.1, attempt_id, n, worker_id, waited_ms, "task handed to a worker");
                         return;
                     }

@@ -210,6 +210,9 @@ impl ExecState {
         for (task_id, answer) in futures::future::join_all(starts).await {
             match answer {
                 Ok(Response::AttemptStarted { attempt_id, n }) => {
+                    if let Some(run) = execution.task(&task_id) {
+                        ctx.stats.dispatch_latency.observe_ms(now - execution.ready_since_ms(&spec, run));
+                    }
                     let (cancel, cancelled) = watch::channel(false);
                     let local = Local { task_id: task_id.clone(), phase: Phase::Running { cancel } };
                     self.ctx.attempts.with(&self.id, |attempts| attempts.insert(attempt_id, local));
@@ -335,7 +338,7 @@ async fn run_attempt(
             tokio::select! {
                 biased;
                 _ = cancelled.wait_for(|c| *c) => return,
-                outcome = run_http(&*ctx.http, &info, call) => outcome,
+                outcome = run_http(&*ctx.http, ctx.config.task_policy.http_allow.as_deref(), &info, call) => outcome,
             }
         }
         Prepared::Shell(call) => match run_shell(ctx.clone(), &info, call, cancelled).await {

@@ -288,6 +288,7 @@ impl SchedulerState {
             for tick in &tick_plan.fire {
                 ctx.stats.ticks_fired.fetch_add(1, Ordering::Relaxed);
                 ctx.stats.tick_lateness_ms_total.fetch_add((now - tick).max(0) as u64, Ordering::Relaxed);
+                ctx.stats.tick_lateness.observe_ms(now - tick);
                 commands.push(Command::CreateExecution {
                     execution_id: scheduled_execution_id(&id, *tick),
                     workflow_id: id.clone(),

@@ -31,7 +31,7 @@ use futures::future::BoxFuture;
 use linkloom_core::{Command, Response};
 use linkloom_raft::{Changes, Clock, NodeError, ReplicatedNode, StateHandle, Transport};
 
-pub use executor::{CallError, HyperTaskHttp, TaskHttp};
+pub use executor::{parse_host_rules, CallError, HostRule, HyperTaskHttp, ShellLimits, TaskHttp, TaskPolicy};
 pub use supervisor::{EngineHandle, EngineStats, WorkerStream};
 pub use worker_conn::ConnectError;
 
@@ -98,6 +98,8 @@ pub struct EngineConfig {
     pub worker_heartbeat_ms: u64,
     /// Signs every HTTP task request (`X-Loom-Signature`) with this secret when set.
     pub signing_secret: Option<Arc<str>>,
+    /// What shell and HTTP tasks may do on this node.
+    pub task_policy: TaskPolicy,
 }
 
 impl EngineConfig {
@@ -117,6 +119,7 @@ impl EngineConfig {
             worker_lease_ms: 10_000,
             worker_heartbeat_ms: 1_000,
             signing_secret: None,
+            task_policy: TaskPolicy::default(),
         }
     }
 

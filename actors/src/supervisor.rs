@@ -31,6 +31,11 @@ pub struct Counters {
     pub(crate) tick_lateness_ms_total: AtomicU64,
     pub(crate) worker_dispatches: AtomicU64,
     pub(crate) worker_connections: AtomicU64,
+    /// Ready → attempt started (by this node's execution actors, or handed to a worker by its
+    /// dispatcher while it leads).
+    pub(crate) dispatch_latency: linkloom_core::metrics::Histogram,
+    /// Schedule tick → execution created, for ticks this node fired while it led.
+    pub(crate) tick_lateness: linkloom_core::metrics::Histogram,
 }
 
 /// A snapshot of the engine's counters.
@@ -61,6 +66,47 @@ impl EngineHandle {
             worker_dispatches: c.worker_dispatches.load(Ordering::Relaxed),
             worker_connections: c.worker_connections.load(Ordering::Relaxed),
         }
+    }
+
+    /// Adds the engine's families to a `/metrics` page.
+    pub fn render_metrics(&self, out: &mut linkloom_core::metrics::Exposition) {
+        let c = &self.ctx.stats;
+        out.counter(
+            "loom_actor_restarts_total",
+            "Execution and worker-connection actors restarted by their supervisor.",
+            &[],
+            c.actor_restarts.load(Ordering::Relaxed),
+        );
+        out.counter(
+            "loom_schedule_ticks_fired_total",
+            "Cron ticks this node fired while it led.",
+            &[],
+            c.ticks_fired.load(Ordering::Relaxed),
+        );
+        out.histogram(
+            "loom_schedule_tick_lateness_seconds",
+            "How long after its tick a scheduled execution was created.",
+            &[],
+            &c.tick_lateness.snapshot(),
+        );
+        out.histogram(
+            "loom_dispatch_latency_seconds",
+            "From a task becoming ready to its attempt starting (or being handed to a worker).",
+            &[],
+            &c.dispatch_latency.snapshot(),
+        );
+        out.counter(
+            "loom_worker_dispatches_total",
+            "Worker tasks this node handed to workers while it led.",
+            &[],
+            c.worker_dispatches.load(Ordering::Relaxed),
+        );
+        out.gauge(
+            "loom_worker_connections",
+            "Workers connected to this node now.",
+            &[],
+            c.worker_connections.load(Ordering::Relaxed) as f64,
+        );
     }
 
     /// Connects a worker: registers it in replicated state and starts the actor that serves its

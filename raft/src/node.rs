@@ -8,9 +8,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use linkloom_core::metrics::{Exposition, Histogram};
 use linkloom_core::{codec, Command, Response};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, ServerState};
@@ -20,7 +22,7 @@ use tokio::time::Instant;
 
 use crate::network::NetworkFactory;
 use crate::rpc::{LeaderRequest, LeaderResponse, PATH_APPEND, PATH_LEADER, PATH_SNAPSHOT, PATH_VOTE};
-use crate::storage::{Disk, LogStore, StateHandle, StateMachineStore};
+use crate::storage::{Disk, LogMetrics, LogStore, StateHandle, StateMachineStore};
 use crate::transport::Transport;
 use crate::types::{Raft, TypeConfig};
 
@@ -107,6 +109,21 @@ pub struct ClusterInfo {
     pub members: Vec<Member>,
 }
 
+/// Counts changes of the known leader until the node stops.
+async fn count_leader_changes(
+    mut metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<u64, BasicNode>>,
+    changes: Arc<AtomicU64>,
+) {
+    let mut leader = metrics.borrow().current_leader;
+    while metrics.changed().await.is_ok() {
+        let now = metrics.borrow().current_leader;
+        if now != leader {
+            changes.fetch_add(1, Ordering::Relaxed);
+            leader = now;
+        }
+    }
+}
+
 /// Commands waiting for the batcher; `propose` waits for room beyond this (back-pressure).
 const MAX_QUEUED_PROPOSALS: usize = 4096;
 /// Commands in one batch (one log entry).
@@ -131,6 +148,18 @@ struct Inner<T> {
     proposals: mpsc::Sender<Proposal>,
     /// The committed index found on disk at start: the node is ready once it has applied it.
     committed_at_start: Option<u64>,
+    metrics: NodeMetrics,
+}
+
+/// What the node measures for `/metrics`.
+#[derive(Debug, Default)]
+struct NodeMetrics {
+    log: Arc<LogMetrics>,
+    /// From `propose` to the command's answer (applied on the leader).
+    propose_latency: Histogram,
+    proposals_failed: AtomicU64,
+    /// Times this node saw the leader change (elections, including to none).
+    leader_changes: Arc<AtomicU64>,
 }
 
 /// A command waiting to be batched, and where its answer goes.
@@ -195,7 +224,11 @@ impl<T: Transport> ReplicatedNode<T> {
         let core = Arc::new(Core { id: settings.node_id, raft, transport, settings: settings.clone() });
         let (proposals, queued) = mpsc::channel(MAX_QUEUED_PROPOSALS);
         tokio::spawn(batch_loop(core.clone(), queued));
-        let node = ReplicatedNode { inner: Arc::new(Inner { core, state, disk, log, proposals, committed_at_start }) };
+        let metrics = NodeMetrics { log: log.metrics(), ..NodeMetrics::default() };
+        tokio::spawn(count_leader_changes(core.raft.metrics(), metrics.leader_changes.clone()));
+        let node = ReplicatedNode {
+            inner: Arc::new(Inner { core, state, disk, log, proposals, committed_at_start, metrics }),
+        };
         if !settings.initial_members.is_empty() {
             node.initialize(&settings.initial_members).await?;
         }
@@ -293,8 +326,91 @@ impl<T: Transport> ReplicatedNode<T> {
         }
         let (reply, answer) = oneshot::channel();
         let stopped = || NodeError::Raft("the node is shutting down".into());
+        let started = Instant::now();
         self.inner.proposals.send(Proposal { command, reply }).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        let answer = answer.await.map_err(|_| stopped())?;
+        match &answer {
+            Ok(_) => self.inner.metrics.propose_latency.observe(started.elapsed()),
+            Err(_) => {
+                self.inner.metrics.proposals_failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        answer
+    }
+
+    /// Adds Raft's families to a `/metrics` page.
+    pub fn render_metrics(&self, out: &mut Exposition) {
+        let m = &self.inner.metrics;
+        let info = self.cluster_info();
+        out.gauge("loom_raft_term", "The current Raft term.", &[], info.term as f64);
+        out.gauge("loom_raft_is_leader", "1 if this node is the leader.", &[], f64::from(u8::from(self.is_leader())));
+        out.gauge(
+            "loom_raft_leader_id",
+            "The leader this node knows (0: none).",
+            &[],
+            info.leader_id.unwrap_or(0) as f64,
+        );
+        out.counter(
+            "loom_raft_leader_changes_total",
+            "Leader changes this node observed since it started.",
+            &[],
+            m.leader_changes.load(Ordering::Relaxed),
+        );
+        out.gauge(
+            "loom_raft_last_log_index",
+            "Index of the last log entry.",
+            &[],
+            info.last_log_index.unwrap_or(0) as f64,
+        );
+        out.gauge(
+            "loom_raft_commit_index",
+            "Highest index known committed.",
+            &[],
+            m.log.committed_index.load(Ordering::Relaxed) as f64,
+        );
+        out.gauge(
+            "loom_raft_applied_index",
+            "Highest index applied to the state.",
+            &[],
+            info.last_applied.unwrap_or(0) as f64,
+        );
+        out.gauge(
+            "loom_raft_snapshot_index",
+            "Index of the last snapshot.",
+            &[],
+            info.snapshot_index.unwrap_or(0) as f64,
+        );
+        out.gauge("loom_raft_log_entries", "Log entries on this node's disk.", &[], self.log_len() as f64);
+        out.gauge(
+            "loom_raft_members",
+            "Members in the configuration (voters and learners).",
+            &[],
+            info.members.len() as f64,
+        );
+        out.histogram(
+            "loom_raft_append_latency_seconds",
+            "From appending entries to the log to the fsync that made them durable.",
+            &[],
+            &m.log.append_latency.snapshot(),
+        );
+        out.counter(
+            "loom_raft_fsyncs_total",
+            "Log fsyncs (one covers every append queued meanwhile).",
+            &[],
+            m.log.fsyncs.load(Ordering::Relaxed),
+        );
+        out.histogram(
+            "loom_raft_propose_latency_seconds",
+            "From proposing a command on this node to its answer (committed and applied).",
+            &[],
+            &m.propose_latency.snapshot(),
+        );
+        out.counter(
+            "loom_raft_proposals_failed_total",
+            "Proposals that failed (no leader in time, shutting down).",
+            &[],
+            m.proposals_failed.load(Ordering::Relaxed),
+        );
     }
 
     /// Waits until this node's state reflects every write acknowledged before the call

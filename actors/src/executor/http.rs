@@ -20,6 +20,7 @@ use linkloom_core::signature;
 use linkloom_core::state::AttemptResult;
 use serde_json::{json, Value};
 
+use super::policy::{check_http_target, HostRule};
 use super::{AttemptInfo, Outcome};
 
 /// Most bytes of a backend's answer that are read.
@@ -110,7 +111,18 @@ pub(crate) struct HttpCall {
 /// Without a timeout, a call waits at most this long for an answer.
 const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 
-pub(crate) async fn run_http(http: &dyn TaskHttp, info: &AttemptInfo, call: HttpCall) -> Outcome {
+pub(crate) async fn run_http(
+    http: &dyn TaskHttp,
+    allow: Option<&[HostRule]>,
+    info: &AttemptInfo,
+    call: HttpCall,
+) -> Outcome {
+    if let Some(rules) = allow {
+        if let Err(refused) = check_http_target(rules, &call.url).await {
+            tracing::warn!(attempt_id = info.attempt_id, "{refused}");
+            return Outcome::Done { result: AttemptResult::Failed { error: refused, retryable: false }, logs: None };
+        }
+    }
     let body = json!({
         "execution_id": info.execution_id,
         "workflow_id": info.workflow_id,

@@ -5,6 +5,7 @@
 //! output is streamed into the attempt's log as it is produced.
 
 mod http;
+mod policy;
 mod shell;
 
 use std::time::Duration;
@@ -13,6 +14,7 @@ use linkloom_core::state::AttemptResult;
 
 pub(crate) use http::{run_http, HttpCall};
 pub use http::{CallError, HyperTaskHttp, TaskHttp};
+pub use policy::{parse_host_rules, HostRule, ShellLimits, TaskPolicy};
 pub(crate) use shell::{run_shell, ShellCall};
 
 /// How an executor left an attempt.

@@ -14,9 +14,12 @@ use linkloom_core::json::Json;
 use linkloom_core::limits;
 use linkloom_core::state::AttemptResult;
 use linkloom_core::Command;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::sync::{mpsc, watch};
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::sync::{mpsc, watch, Notify};
+
+use super::policy::{allowed_program, ShellLimits};
 use super::{AttemptInfo, Outcome};
 use crate::EngineCtx;
 
@@ -50,10 +53,18 @@ pub(crate) async fn run_shell(
         Err(e) => return failed(format!("cannot resolve {}: {e}", attempt_dir.display())),
     };
     let output_path = attempt_dir.join("output.json");
+    let policy = &ctx.config.task_policy;
+    if !policy.shell_enabled {
+        return failed(format!("shell tasks are disabled on node {} (LOOM_SHELL_TASKS=off)", ctx.cluster.node_id()));
+    }
     let Some((program, args)) = call.argv.split_first() else {
         return failed("empty command".into());
     };
-    let mut command = tokio::process::Command::new(program);
+    let program_path = match allowed_program(policy, program) {
+        Ok(path) => path,
+        Err(e) => return failed(e),
+    };
+    let mut command = tokio::process::Command::new(&program_path);
     command
         .args(args)
         .current_dir(call.workdir.as_deref().map(PathBuf::from).unwrap_or_else(|| attempt_dir.clone()))
@@ -68,6 +79,19 @@ pub(crate) async fn run_shell(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    if let Some((uid, gid)) = policy.shell_run_as {
+        // The attempt directory is where the process writes its output.
+        if let Err(e) = std::os::unix::fs::chown(&attempt_dir, Some(uid), Some(gid)) {
+            return failed(format!("cannot hand {} to uid {uid}: {e}", attempt_dir.display()));
+        }
+        command.uid(uid).gid(gid);
+    }
+    let limits = policy.shell_limits.clone();
+    // SAFETY: the closure runs in the forked child before exec and only calls setrlimit(2),
+    // which is async-signal-safe; it allocates nothing.
+    unsafe {
+        command.pre_exec(move || set_rlimits(&limits));
+    }
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(e) => return failed(format!("cannot start `{program}`: {e}")),
@@ -75,13 +99,19 @@ pub(crate) async fn run_shell(
     let pid = child.id();
     tracing::info!(attempt_id = info.attempt_id, pid, "shell attempt started");
 
-    // Output lines from both pipes go through one channel to a log flusher.
+    // Output lines from both pipes go through one channel to a log flusher; past the output
+    // limit the pumps stop and `overflow` ends the attempt.
     let (lines, mut line_rx) = mpsc::channel::<String>(1024);
+    let output = Arc::new(OutputBudget {
+        used: AtomicU64::new(0),
+        limit: policy.shell_limits.output_bytes,
+        overflow: Notify::new(),
+    });
     if let Some(out) = child.stdout.take() {
-        tokio::spawn(pump(out, lines.clone()));
+        tokio::spawn(pump(out, lines.clone(), output.clone()));
     }
     if let Some(err) = child.stderr.take() {
-        tokio::spawn(pump(err, lines.clone()));
+        tokio::spawn(pump(err, lines.clone(), output.clone()));
     }
     drop(lines);
     let log_ctx = ctx.clone();
@@ -111,30 +141,40 @@ pub(crate) async fn run_shell(
     let ended = tokio::select! {
         biased;
         // Ok: cancel asked; Err: the actor that started us is gone. Both mean stop.
-        _ = cancel.wait_for(|c| *c) => None,
-        status = tokio::time::timeout(timeout, child.wait()) => Some(status),
+        _ = cancel.wait_for(|c| *c) => End::Cancelled,
+        _ = output.overflow.notified() => End::TooMuchOutput,
+        status = tokio::time::timeout(timeout, child.wait()) => match status {
+            Ok(status) => End::Exited(status),
+            Err(_) => End::TimedOut,
+        },
     };
     let outcome = match ended {
-        Some(Ok(Ok(status))) if status.success() => match read_output(&output_path).await {
+        End::Exited(Ok(status)) if status.success() => match read_output(&output_path).await {
             Ok(output) => Some(Outcome::Done { result: AttemptResult::Succeeded { output }, logs: None }),
             Err(e) => failed(e),
         },
-        Some(Ok(Ok(status))) => Some(Outcome::Done {
+        End::Exited(Ok(status)) => Some(Outcome::Done {
             result: AttemptResult::Failed {
-                error: match status.code() {
-                    Some(code) => format!("exited with code {code}"),
-                    None => "killed by a signal".to_string(),
+                error: match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+                    (Some(code), _) => format!("exited with code {code}"),
+                    (None, Some(libc::SIGXCPU)) => "killed: CPU time limit reached".to_string(),
+                    (None, Some(signal)) => format!("killed by signal {signal}"),
+                    (None, None) => "killed by a signal".to_string(),
                 },
                 retryable: true,
             },
             logs: None,
         }),
-        Some(Ok(Err(e))) => failed(format!("waiting for the process: {e}")),
-        Some(Err(_)) => {
+        End::Exited(Err(e)) => failed(format!("waiting for the process: {e}")),
+        End::TimedOut => {
             kill_group(pid, &mut child, ctx.config.kill_grace).await;
             Some(Outcome::Done { result: AttemptResult::TimedOut, logs: None })
         }
-        None => {
+        End::TooMuchOutput => {
+            kill_group(pid, &mut child, ctx.config.kill_grace).await;
+            failed(format!("killed: output passed the limit of {} bytes (LOOM_SHELL_OUTPUT_MB)", output.limit))
+        }
+        End::Cancelled => {
             kill_group(pid, &mut child, ctx.config.kill_grace).await;
             None
         }
@@ -144,20 +184,61 @@ pub(crate) async fn run_shell(
     outcome
 }
 
-async fn pump(stream: impl AsyncRead + Unpin, lines: mpsc::Sender<String>) {
+enum End {
+    Cancelled,
+    Exited(std::io::Result<std::process::ExitStatus>),
+    TimedOut,
+    TooMuchOutput,
+}
+
+/// Output bytes a shell attempt may still write.
+struct OutputBudget {
+    used: AtomicU64,
+    limit: u64,
+    overflow: Notify,
+}
+
+async fn pump(stream: impl AsyncRead + Unpin, lines: mpsc::Sender<String>, budget: Arc<OutputBudget>) {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     loop {
         line.clear();
-        match reader.read_line(&mut line).await {
+        // A line is read whole; one without a newline is cut at the remaining budget.
+        let remaining = budget.limit.saturating_sub(budget.used.load(Ordering::Relaxed)) + 1;
+        match (&mut reader).take(remaining).read_line(&mut line).await {
             Ok(0) | Err(_) => return,
-            Ok(_) => {
+            Ok(n) => {
+                if budget.used.fetch_add(n as u64, Ordering::Relaxed) + n as u64 > budget.limit {
+                    budget.overflow.notify_one();
+                    return;
+                }
                 if lines.send(line.clone()).await.is_err() {
                     return;
                 }
             }
         }
     }
+}
+
+/// In the child, before exec: applies the configured resource limits.
+fn set_rlimits(limits: &ShellLimits) -> std::io::Result<()> {
+    // `headroom` lifts the hard limit above the soft one: for CPU time the soft limit sends
+    // SIGXCPU (reported as such) and the hard one, a second later, SIGKILL.
+    let set = |resource, value: Option<u64>, headroom: u64| -> std::io::Result<()> {
+        let Some(value) = value else { return Ok(()) };
+        let limit =
+            libc::rlimit { rlim_cur: value as libc::rlim_t, rlim_max: value.saturating_add(headroom) as libc::rlim_t };
+        // SAFETY: setrlimit reads the struct we pass and changes only this (child) process.
+        if unsafe { libc::setrlimit(resource, &limit) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    set(libc::RLIMIT_CPU, limits.cpu_secs, 1)?;
+    set(libc::RLIMIT_AS, limits.memory_bytes, 0)?;
+    set(libc::RLIMIT_NOFILE, limits.open_files, 0)?;
+    Ok(())
 }
 
 async fn flush_log(ctx: &EngineCtx, attempt_id: u64, buffer: &mut String) {

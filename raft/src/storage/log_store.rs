@@ -11,9 +11,14 @@ use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 
 use linkloom_core::codec;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use linkloom_core::metrics::Histogram;
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogId, RaftLogReader, StorageIOError, Vote};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::disk::{Disk, DiskError, Tree};
 use super::{io_error, read_error};
@@ -27,7 +32,18 @@ pub struct LogStore {
     disk: Disk,
     log: Tree,
     meta: Tree,
-    flusher: mpsc::Sender<LogFlushed<TypeConfig>>,
+    flusher: mpsc::Sender<(Instant, LogFlushed<TypeConfig>)>,
+    metrics: Arc<LogMetrics>,
+}
+
+/// What the log measures about itself, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct LogMetrics {
+    /// From `append` to the fsync that made the entries durable.
+    pub append_latency: Histogram,
+    pub fsyncs: AtomicU64,
+    /// The last committed index openraft reported (0 before the first).
+    pub committed_index: AtomicU64,
 }
 
 /// Appends waiting for their fsync; `append` waits for room beyond this (back-pressure).
@@ -41,8 +57,19 @@ impl LogStore {
     /// Opens the log trees and starts the flusher task (call inside a tokio runtime).
     pub fn open(disk: &Disk) -> Result<Self, DiskError> {
         let (flusher, pending) = mpsc::channel(MAX_PENDING_FLUSHES);
-        tokio::spawn(flush_loop(disk.clone(), pending));
-        Ok(LogStore { disk: disk.clone(), log: disk.open_tree("log")?, meta: disk.open_tree("meta")?, flusher })
+        let metrics = Arc::new(LogMetrics::default());
+        tokio::spawn(flush_loop(disk.clone(), pending, metrics.clone()));
+        Ok(LogStore {
+            disk: disk.clone(),
+            log: disk.open_tree("log")?,
+            meta: disk.open_tree("meta")?,
+            flusher,
+            metrics,
+        })
+    }
+
+    pub fn metrics(&self) -> Arc<LogMetrics> {
+        self.metrics.clone()
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
@@ -73,11 +100,17 @@ impl LogStore {
 }
 
 /// Fsyncs once for every batch of appends that queued up, then tells openraft they are durable.
-async fn flush_loop(disk: Disk, mut pending: mpsc::Receiver<LogFlushed<TypeConfig>>) {
+async fn flush_loop(
+    disk: Disk,
+    mut pending: mpsc::Receiver<(Instant, LogFlushed<TypeConfig>)>,
+    metrics: Arc<LogMetrics>,
+) {
     let mut batch = Vec::new();
     while pending.recv_many(&mut batch, MAX_PENDING_FLUSHES).await > 0 {
         let flushed = disk.flush().await;
-        for callback in batch.drain(..) {
+        metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
+        for (appended_at, callback) in batch.drain(..) {
+            metrics.append_latency.observe(appended_at.elapsed());
             callback.log_io_completed(flushed.as_ref().map(|_| ()).map_err(io_error));
         }
         if let Err(e) = flushed {
@@ -154,6 +187,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         // Not flushed on its own: losing it only means re-applying from the snapshot on restart.
         self.put_meta(KEY_COMMITTED, &committed).map_err(|e| StorageIOError::write(&e))?;
+        if let Some(id) = committed {
+            self.metrics.committed_index.fetch_max(id.index, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -174,7 +210,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.log.apply_batch(batch).map_err(|e| StorageIOError::write_logs(&io_error(e)))?;
         // Durable once the flusher's next fsync completes; it fires the callback then.
         self.flusher
-            .send(callback)
+            .send((Instant::now(), callback))
             .await
             .map_err(|_| StorageIOError::write_logs(&io_error("the log flusher has stopped")).into())
     }

@@ -20,7 +20,7 @@ use std::sync::{Arc, RwLock};
 use linkloom_core::State;
 
 pub use disk::{Disk, DiskError, MemoryDisk, Tree};
-pub use log_store::LogStore;
+pub use log_store::{LogMetrics, LogStore};
 pub use state_machine::StateMachineStore;
 
 use crate::types::{LogId, Membership, StorageError};
