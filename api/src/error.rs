@@ -90,6 +90,9 @@ impl From<Rejection> for ApiError {
                 (StatusCode::CONFLICT, "execution_finished")
             }
             Rejection::LeaseHeld { .. } | Rejection::LeaseNotHeld { .. } => (StatusCode::CONFLICT, "lease_conflict"),
+            Rejection::TokenExists(_) => (StatusCode::CONFLICT, "token_exists"),
+            Rejection::TokenNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Rejection::InvalidToken(_) => (StatusCode::BAD_REQUEST, "invalid_token"),
         };
         ApiError::new(status, code, message)
     }

@@ -5,8 +5,14 @@
 //! no state of their own and make no decision the state machine should make; every write goes
 //! through [`ReplicatedNode::propose`], every default read through a linearizable barrier.
 
+// The OpenAPI schemas are one large `json!` literal.
+#![recursion_limit = "512"]
+
+mod auth;
 mod body;
 mod error;
+mod observe;
+mod openapi;
 mod routes;
 mod views;
 
@@ -15,7 +21,15 @@ use std::sync::Arc;
 use axum::Router;
 use linkloom_raft::{Clock, ReplicatedNode, Transport};
 
+pub use auth::{token_hash, Access, AuthConfig, Caller};
 pub use error::ApiError;
+pub use observe::{HttpMetrics, REQUEST_ID};
+pub use routes::OPEN_WARNING;
+
+/// The OpenAPI 3.1 description this build serves at `/api/openapi.json`.
+pub fn openapi_document() -> &'static serde_json::Value {
+    openapi::document()
+}
 
 /// Limits the API enforces before anything reaches the log.
 #[derive(Debug, Clone)]
@@ -46,6 +60,10 @@ pub struct ApiState<T> {
     pub engine_info: Option<EngineInfo>,
     /// The node's engine, which serves worker connections (absent: this node serves no workers).
     pub engine: Option<Arc<linkloom_actors::EngineHandle>>,
+    /// Tokens, roles, the cluster secret and the request rate per token.
+    pub auth: Arc<AuthConfig>,
+    /// HTTP counters for `/metrics` (shared by every clone of the router).
+    pub http: Arc<HttpMetrics>,
 }
 
 impl<T> Clone for ApiState<T> {
@@ -56,6 +74,8 @@ impl<T> Clone for ApiState<T> {
             limits: self.limits.clone(),
             engine_info: self.engine_info.clone(),
             engine: self.engine.clone(),
+            auth: self.auth.clone(),
+            http: self.http.clone(),
         }
     }
 }
@@ -63,4 +83,9 @@ impl<T> Clone for ApiState<T> {
 /// The full router: public API, health, and node-to-node endpoints.
 pub fn router<T: Transport>(state: ApiState<T>) -> Router {
     routes::router(state)
+}
+
+/// This node's `/metrics` page (for benchmarks and tests that read it without HTTP).
+pub fn metrics_text<T: Transport>(state: &ApiState<T>) -> String {
+    routes::render_metrics(state)
 }

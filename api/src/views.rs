@@ -17,6 +17,7 @@ pub fn workflow(wf: &Workflow) -> Value {
         "created_at": rfc3339(active.created_at_ms),
         "updated_at": rfc3339(wf.updated_at_ms),
         "created_by": active.created_by,
+        "updated_by": wf.updated_by,
         "versions": wf.versions.keys().collect::<Vec<_>>(),
         "spec": spec_json(&active.spec),
     })
@@ -109,6 +110,7 @@ pub fn execution(e: &linkloom_core::state::Execution) -> Value {
         "finished_at": time(e.finished_at_ms),
         "params": e.params.0,
         "created_by": e.created_by,
+        "audit": e.audit.iter().map(|a| json!({"action": a.action, "by": a.by, "at": rfc3339(a.at_ms)})).collect::<Vec<_>>(),
         "owner_node_id": e.owner,
         "blocked_by": e.blocked_by,
         "tasks": tasks,

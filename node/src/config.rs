@@ -74,6 +74,52 @@ pub struct Cli {
     /// Signs every HTTP task request with this secret (`X-Loom-Signature`); see docs/signatures.md.
     #[arg(long, env = "LOOM_SIGNING_SECRET", hide_env_values = true)]
     pub signing_secret: Option<Secret>,
+    /// Turns authentication on: this token acts as `admin` (create the other tokens with it).
+    /// Unset, the node runs open and says so. See docs/security.md.
+    #[arg(long, env = "LOOM_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
+    /// Node-to-node requests carry and require this secret; derived from the admin token when
+    /// unset (so one secret secures a cluster).
+    #[arg(long, env = "LOOM_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<Secret>,
+    /// Requests per second each token may send to this node (429 beyond); 0 for no limit.
+    #[arg(long, env = "LOOM_RATE_LIMIT")]
+    pub rate_limit: Option<u32>,
+    /// Requests a token may send at once above the rate (default: twice the rate).
+    #[arg(long, env = "LOOM_RATE_BURST")]
+    pub rate_burst: Option<u32>,
+    /// Most items one page of a list holds.
+    #[arg(long, env = "LOOM_MAX_PAGE_SIZE")]
+    pub max_page_size: Option<usize>,
+    /// `on` (default) or `off`: whether this node runs shell tasks at all.
+    #[arg(long, env = "LOOM_SHELL_TASKS")]
+    pub shell_tasks: Option<String>,
+    /// Programs shell tasks may start, comma separated (bare names are looked up on the node's
+    /// PATH; paths match exactly). Unset: any.
+    #[arg(long, env = "LOOM_SHELL_ALLOW")]
+    pub shell_allow: Option<String>,
+    /// CPU seconds one shell attempt may use.
+    #[arg(long, env = "LOOM_SHELL_CPU_SECS")]
+    pub shell_cpu_secs: Option<u64>,
+    /// Address space one shell attempt may use, in MiB.
+    #[arg(long, env = "LOOM_SHELL_MEMORY_MB")]
+    pub shell_memory_mb: Option<u64>,
+    /// Open files one shell attempt may hold (default 1024).
+    #[arg(long, env = "LOOM_SHELL_OPEN_FILES")]
+    pub shell_open_files: Option<u64>,
+    /// Output (stdout + stderr) one shell attempt may write, in MiB (default 16).
+    #[arg(long, env = "LOOM_SHELL_OUTPUT_MB")]
+    pub shell_output_mb: Option<u64>,
+    /// Run shell tasks as this numeric user id (needs LOOM_SHELL_GID too).
+    #[arg(long, env = "LOOM_SHELL_UID")]
+    pub shell_uid: Option<u32>,
+    /// Run shell tasks as this numeric group id.
+    #[arg(long, env = "LOOM_SHELL_GID")]
+    pub shell_gid: Option<u32>,
+    /// Hosts and networks HTTP tasks may call, comma separated (`api.example.com`,
+    /// `host:8443`, `*.example.com`, `10.0.0.0/8`). Unset: any.
+    #[arg(long, env = "LOOM_HTTP_ALLOW")]
+    pub http_allow: Option<String>,
 }
 
 /// A secret from configuration: never shown by `Debug`, so it cannot leak into a log line.
@@ -117,6 +163,20 @@ struct FileConfig {
     worker_lease_ms: Option<u64>,
     worker_heartbeat_ms: Option<u64>,
     signing_secret: Option<Secret>,
+    admin_token: Option<Secret>,
+    cluster_secret: Option<Secret>,
+    rate_limit: Option<u32>,
+    rate_burst: Option<u32>,
+    max_page_size: Option<usize>,
+    shell_tasks: Option<String>,
+    shell_allow: Option<String>,
+    shell_cpu_secs: Option<u64>,
+    shell_memory_mb: Option<u64>,
+    shell_open_files: Option<u64>,
+    shell_output_mb: Option<u64>,
+    shell_uid: Option<u32>,
+    shell_gid: Option<u32>,
+    http_allow: Option<String>,
 }
 
 /// The resolved configuration.
@@ -140,6 +200,13 @@ pub struct Config {
     pub worker_lease_ms: u64,
     pub worker_heartbeat_ms: u64,
     pub signing_secret: Option<Secret>,
+    pub admin_token: Option<Secret>,
+    /// Always set when `admin_token` is (derived from it unless configured).
+    pub cluster_secret: Option<Secret>,
+    pub rate_limit: u32,
+    pub rate_burst: u32,
+    pub max_page_size: usize,
+    pub task_policy: linkloom_actors::TaskPolicy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,6 +242,20 @@ impl Config {
         if !initial_members.is_empty() && !initial_members.contains_key(&node_id) && !join {
             bail!("--peers does not list this node's id {node_id}; list every founder, or pass --join");
         }
+        let admin_token = cli.admin_token.or(file.admin_token).filter(|s| !s.0.is_empty());
+        let rate_limit = cli.rate_limit.or(file.rate_limit).unwrap_or(1_000);
+        let task_policy = task_policy(
+            cli.shell_tasks.or(file.shell_tasks),
+            cli.shell_allow.or(file.shell_allow),
+            ShellLimitFlags {
+                cpu_secs: cli.shell_cpu_secs.or(file.shell_cpu_secs),
+                memory_mb: cli.shell_memory_mb.or(file.shell_memory_mb),
+                open_files: cli.shell_open_files.or(file.shell_open_files),
+                output_mb: cli.shell_output_mb.or(file.shell_output_mb),
+            },
+            (cli.shell_uid.or(file.shell_uid), cli.shell_gid.or(file.shell_gid)),
+            cli.http_allow.or(file.http_allow),
+        )?;
         let log_format = match cli.log_format.or(file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -199,7 +280,20 @@ impl Config {
             worker_lease_ms: cli.worker_lease_ms.or(file.worker_lease_ms).unwrap_or(10_000),
             worker_heartbeat_ms: cli.worker_heartbeat_ms.or(file.worker_heartbeat_ms).unwrap_or(1_000),
             signing_secret: cli.signing_secret.or(file.signing_secret).filter(|s| !s.0.is_empty()),
+            admin_token: admin_token.clone(),
+            cluster_secret: cli
+                .cluster_secret
+                .or(file.cluster_secret)
+                .filter(|s| !s.0.is_empty())
+                .or_else(|| admin_token.as_ref().map(derive_cluster_secret)),
+            rate_limit,
+            rate_burst: cli.rate_burst.or(file.rate_burst).unwrap_or(rate_limit.saturating_mul(2)),
+            max_page_size: cli.max_page_size.or(file.max_page_size).unwrap_or(500),
+            task_policy,
         };
+        if config.max_page_size == 0 {
+            bail!("max_page_size must be at least 1");
+        }
         if config.worker_heartbeat_ms < 50 || config.worker_lease_ms < 2 * config.worker_heartbeat_ms {
             bail!(
                 "worker_lease_ms ({}) must be at least twice worker_heartbeat_ms ({}), which must be at least 50",
@@ -235,6 +329,65 @@ impl Config {
             ..RaftSettings::new(self.node_id, self.advertise.clone(), self.data_dir.clone())
         }
     }
+}
+
+struct ShellLimitFlags {
+    cpu_secs: Option<u64>,
+    memory_mb: Option<u64>,
+    open_files: Option<u64>,
+    output_mb: Option<u64>,
+}
+
+fn task_policy(
+    shell_tasks: Option<String>,
+    shell_allow: Option<String>,
+    limits: ShellLimitFlags,
+    run_as: (Option<u32>, Option<u32>),
+    http_allow: Option<String>,
+) -> anyhow::Result<linkloom_actors::TaskPolicy> {
+    let defaults = linkloom_actors::ShellLimits::default();
+    let shell_enabled = match shell_tasks.as_deref().map(str::trim) {
+        None | Some("on") => true,
+        Some("off") => false,
+        Some(other) => bail!("shell_tasks `{other}` is not one of on, off"),
+    };
+    let shell_run_as = match run_as {
+        (None, None) => None,
+        (Some(uid), Some(gid)) => Some((uid, gid)),
+        _ => bail!("shell_uid and shell_gid go together: set both or neither"),
+    };
+    let mb = |v: u64| v.saturating_mul(1024 * 1024);
+    if limits.output_mb == Some(0) {
+        bail!("shell_output_mb must be at least 1");
+    }
+    Ok(linkloom_actors::TaskPolicy {
+        shell_enabled,
+        shell_allow: shell_allow
+            .map(|list| list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect())
+            .unwrap_or_default(),
+        shell_limits: linkloom_actors::ShellLimits {
+            cpu_secs: limits.cpu_secs,
+            memory_bytes: limits.memory_mb.map(mb),
+            open_files: limits.open_files.or(defaults.open_files),
+            output_bytes: limits.output_mb.map(mb).unwrap_or(defaults.output_bytes),
+        },
+        shell_run_as,
+        http_allow: match http_allow.filter(|list| !list.trim().is_empty()) {
+            None => None,
+            Some(list) => Some(linkloom_actors::parse_host_rules(&list).map_err(anyhow::Error::msg)?),
+        },
+    })
+}
+
+/// The cluster secret when only an admin token is configured: HMAC-SHA256 of a fixed label under
+/// the admin token, so every node given the same admin token agrees on it, and knowing the
+/// cluster secret does not reveal the admin token.
+fn derive_cluster_secret(admin_token: &Secret) -> Secret {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(admin_token.0.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(b"linkloom cluster secret v1");
+    Secret(mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Parses `1=host:port,2=host:port`.
@@ -303,6 +456,62 @@ mod tests {
         assert!(!format!("{c:?}").contains("hunter2-xyz"));
         let none = Config::resolve(cli(&["--dev", "--signing-secret", ""])).unwrap();
         assert!(none.signing_secret.is_none(), "an empty secret means none");
+    }
+
+    #[test]
+    fn the_admin_token_turns_on_auth_and_derives_the_cluster_secret() {
+        let open = Config::resolve(cli(&["--dev"])).unwrap();
+        assert!(open.admin_token.is_none() && open.cluster_secret.is_none());
+        assert_eq!((open.rate_limit, open.rate_burst), (1_000, 2_000));
+        let a = Config::resolve(cli(&["--dev", "--admin-token", "s3cret-s3cret-s3cret"])).unwrap();
+        let b = Config::resolve(cli(&["--dev", "--admin-token", "s3cret-s3cret-s3cret"])).unwrap();
+        let secret = a.cluster_secret.clone().expect("derived");
+        assert_eq!(Some(secret.clone()), b.cluster_secret, "every node derives the same secret");
+        assert_eq!(secret.0.len(), 64);
+        assert!(!secret.0.contains("s3cret"));
+        assert!(!format!("{a:?}").contains("s3cret"), "secrets never show in debug output");
+        let own = Config::resolve(cli(&[
+            "--dev",
+            "--admin-token",
+            "s3cret-s3cret-s3cret",
+            "--cluster-secret",
+            "peer-secret",
+        ]))
+        .unwrap();
+        assert_eq!(own.cluster_secret.map(|s| s.0), Some("peer-secret".to_string()));
+    }
+
+    #[test]
+    fn task_policy_flags_are_read_and_checked() {
+        let open = Config::resolve(cli(&["--dev"])).unwrap().task_policy;
+        assert!(open.shell_enabled && open.shell_allow.is_empty() && open.http_allow.is_none());
+        let strict = Config::resolve(cli(&[
+            "--dev",
+            "--shell-tasks",
+            "off",
+            "--shell-allow",
+            "sh, /usr/bin/env",
+            "--shell-memory-mb",
+            "256",
+            "--http-allow",
+            "api.example.com,10.0.0.0/8",
+        ]))
+        .unwrap()
+        .task_policy;
+        assert!(!strict.shell_enabled);
+        assert_eq!(strict.shell_allow, ["sh", "/usr/bin/env"]);
+        assert_eq!(strict.shell_limits.memory_bytes, Some(256 * 1024 * 1024));
+        assert_eq!(strict.http_allow.map(|r| r.len()), Some(2));
+        for (flags, named) in [
+            (&["--shell-tasks", "maybe"][..], "maybe"),
+            (&["--http-allow", "10.0.0.0/99"][..], "10.0.0.0/99"),
+            (&["--shell-uid", "1000"][..], "shell_gid"),
+        ] {
+            let mut args = vec!["--dev"];
+            args.extend_from_slice(flags);
+            let e = Config::resolve(cli(&args)).unwrap_err();
+            assert!(format!("{e:#}").contains(named), "{e:#}");
+        }
     }
 
     #[test]

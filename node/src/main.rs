@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::serve::ListenerExt;
 use clap::Parser;
-use linkloom_api::{ApiLimits, ApiState};
+use linkloom_api::{ApiLimits, ApiState, AuthConfig};
 use linkloom_raft::{HttpTransport, ReplicatedNode, SystemClock};
 use tracing_subscriber::EnvFilter;
 
@@ -26,7 +26,11 @@ async fn main() -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
 
-    let node = ReplicatedNode::start(config.raft_settings(), HttpTransport::tcp())
+    let mut transport = HttpTransport::tcp();
+    if let Some(secret) = &config.cluster_secret {
+        transport = transport.with_cluster_secret(secret.0.clone());
+    }
+    let node = ReplicatedNode::start(config.raft_settings(), transport)
         .await
         .with_context(|| format!("starting node {} with data in {}", config.node_id, config.data_dir.display()))?;
 
@@ -37,6 +41,15 @@ async fn main() -> anyhow::Result<()> {
     engine_config.worker_lease_ms = config.worker_lease_ms;
     engine_config.worker_heartbeat_ms = config.worker_heartbeat_ms;
     engine_config.signing_secret = config.signing_secret.as_ref().map(|s| Arc::from(s.0.as_str()));
+    engine_config.task_policy = config.task_policy.clone();
+    let policy = &config.task_policy;
+    tracing::info!(
+        shell_tasks = policy.shell_enabled,
+        shell_allow = ?policy.shell_allow,
+        shell_run_as = ?policy.shell_run_as,
+        http_allow = ?policy.http_allow,
+        "task policy"
+    );
     if engine_config.signing_secret.is_some() {
         tracing::info!("HTTP task requests are signed (X-Loom-Signature)");
     }
@@ -52,7 +65,29 @@ async fn main() -> anyhow::Result<()> {
     .await
     .context("starting the engine")?;
 
-    let limits = ApiLimits { max_body_bytes: config.max_body_bytes, ..ApiLimits::default() };
+    let limits = ApiLimits {
+        max_body_bytes: config.max_body_bytes,
+        max_page_size: config.max_page_size,
+        ..ApiLimits::default()
+    };
+    let auth = AuthConfig::new(
+        config.admin_token.as_ref().map(|t| t.0.clone()),
+        config.cluster_secret.as_ref().map(|s| s.0.clone()),
+        config.rate_limit,
+        config.rate_burst,
+    );
+    match &config.admin_token {
+        None => tracing::warn!("{}", linkloom_api::OPEN_WARNING),
+        Some(token) => {
+            tracing::info!(
+                rate_limit = config.rate_limit,
+                "requests need a token; node-to-node requests the cluster secret"
+            );
+            if token.0.len() < 16 {
+                tracing::warn!("the admin token is shorter than 16 characters; use a long random one outside tests");
+            }
+        }
+    }
     let engine = Arc::new(engine);
     let stats_of = engine.clone();
     let engine_info: linkloom_api::EngineInfo = Arc::new(move || {
@@ -71,6 +106,8 @@ async fn main() -> anyhow::Result<()> {
         limits,
         engine_info: Some(engine_info),
         engine: Some(engine.clone()),
+        auth: Arc::new(auth),
+        http: Default::default(),
     });
     tracing::info!(
         node_id = config.node_id,

@@ -6,12 +6,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use linkloom_actors::{EngineConfig, HyperTaskHttp};
-use linkloom_api::{ApiLimits, ApiState};
+use linkloom_api::{ApiLimits, ApiState, AuthConfig};
 use linkloom_raft::storage::Disk;
 use linkloom_raft::{Clock, HttpTransport, RaftSettings, ReplicatedNode};
 
 use crate::net::{SimConnector, SimListener};
 use crate::world::World;
+
+/// Every simulated node shares it; a request without it to `/raft/*` is refused.
+const CLUSTER_SECRET: &str = "simulated-cluster-secret";
 
 /// The API (and Raft) port of every node.
 pub const NODE_PORT: u16 = 8080;
@@ -54,8 +57,12 @@ pub async fn run_node(world: World, id: u64, nodes: u64, skew_ms: i64) -> Result
     settings.logs_kept_after_snapshot = 100;
     settings.forward_wait_ms = 5_000;
     settings.forward_timeout_ms = 2_000;
-    let node =
-        ReplicatedNode::start_on(settings, HttpTransport::with_connector(SimConnector), Disk::Memory(disk)).await?;
+    let node = ReplicatedNode::start_on(
+        settings,
+        HttpTransport::with_connector(SimConnector).with_cluster_secret(CLUSTER_SECRET),
+        Disk::Memory(disk),
+    )
+    .await?;
     let clock: Arc<dyn Clock> = Arc::new(SimClock { skew_ms });
     let engine = linkloom_actors::start(
         Arc::new(node.clone()),
@@ -71,6 +78,9 @@ pub async fn run_node(world: World, id: u64, nodes: u64, skew_ms: i64) -> Result
         limits: ApiLimits::default(),
         engine_info: None,
         engine: Some(Arc::new(engine)),
+        // Node-to-node traffic proves the cluster secret, as in production; clients run open.
+        auth: Arc::new(AuthConfig::new(None, Some(CLUSTER_SECRET.to_string()), 0, 0)),
+        http: Default::default(),
     });
     let listener = SimListener::bind(NODE_PORT).await?;
     axum::serve(listener, app).await?;

@@ -1,14 +1,20 @@
 //! Cluster view and membership changes.
 
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use linkloom_raft::Transport;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::executions::json_body;
 use crate::error::ApiError;
 use crate::ApiState;
+
+/// Said at start and in the cluster view while a node runs without tokens.
+pub const OPEN_WARNING: &str =
+    "this node runs open: no token is needed and every caller acts as admin (set LOOM_ADMIN_TOKEN to require tokens)";
 
 /// This node's view: id, leader, term, indexes and members.
 pub(crate) async fn show<T: Transport>(State(state): State<ApiState<T>>) -> Json<Value> {
@@ -25,25 +31,37 @@ pub(crate) async fn show<T: Transport>(State(state): State<ApiState<T>>) -> Json
         "log_entries_on_disk": state.node.log_len(),
         "members": info.members,
         "engine": state.engine_info.as_ref().map(|info| info()),
+        "auth": {
+            "enabled": state.auth.enabled(),
+            "peers_authenticated": state.auth.peers_authenticated(),
+            "warning": (!state.auth.enabled()).then_some(OPEN_WARNING),
+        },
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewMember {
-    id: u64,
-    addr: String,
+    #[serde(default)]
+    id: Option<u64>,
+    #[serde(default)]
+    addr: Option<String>,
 }
 
 /// Adds a node as a learner.
 pub(crate) async fn add_learner<T: Transport>(
     State(state): State<ApiState<T>>,
-    Json(member): Json<NewMember>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if member.addr.trim().is_empty() || !member.addr.contains(':') {
-        return Err(ApiError::bad_request(format!("addr `{}` must be host:port", member.addr)));
+    let member: NewMember = json_body(&state, &headers, body).await?;
+    let id =
+        member.id.filter(|id| *id > 0).ok_or_else(|| ApiError::bad_request("body: `id` must be a positive integer"))?;
+    let addr = member.addr.ok_or_else(|| ApiError::bad_request("body: `addr` (host:port) is required"))?;
+    if addr.trim().is_empty() || !addr.contains(':') {
+        return Err(ApiError::bad_request(format!("addr `{addr}` must be host:port")));
     }
-    let members = state.node.add_learner(member.id, member.addr).await?;
+    let members = state.node.add_learner(id, addr).await?;
     Ok((StatusCode::CREATED, Json(json!({"members": members}))))
 }
 

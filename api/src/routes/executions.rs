@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{page_of, Page, ReadOptions};
+use crate::auth::Caller;
 use crate::body::read_limited;
 use crate::error::ApiError;
 use crate::views;
@@ -58,6 +59,7 @@ pub(crate) struct TriggerBody {
 /// `POST /api/v1/workflows/{id}/trigger` → 202 `{"execution_id"}`.
 pub(crate) async fn trigger<T: Transport>(
     State(state): State<ApiState<T>>,
+    caller: Caller,
     Path(workflow_id): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -76,7 +78,7 @@ pub(crate) async fn trigger<T: Transport>(
         trigger: Trigger::Manual,
         scheduled_at_ms: None,
         params: JsonValue(params),
-        actor: None,
+        actor: caller.name,
         at_ms,
     };
     match state.node.propose(command).await? {
@@ -91,10 +93,11 @@ pub(crate) async fn trigger<T: Transport>(
 /// `POST /api/v1/workflows/{id}/pause` and `/resume`.
 pub(crate) async fn set_paused<T: Transport>(
     state: ApiState<T>,
+    caller: Caller,
     workflow_id: String,
     paused: bool,
 ) -> Result<Json<Value>, ApiError> {
-    let command = Command::SetPaused { workflow_id, paused, actor: None, at_ms: state.clock.now_ms() };
+    let command = Command::SetPaused { workflow_id, paused, actor: caller.name, at_ms: state.clock.now_ms() };
     match state.node.propose(command).await? {
         Response::PausedSet { workflow_id, paused } => Ok(Json(json!({"id": workflow_id, "paused": paused}))),
         Response::Rejected(r) => Err(r.into()),
@@ -104,16 +107,18 @@ pub(crate) async fn set_paused<T: Transport>(
 
 pub(crate) async fn pause<T: Transport>(
     State(state): State<ApiState<T>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    set_paused(state, id, true).await
+    set_paused(state, caller, id, true).await
 }
 
 pub(crate) async fn resume<T: Transport>(
     State(state): State<ApiState<T>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    set_paused(state, id, false).await
+    set_paused(state, caller, id, false).await
 }
 
 #[derive(Deserialize, Default)]
@@ -128,6 +133,7 @@ pub(crate) struct BackfillBody {
 /// `POST /api/v1/workflows/{id}/backfill` `{"from", "to"}`: one execution per tick in the range.
 pub(crate) async fn backfill<T: Transport>(
     State(state): State<ApiState<T>>,
+    caller: Caller,
     Path(workflow_id): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -176,7 +182,7 @@ pub(crate) async fn backfill<T: Transport>(
             trigger: Trigger::Backfill,
             scheduled_at_ms: Some(*tick),
             params: JsonValue::null(),
-            actor: None,
+            actor: caller.name.clone(),
             at_ms,
         })
     });
@@ -206,6 +212,10 @@ pub(crate) struct ExecutionFilter {
     status: Option<String>,
     #[serde(default)]
     trigger: Option<String>,
+    #[serde(default)]
+    since: Option<String>,
+    #[serde(default)]
+    until: Option<String>,
     // Not `#[serde(flatten)]`: flattening breaks numbers in query strings.
     #[serde(default)]
     limit: Option<usize>,
@@ -215,7 +225,7 @@ pub(crate) struct ExecutionFilter {
     consistency: Option<String>,
 }
 
-/// `GET /api/v1/executions?workflow=&status=&trigger=&limit=&cursor=`, in id order.
+/// `GET /api/v1/executions?workflow=&status=&trigger=&since=&until=&limit=&cursor=`, in id order.
 pub(crate) async fn list<T: Transport>(
     State(state): State<ApiState<T>>,
     Query(filter): Query<ExecutionFilter>,
@@ -235,6 +245,17 @@ pub(crate) async fn list<T: Transport>(
                 ApiError::bad_request(format!("trigger `{t}` is not one of manual, schedule, backfill"))
             })?),
         };
+    let time = |name: &str, value: &Option<String>| -> Result<Option<i64>, ApiError> {
+        value
+            .as_deref()
+            .map(|v| {
+                chrono::DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.timestamp_millis())
+                    .map_err(|e| ApiError::bad_request(format!("`{name}` = `{v}` is not RFC 3339: {e}")))
+            })
+            .transpose()
+    };
+    let (since, until) = (time("since", &filter.since)?, time("until", &filter.until)?);
     page.read_options().barrier(&state).await?;
     let (items, next_cursor) = state.node.state().read(|s| {
         let matching = s
@@ -242,6 +263,8 @@ pub(crate) async fn list<T: Transport>(
             .filter(|e| filter.workflow.as_deref().is_none_or(|w| e.workflow_id == w))
             .filter(|e| status.is_none_or(|st| e.status == st))
             .filter(|e| trigger.is_none_or(|t| e.trigger == t))
+            .filter(|e| since.is_none_or(|t| e.created_at_ms >= t))
+            .filter(|e| until.is_none_or(|t| e.created_at_ms < t))
             .map(views::execution);
         page_of(matching, limit)
     });
@@ -266,9 +289,10 @@ pub(crate) async fn show<T: Transport>(
 /// `POST /api/v1/executions/{id}/cancel`.
 pub(crate) async fn cancel<T: Transport>(
     State(state): State<ApiState<T>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let command = Command::CancelExecution { execution_id: id, actor: None, at_ms: state.clock.now_ms() };
+    let command = Command::CancelExecution { execution_id: id, actor: caller.name, at_ms: state.clock.now_ms() };
     match state.node.propose(command).await? {
         Response::ExecutionCancelled { execution_id } => Ok(Json(json!({"id": execution_id, "status": "cancelled"}))),
         Response::Rejected(r) => Err(r.into()),
@@ -279,9 +303,10 @@ pub(crate) async fn cancel<T: Transport>(
 /// `POST /api/v1/executions/{id}/retry`: failed, cancelled and skipped tasks run again.
 pub(crate) async fn retry<T: Transport>(
     State(state): State<ApiState<T>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let command = Command::RetryExecution { execution_id: id, actor: None, at_ms: state.clock.now_ms() };
+    let command = Command::RetryExecution { execution_id: id, actor: caller.name, at_ms: state.clock.now_ms() };
     match state.node.propose(command).await? {
         Response::ExecutionReopened { execution_id, tasks_reset } => {
             Ok(Json(json!({"id": execution_id, "tasks_reset": tasks_reset})))

@@ -1,59 +1,510 @@
-//! Route table. Paths here are the public interface; see docs/api.md.
+//! The route table: every endpoint's method, path, access and documentation in one place. The
+//! router, the authorization of each route and the OpenAPI description (`/api/openapi.json`) are
+//! all built from it, so an endpoint cannot exist without being documented and guarded. Paths
+//! here are the public interface; see docs/api.md.
 
 mod cluster;
 mod executions;
 mod health;
+mod metrics;
 mod raft;
+mod tokens;
 mod workers;
 mod workflows;
 
-use axum::http::{StatusCode, Uri};
-use axum::routing::{get, post};
+use axum::http::{Method, StatusCode, Uri};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 use linkloom_raft::Transport;
 use serde::Deserialize;
 
+use crate::auth::{authorize, Access};
 use crate::error::ApiError;
+use crate::observe::observe;
 use crate::ApiState;
 
+pub use cluster::OPEN_WARNING;
+pub(crate) use metrics::render as render_metrics;
+
+/// A query parameter of an endpoint.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Param {
+    pub name: &'static str,
+    /// JSON Schema type: `string`, `integer`, `boolean`.
+    pub kind: &'static str,
+    pub description: &'static str,
+    /// Allowed values, if a fixed set.
+    pub values: &'static [&'static str],
+}
+
+/// A request or response body: media types and the schema name in `components.schemas`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Content {
+    pub media: &'static [&'static str],
+    pub schema: &'static str,
+}
+
+/// One endpoint's contract.
+#[derive(Debug, Clone)]
+pub(crate) struct Op {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    pub id: &'static str,
+    pub tag: &'static str,
+    pub summary: &'static str,
+    pub query: &'static [Param],
+    pub body: Option<Content>,
+    /// Whether the body may be left out.
+    pub body_optional: bool,
+    pub ok_status: u16,
+    pub ok: Option<Content>,
+    /// Statuses beyond those every guarded endpoint may answer (401, 403, 429, 500, 503).
+    pub errors: &'static [u16],
+}
+
+const JSON: &[&str] = &["application/json"];
+
+const fn op(method: Method, path: &'static str, access: Access, id: &'static str, tag: &'static str) -> Op {
+    Op {
+        method,
+        path,
+        access,
+        id,
+        tag,
+        summary: "",
+        query: &[],
+        body: None,
+        body_optional: false,
+        ok_status: 200,
+        ok: None,
+        errors: &[],
+    }
+}
+
+impl Op {
+    const fn summary(mut self, s: &'static str) -> Self {
+        self.summary = s;
+        self
+    }
+    const fn query(mut self, q: &'static [Param]) -> Self {
+        self.query = q;
+        self
+    }
+    const fn body(mut self, schema: &'static str) -> Self {
+        self.body = Some(Content { media: JSON, schema });
+        self
+    }
+    const fn optional_body(mut self, schema: &'static str) -> Self {
+        self.body = Some(Content { media: JSON, schema });
+        self.body_optional = true;
+        self
+    }
+    const fn body_as(mut self, media: &'static [&'static str], schema: &'static str) -> Self {
+        self.body = Some(Content { media, schema });
+        self
+    }
+    const fn ok(mut self, status: u16, schema: &'static str) -> Self {
+        self.ok_status = status;
+        self.ok = Some(Content { media: JSON, schema });
+        self
+    }
+    const fn ok_as(mut self, status: u16, media: &'static [&'static str], schema: &'static str) -> Self {
+        self.ok_status = status;
+        self.ok = Some(Content { media, schema });
+        self
+    }
+    const fn no_content(mut self) -> Self {
+        self.ok_status = 204;
+        self.ok = None;
+        self
+    }
+    const fn errors(mut self, e: &'static [u16]) -> Self {
+        self.errors = e;
+        self
+    }
+}
+
+const fn param(name: &'static str, kind: &'static str, description: &'static str) -> Param {
+    Param { name, kind, description, values: &[] }
+}
+
+const CONSISTENCY: Param = Param {
+    name: "consistency",
+    kind: "string",
+    description: "`stale` reads this node's state without asking the leader",
+    values: &["linearizable", "stale"],
+};
+const LIMIT: Param = param("limit", "integer", "items per page (default 100, at most the node's page limit)");
+const CURSOR: Param = param("cursor", "string", "`next_cursor` of the previous page");
+const READ: &[Param] = &[CONSISTENCY];
+const PAGED: &[Param] = &[LIMIT, CURSOR, CONSISTENCY];
+const EXECUTION_FILTERS: &[Param] = &[
+    param("workflow", "string", "only executions of this workflow"),
+    Param {
+        name: "status",
+        kind: "string",
+        description: "only executions in this status",
+        values: &["queued", "running", "succeeded", "failed", "cancelled"],
+    },
+    Param {
+        name: "trigger",
+        kind: "string",
+        description: "only executions started this way",
+        values: &["manual", "schedule", "backfill"],
+    },
+    param("since", "string", "only executions created at or after this RFC 3339 time"),
+    param("until", "string", "only executions created before this RFC 3339 time"),
+    LIMIT,
+    CURSOR,
+    CONSISTENCY,
+];
+const LOG_QUERY: &[Param] = &[
+    param("task", "string", "only this task's attempts"),
+    param("follow", "boolean", "stream server-sent events until the task ends"),
+];
+
+/// Every endpoint with its handler.
+pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> {
+    use Access::*;
+    vec![
+        (
+            op(Method::GET, "/healthz", Public, "healthz", "health")
+                .summary("200 while the process runs")
+                .ok(200, "Status"),
+            get(health::healthz),
+        ),
+        (
+            op(Method::GET, "/readyz", Public, "readyz", "health")
+                .summary("200 once a leader is known and this node has applied what was committed when it started")
+                .ok(200, "Status")
+                .errors(&[503]),
+            get(health::readyz::<T>),
+        ),
+        (
+            op(Method::GET, "/api/openapi.json", Public, "openapi", "meta")
+                .summary("This API's OpenAPI 3.1 description")
+                .ok(200, "Any"),
+            get(openapi_json),
+        ),
+        (
+            op(Method::GET, "/api/docs", Public, "apiDocs", "meta")
+                .summary("A readable reference of this API (HTML)")
+                .ok_as(200, &["text/html"], "Text"),
+            get(api_docs),
+        ),
+        (
+            op(Method::GET, "/metrics", Read, "metrics", "meta")
+                .summary("Prometheus metrics of this node (text format 0.0.4)")
+                .ok_as(200, &["text/plain"], "Text"),
+            get(metrics::serve::<T>),
+        ),
+        (
+            op(Method::GET, "/api/v1/cluster", Read, "showCluster", "cluster")
+                .summary("This node's view of the cluster")
+                .query(READ)
+                .ok(200, "Cluster"),
+            get(cluster::show::<T>),
+        ),
+        (
+            op(Method::POST, "/api/v1/cluster/members", Admin, "addMember", "cluster")
+                .summary("Adds a node as a learner")
+                .body("NewMember")
+                .ok(201, "Members")
+                .errors(&[400, 409, 413]),
+            post(cluster::add_learner::<T>),
+        ),
+        (
+            op(Method::DELETE, "/api/v1/cluster/members/{id}", Admin, "removeMember", "cluster")
+                .summary("Removes a member")
+                .ok(200, "Members")
+                .errors(&[400, 409]),
+            delete(cluster::remove::<T>),
+        ),
+        (
+            op(Method::POST, "/api/v1/cluster/members/{id}/promote", Admin, "promoteMember", "cluster")
+                .summary("Makes a learner a voter")
+                .ok(200, "Members")
+                .errors(&[400, 409]),
+            post(cluster::promote::<T>),
+        ),
+        (
+            op(Method::POST, "/api/v1/tokens", Admin, "createToken", "tokens")
+                .summary("Creates an API token; its secret is in this answer only")
+                .body("NewToken")
+                .ok(201, "CreatedToken")
+                .errors(&[400, 409, 413]),
+            post(tokens::create::<T>),
+        ),
+        (
+            op(Method::GET, "/api/v1/tokens", Admin, "listTokens", "tokens")
+                .summary("Tokens (names, roles, creators; never secrets)")
+                .query(PAGED)
+                .ok(200, "TokenList")
+                .errors(&[400]),
+            get(tokens::list::<T>),
+        ),
+        (
+            op(Method::DELETE, "/api/v1/tokens/{name}", Admin, "revokeToken", "tokens")
+                .summary("Revokes a token")
+                .no_content()
+                .errors(&[404]),
+            delete(tokens::revoke::<T>),
+        ),
+        (
+            op(Method::POST, "/api/v1/workflows", Operate, "putWorkflow", "workflows")
+                .summary("Stores a workflow: a new one, or the next version of an existing id")
+                .body_as(&["application/yaml", "application/json"], "WorkflowSpec")
+                .ok(201, "StoredWorkflow")
+                .errors(&[400, 413, 415, 422]),
+            post(workflows::put::<T>),
+        ),
+        (
+            op(Method::GET, "/api/v1/workflows", Read, "listWorkflows", "workflows")
+                .summary("Live workflows in id order")
+                .query(PAGED)
+                .ok(200, "WorkflowList")
+                .errors(&[400]),
+            get(workflows::list::<T>),
+        ),
+        (
+            op(Method::GET, "/api/v1/workflows/{id}", Read, "showWorkflow", "workflows")
+                .summary("A workflow at its active version")
+                .query(READ)
+                .ok(200, "Workflow")
+                .errors(&[400, 404]),
+            get(workflows::show::<T>),
+        ),
+        (
+            op(Method::DELETE, "/api/v1/workflows/{id}", Operate, "deleteWorkflow", "workflows")
+                .summary("Deletes a workflow and cancels its unfinished executions")
+                .no_content()
+                .errors(&[404]),
+            delete(workflows::delete::<T>),
+        ),
+        (
+            op(Method::GET, "/api/v1/workflows/{id}/versions", Read, "listWorkflowVersions", "workflows")
+                .summary("Every kept version, newest first")
+                .query(READ)
+                .ok(200, "WorkflowVersionList")
+                .errors(&[400, 404]),
+            get(workflows::versions::<T>),
+        ),
+        (
+            op(Method::GET, "/api/v1/workflows/{id}/versions/{version}", Read, "showWorkflowVersion", "workflows")
+                .summary("One version")
+                .query(READ)
+                .ok(200, "WorkflowVersion")
+                .errors(&[400, 404]),
+            get(workflows::version::<T>),
+        ),
+        (
+            op(Method::POST, "/api/v1/workflows/{id}/trigger", Operate, "triggerWorkflow", "executions")
+                .summary("Starts an execution now, with optional params overriding the defaults")
+                .optional_body("TriggerBody")
+                .ok(202, "Triggered")
+                .errors(&[400, 404, 413]),
+            post(executions::trigger::<T>),
+        ),
+        (
+            op(Method::POST, "/api/v1/workflows/{id}/pause", Operate, "pauseWorkflow", "workflows")
+                .summary("Stops firing scheduled ticks")
+                .ok(200, "Paused")
+                .errors(&[404]),
+            post(executions::pause::<T>),
+        ),
+        (
+            op(Method::POST, "/api/v1/workflows/{id}/resume", Operate, "resumeWorkflow", "workflows")
+                .summary("Fires scheduled ticks again")
+                .ok(200, "Paused")
+                .errors(&[404]),
+            post(executions::resume::<T>),
+        ),
+        (
+            op(Method::POST, "/api/v1/workflows/{id}/backfill", Operate, "backfillWorkflow", "executions")
+                .summary("One execution per schedule tick in a range (at most 1,000; existing ticks are kept)")
+                .body("BackfillBody")
+                .ok(202, "Backfilled")
+                .errors(&[400, 404, 413]),
+            post(executions::backfill::<T>),
+        ),
+        (
+            op(Method::GET, "/api/v1/executions", Read, "listExecutions", "executions")
+                .summary("Executions in id order, filtered")
+                .query(EXECUTION_FILTERS)
+                .ok(200, "ExecutionList")
+                .errors(&[400]),
+            get(executions::list::<T>),
+        ),
+        (
+            op(Method::GET, "/api/v1/executions/{id}", Read, "showExecution", "executions")
+                .summary("An execution with its tasks and attempts")
+                .query(READ)
+                .ok(200, "Execution")
+                .errors(&[400, 404]),
+            get(executions::show::<T>),
+        ),
+        (
+            op(Method::POST, "/api/v1/executions/{id}/cancel", Operate, "cancelExecution", "executions")
+                .summary("Cancels an unfinished execution")
+                .ok(200, "Cancelled")
+                .errors(&[404, 409]),
+            post(executions::cancel::<T>),
+        ),
+        (
+            op(Method::POST, "/api/v1/executions/{id}/retry", Operate, "retryExecution", "executions")
+                .summary("Runs the failed, cancelled and skipped tasks of a failed or cancelled execution again")
+                .ok(200, "Retried")
+                .errors(&[404, 409]),
+            post(executions::retry::<T>),
+        ),
+        (
+            op(Method::GET, "/api/v1/executions/{id}/logs", Read, "executionLogs", "executions")
+                .summary("Logs attempt by attempt: text, or server-sent events with follow=true")
+                .query(LOG_QUERY)
+                .ok_as(200, &["text/plain", "text/event-stream"], "Text")
+                .errors(&[400, 404]),
+            get(executions::logs::<T>),
+        ),
+        (
+            op(Method::POST, "/api/v1/tasks/{attempt_id}/callback", Work, "taskCallback", "tasks")
+                .summary("Completes an attempt a backend accepted with 202")
+                .body("TaskAnswer")
+                .ok(200, "AttemptFinished")
+                .errors(&[400, 404, 409, 413]),
+            post(executions::callback::<T>),
+        ),
+        (
+            op(Method::POST, "/api/v1/tasks/{attempt_id}/heartbeat", Work, "taskHeartbeat", "tasks")
+                .summary("Proof of life for an attempt")
+                .ok(200, "AttemptRef")
+                .errors(&[400, 404, 409]),
+            post(executions::heartbeat::<T>),
+        ),
+        (
+            op(Method::GET, "/api/v1/workers", Read, "listWorkers", "workers")
+                .summary("Live workers in id order")
+                .query(PAGED)
+                .ok(200, "WorkerList")
+                .errors(&[400]),
+            get(workers::list::<T>),
+        ),
+        (
+            op(Method::POST, "/api/v1/workers/connect", Work, "connectWorker", "workers")
+                .summary(
+                    "A worker connects; the answer is a stream of JSON lines (welcome, task, cancel, ping, closing)",
+                )
+                .body("WorkerHello")
+                .ok_as(200, &["application/x-ndjson"], "WorkerEvent")
+                .errors(&[400, 409, 413]),
+            post(workers::connect::<T>),
+        ),
+        (
+            op(Method::POST, "/api/v1/workers/{worker_id}/drain", Work, "drainWorker", "workers")
+                .summary("Hands this worker nothing new")
+                .body("Drain")
+                .ok(200, "Draining")
+                .errors(&[400, 404, 413]),
+            post(workers::drain::<T>),
+        ),
+        (
+            op(
+                Method::POST,
+                "/api/v1/workers/{worker_id}/attempts/{attempt_id}/heartbeat",
+                Work,
+                "workerHeartbeat",
+                "workers",
+            )
+            .summary("Extends a worker attempt's lease, with optional progress and logs")
+            .optional_body("WorkerHeartbeat")
+            .ok(200, "LeaseExtended")
+            .errors(&[400, 404, 409, 413]),
+            post(workers::heartbeat::<T>),
+        ),
+        (
+            op(
+                Method::POST,
+                "/api/v1/workers/{worker_id}/attempts/{attempt_id}/complete",
+                Work,
+                "workerComplete",
+                "workers",
+            )
+            .summary("Ends a worker attempt")
+            .body("TaskAnswer")
+            .ok(200, "AttemptFinished")
+            .errors(&[400, 404, 409, 413]),
+            post(workers::complete::<T>),
+        ),
+        (
+            op(
+                Method::POST,
+                "/api/v1/workers/{worker_id}/attempts/{attempt_id}/release",
+                Work,
+                "workerRelease",
+                "workers",
+            )
+            .summary("Gives an attempt back unstarted, without using a retry")
+            .optional_body("Release")
+            .ok(200, "AttemptFinished")
+            .errors(&[400, 404, 409, 413]),
+            post(workers::release::<T>),
+        ),
+        (
+            op(Method::GET, "/api/v1/queues", Read, "listQueues", "workers")
+                .summary("Per queue: waiting tasks and the workers serving it")
+                .query(READ)
+                .ok(200, "QueueList")
+                .errors(&[400]),
+            get(workers::queues::<T>),
+        ),
+        (
+            op(Method::POST, "/raft/{kind}", Peer, "raftRpc", "internal")
+                .summary("Node-to-node messages (encoded); not for clients")
+                .body_as(&["application/octet-stream"], "Binary")
+                .ok_as(200, &["application/octet-stream"], "Binary")
+                .errors(&[400, 404, 413]),
+            post(raft::serve::<T>),
+        ),
+    ]
+}
+
+/// The contracts alone (for the OpenAPI description).
+pub(crate) fn ops() -> Vec<Op> {
+    endpoints::<linkloom_raft::HttpTransport>().into_iter().map(|(op, _)| op).collect()
+}
+
 pub(crate) fn router<T: Transport>(state: ApiState<T>) -> Router {
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz::<T>))
-        .route("/api/v1/cluster", get(cluster::show::<T>))
-        .route("/api/v1/cluster/members", post(cluster::add_learner::<T>))
-        .route("/api/v1/cluster/members/{id}", axum::routing::delete(cluster::remove::<T>))
-        .route("/api/v1/cluster/members/{id}/promote", post(cluster::promote::<T>))
-        .route("/api/v1/workflows", get(workflows::list::<T>).post(workflows::put::<T>))
-        .route("/api/v1/workflows/{id}", get(workflows::show::<T>).delete(workflows::delete::<T>))
-        .route("/api/v1/workflows/{id}/versions", get(workflows::versions::<T>))
-        .route("/api/v1/workflows/{id}/versions/{version}", get(workflows::version::<T>))
-        .route("/api/v1/workflows/{id}/trigger", post(executions::trigger::<T>))
-        .route("/api/v1/workflows/{id}/pause", post(executions::pause::<T>))
-        .route("/api/v1/workflows/{id}/resume", post(executions::resume::<T>))
-        .route("/api/v1/workflows/{id}/backfill", post(executions::backfill::<T>))
-        .route("/api/v1/executions", get(executions::list::<T>))
-        .route("/api/v1/executions/{id}", get(executions::show::<T>))
-        .route("/api/v1/executions/{id}/cancel", post(executions::cancel::<T>))
-        .route("/api/v1/executions/{id}/retry", post(executions::retry::<T>))
-        .route("/api/v1/executions/{id}/logs", get(executions::logs::<T>))
-        .route("/api/v1/tasks/{attempt_id}/callback", post(executions::callback::<T>))
-        .route("/api/v1/tasks/{attempt_id}/heartbeat", post(executions::heartbeat::<T>))
-        .route("/api/v1/workers", get(workers::list::<T>))
-        .route("/api/v1/workers/connect", post(workers::connect::<T>))
-        .route("/api/v1/workers/{worker_id}/drain", post(workers::drain::<T>))
-        .route("/api/v1/workers/{worker_id}/attempts/{attempt_id}/heartbeat", post(workers::heartbeat::<T>))
-        .route("/api/v1/workers/{worker_id}/attempts/{attempt_id}/complete", post(workers::complete::<T>))
-        .route("/api/v1/workers/{worker_id}/attempts/{attempt_id}/release", post(workers::release::<T>))
-        .route("/api/v1/queues", get(workers::queues::<T>))
-        .route("/raft/{kind}", post(raft::serve::<T>))
+    let http_metrics = state.http.clone();
+    let mut router = Router::new();
+    for (op, handler) in endpoints::<T>() {
+        let guard = axum::middleware::from_fn_with_state((state.clone(), op.access), authorize::<T>);
+        router = router.route(op.path, handler.route_layer(guard));
+    }
+    router
         .fallback(not_found)
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(http_metrics, observe))
         .with_state(state)
 }
 
 async fn not_found(uri: Uri) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+async fn openapi_json() -> axum::Json<serde_json::Value> {
+    axum::Json(crate::openapi::document().clone())
+}
+
+async fn api_docs() -> axum::response::Html<String> {
+    axum::response::Html(crate::openapi::reference_page())
 }
 
 /// `?consistency=stale` reads the local state without asking the leader.

@@ -24,7 +24,7 @@ use linkloom_raft::Transport;
 use serde_json::{json, Value};
 
 use super::executions::{json_body, parse_attempt_id, unexpected};
-use super::ReadOptions;
+use super::{page_of, Page, ReadOptions};
 use crate::body::read_limited;
 use crate::error::ApiError;
 use crate::ApiState;
@@ -72,15 +72,19 @@ pub(crate) async fn connect<T: Transport>(
 }
 
 /// `GET /api/v1/workers` → `{"items": [{id, node_id, queues, concurrency, running, draining,
-/// connected_at, last_seen_at}]}`: live workers, in id order.
+/// connected_at, last_seen_at}], "next_cursor"}`: live workers, in id order, a page at a time.
 pub(crate) async fn list<T: Transport>(
     State(state): State<ApiState<T>>,
-    Query(read): Query<ReadOptions>,
+    Query(page): Query<Page>,
 ) -> Result<Json<Value>, ApiError> {
-    read.barrier(&state).await?;
+    let limit = page.limit(state.limits.max_page_size)?;
+    page.read_options().barrier(&state).await?;
     let now = state.clock.now_ms();
-    let items: Vec<Value> = state.node.state().read(|s| {
-        s.workers()
+    let after = page.cursor.clone();
+    let (items, next_cursor) = state.node.state().read(|s| {
+        let workers = s
+            .workers()
+            .filter(|w| after.as_deref().is_none_or(|c| w.id.as_str() > c))
             .filter(|w| w.is_live(now) && w.is_live(s.clock_ms()))
             .map(|w| {
                 json!({
@@ -93,10 +97,10 @@ pub(crate) async fn list<T: Transport>(
                     "connected_at": rfc3339(w.connected_at_ms),
                     "last_seen_at": rfc3339(w.last_seen_at_ms),
                 })
-            })
-            .collect()
+            });
+        page_of(workers, limit)
     });
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(json!({ "items": items, "next_cursor": next_cursor })))
 }
 
 /// `GET /api/v1/queues` → per queue: ready tasks waiting for a worker (with the oldest one's

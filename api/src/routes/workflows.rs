@@ -13,6 +13,7 @@ use linkloom_raft::Transport;
 use serde_json::{json, Value};
 
 use super::{page_of, Page, ReadOptions};
+use crate::auth::Caller;
 use crate::body::read_limited;
 use crate::error::ApiError;
 use crate::views;
@@ -21,6 +22,7 @@ use crate::ApiState;
 /// `POST /api/v1/workflows`: stores a new version (YAML or JSON, by `Content-Type`).
 pub(crate) async fn put<T: Transport>(
     State(state): State<ApiState<T>>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -28,7 +30,7 @@ pub(crate) async fn put<T: Transport>(
     let spec = parse_spec(&headers, &bytes)?;
     spec::validate(&spec)?;
     let at_ms = state.clock.now_ms();
-    let response = state.node.propose(Command::PutWorkflow { spec: spec.clone(), actor: None, at_ms }).await?;
+    let response = state.node.propose(Command::PutWorkflow { spec: spec.clone(), actor: caller.name, at_ms }).await?;
     match response {
         Response::WorkflowStored { workflow_id, version } => {
             tracing::info!(workflow_id = %workflow_id, version, "workflow stored");
@@ -90,10 +92,11 @@ pub(crate) async fn show<T: Transport>(
 /// `DELETE /api/v1/workflows/{id}`: 204; unfinished executions are cancelled.
 pub(crate) async fn delete<T: Transport>(
     State(state): State<ApiState<T>>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let at_ms = state.clock.now_ms();
-    match state.node.propose(Command::DeleteWorkflow { workflow_id: id, actor: None, at_ms }).await? {
+    match state.node.propose(Command::DeleteWorkflow { workflow_id: id, actor: caller.name, at_ms }).await? {
         Response::WorkflowDeleted { .. } => Ok(StatusCode::NO_CONTENT),
         Response::Rejected(r) => Err(r.into()),
         other => Err(unexpected(other)),

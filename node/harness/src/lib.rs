@@ -119,7 +119,13 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join(",");
         install_crypto_provider();
-        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(15)).build()?;
+        // With tokens on, the harness's own requests act as the bootstrap admin.
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some((_, token)) = options.env.iter().find(|(k, _)| k == "LOOM_ADMIN_TOKEN") {
+            headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
+        }
+        let http =
+            reqwest::blocking::Client::builder().timeout(Duration::from_secs(15)).default_headers(headers).build()?;
         let mut cluster = Cluster { binary: binary.into(), dir, options, nodes: BTreeMap::new(), peers, http };
         for (i, port) in ports.into_iter().enumerate() {
             let id = i as u64 + 1;

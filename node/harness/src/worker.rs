@@ -45,9 +45,26 @@ impl WorkerProcess {
         concurrency: u32,
         log_dir: &Path,
     ) -> anyhow::Result<WorkerProcess> {
+        Self::start_with_token(binary, servers, queue, id, concurrency, log_dir, None)
+    }
+
+    /// Like [`WorkerProcess::start`], authenticating with `token` (`LOOM_TOKEN`).
+    pub fn start_with_token(
+        binary: &Path,
+        servers: &str,
+        queue: &str,
+        id: &str,
+        concurrency: u32,
+        log_dir: &Path,
+        token: Option<&str>,
+    ) -> anyhow::Result<WorkerProcess> {
         let log_path = log_dir.join(format!("worker-{id}.log"));
         let log = std::fs::File::create(&log_path)?;
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        if let Some(token) = token {
+            command.env("LOOM_TOKEN", token);
+        }
+        let mut child = command
             .args(["--server", servers, "--queue", queue, "--id", id, "--concurrency", &concurrency.to_string()])
             .env("LOOM_LOG", "info,linkloom=debug")
             .stdout(Stdio::piped())

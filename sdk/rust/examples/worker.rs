@@ -6,6 +6,7 @@
 //! ```text
 //! cargo run --release -p linkloom --example worker -- \
 //!     --server http://127.0.0.1:8081,http://127.0.0.1:8082 --queue demo [--id NAME] [--concurrency N]
+//!     [--token TOKEN]
 //! ```
 
 use std::io::Write;
@@ -33,6 +34,9 @@ struct Args {
     /// Seconds a shutdown waits for running tasks before giving them back.
     #[arg(long, default_value_t = 30)]
     grace_secs: u64,
+    /// A token with the `worker` role, for clusters that require tokens.
+    #[arg(long, env = "LOOM_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 async fn echo(task: TaskContext) -> TaskResult {
@@ -69,7 +73,12 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let client = Client::from_list(&args.server)?;
+    let servers = args.server.split(',').map(str::trim).filter(|s| !s.is_empty());
+    let mut client = Client::builder().servers(servers);
+    if let Some(token) = &args.token {
+        client = client.token(token);
+    }
+    let client = client.build()?;
     let mut builder =
         Worker::builder(client).concurrency(args.concurrency).shutdown_grace(Duration::from_secs(args.grace_secs));
     if let Some(id) = args.id {

@@ -1,0 +1,147 @@
+//! Every request: an `X-Request-Id` (the caller's, if it sent a sane one, else a new one) on the
+//! response and in a tracing span around the handler, and a count and latency per route and
+//! status for `/metrics`.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use linkloom_core::metrics::{Exposition, Histogram};
+use rand::Rng;
+use std::sync::Arc;
+use tracing::Instrument;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// HTTP counters of one node.
+#[derive(Debug, Default)]
+pub struct HttpMetrics {
+    /// Requests by (method, route, status).
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// Time to the response head by (method, route).
+    latency: Mutex<BTreeMap<(String, String), Arc<Histogram>>>,
+}
+
+impl HttpMetrics {
+    fn record(&self, method: &str, route: &str, status: u16, elapsed: std::time::Duration) {
+        {
+            let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+            *requests.entry((method.to_string(), route.to_string(), status)).or_default() += 1;
+        }
+        let histogram = {
+            let mut latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
+            latency.entry((method.to_string(), route.to_string())).or_default().clone()
+        };
+        histogram.observe(elapsed);
+    }
+
+    pub fn render(&self, out: &mut Exposition) {
+        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for ((method, route, status), n) in &requests {
+            let status = status.to_string();
+            out.counter(
+                "loom_http_requests_total",
+                "HTTP requests answered, by method, route and status.",
+                &[("method", method), ("route", route), ("status", &status)],
+                *n,
+            );
+        }
+        let latency = self.latency.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for ((method, route), histogram) in &latency {
+            out.histogram(
+                "loom_http_request_duration_seconds",
+                "Time to the response head, by method and route.",
+                &[("method", method), ("route", route)],
+                &histogram.snapshot(),
+            );
+        }
+    }
+}
+
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+/// Rewrites an error answer that did not come from our handlers (an extractor's rejection of a
+/// malformed path, query or body, say) into the API's one error shape, keeping its status,
+/// headers and message.
+async fn in_error_shape(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let status = parts.status;
+    let code = match status.as_u16() {
+        400 => "bad_request",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        413 => "too_large",
+        415 => "unsupported_media_type",
+        422 => "bad_request",
+        500 => "internal",
+        503 => "unavailable",
+        _ => "error",
+    };
+    let message = String::from_utf8_lossy(&text).trim().to_string();
+    let message = if message.is_empty() { status.canonical_reason().unwrap_or("error").to_string() } else { message };
+    let body = serde_json::json!({"error": {"code": code, "message": message, "details": null}});
+    parts.headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
+}
+
+/// A caller's request id is kept if it is 1 to 128 visible ASCII characters.
+fn sane(id: &HeaderValue) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
+}
+
+fn new_request_id() -> String {
+    let n: u128 = linkloom_raft::runtime::ThreadRng.gen();
+    format!("{:032x}", n)
+}
+
+pub(crate) async fn observe(State(metrics): State<Arc<HttpMetrics>>, mut request: Request, next: Next) -> Response {
+    let id = match request.headers().get(&REQUEST_ID) {
+        Some(id) if sane(id) => id.clone(),
+        _ => {
+            let fresh = HeaderValue::from_str(&new_request_id()).unwrap_or(HeaderValue::from_static("-"));
+            request.headers_mut().insert(REQUEST_ID, fresh.clone());
+            fresh
+        }
+    };
+    // Unmatched paths share one label, so scanning for URLs cannot grow the metric set.
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
+    let method = request.method().to_string();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id.to_str().unwrap_or("-"),
+        method = %method,
+        route = %route,
+    );
+    let started = tokio::time::Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status();
+    if (status.is_client_error() || status.is_server_error()) && !is_json(&response) {
+        response = in_error_shape(response).await;
+    }
+    metrics.record(&method, &route, status.as_u16(), started.elapsed());
+    span.in_scope(|| {
+        if status.is_server_error() {
+            tracing::warn!(
+                status = status.as_u16(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "request failed"
+            );
+        } else {
+            tracing::debug!(status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
+        }
+    });
+    response.headers_mut().insert(REQUEST_ID, id);
+    response
+}

@@ -1,0 +1,79 @@
+//! `GET /metrics`: this node's measurements in Prometheus text format — Raft, the engine, HTTP,
+//! and counts read from the replicated state it has applied.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use linkloom_core::metrics::Exposition;
+use linkloom_core::state::{AttemptStatus, ExecutionStatus};
+use linkloom_raft::Transport;
+
+use crate::ApiState;
+
+pub(crate) async fn serve<T: Transport>(State(state): State<ApiState<T>>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], render(&state))
+}
+
+/// The whole page.
+pub(crate) fn render<T: Transport>(state: &ApiState<T>) -> String {
+    let mut out = Exposition::new();
+    out.gauge(
+        "loom_node_info",
+        "This node's id as a label; always 1.",
+        &[("node_id", &state.node.id().to_string())],
+        1.0,
+    );
+    out.gauge(
+        "loom_auth_enabled",
+        "1 if requests need a token (LOOM_ADMIN_TOKEN is set), 0 if the node runs open.",
+        &[],
+        f64::from(u8::from(state.auth.enabled())),
+    );
+    state.node.render_metrics(&mut out);
+    if let Some(engine) = &state.engine {
+        engine.render_metrics(&mut out);
+    }
+    render_state(state, &mut out);
+    state.http.render(&mut out);
+    out.finish()
+}
+
+fn render_state<T: Transport>(state: &ApiState<T>, out: &mut Exposition) {
+    let now = state.clock.now_ms();
+    let (executions, attempts, workflows, workers, tokens) = state.node.state().read(|s| {
+        let mut executions: BTreeMap<ExecutionStatus, u64> = BTreeMap::new();
+        let mut attempts: BTreeMap<AttemptStatus, u64> = BTreeMap::new();
+        for e in s.executions_after(None) {
+            *executions.entry(e.status).or_default() += 1;
+            for a in e.tasks.iter().flat_map(|t| &t.attempts) {
+                *attempts.entry(a.status).or_default() += 1;
+            }
+        }
+        let workflows = s.workflows_after(None).count();
+        let workers = s.workers().filter(|w| w.is_live(now)).count();
+        (executions, attempts, workflows, workers, s.tokens().count())
+    });
+    use ExecutionStatus as E;
+    for status in [E::Queued, E::Running, E::Succeeded, E::Failed, E::Cancelled] {
+        out.gauge(
+            "loom_executions",
+            "Executions kept in the state, by status.",
+            &[("status", &status.to_string())],
+            executions.get(&status).copied().unwrap_or(0) as f64,
+        );
+    }
+    use AttemptStatus as A;
+    for status in [A::Running, A::Succeeded, A::Failed, A::TimedOut, A::Lost, A::Cancelled, A::Released] {
+        out.gauge(
+            "loom_attempts",
+            "Attempts of kept executions, by outcome.",
+            &[("status", &status.to_string())],
+            attempts.get(&status).copied().unwrap_or(0) as f64,
+        );
+    }
+    out.gauge("loom_workflows", "Live workflows.", &[], workflows as f64);
+    out.gauge("loom_workers", "Workers connected to the cluster.", &[], workers as f64);
+    out.gauge("loom_tokens", "Stored API tokens.", &[], tokens as f64);
+}
