@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Exercises deploy/local/cluster.sh the way an operator would: up, a write through a follower,
+# Exercises deploy/local/cluster.sh the way an operator would: up with tokens on
+# (LOOM_ADMIN_TOKEN), a write refused without a token and accepted through a follower with one,
 # SIGKILL of a node, `up` again to restart it, the write visible on the restarted node, down.
 # Uses ports 8081-8083 on 127.0.0.1 and a temporary directory; always stops what it started.
 set -euo pipefail
@@ -20,11 +21,17 @@ done
 
 fail() { echo "cluster-smoke: FAILED: $*" >&2; tail -n 20 .loom-cluster/node*.log >&2 || true; exit 1; }
 
+export LOOM_ADMIN_TOKEN=s3cret
 LOOM_SNAPSHOT_LOGS=500 "$CLUSTER" up || fail "up"
 grep -q LOOM_SNAPSHOT_LOGS=500 "/proc/$(cat .loom-cluster/node1.pid)/environ" || fail "LOOM_* did not reach the nodes"
+AUTH=(-H "Authorization: Bearer $LOOM_ADMIN_TOKEN")
 
+spec=$'id: smoke\ntasks:\n  - {id: t, type: worker, queue: q}\n'
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/yaml' \
-  --data-binary $'id: smoke\ntasks:\n  - {id: t, type: worker, queue: q}\n' http://127.0.0.1:8082/api/v1/workflows)
+  --data-binary "$spec" http://127.0.0.1:8082/api/v1/workflows)
+[[ $code == 401 ]] || fail "a write without a token answered $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' "${AUTH[@]}" -X POST -H 'content-type: application/yaml' \
+  --data-binary "$spec" http://127.0.0.1:8082/api/v1/workflows)
 [[ $code == 201 ]] || fail "write through node 2 answered $code"
 
 victim=$(cat .loom-cluster/node3.pid)
@@ -39,9 +46,10 @@ grep -q "node 3 started" <<<"$out" || fail "up did not restart the killed node: 
 grep -q "node 1 already running" <<<"$out" || fail "up restarted a running node: $out"
 out=$("$CLUSTER" status)
 [[ $(grep -c "http://127.0.0.1" <<<"$out") == 3 ]] || fail "status: $out"
+grep -q leader <<<"$out" || fail "status shows no leader (the token did not reach status): $out"
 
 deadline=$((SECONDS + 30))
-until curl -sf "http://127.0.0.1:8083/api/v1/workflows/smoke?consistency=stale" >/dev/null 2>&1; do
+until curl -sf "${AUTH[@]}" "http://127.0.0.1:8083/api/v1/workflows/smoke?consistency=stale" >/dev/null 2>&1; do
   ((SECONDS < deadline)) || fail "the restarted node never showed the write"
   sleep 0.2
 done

@@ -113,7 +113,8 @@ status() {
       printf '%-5s %-8s %-24s %s\n' "$id" - "http://127.0.0.1:$(port "$id")" down
       continue
     fi
-    info=$(curl -sf --max-time 2 "http://127.0.0.1:$(port "$id")/api/v1/cluster" || true)
+    info=$(curl -sf --max-time 2 ${LOOM_ADMIN_TOKEN:+-H "Authorization: Bearer $LOOM_ADMIN_TOKEN"} \
+      "http://127.0.0.1:$(port "$id")/api/v1/cluster" || true)
     printf '%-5s %-8s %-24s %-10s %-7s %-5s %s\n' "$id" "$pid" "http://127.0.0.1:$(port "$id")" \
       "$(field state "$info")" "$(field leader_id "$info")" "$(field term "$info")" "$(field last_applied "$info")"
   done

@@ -178,6 +178,11 @@ impl Cluster {
         Ok(id)
     }
 
+    /// Whether node `id`'s process is still running.
+    pub fn is_running(&mut self, id: u64) -> bool {
+        self.nodes.get_mut(&id).is_some_and(Node::is_running)
+    }
+
     pub fn node(&self, id: u64) -> &Node {
         &self.nodes[&id]
     }
