@@ -278,6 +278,18 @@ fn prepare(ctx: &EngineCtx, execution: &Execution, spec: &WorkflowSpec, task_id:
     let rendered = (|| -> Result<Prepared, linkloom_core::render::RenderError> {
         Ok(match task.kind {
             TaskKind::Http => {
+                let signing_secret = match &spec.signing_key {
+                    None => ctx.config.signing_secret.clone(),
+                    Some(key) => match ctx.config.signing_keys.get(key) {
+                        Some(secret) => Some(secret.clone()),
+                        None => {
+                            return Ok(Prepared::Invalid(format!(
+                                "signing key `{key}` is not configured on node {} (LOOM_SIGNING_KEYS)",
+                                ctx.cluster.node_id()
+                            )))
+                        }
+                    },
+                };
                 let mut headers = BTreeMap::new();
                 for (k, v) in &task.headers {
                     headers.insert(k.clone(), render.render_str(v)?);
@@ -292,7 +304,7 @@ fn prepare(ctx: &EngineCtx, execution: &Execution, spec: &WorkflowSpec, task_id:
                     },
                     params: execution.params.0.clone(),
                     callback_url: format!("http://{}/api/v1/tasks/{attempt_id}/callback", ctx.cluster.advertise_addr()),
-                    signing_secret: ctx.config.signing_secret.clone(),
+                    signing_secret,
                 })
             }
             TaskKind::Shell => {

@@ -98,6 +98,9 @@ pub struct EngineConfig {
     pub worker_heartbeat_ms: u64,
     /// Signs every HTTP task request (`X-Loom-Signature`) with this secret when set.
     pub signing_secret: Option<Arc<str>>,
+    /// Named signing secrets a workflow may choose with `signing_key` (the name is replicated,
+    /// the secret is not).
+    pub signing_keys: std::collections::BTreeMap<String, Arc<str>>,
     /// What shell and HTTP tasks may do on this node.
     pub task_policy: TaskPolicy,
 }
@@ -119,6 +122,7 @@ impl EngineConfig {
             worker_lease_ms: 10_000,
             worker_heartbeat_ms: 1_000,
             signing_secret: None,
+            signing_keys: Default::default(),
             task_policy: TaskPolicy::default(),
         }
     }

@@ -180,52 +180,74 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Middleware: refuses requests `access` does not allow; records the [`Caller`] otherwise.
+/// Middleware: refuses requests `access` does not allow; records the [`Caller`] otherwise. A
+/// refused request's body is read and dropped first (up to the body limit), so its sender gets
+/// the answer instead of a connection closed under it.
 pub(crate) async fn authorize<T: Transport>(
     State((state, access)): State<(ApiState<T>, Access)>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
+    let limit = state.limits.max_body_bytes;
+    match check(&state, access, request).await {
+        Ok(request) => next.run(request).await,
+        Err(refusal) => {
+            let (response, body) = *refusal;
+            crate::body::drain(body, limit).await;
+            response
+        }
+    }
+}
+
+/// The request, with its [`Caller`], if `access` allows it; else the refusal and the body.
+async fn check<T: Transport>(
+    state: &ApiState<T>,
+    access: Access,
+    mut request: Request,
+) -> Result<Request, Box<(Response, axum::body::Body)>> {
+    let refuse = |response: Response, request: Request| Err(Box::new((response, request.into_body())));
     let auth = &state.auth;
     let caller = match access {
-        Access::Public => return next.run(request).await,
+        Access::Public => return Ok(request),
         Access::Peer => {
             if let Some(secret) = &auth.cluster_secret {
                 let presented =
                     request.headers().get(linkloom_raft::transport::CLUSTER_SECRET_HEADER).map(HeaderValue::as_bytes);
                 if !presented.is_some_and(|p| constant_time_eq(p, secret.as_bytes())) {
                     tracing::warn!("node-to-node request without the cluster secret refused");
-                    return ApiError::new(
+                    let response = ApiError::new(
                         StatusCode::UNAUTHORIZED,
                         "unauthenticated",
                         "node-to-node requests must carry the cluster secret",
                     )
                     .into_response();
+                    return refuse(response, request);
                 }
             }
-            return next.run(request).await;
+            return Ok(request);
         }
         _ if !auth.enabled() => Caller::open(),
-        _ => match identify(&state, request.headers()) {
+        _ => match identify(state, request.headers()) {
             Ok(caller) => caller,
             Err((code, message)) => {
                 let mut response = ApiError::new(StatusCode::UNAUTHORIZED, code, message).into_response();
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"loom\""));
-                return response;
+                return refuse(response, request);
             }
         },
     };
     if !access.permits(caller.role) {
         let name = caller.name.as_deref().unwrap_or("-");
-        return ApiError::new(
+        let response = ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
             format!("token `{name}` has role `{}`; this needs one of {}", caller.role, access.roles().join(", ")),
         )
         .with_details(json!({"role": caller.role, "allowed_roles": access.roles()}))
         .into_response();
+        return refuse(response, request);
     }
     if let Some(name) = &caller.name {
         if let Err(wait) = auth.take(name, Instant::now()) {
@@ -241,11 +263,11 @@ pub(crate) async fn authorize<T: Transport>(
             .with_details(json!({"limit_per_second": auth.rate_per_second, "burst": auth.burst}))
             .into_response();
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            return response;
+            return refuse(response, request);
         }
     }
     request.extensions_mut().insert(caller);
-    next.run(request).await
+    Ok(request)
 }
 
 /// The caller named by the request's bearer token, or the code and message of the 401 to answer.

@@ -1,10 +1,30 @@
 //! Request bodies read with a size limit, answering 413 in the API's error shape.
+//!
+//! A refused body is still read (and thrown away) up to [`DRAIN_LIMIT`]: a server that answers
+//! before the client has finished sending closes the connection under it, and the client then
+//! sees a broken pipe instead of the 413 (or 401) that says what was wrong.
 
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 
 use crate::error::ApiError;
+
+/// Most bytes of a refused body read and discarded so its sender can read the answer.
+pub const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Reads and discards up to `cap` bytes of `body`; stops at its end, at the cap, or on an error.
+pub async fn drain(body: Body, cap: usize) {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut seen = 0usize;
+    while seen <= cap {
+        match body.frame().await {
+            Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
+    }
+}
 
 /// Reads at most `limit` bytes of `body`.
 pub async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
@@ -23,15 +43,25 @@ pub async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Resu
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(size) = declared {
         if size > limit as u64 {
+            if size <= DRAIN_LIMIT as u64 {
+                drain(body, DRAIN_LIMIT).await;
+            }
             return Err(too_large(Some(size)));
         }
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let inner = e.into_inner();
-        if inner.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-            too_large(None)
-        } else {
-            ApiError::bad_request(format!("could not read the request body: {inner}"))
+    // Without a declared length, read up to the limit, then drain what is left.
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut buffer = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
+        if let Some(data) = frame.data_ref() {
+            if buffer.len() + data.len() > limit {
+                drain(body, DRAIN_LIMIT).await;
+                return Err(too_large(None));
+            }
+            buffer.extend_from_slice(data);
         }
-    })
+    }
+    Ok(buffer.freeze())
 }

@@ -74,6 +74,10 @@ pub struct Cli {
     /// Signs every HTTP task request with this secret (`X-Loom-Signature`); see docs/signatures.md.
     #[arg(long, env = "LOOM_SIGNING_SECRET", hide_env_values = true)]
     pub signing_secret: Option<Secret>,
+    /// Named signing secrets, `name=secret,name2=secret2`: a workflow with `signing_key: name`
+    /// is signed with that secret instead of the cluster-wide one.
+    #[arg(long, env = "LOOM_SIGNING_KEYS", hide_env_values = true)]
+    pub signing_keys: Option<Secret>,
     /// Turns authentication on: this token acts as `admin` (create the other tokens with it).
     /// Unset, the node runs open and says so. See docs/security.md.
     #[arg(long, env = "LOOM_ADMIN_TOKEN", hide_env_values = true)]
@@ -163,6 +167,7 @@ struct FileConfig {
     worker_lease_ms: Option<u64>,
     worker_heartbeat_ms: Option<u64>,
     signing_secret: Option<Secret>,
+    signing_keys: Option<Secret>,
     admin_token: Option<Secret>,
     cluster_secret: Option<Secret>,
     rate_limit: Option<u32>,
@@ -200,6 +205,8 @@ pub struct Config {
     pub worker_lease_ms: u64,
     pub worker_heartbeat_ms: u64,
     pub signing_secret: Option<Secret>,
+    /// Named signing secrets (`LOOM_SIGNING_KEYS`).
+    pub signing_keys: BTreeMap<String, Secret>,
     pub admin_token: Option<Secret>,
     /// Always set when `admin_token` is (derived from it unless configured).
     pub cluster_secret: Option<Secret>,
@@ -280,6 +287,7 @@ impl Config {
             worker_lease_ms: cli.worker_lease_ms.or(file.worker_lease_ms).unwrap_or(10_000),
             worker_heartbeat_ms: cli.worker_heartbeat_ms.or(file.worker_heartbeat_ms).unwrap_or(1_000),
             signing_secret: cli.signing_secret.or(file.signing_secret).filter(|s| !s.0.is_empty()),
+            signing_keys: parse_signing_keys(cli.signing_keys.or(file.signing_keys))?,
             admin_token: admin_token.clone(),
             cluster_secret: cli
                 .cluster_secret
@@ -388,6 +396,25 @@ fn derive_cluster_secret(admin_token: &Secret) -> Secret {
         .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
     mac.update(b"linkloom cluster secret v1");
     Secret(mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Parses `name=secret,name2=secret2`; errors name the entry but never show a secret.
+fn parse_signing_keys(text: Option<Secret>) -> anyhow::Result<BTreeMap<String, Secret>> {
+    let mut keys = BTreeMap::new();
+    let Some(text) = text else { return Ok(keys) };
+    for (i, entry) in text.0.split(',').map(str::trim).filter(|e| !e.is_empty()).enumerate() {
+        let Some((name, secret)) = entry.split_once('=') else {
+            bail!("signing key {} is not NAME=SECRET", i + 1);
+        };
+        let name = name.trim();
+        if !linkloom_core::ids::is_slug(name) || secret.is_empty() {
+            bail!("signing key `{name}` needs a name of letters, digits, `-` and `_`, and a secret");
+        }
+        if keys.insert(name.to_string(), Secret(secret.to_string())).is_some() {
+            bail!("signing key `{name}` is listed twice");
+        }
+    }
+    Ok(keys)
 }
 
 /// Parses `1=host:port,2=host:port`.
@@ -512,6 +539,16 @@ mod tests {
             let e = Config::resolve(cli(&args)).unwrap_err();
             assert!(format!("{e:#}").contains(named), "{e:#}");
         }
+    }
+
+    #[test]
+    fn signing_keys_are_named_pairs_and_stay_hidden() {
+        let c = Config::resolve(cli(&["--dev", "--signing-keys", "billing=b1ll-secret, reports=r3p-secret"])).unwrap();
+        assert_eq!(c.signing_keys.keys().collect::<Vec<_>>(), ["billing", "reports"]);
+        assert_eq!(c.signing_keys["billing"].0, "b1ll-secret");
+        assert!(!format!("{c:?}").contains("b1ll-secret"));
+        let e = Config::resolve(cli(&["--dev", "--signing-keys", "nopair"])).unwrap_err();
+        assert!(e.to_string().contains("NAME=SECRET") && !e.to_string().contains("nopair"), "{e}");
     }
 
     #[test]

@@ -41,6 +41,8 @@ async fn main() -> anyhow::Result<()> {
     engine_config.worker_lease_ms = config.worker_lease_ms;
     engine_config.worker_heartbeat_ms = config.worker_heartbeat_ms;
     engine_config.signing_secret = config.signing_secret.as_ref().map(|s| Arc::from(s.0.as_str()));
+    engine_config.signing_keys =
+        config.signing_keys.iter().map(|(name, secret)| (name.clone(), Arc::from(secret.0.as_str()))).collect();
     engine_config.task_policy = config.task_policy.clone();
     let policy = &config.task_policy;
     tracing::info!(

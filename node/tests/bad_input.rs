@@ -53,3 +53,88 @@ fn bad_workflows_are_rejected_with_named_problems_and_change_nothing() {
     let (status, answer) = cluster.get_json(1, "/api/v1/workflows?limit=0").unwrap();
     assert_eq!(status, 400, "{answer}");
 }
+
+/// The executions stored for `workflow`, read through node 1.
+fn executions_of(cluster: &Cluster, workflow: &str) -> Vec<serde_json::Value> {
+    let (_, v) = cluster.get_json(1, &format!("/api/v1/executions?workflow={workflow}")).expect("list");
+    v["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn every_limit_answers_its_status_and_stores_nothing() {
+    let mut cluster = Cluster::start(
+        BIN,
+        ClusterOptions::new(1)
+            .env("LOOM_MAX_BODY_BYTES", 200_000)
+            .env("LOOM_KEEP_EXECUTIONS", 2)
+            .env("LOOM_MAX_PAGE_SIZE", 50),
+    )
+    .expect("start");
+    cluster.wait_ready(Duration::from_secs(30)).expect("ready");
+    cluster
+        .put_workflow(1, "id: lim\ntasks:\n  - id: a\n    type: shell\n    command: [\"true\"]\n")
+        .expect("valid workflow");
+    let before = last_applied(&cluster);
+
+    // Body size: 413 before anything is parsed.
+    let huge = format!("{{\"params\": {{\"x\": \"{}\"}}}}", "y".repeat(300_000));
+    let (status, answer) = cluster.post(1, "/api/v1/workflows/lim/trigger", "application/json", huge).unwrap();
+    assert_eq!((status, answer["error"]["code"].as_str()), (413, Some("too_large")), "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("200000"), "{answer}");
+
+    // Params: within the body limit but above what an execution may carry.
+    let big_params = format!("{{\"params\": {{\"x\": \"{}\"}}}}", "y".repeat(70 * 1024));
+    let (status, answer) = cluster.post(1, "/api/v1/workflows/lim/trigger", "application/json", big_params).unwrap();
+    assert_eq!((status, answer["error"]["code"].as_str()), (413, Some("too_large")), "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("params"), "{answer}");
+
+    // Tasks per workflow.
+    let mut many = String::from("id: many\ntasks:\n");
+    for i in 0..501 {
+        many.push_str(&format!("  - {{id: t{i}, type: worker, queue: q}}\n"));
+    }
+    let (status, answer) = cluster.post(1, "/api/v1/workflows", "application/yaml", many).unwrap();
+    assert_eq!((status, answer["error"]["code"].as_str()), (422, Some("invalid_spec")), "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("500"), "{answer}");
+
+    // Page size.
+    let (status, answer) = cluster.get_json(1, "/api/v1/executions?limit=51").unwrap();
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("maximum 50"), "{answer}");
+
+    assert!(executions_of(&cluster, "lim").is_empty(), "a refused trigger created an execution");
+    assert_eq!(cluster.get_json(1, "/api/v1/workflows/many").unwrap().0, 404);
+    // Proposals refused by the state machine still take a log entry; refusals at the API do not.
+    assert!(last_applied(&cluster) <= before + 1, "refusals stored something");
+
+    // Output: a shell task writing more than an output may hold fails, and stores no output.
+    cluster
+        .put_workflow(
+            1,
+            r#"
+id: bigout
+tasks:
+  - id: a
+    type: shell
+    command: |
+      v=$(head -c 300000 /dev/zero | tr '\0' x)
+      printf '{"v": "%s"}' "$v" > "$LOOM_OUTPUT"
+"#,
+        )
+        .unwrap();
+    let id = cluster.trigger(1, "bigout", serde_json::json!({})).unwrap();
+    let done = cluster.wait_execution(1, &id, Duration::from_secs(60)).unwrap();
+    assert_eq!(done["status"], "failed", "{done}");
+    let task = &done["tasks"][0];
+    assert!(task["attempts"][0]["error"].as_str().unwrap().contains("the limit is 262144"), "{done}");
+    assert!(task["output"].is_null(), "{done}");
+
+    // Retention: with 2 kept per workflow, older finished executions are pruned.
+    for _ in 0..5 {
+        let id = cluster.trigger(1, "lim", serde_json::json!({})).unwrap();
+        cluster.wait_execution(1, &id, Duration::from_secs(60)).unwrap();
+    }
+    cluster
+        .wait_for("retention to prune to 2", Duration::from_secs(30), |c| executions_of(c, "lim").len() == 2)
+        .unwrap();
+}

@@ -272,7 +272,6 @@ fn the_api_survives_schema_driven_fuzzing() {
     let mut failures: Vec<String> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut sent = 0u64;
-    let mut closed_early = 0u64;
     while Instant::now() < deadline && failures.len() < 20 {
         let (method, path, operation) = operations.choose(&mut fuzz.rng).cloned().expect("operations");
         let mut target = String::new();
@@ -344,10 +343,6 @@ fn the_api_survives_schema_driven_fuzzing() {
         match request.send() {
             Err(e) if e.is_timeout() && streaming => {}
             Err(e) if e.is_builder() => failures.push(format!("{label}: the fuzzer built a bad request: {e}")),
-            // A node may answer (401, 413) before reading a large body and close the connection
-            // while the client still writes it; the client then sees a send error. The nodes'
-            // health is checked at the end.
-            Err(e) if e.is_request() && body_len > 0 => closed_early += 1,
             Err(e) => failures.push(format!("{label}: no answer ({body_len} body bytes): {e:?}")),
             Ok(response) => {
                 let status = response.status().as_u16();
@@ -388,7 +383,7 @@ fn the_api_survives_schema_driven_fuzzing() {
             }
         }
     }
-    println!("{sent} requests; statuses {statuses:?}; {closed_early} closed before the body was sent");
+    println!("{sent} requests; statuses {statuses:?}");
 
     // No node crashed, the cluster still works, and every node holds the same state.
     let alive: Vec<(u64, bool)> = cluster.ids().into_iter().map(|id| (id, cluster.is_running(id))).collect();

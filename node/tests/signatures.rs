@@ -44,3 +44,40 @@ fn task_requests_are_signed_with_the_cluster_secret() {
         assert!(!cluster.log_text(id).contains("s3cret"), "node {id} logged the secret");
     }
 }
+
+#[test]
+fn a_workflow_can_choose_a_named_signing_key() {
+    let backend = Backend::start().expect("backend");
+    let mut cluster = Cluster::start(
+        BIN,
+        ClusterOptions::new(1)
+            .env("LOOM_SIGNING_SECRET", "cluster-wide")
+            .env("LOOM_SIGNING_KEYS", "billing=b1lling-key,reports=r3ports-key"),
+    )
+    .expect("start cluster");
+    let node = cluster.wait_ready(Duration::from_secs(30)).expect("ready");
+    let yaml = |id: &str, key: &str, path: &str| {
+        format!("id: {id}\nsigning_key: {key}\ntasks:\n  - {{id: t, type: http, url: {}/{path}}}\n", backend.url)
+    };
+    cluster.put_workflow(node, &yaml("bill", "billing", "echo")).unwrap();
+    cluster.put_workflow(node, &yaml("ghost", "nowhere", "slow/1")).unwrap();
+    let billed = cluster.trigger(node, "bill", json!({})).unwrap();
+    assert_eq!(cluster.wait_execution(node, &billed, Duration::from_secs(30)).unwrap()["status"], "succeeded");
+    let request = backend.raw().into_iter().find(|r| r.path == "/echo").expect("called");
+    let header = request.signature.as_deref().expect("signed");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    verify(b"b1lling-key", header, &request.body, now, 300).expect("signed with the workflow's key");
+    assert_eq!(verify(b"cluster-wide", header, &request.body, now, 300), Err(SignatureError::Mismatch));
+    // The key's name is stored and shown; its secret is not.
+    let (_, workflow) = cluster.get_json(node, "/api/v1/workflows/bill").unwrap();
+    assert_eq!(workflow["spec"]["signing_key"], "billing");
+    assert!(!workflow.to_string().contains("b1lling-key"));
+
+    // A key this node does not have fails the task and names the key; nothing is sent unsigned.
+    let ghost = cluster.trigger(node, "ghost", json!({})).unwrap();
+    let done = cluster.wait_execution(node, &ghost, Duration::from_secs(30)).unwrap();
+    assert_eq!(done["status"], "failed");
+    let error = done["tasks"][0]["attempts"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("signing key `nowhere` is not configured"), "{done}");
+    assert!(backend.raw().iter().all(|r| r.path != "/slow/1"), "an unsigned call went out");
+}

@@ -45,6 +45,11 @@ pub struct WorkflowSpec {
     /// Longest an execution may run, from its creation; past it the execution fails.
     #[serde(default)]
     pub execution_timeout: Option<DurationMs>,
+    /// Signs this workflow's HTTP task requests with the node's key of this name
+    /// (`LOOM_SIGNING_KEYS`) instead of the cluster-wide secret. Only the name is stored: secrets
+    /// stay in the nodes' configuration.
+    #[serde(default)]
+    pub signing_key: Option<String>,
     pub tasks: Vec<TaskSpec>,
 }
 

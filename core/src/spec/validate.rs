@@ -34,6 +34,11 @@ pub fn validate(spec: &WorkflowSpec) -> Result<(), SpecError> {
     } else if spec.timezone.is_some() {
         report("timezone".into(), "set without a schedule".into());
     }
+    if let Some(key) = &spec.signing_key {
+        if !is_slug(key) {
+            report("signing_key".into(), format!("`{key}` is not a valid key name: {SLUG_RULE}"));
+        }
+    }
     if !matches!(spec.params.0, serde_json::Value::Object(_)) {
         report("params".into(), "must be a mapping of names to values".into());
     } else if spec.params.encoded_len() > limits::MAX_PARAMS_BYTES {
