@@ -303,7 +303,11 @@ fn prepare(ctx: &EngineCtx, execution: &Execution, spec: &WorkflowSpec, task_id:
                         None => serde_json::Value::Object(Default::default()),
                     },
                     params: execution.params.0.clone(),
-                    callback_url: format!("http://{}/api/v1/tasks/{attempt_id}/callback", ctx.cluster.advertise_addr()),
+                    callback_url: format!(
+                        "{}://{}/api/v1/tasks/{attempt_id}/callback",
+                        ctx.config.api_scheme,
+                        ctx.cluster.advertise_addr()
+                    ),
                     signing_secret,
                 })
             }

@@ -103,6 +103,9 @@ pub struct EngineConfig {
     pub signing_keys: std::collections::BTreeMap<String, Arc<str>>,
     /// What shell and HTTP tasks may do on this node.
     pub task_policy: TaskPolicy,
+    /// `https` when the node serves its API over TLS: the scheme of the callback URLs backends
+    /// are given.
+    pub api_scheme: &'static str,
 }
 
 impl EngineConfig {
@@ -124,6 +127,7 @@ impl EngineConfig {
             signing_secret: None,
             signing_keys: Default::default(),
             task_policy: TaskPolicy::default(),
+            api_scheme: "http",
         }
     }
 

@@ -124,6 +124,15 @@ pub struct Cli {
     /// `host:8443`, `*.example.com`, `10.0.0.0/8`). Unset: any.
     #[arg(long, env = "LOOM_HTTP_ALLOW")]
     pub http_allow: Option<String>,
+    /// PEM certificate chain: serve the API and node-to-node traffic over TLS (with --tls-key).
+    #[arg(long, env = "LOOM_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "LOOM_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) to trust for peers and, besides the public roots, HTTPS backends.
+    #[arg(long, env = "LOOM_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
 }
 
 /// A secret from configuration: never shown by `Debug`, so it cannot leak into a log line.
@@ -182,6 +191,9 @@ struct FileConfig {
     shell_uid: Option<u32>,
     shell_gid: Option<u32>,
     http_allow: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
 }
 
 /// The resolved configuration.
@@ -214,6 +226,9 @@ pub struct Config {
     pub rate_burst: u32,
     pub max_page_size: usize,
     pub task_policy: linkloom_actors::TaskPolicy,
+    /// Certificate and key files when the node serves TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub tls_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,6 +313,12 @@ impl Config {
             rate_burst: cli.rate_burst.or(file.rate_burst).unwrap_or(rate_limit.saturating_mul(2)),
             max_page_size: cli.max_page_size.or(file.max_page_size).unwrap_or(500),
             task_policy,
+            tls: match (cli.tls_cert.or(file.tls_cert), cli.tls_key.or(file.tls_key)) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                _ => bail!("tls_cert and tls_key go together: set both or neither"),
+            },
+            tls_ca: cli.tls_ca.or(file.tls_ca),
         };
         if config.max_page_size == 0 {
             bail!("max_page_size must be at least 1");

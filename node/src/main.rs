@@ -2,6 +2,8 @@
 //! the libraries; this file only wires them.
 
 mod config;
+mod serve;
+mod tls;
 
 /// How long in-flight requests may run after SIGTERM before the node stops anyway.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -11,6 +13,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::serve::ListenerExt;
 use clap::Parser;
+use hyper_util::client::legacy::connect::Connect;
 use linkloom_api::{ApiLimits, ApiState, AuthConfig};
 use linkloom_raft::{HttpTransport, ReplicatedNode, SystemClock};
 use tracing_subscriber::EnvFilter;
@@ -25,8 +28,26 @@ async fn main() -> anyhow::Result<()> {
     // Bind first: a port conflict should fail before any data is touched.
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let ca = config.tls_ca.as_deref().map(tls::load_certs).transpose()?.unwrap_or_default();
+    match &config.tls {
+        None => run(&config, listener, HttpTransport::tcp(), None, &ca).await,
+        Some((cert, key)) => {
+            let server = tls::server_config(cert, key)?;
+            let transport = HttpTransport::tcp_tls(tls::peer_client_config(&ca)?);
+            run(&config, listener, transport, Some(server), &ca).await
+        }
+    }
+}
 
-    let mut transport = HttpTransport::tcp();
+/// Starts the Raft member and the engine, serves the API until SIGTERM, then stops cleanly.
+async fn run<C: Connect + Clone + Send + Sync + 'static>(
+    config: &Config,
+    listener: tokio::net::TcpListener,
+    transport: HttpTransport<C>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    ca: &[rustls::pki_types::CertificateDer<'static>],
+) -> anyhow::Result<()> {
+    let mut transport = transport;
     if let Some(secret) = &config.cluster_secret {
         transport = transport.with_cluster_secret(secret.0.clone());
     }
@@ -44,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
     engine_config.signing_keys =
         config.signing_keys.iter().map(|(name, secret)| (name.clone(), Arc::from(secret.0.as_str()))).collect();
     engine_config.task_policy = config.task_policy.clone();
+    engine_config.api_scheme = if tls.is_some() { "https" } else { "http" };
     let policy = &config.task_policy;
     tracing::info!(
         shell_tasks = policy.shell_enabled,
@@ -52,20 +74,16 @@ async fn main() -> anyhow::Result<()> {
         http_allow = ?policy.http_allow,
         "task policy"
     );
-    if engine_config.signing_secret.is_some() {
-        tracing::info!("HTTP task requests are signed (X-Loom-Signature)");
+    if engine_config.signing_secret.is_some() || !engine_config.signing_keys.is_empty() {
+        tracing::info!(keys = ?config.signing_keys.keys().collect::<Vec<_>>(), "HTTP task requests are signed (X-Loom-Signature)");
     }
     if let Some(n) = config.chaos_actor_panic_every {
         tracing::warn!(n, "chaos testing: every {n}th execution actor poke panics");
     }
-    let engine = linkloom_actors::start(
-        Arc::new(node.clone()),
-        clock.clone(),
-        Arc::new(linkloom_actors::HyperTaskHttp::tcp()),
-        engine_config,
-    )
-    .await
-    .context("starting the engine")?;
+    let task_http = linkloom_actors::HyperTaskHttp::tcp(ca).context("loading the CA for HTTPS task calls")?;
+    let engine = linkloom_actors::start(Arc::new(node.clone()), clock.clone(), Arc::new(task_http), engine_config)
+        .await
+        .context("starting the engine")?;
 
     let limits = ApiLimits {
         max_body_bytes: config.max_body_bytes,
@@ -111,31 +129,52 @@ async fn main() -> anyhow::Result<()> {
         auth: Arc::new(auth),
         http: Default::default(),
     });
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         node_id = config.node_id,
         listen = %config.listen,
         advertise = %config.advertise,
         data_dir = %config.data_dir.display(),
         members = ?config.initial_members,
-        "loom-node serving on http://{}",
+        "loom-node serving on {scheme}://{}",
         config.listen
     );
+    // On SIGTERM: stop the engine first, which closes worker streams (their workers move to
+    // another node), then let in-flight requests finish, but not for ever: a client following a
+    // log stream would otherwise hold the node up.
+    let engine_to_stop = engine.clone();
+    let stopping = async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        engine_to_stop.stop();
+    };
+    match tls {
+        Some(server) => {
+            serve::serve_tls(listener, tokio_rustls::TlsAcceptor::from(server), app, stopping, SHUTDOWN_GRACE).await
+        }
+        None => serve_plain(listener, app, stopping).await?,
+    }
+    node.shutdown().await.context("stopping raft")?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Plain HTTP, with the same shutdown grace as TLS.
+async fn serve_plain(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    stopping: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     // Nagle off: answers (Raft acks above all) are small and latency-bound.
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::warn!("cannot set TCP_NODELAY: {e}");
         }
     });
-    // On SIGTERM: stop the engine first, which closes worker streams (their workers move to
-    // another node), then let in-flight requests finish, but not for ever: a client following a
-    // log stream would otherwise hold the node up.
-    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-    let engine_to_stop = engine.clone();
+    let (stopped_tx, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
-        engine_to_stop.stop();
-        let _ = stopping.send(());
+        stopping.await;
+        let _ = stopped_tx.send(());
     });
     let drain_deadline = async {
         if stopped.await.is_err() {
@@ -147,8 +186,6 @@ async fn main() -> anyhow::Result<()> {
         served = server => served.context("serving HTTP")?,
         _ = drain_deadline => tracing::warn!("requests still open {SHUTDOWN_GRACE:?} after the signal; closing them"),
     }
-    node.shutdown().await.context("stopping raft")?;
-    tracing::info!("stopped cleanly");
     Ok(())
 }
 

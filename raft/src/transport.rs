@@ -45,15 +45,37 @@ pub struct HttpTransport<C = HttpConnector> {
     client: Client<C, Full<Bytes>>,
     /// Sent as `X-Loom-Cluster-Secret` so peers can refuse strangers (empty: none sent).
     cluster_secret: String,
+    /// `http`, or `https` when peers serve TLS.
+    scheme: &'static str,
+}
+
+/// TCP that speaks TLS to `https` peers.
+pub type TlsConnector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+fn tcp_connector() -> HttpConnector {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(2)));
+    connector.enforce_http(false);
+    connector
+}
+
+impl HttpTransport<TlsConnector> {
+    /// Peers over TLS, trusting the roots in `tls` (the cluster's CA).
+    pub fn tcp_tls(tls: rustls::ClientConfig) -> Self {
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_http1()
+            .wrap_connector(tcp_connector());
+        HttpTransport { scheme: "https", ..Self::with_connector(connector) }
+    }
 }
 
 impl HttpTransport<HttpConnector> {
     /// A TCP transport with Nagle off (Raft messages are small and latency-bound).
     pub fn tcp() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(2)));
-        Self::with_connector(connector)
+        Self::with_connector(tcp_connector())
     }
 }
 
@@ -63,7 +85,7 @@ impl<C: Connect + Clone + Send + Sync + 'static> HttpTransport<C> {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
             .build(connector);
-        HttpTransport { client, cluster_secret: String::new() }
+        HttpTransport { client, cluster_secret: String::new(), scheme: "http" }
     }
 
     /// Sends `secret` with every request.
@@ -79,7 +101,7 @@ pub const CLUSTER_SECRET_HEADER: &str = "x-loom-cluster-secret";
 impl<C: Connect + Clone + Send + Sync + 'static> Transport for HttpTransport<C> {
     async fn post(&self, addr: &str, path: &str, body: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, TransportError> {
         let io = |reason: String| TransportError::Io { addr: addr.to_string(), reason };
-        let mut request = http::Request::post(format!("http://{addr}{path}"))
+        let mut request = http::Request::post(format!("{}://{addr}{path}", self.scheme))
             .header(http::header::CONTENT_TYPE, "application/octet-stream");
         if !self.cluster_secret.is_empty() {
             request = request.header(CLUSTER_SECRET_HEADER, &self.cluster_secret);

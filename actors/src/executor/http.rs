@@ -52,12 +52,29 @@ pub struct HyperTaskHttp<C = HttpConnector> {
     client: Client<C, Full<Bytes>>,
 }
 
-impl HyperTaskHttp<HttpConnector> {
-    pub fn tcp() -> Self {
+impl HyperTaskHttp<hyper_rustls::HttpsConnector<HttpConnector>> {
+    /// `http://` and `https://` backends over TCP. HTTPS trusts the Mozilla roots bundled in
+    /// webpki-roots plus `extra_roots` (a private CA for internal backends).
+    pub fn tcp(extra_roots: &[rustls::pki_types::CertificateDer<'static>]) -> Result<Self, rustls::Error> {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        Self::with_connector(connector)
+        connector.enforce_http(false);
+        let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        for cert in extra_roots {
+            roots.add(cert.clone())?;
+        }
+        let tls =
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
+        Ok(Self::with_connector(connector))
     }
 }
 

@@ -44,6 +44,7 @@ pub fn install_crypto_provider() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
+pub mod pki;
 pub mod worker;
 use serde_json::Value;
 
@@ -56,11 +57,13 @@ pub struct Node {
     child: Option<Child>,
     /// Started with `--join` rather than as a founder.
     joins: bool,
+    /// `https` when the node serves TLS.
+    scheme: &'static str,
 }
 
 impl Node {
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -78,11 +81,25 @@ pub struct ClusterOptions {
     pub nodes: u64,
     /// Extra environment for every node (`LOOM_*` settings).
     pub env: Vec<(String, String)>,
+    /// PEM of the CA that signed the nodes' certificates, when they serve TLS.
+    pub tls_ca_pem: Option<Vec<u8>>,
 }
 
 impl ClusterOptions {
     pub fn new(nodes: u64) -> Self {
-        ClusterOptions { nodes, env: Vec::new() }
+        ClusterOptions { nodes, env: Vec::new(), tls_ca_pem: None }
+    }
+
+    /// Serve TLS with this certificate and key (PEM files), trusting `ca` (a PEM file) for peers;
+    /// the harness's own client trusts the same CA.
+    pub fn tls(self, cert: &Path, key: &Path, ca: &Path) -> anyhow::Result<Self> {
+        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+        let mut options = self
+            .env("LOOM_TLS_CERT", cert.display())
+            .env("LOOM_TLS_KEY", key.display())
+            .env("LOOM_TLS_CA", ca.display());
+        options.tls_ca_pem = Some(pem);
+        Ok(options)
     }
 
     pub fn env(mut self, key: &str, value: impl ToString) -> Self {
@@ -124,14 +141,18 @@ impl Cluster {
         if let Some((_, token)) = options.env.iter().find(|(k, _)| k == "LOOM_ADMIN_TOKEN") {
             headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
         }
-        let http =
-            reqwest::blocking::Client::builder().timeout(Duration::from_secs(15)).default_headers(headers).build()?;
+        let mut http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(15)).default_headers(headers);
+        if let Some(pem) = &options.tls_ca_pem {
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(pem)?);
+        }
+        let http = http.build()?;
+        let scheme = if options.tls_ca_pem.is_some() { "https" } else { "http" };
         let mut cluster = Cluster { binary: binary.into(), dir, options, nodes: BTreeMap::new(), peers, http };
         for (i, port) in ports.into_iter().enumerate() {
             let id = i as u64 + 1;
             let data_dir = cluster.dir.path().join(format!("node{id}"));
             let log_path = cluster.dir.path().join(format!("node{id}.log"));
-            cluster.nodes.insert(id, Node { id, port, data_dir, log_path, child: None, joins: false });
+            cluster.nodes.insert(id, Node { id, port, data_dir, log_path, child: None, joins: false, scheme });
             cluster.spawn(id)?;
         }
         Ok(cluster)
@@ -173,7 +194,8 @@ impl Cluster {
         let port = free_ports(1)?[0];
         let data_dir = self.dir.path().join(format!("node{id}"));
         let log_path = self.dir.path().join(format!("node{id}.log"));
-        self.nodes.insert(id, Node { id, port, data_dir, log_path, child: None, joins: true });
+        let scheme = if self.options.tls_ca_pem.is_some() { "https" } else { "http" };
+        self.nodes.insert(id, Node { id, port, data_dir, log_path, child: None, joins: true, scheme });
         self.spawn(id)?;
         Ok(id)
     }

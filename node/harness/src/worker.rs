@@ -58,12 +58,24 @@ impl WorkerProcess {
         log_dir: &Path,
         token: Option<&str>,
     ) -> anyhow::Result<WorkerProcess> {
+        let env: Vec<(&str, &str)> = token.map(|t| ("LOOM_TOKEN", t)).into_iter().collect();
+        Self::start_with_env(binary, servers, queue, id, concurrency, log_dir, &env)
+    }
+
+    /// Like [`WorkerProcess::start`], with extra environment (`LOOM_TOKEN`, `LOOM_TLS_CA`).
+    pub fn start_with_env(
+        binary: &Path,
+        servers: &str,
+        queue: &str,
+        id: &str,
+        concurrency: u32,
+        log_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<WorkerProcess> {
         let log_path = log_dir.join(format!("worker-{id}.log"));
         let log = std::fs::File::create(&log_path)?;
         let mut command = Command::new(binary);
-        if let Some(token) = token {
-            command.env("LOOM_TOKEN", token);
-        }
+        command.envs(env.iter().copied());
         let mut child = command
             .args(["--server", servers, "--queue", queue, "--id", id, "--concurrency", &concurrency.to_string()])
             .env("LOOM_LOG", "info,linkloom=debug")

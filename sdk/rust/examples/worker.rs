@@ -37,6 +37,9 @@ struct Args {
     /// A token with the `worker` role, for clusters that require tokens.
     #[arg(long, env = "LOOM_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// PEM CA certificate to trust for https:// servers (a cluster with a private CA).
+    #[arg(long, env = "LOOM_TLS_CA")]
+    ca_file: Option<std::path::PathBuf>,
 }
 
 async fn echo(task: TaskContext) -> TaskResult {
@@ -77,6 +80,9 @@ async fn main() -> anyhow::Result<()> {
     let mut client = Client::builder().servers(servers);
     if let Some(token) = &args.token {
         client = client.token(token);
+    }
+    if let Some(path) = &args.ca_file {
+        client = client.root_certificate_pem(std::fs::read(path)?);
     }
     let client = client.build()?;
     let mut builder =

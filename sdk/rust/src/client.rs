@@ -97,6 +97,8 @@ pub struct ClientBuilder {
     timeout: Duration,
     connect_timeout: Duration,
     max_attempts: Option<usize>,
+    /// Extra CA certificates (PEM) to trust for `https://` servers.
+    root_certificates: Vec<Vec<u8>>,
 }
 
 impl Default for ClientBuilder {
@@ -107,6 +109,7 @@ impl Default for ClientBuilder {
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_attempts: None,
+            root_certificates: Vec::new(),
         }
     }
 }
@@ -143,6 +146,19 @@ impl ClientBuilder {
     /// ```
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into());
+        self
+    }
+
+    /// Trusts the CA certificate(s) in `pem` for `https://` servers, besides the public roots:
+    /// for a cluster whose nodes have certificates from a private CA (`LOOM_TLS_CA`).
+    ///
+    /// ```
+    /// let pem = b"not a certificate";
+    /// let built = linkloom::Client::builder().server("https://127.0.0.1:8443").root_certificate_pem(pem).build();
+    /// assert!(built.is_err(), "a file without a PEM certificate is refused");
+    /// ```
+    pub fn root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates.push(pem.into());
         self
     }
 
@@ -195,6 +211,15 @@ impl ClientBuilder {
     /// assert!(linkloom::Client::builder().server("ftp://x").build().is_err());
     /// ```
     pub fn build(self) -> Result<Client, Error> {
+        let mut roots = Vec::new();
+        for pem in &self.root_certificates {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| Error::Invalid(format!("the CA certificate is not PEM: {e}")))?;
+            if certs.is_empty() {
+                return Err(Error::Invalid("the CA certificate file holds no PEM certificate".into()));
+            }
+            roots.extend(certs);
+        }
         let mut servers: Vec<String> = Vec::new();
         for url in &self.servers {
             let url = normalize_server(url)?;
@@ -215,7 +240,7 @@ impl ClientBuilder {
             return Err(Error::Invalid("the token is empty or contains control characters".into()));
         }
         let max_attempts = self.max_attempts.unwrap_or((2 * servers.len()).max(3));
-        let http = http_client(self.connect_timeout)?;
+        let http = http_client(self.connect_timeout, &roots)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -231,12 +256,16 @@ impl ClientBuilder {
 
 /// A reqwest client with this crate's settings. TLS uses rustls with the `ring` provider, which
 /// is installed as the process default unless the program installed one already.
-pub(crate) fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, Error> {
+pub(crate) fn http_client(connect_timeout: Duration, roots: &[reqwest::Certificate]) -> Result<reqwest::Client, Error> {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // Losing a race with another thread installing one is fine: any provider will do.
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    for root in roots {
+        builder = builder.add_root_certificate(root.clone());
+    }
+    builder
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .user_agent(concat!("linkloom-rust/", env!("CARGO_PKG_VERSION")))
