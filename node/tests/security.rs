@@ -319,12 +319,26 @@ fn a_worker_works_with_a_worker_token_and_not_with_a_viewer_one() {
         .put_workflow(leader, "id: pulled\ntasks:\n  - id: job\n    type: worker\n    queue: demo\n    input: {n: 7}\n")
         .unwrap();
     let binary = example_worker_binary().expect("the worker example is built");
-    let mut refused =
-        WorkerProcess::start_with_token(&binary, &url, "demo", "viewer-w", 1, cluster.dir(), Some(&viewer_token))
-            .expect("start worker");
-    let mut worker =
-        WorkerProcess::start_with_token(&binary, &url, "demo", "good-w", 1, cluster.dir(), Some(&worker_token))
-            .expect("start worker");
+    let mut refused = WorkerProcess::start_with_env(
+        &binary,
+        &url,
+        "demo",
+        "viewer-w",
+        1,
+        cluster.dir(),
+        &[("LOOM_TOKEN", &viewer_token)],
+    )
+    .expect("start worker");
+    let mut worker = WorkerProcess::start_with_env(
+        &binary,
+        &url,
+        "demo",
+        "good-w",
+        1,
+        cluster.dir(),
+        &[("LOOM_TOKEN", &worker_token)],
+    )
+    .expect("start worker");
     let execution_id = cluster.trigger(leader, "pulled", json!({})).unwrap();
     let done = cluster.wait_execution(leader, &execution_id, RUN).unwrap();
     assert_eq!(done["status"], "succeeded", "{done}");

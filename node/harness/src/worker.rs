@@ -45,21 +45,7 @@ impl WorkerProcess {
         concurrency: u32,
         log_dir: &Path,
     ) -> anyhow::Result<WorkerProcess> {
-        Self::start_with_token(binary, servers, queue, id, concurrency, log_dir, None)
-    }
-
-    /// Like [`WorkerProcess::start`], authenticating with `token` (`LOOM_TOKEN`).
-    pub fn start_with_token(
-        binary: &Path,
-        servers: &str,
-        queue: &str,
-        id: &str,
-        concurrency: u32,
-        log_dir: &Path,
-        token: Option<&str>,
-    ) -> anyhow::Result<WorkerProcess> {
-        let env: Vec<(&str, &str)> = token.map(|t| ("LOOM_TOKEN", t)).into_iter().collect();
-        Self::start_with_env(binary, servers, queue, id, concurrency, log_dir, &env)
+        Self::start_with_env(binary, servers, queue, id, concurrency, log_dir, &[])
     }
 
     /// Like [`WorkerProcess::start`], with extra environment (`LOOM_TOKEN`, `LOOM_TLS_CA`).
