@@ -93,6 +93,7 @@ impl From<Rejection> for ApiError {
             Rejection::TokenExists(_) => (StatusCode::CONFLICT, "token_exists"),
             Rejection::TokenNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Rejection::InvalidToken(_) => (StatusCode::BAD_REQUEST, "invalid_token"),
+            Rejection::InvalidLimits(_) => (StatusCode::BAD_REQUEST, "invalid_limits"),
         };
         ApiError::new(status, code, message)
     }

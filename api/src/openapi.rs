@@ -16,7 +16,7 @@ use crate::routes::{ops, Op};
 /// Reason phrases and the error codes each status carries.
 fn error_description(status: u16) -> &'static str {
     match status {
-        400 => "Bad request (`bad_request`, `invalid_params`, `invalid_worker`, `invalid_token`)",
+        400 => "Bad request (`bad_request`, `invalid_params`, `invalid_worker`, `invalid_token`, `invalid_limits`)",
         401 => "No valid token (`unauthenticated`, `invalid_token`)",
         403 => "The token's role may not do this (`forbidden`)",
         404 => "Not found (`not_found`, `worker_not_connected`)",
@@ -273,6 +273,15 @@ fn schemas() -> Value {
             "last_applied": {"type": ["integer", "null"]}, "members": {"type": "array"},
             "auth": object(&["enabled"], json!({"enabled": {"type": "boolean"}, "peers_authenticated": {"type": "boolean"}, "warning": {"type": ["string", "null"]}})),
             "engine": {},
+        })),
+        "Limits": object(&["max_tasks_per_workflow", "max_params_bytes", "max_output_bytes", "max_log_bytes_per_attempt", "ceilings"], json!({
+            "max_tasks_per_workflow": {"type": "integer"}, "max_params_bytes": {"type": "integer"},
+            "max_output_bytes": {"type": "integer"}, "max_log_bytes_per_attempt": {"type": "integer"},
+            "ceilings": {"type": "object", "additionalProperties": {"type": "integer"}},
+        })),
+        "LimitsChange": strict(&[], json!({
+            "max_tasks_per_workflow": {"type": "integer", "minimum": 1}, "max_params_bytes": {"type": "integer", "minimum": 1},
+            "max_output_bytes": {"type": "integer", "minimum": 1}, "max_log_bytes_per_attempt": {"type": "integer", "minimum": 1},
         })),
         "NewMember": strict(&["id", "addr"], json!({"id": {"type": "integer", "minimum": 1}, "addr": {"type": "string"}})),
         "Members": object(&["members"], json!({"members": {"type": "array", "items": object(&["id", "addr", "voter"], json!({

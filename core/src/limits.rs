@@ -1,7 +1,9 @@
 //! Named limits on what the state machine stores. Every queue, list and blob is bounded; each
 //! limit produces a clear rejection when reached instead of unbounded growth.
 
-/// Tasks in one workflow.
+use serde::{Deserialize, Serialize};
+
+/// Tasks in one workflow (the default of [`Tunable::max_tasks_per_workflow`]).
 pub const MAX_TASKS_PER_WORKFLOW: usize = 500;
 /// Attempts of one task, the first included.
 pub const MAX_ATTEMPTS_PER_TASK: u32 = 100;
@@ -41,3 +43,58 @@ pub const MAX_TOKENS: usize = 1_000;
 pub const MAX_TOKEN_NAME_BYTES: usize = 64;
 /// Audit entries (cancels, retries) kept per execution; the oldest are dropped beyond it.
 pub const MAX_AUDIT_ENTRIES_PER_EXECUTION: usize = 100;
+
+/// The limits an admin may change at run time (`PUT /api/v1/cluster/limits`). They live in the
+/// replicated state, so every node applies the same ones, and each stays within [`CEILINGS`],
+/// which bound memory and snapshot size whatever is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tunable {
+    pub max_tasks_per_workflow: u32,
+    /// A workflow's default params, or a trigger's params merged into them, as JSON.
+    pub max_params_bytes: u32,
+    /// One task's output, as JSON; a larger output fails its attempt without retry.
+    pub max_output_bytes: u32,
+    /// Log bytes kept per attempt; older chunks are dropped (and counted) beyond it.
+    pub max_log_bytes_per_attempt: u32,
+}
+
+impl Default for Tunable {
+    fn default() -> Self {
+        Tunable {
+            max_tasks_per_workflow: MAX_TASKS_PER_WORKFLOW as u32,
+            max_params_bytes: MAX_PARAMS_BYTES as u32,
+            max_output_bytes: MAX_OUTPUT_BYTES as u32,
+            max_log_bytes_per_attempt: MAX_LOG_BYTES_PER_ATTEMPT as u32,
+        }
+    }
+}
+
+/// The most any [`Tunable`] limit may be set to.
+pub const CEILINGS: Tunable = Tunable {
+    max_tasks_per_workflow: 2_000,
+    max_params_bytes: 1024 * 1024,
+    max_output_bytes: 4 * 1024 * 1024,
+    max_log_bytes_per_attempt: 16 * 1024 * 1024,
+};
+
+impl Tunable {
+    /// The limits as (name, value, ceiling), for checks and views.
+    pub fn fields(&self) -> [(&'static str, u32, u32); 4] {
+        [
+            ("max_tasks_per_workflow", self.max_tasks_per_workflow, CEILINGS.max_tasks_per_workflow),
+            ("max_params_bytes", self.max_params_bytes, CEILINGS.max_params_bytes),
+            ("max_output_bytes", self.max_output_bytes, CEILINGS.max_output_bytes),
+            ("max_log_bytes_per_attempt", self.max_log_bytes_per_attempt, CEILINGS.max_log_bytes_per_attempt),
+        ]
+    }
+
+    /// Every limit between 1 and its ceiling; the error names the first that is not.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, value, ceiling) in self.fields() {
+            if value == 0 || value > ceiling {
+                return Err(format!("{name} = {value} is outside 1..={ceiling}"));
+            }
+        }
+        Ok(())
+    }
+}

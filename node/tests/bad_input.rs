@@ -129,6 +129,52 @@ tasks:
     assert!(task["attempts"][0]["error"].as_str().unwrap().contains("the limit is 262144"), "{done}");
     assert!(task["output"].is_null(), "{done}");
 
+    // Tuned limits: an admin lowers them at run time; they apply to what comes after, on every
+    // node, and a value outside its range is refused naming it.
+    let (status, answer) =
+        cluster.put_json(1, "/api/v1/cluster/limits", &serde_json::json!({"max_tasks_per_workflow": 0})).unwrap();
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_limits")), "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("max_tasks_per_workflow = 0"), "{answer}");
+    let (status, answer) = cluster
+        .put_json(
+            1,
+            "/api/v1/cluster/limits",
+            &serde_json::json!({"max_tasks_per_workflow": 2, "max_output_bytes": 64}),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!((answer["max_tasks_per_workflow"].as_u64(), answer["max_output_bytes"].as_u64()), (Some(2), Some(64)));
+    assert_eq!(answer["max_params_bytes"], 65536, "unnamed limits keep their value");
+    assert_eq!(answer["ceilings"]["max_tasks_per_workflow"], 2000);
+    let three = "id: three\ntasks:\n  - {id: a, type: worker, queue: q}\n  - {id: b, type: worker, queue: q}\n  - {id: c, type: worker, queue: q}\n";
+    let (status, answer) = cluster.post(1, "/api/v1/workflows", "application/yaml", three).unwrap();
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("at most 2 (max_tasks_per_workflow)"), "{answer}");
+    cluster
+        .put_workflow(
+            1,
+            r#"
+id: chatty
+tasks:
+  - id: a
+    type: shell
+    command: |
+      printf '{"v": "%s"}' "$(head -c 100 /dev/zero | tr '\0' a)" > "$LOOM_OUTPUT"
+"#,
+        )
+        .unwrap();
+    let id = cluster.trigger(1, "chatty", serde_json::json!({})).unwrap();
+    let done = cluster.wait_execution(1, &id, Duration::from_secs(60)).unwrap();
+    assert!(done["tasks"][0]["attempts"][0]["error"].as_str().unwrap().contains("the limit is 64"), "{done}");
+    let (status, _) = cluster
+        .put_json(
+            1,
+            "/api/v1/cluster/limits",
+            &serde_json::json!({"max_tasks_per_workflow": 500, "max_output_bytes": 262144}),
+        )
+        .unwrap();
+    assert_eq!(status, 200);
+
     // Retention: with 2 kept per workflow, older finished executions are pruned.
     for _ in 0..5 {
         let id = cluster.trigger(1, "lim", serde_json::json!({})).unwrap();

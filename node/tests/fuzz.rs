@@ -389,8 +389,17 @@ fn the_api_survives_schema_driven_fuzzing() {
     let alive: Vec<(u64, bool)> = cluster.ids().into_iter().map(|id| (id, cluster.is_running(id))).collect();
     assert!(alive.iter().all(|(_, up)| *up), "a node died: {alive:?}\n{}", cluster.logs_tail(60));
     cluster.wait_ready(Duration::from_secs(30)).expect("still ready");
-    // The fuzzer may have deleted or paused the seeds: store them again and stop the schedule, so
-    // the state can settle.
+    // The fuzzer may have tightened the limits, deleted or paused the seeds: restore the limits,
+    // store the seeds again and stop the schedule, so the state can settle.
+    let defaults = json!({"max_tasks_per_workflow": 500, "max_params_bytes": 65536,
+        "max_output_bytes": 262144, "max_log_bytes_per_attempt": 1048576});
+    let restored = http
+        .put(format!("{}/api/v1/cluster/limits", cluster.url(1)))
+        .bearer_auth(ADMIN)
+        .json(&defaults)
+        .send()
+        .expect("restore limits");
+    assert_eq!(restored.status().as_u16(), 200);
     for spec in SPECS {
         cluster.put_workflow(1, spec).expect("still accepts writes");
     }

@@ -34,6 +34,8 @@ fn expected_roles() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("addMember", ADMIN_ONLY),
         ("removeMember", ADMIN_ONLY),
         ("promoteMember", ADMIN_ONLY),
+        ("showLimits", READ),
+        ("setLimits", ADMIN_ONLY),
         ("createToken", ADMIN_ONLY),
         ("listTokens", ADMIN_ONLY),
         ("revokeToken", ADMIN_ONLY),

@@ -149,7 +149,7 @@ pub(crate) async fn run_shell(
         },
     };
     let outcome = match ended {
-        End::Exited(Ok(status)) if status.success() => match read_output(&output_path).await {
+        End::Exited(Ok(status)) if status.success() => match read_output(&output_path, max_output(&ctx)).await {
             Ok(output) => Some(Outcome::Done { result: AttemptResult::Succeeded { output }, logs: None }),
             Err(e) => failed(e),
         },
@@ -276,12 +276,23 @@ async fn kill_group(pid: Option<u32>, child: &mut tokio::process::Child, grace: 
     }
 }
 
-async fn read_output(path: &std::path::Path) -> Result<Json, String> {
+/// The cluster's output limit (`max_output_bytes`).
+fn max_output(ctx: &EngineCtx) -> usize {
+    ctx.cluster.state().read(|s| s.limits().max_output_bytes as usize)
+}
+
+async fn read_output(path: &std::path::Path, max_bytes: usize) -> Result<Json, String> {
+    match tokio::fs::metadata(path).await {
+        Ok(meta) if meta.len() > max_bytes as u64 => {
+            return Err(format!("$LOOM_OUTPUT is {} bytes; the limit is {max_bytes}", meta.len()));
+        }
+        _ => {}
+    }
     match tokio::fs::read(path).await {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Json::empty_object()),
         Err(e) => Err(format!("reading $LOOM_OUTPUT: {e}")),
-        Ok(bytes) if bytes.len() > limits::MAX_OUTPUT_BYTES => {
-            Err(format!("$LOOM_OUTPUT is {} bytes; the limit is {}", bytes.len(), limits::MAX_OUTPUT_BYTES))
+        Ok(bytes) if bytes.len() > max_bytes => {
+            Err(format!("$LOOM_OUTPUT is {} bytes; the limit is {max_bytes}", bytes.len()))
         }
         Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(value @ serde_json::Value::Object(_)) => Ok(Json(value)),

@@ -1,7 +1,7 @@
 //! Cluster view and membership changes.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use linkloom_raft::Transport;
@@ -9,8 +9,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::executions::json_body;
+use super::ReadOptions;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::ApiState;
+use linkloom_core::{Command, Response};
 
 /// Said at start and in the cluster view while a node runs without tokens.
 pub const OPEN_WARNING: &str =
@@ -79,4 +82,66 @@ pub(crate) async fn remove<T: Transport>(
     Path(id): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({"members": state.node.remove(id).await?})))
+}
+
+/// The limits in force and their ceilings.
+fn limits_view(limits: linkloom_core::limits::Tunable) -> Value {
+    let mut view = serde_json::Map::new();
+    let mut ceilings = serde_json::Map::new();
+    for (name, value, ceiling) in limits.fields() {
+        view.insert(name.into(), json!(value));
+        ceilings.insert(name.into(), json!(ceiling));
+    }
+    view.insert("ceilings".into(), Value::Object(ceilings));
+    Value::Object(view)
+}
+
+/// `GET /api/v1/cluster/limits`.
+pub(crate) async fn limits<T: Transport>(
+    State(state): State<ApiState<T>>,
+    Query(read): Query<ReadOptions>,
+) -> Result<Json<Value>, ApiError> {
+    read.barrier(&state).await?;
+    Ok(Json(limits_view(state.node.state().read(|s| s.limits()))))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitsChange {
+    #[serde(default)]
+    max_tasks_per_workflow: Option<u32>,
+    #[serde(default)]
+    max_params_bytes: Option<u32>,
+    #[serde(default)]
+    max_output_bytes: Option<u32>,
+    #[serde(default)]
+    max_log_bytes_per_attempt: Option<u32>,
+}
+
+/// `PUT /api/v1/cluster/limits` with the limits to change → the limits now in force. Each must be
+/// between 1 and its ceiling; a refused change changes nothing.
+pub(crate) async fn set_limits<T: Transport>(
+    State(state): State<ApiState<T>>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let change: LimitsChange = json_body(&state, &headers, body).await?;
+    ReadOptions::default().barrier(&state).await?;
+    let current = state.node.state().read(|s| s.limits());
+    let limits = linkloom_core::limits::Tunable {
+        max_tasks_per_workflow: change.max_tasks_per_workflow.unwrap_or(current.max_tasks_per_workflow),
+        max_params_bytes: change.max_params_bytes.unwrap_or(current.max_params_bytes),
+        max_output_bytes: change.max_output_bytes.unwrap_or(current.max_output_bytes),
+        max_log_bytes_per_attempt: change.max_log_bytes_per_attempt.unwrap_or(current.max_log_bytes_per_attempt),
+    };
+    let command = Command::SetLimits { limits, actor: caller.name.clone(), at_ms: state.clock.now_ms() };
+    match state.node.propose(command).await? {
+        Response::LimitsSet { limits } => {
+            tracing::info!(by = ?caller.name, ?limits, "limits changed");
+            Ok(Json(limits_view(limits)))
+        }
+        Response::Rejected(r) => Err(r.into()),
+        other => Err(super::executions::unexpected(other)),
+    }
 }

@@ -12,7 +12,7 @@ use axum::Json;
 use linkloom_core::ids::{manual_execution_id, scheduled_execution_id};
 use linkloom_core::json::Json as JsonValue;
 use linkloom_core::schedule::CronSchedule;
-use linkloom_core::state::{ExecutionStatus, State as LoomState, Trigger};
+use linkloom_core::state::{ExecutionStatus, Rejection, State as LoomState, Trigger};
 use linkloom_core::task_answer::parse_task_answer;
 use linkloom_core::{Command, Response};
 use linkloom_raft::Transport;
@@ -68,6 +68,12 @@ pub(crate) async fn trigger<T: Transport>(
     let params = request.params.unwrap_or(Value::Null);
     if !(params.is_null() || params.is_object()) {
         return Err(ApiError::bad_request("params must be an object"));
+    }
+    // An early copy of `apply`'s check (which also counts the defaults): no log entry for this.
+    let max_params = state.node.state().read(|s| s.limits().max_params_bytes) as usize;
+    let size = params.to_string().len();
+    if size > max_params {
+        return Err(Rejection::TooLarge { what: "params".into(), size, limit: max_params }.into());
     }
     let at_ms = state.clock.now_ms();
     let random: u32 = rand::Rng::gen(&mut linkloom_raft::runtime::ThreadRng);

@@ -13,7 +13,7 @@ mod workers;
 mod workflows;
 
 use axum::http::{Method, StatusCode, Uri};
-use axum::routing::{delete, get, post, MethodRouter};
+use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 use linkloom_raft::Transport;
 use serde::Deserialize;
@@ -227,6 +227,22 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .ok(200, "Members")
                 .errors(&[400, 409]),
             post(cluster::promote::<T>),
+        ),
+        (
+            op(Method::GET, "/api/v1/cluster/limits", Read, "showLimits", "cluster")
+                .summary("The tunable limits in force, with their ceilings")
+                .query(READ)
+                .ok(200, "Limits")
+                .errors(&[400]),
+            get(cluster::limits::<T>),
+        ),
+        (
+            op(Method::PUT, "/api/v1/cluster/limits", Admin, "setLimits", "cluster")
+                .summary("Changes tunable limits (each between 1 and its ceiling); they apply to what comes after")
+                .body("LimitsChange")
+                .ok(200, "Limits")
+                .errors(&[400, 413]),
+            put(cluster::set_limits::<T>),
         ),
         (
             op(Method::POST, "/api/v1/tokens", Admin, "createToken", "tokens")

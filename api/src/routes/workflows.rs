@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use linkloom_core::ids::rfc3339;
 use linkloom_core::spec::{self, WorkflowSpec};
-use linkloom_core::state::Workflow;
+use linkloom_core::state::{Rejection, Workflow};
 use linkloom_core::{Command, Response};
 use linkloom_raft::Transport;
 use serde_json::{json, Value};
@@ -29,6 +29,17 @@ pub(crate) async fn put<T: Transport>(
     let bytes = read_limited(&headers, body, state.limits.max_body_bytes).await?;
     let spec = parse_spec(&headers, &bytes)?;
     spec::validate(&spec)?;
+    // An early copy of the check `apply` makes against the cluster's tuned limits: a refusal here
+    // costs no log entry.
+    let limits = state.node.state().read(|s| s.limits());
+    if spec.tasks.len() > limits.max_tasks_per_workflow as usize {
+        return Err(Rejection::InvalidSpec(format!(
+            "tasks: {} tasks; this cluster allows at most {} (max_tasks_per_workflow)",
+            spec.tasks.len(),
+            limits.max_tasks_per_workflow
+        ))
+        .into());
+    }
     let at_ms = state.clock.now_ms();
     let response = state.node.propose(Command::PutWorkflow { spec: spec.clone(), actor: caller.name, at_ms }).await?;
     match response {

@@ -41,8 +41,8 @@ pub fn validate(spec: &WorkflowSpec) -> Result<(), SpecError> {
     }
     if !matches!(spec.params.0, serde_json::Value::Object(_)) {
         report("params".into(), "must be a mapping of names to values".into());
-    } else if spec.params.encoded_len() > limits::MAX_PARAMS_BYTES {
-        report("params".into(), format!("larger than {} bytes as JSON", limits::MAX_PARAMS_BYTES));
+    } else if spec.params.encoded_len() > limits::CEILINGS.max_params_bytes as usize {
+        report("params".into(), format!("larger than {} bytes as JSON", limits::CEILINGS.max_params_bytes));
     }
     if let Some(retry) = &spec.defaults.retry {
         check_retry(retry, "defaults.retry", &mut report);
@@ -51,10 +51,11 @@ pub fn validate(spec: &WorkflowSpec) -> Result<(), SpecError> {
     if spec.tasks.is_empty() {
         report("tasks".into(), "a workflow needs at least one task".into());
     }
-    if spec.tasks.len() > limits::MAX_TASKS_PER_WORKFLOW {
+    // The cluster's own limit (see `limits::Tunable`) is checked when the workflow is stored.
+    if spec.tasks.len() > limits::CEILINGS.max_tasks_per_workflow as usize {
         report(
             "tasks".into(),
-            format!("{} tasks; at most {} are allowed", spec.tasks.len(), limits::MAX_TASKS_PER_WORKFLOW),
+            format!("{} tasks; at most {} are allowed", spec.tasks.len(), limits::CEILINGS.max_tasks_per_workflow),
         );
     }
     let mut seen = BTreeSet::new();

@@ -123,6 +123,8 @@ pub enum Command {
     CreateToken { name: String, role: Role, hash: String, actor: Option<String>, at_ms: i64 },
     /// Removes a token; requests carrying it are refused from then on.
     RevokeToken { name: String, actor: Option<String>, at_ms: i64 },
+    /// Replaces the tunable limits (each within its ceiling, else rejected).
+    SetLimits { limits: crate::limits::Tunable, actor: Option<String>, at_ms: i64 },
     /// Several commands in one log entry, applied in order, each answered on its own (one's
     /// rejection does not affect the others). Proposers batch concurrent writes this way so one
     /// append, one replication round and one fsync serve them all. Batches do not nest.
@@ -157,7 +159,8 @@ impl Command {
             | Command::DisconnectWorker { at_ms, .. }
             | Command::ExpireWorkerAttempts { at_ms, .. }
             | Command::CreateToken { at_ms, .. }
-            | Command::RevokeToken { at_ms, .. } => *at_ms,
+            | Command::RevokeToken { at_ms, .. }
+            | Command::SetLimits { at_ms, .. } => *at_ms,
             Command::Batch(commands) => commands.iter().map(Command::at_ms).max().unwrap_or(i64::MIN),
         }
     }
@@ -292,6 +295,9 @@ pub enum Response {
     TokenRevoked {
         name: String,
     },
+    LimitsSet {
+        limits: crate::limits::Tunable,
+    },
 
     /// One answer per command of a [`Command::Batch`], in order.
     Batch(Vec<Response>),
@@ -347,6 +353,8 @@ pub enum Rejection {
     TokenNotFound(String),
     #[error("invalid token: {0}")]
     InvalidToken(String),
+    #[error("invalid limits: {0}")]
+    InvalidLimits(String),
     #[error("{what} is {size} bytes; the limit is {limit}")]
     TooLarge { what: String, size: usize, limit: usize },
 }

@@ -356,11 +356,20 @@ impl Execution {
         attempt.finished_at_ms = Some(now_ms);
         attempt.lease_expires_at_ms = None;
         let (status, error, retryable) = match result {
-            AttemptResult::Succeeded { output } if output.encoded_len() > limits::MAX_OUTPUT_BYTES => (
-                AttemptStatus::Failed,
-                Some(format!("output is {} bytes; the limit is {}", output.encoded_len(), limits::MAX_OUTPUT_BYTES)),
-                false,
-            ),
+            // The cluster's own limit was applied by the caller; this is the hard ceiling.
+            AttemptResult::Succeeded { output }
+                if output.encoded_len() > limits::CEILINGS.max_output_bytes as usize =>
+            {
+                (
+                    AttemptStatus::Failed,
+                    Some(format!(
+                        "output is {} bytes; the limit is {}",
+                        output.encoded_len(),
+                        limits::CEILINGS.max_output_bytes
+                    )),
+                    false,
+                )
+            }
             AttemptResult::Succeeded { output } => {
                 task.output = output;
                 (AttemptStatus::Succeeded, None, false)

@@ -1,12 +1,10 @@
 //! Attempt logs: appended in chunks, bounded per attempt. When an attempt's log would pass
-//! [`MAX_LOG_BYTES_PER_ATTEMPT`](crate::limits::MAX_LOG_BYTES_PER_ATTEMPT), the oldest chunks are
+//! the cluster's `max_log_bytes_per_attempt` ([`crate::limits::Tunable`]), the oldest chunks are
 //! dropped and counted, so a reader can show a marker where they were.
 
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
-
-use crate::limits;
 
 /// One append.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,13 +24,14 @@ pub struct AttemptLog {
 }
 
 impl AttemptLog {
-    /// Appends `text`; returns the bytes dropped to make room.
-    pub(crate) fn append(&mut self, text: String, at_ms: i64) -> u64 {
+    /// Appends `text`, keeping at most `max_bytes` (whole chunks, the newest always); returns the
+    /// bytes dropped to make room.
+    pub(crate) fn append(&mut self, text: String, at_ms: i64, max_bytes: u32) -> u64 {
         let offset = self.dropped_bytes + self.kept_bytes;
         self.kept_bytes += text.len() as u64;
         self.chunks.push_back(LogChunk { offset, at_ms, text });
         let mut dropped = 0;
-        while self.kept_bytes > limits::MAX_LOG_BYTES_PER_ATTEMPT as u64 && self.chunks.len() > 1 {
+        while self.kept_bytes > u64::from(max_bytes) && self.chunks.len() > 1 {
             if let Some(old) = self.chunks.pop_front() {
                 self.kept_bytes -= old.text.len() as u64;
                 dropped += old.text.len() as u64;

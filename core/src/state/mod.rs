@@ -95,6 +95,8 @@ pub struct State {
     /// API tokens by name, and the name of each token's secret hash (an index of `tokens`).
     tokens: BTreeMap<String, TokenEntry>,
     token_hashes: BTreeMap<String, String>,
+    /// The limits an admin tuned (defaults until then).
+    limits: limits::Tunable,
 }
 
 impl State {
@@ -239,6 +241,13 @@ impl State {
             Command::ExpireWorkerAttempts { jitter_permille, .. } => self.expire_worker_attempts(jitter_permille, now),
             Command::CreateToken { name, role, hash, actor, .. } => self.create_token(name, role, hash, actor, now),
             Command::RevokeToken { name, .. } => self.revoke_token(name),
+            Command::SetLimits { limits, .. } => match limits.check() {
+                Ok(()) => {
+                    self.limits = limits;
+                    Response::LimitsSet { limits }
+                }
+                Err(m) => Response::Rejected(Rejection::InvalidLimits(m)),
+            },
             Command::Batch(_) => unreachable!("batches are unpacked above"),
         };
         debug_assert_eq!(self.check_invariants(), Ok(()));
@@ -255,6 +264,20 @@ impl State {
     fn put_workflow(&mut self, spec: WorkflowSpec, actor: Option<String>, now: i64) -> Response {
         if let Err(e) = validate(&spec) {
             return Response::Rejected(Rejection::InvalidSpec(e.to_string()));
+        }
+        let limits = self.limits;
+        if spec.tasks.len() > limits.max_tasks_per_workflow as usize {
+            return Response::Rejected(Rejection::InvalidSpec(format!(
+                "tasks: {} tasks; this cluster allows at most {} (max_tasks_per_workflow)",
+                spec.tasks.len(),
+                limits.max_tasks_per_workflow
+            )));
+        }
+        if spec.params.encoded_len() > limits.max_params_bytes as usize {
+            return Response::Rejected(Rejection::InvalidSpec(format!(
+                "params: larger than {} bytes as JSON (max_params_bytes)",
+                limits.max_params_bytes
+            )));
         }
         let id = spec.id.clone();
         let workflow = self.workflows.entry(id.clone()).or_insert_with(|| Workflow {
@@ -353,7 +376,7 @@ impl State {
         let Some(active) = self.workflows.get(workflow_id).and_then(Workflow::active) else {
             return Response::Rejected(Rejection::WorkflowNotFound(workflow_id.to_string()));
         };
-        let params = match merge_params(&active.spec.params, &overrides) {
+        let params = match merge_params(&active.spec.params, &overrides, self.limits.max_params_bytes as usize) {
             Ok(p) => p,
             Err(r) => return Response::Rejected(r),
         };
@@ -504,7 +527,8 @@ impl State {
                 }
                 text.truncate(cut);
             }
-            self.logs.entry(attempt_id).or_default().append(text, now);
+            let max = self.limits.max_log_bytes_per_attempt;
+            self.logs.entry(attempt_id).or_default().append(text, now, max);
         }
     }
 
@@ -531,6 +555,14 @@ impl State {
             Err(r) => return Response::Rejected(r),
         }
         self.append_final_log(attempt_id, logs, now);
+        let max_output = self.limits.max_output_bytes as usize;
+        let result = match result {
+            AttemptResult::Succeeded { output } if output.encoded_len() > max_output => AttemptResult::Failed {
+                error: format!("output is {} bytes; the limit is {max_output}", output.encoded_len()),
+                retryable: false,
+            },
+            other => other,
+        };
         let Some(at) = self.attempts.get(&attempt_id) else {
             return Response::Rejected(Rejection::AttemptNotFound(attempt_id));
         };
@@ -652,7 +684,8 @@ impl State {
                 limit: limits::MAX_LOG_APPEND_BYTES,
             });
         }
-        let dropped_bytes = self.logs.entry(attempt_id).or_default().append(text, now);
+        let max = self.limits.max_log_bytes_per_attempt;
+        let dropped_bytes = self.logs.entry(attempt_id).or_default().append(text, now, max);
         Response::LogAppended { dropped_bytes }
     }
 
@@ -819,6 +852,11 @@ impl State {
         Sha256::digest(&bytes).into()
     }
 
+    /// The limits in force (see [`limits::Tunable`]).
+    pub fn limits(&self) -> limits::Tunable {
+        self.limits
+    }
+
     /// Checks cross-structure invariants.
     pub fn check_invariants(&self) -> Result<(), String> {
         for execution in self.executions.values() {
@@ -857,7 +895,7 @@ fn expiry_on_replicated_time(now: i64, at_ms: i64, expires_at_ms: i64) -> i64 {
 }
 
 /// The defaults with the overrides' keys replaced (one level deep, as params are named values).
-fn merge_params(defaults: &Json, overrides: &Json) -> Result<Json, Rejection> {
+fn merge_params(defaults: &Json, overrides: &Json, max_bytes: usize) -> Result<Json, Rejection> {
     let mut merged = match &defaults.0 {
         serde_json::Value::Object(map) => map.clone(),
         _ => serde_json::Map::new(),
@@ -872,12 +910,8 @@ fn merge_params(defaults: &Json, overrides: &Json) -> Result<Json, Rejection> {
         other => return Err(Rejection::InvalidParams(format!("params must be an object, not {other}"))),
     }
     let merged = Json(serde_json::Value::Object(merged));
-    if merged.encoded_len() > limits::MAX_PARAMS_BYTES {
-        return Err(Rejection::TooLarge {
-            what: "params".into(),
-            size: merged.encoded_len(),
-            limit: limits::MAX_PARAMS_BYTES,
-        });
+    if merged.encoded_len() > max_bytes {
+        return Err(Rejection::TooLarge { what: "params".into(), size: merged.encoded_len(), limit: max_bytes });
     }
     Ok(merged)
 }

@@ -230,6 +230,60 @@ fn cancel_ends_running_attempts_and_is_final() {
 }
 
 #[test]
+fn tuned_limits_apply_to_what_comes_after() {
+    let mut s = State::default();
+    let tight = limits::Tunable {
+        max_tasks_per_workflow: 2,
+        max_params_bytes: 100,
+        max_output_bytes: 20,
+        max_log_bytes_per_attempt: 10,
+    };
+    let bad = limits::Tunable { max_output_bytes: limits::CEILINGS.max_output_bytes + 1, ..tight };
+    match s.apply(Command::SetLimits { limits: bad, actor: None, at_ms: 1 }) {
+        Response::Rejected(Rejection::InvalidLimits(m)) => assert!(m.contains("max_output_bytes"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.limits(), limits::Tunable::default(), "a refused change changes nothing");
+    assert_eq!(
+        s.apply(Command::SetLimits { limits: tight, actor: None, at_ms: 1 }),
+        Response::LimitsSet { limits: tight }
+    );
+    // DAG has three tasks: over the tuned limit, though within the ceiling.
+    match put(&mut s, DAG, 2) {
+        Response::Rejected(Rejection::InvalidSpec(m)) => {
+            assert!(m.contains("at most 2 (max_tasks_per_workflow)"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    s.apply(Command::SetLimits {
+        limits: limits::Tunable { max_tasks_per_workflow: 10, ..tight },
+        actor: None,
+        at_ms: 3,
+    });
+    put(&mut s, DAG, 4);
+    let big_params = Json(serde_json::json!({"p": "y".repeat(200)}));
+    let refused = s.apply(Command::CreateExecution {
+        execution_id: "wf:big".into(),
+        workflow_id: "wf".into(),
+        trigger: Trigger::Manual,
+        scheduled_at_ms: None,
+        params: big_params,
+        actor: None,
+        at_ms: 5,
+    });
+    assert!(matches!(refused, Response::Rejected(Rejection::TooLarge { limit: 100, .. })), "{refused:?}");
+    create(&mut s, "wf:e", 6);
+    let id = started_id(start(&mut s, "wf:e", "a", 7));
+    s.apply(Command::AppendLog { attempt_id: id, text: "0123456789".into(), at_ms: 8 });
+    s.apply(Command::AppendLog { attempt_id: id, text: "abcdef".into(), at_ms: 9 });
+    assert_eq!(s.attempt_log(id).unwrap().kept_bytes, 6, "only the newest chunk fits in 10 bytes");
+    finish(&mut s, id, AttemptResult::Succeeded { output: Json(serde_json::json!({"v": "z".repeat(50)})) }, 10);
+    let task = s.execution("wf:e").unwrap().task("a").unwrap();
+    assert!(task.output.0.is_null(), "an output over the limit is not stored");
+    assert!(task.attempts[0].error.as_deref().unwrap().contains("the limit is 20"), "{:?}", task.attempts[0]);
+}
+
+#[test]
 fn logs_are_bounded_per_attempt_with_a_marker() {
     let mut s = State::default();
     put(&mut s, DAG, 1);
@@ -812,7 +866,10 @@ fn arb_command() -> impl Strategy<Value = Command> {
         2 => (0u16..=1000, at.clone()).prop_map(|(jitter_permille, at_ms)| Command::ExpireWorkerAttempts { jitter_permille, at_ms }),
         1 => (token_name.clone(), prop::sample::select(Role::ALL.to_vec()), token_hash, actor, at.clone()).prop_map(|(name, role, hash, actor, at_ms)|
             Command::CreateToken { name: name.into(), role, hash: hash.into(), actor: actor.map(String::from), at_ms }),
-        1 => (token_name, at).prop_map(|(name, at_ms)| Command::RevokeToken { name: name.into(), actor: None, at_ms }),
+        1 => (token_name, at.clone()).prop_map(|(name, at_ms)| Command::RevokeToken { name: name.into(), actor: None, at_ms }),
+        1 => (0u32..6, 0u32..300, 0u32..200, 0u32..40, at).prop_map(|(tasks, params, output, log, at_ms)| Command::SetLimits {
+            limits: crate::limits::Tunable { max_tasks_per_workflow: tasks, max_params_bytes: params, max_output_bytes: output, max_log_bytes_per_attempt: log },
+            actor: None, at_ms }),
     ]
 }
 

@@ -277,6 +277,11 @@ impl Cluster {
         Self::status_and_json(request.body(body.into()).send()?)
     }
 
+    /// PUTs a JSON body to node `id`.
+    pub fn put_json(&self, id: u64, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        Self::status_and_json(self.http.put(format!("{}{path}", self.url(id))).json(body).send()?)
+    }
+
     /// The status and the body as JSON (a JSON string if it is not JSON).
     fn status_and_json(response: reqwest::blocking::Response) -> anyhow::Result<(u16, Value)> {
         let status = response.status().as_u16();
