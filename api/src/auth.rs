@@ -83,8 +83,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        // Absent only on a route without authorization (public), where handlers do not ask.
-        Ok(parts.extensions.get::<Caller>().cloned().unwrap_or_else(Caller::open))
+        // Absent only on a public route, whose handlers have no caller to ask for: fail closed
+        // rather than act for nobody.
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "this route has no authenticated caller")
+        })
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
 use linkloom_core::metrics::{Exposition, Histogram};
@@ -117,7 +117,13 @@ pub(crate) async fn observe(State(metrics): State<Arc<HttpMetrics>>, mut request
     };
     // Unmatched paths share one label, so scanning for URLs cannot grow the metric set.
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
-    let method = request.method().to_string();
+    // Standard methods only as labels: a client inventing methods cannot grow the metric set.
+    let method = match *request.method() {
+        Method::GET | Method::POST | Method::PUT | Method::DELETE | Method::HEAD | Method::OPTIONS | Method::PATCH => {
+            request.method().to_string()
+        }
+        _ => "other".to_string(),
+    };
     let span = tracing::info_span!(
         "request",
         request_id = %id.to_str().unwrap_or("-"),
