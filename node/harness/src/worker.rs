@@ -26,6 +26,18 @@ pub fn example_worker_binary() -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The `loom-node` binary next to the running test's own (for tests outside the node package,
+/// such as the CLI's).
+pub fn node_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe.parent().and_then(Path::parent).ok_or_else(|| anyhow!("no target dir above {exe:?}"))?;
+    let path = profile_dir.join("loom-node");
+    if !path.exists() {
+        anyhow::bail!("{} is missing: build it with `cargo build -p linkloom-node` (cargo test does)", path.display());
+    }
+    Ok(path)
+}
+
 /// A running worker process.
 pub struct WorkerProcess {
     pub id: String,

@@ -1,0 +1,176 @@
+//! The command line: verbs grouped by what they act on, as in kubectl or nomad.
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "loom", version, about = "Link Loom from the terminal: point it at any node of a cluster")]
+pub struct Cli {
+    /// Node URLs, comma separated; the next is tried when one cannot be reached.
+    #[arg(long, global = true, env = "LOOM_SERVER")]
+    pub server: Option<String>,
+    /// API token (needed when the cluster runs with LOOM_ADMIN_TOKEN).
+    #[arg(long, global = true, env = "LOOM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// table, json or yaml.
+    #[arg(short = 'o', long, global = true)]
+    pub output: Option<String>,
+    /// No colors, even on a terminal.
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Workflows: list, describe, create, apply, validate, trigger, pause, resume, backfill.
+    #[command(subcommand, alias = "wf")]
+    Workflow(Workflow),
+    /// Executions: list, describe, logs, cancel, retry.
+    #[command(subcommand, alias = "exec")]
+    Execution(Execution),
+    /// Workers connected to the cluster.
+    #[command(subcommand)]
+    Worker(Worker),
+    /// The cluster: status, members, membership changes, limits.
+    #[command(subcommand)]
+    Cluster(Cluster),
+    /// API tokens (admin).
+    #[command(subcommand)]
+    Token(Token),
+    /// One screen: cluster health, leader, lag, running and failed executions, recent failures.
+    Status,
+    /// Defaults in ~/.loom/config.toml: server-url, token, output.
+    #[command(subcommand)]
+    Config(Config),
+    /// Shell completion script.
+    Completion {
+        #[arg(value_parser = ["bash", "zsh", "fish"])]
+        shell: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Workflow {
+    /// Live workflows.
+    #[command(alias = "ls")]
+    List,
+    /// One workflow: its active version, schedule and tasks.
+    Describe { id: String },
+    /// Stores a new workflow from a YAML or JSON file (fails if the id exists).
+    Create { file: String },
+    /// Stores a workflow from a file, as a new version if the id exists.
+    Apply { file: String },
+    /// Deletes a workflow and cancels its unfinished executions.
+    Delete { id: String },
+    /// Checks a file offline with the server's own validation; prints every problem.
+    Validate { file: String },
+    /// Starts an execution now.
+    Trigger {
+        id: String,
+        /// A parameter override, `key=value` (value parsed as JSON when it can be); repeatable.
+        #[arg(long = "param", short = 'p')]
+        params: Vec<String>,
+        /// Wait for the execution to end; exit 1 if it did not succeed.
+        #[arg(long)]
+        wait: bool,
+        /// Longest to wait (`30s`, `5m`); default 1h.
+        #[arg(long)]
+        timeout: Option<String>,
+    },
+    /// Stops firing scheduled ticks.
+    Pause { id: String },
+    /// Fires scheduled ticks again.
+    Resume { id: String },
+    /// One execution per schedule tick between two times (RFC 3339).
+    Backfill {
+        id: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+    },
+    /// Every kept version, newest first.
+    Versions { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Execution {
+    /// Executions, newest first.
+    #[command(alias = "ls")]
+    List {
+        #[arg(long)]
+        workflow: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// One execution: each task with its status, attempts, duration and a timeline bar.
+    Describe { id: String },
+    /// Logs, attempt by attempt; `--follow` streams until the task ends.
+    Logs {
+        id: String,
+        #[arg(long)]
+        task: Option<String>,
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
+    /// Cancels an unfinished execution.
+    Cancel { id: String },
+    /// Runs the failed, cancelled and skipped tasks again.
+    Retry {
+        id: String,
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        timeout: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Worker {
+    #[command(alias = "ls")]
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cluster {
+    /// Every node's view: role, leader, term, applied index.
+    Status,
+    /// Members of the Raft configuration.
+    Members,
+    /// Adds a node as a learner.
+    Add { id: u64, addr: String },
+    /// Makes a learner a voter.
+    Promote { id: u64 },
+    /// Removes a member.
+    Remove { id: u64 },
+    /// The tunable limits; `--set key=value` changes them (admin).
+    Limits {
+        #[arg(long)]
+        set: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Token {
+    /// Creates a token; its secret is printed once.
+    Create {
+        name: String,
+        #[arg(long, value_parser = ["admin", "operator", "viewer", "worker"])]
+        role: String,
+    },
+    #[command(alias = "ls")]
+    List,
+    Revoke {
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Config {
+    Set { key: String, value: String },
+    Get { key: String },
+    List,
+}

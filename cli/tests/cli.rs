@@ -1,0 +1,216 @@
+//! The built `loom` binary against a real three-node cluster with tokens on: every command, the
+//! exit codes scripts rely on, `-o json` as one document, and failover when the first `--server`
+//! is down.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use linkloom_harness::worker::node_binary;
+use linkloom_harness::{Cluster, ClusterOptions};
+use serde_json::Value;
+
+const LOOM: &str = env!("CARGO_BIN_EXE_loom");
+const ADMIN: &str = "cli-admin-token-0123456789abcdef";
+
+/// What one run of `loom` printed and how it ended.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not one JSON document ({e}):\n{}", self.stdout))
+    }
+}
+
+/// Runs `loom` with `args`, its config in `home`, no `LOOM_*` from the test's environment.
+fn loom(home: &Path, args: &[&str]) -> Run {
+    let output = Command::new(LOOM)
+        .args(args)
+        .env_remove("LOOM_SERVER")
+        .env_remove("LOOM_TOKEN")
+        .env("LOOM_CONFIG_DIR", home)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run loom");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn ok(home: &Path, args: &[&str]) -> Run {
+    let run = loom(home, args);
+    assert_eq!(run.code, 0, "loom {args:?} exited {}:\n{}{}", run.code, run.stdout, run.stderr);
+    run
+}
+
+fn code(home: &Path, args: &[&str], expected: i32) -> Run {
+    let run = loom(home, args);
+    assert_eq!(run.code, expected, "loom {args:?}:\n{}{}", run.stdout, run.stderr);
+    run
+}
+
+#[test]
+fn every_command_against_a_cluster() {
+    let node = node_binary().expect("loom-node is built");
+    let mut cluster = Cluster::start(node, ClusterOptions::new(3).env("LOOM_ADMIN_TOKEN", ADMIN)).expect("start");
+    let leader = cluster.wait_ready(Duration::from_secs(30)).expect("ready");
+    let home = tempfile::tempdir().expect("temp dir");
+    let home = home.path();
+    let dir = cluster.dir().to_path_buf();
+    let urls: Vec<String> = cluster.ids().into_iter().map(|id| cluster.url(id)).collect();
+    let servers = urls.join(",");
+
+    // Tokens: created as the bootstrap admin, the operator's kept in the config file.
+    let created = ok(
+        home,
+        &["--server", &servers, "--token", ADMIN, "token", "create", "ops", "--role", "operator", "-o", "json"],
+    );
+    let operator = created.json()["token"].as_str().expect("token").to_string();
+    let viewer = ok(home, &["--server", &servers, "--token", ADMIN, "token", "create", "eyes", "--role", "viewer"]);
+    let viewer = viewer.stdout.trim().to_string();
+    assert!(viewer.starts_with("loom_"), "the secret alone on stdout: {viewer}");
+    ok(home, &["config", "set", "server-url", &servers]);
+    ok(home, &["config", "set", "token", &operator]);
+    let listed = ok(home, &["config", "list"]).stdout;
+    assert!(listed.contains("token = ***") && !listed.contains(&operator), "{listed}");
+    assert_eq!(ok(home, &["config", "get", "server-url"]).stdout.trim(), servers);
+    code(home, &["config", "set", "colour", "x"], 2);
+
+    // Validation offline, every problem with its path.
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "id: bad\nschedule: '0 25 * * *'\ntasks:\n  - {id: a, type: shell, command: [x], depends_on: [ghost]}\n",
+    )
+    .unwrap();
+    let invalid = code(home, &["workflow", "validate", bad.to_str().unwrap()], 2);
+    assert!(invalid.stderr.contains("schedule:") && invalid.stderr.contains("ghost"), "{}", invalid.stderr);
+
+    let good = dir.join("etl.yaml");
+    std::fs::write(
+        &good,
+        "id: etl\ntasks:\n  - id: extract\n    type: shell\n    command: \"echo extracted-{{ params.n }}\"\n  - id: load\n    type: shell\n    command: [\"sleep\", \"0.2\"]\n    depends_on: [extract]\nparams: {n: 1}\n",
+    )
+    .unwrap();
+    ok(home, &["workflow", "validate", good.to_str().unwrap()]);
+    ok(home, &["workflow", "create", good.to_str().unwrap()]);
+    code(home, &["workflow", "create", good.to_str().unwrap()], 1);
+    let applied = ok(home, &["workflow", "apply", good.to_str().unwrap(), "-o", "json"]).json();
+    assert_eq!(applied["version"], 2);
+    let list = ok(home, &["workflow", "list", "-o", "json"]).json();
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    let table = ok(home, &["workflow", "list"]).stdout;
+    assert!(table.starts_with("ID   VERSION  SCHEDULE  PAUSED  TASKS  UPDATED\netl  2"), "{table}");
+    let described = ok(home, &["workflow", "describe", "etl"]).stdout;
+    let load: Vec<&str> =
+        described.lines().find(|l| l.starts_with("load ")).expect("a row per task").split_whitespace().collect();
+    assert_eq!(load, ["load", "shell", "extract", "sleep", "0.2"], "{described}");
+    assert_eq!(ok(home, &["workflow", "versions", "etl", "-o", "json"]).json().as_array().map(Vec::len), Some(2));
+    let yaml = ok(home, &["workflow", "describe", "etl", "-o", "yaml"]).stdout;
+    assert!(yaml.contains("id: etl"), "{yaml}");
+
+    // Trigger and wait: the final execution object, exit 0; a failing one exits 1.
+    let done = ok(home, &["workflow", "trigger", "etl", "--param", "n=7", "--wait", "-o", "json"]).json();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["params"]["n"], 7);
+    assert_eq!(done["created_by"], "ops");
+    let execution = done["id"].as_str().unwrap().to_string();
+    let described = ok(home, &["execution", "describe", &execution]).stdout;
+    assert!(described.contains("TIMELINE") && described.contains("extract  succeeded"), "{described}");
+    assert!(ok(home, &["execution", "logs", &execution, "--task", "extract"]).stdout.contains("extracted-7"));
+    assert!(ok(home, &["execution", "logs", &execution, "--follow"]).stdout.contains("extracted-7"));
+    let listed = ok(home, &["execution", "list", "--workflow", "etl", "-o", "json"]).json();
+    assert_eq!(listed[0]["id"], execution.as_str());
+
+    let failing = dir.join("fails.yaml");
+    std::fs::write(&failing, "id: fails\ntasks:\n  - {id: a, type: shell, command: \"exit 3\"}\n").unwrap();
+    ok(home, &["workflow", "apply", failing.to_str().unwrap()]);
+    let failed = code(home, &["workflow", "trigger", "fails", "--wait", "-o", "json"], 1).json();
+    assert_eq!(failed["status"], "failed");
+    let failed_id = failed["id"].as_str().unwrap().to_string();
+    code(home, &["execution", "retry", &failed_id, "--wait"], 1);
+    let status = ok(home, &["status", "-o", "json"]).json();
+    assert_eq!((status["nodes"].as_u64(), status["nodes_up"].as_u64()), (Some(3), Some(3)));
+    assert!(status["failed"].as_u64().unwrap() >= 1 && status["recent_failures"][0]["workflow_id"] == "fails");
+    assert!(ok(home, &["status"]).stdout.contains("Recent failures:"));
+
+    // Cancel a running execution; pause, resume, backfill a scheduled workflow.
+    let slow = dir.join("slow.yaml");
+    std::fs::write(
+        &slow,
+        "id: slow\nschedule: '0 * * * *'\ntasks:\n  - {id: a, type: shell, command: [sleep, '30']}\n",
+    )
+    .unwrap();
+    ok(home, &["workflow", "apply", slow.to_str().unwrap()]);
+    let running = ok(home, &["workflow", "trigger", "slow"]).stdout.trim().to_string();
+    ok(home, &["execution", "cancel", &running]);
+    code(home, &["execution", "cancel", &running], 1);
+    ok(home, &["workflow", "pause", "slow"]);
+    ok(home, &["workflow", "resume", "slow"]);
+    let backfill = ok(
+        home,
+        &[
+            "workflow",
+            "backfill",
+            "slow",
+            "--from",
+            "2026-01-01T00:00:00Z",
+            "--to",
+            "2026-01-01T02:30:00Z",
+            "-o",
+            "json",
+        ],
+    )
+    .json();
+    assert_eq!(backfill["created"], 3, "{backfill}");
+    ok(home, &["workflow", "pause", "slow"]);
+
+    // Workers, the cluster, tokens, limits.
+    assert_eq!(ok(home, &["worker", "list", "-o", "json"]).json(), Value::Array(vec![]));
+    let members = ok(home, &["cluster", "members", "-o", "json"]).json();
+    assert_eq!(members.as_array().map(Vec::len), Some(3));
+    let cluster_status = ok(home, &["cluster", "status"]).stdout;
+    assert_eq!(cluster_status.matches("127.0.0.1:").count(), 3, "{cluster_status}");
+    assert!(cluster_status.contains("leader"));
+    let limits = ok(home, &["cluster", "limits", "-o", "json"]).json();
+    assert_eq!(limits["max_tasks_per_workflow"], 500);
+    code(home, &["cluster", "limits", "--set", "max_tasks_per_workflow=10"], 4);
+    let admin_limits =
+        ok(home, &["--token", ADMIN, "cluster", "limits", "--set", "max_tasks_per_workflow=400", "-o", "json"]);
+    assert_eq!(admin_limits.json()["max_tasks_per_workflow"], 400);
+    let tokens = ok(home, &["--token", ADMIN, "token", "list", "-o", "json"]).json();
+    assert_eq!(tokens.as_array().map(Vec::len), Some(2));
+    ok(home, &["--token", ADMIN, "token", "revoke", "eyes"]);
+
+    // Exit codes a script can act on.
+    code(home, &["--token", &viewer, "workflow", "list"], 4);
+    code(home, &["--token", "loom_wrong", "workflow", "list"], 4);
+    let forbidden = code(home, &["--token", ADMIN, "token", "create", "v2", "--role", "viewer"], 0);
+    let v2 = forbidden.stdout.trim().to_string();
+    let refused = code(home, &["--token", &v2, "workflow", "trigger", "etl"], 4);
+    assert!(refused.stderr.contains("viewer"), "{}", refused.stderr);
+    code(home, &["workflow", "describe", "nope"], 5);
+    code(home, &["execution", "describe", "nope:1"], 5);
+    code(home, &["workflow", "trigger", "etl", "--param", "novalue"], 2);
+    code(home, &["--server", "http://127.0.0.1:1", "workflow", "list"], 3);
+    code(home, &["-o", "xml", "workflow", "list"], 2);
+
+    // Failover: the first server is down, the command still works through the next.
+    let first = cluster.ids()[0];
+    let rest: Vec<String> = cluster.ids().into_iter().filter(|id| *id != first).map(|id| cluster.url(id)).collect();
+    cluster.kill(first).expect("kill a node");
+    let with_dead_first = format!("{},{}", cluster.url(first), rest.join(","));
+    cluster.wait_ready(Duration::from_secs(30)).expect("the others elect a leader");
+    let after = ok(home, &["--server", &with_dead_first, "workflow", "trigger", "etl", "--wait", "-o", "json"]).json();
+    assert_eq!(after["status"], "succeeded");
+    let _ = leader;
+
+    let completion = ok(home, &["completion", "bash"]).stdout;
+    assert!(completion.contains("loom") && completion.contains("workflow"));
+}
