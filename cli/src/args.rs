@@ -43,6 +43,29 @@ pub enum Command {
     /// Defaults in ~/.loom/config.toml: server-url, token, output.
     #[command(subcommand)]
     Config(Config),
+    /// Load generator and meter: writes, trigger-latency, chain, throughput, workers, cron.
+    Bench {
+        #[arg(value_parser = crate::bench::SCENARIOS)]
+        scenario: String,
+        /// Requests in flight (default: 16 for writes, throughput and workers, else 1).
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// Measured operations (after the warm-up), unless --duration is given.
+        #[arg(long, default_value_t = 200)]
+        count: usize,
+        /// Run for this long instead of --count (`30s`, `2m`); cron runs 10s by default.
+        #[arg(long)]
+        duration: Option<String>,
+        /// Unmeasured operations first.
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        /// chain: tasks in the chain.
+        #[arg(long, default_value_t = 10)]
+        tasks: usize,
+        /// cron: workflows firing every second.
+        #[arg(long, default_value_t = 10)]
+        workflows: usize,
+    },
     /// Shell completion script.
     Completion {
         #[arg(value_parser = ["bash", "zsh", "fish"])]

@@ -67,6 +67,24 @@ pub async fn dispatch(ctx: &Ctx, command: Command, out: Out) -> Done {
         Command::Cluster(c) => cluster(ctx, c, out).await,
         Command::Token(t) => token(client, t, out).await,
         Command::Status => status(ctx, out).await,
+        Command::Bench { scenario, concurrency, count, duration, warmup, tasks, workflows } => {
+            let default_concurrency =
+                if matches!(scenario.as_str(), "writes" | "throughput" | "workers") { 16 } else { 1 };
+            let duration = match duration {
+                None => None,
+                Some(d) => Some(parse_duration(Some(&d), Duration::ZERO)?),
+            };
+            let options = crate::bench::Options {
+                scenario,
+                concurrency: concurrency.unwrap_or(default_concurrency),
+                count,
+                duration,
+                warmup,
+                tasks,
+                workflows,
+            };
+            crate::bench::run(client, options, out).await
+        }
         Command::Config(_) | Command::Completion { .. } => unreachable!("handled before connecting"),
     }
 }
@@ -113,7 +131,7 @@ fn parse_duration(text: Option<&str>, default: Duration) -> Result<Duration, Fai
         Some(t) => t
             .parse::<linkloom_core::DurationMs>()
             .map(|d| Duration::from_millis(d.as_millis()))
-            .map_err(|e| Failure::usage(format!("--timeout `{t}`: {e}"))),
+            .map_err(|e| Failure::usage(format!("duration `{t}`: {e}"))),
     }
 }
 

@@ -12,6 +12,7 @@
 //! | 5 | not found |
 
 mod args;
+mod bench;
 mod commands;
 mod config;
 mod output;
@@ -76,6 +77,12 @@ impl From<anyhow::Error> for Failure {
 }
 
 fn main() {
+    // Like any Unix tool, end quietly when the reader of our output goes away (`loom ... | head`)
+    // instead of failing to print. Rust ignores SIGPIPE by default; restore the default action.
+    // SAFETY: called first thing, before any other thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let code = match run(cli) {
         Ok(code) => code,
@@ -117,9 +124,11 @@ fn run(cli: Cli) -> Result<i32, Failure> {
         builder = builder.root_certificate_pem(pem);
     }
     let ctx = commands::Ctx { client: builder.build()?, token };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::failed(format!("cannot start the runtime: {e}")))?;
+    // The bench runs its load lanes, its backend and its worker side by side: give it threads.
+    let runtime = match &cli.command {
+        args::Command::Bench { .. } => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        _ => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+    }
+    .map_err(|e| Failure::failed(format!("cannot start the runtime: {e}")))?;
     runtime.block_on(commands::dispatch(&ctx, cli.command, out))
 }

@@ -214,3 +214,38 @@ fn every_command_against_a_cluster() {
     let completion = ok(home, &["completion", "bash"]).stdout;
     assert!(completion.contains("loom") && completion.contains("workflow"));
 }
+
+#[test]
+fn every_bench_scenario_reports_its_figures() {
+    let node = node_binary().expect("loom-node is built");
+    let mut cluster = Cluster::start(node, ClusterOptions::new(3)).expect("start");
+    cluster.wait_ready(Duration::from_secs(30)).expect("ready");
+    let home = tempfile::tempdir().expect("temp dir");
+    let servers: Vec<String> = cluster.ids().into_iter().map(|id| cluster.url(id)).collect();
+    let servers = servers.join(",");
+    for (scenario, extra) in [
+        ("writes", vec!["--count", "20"]),
+        ("trigger-latency", vec!["--count", "10"]),
+        ("chain", vec!["--count", "2", "--tasks", "4"]),
+        ("throughput", vec!["--count", "20", "--concurrency", "4"]),
+        ("workers", vec!["--count", "10", "--concurrency", "2"]),
+        ("cron", vec!["--workflows", "2", "--duration", "3s"]),
+    ] {
+        let mut args = vec!["--server", servers.as_str(), "bench", scenario, "--warmup", "1", "-o", "json"];
+        args.extend(extra);
+        let report = ok(home.path(), &args).json();
+        assert_eq!(report["scenario"], scenario);
+        let count = report["count"].as_u64().unwrap_or(0);
+        assert!(count > 0, "{scenario} measured nothing: {report}");
+        if scenario == "chain" {
+            assert_eq!(count, 2 * 3, "three gaps per measured chain of four, warm-up excluded: {report}");
+        }
+        for key in ["rate_per_s", "p50_ms", "p99_ms", "max_ms"] {
+            assert!(report[key].as_f64().is_some_and(|v| v >= 0.0), "{scenario}: {key} in {report}");
+        }
+        assert!(report["p50_ms"].as_f64() <= report["max_ms"].as_f64());
+    }
+    // Bench workflows are cleaned up.
+    let (_, list) = cluster.get_json(1, "/api/v1/workflows").unwrap();
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "{list}");
+}
