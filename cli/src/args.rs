@@ -40,6 +40,12 @@ pub enum Command {
     Token(Token),
     /// One screen: cluster health, leader, lag, running and failed executions, recent failures.
     Status,
+    /// A full-screen live view that refreshes in place; q quits.
+    Watch {
+        /// Time between refreshes (`500ms`, `2s`).
+        #[arg(long, default_value = "1s")]
+        interval: String,
+    },
     /// Defaults in ~/.loom/config.toml: server-url, token, output.
     #[command(subcommand)]
     Config(Config),

@@ -85,7 +85,9 @@ pub async fn dispatch(ctx: &Ctx, command: Command, out: Out) -> Done {
             };
             crate::bench::run(client, options, out).await
         }
-        Command::Config(_) | Command::Completion { .. } => unreachable!("handled before connecting"),
+        Command::Config(_) | Command::Completion { .. } | Command::Watch { .. } => {
+            unreachable!("handled before dispatch")
+        }
     }
 }
 

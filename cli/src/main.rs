@@ -16,6 +16,7 @@ mod bench;
 mod commands;
 mod config;
 mod output;
+mod watch;
 
 use clap::Parser;
 
@@ -130,5 +131,12 @@ fn run(cli: Cli) -> Result<i32, Failure> {
         _ => tokio::runtime::Builder::new_current_thread().enable_all().build(),
     }
     .map_err(|e| Failure::failed(format!("cannot start the runtime: {e}")))?;
+    if let args::Command::Watch { interval } = &cli.command {
+        let interval = interval
+            .parse::<linkloom_core::DurationMs>()
+            .map_err(|e| Failure::usage(format!("--interval `{interval}`: {e}")))?;
+        let interval = std::time::Duration::from_millis(interval.as_millis().max(100));
+        return watch::run(&runtime, &ctx.client, interval);
+    }
     runtime.block_on(commands::dispatch(&ctx, cli.command, out))
 }
