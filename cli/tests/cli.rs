@@ -171,6 +171,29 @@ fn every_command_against_a_cluster() {
     assert_eq!(backfill["created"], 3, "{backfill}");
     ok(home, &["workflow", "pause", "slow"]);
 
+    // Membership: a fourth node joins as a learner, becomes a voter, and is removed.
+    let joining = cluster.add_joining_node().expect("start a joining node");
+    let addr = format!("127.0.0.1:{}", cluster.node(joining).port);
+    let id = joining.to_string();
+    code(home, &["cluster", "add", &id, &addr], 4);
+    ok(home, &["--token", ADMIN, "cluster", "add", &id, &addr]);
+    ok(home, &["--token", ADMIN, "cluster", "promote", &id]);
+    let members = ok(home, &["cluster", "members", "-o", "json"]).json();
+    let joined = members.as_array().unwrap().iter().find(|m| m["id"] == joining).expect("listed").clone();
+    assert_eq!(joined["voter"], true, "{members}");
+    ok(home, &["--token", ADMIN, "cluster", "remove", &id]);
+    assert_eq!(ok(home, &["cluster", "members", "-o", "json"]).json().as_array().map(Vec::len), Some(3));
+    cluster.kill(joining).expect("stop the removed node");
+
+    // Filters, and deleting a workflow.
+    let failures = ok(home, &["execution", "list", "--status", "failed", "-o", "json"]).json();
+    assert!(
+        failures.as_array().unwrap().iter().all(|e| e["status"] == "failed") && failures[0]["workflow_id"] == "fails"
+    );
+    code(home, &["execution", "list", "--status", "sideways"], 2);
+    ok(home, &["workflow", "delete", "fails"]);
+    code(home, &["workflow", "describe", "fails"], 5);
+
     // Workers, the cluster, tokens, limits.
     assert_eq!(ok(home, &["worker", "list", "-o", "json"]).json(), Value::Array(vec![]));
     let members = ok(home, &["cluster", "members", "-o", "json"]).json();
