@@ -469,6 +469,14 @@ impl Client {
                         pause = (pause * 2).min(UNAVAILABLE_BACKOFF_MAX);
                     }
                 }
+                // Over the token's rate: the node refused before doing anything, so any request
+                // may be sent again once the bucket refills (about a second at most).
+                Ok(Reply::Full { status: 429, body, .. }) if attempt + 1 < self.inner.max_attempts => {
+                    tracing::debug!(server = %base, "rate limited; waiting {pause:?}");
+                    last = Some(Last::Unavailable(Error::from_answer(429, &body)));
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
                 Ok(Reply::Full { status, body, .. }) if !(200..300).contains(&status) => {
                     self.set_current(index);
                     return Err(Error::from_answer(status, &body));
@@ -790,6 +798,39 @@ pub(crate) mod tests {
         let err = client.cluster().await.unwrap_err();
         assert!(err.is_unavailable(), "{err:?}");
         assert_eq!(hits_a.load(Ordering::SeqCst) + hits_c.load(Ordering::SeqCst), 1 + 3);
+    }
+
+    #[tokio::test]
+    async fn a_rate_limited_request_is_sent_again_after_a_pause() {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let server = serve(Router::new().route(
+            "/api/v1/cluster",
+            get(move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n < 2 {
+                        let body = json!({"error": {"code": "rate_limited", "message": "slow down", "details": null}});
+                        (StatusCode::TOO_MANY_REQUESTS, axum::Json(body))
+                    } else {
+                        (StatusCode::OK, axum::Json(cluster_body(4)))
+                    }
+                }
+            }),
+        ))
+        .await;
+        let client = Client::new([server.clone()]).unwrap();
+        assert_eq!(client.cluster().await.unwrap().node_id, 4);
+        assert_eq!(hits.load(Ordering::SeqCst), 3, "two 429s waited out, then the answer");
+        // Always over the rate: bounded attempts, then the 429 itself.
+        let always = counting_server(
+            Arc::new(AtomicUsize::new(0)),
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"error": {"code": "rate_limited", "message": "slow down", "details": null}}),
+        )
+        .await;
+        let client = Client::builder().server(always).max_attempts(2).build().unwrap();
+        assert_eq!(client.cluster().await.unwrap_err().status(), Some(429));
     }
 
     #[tokio::test]

@@ -744,7 +744,8 @@ impl Inner {
                     }
                     return;
                 }
-                Err(e @ Error::Api { status: 400..=499, .. }) => {
+                // Rate limited (429) is worth waiting out; other client errors are final.
+                Err(e @ Error::Api { status: 400..=428 | 430..=499, .. }) => {
                     tracing::warn!(worker_id = %self.id, path, "{what} refused: {e}");
                     return;
                 }
