@@ -14,6 +14,7 @@ mod error;
 mod observe;
 mod openapi;
 mod routes;
+mod ui;
 mod views;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub use auth::{token_hash, Access, AuthConfig, Caller};
 pub use error::ApiError;
 pub use observe::{HttpMetrics, REQUEST_ID};
 pub use routes::OPEN_WARNING;
+pub use ui::UiAssets;
 
 /// The OpenAPI 3.1 description this build serves at `/api/openapi.json`.
 pub fn openapi_document() -> &'static serde_json::Value {
@@ -64,6 +66,8 @@ pub struct ApiState<T> {
     pub auth: Arc<AuthConfig>,
     /// HTTP counters for `/metrics` (shared by every clone of the router).
     pub http: Arc<HttpMetrics>,
+    /// The web UI served at `/` (empty: this build has none, and `/` is a 404).
+    pub ui: Arc<UiAssets>,
 }
 
 impl<T> Clone for ApiState<T> {
@@ -76,6 +80,7 @@ impl<T> Clone for ApiState<T> {
             engine: self.engine.clone(),
             auth: self.auth.clone(),
             http: self.http.clone(),
+            ui: self.ui.clone(),
         }
     }
 }

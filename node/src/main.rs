@@ -128,6 +128,7 @@ async fn run<C: Connect + Clone + Send + Sync + 'static>(
         engine: Some(engine.clone()),
         auth: Arc::new(auth),
         http: Default::default(),
+        ui: Default::default(),
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(

@@ -81,6 +81,7 @@ pub async fn run_node(world: World, id: u64, nodes: u64, skew_ms: i64) -> Result
         // Node-to-node traffic proves the cluster secret, as in production; clients run open.
         auth: Arc::new(AuthConfig::new(None, Some(CLUSTER_SECRET.to_string()), 0, 0)),
         http: Default::default(),
+        ui: Default::default(),
     });
     let listener = SimListener::bind(NODE_PORT).await?;
     axum::serve(listener, app).await?;

@@ -497,14 +497,25 @@ pub(crate) fn router<T: Transport>(state: ApiState<T>) -> Router {
         router = router.route(op.path, handler.route_layer(guard));
     }
     router
-        .fallback(not_found)
+        .fallback(ui_or_not_found::<T>)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(http_metrics, observe))
         .with_state(state)
 }
 
-async fn not_found(uri: Uri) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path()))
+/// The web UI for page paths (deep links load the app), else the API's 404.
+async fn ui_or_not_found<T: Transport>(
+    axum::extract::State(state): axum::extract::State<ApiState<T>>,
+    method: Method,
+    uri: Uri,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match crate::ui::respond(&state.ui, &method, uri.path()) {
+        Some(page) => page,
+        None => {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path())).into_response()
+        }
+    }
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
