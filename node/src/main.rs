@@ -5,6 +5,9 @@ mod config;
 mod serve;
 mod tls;
 
+// `ui_assets()`: the web UI, compiled in by build.rs (empty when built without one).
+include!(concat!(env!("OUT_DIR"), "/ui_assets.rs"));
+
 /// How long in-flight requests may run after SIGTERM before the node stops anyway.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -120,6 +123,13 @@ async fn run<C: Connect + Clone + Send + Sync + 'static>(
             "worker_connections": stats.worker_connections,
         })
     });
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let ui = ui_assets();
+    if ui.has_app() {
+        tracing::info!(files = ui.len(), "web UI at {scheme}://{}/", config.advertise);
+    } else {
+        tracing::info!("built without the web UI: / answers 404");
+    }
     let app = linkloom_api::router(ApiState {
         node: node.clone(),
         clock,
@@ -128,9 +138,8 @@ async fn run<C: Connect + Clone + Send + Sync + 'static>(
         engine: Some(engine.clone()),
         auth: Arc::new(auth),
         http: Default::default(),
-        ui: Default::default(),
+        ui: Arc::new(ui),
     });
-    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
         node_id = config.node_id,
         listen = %config.listen,
