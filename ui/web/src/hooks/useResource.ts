@@ -21,10 +21,14 @@ interface State<T> {
   updatedAt: number | null;
 }
 
+/** A hidden tab refreshes at most this often. */
+const HIDDEN_REFRESH_MS = 30_000;
+
 /**
- * `load` runs when `key` changes (its data is then dropped), on `reload()`, and every
- * `refreshMs` after the previous load settled (null: never). A hidden tab refreshes at most
- * every 30 s.
+ * `load` runs when `key` changes (its data is then dropped), on `reload()`, and `refreshMs`
+ * after the previous load settled (null: no refresh). Changing `refreshMs` does not load by
+ * itself: it decides when the next load is, so a view that stops refreshing (an execution that
+ * finished) makes no extra request.
  */
 export function useResource<T>(
   key: string,
@@ -34,36 +38,61 @@ export function useResource<T>(
   const [state, setState] = useState<State<T>>({ key, data: undefined, error: undefined, loading: true, updatedAt: null });
   const [generation, setGeneration] = useState(0);
   const loadRef = useRef(load);
+  const refreshRef = useRef(refreshMs);
+  const scheduleRef = useRef<(() => void) | null>(null);
   useEffect(() => {
     loadRef.current = load;
   });
+  useEffect(() => {
+    refreshRef.current = refreshMs;
+    scheduleRef.current?.();
+  }, [refreshMs]);
 
   useEffect(() => {
     let stopped = false;
+    let inFlight = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let controller: AbortController | undefined;
-    setState((s) => (s.key === key ? { ...s, loading: true } : { key, data: undefined, error: undefined, loading: true, updatedAt: null }));
+
+    const schedule = () => {
+      const every = refreshRef.current;
+      if (stopped || inFlight || timer !== undefined || every === null) return;
+      const wait = typeof document !== 'undefined' && document.hidden ? Math.max(every, HIDDEN_REFRESH_MS) : every;
+      timer = setTimeout(() => {
+        timer = undefined;
+        void run();
+      }, wait);
+    };
+
     const run = async () => {
+      inFlight = true;
       controller = new AbortController();
       try {
         const data = await loadRef.current(controller.signal);
         if (!stopped) setState({ key, data, error: undefined, loading: false, updatedAt: Date.now() });
       } catch (error) {
-        if (stopped || isAbort(error)) return;
-        setState((s) => ({ ...s, key, error, loading: false }));
+        if (!stopped && !isAbort(error)) setState((s) => ({ ...s, key, error, loading: false }));
+      } finally {
+        inFlight = false;
       }
-      if (!stopped && refreshMs !== null) {
-        const wait = typeof document !== 'undefined' && document.hidden ? Math.max(refreshMs, 30_000) : refreshMs;
-        timer = setTimeout(() => void run(), wait);
-      }
+      schedule();
+    };
+
+    setState((s) => (s.key === key ? { ...s, loading: true } : { key, data: undefined, error: undefined, loading: true, updatedAt: null }));
+    // A new interval replaces a pending timer, so "stop refreshing" stops at once.
+    scheduleRef.current = () => {
+      clearTimeout(timer);
+      timer = undefined;
+      schedule();
     };
     void run();
     return () => {
       stopped = true;
+      scheduleRef.current = null;
       controller?.abort();
       clearTimeout(timer);
     };
-  }, [key, generation, refreshMs]);
+  }, [key, generation]);
 
   const reload = useCallback(() => setGeneration((g) => g + 1), []);
   const current = state.key === key;
