@@ -35,7 +35,9 @@ describe('errors', () => {
       { path: 'tasks[1].depends_on[0]', message: 'unknown task `nope`' },
       { path: 'schedule', message: 'bad cron' },
     ];
-    const mock = new FetchMock().post('/api/v1/workflows', () => apiError(422, 'invalid_spec', 'invalid workflow', { problems })).install();
+    const mock = new FetchMock()
+      .post('/api/v1/workflows', () => apiError(422, 'invalid_spec', 'invalid workflow', { problems }))
+      .install();
     const error = await api.putWorkflowYaml('id: x\n').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ApiError);
     expect((error as ApiError).problems).toEqual(problems);
@@ -60,7 +62,9 @@ describe('errors', () => {
   });
 
   it('does not treat a 403 as a missing token', async () => {
-    new FetchMock().post('/api/v1/workflows/w/pause', () => apiError(403, 'forbidden', 'viewer may not', { role: 'viewer' })).install();
+    new FetchMock()
+      .post('/api/v1/workflows/w/pause', () => apiError(403, 'forbidden', 'viewer may not', { role: 'viewer' }))
+      .install();
     const error = (await api.pause('w').catch((e: unknown) => e)) as ApiError;
     expect(error.unauthenticated).toBe(false);
     expect(error.details).toEqual({ role: 'viewer' });
@@ -68,7 +72,12 @@ describe('errors', () => {
   });
 
   it('tells an unreachable node apart from an error answer', async () => {
-    vi.stubGlobal('fetch', vi.fn(async () => { throw new TypeError('Failed to fetch'); }));
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async () => {
+        throw new TypeError('Failed to fetch');
+      }),
+    );
     const error = await api.cluster().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(UnreachableError);
     expect(error).not.toBeInstanceOf(ApiError);
@@ -76,7 +85,9 @@ describe('errors', () => {
   });
 
   it('treats a proxy answering for a dead node as unreachable', async () => {
-    new FetchMock().get('/api/v1/cluster', () => new Response('', { status: 502, statusText: 'Bad Gateway' })).install();
+    new FetchMock()
+      .get('/api/v1/cluster', () => new Response('', { status: 502, statusText: 'Bad Gateway' }))
+      .install();
     await expect(api.cluster()).rejects.toBeInstanceOf(UnreachableError);
   });
 
@@ -92,7 +103,9 @@ describe('errors', () => {
 
 describe('token', () => {
   it('is stored and sent as a bearer token', async () => {
-    const mock = new FetchMock().get('/api/v1/cluster', () => json({ node_id: 1, members: [], auth: { enabled: true } })).install();
+    const mock = new FetchMock()
+      .get('/api/v1/cluster', () => json({ node_id: 1, members: [], auth: { enabled: true } }))
+      .install();
     await api.cluster();
     expect(mock.calls[0]!.headers.get('Authorization')).toBeNull();
     setToken('  s3cret ');
@@ -105,7 +118,9 @@ describe('token', () => {
 
   it('can be checked before it is kept', async () => {
     setToken('old');
-    const mock = new FetchMock().get('/api/v1/cluster', () => json({ node_id: 1, members: [], auth: { enabled: true } })).install();
+    const mock = new FetchMock()
+      .get('/api/v1/cluster', () => json({ node_id: 1, members: [], auth: { enabled: true } }))
+      .install();
     await api.checkToken('new');
     expect(mock.calls[0]!.headers.get('Authorization')).toBe('Bearer new');
   });
@@ -114,7 +129,9 @@ describe('token', () => {
 describe('requests', () => {
   it('encodes ids and filters', async () => {
     const mock = new FetchMock()
-      .get('/api/v1/executions/wf:20260101T060000Z', () => json({ id: 'wf:20260101T060000Z', workflow_id: 'wf', status: 'queued', tasks: [] }))
+      .get('/api/v1/executions/wf:20260101T060000Z', () =>
+        json({ id: 'wf:20260101T060000Z', workflow_id: 'wf', status: 'queued', tasks: [] }),
+      )
       .get('/api/v1/executions', () => json({ items: [], next_cursor: null }))
       .install();
     await api.execution('wf:20260101T060000Z');
@@ -124,14 +141,22 @@ describe('requests', () => {
   });
 
   it('sends trigger params as a JSON body', async () => {
-    const mock = new FetchMock().post('/api/v1/workflows/wf/trigger', () => json({ execution_id: 'wf:1' }, 202)).install();
+    const mock = new FetchMock()
+      .post('/api/v1/workflows/wf/trigger', () => json({ execution_id: 'wf:1' }, 202))
+      .install();
     expect(await api.trigger('wf', { region: 'us' })).toEqual({ execution_id: 'wf:1' });
     expect(JSON.parse(mock.calls[0]!.body!)).toEqual({ params: { region: 'us' } });
     expect(mock.calls[0]!.headers.get('Content-Type')).toBe('application/json');
   });
 
   it('finds the newest executions across pages', async () => {
-    const exec = (id: string, created: string) => ({ id, workflow_id: 'wf', status: 'succeeded', created_at: created, tasks: [] });
+    const exec = (id: string, created: string) => ({
+      id,
+      workflow_id: 'wf',
+      status: 'succeeded',
+      created_at: created,
+      tasks: [],
+    });
     new FetchMock()
       .get('/api/v1/executions', (call) =>
         call.query.get('cursor') === null
@@ -148,7 +173,12 @@ describe('followLogs', () => {
   it('streams data until event: end', async () => {
     const mock = new FetchMock()
       .get('/api/v1/executions/wf:1/logs', () =>
-        stream(['data: --- t attempt 1 (running) ---\ndata: hel', 'lo\ndata: \n\n: keep-alive\n\n', 'event: end\ndata: task ended\n\n', 'data: never read\n\n']),
+        stream([
+          'data: --- t attempt 1 (running) ---\ndata: hel',
+          'lo\ndata: \n\n: keep-alive\n\n',
+          'event: end\ndata: task ended\n\n',
+          'data: never read\n\n',
+        ]),
       )
       .install();
     const text: string[] = [];
@@ -186,7 +216,9 @@ describe('followLogs', () => {
   });
 
   it('throws the API error of a refused stream', async () => {
-    new FetchMock().get('/api/v1/executions/e/logs', () => apiError(404, 'not_found', 'execution `e` not found')).install();
+    new FetchMock()
+      .get('/api/v1/executions/e/logs', () => apiError(404, 'not_found', 'execution `e` not found'))
+      .install();
     await expect(followLogs('e', 't', { onText: () => undefined })).rejects.toMatchObject({ code: 'not_found' });
   });
 });

@@ -269,9 +269,7 @@ export function setToken(token: string | null): void {
 }
 
 export type ApiEvent =
-  | { kind: 'unauthorized'; error: ApiError }
-  | { kind: 'unreachable'; error: UnreachableError }
-  | { kind: 'reachable' };
+  { kind: 'unauthorized'; error: ApiError } | { kind: 'unreachable'; error: UnreachableError } | { kind: 'reachable' };
 
 type Listener = (event: ApiEvent) => void;
 const listeners = new Set<Listener>();
@@ -408,19 +406,16 @@ export const api = {
 
   cluster: (signal?: AbortSignal) => get<Cluster>('/api/v1/cluster', undefined, signal),
   /** Checks a token by reading the cluster with it. */
-  checkToken: (token: string, signal?: AbortSignal) =>
-    request<Cluster>('GET', '/api/v1/cluster', { token, signal }),
+  checkToken: (token: string, signal?: AbortSignal) => request<Cluster>('GET', '/api/v1/cluster', { token, signal }),
 
   workers: (page: PageQuery = {}, signal?: AbortSignal) =>
     get<Page<Worker>>('/api/v1/workers', { limit: page.limit, cursor: page.cursor }, signal),
-  allWorkers: (signal?: AbortSignal) =>
-    collect((cursor) => api.workers({ limit: 500, cursor }, signal)),
+  allWorkers: (signal?: AbortSignal) => collect((cursor) => api.workers({ limit: 500, cursor }, signal)),
   queues: (signal?: AbortSignal) => get<Page<QueueInfo>>('/api/v1/queues', undefined, signal),
 
   workflows: (page: PageQuery = {}, signal?: AbortSignal) =>
     get<Page<Workflow>>('/api/v1/workflows', { limit: page.limit, cursor: page.cursor }, signal),
-  allWorkflows: (signal?: AbortSignal) =>
-    collect((cursor) => api.workflows({ limit: 500, cursor }, signal)),
+  allWorkflows: (signal?: AbortSignal) => collect((cursor) => api.workflows({ limit: 500, cursor }, signal)),
   workflow: (id: string, signal?: AbortSignal) => get<Workflow>(`/api/v1/workflows/${seg(id)}`, undefined, signal),
   versions: (id: string, signal?: AbortSignal) =>
     get<Page<WorkflowVersion>>(`/api/v1/workflows/${seg(id)}/versions`, undefined, signal),
@@ -443,7 +438,11 @@ export const api = {
   retry: (id: string, signal?: AbortSignal) =>
     post<{ id: string; tasks_reset: number }>(`/api/v1/executions/${seg(id)}/retry`, undefined, signal),
   logs: async (id: string, task?: string, signal?: AbortSignal) => {
-    const response = await send('GET', `/api/v1/executions/${seg(id)}/logs`, { query: { task }, accept: 'text/plain', signal });
+    const response = await send('GET', `/api/v1/executions/${seg(id)}/logs`, {
+      query: { task },
+      accept: 'text/plain',
+      signal,
+    });
     return response.text();
   },
 };

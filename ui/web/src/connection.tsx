@@ -73,7 +73,10 @@ export function ConnectionProvider({ children, pollReady = true }: { children: R
     setSession((s) => s + 1);
   }, []);
 
-  const value = useMemo(() => ({ reachable, notReady, login, session, signIn }), [reachable, notReady, login, session, signIn]);
+  const value = useMemo(
+    () => ({ reachable, notReady, login, session, signIn }),
+    [reachable, notReady, login, session, signIn],
+  );
   return <ConnectionContext.Provider value={value}>{children}</ConnectionContext.Provider>;
 }
 

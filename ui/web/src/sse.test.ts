@@ -8,7 +8,10 @@ function parseAll(chunks: string[]): SseEvent[] {
 
 describe('SseParser', () => {
   it('joins data lines and names events', () => {
-    const events = parseAll(['data: --- extract attempt 1 (running) ---\ndata: line one\ndata: \n\n', 'event: end\ndata: task ended\n\n']);
+    const events = parseAll([
+      'data: --- extract attempt 1 (running) ---\ndata: line one\ndata: \n\n',
+      'event: end\ndata: task ended\n\n',
+    ]);
     expect(events).toEqual([
       { event: 'message', data: '--- extract attempt 1 (running) ---\nline one\n' },
       { event: 'end', data: 'task ended' },
@@ -29,7 +32,9 @@ describe('SseParser', () => {
   });
 
   it('ignores comments, unknown fields and events without data', () => {
-    expect(parseAll([': ping\n\nretry: 1000\nevent: nothing\n\nfoo: bar\ndata:x\n\n'])).toEqual([{ event: 'message', data: 'x' }]);
+    expect(parseAll([': ping\n\nretry: 1000\nevent: nothing\n\nfoo: bar\ndata:x\n\n'])).toEqual([
+      { event: 'message', data: 'x' },
+    ]);
   });
 
   it('keeps the space after the first, and only the first', () => {

@@ -72,7 +72,14 @@ export interface DagViewProps {
   label: string;
 }
 
-export function DagView({ tasks, statuses, selected = null, onSelect, height = '320px', label: ariaLabel }: DagViewProps) {
+export function DagView({
+  tasks,
+  statuses,
+  selected = null,
+  onSelect,
+  height = '320px',
+  label: ariaLabel,
+}: DagViewProps) {
   const layout = useMemo(() => layoutDag(tasks), [tasks]);
   const kinds = useMemo(() => new Map(tasks.map((t) => [t.id, t.type])), [tasks]);
   const shape = layout.nodes.map((n) => n.id).join('\n') + '|' + layout.edges.map((e) => e.id).join('\n');
@@ -112,29 +119,29 @@ export function DagView({ tasks, statuses, selected = null, onSelect, height = '
   return (
     <div className="dag-wrap">
       <div className="dag" style={{ height }} role="group" aria-label={ariaLabel}>
-      <ReactFlow
-        // A new shape (tasks or dependencies) fits the view again; a status change does not.
-        key={shape}
-        nodes={nodes}
-        edges={edges}
-        nodeTypes={nodeTypes}
-        onNodesChange={onNodesChange}
-        onEdgesChange={onEdgesChange}
-        fitView
-        fitViewOptions={{ padding: 0.15, maxZoom: 1.2 }}
-        minZoom={0.2}
-        maxZoom={2}
-        nodesDraggable={false}
-        nodesConnectable={false}
-        nodesFocusable={false}
-        edgesFocusable={false}
-        elementsSelectable={false}
-        panOnScroll={false}
-        zoomOnScroll={false}
-        preventScrolling={false}
-      >
-        <Controls showInteractive={false} />
-      </ReactFlow>
+        <ReactFlow
+          // A new shape (tasks or dependencies) fits the view again; a status change does not.
+          key={shape}
+          nodes={nodes}
+          edges={edges}
+          nodeTypes={nodeTypes}
+          onNodesChange={onNodesChange}
+          onEdgesChange={onEdgesChange}
+          fitView
+          fitViewOptions={{ padding: 0.15, maxZoom: 1.2 }}
+          minZoom={0.2}
+          maxZoom={2}
+          nodesDraggable={false}
+          nodesConnectable={false}
+          nodesFocusable={false}
+          edgesFocusable={false}
+          elementsSelectable={false}
+          panOnScroll={false}
+          zoomOnScroll={false}
+          preventScrolling={false}
+        >
+          <Controls showInteractive={false} />
+        </ReactFlow>
       </div>
       {(layout.unknown.length > 0 || layout.cycle) && (
         <ul className="dag-problems">

@@ -33,7 +33,15 @@ export interface ExecutionTableProps {
   onSelect?: (id: string) => void;
 }
 
-export function ExecutionTable({ items, caption, showWorkflow = true, showError = false, now = Date.now(), selected, onSelect }: ExecutionTableProps) {
+export function ExecutionTable({
+  items,
+  caption,
+  showWorkflow = true,
+  showError = false,
+  now = Date.now(),
+  selected,
+  onSelect,
+}: ExecutionTableProps) {
   return (
     <div className="table-wrap">
       <table>
@@ -47,7 +55,11 @@ export function ExecutionTable({ items, caption, showWorkflow = true, showError 
             <th scope="col">Created</th>
             <th scope="col">Duration</th>
             {showError && <th scope="col">Error</th>}
-            {onSelect && <th scope="col"><span className="sr-only">Graph</span></th>}
+            {onSelect && (
+              <th scope="col">
+                <span className="sr-only">Graph</span>
+              </th>
+            )}
           </tr>
         </thead>
         <tbody>
@@ -84,7 +96,12 @@ export function ExecutionTable({ items, caption, showWorkflow = true, showError 
                 )}
                 {onSelect && (
                   <td>
-                    <button type="button" className="small" aria-pressed={selected === e.id} onClick={() => onSelect(e.id)}>
+                    <button
+                      type="button"
+                      className="small"
+                      aria-pressed={selected === e.id}
+                      onClick={() => onSelect(e.id)}
+                    >
                       {selected === e.id ? 'On graph' : 'Show on graph'}
                     </button>
                   </td>

@@ -19,7 +19,8 @@ export function ErrorBox({ error, what, onRetry }: { error: unknown; what: strin
   } else if (error instanceof ApiError) {
     if (error.status === 404) title = `No such ${what}`;
     if (error.status === 403) hint = forbiddenHint(error);
-    if (error.code === 'unavailable' || error.code === 'not_ready') hint = 'The cluster has no leader right now; try again shortly.';
+    if (error.code === 'unavailable' || error.code === 'not_ready')
+      hint = 'The cluster has no leader right now; try again shortly.';
   }
   return (
     <div className="error-box" role="alert">

@@ -41,7 +41,8 @@ export function LogPane({ executionId, task, restartKey }: LogPaneProps) {
           {
             onText: (chunk) => {
               received += chunk;
-              if (received.length > MAX_LOG_CHARS) received = '… (earlier lines dropped)\n' + received.slice(-MAX_LOG_CHARS);
+              if (received.length > MAX_LOG_CHARS)
+                received = '… (earlier lines dropped)\n' + received.slice(-MAX_LOG_CHARS);
               if (first) {
                 first = false;
                 setPhase('live');

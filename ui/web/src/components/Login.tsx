@@ -26,7 +26,8 @@ export function Login({ reason }: { reason: ApiError }) {
       signIn(value);
     } catch (e) {
       if (e instanceof ApiError && e.status === 401) setProblem(`The node refused this token (${e.code}).`);
-      else if (e instanceof ApiError && e.status === 403) setProblem(`The token is valid but cannot read the cluster. ${forbiddenHint(e)}`);
+      else if (e instanceof ApiError && e.status === 403)
+        setProblem(`The token is valid but cannot read the cluster. ${forbiddenHint(e)}`);
       else if (e instanceof UnreachableError) setProblem('The node cannot be reached; try again when it is back.');
       else setProblem(describeError(e));
     } finally {
@@ -44,8 +45,8 @@ export function Login({ reason }: { reason: ApiError }) {
         <span className="muted">({reason.message})</span>
       </p>
       <p className="muted">
-        An admin creates one with <code>loom token create NAME --role viewer</code> (or operator, to trigger and
-        edit). It is kept in this browser only.
+        An admin creates one with <code>loom token create NAME --role viewer</code> (or operator, to trigger and edit).
+        It is kept in this browser only.
       </p>
       <form onSubmit={submit}>
         <label htmlFor={inputId}>API token</label>

@@ -79,7 +79,12 @@ export function Timeline({ execution, now, selectedTask, onSelectTask }: Timelin
                 />
               ))}
               {row.retryAtPct !== null && (
-                <span className="tl-retry" style={{ left: `${row.retryAtPct}%` }} title="next attempt" aria-hidden="true" />
+                <span
+                  className="tl-retry"
+                  style={{ left: `${row.retryAtPct}%` }}
+                  title="next attempt"
+                  aria-hidden="true"
+                />
               )}
               {t.nowPct !== null && <span className="tl-now" style={{ left: `${t.nowPct}%` }} aria-hidden="true" />}
             </div>
@@ -87,8 +92,8 @@ export function Timeline({ execution, now, selectedTask, onSelectTask }: Timelin
         ))}
       </ul>
       <p className="tl-legend muted">
-        {formatTime(new Date(t.start).toISOString())} – {execution.finished_at ? formatTime(execution.finished_at) : 'now'} ·{' '}
-        {formatDuration(t.end - t.start)}
+        {formatTime(new Date(t.start).toISOString())} –{' '}
+        {execution.finished_at ? formatTime(execution.finished_at) : 'now'} · {formatDuration(t.end - t.start)}
       </p>
     </div>
   );

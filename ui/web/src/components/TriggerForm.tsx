@@ -3,7 +3,9 @@ import { ApiError, api, describeError } from '../api';
 import { forbiddenHint } from './Feedback';
 
 /** Parses the params textarea: a JSON object, or an explanation of why not. */
-export function parseParams(text: string): { ok: true; params: Record<string, unknown> } | { ok: false; problem: string } {
+export function parseParams(
+  text: string,
+): { ok: true; params: Record<string, unknown> } | { ok: false; problem: string } {
   if (text.trim() === '') return { ok: true, params: {} };
   let value: unknown;
   try {
@@ -59,7 +61,11 @@ export function TriggerForm({ workflowId, defaults, onTriggered, onClose }: Trig
         aria-describedby={`${id}-problem`}
         autoFocus
       />
-      <p id={`${id}-problem`} className={parsed.ok ? 'muted small-print' : 'field-error'} role={parsed.ok ? undefined : 'alert'}>
+      <p
+        id={`${id}-problem`}
+        className={parsed.ok ? 'muted small-print' : 'field-error'}
+        role={parsed.ok ? undefined : 'alert'}
+      >
         {parsed.ok ? `${Object.keys(parsed.params).length} param(s)` : parsed.problem}
       </p>
       {failure && (

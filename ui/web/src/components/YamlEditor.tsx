@@ -110,7 +110,10 @@ export const YamlEditor = forwardRef<YamlEditorHandle, YamlEditorProps>(function
       const editor = view.current;
       if (!editor) return;
       const line = editor.state.doc.line(Math.min(Math.max(1, n), editor.state.doc.lines));
-      editor.dispatch({ selection: { anchor: line.from }, effects: EditorView.scrollIntoView(line.from, { y: 'center' }) });
+      editor.dispatch({
+        selection: { anchor: line.from },
+        effects: EditorView.scrollIntoView(line.from, { y: 'center' }),
+      });
       editor.focus();
     },
   }));

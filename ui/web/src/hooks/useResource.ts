@@ -35,7 +35,13 @@ export function useResource<T>(
   load: (signal: AbortSignal) => Promise<T>,
   refreshMs: number | null = null,
 ): Resource<T> {
-  const [state, setState] = useState<State<T>>({ key, data: undefined, error: undefined, loading: true, updatedAt: null });
+  const [state, setState] = useState<State<T>>({
+    key,
+    data: undefined,
+    error: undefined,
+    loading: true,
+    updatedAt: null,
+  });
   const [generation, setGeneration] = useState(0);
   const loadRef = useRef(load);
   const refreshRef = useRef(refreshMs);
@@ -78,7 +84,11 @@ export function useResource<T>(
       schedule();
     };
 
-    setState((s) => (s.key === key ? { ...s, loading: true } : { key, data: undefined, error: undefined, loading: true, updatedAt: null }));
+    setState((s) =>
+      s.key === key
+        ? { ...s, loading: true }
+        : { key, data: undefined, error: undefined, loading: true, updatedAt: null },
+    );
     // A new interval replaces a pending timer, so "stop refreshing" stops at once.
     scheduleRef.current = () => {
       clearTimeout(timer);

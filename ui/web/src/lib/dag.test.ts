@@ -15,7 +15,11 @@ describe('layoutDag', () => {
     expect(at.transform!.x).toBeLessThan(at.load!.x);
     expect(at.audit!.x).toBe(at.transform!.x);
     expect(at.audit!.y).not.toBe(at.transform!.y);
-    expect(layout.edges.map((e) => `${e.source}>${e.target}`).sort()).toEqual(['extract>audit', 'extract>transform', 'transform>load']);
+    expect(layout.edges.map((e) => `${e.source}>${e.target}`).sort()).toEqual([
+      'extract>audit',
+      'extract>transform',
+      'transform>load',
+    ]);
     for (const n of layout.nodes) {
       expect(n.x).toBeGreaterThanOrEqual(0);
       expect(n.y).toBeGreaterThanOrEqual(0);
@@ -34,14 +38,22 @@ describe('layoutDag', () => {
   });
 
   it('reports unknown dependencies and draws the rest', () => {
-    const layout = layoutDag([{ id: 'a', depends_on: ['ghost'] }, { id: 'b', depends_on: ['a', 'a'] }]);
+    const layout = layoutDag([
+      { id: 'a', depends_on: ['ghost'] },
+      { id: 'b', depends_on: ['a', 'a'] },
+    ]);
     expect(layout.unknown).toEqual([{ task: 'a', dependency: 'ghost' }]);
     expect(layout.edges).toHaveLength(1);
     expect(layout.nodes).toHaveLength(2);
   });
 
   it('draws duplicates once and survives cycles', () => {
-    const layout = layoutDag([{ id: 'a', depends_on: ['c'] }, { id: 'b', depends_on: ['a'] }, { id: 'c', depends_on: ['b'] }, { id: 'a' }]);
+    const layout = layoutDag([
+      { id: 'a', depends_on: ['c'] },
+      { id: 'b', depends_on: ['a'] },
+      { id: 'c', depends_on: ['b'] },
+      { id: 'a' },
+    ]);
     expect(layout.nodes).toHaveLength(3);
     expect(layout.cycle).toEqual(['a', 'b', 'c', 'a']);
   });
@@ -54,7 +66,11 @@ describe('layoutDag', () => {
 describe('findCycle', () => {
   it('reads a cycle in the direction work flows', () => {
     expect(findCycle([{ id: 'x', depends_on: ['x'] }])).toEqual(['x', 'x']);
-    expect(findCycle([{ id: 'a' }, { id: 'b', depends_on: ['a', 'c'] }, { id: 'c', depends_on: ['b'] }])).toEqual(['b', 'c', 'b']);
+    expect(findCycle([{ id: 'a' }, { id: 'b', depends_on: ['a', 'c'] }, { id: 'c', depends_on: ['b'] }])).toEqual([
+      'b',
+      'c',
+      'b',
+    ]);
     expect(findCycle([{ id: 'a' }, { id: 'b', depends_on: ['a'] }, { id: 'c', depends_on: ['a', 'b'] }])).toBeNull();
   });
 });

@@ -87,7 +87,11 @@ export function findCycle(tasks: readonly DagTask[], known?: ReadonlySet<string>
   const ids = known ?? new Set(tasks.map((t) => t.id));
   const deps = new Map<string, string[]>();
   for (const task of tasks) {
-    if (!deps.has(task.id)) deps.set(task.id, (task.depends_on ?? []).filter((d) => ids.has(d)));
+    if (!deps.has(task.id))
+      deps.set(
+        task.id,
+        (task.depends_on ?? []).filter((d) => ids.has(d)),
+      );
   }
   const state = new Map<string, 'open' | 'done'>();
   const path: string[] = [];

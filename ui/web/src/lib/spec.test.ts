@@ -62,7 +62,13 @@ describe('previewSpec', () => {
 
   it('explains shapes that are not a workflow', () => {
     expect(previewSpec('- a\n- b\n').problems[0]!.message).toMatch(/mapping/);
-    expect(previewSpec('id: x\ntasks: 3\n').problems[0]).toEqual({ line: 2, message: '`tasks` should be a list of tasks' });
-    expect(previewSpec('id: x\ntasks:\n  - type: shell\n').problems[0]).toEqual({ line: 3, message: 'tasks[0] has no id' });
+    expect(previewSpec('id: x\ntasks: 3\n').problems[0]).toEqual({
+      line: 2,
+      message: '`tasks` should be a list of tasks',
+    });
+    expect(previewSpec('id: x\ntasks:\n  - type: shell\n').problems[0]).toEqual({
+      line: 3,
+      message: 'tasks[0] has no id',
+    });
   });
 });

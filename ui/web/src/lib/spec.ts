@@ -27,7 +27,11 @@ export function previewSpec(text: string): SpecPreview {
   }
   const id = typeof value.id === 'string' ? value.id : null;
   if (!Array.isArray(value.tasks)) {
-    return { id, tasks: [], problems: [{ line: lineOf(text, ['tasks']), message: '`tasks` should be a list of tasks' }] };
+    return {
+      id,
+      tasks: [],
+      problems: [{ line: lineOf(text, ['tasks']), message: '`tasks` should be a list of tasks' }],
+    };
   }
   const tasks: DagTask[] = [];
   value.tasks.forEach((task: unknown, i: number) => {
@@ -35,7 +39,9 @@ export function previewSpec(text: string): SpecPreview {
       problems.push({ line: lineOf(text, ['tasks', i]), message: `tasks[${i}] has no id` });
       return;
     }
-    const deps = Array.isArray(task.depends_on) ? task.depends_on.filter((d): d is string => typeof d === 'string') : [];
+    const deps = Array.isArray(task.depends_on)
+      ? task.depends_on.filter((d): d is string => typeof d === 'string')
+      : [];
     tasks.push({ id: task.id, depends_on: deps });
   });
   return { id, tasks, problems };

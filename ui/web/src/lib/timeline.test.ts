@@ -26,7 +26,11 @@ describe('layoutTimeline', () => {
         started_at: at(0),
         finished_at: at(100),
         tasks: [
-          { id: 'extract', status: 'succeeded', attempts: [{ id: '1', n: 1, status: 'succeeded', started_at: at(0), finished_at: at(20) }] },
+          {
+            id: 'extract',
+            status: 'succeeded',
+            attempts: [{ id: '1', n: 1, status: 'succeeded', started_at: at(0), finished_at: at(20) }],
+          },
           {
             id: 'load',
             status: 'succeeded',
@@ -61,8 +65,16 @@ describe('layoutTimeline', () => {
         status: 'running',
         started_at: at(0),
         tasks: [
-          { id: 'a', status: 'succeeded', attempts: [{ id: '1', n: 1, status: 'succeeded', started_at: at(0), finished_at: at(10) }] },
-          { id: 'b', status: 'running', attempts: [{ id: '2', n: 1, status: 'running', started_at: at(10), finished_at: null }] },
+          {
+            id: 'a',
+            status: 'succeeded',
+            attempts: [{ id: '1', n: 1, status: 'succeeded', started_at: at(0), finished_at: at(10) }],
+          },
+          {
+            id: 'b',
+            status: 'running',
+            attempts: [{ id: '2', n: 1, status: 'running', started_at: at(10), finished_at: null }],
+          },
         ],
       }),
       T0 + 40_000,
@@ -78,7 +90,11 @@ describe('layoutTimeline', () => {
         started_at: at(0),
         finished_at: at(3600),
         tasks: [
-          { id: 'quick', status: 'succeeded', attempts: [{ id: '1', n: 1, status: 'succeeded', started_at: at(3600), finished_at: at(3600) }] },
+          {
+            id: 'quick',
+            status: 'succeeded',
+            attempts: [{ id: '1', n: 1, status: 'succeeded', started_at: at(3600), finished_at: at(3600) }],
+          },
         ],
       }),
       T0,
@@ -90,7 +106,10 @@ describe('layoutTimeline', () => {
 
   it('shows a queued execution without attempts', () => {
     const now = T0 + 5000;
-    const t = layoutTimeline(execution({ status: 'queued', created_at: at(0), tasks: [{ id: 'a', status: 'pending', attempts: [] }] }), now);
+    const t = layoutTimeline(
+      execution({ status: 'queued', created_at: at(0), tasks: [{ id: 'a', status: 'pending', attempts: [] }] }),
+      now,
+    );
     expect(t.start).toBe(T0);
     expect(t.end).toBe(now);
     expect(t.rows[0]!.bars).toEqual([]);

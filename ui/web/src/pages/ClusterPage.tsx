@@ -46,7 +46,9 @@ export function ClusterPage() {
               <dd>
                 {c.auth.enabled ? 'tokens required' : 'open'}
                 {c.auth.peers_authenticated !== undefined && (
-                  <span className="muted">; peers {c.auth.peers_authenticated ? 'authenticated' : 'not authenticated'}</span>
+                  <span className="muted">
+                    ; peers {c.auth.peers_authenticated ? 'authenticated' : 'not authenticated'}
+                  </span>
                 )}
               </dd>
             </dl>
@@ -125,9 +127,7 @@ export function ClusterPage() {
                           <code>{item.queue}</code>
                         </td>
                         <td>{item.waiting ?? 0}</td>
-                        <td>
-                          {item.oldest_waiting_ms != null ? formatDuration(item.oldest_waiting_ms) : '–'}
-                        </td>
+                        <td>{item.oldest_waiting_ms != null ? formatDuration(item.oldest_waiting_ms) : '–'}</td>
                         <td>{item.running ?? 0}</td>
                         <td>{item.workers ?? 0}</td>
                         <td>{item.capacity ?? 0}</td>

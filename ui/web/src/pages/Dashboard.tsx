@@ -22,7 +22,11 @@ export function Dashboard() {
   const cluster = useResource('cluster', (s) => api.cluster(s), refresh);
   const workers = useResource('workers', (s) => api.workers({ limit: 500 }, s), refresh);
   const workflows = useResource('workflows', (s) => api.allWorkflows(s), refresh);
-  const failures = useResource('failures', (s) => newestExecutions({ status: 'failed', since: windowStart() }, 10, s), refresh);
+  const failures = useResource(
+    'failures',
+    (s) => newestExecutions({ status: 'failed', since: windowStart() }, 10, s),
+    refresh,
+  );
 
   return (
     <div className="page">
@@ -59,7 +63,11 @@ export function Dashboard() {
                 </dd>
                 <dt>Workers</dt>
                 <dd>
-                  {workers.data ? `${workers.data.items.length}${workers.data.next_cursor ? '+' : ''}` : workers.error ? 'unknown' : '…'}
+                  {workers.data
+                    ? `${workers.data.items.length}${workers.data.next_cursor ? '+' : ''}`
+                    : workers.error
+                      ? 'unknown'
+                      : '…'}
                 </dd>
                 {c.auth.warning && (
                   <>
@@ -173,7 +181,10 @@ function WorkflowRow({ workflow, refreshMs }: { workflow: Workflow; refreshMs: n
           <span className="muted">–</span>
         ) : (
           <span title={`${succeeded} of ${finished.length} finished executions succeeded`}>
-            {Math.round((succeeded / finished.length) * 100)}% <span className="muted">({succeeded}/{finished.length})</span>
+            {Math.round((succeeded / finished.length) * 100)}%{' '}
+            <span className="muted">
+              ({succeeded}/{finished.length})
+            </span>
           </span>
         )}
       </td>

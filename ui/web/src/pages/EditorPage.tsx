@@ -28,7 +28,9 @@ export function EditorPage() {
   const { id } = useParams();
   const location = useLocation();
   const handoff = (location.state as Handoff | null)?.stored?.id === id ? (location.state as Handoff) : null;
-  const [loaded, setLoaded] = useState<{ id: string | undefined; text: string } | null>(id ? null : { id, text: NEW_WORKFLOW });
+  const [loaded, setLoaded] = useState<{ id: string | undefined; text: string } | null>(
+    id ? null : { id, text: NEW_WORKFLOW },
+  );
   const [loadError, setLoadError] = useState<unknown>(null);
 
   useEffect(() => {
@@ -53,8 +55,18 @@ export function EditorPage() {
     // The handoff only matters when the id changes.
   }, [id]);
 
-  if (loadError) return <div className="page"><ErrorBox error={loadError} what="workflow" /></div>;
-  if (!loaded || loaded.id !== id) return <div className="page"><Loading what="workflow" /></div>;
+  if (loadError)
+    return (
+      <div className="page">
+        <ErrorBox error={loadError} what="workflow" />
+      </div>
+    );
+  if (!loaded || loaded.id !== id)
+    return (
+      <div className="page">
+        <Loading what="workflow" />
+      </div>
+    );
   return (
     <Editor
       key={id ?? 'new'}
@@ -65,9 +77,20 @@ export function EditorPage() {
   );
 }
 
-type Outcome = { kind: 'stored'; stored: StoredWorkflow } | { kind: 'invalid'; problems: Problem[]; message: string } | { kind: 'failed'; message: string };
+type Outcome =
+  | { kind: 'stored'; stored: StoredWorkflow }
+  | { kind: 'invalid'; problems: Problem[]; message: string }
+  | { kind: 'failed'; message: string };
 
-function Editor({ workflowId, initial, initialOutcome }: { workflowId: string | undefined; initial: string; initialOutcome: Outcome | null }) {
+function Editor({
+  workflowId,
+  initial,
+  initialOutcome,
+}: {
+  workflowId: string | undefined;
+  initial: string;
+  initialOutcome: Outcome | null;
+}) {
   const navigate = useNavigate();
   const [text, setText] = useState(initial);
   const [saving, setSaving] = useState(false);
@@ -103,7 +126,8 @@ function Editor({ workflowId, initial, initialOutcome }: { workflowId: string | 
         navigate(`/editor/${encodeURIComponent(stored.id)}`, { replace: true, state });
       }
     } catch (e) {
-      if (e instanceof ApiError && e.problems.length > 0) setOutcome({ kind: 'invalid', problems: e.problems, message: e.message });
+      if (e instanceof ApiError && e.problems.length > 0)
+        setOutcome({ kind: 'invalid', problems: e.problems, message: e.message });
       else if (e instanceof ApiError && e.status === 403) setOutcome({ kind: 'failed', message: forbiddenHint(e) });
       else setOutcome({ kind: 'failed', message: describeError(e) });
     } finally {
@@ -137,7 +161,13 @@ function Editor({ workflowId, initial, initialOutcome }: { workflowId: string | 
           <span className="muted small-print" role="status">
             {dirty ? 'Unsaved changes' : 'Saved'}
           </span>
-          <button type="button" className="primary" onClick={() => void save()} disabled={saving} title="Ctrl+S / ⌘S in the editor">
+          <button
+            type="button"
+            className="primary"
+            onClick={() => void save()}
+            disabled={saving}
+            title="Ctrl+S / ⌘S in the editor"
+          >
             {saving ? 'Saving…' : workflowId ? 'Save new version' : 'Create workflow'}
           </button>
         </div>
@@ -175,7 +205,14 @@ function Editor({ workflowId, initial, initialOutcome }: { workflowId: string | 
 
       <div className="editor-split">
         <section className="editor-pane" aria-label="Workflow YAML">
-          <YamlEditor ref={editor} value={text} onChange={setText} onSave={() => void save()} problems={problemsForEditor} label="Workflow YAML" />
+          <YamlEditor
+            ref={editor}
+            value={text}
+            onChange={setText}
+            onSave={() => void save()}
+            problems={problemsForEditor}
+            label="Workflow YAML"
+          />
         </section>
         <section className="preview-pane" aria-labelledby="preview-title">
           <h2 id="preview-title">Preview{preview.id ? `: ${preview.id}` : ''}</h2>
@@ -194,7 +231,9 @@ function Editor({ workflowId, initial, initialOutcome }: { workflowId: string | 
             </ul>
           )}
           <DagView tasks={preview.tasks} label="Preview of the task graph" height="420px" />
-          <p className="muted small-print">Drawn from the text as you type; the node checks everything else when you save.</p>
+          <p className="muted small-print">
+            Drawn from the text as you type; the node checks everything else when you save.
+          </p>
         </section>
       </div>
     </div>

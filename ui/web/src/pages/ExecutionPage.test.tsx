@@ -29,14 +29,39 @@ function running(): Execution {
         status: 'succeeded',
         output: { rows: 42 },
         attempts: [
-          { id: '11', n: 1, status: 'failed', node_id: 1, started_at: '2026-03-01T06:00:00.100Z', finished_at: '2026-03-01T06:00:02Z', error: 'HTTP 503 from backend' },
-          { id: '12', n: 2, status: 'succeeded', node_id: 2, started_at: '2026-03-01T06:00:04Z', finished_at: '2026-03-01T06:00:05Z' },
+          {
+            id: '11',
+            n: 1,
+            status: 'failed',
+            node_id: 1,
+            started_at: '2026-03-01T06:00:00.100Z',
+            finished_at: '2026-03-01T06:00:02Z',
+            error: 'HTTP 503 from backend',
+          },
+          {
+            id: '12',
+            n: 2,
+            status: 'succeeded',
+            node_id: 2,
+            started_at: '2026-03-01T06:00:04Z',
+            finished_at: '2026-03-01T06:00:05Z',
+          },
         ],
       },
       {
         id: 'load',
         status: 'running',
-        attempts: [{ id: '13', n: 1, status: 'running', node_id: 1, worker_id: 'w-1', started_at: '2026-03-01T06:00:05Z', finished_at: null }],
+        attempts: [
+          {
+            id: '13',
+            n: 1,
+            status: 'running',
+            node_id: 1,
+            worker_id: 'w-1',
+            started_at: '2026-03-01T06:00:05Z',
+            finished_at: null,
+          },
+        ],
       },
       { id: 'report', status: 'pending', attempts: [] },
     ],
@@ -55,7 +80,8 @@ function finished(status: 'succeeded' | 'failed'): Execution {
   return e;
 }
 
-const endedLog = (text: string) => stream([`data: ${text.split('\n').join('\ndata: ')}\n\n`, 'event: end\ndata: task ended\n\n']);
+const endedLog = (text: string) =>
+  stream([`data: ${text.split('\n').join('\ndata: ')}\n\n`, 'event: end\ndata: task ended\n\n']);
 
 describe('ExecutionPage', () => {
   it('shows the timeline, attempt errors and the live log of the running task', async () => {
@@ -139,7 +165,9 @@ describe('ExecutionPage', () => {
       .get(`/api/v1/executions/${ID}`, () => json(finished('failed')))
       .get(`/api/v1/executions/${ID}/logs`, () => endedLog('boom'))
       .post(`/api/v1/executions/${ID}/retry`, () =>
-        refuse ? apiError(403, 'forbidden', 'role viewer may not', { role: 'viewer', allowed_roles: ['admin', 'operator'] }) : json({ id: ID, tasks_reset: 2 }),
+        refuse
+          ? apiError(403, 'forbidden', 'role viewer may not', { role: 'viewer', allowed_roles: ['admin', 'operator'] })
+          : json({ id: ID, tasks_reset: 2 }),
       )
       .install();
     const user = userEvent.setup();
@@ -148,14 +176,18 @@ describe('ExecutionPage', () => {
     expect(await screen.findByRole('heading', { name: /Task load/ })).toBeInTheDocument();
     expect(screen.getAllByText('exit status 2').length).toBeGreaterThan(0);
     await user.click(screen.getByRole('button', { name: 'Retry failed tasks' }));
-    expect(await screen.findByRole('alert')).toHaveTextContent("Your token's role is viewer; this needs admin or operator.");
+    expect(await screen.findByRole('alert')).toHaveTextContent(
+      "Your token's role is viewer; this needs admin or operator.",
+    );
     refuse = false;
     await user.click(screen.getByRole('button', { name: 'Retry failed tasks' }));
     expect(await screen.findByText('Retrying 2 tasks.')).toBeInTheDocument();
   });
 
   it('says when there is no such execution', async () => {
-    new FetchMock().get(`/api/v1/executions/${ID}`, () => apiError(404, 'not_found', `execution \`${ID}\` not found`)).install();
+    new FetchMock()
+      .get(`/api/v1/executions/${ID}`, () => apiError(404, 'not_found', `execution \`${ID}\` not found`))
+      .install();
     renderApp(PATH);
     const alert = await screen.findByRole('alert');
     expect(alert).toHaveTextContent('No such execution');
@@ -165,7 +197,9 @@ describe('ExecutionPage', () => {
   it('asks for a token on 401 and loads again with it', async () => {
     const mock = new FetchMock()
       .get(`/api/v1/executions/${ID}`, (call) =>
-        call.headers.get('Authorization') === 'Bearer good' ? json(finished('succeeded')) : apiError(401, 'unauthenticated', 'this node needs a bearer token'),
+        call.headers.get('Authorization') === 'Bearer good'
+          ? json(finished('succeeded'))
+          : apiError(401, 'unauthenticated', 'this node needs a bearer token'),
       )
       .get('/api/v1/cluster', (call) =>
         call.headers.get('Authorization') === 'Bearer good'
@@ -220,7 +254,9 @@ describe('the /readyz poll', () => {
     renderApp('/settings', { pollReady: true });
     expect(await screen.findByText(/cannot be reached/, { selector: '.banner' })).toBeInTheDocument();
     answer = 'not_ready';
-    expect(await screen.findByText(/The node is not ready: no leader known yet/, undefined, { timeout: 4000 })).toBeInTheDocument();
+    expect(
+      await screen.findByText(/The node is not ready: no leader known yet/, undefined, { timeout: 4000 }),
+    ).toBeInTheDocument();
     expect(screen.queryByText(/cannot be reached/, { selector: '.banner' })).not.toBeInTheDocument();
     expect(mock.callsTo('GET', '/readyz').length).toBe(2);
   }, 10_000);

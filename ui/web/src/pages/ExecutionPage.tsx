@@ -197,7 +197,11 @@ function TaskDetails({ task, now }: { task: TaskRun; now: number }) {
                     <StatusDot status={a.status} /> {label(a.status)}
                   </td>
                   <td>
-                    {a.worker_id ? `worker ${a.worker_id} via node ${a.node_id ?? '?'}` : a.node_id != null ? `node ${a.node_id}` : '–'}
+                    {a.worker_id
+                      ? `worker ${a.worker_id} via node ${a.node_id ?? '?'}`
+                      : a.node_id != null
+                        ? `node ${a.node_id}`
+                        : '–'}
                   </td>
                   <td>{formatTime(a.started_at)}</td>
                   <td>{a.started_at ? formatDuration((ms(a.finished_at) ?? now) - (ms(a.started_at) ?? now)) : '–'}</td>
@@ -250,7 +254,13 @@ function ExecutionActions({ execution: e, onDone }: { execution: Execution; onDo
       {canCancel &&
         (confirming ? (
           <>
-            <button type="button" className="danger" disabled={busy !== null} onClick={() => void act('cancel')} autoFocus>
+            <button
+              type="button"
+              className="danger"
+              disabled={busy !== null}
+              onClick={() => void act('cancel')}
+              autoFocus
+            >
               {busy === 'cancel' ? 'Cancelling…' : 'Confirm cancel'}
             </button>
             <button type="button" onClick={() => setConfirming(false)}>

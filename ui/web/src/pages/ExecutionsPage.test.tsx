@@ -45,7 +45,10 @@ describe('ExecutionsPage', () => {
     renderApp('/executions');
     await waitFor(() => expect(rowsText()).toEqual(['nightly:20260301T060100Z', 'nightly:20260301T060200Z']));
     const table = screen.getByRole('table', { name: 'Executions' });
-    expect(within(table).getByRole('link', { name: 'nightly:20260301T060200Z' })).toHaveAttribute('href', '/executions/nightly%3A20260301T060200Z');
+    expect(within(table).getByRole('link', { name: 'nightly:20260301T060200Z' })).toHaveAttribute(
+      'href',
+      '/executions/nightly%3A20260301T060200Z',
+    );
     expect(within(table).getAllByRole('link', { name: 'nightly' })[0]).toHaveAttribute('href', '/workflows/nightly');
     expect(within(table).getByText('failed')).toBeInTheDocument();
     expect(within(table).getAllByText('30.0 s')).toHaveLength(2);
@@ -104,7 +107,9 @@ describe('ExecutionsPage', () => {
     let fail = true;
     new FetchMock()
       .get('/api/v1/workflows', () => json({ items: [], next_cursor: null }))
-      .get('/api/v1/executions', () => (fail ? apiError(503, 'unavailable', 'no leader within 2 s') : json({ items: [exec(1)], next_cursor: null })))
+      .get('/api/v1/executions', () =>
+        fail ? apiError(503, 'unavailable', 'no leader within 2 s') : json({ items: [exec(1)], next_cursor: null }),
+      )
       .install();
     const user = userEvent.setup();
     renderApp('/executions');

@@ -42,7 +42,8 @@ export function ExecutionsPage() {
 
   const apply = (next: ExecutionFilter & { limit: number }) => {
     const search = new URLSearchParams();
-    for (const [k, v] of Object.entries(next)) if (v !== undefined && v !== '' && !(k === 'limit' && v === 50)) search.set(k, String(v));
+    for (const [k, v] of Object.entries(next))
+      if (v !== undefined && v !== '' && !(k === 'limit' && v === 50)) search.set(k, String(v));
     setParams(search);
   };
 
@@ -62,10 +63,18 @@ export function ExecutionsPage() {
         }
       </Loaded>
       <nav className="pager" aria-label="Pages">
-        <button type="button" disabled={stack.length <= 1} onClick={() => setCursors({ key: filterKey, stack: [null] })}>
+        <button
+          type="button"
+          disabled={stack.length <= 1}
+          onClick={() => setCursors({ key: filterKey, stack: [null] })}
+        >
           First
         </button>
-        <button type="button" disabled={stack.length <= 1} onClick={() => setCursors({ key: filterKey, stack: stack.slice(0, -1) })}>
+        <button
+          type="button"
+          disabled={stack.length <= 1}
+          onClick={() => setCursors({ key: filterKey, stack: stack.slice(0, -1) })}
+        >
           Previous
         </button>
         <span className="muted">Page {stack.length}</span>
@@ -81,7 +90,13 @@ export function ExecutionsPage() {
   );
 }
 
-function FilterForm({ filter, onApply }: { filter: ExecutionFilter & { limit: number }; onApply: (f: ExecutionFilter & { limit: number }) => void }) {
+function FilterForm({
+  filter,
+  onApply,
+}: {
+  filter: ExecutionFilter & { limit: number };
+  onApply: (f: ExecutionFilter & { limit: number }) => void;
+}) {
   const id = useId();
   const [workflow, setWorkflow] = useState(filter.workflow ?? '');
   const [status, setStatus] = useState<string>(filter.status ?? '');
@@ -107,9 +122,17 @@ function FilterForm({ filter, onApply }: { filter: ExecutionFilter & { limit: nu
     <form className="filters" onSubmit={submit} aria-label="Filter executions">
       <div className="field">
         <label htmlFor={`${id}-wf`}>Workflow</label>
-        <input id={`${id}-wf`} list={`${id}-wfs`} value={workflow} onChange={(e) => setWorkflow(e.target.value)} placeholder="any" />
+        <input
+          id={`${id}-wf`}
+          list={`${id}-wfs`}
+          value={workflow}
+          onChange={(e) => setWorkflow(e.target.value)}
+          placeholder="any"
+        />
         <datalist id={`${id}-wfs`}>
-          {workflows.data?.items.map((w) => <option key={w.id} value={w.id} />)}
+          {workflows.data?.items.map((w) => (
+            <option key={w.id} value={w.id} />
+          ))}
         </datalist>
       </div>
       <div className="field">
@@ -156,10 +179,7 @@ function FilterForm({ filter, onApply }: { filter: ExecutionFilter & { limit: nu
         <button type="submit" className="primary">
           Apply
         </button>
-        <button
-          type="button"
-          onClick={() => onApply({ limit: 50 })}
-        >
+        <button type="button" onClick={() => onApply({ limit: 50 })}>
           Clear
         </button>
       </div>

@@ -14,7 +14,11 @@ export function SettingsPage() {
         <h2 id={`${id}-display`}>Display</h2>
         <div className="field">
           <label htmlFor={`${id}-refresh`}>Refresh lists and views every</label>
-          <select id={`${id}-refresh`} value={settings.refreshMs} onChange={(e) => update({ refreshMs: Number(e.target.value) })}>
+          <select
+            id={`${id}-refresh`}
+            value={settings.refreshMs}
+            onChange={(e) => update({ refreshMs: Number(e.target.value) })}
+          >
             {REFRESH_CHOICES_MS.map((ms) => (
               <option key={ms} value={ms}>
                 {formatDuration(ms)}
@@ -27,7 +31,13 @@ export function SettingsPage() {
           <legend>Theme</legend>
           {(['system', 'light', 'dark'] as Theme[]).map((theme) => (
             <label key={theme} className="radio">
-              <input type="radio" name={`${id}-theme`} value={theme} checked={settings.theme === theme} onChange={() => update({ theme })} />
+              <input
+                type="radio"
+                name={`${id}-theme`}
+                value={theme}
+                checked={settings.theme === theme}
+                onChange={() => update({ theme })}
+              />
               {theme === 'system' ? 'Follow the system' : theme === 'light' ? 'Light' : 'Dark'}
             </label>
           ))}
@@ -55,10 +65,17 @@ function TokenSettings() {
       storeToken(value);
       setStored(true);
       setToken('');
-      setMessage({ ok: true, text: cluster.auth.enabled ? 'Token saved; the node accepts it.' : 'Token saved. This node runs open and does not check tokens.' });
+      setMessage({
+        ok: true,
+        text: cluster.auth.enabled
+          ? 'Token saved; the node accepts it.'
+          : 'Token saved. This node runs open and does not check tokens.',
+      });
     } catch (e) {
-      if (e instanceof ApiError && e.status === 401) setMessage({ ok: false, text: `The node refused this token (${e.code}); nothing was saved.` });
-      else if (e instanceof UnreachableError) setMessage({ ok: false, text: 'The node cannot be reached; nothing was saved.' });
+      if (e instanceof ApiError && e.status === 401)
+        setMessage({ ok: false, text: `The node refused this token (${e.code}); nothing was saved.` });
+      else if (e instanceof UnreachableError)
+        setMessage({ ok: false, text: 'The node cannot be reached; nothing was saved.' });
       else setMessage({ ok: false, text: `${describeError(e)}; nothing was saved.` });
     } finally {
       setBusy(false);
@@ -75,11 +92,19 @@ function TokenSettings() {
     <section className="card" aria-labelledby={`${id}-title`}>
       <h2 id={`${id}-title`}>API token</h2>
       <p className="muted">
-        {stored ? 'A token is stored in this browser and sent with every request.' : 'No token stored. Nodes that require tokens will ask for one.'}
+        {stored
+          ? 'A token is stored in this browser and sent with every request.'
+          : 'No token stored. Nodes that require tokens will ask for one.'}
       </p>
       <form onSubmit={save}>
         <label htmlFor={`${id}-token`}>{stored ? 'Replace the token' : 'Token'}</label>
-        <input id={`${id}-token`} type="password" autoComplete="off" value={token} onChange={(e) => setToken(e.target.value)} />
+        <input
+          id={`${id}-token`}
+          type="password"
+          autoComplete="off"
+          value={token}
+          onChange={(e) => setToken(e.target.value)}
+        />
         <div className="actions">
           <button type="submit" className="primary" disabled={busy || token.trim() === ''}>
             {busy ? 'Checking…' : 'Check and save'}

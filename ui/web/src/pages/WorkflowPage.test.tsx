@@ -44,7 +44,13 @@ function mock() {
   return new FetchMock()
     .get('/api/v1/workflows/nightly', () => json({ ...WORKFLOW, paused }))
     .get('/api/v1/workflows/nightly/versions', () =>
-      json({ items: [{ id: 'nightly', version: 2, active: true, created_at: '2026-02-02T00:00:00Z', created_by: 'ops' }, { id: 'nightly', version: 1 }], next_cursor: null }),
+      json({
+        items: [
+          { id: 'nightly', version: 2, active: true, created_at: '2026-02-02T00:00:00Z', created_by: 'ops' },
+          { id: 'nightly', version: 1 },
+        ],
+        next_cursor: null,
+      }),
     )
     .get('/api/v1/executions', () => json({ items: [RUN], next_cursor: null }))
     .post('/api/v1/workflows/nightly/pause', () => {
@@ -70,7 +76,9 @@ describe('WorkflowPage', () => {
     expect(screen.getByText(/coloured by nightly:20260301T060000Z \(failed\)/)).toBeInTheDocument();
     expect(screen.getByText('0 6 * * *')).toBeInTheDocument();
     expect(await screen.findByText('v2')).toBeInTheDocument();
-    expect(screen.getByRole('table', { name: 'Newest executions of nightly' })).toHaveTextContent('nightly:20260301T060000Z');
+    expect(screen.getByRole('table', { name: 'Newest executions of nightly' })).toHaveTextContent(
+      'nightly:20260301T060000Z',
+    );
   });
 
   it('validates trigger params and opens the new execution', async () => {
@@ -89,8 +97,12 @@ describe('WorkflowPage', () => {
     expect(screen.getByRole('alert')).toHaveTextContent('Not valid JSON');
     await user.type(params, '}');
     await user.click(screen.getByRole('button', { name: 'Trigger now' }));
-    expect(await screen.findByRole('heading', { level: 1, name: 'nightly:20260301T070000Z-0000abcd' })).toBeInTheDocument();
-    expect(JSON.parse(fetches.callsTo('POST', '/api/v1/workflows/nightly/trigger')[0]!.body!)).toEqual({ params: { region: 'us' } });
+    expect(
+      await screen.findByRole('heading', { level: 1, name: 'nightly:20260301T070000Z-0000abcd' }),
+    ).toBeInTheDocument();
+    expect(JSON.parse(fetches.callsTo('POST', '/api/v1/workflows/nightly/trigger')[0]!.body!)).toEqual({
+      params: { region: 'us' },
+    });
   });
 
   it('pauses scheduled ticks', async () => {

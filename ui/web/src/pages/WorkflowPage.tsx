@@ -1,6 +1,14 @@
 import { useMemo, useState } from 'react';
 import { Link, useNavigate, useParams } from 'react-router';
-import { ApiError, api, describeError, newestExecutions, type TaskStatus, type Workflow, type WorkflowSpec } from '../api';
+import {
+  ApiError,
+  api,
+  describeError,
+  newestExecutions,
+  type TaskStatus,
+  type Workflow,
+  type WorkflowSpec,
+} from '../api';
 import { DagView } from '../components/DagView';
 import { ExecutionTable, executionPath } from '../components/ExecutionTable';
 import { Loaded, forbiddenHint } from '../components/Feedback';
@@ -31,7 +39,11 @@ function WorkflowView({ workflow: w, reload }: { workflow: Workflow; reload: () 
   const [triggering, setTriggering] = useState(false);
   const [chosen, setChosen] = useState<string | null>(null);
   const [shownVersion, setShownVersion] = useState<number | null>(null);
-  const history = useResource(`history ${w.id}`, (s) => newestExecutions({ workflow: w.id }, HISTORY, s), settings.refreshMs);
+  const history = useResource(
+    `history ${w.id}`,
+    (s) => newestExecutions({ workflow: w.id }, HISTORY, s),
+    settings.refreshMs,
+  );
   const versions = useResource(`versions ${w.id} ${w.version ?? ''}`, (s) => api.versions(w.id, s));
 
   // The execution whose task statuses colour the graph: the chosen one, else the newest.
@@ -104,11 +116,18 @@ function WorkflowView({ workflow: w, reload }: { workflow: Workflow; reload: () 
         </div>
         {spec ? (
           <>
-            <DagView tasks={spec.tasks} statuses={statuses} label={`Task graph of ${w.id} version ${graphVersion ?? ''}`} height="340px" />
+            <DagView
+              tasks={spec.tasks}
+              statuses={statuses}
+              label={`Task graph of ${w.id} version ${graphVersion ?? ''}`}
+              height="340px"
+            />
             <TaskTable spec={spec} statuses={statuses} />
           </>
         ) : other.error ? (
-          <p className="field-error">Version {graphVersion} could not be loaded: {describeError(other.error)}</p>
+          <p className="field-error">
+            Version {graphVersion} could not be loaded: {describeError(other.error)}
+          </p>
         ) : (
           <p className="loading">Loading version {graphVersion}…</p>
         )}
@@ -168,7 +187,8 @@ function WorkflowView({ workflow: w, reload }: { workflow: Workflow; reload: () 
                     {v.items.map((item) => (
                       <tr key={item.version} className={graphVersion === item.version ? 'is-selected' : undefined}>
                         <td>
-                          v{item.version} {(item.active ?? item.version === w.version) && <span className="tag">active</span>}
+                          v{item.version}{' '}
+                          {(item.active ?? item.version === w.version) && <span className="tag">active</span>}
                         </td>
                         <td>{formatTime(item.created_at)}</td>
                         <td>{item.created_by ?? '–'}</td>
@@ -275,7 +295,12 @@ function PauseButton({ workflow: w, onDone }: { workflow: Workflow; onDone: () =
   };
   return (
     <>
-      <button type="button" onClick={() => void toggle()} disabled={busy} title={w.paused ? 'Fire scheduled ticks again' : 'Stop firing scheduled ticks'}>
+      <button
+        type="button"
+        onClick={() => void toggle()}
+        disabled={busy}
+        title={w.paused ? 'Fire scheduled ticks again' : 'Stop firing scheduled ticks'}
+      >
         {busy ? '…' : w.paused ? 'Resume' : 'Pause'}
       </button>
       {failure && (

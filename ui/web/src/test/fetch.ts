@@ -56,7 +56,10 @@ export class FetchMock {
   }
 
   install(): this {
-    vi.stubGlobal('fetch', vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => this.handle(input, init)));
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => this.handle(input, init)),
+    );
     return this;
   }
 
@@ -80,7 +83,11 @@ export class FetchMock {
     const route = this.routes.find(
       (r) => r.method === call.method && (typeof r.path === 'string' ? r.path === call.path : r.path.test(call.path)),
     );
-    if (!route) return json({ error: { code: 'not_found', message: `no test route for ${call.method} ${call.path}`, details: null } }, 404);
+    if (!route)
+      return json(
+        { error: { code: 'not_found', message: `no test route for ${call.method} ${call.path}`, details: null } },
+        404,
+      );
     const answer = route.answer(call);
     return typeof answer === 'function' ? answer() : answer;
   }
