@@ -124,6 +124,12 @@ describe('token', () => {
     await api.checkToken('new');
     expect(mock.calls[0]!.headers.get('Authorization')).toBe('Bearer new');
   });
+
+  it('does not ask to sign in again when a token being checked is refused', async () => {
+    new FetchMock().get('/api/v1/cluster', () => apiError(401, 'invalid_token', 'unknown token')).install();
+    await expect(api.checkToken('nope')).rejects.toMatchObject({ status: 401 });
+    expect(events.map((e) => e.kind)).toEqual(['reachable']);
+  });
 });
 
 describe('requests', () => {

@@ -354,7 +354,9 @@ export async function send(method: string, path: string, options: RequestOptions
     throw unreachable;
   }
   emit({ kind: 'reachable' });
-  if (error.unauthenticated) emit({ kind: 'unauthorized', error });
+  // A token being checked (options.token) is the caller's to judge; only the session's own
+  // token failing means the viewer must sign in again.
+  if (error.unauthenticated && options.token === undefined) emit({ kind: 'unauthorized', error });
   throw error;
 }
 
