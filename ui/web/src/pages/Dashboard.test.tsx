@@ -1,0 +1,105 @@
+import { screen, waitFor, within } from '@testing-library/react';
+import { describe, expect, it } from 'vitest';
+import type { Execution } from '../api';
+import { FetchMock, json } from '../test/fetch';
+import { renderApp } from '../test/render';
+
+const now = Date.now();
+const at = (minutesAgo: number) => new Date(now - minutesAgo * 60_000).toISOString();
+
+function exec(workflow: string, minutesAgo: number, status: Execution['status']): Execution {
+  return {
+    id: `${workflow}:${minutesAgo}`,
+    workflow_id: workflow,
+    status,
+    trigger: 'schedule',
+    created_at: at(minutesAgo),
+    tasks:
+      status === 'failed'
+        ? [{ id: 'load', status: 'failed', attempts: [{ id: '1', n: 1, status: 'failed', error: 'disk full' }] }]
+        : [],
+  };
+}
+
+describe('Dashboard', () => {
+  it('shows cluster health, workflows with their recent runs, and recent failures', async () => {
+    const mock = new FetchMock()
+      .get('/api/v1/cluster', () =>
+        json({
+          node_id: 2,
+          leader_id: 1,
+          term: 7,
+          state: 'Follower',
+          members: [
+            { id: 1, addr: 'a:1', voter: true },
+            { id: 2, addr: 'b:1', voter: true },
+            { id: 3, addr: 'c:1', voter: false },
+          ],
+          auth: { enabled: false, warning: 'tokens are off: every caller is admin' },
+        }),
+      )
+      .get('/api/v1/workers', () =>
+        json({
+          items: [
+            { id: 'w1', node_id: 1, queues: ['q'] },
+            { id: 'w2', node_id: 2, queues: ['q'] },
+          ],
+          next_cursor: null,
+        }),
+      )
+      .get('/api/v1/workflows', () =>
+        json({
+          items: [
+            { id: 'nightly', paused: true, spec: { id: 'nightly', schedule: '0 6 * * *', tasks: [] } },
+            { id: 'adhoc', spec: { id: 'adhoc', tasks: [] } },
+          ],
+          next_cursor: null,
+        }),
+      )
+      .get('/api/v1/executions', (call) => {
+        if (call.query.get('status') === 'failed')
+          return json({ items: [exec('nightly', 30, 'failed')], next_cursor: null });
+        if (call.query.get('workflow') === 'nightly')
+          return json({
+            items: [
+              exec('nightly', 90, 'succeeded'),
+              exec('nightly', 60, 'succeeded'),
+              exec('nightly', 30, 'failed'),
+              exec('nightly', 1, 'running'),
+            ],
+            next_cursor: null,
+          });
+        return json({ items: [], next_cursor: null });
+      })
+      .install();
+    renderApp('/');
+
+    const cluster = screen.getByRole('region', { name: 'Cluster' });
+    await waitFor(() => expect(within(cluster).getByText('node 1')).toBeInTheDocument());
+    expect(within(cluster).getByText('7')).toBeInTheDocument();
+    expect(within(cluster).getByText('3 (2 voting)')).toBeInTheDocument();
+    await waitFor(() => expect(within(cluster).getByText('2')).toBeInTheDocument());
+    expect(within(cluster).getByText('tokens are off: every caller is admin')).toBeInTheDocument();
+
+    const failures = screen.getByRole('region', { name: 'Recent failures' });
+    await waitFor(() => expect(within(failures).getByText(/disk full/)).toBeInTheDocument());
+
+    const runs = await screen.findByRole('list', { name: 'Recent executions of nightly' });
+    expect(
+      within(runs)
+        .getAllByRole('link')
+        .map((a) => a.getAttribute('aria-label')),
+    ).toEqual(['nightly:1: running', 'nightly:30: failed', 'nightly:60: succeeded', 'nightly:90: succeeded']);
+    // Of the three that finished, two succeeded.
+    expect(screen.getByText('67%')).toBeInTheDocument();
+    const row = runs.closest('tr')!;
+    expect(within(row).getByText('paused')).toBeInTheDocument();
+    await waitFor(() => expect(screen.getByText('none')).toBeInTheDocument());
+    // Recent runs are asked for within the dashboard's window.
+    const since = mock
+      .callsTo('GET', '/api/v1/executions')
+      .find((c) => c.query.get('workflow') === 'nightly')!
+      .query.get('since')!;
+    expect(now - Date.parse(since)).toBeGreaterThan(6.9 * 86_400_000);
+  });
+});
