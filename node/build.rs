@@ -8,6 +8,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
+/// What the UI's build reads, relative to ui/web.
+const INPUTS: [&str; 9] = [
+    "src",
+    "public",
+    "index.html",
+    "package.json",
+    "package-lock.json",
+    "vite.config.ts",
+    "tsconfig.json",
+    "tsconfig.app.json",
+    "tsconfig.node.json",
+];
+
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let web = manifest.join("../ui/web");
@@ -54,10 +67,7 @@ fn newest(path: &Path) -> Option<SystemTime> {
 }
 
 fn build_ui(web: &Path) {
-    let sources = ["src", "public", "index.html", "package.json", "package-lock.json", "vite.config.ts"]
-        .iter()
-        .filter_map(|p| newest(&web.join(p)))
-        .max();
+    let sources = INPUTS.iter().filter_map(|p| newest(&web.join(p))).max();
     let built = newest(&web.join("dist"));
     if let (Some(sources), Some(built)) = (sources, built) {
         if built >= sources {

@@ -21,6 +21,14 @@ if ! command -v curl >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq curl
 fi
 
+if ! command -v npm >/dev/null 2>&1; then
+  step "installing Node.js and npm (the web UI is built and tested with them)"
+  apt-get update -qq && apt-get install -y -qq nodejs npm
+fi
+
+step "web UI: npm ci and component tests (Vitest; the type check and build run in cargo build)"
+(cd ui/web && npm ci --no-audit --no-fund --loglevel=error && npm test)
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
