@@ -394,7 +394,7 @@ fn an_open_node_says_so() {
     let http = client();
     let echoed = http.get(format!("{}/healthz", cluster.url(leader))).header("x-request-id", "abc-123").send().unwrap();
     assert_eq!(echoed.headers()["x-request-id"], "abc-123");
-    let fresh = http.get(format!("{}/nowhere", cluster.url(leader))).send().unwrap();
+    let fresh = http.get(format!("{}/api/v1/nowhere", cluster.url(leader))).send().unwrap();
     assert_eq!(fresh.status().as_u16(), 404);
     assert_eq!(fresh.headers()["x-request-id"].len(), 32);
 }
