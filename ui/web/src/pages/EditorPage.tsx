@@ -159,7 +159,7 @@ function Editor({
         </div>
         <div className="head-actions">
           <span className="muted small-print" role="status">
-            {dirty ? 'Unsaved changes' : 'Saved'}
+            {dirty ? 'Unsaved changes' : workflowId ? 'Saved' : 'Not created yet'}
           </span>
           <button
             type="button"
