@@ -317,8 +317,8 @@ async fn http_scenario(
         let (client, name, seen, waiters) = (client2.clone(), name2.clone(), seen2.clone(), waiters.clone());
         async move {
             let (execution, latency) = timed_trigger(&client, &name, &waiters, i).await?;
-            if let Shape::Chain(n) = shape {
-                wait_done(&client, &execution, n).await?;
+            if let Shape::Chain(_) = shape {
+                wait_done(&client, &execution).await?;
                 if i < usize::MAX / 2 {
                     seen.lock().unwrap_or_else(|p| p.into_inner()).measured.push(execution.clone());
                 }
@@ -336,7 +336,7 @@ async fn http_scenario(
 }
 
 /// Waits until an execution ends (chains are measured one execution at a time).
-async fn wait_done(client: &Client, id: &str, _tasks: usize) -> Result<(), Failure> {
+async fn wait_done(client: &Client, id: &str) -> Result<(), Failure> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let e = client.request_json(Method::GET, &format!("/api/v1/executions/{id}"), None).await?;

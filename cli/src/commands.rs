@@ -347,7 +347,7 @@ async fn execution(client: &Client, command: args::Execution, out: Out) -> Done 
             if limit == 0 {
                 return Err(Failure::usage("--limit must be at least 1"));
             }
-            let mut query = vec![format!("limit={}", limit.min(500))];
+            let mut query = Vec::new();
             if let Some(w) = &workflow {
                 query.push(format!("workflow={}", seg(w)));
             }
@@ -355,7 +355,11 @@ async fn execution(client: &Client, command: args::Execution, out: Out) -> Done 
                 query.push(format!("status={}", seg(s)));
             }
             // The API lists in id order; fetch every match, then show the newest `limit`.
-            let path = format!("/api/v1/executions?{}", query[1..].join("&"));
+            let path = if query.is_empty() {
+                "/api/v1/executions".to_string()
+            } else {
+                format!("/api/v1/executions?{}", query.join("&"))
+            };
             let mut items = all(client, &path).await?;
             items.sort_by(|a, b| b["created_at"].as_str().cmp(&a["created_at"].as_str()));
             items.truncate(limit as usize);

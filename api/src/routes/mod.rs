@@ -590,6 +590,11 @@ impl Page {
         }
     }
 
+    /// Whether an item with this key comes after the cursor (every item does on the first page).
+    pub(crate) fn after(&self, key: &str) -> bool {
+        self.cursor.as_deref().is_none_or(|cursor| key > cursor)
+    }
+
     pub(crate) fn read_options(&self) -> ReadOptions {
         ReadOptions { consistency: self.consistency.clone() }
     }

@@ -71,9 +71,8 @@ pub(crate) async fn list<T: Transport>(
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit(state.limits.max_page_size)?;
     page.read_options().barrier(&state).await?;
-    let after = page.cursor.clone();
     let (items, next_cursor) = state.node.state().read(|s| {
-        let tokens = s.tokens().filter(|t| after.as_deref().is_none_or(|c| t.name.as_str() > c)).map(|t| {
+        let tokens = s.tokens().filter(|t| page.after(&t.name)).map(|t| {
             json!({"id": t.name, "name": t.name, "role": t.role, "created_at": rfc3339(t.created_at_ms), "created_by": t.created_by})
         });
         page_of(tokens, limit)

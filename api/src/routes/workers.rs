@@ -80,13 +80,9 @@ pub(crate) async fn list<T: Transport>(
     let limit = page.limit(state.limits.max_page_size)?;
     page.read_options().barrier(&state).await?;
     let now = state.clock.now_ms();
-    let after = page.cursor.clone();
     let (items, next_cursor) = state.node.state().read(|s| {
-        let workers = s
-            .workers()
-            .filter(|w| after.as_deref().is_none_or(|c| w.id.as_str() > c))
-            .filter(|w| w.is_live(now) && w.is_live(s.clock_ms()))
-            .map(|w| {
+        let workers =
+            s.workers().filter(|w| page.after(&w.id)).filter(|w| w.is_live(now) && w.is_live(s.clock_ms())).map(|w| {
                 json!({
                     "id": w.id,
                     "node_id": w.node_id,

@@ -10,32 +10,27 @@ use std::sync::{Arc, Mutex};
 use anyhow::{anyhow, Context};
 use serde_json::Value;
 
-/// The SDK's `worker` example next to the running test binary (`cargo test` builds examples of
-/// every workspace member into `target/<profile>/examples`).
-pub fn example_worker_binary() -> anyhow::Result<PathBuf> {
+/// A file under the running test binary's profile directory (`target/<profile>/deps/<test>` →
+/// `target/<profile>/<relative>`), or how to build it if it is missing.
+fn beside_tests(relative: &str, build: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    // target/<profile>/deps/<test> → target/<profile>/examples/worker
     let profile_dir = exe.parent().and_then(Path::parent).ok_or_else(|| anyhow!("no target dir above {exe:?}"))?;
-    let path = profile_dir.join("examples").join("worker");
+    let path = profile_dir.join(relative);
     if !path.exists() {
-        anyhow::bail!(
-            "{} is missing: build it with `cargo build -p linkloom --example worker` (cargo test does)",
-            path.display()
-        );
+        anyhow::bail!("{} is missing: build it with `{build}` (cargo test does)", path.display());
     }
     Ok(path)
 }
 
-/// The `loom-node` binary next to the running test's own (for tests outside the node package,
-/// such as the CLI's).
+/// The SDK's `worker` example (`cargo test` builds examples of every workspace member into
+/// `target/<profile>/examples`).
+pub fn example_worker_binary() -> anyhow::Result<PathBuf> {
+    beside_tests("examples/worker", "cargo build -p linkloom --example worker")
+}
+
+/// The `loom-node` binary, for tests outside the node package (the CLI's).
 pub fn node_binary() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe.parent().and_then(Path::parent).ok_or_else(|| anyhow!("no target dir above {exe:?}"))?;
-    let path = profile_dir.join("loom-node");
-    if !path.exists() {
-        anyhow::bail!("{} is missing: build it with `cargo build -p linkloom-node` (cargo test does)", path.display());
-    }
-    Ok(path)
+    beside_tests("loom-node", "cargo build -p linkloom-node")
 }
 
 /// A running worker process.
