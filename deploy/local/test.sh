@@ -9,6 +9,9 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/linkloom/target}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# Each fresh clone lives at a new path, so incremental caches pile up in the shared target dir
+# (35 GB after a day of CI runs here) without ever being reused: build without them.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 step() { printf '\n==> %s\n' "$*"; }
 
