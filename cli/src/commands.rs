@@ -347,21 +347,28 @@ async fn execution(client: &Client, command: args::Execution, out: Out) -> Done 
             if limit == 0 {
                 return Err(Failure::usage("--limit must be at least 1"));
             }
-            let mut query = Vec::new();
+            // Pages of at most 500, like every listing here (the nodes' default page limit).
+            let mut query = vec!["order=newest".to_string(), format!("limit={}", limit.min(500))];
             if let Some(w) = &workflow {
                 query.push(format!("workflow={}", seg(w)));
             }
             if let Some(s) = &status {
                 query.push(format!("status={}", seg(s)));
             }
-            // The API lists in id order; fetch every match, then show the newest `limit`.
-            let path = if query.is_empty() {
-                "/api/v1/executions".to_string()
-            } else {
-                format!("/api/v1/executions?{}", query.join("&"))
-            };
-            let mut items = all(client, &path).await?;
-            items.sort_by(|a, b| b["created_at"].as_str().cmp(&a["created_at"].as_str()));
+            let mut items: Vec<Value> = Vec::new();
+            let mut cursor: Option<String> = None;
+            while items.len() < limit as usize {
+                let page_path = match &cursor {
+                    None => format!("/api/v1/executions?{}", query.join("&")),
+                    Some(c) => format!("/api/v1/executions?{}&cursor={}", query.join("&"), seg(c)),
+                };
+                let page = get(client, &page_path).await?;
+                items.extend(page["items"].as_array().cloned().unwrap_or_default());
+                match page["next_cursor"].as_str() {
+                    Some(next) => cursor = Some(next.to_string()),
+                    None => break,
+                }
+            }
             items.truncate(limit as usize);
             if out.document(&Value::Array(items.clone())) {
                 return Ok(0);

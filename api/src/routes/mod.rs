@@ -155,6 +155,13 @@ const EXECUTION_FILTERS: &[Param] = &[
     },
     param("since", "string", "only executions created at or after this RFC 3339 time"),
     param("until", "string", "only executions created before this RFC 3339 time"),
+    Param {
+        name: "order",
+        kind: "string",
+        description: "`id` (the default: by workflow, then creation, the order ids sort in) or `newest` \
+                      (creation time, newest first, across workflows); a cursor only continues the order it came from",
+        values: &["id", "newest"],
+    },
     LIMIT,
     CURSOR,
     CONSISTENCY,

@@ -34,6 +34,16 @@ pub fn print_percentiles(name: &str, mut values_ms: Vec<f64>) {
     );
 }
 
+/// Percent-encodes `text` for a URL path segment or query value (unreserved bytes kept).
+pub fn url_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Installs `ring` as the process's rustls provider, if none is. The SDK builds reqwest with
 /// `rustls-no-provider` (the default provider, aws-lc, needs cmake), and feature unification
 /// gives every reqwest in a build that includes the SDK the same feature, so any client built
