@@ -1,7 +1,12 @@
 // A workflow's tasks drawn as a graph (React Flow, laid out by dagre), coloured by the status
 // of each task in one execution when there is one.
+//
+// Every task is a button: Tab reaches it, Enter, Space and a click select it, and its name says
+// the task, its type and its status. What selecting means is the page's (the task's definition on
+// the workflow page, its line in the editor). React Flow's own node focus stays off, so a task is
+// one tab stop, not two; a task focused outside the view is brought into it.
 
-import { useEffect, useMemo } from 'react';
+import { useEffect, useMemo, type FocusEvent } from 'react';
 import {
   Controls,
   Handle,
@@ -10,13 +15,15 @@ import {
   ReactFlow,
   useEdgesState,
   useNodesState,
+  useStoreApi,
   type Edge,
   type Node,
   type NodeProps,
 } from '@xyflow/react';
 import '@xyflow/react/dist/style.css';
 import type { TaskStatus } from '../api';
-import { layoutDag, type DagTask } from '../lib/dag';
+import { useElementSize } from '../hooks/useElementSize';
+import { fitZoom, layoutDag, type DagTask, type Direction } from '../lib/dag';
 import { label, tone } from '../lib/status';
 
 type TaskNodeData = {
@@ -24,38 +31,49 @@ type TaskNodeData = {
   kind?: string;
   status?: TaskStatus;
   selected: boolean;
-  onSelect?: (taskId: string) => void;
+  direction: Direction;
+  onSelect: (taskId: string) => void;
 };
 type TaskNode = Node<TaskNodeData, 'task'>;
 
-function TaskNodeView({ data }: NodeProps<TaskNode>) {
-  const status = data.status;
-  const content = (
-    <>
-      <span className={`dot tone-${tone(status)}${status === 'running' ? ' pulse' : ''}`} aria-hidden="true" />
-      <span className="dag-node-id">{data.taskId}</span>
-      {(status || data.kind) && <span className="dag-node-meta">{status ? label(status) : data.kind}</span>}
-    </>
-  );
+/** `task load, type worker, status failed`: what a screen reader says for a task's button. */
+export function taskNodeName(taskId: string, kind?: string, status?: TaskStatus): string {
+  return `task ${taskId}${kind ? `, type ${kind}` : ''}${status ? `, status ${label(status)}` : ''}`;
+}
+
+function TaskNodeView({ data, positionAbsoluteX, positionAbsoluteY, width = 0, height = 0 }: NodeProps<TaskNode>) {
+  const store = useStoreApi();
+  const { status, direction } = data;
+
+  // Tabbing onto a task the viewer zoomed or panned away from centres it, as React Flow does for
+  // its own focusable nodes; a click needs no help.
+  const reveal = (event: FocusEvent<HTMLButtonElement>) => {
+    if (!event.currentTarget.matches(':focus-visible')) return;
+    const { transform, width: viewWidth, height: viewHeight, setCenter } = store.getState();
+    const [x, y, zoom] = transform;
+    const left = positionAbsoluteX * zoom + x;
+    const top = positionAbsoluteY * zoom + y;
+    const inView = left >= 0 && top >= 0 && left + width * zoom <= viewWidth && top + height * zoom <= viewHeight;
+    if (!inView) void setCenter(positionAbsoluteX + width / 2, positionAbsoluteY + height / 2, { zoom });
+  };
+
   return (
     <>
-      <Handle type="target" position={Position.Left} isConnectable={false} />
-      {data.onSelect ? (
-        <button
-          type="button"
-          className="dag-node-body"
-          aria-pressed={data.selected}
-          aria-label={`task ${data.taskId}${status ? `, ${label(status)}` : ''}`}
-          onClick={() => data.onSelect?.(data.taskId)}
-        >
-          {content}
-        </button>
-      ) : (
-        <div className="dag-node-body" aria-label={`task ${data.taskId}${status ? `, ${label(status)}` : ''}`}>
-          {content}
-        </div>
-      )}
-      <Handle type="source" position={Position.Right} isConnectable={false} />
+      <Handle type="target" position={direction === 'LR' ? Position.Left : Position.Top} isConnectable={false} />
+      {/* `nopan`: pressing a task selects it rather than starting a pan of the whole graph. */}
+      <button
+        type="button"
+        className="dag-node-body nopan"
+        aria-pressed={data.selected}
+        aria-label={taskNodeName(data.taskId, data.kind, status)}
+        onClick={() => data.onSelect(data.taskId)}
+        onFocus={reveal}
+      >
+        <span className={`dot tone-${tone(status)}${status === 'running' ? ' pulse' : ''}`} aria-hidden="true" />
+        <span className="dag-node-id">{data.taskId}</span>
+        {(status || data.kind) && <span className="dag-node-meta">{status ? label(status) : data.kind}</span>}
+      </button>
+      <Handle type="source" position={direction === 'LR' ? Position.Right : Position.Bottom} isConnectable={false} />
     </>
   );
 }
@@ -66,7 +84,7 @@ export interface DagViewProps {
   tasks: readonly (DagTask & { type?: string })[];
   statuses?: Readonly<Record<string, TaskStatus>>;
   selected?: string | null;
-  onSelect?: (taskId: string) => void;
+  onSelect: (taskId: string) => void;
   /** CSS height of the canvas. */
   height?: string;
   label: string;
@@ -80,9 +98,16 @@ export function DagView({
   height = '320px',
   label: ariaLabel,
 }: DagViewProps) {
-  const layout = useMemo(() => layoutDag(tasks), [tasks]);
+  const [frame, box] = useElementSize<HTMLDivElement>();
+  // Left to right, unless the frame is too narrow for it and top to bottom fits at a larger zoom.
+  const wide = useMemo(() => layoutDag(tasks, 'LR'), [tasks]);
+  const cramped = fitZoom(wide, box) > 0 && fitZoom(wide, box) < 1;
+  const tall = useMemo(() => (cramped ? layoutDag(tasks, 'TB') : null), [tasks, cramped]);
+  const layout = tall && fitZoom(tall, box) > fitZoom(wide, box) ? tall : wide;
+
   const kinds = useMemo(() => new Map(tasks.map((t) => [t.id, t.type])), [tasks]);
-  const shape = layout.nodes.map((n) => n.id).join('\n') + '|' + layout.edges.map((e) => e.id).join('\n');
+  const shape =
+    layout.direction + '|' + layout.nodes.map((n) => n.id).join('\n') + '|' + layout.edges.map((e) => e.id).join('\n');
 
   const built = useMemo(() => {
     const nodes: TaskNode[] = layout.nodes.map((n) => ({
@@ -94,8 +119,18 @@ export function DagView({
       draggable: false,
       connectable: false,
       selectable: false,
+      // React Flow turns pointer events off on nodes that are neither selectable nor draggable;
+      // ours hold a button.
+      style: { pointerEvents: 'all' },
       className: `dag-node tone-${tone(statuses?.[n.id])}${selected === n.id ? ' is-selected' : ''}`,
-      data: { taskId: n.id, kind: kinds.get(n.id), status: statuses?.[n.id], selected: selected === n.id, onSelect },
+      data: {
+        taskId: n.id,
+        kind: kinds.get(n.id),
+        status: statuses?.[n.id],
+        selected: selected === n.id,
+        direction: layout.direction,
+        onSelect,
+      },
     }));
     const edges: Edge[] = layout.edges.map((e) => ({
       id: e.id,
@@ -118,9 +153,9 @@ export function DagView({
   if (tasks.length === 0) return <p className="muted">No tasks to draw.</p>;
   return (
     <div className="dag-wrap">
-      <div className="dag" style={{ height }} role="group" aria-label={ariaLabel}>
+      <div className="dag" ref={frame} style={{ height }} role="group" aria-label={ariaLabel}>
         <ReactFlow
-          // A new shape (tasks or dependencies) fits the view again; a status change does not.
+          // A new shape (tasks, dependencies, direction) fits the view again; a status change does not.
           key={shape}
           nodes={nodes}
           edges={edges}

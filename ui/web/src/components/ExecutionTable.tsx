@@ -3,8 +3,10 @@ import type { Execution } from '../api';
 import { ago, between, formatTime } from '../lib/format';
 import { StatusBadge } from './Status';
 
-export function executionPath(id: string): string {
-  return `/executions/${encodeURIComponent(id)}`;
+/** An execution's page; with `task`, opened at that task's attempts and log. */
+export function executionPath(id: string, task?: string): string {
+  const path = `/executions/${encodeURIComponent(id)}`;
+  return task === undefined ? path : `${path}?task=${encodeURIComponent(task)}`;
 }
 
 export function workflowPath(id: string): string {

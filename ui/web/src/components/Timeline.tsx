@@ -1,9 +1,14 @@
 // A Gantt-like view of an execution: one row per task, one bar per attempt.
+//
+// The time axis has as many ticks as its measured width has room for, and each label slides
+// along its own width as its tick moves across (left-aligned at 0, right-aligned at the end), so
+// no label leaves the frame, however narrow the phone.
 
 import type { Execution } from '../api';
+import { useElementSize } from '../hooks/useElementSize';
 import { formatDuration, formatTime } from '../lib/format';
 import { label, tone } from '../lib/status';
-import { layoutTimeline, type TimelineBar } from '../lib/timeline';
+import { layoutTimeline, ticksForWidth, type TimelineBar } from '../lib/timeline';
 import { StatusDot } from './Status';
 
 /** `0`, `+250ms`, `+30s`, `+1m 30s`, `+2h`, `+1d 6h`: tick labels, offsets from the start. */
@@ -36,14 +41,19 @@ export interface TimelineProps {
 }
 
 export function Timeline({ execution, now, selectedTask, onSelectTask }: TimelineProps) {
-  const t = layoutTimeline(execution, now);
+  const [axis, axisSize] = useElementSize<HTMLDivElement>();
+  const t = layoutTimeline(execution, now, ticksForWidth(axisSize.width));
   return (
     <div className="timeline">
       <div className="tl-row tl-axis" aria-hidden="true">
         <div className="tl-label" />
-        <div className="tl-track">
+        <div className="tl-track" ref={axis}>
           {t.ticks.map((tick) => (
-            <span key={tick.offset} className="tl-tick" style={{ left: `${tick.pct}%` }}>
+            <span
+              key={tick.offset}
+              className="tl-tick"
+              style={{ left: `${tick.pct}%`, transform: `translateX(-${tick.pct}%)` }}
+            >
               {tickLabel(tick.offset)}
             </span>
           ))}

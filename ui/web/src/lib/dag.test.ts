@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NODE_HEIGHT, NODE_WIDTH, findCycle, layoutDag } from './dag';
+import { NODE_HEIGHT, NODE_WIDTH, findCycle, fitZoom, layoutDag } from './dag';
 
 describe('layoutDag', () => {
   it('places dependencies left of their dependants', () => {
@@ -60,6 +60,31 @@ describe('layoutDag', () => {
 
   it('handles an empty workflow', () => {
     expect(layoutDag([])).toMatchObject({ nodes: [], edges: [], cycle: null });
+  });
+});
+
+describe('fitZoom', () => {
+  const chain = [
+    { id: 'extract' },
+    { id: 'transform', depends_on: ['extract'] },
+    { id: 'load', depends_on: ['transform'] },
+  ];
+  const phone = { width: 370, height: 340 };
+
+  it('prefers top to bottom for a chain on a phone, left to right on a desktop', () => {
+    const wide = layoutDag(chain, 'LR');
+    const tall = layoutDag(chain, 'TB');
+    expect(fitZoom(tall, phone)).toBeGreaterThan(fitZoom(wide, phone));
+    expect(fitZoom(wide, { width: 1240, height: 340 })).toBe(1.2);
+  });
+
+  it('keeps a wide fan left to right even on a phone', () => {
+    const fan = [{ id: 'start' }, ...Array.from({ length: 6 }, (_, i) => ({ id: `part-${i}`, depends_on: ['start'] }))];
+    expect(fitZoom(layoutDag(fan, 'LR'), phone)).toBeGreaterThan(fitZoom(layoutDag(fan, 'TB'), phone));
+  });
+
+  it('answers 0 while the box is not measured', () => {
+    expect(fitZoom(layoutDag(chain), { width: 0, height: 0 })).toBe(0);
   });
 });
 

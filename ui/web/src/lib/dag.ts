@@ -26,6 +26,7 @@ export interface DagEdge {
 }
 
 export interface DagLayout {
+  direction: Direction;
   nodes: DagNode[];
   edges: DagEdge[];
   width: number;
@@ -79,7 +80,21 @@ export function layoutDag(tasks: readonly DagTask[], direction: Direction = 'LR'
     height = Math.max(height, node.y + node.height);
     nodes.push(node);
   }
-  return { nodes, edges, width, height, unknown, cycle: findCycle(tasks, ids) };
+  return { direction, nodes, edges, width, height, unknown, cycle: findCycle(tasks, ids) };
+}
+
+/**
+ * The zoom at which a layout fills `box` (capped at `maxZoom`), or 0 when the box is not measured.
+ * The graph views compare it across directions: a chain of tasks reads better top to bottom on a
+ * phone than at a third of its size from left to right.
+ */
+export function fitZoom(
+  layout: Pick<DagLayout, 'width' | 'height'>,
+  box: { width: number; height: number },
+  maxZoom = 1.2,
+): number {
+  if (box.width <= 0 || box.height <= 0 || layout.width <= 0 || layout.height <= 0) return 0;
+  return Math.min(maxZoom, box.width / layout.width, box.height / layout.height);
 }
 
 /** A dependency cycle among known tasks, or null; depth-first, in the tasks' order. */

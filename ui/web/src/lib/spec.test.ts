@@ -48,8 +48,8 @@ describe('previewSpec', () => {
     expect(preview.id).toBe('nightly');
     expect(preview.problems).toEqual([]);
     expect(preview.tasks).toEqual([
-      { id: 'extract', depends_on: [] },
-      { id: 'transform', depends_on: ['extract', 'nope'] },
+      { id: 'extract', type: 'http', depends_on: [], line: 5 },
+      { id: 'transform', type: 'shell', depends_on: ['extract', 'nope'], line: 8 },
     ]);
   });
 

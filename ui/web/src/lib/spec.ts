@@ -6,9 +6,16 @@
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node } from 'yaml';
 import type { DagTask } from './dag';
 
+/** A task as far as the preview reads it: enough to draw it, and where it starts in the text. */
+export interface PreviewTask extends DagTask {
+  type?: string;
+  /** The 1-based line its entry starts on. */
+  line: number | null;
+}
+
 export interface SpecPreview {
   id: string | null;
-  tasks: DagTask[];
+  tasks: PreviewTask[];
   /** Why the preview is partial or empty: YAML syntax errors, or a shape that is not a workflow. */
   problems: { line: number | null; message: string }[];
 }
@@ -33,16 +40,22 @@ export function previewSpec(text: string): SpecPreview {
       problems: [{ line: lineOf(text, ['tasks']), message: '`tasks` should be a list of tasks' }],
     };
   }
-  const tasks: DagTask[] = [];
+  const entries = doc.get('tasks', true);
+  const lineOfEntry = (i: number): number | null => {
+    const start = isSeq(entries) ? (entries.items[i] as Node | undefined)?.range?.[0] : undefined;
+    return start === undefined ? null : lines.linePos(start).line;
+  };
+  const tasks: PreviewTask[] = [];
   value.tasks.forEach((task: unknown, i: number) => {
     if (!isObject(task) || typeof task.id !== 'string' || task.id === '') {
-      problems.push({ line: lineOf(text, ['tasks', i]), message: `tasks[${i}] has no id` });
+      problems.push({ line: lineOfEntry(i), message: `tasks[${i}] has no id` });
       return;
     }
     const deps = Array.isArray(task.depends_on)
       ? task.depends_on.filter((d): d is string => typeof d === 'string')
       : [];
-    tasks.push({ id: task.id, depends_on: deps });
+    const type = typeof task.type === 'string' ? task.type : undefined;
+    tasks.push({ id: task.id, depends_on: deps, type, line: lineOfEntry(i) });
   });
   return { id, tasks, problems };
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Execution } from '../api';
-import { MIN_BAR_PCT, layoutTimeline, tickStep } from './timeline';
+import { MAX_TICKS, MIN_BAR_PCT, layoutTimeline, tickStep, ticksForWidth } from './timeline';
 
 const T0 = Date.parse('2026-03-01T06:00:00Z');
 const at = (s: number) => new Date(T0 + s * 1000).toISOString();
@@ -16,6 +16,15 @@ describe('tickStep', () => {
     expect(tickStep(900)).toBe(250);
     expect(tickStep(3 * 3_600_000)).toBe(1_800_000);
     expect(tickStep(100 * 86_400_000)).toBe(3 * 604_800_000);
+  });
+});
+
+describe('ticksForWidth', () => {
+  it('gives a narrow axis fewer ticks, never fewer than two', () => {
+    expect(ticksForWidth(0)).toBe(MAX_TICKS); // not measured yet
+    expect(ticksForWidth(1200)).toBe(MAX_TICKS);
+    expect(ticksForWidth(230)).toBe(3);
+    expect(ticksForWidth(90)).toBe(2);
   });
 });
 
@@ -57,6 +66,11 @@ describe('layoutTimeline', () => {
     expect(never!.bars).toEqual([]);
     expect(t.ticks.map((k) => k.offset)).toEqual([0, 30_000, 60_000, 90_000]);
     expect(t.ticks[1]!.pct).toBeCloseTo(30);
+  });
+
+  it('spaces ticks further apart when fewer fit', () => {
+    const t = layoutTimeline(execution({ started_at: at(0), finished_at: at(100) }), T0, 2);
+    expect(t.ticks.map((k) => k.offset)).toEqual([0, 60_000]);
   });
 
   it('grows running attempts to now', () => {

@@ -48,8 +48,19 @@ const STEPS_MS = [
   1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000, 86_400_000, 172_800_000, 604_800_000,
 ];
 
+/** Tick intervals on a wide axis, or one whose width is not known. */
+export const MAX_TICKS = 6;
+/** Room per tick label: the longest (`+1d 23h`) and a gap, in CSS pixels. */
+export const TICK_SPACING_PX = 72;
+
+/** How many tick intervals fit an axis `widthPx` wide: at least 2, so a phone still has a scale. */
+export function ticksForWidth(widthPx: number): number {
+  if (widthPx <= 0) return MAX_TICKS;
+  return Math.max(2, Math.min(MAX_TICKS, Math.floor(widthPx / TICK_SPACING_PX)));
+}
+
 /** A round tick step that gives at most `maxTicks` intervals over `span`. */
-export function tickStep(span: number, maxTicks = 6): number {
+export function tickStep(span: number, maxTicks = MAX_TICKS): number {
   for (const step of STEPS_MS) {
     if (span / step <= maxTicks) return step;
   }
@@ -57,7 +68,7 @@ export function tickStep(span: number, maxTicks = 6): number {
   return Math.ceil(span / maxTicks / week) * week;
 }
 
-export function layoutTimeline(execution: Execution, now: number): Timeline {
+export function layoutTimeline(execution: Execution, now: number, maxTicks = MAX_TICKS): Timeline {
   const finished = ms(execution.finished_at);
   const starts: number[] = [];
   const ends: number[] = [];
@@ -106,7 +117,7 @@ export function layoutTimeline(execution: Execution, now: number): Timeline {
     return { taskId: task.id, status: task.status, bars, retryAtPct };
   });
 
-  const step = tickStep(span);
+  const step = tickStep(span, maxTicks);
   const ticks: TimelineTick[] = [];
   for (let offset = 0; offset <= span; offset += step) ticks.push({ pct: (offset / span) * 100, offset });
 

@@ -58,6 +58,20 @@ describe('EditorPage', () => {
     expect(ok).toHaveTextContent('Stored nightly version 3.');
   });
 
+  it('opens a task picked on the preview at its line in the text', async () => {
+    new FetchMock().get('/api/v1/workflows/nightly', () => json({ id: 'nightly', version: 2, spec: SPEC })).install();
+    const user = userEvent.setup();
+    renderApp('/editor/nightly');
+    const preview = await screen.findByRole('region', { name: /Preview/ });
+    const load = await within(preview).findByRole('button', { name: 'task load, type shell' });
+    load.focus();
+    await user.keyboard('{Enter}');
+    // The cursor is on the first line of `load`'s entry, in the focused editor.
+    const editor = screen.getByRole('textbox', { name: 'Workflow YAML' });
+    await waitFor(() => expect(editor).toHaveFocus());
+    expect(editor.querySelector('.cm-activeLine')).toHaveTextContent('- id: load');
+  });
+
   it('starts a new workflow from a minimal template and previews it', async () => {
     new FetchMock().install();
     renderApp('/editor');

@@ -1,12 +1,12 @@
 import { useCallback, useDeferredValue, useEffect, useMemo, useRef, useState } from 'react';
 import { Link, useLocation, useNavigate, useParams } from 'react-router';
-import { stringify } from 'yaml';
 import { ApiError, api, describeError, type Problem, type StoredWorkflow } from '../api';
 import { DagView } from '../components/DagView';
 import { workflowPath } from '../components/ExecutionTable';
 import { ErrorBox, Loading, forbiddenHint } from '../components/Feedback';
 import { YamlEditor, type LineProblem, type YamlEditorHandle } from '../components/YamlEditor';
 import { lineOf, previewSpec } from '../lib/spec';
+import { specYaml } from '../lib/specYaml';
 
 /** What a new workflow starts from: the smallest valid workflow, to be edited. */
 export const NEW_WORKFLOW = `# A workflow: its tasks, their dependencies, and an optional schedule.
@@ -47,7 +47,7 @@ export function EditorPage() {
     setLoadError(null);
     api
       .workflow(id, controller.signal)
-      .then((w) => setLoaded({ id, text: w.spec ? stringify(w.spec, { lineWidth: 0 }) : `id: ${id}\ntasks: []\n` }))
+      .then((w) => setLoaded({ id, text: w.spec ? specYaml(w.spec) : `id: ${id}\ntasks: []\n` }))
       .catch((e: unknown) => {
         if (!controller.signal.aborted) setLoadError(e);
       });
@@ -100,6 +100,14 @@ function Editor({
   const deferred = useDeferredValue(text);
   const preview = useMemo(() => previewSpec(deferred), [deferred]);
   const dirty = text !== savedText;
+  // A task picked on the preview opens its entry in the text.
+  const goToTask = useCallback(
+    (taskId: string) => {
+      const line = preview.tasks.find((t) => t.id === taskId)?.line;
+      if (line != null) editor.current?.goToLine(line);
+    },
+    [preview],
+  );
 
   // Server problems, with the line each path names in the text that was sent.
   const serverProblems = useMemo(() => {
@@ -230,7 +238,7 @@ function Editor({
               ))}
             </ul>
           )}
-          <DagView tasks={preview.tasks} label="Preview of the task graph" height="420px" />
+          <DagView tasks={preview.tasks} onSelect={goToTask} label="Preview of the task graph" height="420px" />
           <p className="muted small-print">
             Drawn from the text as you type; the node checks everything else when you save.
           </p>

@@ -184,6 +184,19 @@ describe('ExecutionPage', () => {
     expect(await screen.findByText('Retrying 2 tasks.')).toBeInTheDocument();
   });
 
+  it('opens at the task a link names', async () => {
+    const mock = new FetchMock()
+      .get(`/api/v1/executions/${ID}`, () => json(finished('failed')))
+      .get(`/api/v1/executions/${ID}/logs`, () => endedLog('--- extract attempt 2 (succeeded) ---'))
+      .install();
+    renderApp(`${PATH}?task=extract`);
+    const timeline = await screen.findByRole('list', { name: 'Tasks over time' });
+    expect(within(timeline).getByRole('button', { pressed: true })).toHaveTextContent('extract');
+    await waitFor(() =>
+      expect(mock.callsTo('GET', `/api/v1/executions/${ID}/logs`)[0]!.query.get('task')).toBe('extract'),
+    );
+  });
+
   it('says when there is no such execution', async () => {
     new FetchMock()
       .get(`/api/v1/executions/${ID}`, () => apiError(404, 'not_found', `execution \`${ID}\` not found`))

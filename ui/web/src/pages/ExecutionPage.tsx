@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'react';
-import { Link, useParams } from 'react-router';
+import { Link, useParams, useSearchParams } from 'react-router';
 import { ApiError, api, describeError, type Execution, type TaskRun } from '../api';
 import { workflowPath } from '../components/ExecutionTable';
 import { Loaded, forbiddenHint } from '../components/Feedback';
@@ -30,9 +30,10 @@ export function ExecutionPage() {
   );
 }
 
-/** The task to show first: a failed one, else a running one, else the first. */
-function defaultTask(e: Execution): string | null {
+/** The task to show first: the one the link names, else a failed one, else a running one, else the first. */
+function defaultTask(e: Execution, asked: string | null = null): string | null {
   const pick =
+    e.tasks.find((t) => t.id === asked) ??
     e.tasks.find((t) => t.status === 'failed') ??
     e.tasks.find((t) => t.status === 'running' || t.status === 'retrying') ??
     e.tasks.find((t) => t.attempts.length > 0) ??
@@ -41,7 +42,8 @@ function defaultTask(e: Execution): string | null {
 }
 
 function ExecutionView({ execution: e, reload }: { execution: Execution; reload: () => void }) {
-  const [selected, setSelected] = useState<string | null>(() => defaultTask(e));
+  const [search] = useSearchParams();
+  const [selected, setSelected] = useState<string | null>(() => defaultTask(e, search.get('task')));
   const [now, setNow] = useState(() => Date.now());
   const done = executionFinished(e.status);
   useEffect(() => {

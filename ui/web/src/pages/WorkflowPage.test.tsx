@@ -24,6 +24,15 @@ const WORKFLOW: Workflow = {
   },
 };
 
+/** Version 1: before `load` moved to a worker queue. */
+const SPEC_V1 = {
+  ...WORKFLOW.spec!,
+  tasks: [
+    { id: 'extract', type: 'http' as const },
+    { id: 'load', type: 'shell' as const, command: 'load.sh', depends_on: ['extract'] },
+  ],
+};
+
 const RUN: Execution = {
   id: 'nightly:20260301T060000Z',
   workflow_id: 'nightly',
@@ -39,18 +48,21 @@ const RUN: Execution = {
   ],
 };
 
-function mock() {
+function mock({ versions = 2 }: { versions?: 1 | 2 } = {}) {
   let paused = false;
+  const v2 = {
+    id: 'nightly',
+    version: 2,
+    active: true,
+    created_at: '2026-02-02T00:00:00Z',
+    created_by: 'ops',
+    spec: WORKFLOW.spec,
+  };
+  const v1 = { id: 'nightly', version: 1, spec: SPEC_V1 };
   return new FetchMock()
     .get('/api/v1/workflows/nightly', () => json({ ...WORKFLOW, paused }))
     .get('/api/v1/workflows/nightly/versions', () =>
-      json({
-        items: [
-          { id: 'nightly', version: 2, active: true, created_at: '2026-02-02T00:00:00Z', created_by: 'ops' },
-          { id: 'nightly', version: 1 },
-        ],
-        next_cursor: null,
-      }),
+      json({ items: versions === 2 ? [v2, v1] : [v2], next_cursor: null }),
     )
     .get('/api/v1/executions', () => json({ items: [RUN], next_cursor: null }))
     .post('/api/v1/workflows/nightly/pause', () => {
@@ -71,11 +83,16 @@ describe('WorkflowPage', () => {
     renderApp('/workflows/nightly');
     expect(await screen.findByRole('heading', { level: 1, name: /nightly/ })).toBeInTheDocument();
     const graph = await screen.findByRole('group', { name: 'Task graph of nightly version 2' });
-    await waitFor(() => expect(within(graph).getByLabelText('task load, failed')).toBeInTheDocument());
-    expect(within(graph).getByLabelText('task extract, succeeded')).toBeInTheDocument();
+    await waitFor(() =>
+      expect(within(graph).getByRole('button', { name: 'task load, type worker, status failed' })).toBeInTheDocument(),
+    );
+    expect(
+      within(graph).getByRole('button', { name: 'task extract, type http, status succeeded' }),
+    ).toBeInTheDocument();
     expect(screen.getByText(/coloured by nightly:20260301T060000Z \(failed\)/)).toBeInTheDocument();
     expect(screen.getByText('0 6 * * *')).toBeInTheDocument();
-    expect(await screen.findByText('v2')).toBeInTheDocument();
+    const versions = await screen.findByRole('table', { name: 'Versions of nightly, newest first' });
+    expect(within(versions).getByText('v2')).toBeInTheDocument();
     expect(screen.getByRole('table', { name: 'Newest executions of nightly' })).toHaveTextContent(
       'nightly:20260301T060000Z',
     );
@@ -103,6 +120,57 @@ describe('WorkflowPage', () => {
     expect(JSON.parse(fetches.callsTo('POST', '/api/v1/workflows/nightly/trigger')[0]!.body!)).toEqual({
       params: { region: 'us' },
     });
+  });
+
+  it('shows the definition of a task picked on the graph with the keyboard, and its run', async () => {
+    mock();
+    const user = userEvent.setup();
+    renderApp('/workflows/nightly');
+    const graph = await screen.findByRole('group', { name: 'Task graph of nightly version 2' });
+    const load = await within(graph).findByRole('button', { name: /^task load/ });
+    await waitFor(() => expect(load).toHaveAccessibleName('task load, type worker, status failed'));
+    load.focus();
+    await user.keyboard('{Enter}');
+    const details = await screen.findByRole('region', { name: /^Task load/ });
+    expect(load).toHaveAttribute('aria-pressed', 'true');
+    expect(within(details).getByText('worker')).toBeInTheDocument();
+    expect(within(details).getByText(/on queue loaders/)).toBeInTheDocument();
+    expect(within(details).getByText(/queue: loaders/)).toBeInTheDocument();
+    expect(within(details).getByRole('link', { name: RUN.id })).toHaveAttribute(
+      'href',
+      '/executions/nightly%3A20260301T060000Z?task=load',
+    );
+    await user.keyboard(' ');
+    expect(screen.queryByRole('region', { name: 'Task load failed' })).not.toBeInTheDocument();
+    expect(load).toHaveAttribute('aria-pressed', 'false');
+  });
+
+  it('diffs the previous version against the active one, and any other pair picked', async () => {
+    mock();
+    const user = userEvent.setup();
+    renderApp('/workflows/nightly');
+    const diff = await screen.findByRole('table', { name: 'Changes from version 1 to version 2' });
+    const changed = (op: string) =>
+      within(diff)
+        .getAllByRole('row')
+        .filter((row) => row.className === `diff-${op}`)
+        .map((row) => row.textContent);
+    // Line numbers of both versions, the mark, the line: `load` moved from a shell to a worker queue.
+    expect(changed('removed')).toEqual(['10-removed    command: load.sh', '13-removed    type: shell']);
+    expect(changed('added')).toEqual(['12+added    queue: loaders', '13+added    type: worker']);
+    expect(screen.getByText(/From v1 to v2:/)).toHaveTextContent('From v1 to v2: 2 lines added, 2 removed.');
+
+    await user.selectOptions(screen.getByLabelText('From'), '2');
+    expect(screen.getByText('Pick two different versions.')).toBeInTheDocument();
+    await user.selectOptions(screen.getByLabelText('To'), '1');
+    expect(await screen.findByRole('table', { name: 'Changes from version 2 to version 1' })).toBeInTheDocument();
+  });
+
+  it('says there is nothing to compare while a workflow has one version', async () => {
+    mock({ versions: 1 });
+    renderApp('/workflows/nightly');
+    expect(await screen.findByText('Only one version so far: nothing to compare yet.')).toBeInTheDocument();
+    expect(screen.queryByLabelText('From')).not.toBeInTheDocument();
   });
 
   it('pauses scheduled ticks', async () => {

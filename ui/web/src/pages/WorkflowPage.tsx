@@ -1,10 +1,11 @@
-import { useMemo, useState } from 'react';
+import { useCallback, useMemo, useState } from 'react';
 import { Link, useNavigate, useParams } from 'react-router';
 import {
   ApiError,
   api,
   describeError,
   newestExecutions,
+  type Execution,
   type TaskStatus,
   type Workflow,
   type WorkflowSpec,
@@ -13,7 +14,9 @@ import { DagView } from '../components/DagView';
 import { ExecutionTable, executionPath } from '../components/ExecutionTable';
 import { Loaded, forbiddenHint } from '../components/Feedback';
 import { StatusBadge } from '../components/Status';
+import { TaskDefinition } from '../components/TaskDefinition';
 import { TriggerForm } from '../components/TriggerForm';
+import { VersionDiff } from '../components/VersionDiff';
 import { useResource } from '../hooks/useResource';
 import { formatTime, prettyJson } from '../lib/format';
 import { useSettings } from '../settings';
@@ -39,6 +42,9 @@ function WorkflowView({ workflow: w, reload }: { workflow: Workflow; reload: () 
   const [triggering, setTriggering] = useState(false);
   const [chosen, setChosen] = useState<string | null>(null);
   const [shownVersion, setShownVersion] = useState<number | null>(null);
+  // The task picked on the graph; picking it again puts it back.
+  const [task, setTask] = useState<string | null>(null);
+  const toggleTask = useCallback((id: string) => setTask((current) => (current === id ? null : id)), []);
   const history = useResource(
     `history ${w.id}`,
     (s) => newestExecutions({ workflow: w.id }, HISTORY, s),
@@ -119,10 +125,13 @@ function WorkflowView({ workflow: w, reload }: { workflow: Workflow; reload: () 
             <DagView
               tasks={spec.tasks}
               statuses={statuses}
+              selected={task}
+              onSelect={toggleTask}
               label={`Task graph of ${w.id} version ${graphVersion ?? ''}`}
               height="340px"
             />
-            <TaskTable spec={spec} statuses={statuses} />
+            <PickedTask spec={spec} taskId={task} execution={statuses ? execution : undefined} />
+            <TaskTable spec={spec} statuses={statuses} selected={task} />
           </>
         ) : other.error ? (
           <p className="field-error">
@@ -212,6 +221,13 @@ function WorkflowView({ workflow: w, reload }: { workflow: Workflow; reload: () 
         </section>
       </div>
 
+      <section aria-labelledby="wf-changes">
+        <h2 id="wf-changes">Changes between versions</h2>
+        <Loaded resource={versions} what="versions">
+          {(v) => <VersionDiff versions={v.items} active={w.version} />}
+        </Loaded>
+      </section>
+
       <section aria-labelledby="wf-history">
         <div className="section-head">
           <h2 id="wf-history">Execution history</h2>
@@ -240,7 +256,31 @@ function WorkflowView({ workflow: w, reload }: { workflow: Workflow; reload: () 
   );
 }
 
-function TaskTable({ spec, statuses }: { spec: WorkflowSpec; statuses: Record<string, TaskStatus> | undefined }) {
+/** The definition of the task picked on the graph, with its status in the execution shown. */
+function PickedTask({
+  spec,
+  taskId,
+  execution,
+}: {
+  spec: WorkflowSpec;
+  taskId: string | null;
+  execution: Execution | undefined;
+}) {
+  const task = spec.tasks.find((t) => t.id === taskId);
+  if (!task) return null;
+  const status = execution?.tasks.find((t) => t.id === task.id)?.status;
+  return <TaskDefinition task={task} run={execution && status ? { executionId: execution.id, status } : undefined} />;
+}
+
+function TaskTable({
+  spec,
+  statuses,
+  selected,
+}: {
+  spec: WorkflowSpec;
+  statuses: Record<string, TaskStatus> | undefined;
+  selected: string | null;
+}) {
   return (
     <details className="task-table">
       <summary>Tasks as a list ({spec.tasks.length})</summary>
@@ -257,7 +297,7 @@ function TaskTable({ spec, statuses }: { spec: WorkflowSpec; statuses: Record<st
           </thead>
           <tbody>
             {spec.tasks.map((t) => (
-              <tr key={t.id}>
+              <tr key={t.id} className={t.id === selected ? 'is-selected' : undefined}>
                 <td>
                   <code>{t.id}</code>
                 </td>
