@@ -271,6 +271,18 @@ fn schemas() -> Value {
             "node_id": {"type": "integer"}, "leader_id": {"type": ["integer", "null"]}, "term": {"type": "integer"},
             "state": {"type": "string"}, "last_log_index": {"type": ["integer", "null"]},
             "last_applied": {"type": ["integer", "null"]}, "members": {"type": "array"},
+            "replication": {
+                "type": ["object", "null"],
+                "description": "the leader's view: how many entries each member's log lacks (null if the leader did not answer within a second)",
+                "properties": {
+                    "leader_id": {"type": "integer"}, "last_log_index": {"type": ["integer", "null"]},
+                    "members": {"type": "array", "items": object(&["id"], json!({
+                        "id": {"type": "integer"}, "matched_index": {"type": ["integer", "null"]},
+                        "behind": {"type": ["integer", "null"]},
+                    }))},
+                },
+            },
+            "replication_error": {"type": ["string", "null"]},
             "auth": object(&["enabled"], json!({"enabled": {"type": "boolean"}, "peers_authenticated": {"type": "boolean"}, "warning": {"type": ["string", "null"]}})),
             "engine": {},
         })),

@@ -130,6 +130,20 @@ fn a_lagging_node_catches_up_by_snapshot_and_logs_stay_bounded() {
             })
         })
         .expect("leader purged");
+    // Any node shows the leader's view of the lag: the dead member is 150+ entries behind, the
+    // live one in step (asked through the live follower, which forwards to the leader).
+    let via = followers(&cluster, leader)[0];
+    let (_, view) = cluster.get_json(via, "/api/v1/cluster").unwrap();
+    let behind = |view: &Value, id: u64| {
+        view["replication"]["members"]
+            .as_array()
+            .and_then(|m| m.iter().find(|m| m["id"] == id))
+            .map(|m| m["behind"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(view["replication"]["leader_id"], leader, "{view}");
+    assert!(behind(&view, lagging).as_u64().unwrap_or(0) >= 150, "{view}");
+    assert_eq!(behind(&view, leader), 0, "{view}");
 
     cluster.restart(lagging).unwrap();
     cluster
@@ -139,6 +153,11 @@ fn a_lagging_node_catches_up_by_snapshot_and_logs_stay_bounded() {
         })
         .expect("caught up by snapshot");
     assert!(cluster.log_text(lagging).contains("snapshot installed"), "the lagging node never installed a snapshot");
+    cluster
+        .wait_for("the caught-up node to show no lag", READY, |c| {
+            c.get_json(lagging, "/api/v1/cluster").is_ok_and(|(_, v)| behind(&v, lagging) == 0)
+        })
+        .expect("lag back to zero");
 }
 
 #[test]

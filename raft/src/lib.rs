@@ -19,6 +19,7 @@ mod types;
 
 pub use clock::{Clock, SystemClock};
 pub use node::{Changes, ClusterInfo, Member, NodeError, RaftSettings, ReplicatedNode};
+pub use rpc::Replication;
 pub use storage::StateHandle;
 pub use transport::{HttpTransport, Transport, TransportError};
 pub use types::TypeConfig;

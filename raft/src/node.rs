@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::Instant;
 
 use crate::network::NetworkFactory;
-use crate::rpc::{LeaderRequest, LeaderResponse, PATH_APPEND, PATH_LEADER, PATH_SNAPSHOT, PATH_VOTE};
+use crate::rpc::{LeaderRequest, LeaderResponse, Replication, PATH_APPEND, PATH_LEADER, PATH_SNAPSHOT, PATH_VOTE};
 use crate::storage::{Disk, LogMetrics, LogStore, StateHandle, StateMachineStore};
 use crate::transport::Transport;
 use crate::types::{Raft, TypeConfig};
@@ -431,6 +431,23 @@ impl<T: Transport> ReplicatedNode<T> {
         Ok(())
     }
 
+    /// The leader's view of how far each member's log has caught up, asked of the leader (or read
+    /// here if this node leads). Bounded by `within`: a status page must not wait out an election.
+    pub async fn replication(&self, within: Duration) -> Result<Replication, NodeError> {
+        let asked = self.inner.core.on_leader(LeaderRequest::Replication);
+        match tokio::time::timeout(within, asked).await {
+            Err(_) => Err(NodeError::NoLeader {
+                waited_ms: within.as_millis() as u64,
+                last_error: "no answer from the leader in time".into(),
+            }),
+            Ok(answer) => match answer? {
+                LeaderResponse::Replication(replication) => Ok(replication),
+                LeaderResponse::Failed(e) => Err(NodeError::Raft(e)),
+                other => Err(NodeError::Raft(format!("unexpected answer to a replication query: {other:?}"))),
+            },
+        }
+    }
+
     /// Adds a node as a learner (it receives the log but does not vote).
     pub async fn add_learner(&self, id: u64, addr: String) -> Result<Vec<Member>, NodeError> {
         self.membership_request(LeaderRequest::AddLearner { id, addr }).await
@@ -588,6 +605,28 @@ impl<T: Transport> Core<T> {
                 Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => not_leader(&f),
                 Err(e) => LeaderResponse::Failed(e.to_string()),
             },
+            LeaderRequest::Replication => {
+                let m = raft.metrics().borrow().clone();
+                match (&m.state, m.replication) {
+                    (ServerState::Leader, Some(progress)) => {
+                        let mut matched: BTreeMap<u64, Option<u64>> =
+                            progress.iter().map(|(id, log)| (*id, log.map(|l| l.index))).collect();
+                        // The leader's own log matches itself, whether or not openraft lists it.
+                        matched.insert(self.id, m.last_log_index);
+                        LeaderResponse::Replication(Replication {
+                            leader_id: self.id,
+                            last_log_index: m.last_log_index,
+                            matched,
+                        })
+                    }
+                    _ => LeaderResponse::NotLeader {
+                        leader: m.current_leader.zip(
+                            m.current_leader
+                                .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone())),
+                        ),
+                    },
+                }
+            }
             LeaderRequest::SetVoters { voters } => {
                 let voters: BTreeSet<u64> = voters.into_iter().collect();
                 match raft.change_membership(ChangeMembers::ReplaceAllVoters(voters), false).await {

@@ -16,6 +16,15 @@ pub const PATH_VOTE: &str = "/raft/vote";
 pub const PATH_SNAPSHOT: &str = "/raft/snapshot";
 pub const PATH_LEADER: &str = "/raft/leader";
 
+/// The leader's view of replication: its last log index and, per member, the last index known
+/// to match it (`None` until the member first acknowledges).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replication {
+    pub leader_id: u64,
+    pub last_log_index: Option<u64>,
+    pub matched: BTreeMap<u64, Option<u64>>,
+}
+
 /// Something only the leader can do, asked by another node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum LeaderRequest {
@@ -30,6 +39,8 @@ pub enum LeaderRequest {
     SetVoters {
         voters: Vec<u64>,
     },
+    /// How far each member's log matches the leader's (only the leader knows).
+    Replication,
 }
 
 /// The leader's answer.
@@ -40,6 +51,7 @@ pub enum LeaderResponse {
     MembershipChanged {
         members: BTreeMap<u64, String>,
     },
+    Replication(Replication),
     /// The asked node is not (or no longer) the leader; try this one.
     NotLeader {
         leader: Option<(u64, String)>,

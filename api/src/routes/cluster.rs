@@ -1,10 +1,12 @@
 //! Cluster view and membership changes.
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use linkloom_raft::Transport;
+use linkloom_raft::{Replication, Transport};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -19,8 +21,17 @@ use linkloom_core::{Command, Response};
 pub const OPEN_WARNING: &str =
     "this node runs open: no token is needed and every caller acts as admin (set LOOM_ADMIN_TOKEN to require tokens)";
 
-/// This node's view: id, leader, term, indexes and members.
+/// How long the cluster view waits for the leader's replication figures before leaving them out.
+const REPLICATION_WAIT: Duration = Duration::from_secs(1);
+
+/// This node's view: id, leader, term, indexes and members; and the leader's view of how far
+/// behind each member is (`replication`, null with `replication_error` if the leader did not
+/// answer within a second: during an election, say).
 pub(crate) async fn show<T: Transport>(State(state): State<ApiState<T>>) -> Json<Value> {
+    let (replication, replication_error) = match state.node.replication(REPLICATION_WAIT).await {
+        Ok(r) => (replication_view(&r), None),
+        Err(e) => (Value::Null, Some(e.to_string())),
+    };
     let info = state.node.cluster_info();
     Json(json!({
         "node_id": info.node_id,
@@ -33,6 +44,8 @@ pub(crate) async fn show<T: Transport>(State(state): State<ApiState<T>>) -> Json
         "purged_index": info.purged_index,
         "log_entries_on_disk": state.node.log_len(),
         "members": info.members,
+        "replication": replication,
+        "replication_error": replication_error,
         "engine": state.engine_info.as_ref().map(|info| info()),
         "auth": {
             "enabled": state.auth.enabled(),
@@ -40,6 +53,20 @@ pub(crate) async fn show<T: Transport>(State(state): State<ApiState<T>>) -> Json
             "warning": (!state.auth.enabled()).then_some(OPEN_WARNING),
         },
     }))
+}
+
+/// `{leader_id, last_log_index, members: [{id, matched_index, behind}]}`: `behind` is how many
+/// entries the member's log lacks, null until it first acknowledges the leader.
+fn replication_view(r: &Replication) -> Value {
+    let members: Vec<Value> = r
+        .matched
+        .iter()
+        .map(|(id, matched)| {
+            let behind = matched.map(|m| r.last_log_index.unwrap_or(0).saturating_sub(m));
+            json!({"id": id, "matched_index": matched, "behind": behind})
+        })
+        .collect();
+    json!({"leader_id": r.leader_id, "last_log_index": r.last_log_index, "members": members})
 }
 
 #[derive(Deserialize, Default)]
