@@ -155,23 +155,28 @@ describe('requests', () => {
     expect(mock.calls[0]!.headers.get('Content-Type')).toBe('application/json');
   });
 
-  it('finds the newest executions across pages', async () => {
-    const exec = (id: string, created: string) => ({
-      id,
-      workflow_id: 'wf',
-      status: 'succeeded',
-      created_at: created,
-      tasks: [],
-    });
-    new FetchMock()
+  it('asks the node for the newest executions, and pages on only when it needs more', async () => {
+    const exec = (id: string) => ({ id, workflow_id: 'wf', status: 'succeeded', tasks: [] });
+    const mock = new FetchMock()
       .get('/api/v1/executions', (call) =>
         call.query.get('cursor') === null
-          ? json({ items: [exec('a', '2026-01-01T00:00:00Z'), exec('b', '2026-01-03T00:00:00Z')], next_cursor: 'b' })
-          : json({ items: [exec('c', '2026-01-02T00:00:00Z')], next_cursor: null }),
+          ? json({ items: [exec('c'), exec('b')], next_cursor: '2:b' })
+          : json({ items: [exec('a')], next_cursor: null }),
       )
       .install();
-    const newest = await newestExecutions({ workflow: 'wf' }, 2);
-    expect(newest.map((e) => e.id)).toEqual(['b', 'c']);
+    const newest = await newestExecutions({ workflow: 'wf', status: 'succeeded' }, 3);
+    expect(newest.map((e) => e.id)).toEqual(['c', 'b', 'a']);
+    const [first, second] = mock.calls.map((c) => c.query);
+    expect(first!.get('order')).toBe('newest');
+    expect(first!.get('limit')).toBe('3');
+    expect(first!.get('workflow')).toBe('wf');
+    expect(first!.get('status')).toBe('succeeded');
+    expect(second!.get('cursor')).toBe('2:b');
+    expect(second!.get('limit')).toBe('1');
+
+    mock.calls.length = 0;
+    expect((await newestExecutions({}, 2)).map((e) => e.id)).toEqual(['c', 'b']);
+    expect(mock.calls).toHaveLength(1);
   });
 });
 

@@ -128,6 +128,20 @@ export interface Member {
   voter: boolean;
 }
 
+/** How far one member's log matches the leader's; `behind` is null until it first acknowledges. */
+export interface MemberReplication {
+  id: number;
+  matched_index?: number | null;
+  behind?: number | null;
+}
+
+/** The leader's view of replication, as any node relays it. */
+export interface Replication {
+  leader_id: number;
+  last_log_index?: number | null;
+  members: MemberReplication[];
+}
+
 export interface Cluster {
   node_id: number;
   leader_id?: number | null;
@@ -139,6 +153,9 @@ export interface Cluster {
   purged_index?: number | null;
   log_entries_on_disk?: number | null;
   members: Member[];
+  /** Null when the leader did not answer in time (`replication_error` says why). */
+  replication?: Replication | null;
+  replication_error?: string | null;
   engine?: Record<string, number>;
   auth: { enabled: boolean; peers_authenticated?: boolean; warning?: string | null };
 }
@@ -177,6 +194,8 @@ export interface ExecutionFilter {
   since?: string;
   /** RFC 3339, on `created_at`, exclusive. */
   until?: string;
+  /** `id` (the node's default: by workflow, then creation) or `newest` (creation, newest first). */
+  order?: 'id' | 'newest';
 }
 
 // ---- errors ---------------------------------------------------------------------------------
@@ -449,19 +468,26 @@ export const api = {
   },
 };
 
+/** The most executions the node gives in one page (its default page limit). */
+export const PAGE_MAX = 500;
+
 /**
- * The newest `n` executions matching `filter`, newest first.
- *
- * The API lists executions in id order (oldest first for one workflow), so this walks the pages
- * (at most `COLLECT_LIMIT` items) and keeps the newest by `created_at`.
+ * The newest `n` executions matching `filter`, newest first: the node sorts them
+ * (`order=newest`), so this is one request for up to `PAGE_MAX`, and pages on past that.
  */
 export async function newestExecutions(filter: ExecutionFilter, n: number, signal?: AbortSignal): Promise<Execution[]> {
-  const { items } = await collect((cursor) => api.executions({ ...filter, limit: 500, cursor }, signal));
-  return sortNewestFirst(items).slice(0, n);
-}
-
-export function sortNewestFirst(items: Execution[]): Execution[] {
-  return [...items].sort((a, b) => (b.created_at ?? '').localeCompare(a.created_at ?? '') || b.id.localeCompare(a.id));
+  const items: Execution[] = [];
+  let cursor: string | null = null;
+  while (items.length < n) {
+    const page: Page<Execution> = await api.executions(
+      { ...filter, order: 'newest', limit: Math.min(n - items.length, PAGE_MAX), cursor },
+      signal,
+    );
+    items.push(...page.items);
+    if (!page.next_cursor) break;
+    cursor = page.next_cursor;
+  }
+  return items.slice(0, n);
 }
 
 // ---- logs -----------------------------------------------------------------------------------

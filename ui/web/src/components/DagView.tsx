@@ -2,7 +2,7 @@
 // of each task in one execution when there is one.
 //
 // Every task is a button: Tab reaches it, Enter, Space and a click select it, and its name says
-// the task, its type and its status. What selecting means is the page's (the task's definition on
+// the task, its status and its type. What selecting means is the page's (the task's definition on
 // the workflow page, its line in the editor). React Flow's own node focus stays off, so a task is
 // one tab stop, not two; a task focused outside the view is brought into it.
 
@@ -36,11 +36,6 @@ type TaskNodeData = {
 };
 type TaskNode = Node<TaskNodeData, 'task'>;
 
-/** `task load, type worker, status failed`: what a screen reader says for a task's button. */
-export function taskNodeName(taskId: string, kind?: string, status?: TaskStatus): string {
-  return `task ${taskId}${kind ? `, type ${kind}` : ''}${status ? `, status ${label(status)}` : ''}`;
-}
-
 function TaskNodeView({ data, positionAbsoluteX, positionAbsoluteY, width = 0, height = 0 }: NodeProps<TaskNode>) {
   const store = useStoreApi();
   const { status, direction } = data;
@@ -65,13 +60,15 @@ function TaskNodeView({ data, positionAbsoluteX, positionAbsoluteY, width = 0, h
         type="button"
         className="dag-node-body nopan"
         aria-pressed={data.selected}
-        aria-label={taskNodeName(data.taskId, data.kind, status)}
         onClick={() => data.onSelect(data.taskId)}
         onFocus={reveal}
       >
+        {/* The name is the text: what the node shows, then its type if the status took its place
+            (`load failed, type worker`), so the spoken name starts with the visible one. */}
         <span className={`dot tone-${tone(status)}${status === 'running' ? ' pulse' : ''}`} aria-hidden="true" />
-        <span className="dag-node-id">{data.taskId}</span>
+        <span className="dag-node-id">{data.taskId}</span>{' '}
         {(status || data.kind) && <span className="dag-node-meta">{status ? label(status) : data.kind}</span>}
+        {status && data.kind && <span className="sr-only">, type {data.kind}</span>}
       </button>
       <Handle type="source" position={direction === 'LR' ? Position.Right : Position.Bottom} isConnectable={false} />
     </>

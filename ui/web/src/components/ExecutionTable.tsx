@@ -2,6 +2,7 @@ import { Link } from 'react-router';
 import type { Execution } from '../api';
 import { ago, between, formatTime } from '../lib/format';
 import { StatusBadge } from './Status';
+import { TableFrame } from './TableFrame';
 
 /** An execution's page; with `task`, opened at that task's attempts and log. */
 export function executionPath(id: string, task?: string): string {
@@ -45,7 +46,7 @@ export function ExecutionTable({
   onSelect,
 }: ExecutionTableProps) {
   return (
-    <div className="table-wrap">
+    <TableFrame label={caption} minWidth="44rem">
       <table>
         <caption className="sr-only">{caption}</caption>
         <thead>
@@ -113,6 +114,6 @@ export function ExecutionTable({
           })}
         </tbody>
       </table>
-    </div>
+    </TableFrame>
   );
 }

@@ -47,9 +47,17 @@ export function forbiddenHint(error: ApiError): string {
 /** Shown above data that a later refresh failed to update. */
 export function StaleNote({ error, updatedAt }: { error: unknown; updatedAt: number | null }) {
   if (!error) return null;
+  const when = updatedAt ? ago(new Date(updatedAt).toISOString()) : 'earlier';
+  // An unreachable node is said once, by the layout's banner; each view only says how old it is.
+  if (error instanceof UnreachableError)
+    return (
+      <p className="stale" role="status">
+        As of {when}
+      </p>
+    );
   return (
     <p className="stale" role="status">
-      Showing data from {updatedAt ? ago(new Date(updatedAt).toISOString()) : 'earlier'}: {describeError(error)}
+      Showing data from {when}: {describeError(error)}
     </p>
   );
 }

@@ -5,7 +5,9 @@ import { basicSetup } from 'codemirror';
 import { EditorState } from '@codemirror/state';
 import { EditorView, keymap } from '@codemirror/view';
 import { yaml } from '@codemirror/lang-yaml';
+import { HighlightStyle, syntaxHighlighting } from '@codemirror/language';
 import { lintGutter, setDiagnostics, type Diagnostic } from '@codemirror/lint';
+import { tags } from '@lezer/highlight';
 
 export interface LineProblem {
   /** 1-based; null marks a problem that has no line. */
@@ -37,6 +39,20 @@ const theme = EditorView.theme({
   '.cm-scroller': { overflow: 'auto' },
 });
 
+/**
+ * Token colours from the page's own variables, so they follow the light or dark theme (basicSetup's
+ * default style is for light backgrounds only: its keys are #00c, unreadable on dark). These are
+ * the tags the YAML grammar gives its tokens.
+ */
+const highlight = HighlightStyle.define([
+  { tag: tags.definition(tags.propertyName), color: 'var(--code-key)' },
+  { tag: [tags.string, tags.special(tags.string)], color: 'var(--code-string)' },
+  { tag: tags.content, color: 'var(--text)' },
+  { tag: [tags.labelName, tags.typeName, tags.keyword, tags.attributeValue], color: 'var(--code-other)' },
+  { tag: tags.lineComment, color: 'var(--muted)', fontStyle: 'italic' },
+  { tag: [tags.separator, tags.punctuation, tags.squareBracket, tags.brace, tags.meta], color: 'var(--muted)' },
+]);
+
 export const YamlEditor = forwardRef<YamlEditorHandle, YamlEditorProps>(function YamlEditor(
   { value, onChange, onSave, problems, label },
   ref,
@@ -67,6 +83,7 @@ export const YamlEditor = forwardRef<YamlEditorHandle, YamlEditorProps>(function
           ]),
           basicSetup,
           yaml(),
+          syntaxHighlighting(highlight),
           lintGutter(),
           theme,
           EditorState.tabSize.of(2),

@@ -21,6 +21,15 @@ describe('ClusterPage', () => {
             { id: 2, addr: '10.0.0.2:7000', voter: true },
             { id: 3, addr: '10.0.0.3:7000', voter: false },
           ],
+          replication: {
+            leader_id: 1,
+            last_log_index: 120,
+            members: [
+              { id: 1, matched_index: 120, behind: 0 },
+              { id: 2, matched_index: 117, behind: 3 },
+              { id: 3, matched_index: null, behind: null },
+            ],
+          },
           engine: { actor_restarts: 0, worker_dispatches: 1234 },
           auth: { enabled: true, peers_authenticated: true, warning: null },
         }),
@@ -42,9 +51,9 @@ describe('ClusterPage', () => {
     const members = screen.getByRole('region', { name: 'Members' });
     const rows = within(members).getAllByRole('row').slice(1);
     expect(rows.map((r) => r.textContent)).toEqual([
-      expect.stringMatching(/node 1.*leader.*10\.0\.0\.1:7000.*voter/),
-      expect.stringMatching(/node 2.*answered.*voter/),
-      expect.stringMatching(/node 3.*learner/),
+      expect.stringMatching(/node 1.*leader.*10\.0\.0\.1:7000.*voter0$/),
+      expect.stringMatching(/node 2.*answered.*voter3$/),
+      expect.stringMatching(/node 3.*learner–$/),
     ]);
     expect(screen.getByText('1,234')).toBeInTheDocument();
     const queues = screen.getByRole('region', { name: 'Queues' });

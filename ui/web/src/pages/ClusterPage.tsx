@@ -4,6 +4,8 @@ import { StatusDot } from '../components/Status';
 import { useResource } from '../hooks/useResource';
 import { ago, formatDuration, formatTime } from '../lib/format';
 import { useSettings } from '../settings';
+import { TableFrame } from '../components/TableFrame';
+import { behindOf } from '../lib/replication';
 
 export function ClusterPage() {
   const { settings } = useSettings();
@@ -59,13 +61,19 @@ export function ClusterPage() {
             )}
             <section aria-labelledby="cl-members">
               <h2 id="cl-members">Members</h2>
-              <div className="table-wrap">
+              {!c.replication && (
+                <p className="muted small-print">
+                  Replication figures unavailable{c.replication_error ? `: ${c.replication_error}` : ''}.
+                </p>
+              )}
+              <TableFrame label="Members of the cluster" minWidth="30rem">
                 <table>
                   <thead>
                     <tr>
                       <th scope="col">Node</th>
                       <th scope="col">Address</th>
                       <th scope="col">Role</th>
+                      <th scope="col">Entries behind the leader</th>
                     </tr>
                   </thead>
                   <tbody>
@@ -78,11 +86,12 @@ export function ClusterPage() {
                         </td>
                         <td className="mono">{m.addr}</td>
                         <td>{m.voter ? 'voter' : 'learner'}</td>
+                        <td>{behindOf(c, m.id)}</td>
                       </tr>
                     ))}
                   </tbody>
                 </table>
-              </div>
+              </TableFrame>
             </section>
             {c.engine && Object.keys(c.engine).length > 0 && (
               <section aria-labelledby="cl-engine">
@@ -108,7 +117,7 @@ export function ClusterPage() {
             q.items.length === 0 ? (
               <p>No worker queues in use.</p>
             ) : (
-              <div className="table-wrap">
+              <TableFrame label="Queues" minWidth="36rem">
                 <table>
                   <thead>
                     <tr>
@@ -135,7 +144,7 @@ export function ClusterPage() {
                     ))}
                   </tbody>
                 </table>
-              </div>
+              </TableFrame>
             )
           }
         </Loaded>
@@ -149,7 +158,7 @@ export function ClusterPage() {
               <p>No workers connected.</p>
             ) : (
               <>
-                <div className="table-wrap">
+                <TableFrame label="Connected workers" minWidth="40rem">
                   <table>
                     <thead>
                       <tr>
@@ -179,7 +188,7 @@ export function ClusterPage() {
                       ))}
                     </tbody>
                   </table>
-                </div>
+                </TableFrame>
                 {!complete && <p className="muted">Showing the first {items.length} workers.</p>}
               </>
             )

@@ -35,6 +35,15 @@ describe('Dashboard', () => {
             { id: 2, addr: 'b:1', voter: true },
             { id: 3, addr: 'c:1', voter: false },
           ],
+          replication: {
+            leader_id: 1,
+            last_log_index: 90,
+            members: [
+              { id: 1, matched_index: 90, behind: 0 },
+              { id: 2, matched_index: 90, behind: 0 },
+              { id: 3, matched_index: 50, behind: 40 },
+            ],
+          },
           auth: { enabled: false, warning: 'tokens are off: every caller is admin' },
         }),
       )
@@ -59,13 +68,14 @@ describe('Dashboard', () => {
       .get('/api/v1/executions', (call) => {
         if (call.query.get('status') === 'failed')
           return json({ items: [exec('nightly', 30, 'failed')], next_cursor: null });
-        if (call.query.get('workflow') === 'nightly')
+        // The node sorts: newest first when asked (and the dashboard must ask).
+        if (call.query.get('workflow') === 'nightly' && call.query.get('order') === 'newest')
           return json({
             items: [
-              exec('nightly', 90, 'succeeded'),
-              exec('nightly', 60, 'succeeded'),
-              exec('nightly', 30, 'failed'),
               exec('nightly', 1, 'running'),
+              exec('nightly', 30, 'failed'),
+              exec('nightly', 60, 'succeeded'),
+              exec('nightly', 90, 'succeeded'),
             ],
             next_cursor: null,
           });
@@ -78,6 +88,7 @@ describe('Dashboard', () => {
     await waitFor(() => expect(within(cluster).getByText('node 1')).toBeInTheDocument());
     expect(within(cluster).getByText('7')).toBeInTheDocument();
     expect(within(cluster).getByText('3 (2 voting)')).toBeInTheDocument();
+    expect(within(cluster).getByText(/node 3 is 40 entries behind/)).toBeInTheDocument();
     await waitFor(() => expect(within(cluster).getByText('2')).toBeInTheDocument());
     expect(within(cluster).getByText('tokens are off: every caller is admin')).toBeInTheDocument();
 

@@ -1,13 +1,15 @@
 import { Link } from 'react-router';
-import { api, newestExecutions, type Workflow } from '../api';
+import { api, newestExecutions, type Cluster, type Workflow } from '../api';
 import { ExecutionTable, executionPath, workflowPath } from '../components/ExecutionTable';
 import { Loaded } from '../components/Feedback';
 import { StatusDot } from '../components/Status';
 import { useResource } from '../hooks/useResource';
 import { useSettings } from '../settings';
 import { executionFinished } from '../lib/status';
+import { TableFrame } from '../components/TableFrame';
+import { lagSummary } from '../lib/replication';
 
-/** The window the dashboard looks at: the API lists executions oldest first, so it is bounded. */
+/** The window the dashboard looks at: recent runs and failures of the last seven days. */
 export const DASHBOARD_WINDOW_MS = 7 * 86_400_000;
 const RECENT_RUNS = 8;
 
@@ -56,6 +58,10 @@ export function Dashboard() {
                 <dt>Members</dt>
                 <dd>
                   {c.members.length} ({c.members.filter((m) => m.voter).length} voting)
+                </dd>
+                <dt>Lag</dt>
+                <dd>
+                  <LagLine cluster={c} />
                 </dd>
                 <dt>Answered by</dt>
                 <dd>
@@ -108,7 +114,7 @@ export function Dashboard() {
               </p>
             ) : (
               <>
-                <div className="table-wrap">
+                <TableFrame label="Workflows with their recent executions" minWidth="40rem">
                   <table>
                     <caption className="sr-only">Workflows with their recent executions</caption>
                     <thead>
@@ -127,7 +133,7 @@ export function Dashboard() {
                         ))}
                     </tbody>
                   </table>
-                </div>
+                </TableFrame>
                 {!complete && <p className="muted">Showing the first {items.length} workflows.</p>}
               </>
             )
@@ -139,7 +145,7 @@ export function Dashboard() {
 }
 
 function WorkflowRow({ workflow, refreshMs }: { workflow: Workflow; refreshMs: number }) {
-  // Rows refresh less often than the rest: each walks the workflow's executions of the window.
+  // Rows refresh less often than the rest: one request per workflow.
   const runs = useResource(
     `runs ${workflow.id}`,
     (s) => newestExecutions({ workflow: workflow.id, since: windowStart() }, RECENT_RUNS, s),
@@ -189,5 +195,15 @@ function WorkflowRow({ workflow, refreshMs }: { workflow: Workflow; refreshMs: n
         )}
       </td>
     </tr>
+  );
+}
+
+/** The member furthest behind the leader, or that every member is in step. */
+function LagLine({ cluster }: { cluster: Cluster }) {
+  const lag = lagSummary(cluster);
+  return (
+    <>
+      <span className={`dot tone-${lag.tone}`} aria-hidden="true" /> {lag.text}
+    </>
   );
 }

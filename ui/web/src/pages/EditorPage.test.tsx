@@ -40,7 +40,7 @@ describe('EditorPage', () => {
 
     await user.click(screen.getByRole('button', { name: 'Save new version' }));
     const alert = await screen.findByRole('alert');
-    expect(alert).toHaveTextContent('Not saved: the workflow is not valid');
+    expect(alert).toHaveTextContent('Not saved: 2 problems in this workflow.');
     const items = within(alert).getAllByRole('listitem');
     expect(items[0]).toHaveTextContent('tasks[1].depends_on[1]: unknown task `nope`');
     // The line button points at the line of the text sent that names `nope`.
@@ -63,7 +63,7 @@ describe('EditorPage', () => {
     const user = userEvent.setup();
     renderApp('/editor/nightly');
     const preview = await screen.findByRole('region', { name: /Preview/ });
-    const load = await within(preview).findByRole('button', { name: 'task load, type shell' });
+    const load = await within(preview).findByRole('button', { name: 'load shell' });
     load.focus();
     await user.keyboard('{Enter}');
     // The cursor is on the first line of `load`'s entry, in the focused editor.

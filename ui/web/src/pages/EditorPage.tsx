@@ -79,7 +79,7 @@ export function EditorPage() {
 
 type Outcome =
   | { kind: 'stored'; stored: StoredWorkflow }
-  | { kind: 'invalid'; problems: Problem[]; message: string }
+  | { kind: 'invalid'; problems: Problem[] }
   | { kind: 'failed'; message: string };
 
 function Editor({
@@ -134,8 +134,7 @@ function Editor({
         navigate(`/editor/${encodeURIComponent(stored.id)}`, { replace: true, state });
       }
     } catch (e) {
-      if (e instanceof ApiError && e.problems.length > 0)
-        setOutcome({ kind: 'invalid', problems: e.problems, message: e.message });
+      if (e instanceof ApiError && e.problems.length > 0) setOutcome({ kind: 'invalid', problems: e.problems });
       else if (e instanceof ApiError && e.status === 403) setOutcome({ kind: 'failed', message: forbiddenHint(e) });
       else setOutcome({ kind: 'failed', message: describeError(e) });
     } finally {
@@ -193,7 +192,11 @@ function Editor({
       )}
       {outcome?.kind === 'invalid' && (
         <div className="error-box" role="alert">
-          <strong>Not saved: {outcome.message}</strong>
+          {/* The node's message repeats a lone problem word for word: count them instead. */}
+          <strong>
+            Not saved: {serverProblems.length === 1 ? '1 problem' : `${serverProblems.length} problems`} in this
+            workflow.
+          </strong>
           <ul className="problems">
             {serverProblems.map((p, i) => (
               <li key={i}>

@@ -9,6 +9,7 @@ import { Timeline } from '../components/Timeline';
 import { useResource } from '../hooks/useResource';
 import { between, formatDuration, formatTime, ms, prettyJson } from '../lib/format';
 import { executionFinished, label } from '../lib/status';
+import { TableFrame } from '../components/TableFrame';
 
 /** An unfinished execution refreshes this often, whatever the refresh setting. */
 export const LIVE_REFRESH_MS = 1000;
@@ -179,7 +180,7 @@ function TaskDetails({ task, now }: { task: TaskRun; now: number }) {
       {task.attempts.length === 0 ? (
         <p className="muted">No attempts yet.</p>
       ) : (
-        <div className="table-wrap">
+        <TableFrame label={`Attempts of task ${task.id}`} minWidth="30rem">
           <table>
             <caption className="sr-only">Attempts of task {task.id}</caption>
             <thead>
@@ -211,7 +212,7 @@ function TaskDetails({ task, now }: { task: TaskRun; now: number }) {
               ))}
             </tbody>
           </table>
-        </div>
+        </TableFrame>
       )}
       {task.output !== undefined && task.output !== null && (
         <>

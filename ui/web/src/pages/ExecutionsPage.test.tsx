@@ -53,6 +53,8 @@ describe('ExecutionsPage', () => {
     expect(within(table).getByText('failed')).toBeInTheDocument();
     expect(within(table).getAllByText('30.0 s')).toHaveLength(2);
     expect(mock.callsTo('GET', '/api/v1/executions')[0]!.query.get('limit')).toBe('50');
+    // Newest first, sorted by the node across workflows.
+    expect(mock.callsTo('GET', '/api/v1/executions')[0]!.query.get('order')).toBe('newest');
   });
 
   it('pages forward with next_cursor and back again', async () => {

@@ -36,7 +36,7 @@ export function ExecutionsPage() {
 
   const page = useResource(
     `executions ${filterKey} ${cursor ?? ''}`,
-    (signal) => api.executions({ ...filter, cursor }, signal),
+    (signal) => api.executions({ ...filter, order: 'newest', cursor }, signal),
     settings.refreshMs,
   );
 
@@ -52,7 +52,6 @@ export function ExecutionsPage() {
     <div className="page">
       <h1>Executions</h1>
       <FilterForm key={filterKey} filter={filter} onApply={apply} />
-      <p className="muted small-print">In id order, as the API lists them: a workflow's oldest first.</p>
       <Loaded resource={page} what="executions">
         {(data) =>
           data.items.length === 0 ? (

@@ -84,11 +84,9 @@ describe('WorkflowPage', () => {
     expect(await screen.findByRole('heading', { level: 1, name: /nightly/ })).toBeInTheDocument();
     const graph = await screen.findByRole('group', { name: 'Task graph of nightly version 2' });
     await waitFor(() =>
-      expect(within(graph).getByRole('button', { name: 'task load, type worker, status failed' })).toBeInTheDocument(),
+      expect(within(graph).getByRole('button', { name: 'load failed, type worker' })).toBeInTheDocument(),
     );
-    expect(
-      within(graph).getByRole('button', { name: 'task extract, type http, status succeeded' }),
-    ).toBeInTheDocument();
+    expect(within(graph).getByRole('button', { name: 'extract succeeded, type http' })).toBeInTheDocument();
     expect(screen.getByText(/coloured by nightly:20260301T060000Z \(failed\)/)).toBeInTheDocument();
     expect(screen.getByText('0 6 * * *')).toBeInTheDocument();
     const versions = await screen.findByRole('table', { name: 'Versions of nightly, newest first' });
@@ -127,8 +125,8 @@ describe('WorkflowPage', () => {
     const user = userEvent.setup();
     renderApp('/workflows/nightly');
     const graph = await screen.findByRole('group', { name: 'Task graph of nightly version 2' });
-    const load = await within(graph).findByRole('button', { name: /^task load/ });
-    await waitFor(() => expect(load).toHaveAccessibleName('task load, type worker, status failed'));
+    const load = await within(graph).findByRole('button', { name: /^load failed/ });
+    await waitFor(() => expect(load).toHaveAccessibleName('load failed, type worker'));
     load.focus();
     await user.keyboard('{Enter}');
     const details = await screen.findByRole('region', { name: /^Task load/ });

@@ -20,6 +20,7 @@ import { VersionDiff } from '../components/VersionDiff';
 import { useResource } from '../hooks/useResource';
 import { formatTime, prettyJson } from '../lib/format';
 import { useSettings } from '../settings';
+import { TableFrame } from '../components/TableFrame';
 
 const HISTORY = 25;
 
@@ -179,7 +180,7 @@ function WorkflowView({ workflow: w, reload }: { workflow: Workflow; reload: () 
           <h2 id="wf-versions">Versions</h2>
           <Loaded resource={versions} what="versions">
             {(v) => (
-              <div className="table-wrap">
+              <TableFrame label={`Versions of ${w.id}`} minWidth="28rem">
                 <table>
                   <caption className="sr-only">Versions of {w.id}, newest first</caption>
                   <thead>
@@ -215,7 +216,7 @@ function WorkflowView({ workflow: w, reload }: { workflow: Workflow; reload: () 
                     ))}
                   </tbody>
                 </table>
-              </div>
+              </TableFrame>
             )}
           </Loaded>
         </section>
@@ -284,7 +285,7 @@ function TaskTable({
   return (
     <details className="task-table">
       <summary>Tasks as a list ({spec.tasks.length})</summary>
-      <div className="table-wrap">
+      <TableFrame label="Tasks of this version" minWidth="30rem">
         <table>
           <thead>
             <tr>
@@ -312,7 +313,7 @@ function TaskTable({
             ))}
           </tbody>
         </table>
-      </div>
+      </TableFrame>
     </details>
   );
 }
