@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every check of the repository: formatting, lints, unit and property tests, the
-# multi-process cluster tests, the deterministic simulation, and a smoke test of
-# deploy/local/cluster.sh.
+# Runs every check of the repository: formatting, lints, the web UI's component and end-to-end
+# tests, unit and property tests, the multi-process cluster tests, the deterministic simulation,
+# and a smoke test of deploy/local/cluster.sh.
 # Rust builds go to $CARGO_TARGET_DIR (default ~/.cache/linkloom/target) so they stay warm.
 set -euo pipefail
 
@@ -28,6 +28,10 @@ if ! command -v npm >/dev/null 2>&1; then
   step "installing Node.js and npm (the web UI is built and tested with them)"
   apt-get update -qq && apt-get install -y -qq nodejs npm
 fi
+if ! command -v chromium >/dev/null 2>&1; then
+  step "installing Debian's chromium (the web UI's end-to-end tests drive it headless)"
+  apt-get update -qq && apt-get install -y -qq chromium
+fi
 
 step "web UI: npm ci and component tests (Vitest; the type check and build run in cargo build)"
 (cd ui/web && npm ci --no-audit --no-fund --loglevel=error && npm test)
@@ -40,6 +44,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo build --release (loom-node for cluster.sh)"
 cargo build --release --locked -p linkloom-node
+
+step "web UI end-to-end (playwright-core + chromium against a 3-node cluster; screenshots in ui/web/test-results/)"
+(cd ui/web && LOOM_NODE_BIN="$CARGO_TARGET_DIR/release/loom-node" LOOM_CHROMIUM="$(command -v chromium)" npm run e2e)
 
 step "cargo test (unit, property and multi-process cluster tests)"
 cargo test --locked
