@@ -244,6 +244,8 @@ fn schemas() -> Value {
         &["id"],
         json!({
             "id": {"type": "string"}, "version": {"type": "integer"}, "paused": {"type": "boolean"},
+            "next_fire_at": {"type": ["string", "null"], "format": "date-time", "description": "the schedule's next tick after now; null when paused or unscheduled"},
+            "last_tick_at": {"type": ["string", "null"], "format": "date-time", "description": "the latest tick the scheduler handled (fired or skipped)"},
             "created_at": time, "updated_at": time, "created_by": by, "updated_by": by,
             "versions": {"type": "array", "items": {"type": "integer"}}, "spec": schema_ref("WorkflowSpec"),
             "deleted": {"type": "boolean"},

@@ -2,18 +2,30 @@
 //! out rather than shown as null.
 
 use linkloom_core::ids::rfc3339;
+use linkloom_core::schedule::CronSchedule;
 use linkloom_core::state::Workflow;
 use serde_json::{json, Value};
 
 /// A workflow at its active version.
-pub fn workflow(wf: &Workflow) -> Value {
+///
+/// `next_fire_at` is the schedule's first tick after `now_ms` (the answering node's clock; null
+/// when paused or unscheduled), and `last_tick_at` the latest tick the scheduler handled.
+pub fn workflow(wf: &Workflow, now_ms: i64) -> Value {
     let Some(active) = wf.active() else {
         return json!({"id": wf.id, "deleted": true});
+    };
+    let next_fire_ms = match (&active.spec.schedule, wf.paused) {
+        (Some(expr), false) => CronSchedule::parse(expr, active.spec.timezone_name())
+            .ok()
+            .and_then(|schedule| schedule.next_after_ms(now_ms)),
+        _ => None,
     };
     json!({
         "id": wf.id,
         "version": active.version,
         "paused": wf.paused,
+        "next_fire_at": next_fire_ms.map(rfc3339),
+        "last_tick_at": wf.last_tick_ms.map(rfc3339),
         "created_at": rfc3339(active.created_at_ms),
         "updated_at": rfc3339(wf.updated_at_ms),
         "created_by": active.created_by,

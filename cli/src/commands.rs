@@ -146,12 +146,13 @@ async fn workflow(client: &Client, command: args::Workflow, out: Out) -> Done {
                 return Ok(0);
             }
             let now = Utc::now();
-            let mut table = Table::new(&["ID", "VERSION", "SCHEDULE", "PAUSED", "TASKS", "UPDATED"]);
+            let mut table = Table::new(&["ID", "VERSION", "SCHEDULE", "NEXT", "PAUSED", "TASKS", "UPDATED"]);
             for wf in &items {
                 table.row(vec![
                     cell(&wf["id"]),
                     cell(&wf["version"]),
                     cell(&wf["spec"]["schedule"]),
+                    ago(&wf["next_fire_at"], now),
                     if wf["paused"] == true { out.status("yes") } else { "no".into() },
                     wf["spec"]["tasks"].as_array().map_or(0, Vec::len).to_string(),
                     ago(&wf["updated_at"], now),
@@ -171,6 +172,9 @@ async fn workflow(client: &Client, command: args::Workflow, out: Out) -> Done {
             let schedule = format!("{} {}", cell(&spec["schedule"]), spec["timezone"].as_str().unwrap_or(""));
             println!("Schedule:    {}", schedule.trim_end());
             println!("Paused:      {}", if wf["paused"] == true { "yes" } else { "no" });
+            if !wf["next_fire_at"].is_null() {
+                println!("Next fire:   {} ({})", cell(&wf["next_fire_at"]), ago(&wf["next_fire_at"], now));
+            }
             println!("Created:     {} by {}", ago(&wf["created_at"], now), cell(&wf["created_by"]));
             println!("Updated:     {} by {}", ago(&wf["updated_at"], now), cell(&wf["updated_by"]));
             if let Some(d) = spec["description"].as_str() {

@@ -106,7 +106,7 @@ fn every_command_against_a_cluster() {
     let list = ok(home, &["workflow", "list", "-o", "json"]).json();
     assert_eq!(list.as_array().map(Vec::len), Some(1));
     let table = ok(home, &["workflow", "list"]).stdout;
-    assert!(table.starts_with("ID   VERSION  SCHEDULE  PAUSED  TASKS  UPDATED\netl  2"), "{table}");
+    assert!(table.starts_with("ID   VERSION  SCHEDULE  NEXT  PAUSED  TASKS  UPDATED\netl  2"), "{table}");
     let described = ok(home, &["workflow", "describe", "etl"]).stdout;
     let load: Vec<&str> =
         described.lines().find(|l| l.starts_with("load ")).expect("a row per task").split_whitespace().collect();

@@ -243,8 +243,15 @@ fn a_two_second_cron_fires_each_tick_once_across_a_leader_restart() {
     cluster.restart(leader).unwrap();
     let before = scheduled(&cluster, via).len();
     cluster.wait_for("ticks after the restart", RUN, |c| scheduled(c, via).len() >= before + 2).unwrap();
+    // The workflow says when it fires next (a 2 s grid point) and which tick it handled last.
+    let (_, wf) = cluster.get_json(via, "/api/v1/workflows/heartbeat").unwrap();
+    let next = wf["next_fire_at"].as_str().unwrap_or_else(|| panic!("no next_fire_at: {wf}"));
+    assert_eq!(chrono_free_millis(next) % 2_000, 0, "{wf}");
+    assert!(wf["last_tick_at"].is_string(), "{wf}");
     let (status, _) = cluster.post(via, "/api/v1/workflows/heartbeat/pause", "application/json", "").unwrap();
     assert_eq!(status, 200);
+    let (_, wf) = cluster.get_json(via, "/api/v1/workflows/heartbeat").unwrap();
+    assert!(wf["next_fire_at"].is_null(), "a paused workflow has no next fire: {wf}");
 
     let ticks = scheduled(&cluster, via);
     let unique: BTreeSet<&String> = ticks.iter().collect();

@@ -86,8 +86,11 @@ pub(crate) async fn list<T: Transport>(
 ) -> Result<Json<Value>, ApiError> {
     let limit = page.limit(state.limits.max_page_size)?;
     page.read_options().barrier(&state).await?;
-    let (items, next_cursor) =
-        state.node.state().read(|s| page_of(s.workflows_after(page.cursor.as_deref()).map(views::workflow), limit));
+    let now_ms = state.clock.now_ms();
+    let (items, next_cursor) = state
+        .node
+        .state()
+        .read(|s| page_of(s.workflows_after(page.cursor.as_deref()).map(|wf| views::workflow(wf, now_ms)), limit));
     Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
 }
 
@@ -97,7 +100,8 @@ pub(crate) async fn show<T: Transport>(
     Path(id): Path<String>,
     Query(read): Query<ReadOptions>,
 ) -> Result<Json<Value>, ApiError> {
-    read_workflow(&state, &read, &id, "workflow", &id, |wf| Some(views::workflow(wf))).await
+    let now_ms = state.clock.now_ms();
+    read_workflow(&state, &read, &id, "workflow", &id, |wf| Some(views::workflow(wf, now_ms))).await
 }
 
 /// `DELETE /api/v1/workflows/{id}`: 204; unfinished executions are cancelled.
