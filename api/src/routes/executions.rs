@@ -1,18 +1,13 @@
-//! Executions: trigger, backfill, list, show, cancel, retry, logs; task callbacks and heartbeats.
-
-use std::convert::Infallible;
-use std::time::Duration;
+//! Executions: trigger, backfill, list, show, cancel, retry; task callbacks and heartbeats.
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response as HttpResponse};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use linkloom_core::ids::{manual_execution_id, scheduled_execution_id};
 use linkloom_core::json::Json as JsonValue;
 use linkloom_core::schedule::CronSchedule;
-use linkloom_core::state::{Execution, ExecutionStatus, Rejection, State as LoomState, Trigger};
+use linkloom_core::state::{Execution, ExecutionStatus, Rejection, Trigger};
 use linkloom_core::task_answer::parse_task_answer;
 use linkloom_core::{Command, Response};
 use linkloom_raft::Transport;
@@ -28,8 +23,6 @@ use crate::ApiState;
 
 /// Most executions one backfill creates.
 const MAX_BACKFILL_TICKS: usize = 1_000;
-/// A log stream ends after this long even if its task has not.
-const MAX_FOLLOW: Duration = Duration::from_secs(24 * 3600);
 
 pub(crate) fn unexpected(response: Response) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("unexpected answer: {response:?}"))
@@ -378,89 +371,6 @@ pub(crate) async fn retry<T: Transport>(
         Response::Rejected(r) => Err(r.into()),
         other => Err(unexpected(other)),
     }
-}
-
-#[derive(Deserialize, Default)]
-pub(crate) struct LogQuery {
-    #[serde(default)]
-    task: Option<String>,
-    #[serde(default)]
-    follow: Option<bool>,
-}
-
-/// The logs of `task` (or of every task), attempt by attempt; and whether they can still grow.
-fn render_logs(s: &LoomState, execution_id: &str, task: Option<&str>) -> Result<(String, bool), ApiError> {
-    let execution = s.execution(execution_id).ok_or_else(|| ApiError::not_found("execution", execution_id))?;
-    if let Some(task) = task {
-        if execution.task(task).is_none() {
-            return Err(ApiError::not_found("task", &format!("{execution_id}/{task}")));
-        }
-    }
-    let mut text = String::new();
-    let mut open = false;
-    for run in execution.tasks.iter().filter(|t| task.is_none_or(|id| t.id == id)) {
-        open |= !run.status.is_terminal();
-        for attempt in &run.attempts {
-            text.push_str(&format!("--- {} attempt {} ({}) ---\n", run.id, attempt.n, attempt.status));
-            if let Some(log) = s.attempt_log(attempt.id) {
-                text.push_str(&log.text());
-                if !text.ends_with('\n') {
-                    text.push('\n');
-                }
-            }
-        }
-    }
-    Ok((text, open && !execution.status.is_terminal()))
-}
-
-/// `GET /api/v1/executions/{id}/logs?task=T[&follow=true]`: text, or server-sent events with
-/// `follow=true` (or `Accept: text/event-stream`) until the task ends.
-pub(crate) async fn logs<T: Transport>(
-    State(state): State<ApiState<T>>,
-    Path(id): Path<String>,
-    Query(query): Query<LogQuery>,
-    headers: HeaderMap,
-) -> Result<HttpResponse, ApiError> {
-    ReadOptions::default().barrier(&state).await?;
-    let wants_stream = query.follow.unwrap_or(false)
-        || headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/event-stream"));
-    let task = query.task.clone();
-    let (text, _) = state.node.state().read(|s| render_logs(s, &id, task.as_deref()))?;
-    if !wants_stream {
-        return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response());
-    }
-    let started = tokio::time::Instant::now();
-    let stream = futures::stream::unfold(
-        (state, id, task, 0usize, false, started),
-        |(state, id, task, sent, done, started)| async move {
-            if done {
-                return None;
-            }
-            let mut changes = state.node.changes();
-            loop {
-                let read = state.node.state().read(|s| render_logs(s, &id, task.as_deref()));
-                let Ok((text, open)) = read else {
-                    return Some((
-                        Ok::<Event, Infallible>(Event::default().event("end").data("gone")),
-                        (state, id, task, sent, true, started),
-                    ));
-                };
-                if text.len() > sent {
-                    let chunk = text[sent..].to_string();
-                    let len = text.len();
-                    return Some((Ok(Event::default().data(chunk)), (state, id, task, len, false, started)));
-                }
-                if !open || started.elapsed() > MAX_FOLLOW {
-                    return Some((
-                        Ok(Event::default().event("end").data("task ended")),
-                        (state, id, task, sent, true, started),
-                    ));
-                }
-                let _ = tokio::time::timeout(Duration::from_millis(500), changes.changed()).await;
-            }
-        },
-    );
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }
 
 pub(crate) fn parse_attempt_id(text: &str) -> Result<u64, ApiError> {

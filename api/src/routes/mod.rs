@@ -6,6 +6,7 @@
 mod cluster;
 mod executions;
 mod health;
+mod logs;
 mod metrics;
 mod raft;
 mod tokens;
@@ -387,7 +388,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .query(LOG_QUERY)
                 .ok_as(200, &["text/plain", "text/event-stream"], "Text")
                 .errors(&[400, 404]),
-            get(executions::logs::<T>),
+            get(logs::logs::<T>),
         ),
         (
             op(Method::POST, "/api/v1/tasks/{attempt_id}/callback", Work, "taskCallback", "tasks")
