@@ -138,7 +138,7 @@ tasks:
     command: "echo done"
     depends_on: [stream]
 `;
-    await page.getByRole('link', { name: 'Editor' }).click();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Editor' }).click();
     await page.locator('.cm-content').waitFor();
     // prepare -> finish makes a cycle: prepare -> stream -> finish -> prepare.
     await setEditorText(body('\n    depends_on: [finish]'));
@@ -245,10 +245,16 @@ tasks:
     await until('the task to run', async () => /running/.test(await timelineRow('wait').innerText()), {
       timeoutMs: 20_000,
     });
+    const logs = page.getByTestId('log-text');
+    await until('its first line in the log', async () => /waiting/.test(await logs.innerText()));
     await page.getByRole('button', { name: 'Cancel…' }).click();
     await page.getByRole('button', { name: 'Confirm cancel' }).click();
     await page.getByText('Cancelled.').waitFor();
     await until('the page to show cancelled', async () => /cancelled/.test(await headStatus()));
+    // The attempt's status changed under the open log stream: the log is still exactly what the
+    // task wrote (the stream once re-sent the log's last bytes when a header changed length).
+    await until('the log to end', async () => (await page.locator('.logs-phase').innerText()) === 'complete');
+    assert.equal((await logs.innerText()).trim(), '--- wait attempt 1 (running) ---\nwaiting');
     const stored = await execution(id);
     assert.equal(stored.status, 'cancelled');
     await shot('execution-cancelled-desktop');
@@ -297,6 +303,40 @@ tasks:
       JSON.stringify(stored.audit),
     );
     await shot('execution-retried-desktop');
+  });
+
+  it('pauses and resumes a scheduled workflow, showing when it fires next', async () => {
+    made.yearly = 'e2e-yearly';
+    await api(
+      'POST',
+      '/api/v1/workflows',
+      `id: ${made.yearly}\nschedule: "0 3 1 1 *"\ntimezone: Europe/Kyiv\ntasks:\n  - id: t\n    type: shell\n    command: "true"\n`,
+    );
+    await page.goto(`${cluster.url(PAGE_NODE)}/workflows/${made.yearly}`);
+    const settings = page.locator('section[aria-labelledby="wf-settings"]');
+    const nextFire = settings.locator('dt:text-is("Next fire") + dd');
+    await until('the next fire time', async () => /\(in \d+ (d|h)\)$/.test(await nextFire.innerText()));
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await page.getByRole('button', { name: 'Resume' }).waitFor();
+    await until('no next fire while paused', async () => (await nextFire.innerText()) === 'none while paused');
+    assert.equal((await api('GET', `/api/v1/workflows/${made.yearly}`)).paused, true);
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await page.getByRole('button', { name: 'Pause' }).waitFor();
+    await until('the next fire time again', async () => /\(in \d+ (d|h)\)$/.test(await nextFire.innerText()));
+  });
+
+  it('filters the executions table and keeps the filter in the address', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Executions' }).click();
+    await page.getByRole('heading', { name: 'Executions' }).waitFor();
+    await page.getByLabel('Status').selectOption('cancelled');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.waitForURL(/status=cancelled/);
+    const rows = page.locator('main table tbody tr');
+    await until('only the cancelled execution', async () => {
+      const texts = await rows.allInnerTexts();
+      return texts.length === 1 && texts[0].includes(made.cancelled);
+    });
+    await shot('executions-filtered-desktop');
   });
 
   it('shows a banner while the node it talks to is down, and recovers', async () => {

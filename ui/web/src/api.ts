@@ -92,6 +92,10 @@ export interface Workflow {
   id: string;
   version?: number;
   paused?: boolean;
+  /** The schedule's next tick after the node's now; null when paused or unscheduled. */
+  next_fire_at?: string | null;
+  /** The latest tick the scheduler handled (fired or skipped). */
+  last_tick_at?: string | null;
   deleted?: boolean;
   created_at?: string;
   updated_at?: string;

@@ -72,7 +72,13 @@ describe('SettingsPage', () => {
     expect(document.documentElement.dataset.theme).toBeUndefined();
     await user.click(screen.getByRole('radio', { name: 'Dark' }));
     expect(document.documentElement.dataset.theme).toBe('dark');
-    await user.selectOptions(screen.getByLabelText('Refresh lists and views every'), '10000');
+    const refresh = screen.getByLabelText('Refresh lists and views every');
+    expect(
+      within(refresh)
+        .getAllByRole('option')
+        .map((o) => o.textContent),
+    ).toEqual(['2 s', '5 s', '10 s', '30 s', '1 min']);
+    await user.selectOptions(refresh, '10000');
     expect(JSON.parse(localStorage.getItem('linkloom.settings')!)).toEqual({ refreshMs: 10_000, theme: 'dark' });
     await user.click(screen.getByRole('radio', { name: 'Follow the system' }));
     expect(document.documentElement.dataset.theme).toBeUndefined();

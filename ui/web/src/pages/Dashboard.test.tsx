@@ -60,6 +60,11 @@ describe('Dashboard', () => {
         json({
           items: [
             { id: 'nightly', paused: true, spec: { id: 'nightly', schedule: '0 6 * * *', tasks: [] } },
+            {
+              id: 'hourly',
+              next_fire_at: new Date(now + 25 * 60_000).toISOString(),
+              spec: { id: 'hourly', schedule: '0 * * * *', tasks: [] },
+            },
             { id: 'adhoc', spec: { id: 'adhoc', tasks: [] } },
           ],
           next_cursor: null,
@@ -89,6 +94,7 @@ describe('Dashboard', () => {
     expect(within(cluster).getByText('7')).toBeInTheDocument();
     expect(within(cluster).getByText('3 (2 voting)')).toBeInTheDocument();
     expect(within(cluster).getByText(/node 3 is 40 entries behind/)).toBeInTheDocument();
+    expect(await screen.findByText('next in 25 min')).toBeInTheDocument();
     await waitFor(() => expect(within(cluster).getByText('2')).toBeInTheDocument());
     expect(within(cluster).getByText('tokens are off: every caller is admin')).toBeInTheDocument();
 
@@ -105,7 +111,8 @@ describe('Dashboard', () => {
     expect(screen.getByText('67%')).toBeInTheDocument();
     const row = runs.closest('tr')!;
     expect(within(row).getByText('paused')).toBeInTheDocument();
-    await waitFor(() => expect(screen.getByText('none')).toBeInTheDocument());
+    const adhoc = screen.getByRole('link', { name: 'adhoc' }).closest('tr')!;
+    await waitFor(() => expect(within(adhoc).getByText('none')).toBeInTheDocument());
     // Recent runs are asked for within the dashboard's window.
     const since = mock
       .callsTo('GET', '/api/v1/executions')

@@ -8,6 +8,7 @@ import { useSettings } from '../settings';
 import { executionFinished } from '../lib/status';
 import { TableFrame } from '../components/TableFrame';
 import { lagSummary } from '../lib/replication';
+import { ago, formatTime } from '../lib/format';
 
 /** The window the dashboard looks at: recent runs and failures of the last seven days. */
 export const DASHBOARD_WINDOW_MS = 7 * 86_400_000;
@@ -120,7 +121,7 @@ export function Dashboard() {
                     <thead>
                       <tr>
                         <th scope="col">Workflow</th>
-                        <th scope="col">Schedule</th>
+                        <th scope="col">Schedule, next fire</th>
                         <th scope="col">Last runs, 7 days (newest first)</th>
                         <th scope="col">Success of those</th>
                       </tr>
@@ -155,12 +156,19 @@ function WorkflowRow({ workflow, refreshMs }: { workflow: Workflow; refreshMs: n
   const succeeded = finished.filter((e) => e.status === 'succeeded').length;
   return (
     <tr>
-      <td>
+      <td className="wf-cell">
         <Link to={workflowPath(workflow.id)}>{workflow.id}</Link>
         {workflow.paused && <span className="tag">paused</span>}
         {workflow.spec?.description && <div className="muted small-print">{workflow.spec.description}</div>}
       </td>
-      <td>{workflow.spec?.schedule ? <code>{workflow.spec.schedule}</code> : <span className="muted">manual</span>}</td>
+      <td>
+        {workflow.spec?.schedule ? <code>{workflow.spec.schedule}</code> : <span className="muted">manual</span>}
+        {workflow.next_fire_at && (
+          <div className="small-print" title={formatTime(workflow.next_fire_at)}>
+            next {ago(workflow.next_fire_at)}
+          </div>
+        )}
+      </td>
       <td>
         {runs.data === undefined ? (
           runs.error ? (

@@ -1,6 +1,5 @@
 import { useId, useState, type FormEvent } from 'react';
 import { ApiError, UnreachableError, api, describeError, getToken, setToken as storeToken } from '../api';
-import { formatDuration } from '../lib/format';
 import { REFRESH_CHOICES_MS, useSettings, type Theme } from '../settings';
 
 export function SettingsPage() {
@@ -21,7 +20,7 @@ export function SettingsPage() {
           >
             {REFRESH_CHOICES_MS.map((ms) => (
               <option key={ms} value={ms}>
-                {formatDuration(ms)}
+                {intervalLabel(ms)}
               </option>
             ))}
           </select>
@@ -123,4 +122,9 @@ function TokenSettings() {
       )}
     </section>
   );
+}
+
+/** `2 s`, `30 s`, `1 min`: a refresh interval as a person says it (not a measured duration). */
+export function intervalLabel(ms: number): string {
+  return ms < 60_000 ? `${ms / 1000} s` : `${ms / 60_000} min`;
 }

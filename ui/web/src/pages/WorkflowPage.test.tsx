@@ -9,6 +9,8 @@ const WORKFLOW: Workflow = {
   id: 'nightly',
   version: 2,
   paused: false,
+  next_fire_at: '2099-01-01T06:00:00Z',
+  last_tick_at: '2026-03-01T06:00:00Z',
   created_at: '2026-02-01T00:00:00Z',
   updated_at: '2026-02-02T00:00:00Z',
   versions: [1, 2],
@@ -89,6 +91,9 @@ describe('WorkflowPage', () => {
     expect(within(graph).getByRole('button', { name: 'extract succeeded, type http' })).toBeInTheDocument();
     expect(screen.getByText(/coloured by nightly:20260301T060000Z \(failed\)/)).toBeInTheDocument();
     expect(screen.getByText('0 6 * * *')).toBeInTheDocument();
+    const settings = screen.getByRole('region', { name: 'Schedule and settings' });
+    expect(within(settings).getByText('Next fire').nextElementSibling).toHaveTextContent(/\(in \d+ d\)$/);
+    expect(within(settings).getByText('Last tick').nextElementSibling).toHaveTextContent(/\(\d+ d ago\)$/);
     const versions = await screen.findByRole('table', { name: 'Versions of nightly, newest first' });
     expect(within(versions).getByText('v2')).toBeInTheDocument();
     expect(screen.getByRole('table', { name: 'Newest executions of nightly' })).toHaveTextContent(
@@ -179,5 +184,6 @@ describe('WorkflowPage', () => {
     expect(await screen.findByRole('button', { name: 'Resume' })).toBeInTheDocument();
     expect(fetches.callsTo('POST', '/api/v1/workflows/nightly/pause')).toHaveLength(1);
     expect(screen.getAllByText('paused').length).toBeGreaterThan(0);
+    expect(screen.getByText('Next fire').nextElementSibling).toHaveTextContent('none while paused');
   });
 });

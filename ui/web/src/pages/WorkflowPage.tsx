@@ -18,7 +18,7 @@ import { TaskDefinition } from '../components/TaskDefinition';
 import { TriggerForm } from '../components/TriggerForm';
 import { VersionDiff } from '../components/VersionDiff';
 import { useResource } from '../hooks/useResource';
-import { formatTime, prettyJson } from '../lib/format';
+import { ago, formatTime, prettyJson } from '../lib/format';
 import { useSettings } from '../settings';
 import { TableFrame } from '../components/TableFrame';
 
@@ -155,8 +155,20 @@ function WorkflowView({ workflow: w, reload }: { workflow: Workflow; reload: () 
                 <dd>{w.spec.timezone}</dd>
               </>
             )}
-            <dt>Ticks</dt>
-            <dd>{w.paused ? 'paused' : w.spec?.schedule ? 'firing' : '–'}</dd>
+            {w.spec?.schedule && (
+              <>
+                <dt>Next fire</dt>
+                <dd>
+                  {w.paused
+                    ? 'none while paused'
+                    : w.next_fire_at
+                      ? `${formatTime(w.next_fire_at)} (${ago(w.next_fire_at)})`
+                      : '–'}
+                </dd>
+                <dt>Last tick</dt>
+                <dd>{w.last_tick_at ? `${formatTime(w.last_tick_at)} (${ago(w.last_tick_at)})` : 'none yet'}</dd>
+              </>
+            )}
             <dt>Concurrency</dt>
             <dd>{w.spec?.concurrency ?? 'allow'}</dd>
             <dt>Catch-up</dt>
