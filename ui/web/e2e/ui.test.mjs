@@ -131,7 +131,7 @@ tasks:
     command: "echo preparing"${prepareDeps}
   - id: stream
     type: shell
-    command: "for i in 1 2 3 4 5 6 7 8 9 10; do echo line $i; sleep 0.4; done"
+    command: 'for i in 1 2 3 4 5 6 7 8 9 10; do seq 1 30; echo line $i; sleep 0.4; done'
     depends_on: [prepare]
   - id: finish
     type: shell
@@ -188,6 +188,24 @@ tasks:
     await shot('workflow-version-diff-desktop');
   });
 
+  it('reaches a task on the graph with the keyboard alone', async () => {
+    await page.goto(`${cluster.url(PAGE_NODE)}/workflows/${made.report}`);
+    await page.locator('.dag-node-body').first().waitFor();
+    let focused = '';
+    for (let i = 0; i < 40 && !focused; i++) {
+      await page.keyboard.press('Tab');
+      focused = await page.evaluate(() =>
+        document.activeElement?.classList.contains('dag-node-body') ? (document.activeElement.textContent ?? '') : '',
+      );
+    }
+    assert.match(focused, /prepare/, 'Tab never reached the first task of the graph');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: /Task prepare/ }).waitFor();
+    await page.keyboard.press('Tab');
+    await page.keyboard.press(' ');
+    await page.getByRole('heading', { name: /Task stream/ }).waitFor();
+  });
+
   it('triggers it, fills in the timeline, and tails the log live', async () => {
     const id = await triggerFromWorkflowPage(made.report);
     made.reportExecution = id;
@@ -210,10 +228,22 @@ tasks:
     assert.equal(phase, 'live', `log phase while running: ${phase}`);
     await shot('execution-running-desktop');
 
+    // The pane keeps to the end as lines arrive, unless the reader scrolls up.
+    const atEnd = () => logs.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight <= 4);
     await until(
-      'more lines to arrive',
-      async () => (await logs.innerText()).split('\n').length > early.split('\n').length,
+      'line 2, with the pane following it',
+      async () => /line 2\b/.test(await logs.innerText()) && (await atEnd()),
     );
+    await logs.evaluate((el) => {
+      el.scrollTop = 0;
+    });
+    const jump = page.getByRole('button', { name: 'Jump to latest' });
+    await jump.waitFor();
+    const before = await logs.innerText();
+    await until('more lines while scrolled up', async () => (await logs.innerText()).length > before.length);
+    assert.equal(await logs.evaluate((el) => el.scrollTop), 0, 'new lines pulled away a reader who had scrolled up');
+    await jump.click();
+    await until('the pane back at the end', atEnd);
     await until('the execution to succeed', async () => /succeeded/.test(await headStatus()), { timeoutMs: 30_000 });
     await until('the log to end', async () => (await page.locator('.logs-phase').innerText()) === 'complete');
     const full = await logs.innerText();
