@@ -81,6 +81,9 @@ impl LogFollower {
                     Some(_) => None,
                 };
                 if let Some(header) = header {
+                    if !self.at_line_start {
+                        out.push('\n');
+                    }
                     self.push(&mut out, &header);
                     self.current = Some(attempt.id);
                 }
@@ -95,9 +98,6 @@ impl LogFollower {
     }
 
     fn push(&mut self, out: &mut String, text: &str) {
-        if text.starts_with("--- ") && !self.at_line_start {
-            out.push('\n');
-        }
         out.push_str(text);
         self.at_line_start = text.ends_with('\n');
     }
@@ -267,6 +267,11 @@ mod tests {
         );
         log(&mut s, b, "b2\n");
         assert_eq!(all.poll(&s).unwrap().0, "b2\n");
+        // A task's own line that looks like a header is its text, passed on as written.
+        log(&mut s, b, "x");
+        assert_eq!(all.poll(&s).unwrap().0, "x");
+        log(&mut s, b, "--- y ---\n");
+        assert_eq!(all.poll(&s).unwrap().0, "--- y ---\n");
     }
 
     #[test]
