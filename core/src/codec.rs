@@ -8,8 +8,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// The current format: bincode 2 (standard config) behind a version byte.
-/// Version 2 added API tokens, audit trails and `updated_by` to the state.
-pub const FORMAT_VERSION: u8 = 2;
+/// Version 2 added API tokens, audit trails and `updated_by` to the state; version 3 the tables
+/// that apply proposals and client requests exactly once.
+pub const FORMAT_VERSION: u8 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {

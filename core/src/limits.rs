@@ -56,6 +56,12 @@ pub struct Tunable {
     pub max_output_bytes: u32,
     /// Log bytes kept per attempt; older chunks are dropped (and counted) beyond it.
     pub max_log_bytes_per_attempt: u32,
+    /// How long a client request (`Idempotency-Key`) is remembered, in seconds: a retry within
+    /// it gets the first answer.
+    pub request_window_secs: u32,
+    /// Client requests remembered at most; beyond it the oldest is forgotten early (counted in
+    /// `/metrics`), which shortens the window under heavy load.
+    pub max_remembered_requests: u32,
 }
 
 impl Default for Tunable {
@@ -65,6 +71,8 @@ impl Default for Tunable {
             max_params_bytes: MAX_PARAMS_BYTES as u32,
             max_output_bytes: MAX_OUTPUT_BYTES as u32,
             max_log_bytes_per_attempt: MAX_LOG_BYTES_PER_ATTEMPT as u32,
+            request_window_secs: 3_600,
+            max_remembered_requests: 100_000,
         }
     }
 }
@@ -75,16 +83,20 @@ pub const CEILINGS: Tunable = Tunable {
     max_params_bytes: 1024 * 1024,
     max_output_bytes: 4 * 1024 * 1024,
     max_log_bytes_per_attempt: 16 * 1024 * 1024,
+    request_window_secs: 24 * 3_600,
+    max_remembered_requests: 1_000_000,
 };
 
 impl Tunable {
     /// The limits as (name, value, ceiling), for checks and views.
-    pub fn fields(&self) -> [(&'static str, u32, u32); 4] {
+    pub fn fields(&self) -> [(&'static str, u32, u32); 6] {
         [
             ("max_tasks_per_workflow", self.max_tasks_per_workflow, CEILINGS.max_tasks_per_workflow),
             ("max_params_bytes", self.max_params_bytes, CEILINGS.max_params_bytes),
             ("max_output_bytes", self.max_output_bytes, CEILINGS.max_output_bytes),
             ("max_log_bytes_per_attempt", self.max_log_bytes_per_attempt, CEILINGS.max_log_bytes_per_attempt),
+            ("request_window_secs", self.request_window_secs, CEILINGS.request_window_secs),
+            ("max_remembered_requests", self.max_remembered_requests, CEILINGS.max_remembered_requests),
         ]
     }
 

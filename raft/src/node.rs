@@ -2,9 +2,9 @@
 //! follower are forwarded to the leader, and reads are linearizable by default (read index).
 //!
 //! While there is no leader (an election is running), requests wait up to `forward_wait_ms` and
-//! retry rather than fail. A retried write may apply twice if the first try committed but its
-//! answer was lost with the old leader: proposals are at-least-once across a leader failure, and
-//! commands that must be exactly-once (creating a scheduled execution) are idempotent by id.
+//! retry rather than fail. A retry never applies a command twice: every batch carries its origin
+//! (this node, a session drawn at start, a sequence number), and the state machine answers a
+//! batch it has seen with its first answers (see `linkloom_core::state::Origin`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use linkloom_core::metrics::{Exposition, Histogram};
+use linkloom_core::state::Origin;
 use linkloom_core::{codec, Command, Response};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, ServerState};
@@ -47,6 +48,13 @@ pub struct RaftSettings {
     pub forward_wait_ms: u64,
     /// Timeout of one forwarded request to the leader.
     pub forward_timeout_ms: u64,
+    /// Batches carry their origin so a retried one applies once. Off only for chaos testing
+    /// (`LOOM_CHAOS_NO_DEDUP`), to prove a test sees the duplicates it must.
+    pub exactly_once: bool,
+    /// A leader restored at start-up answers read indexes no lower than its log's end (see
+    /// [`RestoredLeadership`]). Off only for chaos testing (`LOOM_CHAOS_STALE_READS`), to prove
+    /// a test sees the stale reads it must.
+    pub guard_restored_reads: bool,
 }
 
 impl RaftSettings {
@@ -64,6 +72,8 @@ impl RaftSettings {
             logs_kept_after_snapshot: 1_000,
             forward_wait_ms: 10_000,
             forward_timeout_ms: 5_000,
+            exactly_once: true,
+            guard_restored_reads: true,
         }
     }
 }
@@ -138,6 +148,27 @@ struct Core<T> {
     raft: Raft,
     transport: T,
     settings: RaftSettings,
+    /// This process's proposer session (see [`Origin`]).
+    session: u64,
+    restored: Option<RestoredLeadership>,
+}
+
+/// A leadership this node held when its process stopped, which openraft resumes at start-up
+/// without an election.
+///
+/// openraft computes a leader's read index as the larger of its commit index and the first
+/// entry of its term. A leader elected normally knows its commit index; a restored one only knows
+/// the commit index it last wrote to disk, which is not flushed on its own and may be older than
+/// writes it had committed and acknowledged before it died. Answering a read from there served
+/// stale state (found by the Jepsen-style test: a read begun after write B was acknowledged
+/// returned the value before B, when the leader was killed and restarted within its followers'
+/// election timeout). Everything this leader committed is in its own log, so while the restored
+/// leadership lasts, read indexes start at the log's end as it was found on disk; those entries
+/// belong to the leader's term and commit as soon as a quorum has them.
+#[derive(Debug, Clone, Copy)]
+struct RestoredLeadership {
+    vote: openraft::Vote<u64>,
+    last_log_index: u64,
 }
 
 struct Inner<T> {
@@ -194,9 +225,23 @@ impl<T: Transport> ReplicatedNode<T> {
         let mut log = LogStore::open(&disk).map_err(|e| NodeError::Storage(e.to_string()))?;
         let state_machine = StateMachineStore::open(&disk).map_err(|e| NodeError::Storage(e.to_string()))?;
         let state = state_machine.state();
-        let committed_at_start = {
+        let (committed_at_start, restored) = {
             use openraft::storage::RaftLogStorage;
-            log.read_committed().await.map_err(|e| NodeError::Storage(e.to_string()))?.map(|id| id.index)
+            let storage = |e: crate::types::StorageError| NodeError::Storage(e.to_string());
+            let committed = log.read_committed().await.map_err(storage)?.map(|id| id.index);
+            let vote = log.read_vote().await.map_err(storage)?;
+            let last_log = log.get_log_state().await.map_err(storage)?.last_log_id;
+            let restored = match (vote, last_log) {
+                (Some(vote), Some(last))
+                    if vote.is_committed()
+                        && vote.leader_id().voted_for() == Some(settings.node_id)
+                        && settings.guard_restored_reads =>
+                {
+                    Some(RestoredLeadership { vote, last_log_index: last.index })
+                }
+                _ => None,
+            };
+            (committed, restored)
         };
 
         let config = openraft::Config {
@@ -221,7 +266,9 @@ impl<T: Transport> ReplicatedNode<T> {
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
 
-        let core = Arc::new(Core { id: settings.node_id, raft, transport, settings: settings.clone() });
+        let session = rand::Rng::gen::<u64>(&mut crate::runtime::ThreadRng);
+        let core =
+            Arc::new(Core { id: settings.node_id, raft, transport, settings: settings.clone(), session, restored });
         let (proposals, queued) = mpsc::channel(MAX_QUEUED_PROPOSALS);
         tokio::spawn(batch_loop(core.clone(), queued));
         let metrics = NodeMetrics { log: log.metrics(), ..NodeMetrics::default() };
@@ -321,7 +368,7 @@ impl<T: Transport> ReplicatedNode<T> {
     /// Replicates `command` and returns what applying it answered, forwarding to the leader when
     /// this node is not it.
     pub async fn propose(&self, command: Command) -> Result<Response, NodeError> {
-        if matches!(command, Command::Batch(_)) {
+        if matches!(command, Command::Batch { .. }) {
             return Err(NodeError::BadRequest("batches are formed by the node, not proposed".into()));
         }
         let (reply, answer) = oneshot::channel();
@@ -596,7 +643,15 @@ impl<T: Transport> Core<T> {
                 Err(e) => LeaderResponse::Failed(e.to_string()),
             },
             LeaderRequest::ReadIndex => match raft.ensure_linearizable().await {
-                Ok(read_log_id) => LeaderResponse::ReadIndex(read_log_id.map(|id| id.index)),
+                Ok(read_log_id) => {
+                    let mut index = read_log_id.map(|id| id.index);
+                    if let Some(restored) = &self.restored {
+                        if raft.metrics().borrow().vote == restored.vote {
+                            index = index.max(Some(restored.last_log_index));
+                        }
+                    }
+                    LeaderResponse::ReadIndex(index)
+                }
                 Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => not_leader(&f),
                 Err(e) => LeaderResponse::Failed(e.to_string()),
             },
@@ -653,8 +708,13 @@ impl<T: Transport> Core<T> {
 }
 
 /// Takes queued proposals in batches and sends each batch to the leader as one log entry.
+///
+/// Batches are numbered in the order they are formed; each carries the lowest number still
+/// waiting for its answer, so the state machine can drop the answers it keeps for retries.
 async fn batch_loop<T: Transport>(core: Arc<Core<T>>, mut queued: mpsc::Receiver<Proposal>) {
     let in_flight = Arc::new(Semaphore::new(MAX_BATCHES_IN_FLIGHT));
+    let waiting: Arc<std::sync::Mutex<BTreeSet<u64>>> = Arc::default();
+    let mut next_seq = 0u64;
     let mut buffer = Vec::with_capacity(MAX_BATCH_COMMANDS);
     loop {
         let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
@@ -662,29 +722,30 @@ async fn batch_loop<T: Transport>(core: Arc<Core<T>>, mut queued: mpsc::Receiver
             return; // the node was dropped
         }
         let batch: Vec<Proposal> = std::mem::take(&mut buffer);
-        let core = core.clone();
+        let seq = next_seq;
+        next_seq += 1;
+        let answered_below = {
+            let mut waiting = waiting.lock().unwrap_or_else(|p| p.into_inner());
+            waiting.insert(seq);
+            waiting.first().copied().unwrap_or(seq)
+        };
+        let origin = Origin { node: core.id, session: core.session, seq, answered_below };
+        let (core, waiting) = (core.clone(), waiting.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            core.propose_batch(batch).await;
+            core.propose_batch(origin, batch).await;
+            waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(&seq);
         });
     }
 }
 
 impl<T: Transport> Core<T> {
-    async fn propose_batch(&self, mut batch: Vec<Proposal>) {
-        if batch.len() == 1 {
-            let Some(Proposal { command, reply }) = batch.pop() else { return };
-            let result = match self.on_leader(LeaderRequest::Propose(Box::new(command))).await {
-                Ok(LeaderResponse::Applied(response)) => Ok(response),
-                Ok(other) => Err(NodeError::Raft(format!("unexpected answer to a proposal: {other:?}"))),
-                Err(e) => Err(e),
-            };
-            let _ = reply.send(result);
-            return;
-        }
+    async fn propose_batch(&self, origin: Origin, batch: Vec<Proposal>) {
         let (commands, replies): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.command, p.reply)).unzip();
         let count = commands.len();
-        match self.on_leader(LeaderRequest::Propose(Box::new(Command::Batch(commands)))).await {
+        let origin = self.settings.exactly_once.then_some(origin);
+        let command = Command::Batch { origin, commands };
+        match self.on_leader(LeaderRequest::Propose(Box::new(command))).await {
             Ok(LeaderResponse::Applied(Response::Batch(responses))) if responses.len() == count => {
                 for (reply, response) in replies.into_iter().zip(responses) {
                     let _ = reply.send(Ok(response));

@@ -3,15 +3,22 @@
 //! [`HttpTransport`] is hyper's pooled client over any connector: production uses TCP
 //! (`HttpConnector`); the simulation passes a connector over turmoil's network, so Raft RPC and
 //! write forwarding run the same code in both.
+//!
+//! Each peer gets a pool of its own, and idle connections expire on tokio's clock. hyper's pool
+//! keeps its hosts in a `HashMap` and, without a timer, judges idleness by the real clock: a pool
+//! shared by several peers closes their connections in an order that differs from process to
+//! process, and the simulation (virtual time, one seed, one run) would stop replaying exactly.
 
+use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 /// Why a call to a peer failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -39,10 +46,19 @@ pub trait Transport: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<u8>, TransportError>> + Send;
 }
 
-/// A pooled HTTP/1.1 client over connector `C`.
+/// Peers a transport keeps a pool for; beyond it the least recently used pool is dropped (a
+/// cluster has a handful of members, so this only bounds addresses of long-gone ones).
+const MAX_PEER_POOLS: usize = 64;
+
+/// How long an unused connection to a peer stays open.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A pooled HTTP/1.1 client over connector `C`, one pool per peer.
 #[derive(Clone)]
 pub struct HttpTransport<C = HttpConnector> {
-    client: Client<C, Full<Bytes>>,
+    connector: C,
+    /// Pool per peer address, with a use counter for eviction beyond [`MAX_PEER_POOLS`].
+    pools: Arc<Mutex<PeerPools<C>>>,
     /// Sent as `X-Loom-Cluster-Secret` so peers can refuse strangers (empty: none sent).
     cluster_secret: String,
     /// `http`, or `https` when peers serve TLS.
@@ -79,13 +95,43 @@ impl HttpTransport<HttpConnector> {
     }
 }
 
+struct PeerPools<C> {
+    by_addr: BTreeMap<String, (u64, Client<C, Full<Bytes>>)>,
+    uses: u64,
+}
+
 impl<C: Connect + Clone + Send + Sync + 'static> HttpTransport<C> {
     pub fn with_connector(connector: C) -> Self {
+        HttpTransport {
+            connector,
+            pools: Arc::new(Mutex::new(PeerPools { by_addr: BTreeMap::new(), uses: 0 })),
+            cluster_secret: String::new(),
+            scheme: "http",
+        }
+    }
+
+    /// The pool for `addr`, made on first use.
+    fn client(&self, addr: &str) -> Client<C, Full<Bytes>> {
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        pools.uses += 1;
+        let used = pools.uses;
+        if let Some((last_used, client)) = pools.by_addr.get_mut(addr) {
+            *last_used = used;
+            return client.clone();
+        }
+        if pools.by_addr.len() >= MAX_PEER_POOLS {
+            let oldest = pools.by_addr.iter().min_by_key(|(_, (last, _))| *last).map(|(a, _)| a.clone());
+            if let Some(oldest) = oldest {
+                pools.by_addr.remove(&oldest);
+            }
+        }
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_max_idle_per_host(64)
-            .build(connector);
-        HttpTransport { client, cluster_secret: String::new(), scheme: "http" }
+            .build(self.connector.clone());
+        pools.by_addr.insert(addr.to_string(), (used, client.clone()));
+        client
     }
 
     /// Sends `secret` with every request.
@@ -108,7 +154,7 @@ impl<C: Connect + Clone + Send + Sync + 'static> Transport for HttpTransport<C> 
         }
         let request = request.body(Full::new(Bytes::from(body))).map_err(|e| io(e.to_string()))?;
         let call = async {
-            let response = self.client.request(request).await.map_err(|e| {
+            let response = self.client(addr).request(request).await.map_err(|e| {
                 if e.is_connect() {
                     TransportError::Unreachable { addr: addr.to_string(), reason: e.to_string() }
                 } else {

@@ -80,7 +80,12 @@ impl HyperTaskHttp<hyper_rustls::HttpsConnector<HttpConnector>> {
 
 impl<C: Connect + Clone + Send + Sync + 'static> HyperTaskHttp<C> {
     pub fn with_connector(connector: C) -> Self {
-        HyperTaskHttp { client: Client::builder(TokioExecutor::new()).pool_max_idle_per_host(32).build(connector) }
+        // Idle connections expire on tokio's clock (virtual in the simulation), not the real one.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .pool_max_idle_per_host(32)
+            .build(connector);
+        HyperTaskHttp { client }
     }
 }
 

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::execution::{ExecutionStatus, TaskStatus, Trigger};
+use super::requests::{Fingerprint, Origin, RequestId};
 use super::token::Role;
 use crate::ids::NodeId;
 use crate::json::Json;
@@ -125,10 +126,17 @@ pub enum Command {
     RevokeToken { name: String, actor: Option<String>, at_ms: i64 },
     /// Replaces the tunable limits (each within its ceiling, else rejected).
     SetLimits { limits: crate::limits::Tunable, actor: Option<String>, at_ms: i64 },
+    /// `command`, applied at most once per client request: a second command with the same
+    /// `request` within the request window is not applied and is answered with the first answer
+    /// ([`Response::Replayed`]), or refused if its fingerprint differs (the key was reused for
+    /// another request). See [`super::requests`].
+    Idempotent { request: RequestId, fingerprint: Fingerprint, command: Box<Command> },
     /// Several commands in one log entry, applied in order, each answered on its own (one's
     /// rejection does not affect the others). Proposers batch concurrent writes this way so one
-    /// append, one replication round and one fsync serve them all. Batches do not nest.
-    Batch(Vec<Command>),
+    /// append, one replication round and one fsync serve them all. A batch with an `origin` is
+    /// applied once however often its proposer sends it (see [`super::requests`]). Batches do not
+    /// nest.
+    Batch { origin: Option<Origin>, commands: Vec<Command> },
 }
 
 impl Command {
@@ -161,7 +169,8 @@ impl Command {
             | Command::CreateToken { at_ms, .. }
             | Command::RevokeToken { at_ms, .. }
             | Command::SetLimits { at_ms, .. } => *at_ms,
-            Command::Batch(commands) => commands.iter().map(Command::at_ms).max().unwrap_or(i64::MIN),
+            Command::Idempotent { command, .. } => command.at_ms(),
+            Command::Batch { commands, .. } => commands.iter().map(Command::at_ms).max().unwrap_or(i64::MIN),
         }
     }
 }
@@ -301,6 +310,8 @@ pub enum Response {
 
     /// One answer per command of a [`Command::Batch`], in order.
     Batch(Vec<Response>),
+    /// The first answer to a client request seen again (see [`Command::Idempotent`]).
+    Replayed(Box<Response>),
     Rejected(Rejection),
 }
 
@@ -357,4 +368,10 @@ pub enum Rejection {
     InvalidLimits(String),
     #[error("{what} is {size} bytes; the limit is {limit}")]
     TooLarge { what: String, size: usize, limit: usize },
+    #[error("idempotency key `{key}` was used for a different request")]
+    IdempotencyKeyReused { key: String },
+    #[error("this batch was already answered to its proposer")]
+    DuplicateProposal,
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
 }

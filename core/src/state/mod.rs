@@ -9,6 +9,7 @@ mod command;
 mod execution;
 mod lease;
 mod log;
+mod requests;
 mod token;
 mod worker;
 
@@ -23,6 +24,7 @@ pub use execution::{
 };
 pub use lease::Lease;
 pub use log::{AttemptLog, LogChunk};
+pub use requests::{Fingerprint, Origin, RequestId, MAX_IDEMPOTENCY_KEY_BYTES};
 pub use token::{validate_token_name, Role, TokenEntry, BOOTSTRAP_ADMIN};
 pub use worker::{validate_worker, QueuedTask, WorkerEntry};
 
@@ -97,20 +99,43 @@ pub struct State {
     token_hashes: BTreeMap<String, String>,
     /// The limits an admin tuned (defaults until then).
     limits: limits::Tunable,
+    /// Unconfirmed answers of each proposing node's batches (exactly-once proposals).
+    sessions: requests::Sessions,
+    /// Client requests remembered by idempotency key (exactly-once client retries).
+    requests: requests::ClientRequests,
 }
 
 impl State {
     /// Applies one command. Deterministic; a [`Response::Rejected`] leaves the state unchanged
     /// except for the replicated clock, which only moves forward.
     pub fn apply(&mut self, cmd: Command) -> Response {
-        if let Command::Batch(commands) = cmd {
-            if commands.iter().any(|c| matches!(c, Command::Batch(_))) {
+        if let Command::Batch { origin, commands } = cmd {
+            if commands.iter().any(|c| matches!(c, Command::Batch { .. })) {
                 return Response::Rejected(Rejection::NestedBatch);
             }
-            return Response::Batch(commands.into_iter().map(|c| self.apply(c)).collect());
+            let Some(origin) = origin else {
+                return Response::Batch(commands.into_iter().map(|c| self.apply(c)).collect());
+            };
+            // The batch's own clock moves replicated time even when it is a copy (like a rejection).
+            let at_ms = commands.iter().map(Command::at_ms).max().unwrap_or(i64::MIN);
+            self.clock_ms = self.clock_ms.max(at_ms);
+            return match self.sessions.admit(&origin, self.clock_ms) {
+                requests::Seen::Again(answers) => Response::Batch(answers),
+                requests::Seen::Stale => {
+                    Response::Batch(commands.iter().map(|_| Response::Rejected(Rejection::DuplicateProposal)).collect())
+                }
+                requests::Seen::New => {
+                    let answers: Vec<Response> = commands.into_iter().map(|c| self.apply(c)).collect();
+                    self.sessions.record(&origin, &answers);
+                    Response::Batch(answers)
+                }
+            };
         }
         self.clock_ms = self.clock_ms.max(cmd.at_ms());
         let now = self.clock_ms;
+        if let Command::Idempotent { request, fingerprint, command } = cmd {
+            return self.apply_once(request, fingerprint, *command, now);
+        }
         let response = match cmd {
             Command::PutWorkflow { spec, actor, .. } => self.put_workflow(spec, actor, now),
             Command::DeleteWorkflow { workflow_id, actor, .. } => self.delete_workflow(&workflow_id, actor, now),
@@ -248,10 +273,40 @@ impl State {
                 }
                 Err(m) => Response::Rejected(Rejection::InvalidLimits(m)),
             },
-            Command::Batch(_) => unreachable!("batches are unpacked above"),
+            Command::Batch { .. } | Command::Idempotent { .. } => unreachable!("unwrapped above"),
         };
         debug_assert_eq!(self.check_invariants(), Ok(()));
         response
+    }
+
+    /// Applies a client request unless it was applied within the request window (see
+    /// [`requests`]).
+    fn apply_once(&mut self, request: RequestId, fingerprint: Fingerprint, command: Command, now: i64) -> Response {
+        if matches!(command, Command::Batch { .. } | Command::Idempotent { .. }) {
+            return Response::Rejected(Rejection::InvalidRequest("a client request wraps one command".into()));
+        }
+        if let Err(e) = request.validate() {
+            return Response::Rejected(Rejection::InvalidRequest(e));
+        }
+        let window_ms = i64::from(self.limits.request_window_secs) * 1_000;
+        match self.requests.lookup(&request, &fingerprint, now, window_ms) {
+            requests::Lookup::Replay(first) => Response::Replayed(Box::new(first)),
+            requests::Lookup::Reused => Response::Rejected(Rejection::IdempotencyKeyReused { key: request.key }),
+            requests::Lookup::New => {
+                let response = self.apply(command);
+                let max = self.limits.max_remembered_requests as usize;
+                self.requests.record(request, fingerprint, response.clone(), now, max);
+                response
+            }
+        }
+    }
+
+    /// (node sessions, batch answers they hold, client requests remembered, client requests
+    /// forgotten early because the table was full): the exactly-once tables' size, for metrics.
+    pub fn request_tables(&self) -> (usize, usize, usize, u64) {
+        let (sessions, answers) = self.sessions.size();
+        let (remembered, evicted) = self.requests.size();
+        (sessions, answers, remembered, evicted)
     }
 
     fn live_workflow_mut(&mut self, id: &str) -> Result<&mut Workflow, Rejection> {
@@ -859,6 +914,7 @@ impl State {
 
     /// Checks cross-structure invariants.
     pub fn check_invariants(&self) -> Result<(), String> {
+        self.requests.check_invariants()?;
         for execution in self.executions.values() {
             execution.check_invariants()?;
         }

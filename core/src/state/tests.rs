@@ -237,6 +237,7 @@ fn tuned_limits_apply_to_what_comes_after() {
         max_params_bytes: 100,
         max_output_bytes: 20,
         max_log_bytes_per_attempt: 10,
+        ..limits::Tunable::default()
     };
     let bad = limits::Tunable { max_output_bytes: limits::CEILINGS.max_output_bytes + 1, ..tight };
     match s.apply(Command::SetLimits { limits: bad, actor: None, at_ms: 1 }) {
@@ -376,11 +377,14 @@ fn an_execution_id_must_start_with_its_workflow() {
 #[test]
 fn a_batch_applies_in_order_and_answers_each_command() {
     let mut s = State::default();
-    let batch = Command::Batch(vec![
-        Command::PutWorkflow { spec: spec(DAG), actor: None, at_ms: 1 },
-        Command::DeleteWorkflow { workflow_id: "nope".into(), actor: None, at_ms: 2 },
-        Command::PutWorkflow { spec: spec(DAG), actor: None, at_ms: 3 },
-    ]);
+    let batch = Command::Batch {
+        origin: None,
+        commands: vec![
+            Command::PutWorkflow { spec: spec(DAG), actor: None, at_ms: 1 },
+            Command::DeleteWorkflow { workflow_id: "nope".into(), actor: None, at_ms: 2 },
+            Command::PutWorkflow { spec: spec(DAG), actor: None, at_ms: 3 },
+        ],
+    };
     let answers = match s.apply(batch) {
         Response::Batch(answers) => answers,
         other => panic!("{other:?}"),
@@ -390,10 +394,109 @@ fn a_batch_applies_in_order_and_answers_each_command() {
     assert!(matches!(answers[1], Response::Rejected(Rejection::WorkflowNotFound(_))));
     assert_eq!(answers[2], Response::WorkflowStored { workflow_id: "wf".into(), version: 2 });
     assert_eq!(s.clock_ms(), 3);
-    let nested = Command::Batch(vec![Command::Batch(vec![])]);
+    let nested = Command::Batch { origin: None, commands: vec![Command::Batch { origin: None, commands: vec![] }] };
     let before = s.digest();
     assert_eq!(s.apply(nested), Response::Rejected(Rejection::NestedBatch));
     assert_eq!(s.digest(), before);
+}
+
+fn put_at(n: i64) -> Command {
+    Command::PutWorkflow { spec: spec(DAG), actor: None, at_ms: n }
+}
+
+fn from_node(seq: u64, answered_below: u64, commands: Vec<Command>) -> Command {
+    Command::Batch { origin: Some(Origin { node: 2, session: 99, seq, answered_below }), commands }
+}
+
+#[test]
+fn a_batch_its_node_sends_again_is_applied_once_and_answered_the_same() {
+    let mut s = State::default();
+    let first = s.apply(from_node(0, 0, vec![put_at(1), put_at(2)]));
+    assert_eq!(
+        first,
+        Response::Batch(vec![
+            Response::WorkflowStored { workflow_id: "wf".into(), version: 1 },
+            Response::WorkflowStored { workflow_id: "wf".into(), version: 2 },
+        ])
+    );
+    // The leader died before answering; the node sends the same batch to the next one.
+    assert_eq!(s.apply(from_node(0, 0, vec![put_at(1), put_at(2)])), first);
+    assert_eq!(s.workflow("wf").map(|w| w.latest), Some(2));
+    // Once the node confirms the answer, a late copy is refused, not applied.
+    s.apply(from_node(1, 1, vec![put_at(3)]));
+    assert_eq!(
+        s.apply(from_node(0, 0, vec![put_at(1), put_at(2)])),
+        Response::Batch(vec![Response::Rejected(Rejection::DuplicateProposal); 2])
+    );
+    assert_eq!(s.workflow("wf").map(|w| w.latest), Some(3));
+    assert_eq!(s.request_tables().0, 1);
+}
+
+fn once(key: &str, fingerprint: u8, command: Command) -> Command {
+    Command::Idempotent {
+        request: RequestId { scope: "ops".into(), key: key.into() },
+        fingerprint: [fingerprint; 16],
+        command: Box::new(command),
+    }
+}
+
+#[test]
+fn a_client_request_retried_gets_its_first_answer() {
+    let mut s = State::default();
+    let first = s.apply(once("k1", 1, put_at(1)));
+    assert_eq!(first, Response::WorkflowStored { workflow_id: "wf".into(), version: 1 });
+    assert_eq!(s.apply(once("k1", 1, put_at(5))), Response::Replayed(Box::new(first)));
+    assert_eq!(s.workflow("wf").map(|w| w.latest), Some(1));
+    // A refusal is an answer too: the retry gets the same refusal, even if it would pass now.
+    let refused = s.apply(once("k2", 1, Command::DeleteWorkflow { workflow_id: "x".into(), actor: None, at_ms: 6 }));
+    assert!(matches!(refused, Response::Rejected(Rejection::WorkflowNotFound(_))));
+    s.apply(Command::PutWorkflow { spec: spec(&DAG.replace("id: wf", "id: x")), actor: None, at_ms: 7 });
+    let again = s.apply(once("k2", 1, Command::DeleteWorkflow { workflow_id: "x".into(), actor: None, at_ms: 8 }));
+    assert_eq!(again, Response::Replayed(Box::new(refused)));
+    // The same key for a different request is refused and changes nothing.
+    let before = s.workflow("wf").cloned();
+    assert_eq!(
+        s.apply(once("k1", 2, put_at(9))),
+        Response::Rejected(Rejection::IdempotencyKeyReused { key: "k1".into() })
+    );
+    assert_eq!(s.workflow("wf").cloned(), before);
+}
+
+#[test]
+fn a_client_request_is_remembered_for_the_window_only() {
+    let mut s = State::default();
+    let window_ms = i64::from(s.limits().request_window_secs) * 1_000;
+    s.apply(once("k", 1, put_at(0)));
+    assert!(matches!(s.apply(once("k", 1, put_at(window_ms - 1))), Response::Replayed(_)));
+    assert_eq!(
+        s.apply(once("k", 1, put_at(window_ms))),
+        Response::WorkflowStored { workflow_id: "wf".into(), version: 2 }
+    );
+    assert_eq!(s.request_tables().2, 1);
+}
+
+#[test]
+fn a_full_request_table_forgets_the_oldest_first() {
+    let mut s = State::default();
+    let limits = limits::Tunable { max_remembered_requests: 2, ..limits::Tunable::default() };
+    s.apply(Command::SetLimits { limits, actor: None, at_ms: 0 });
+    for (i, key) in ["a", "b", "c"].into_iter().enumerate() {
+        s.apply(once(key, 1, put_at(i as i64 + 1)));
+    }
+    assert_eq!(s.request_tables(), (0, 0, 2, 1));
+    assert!(matches!(s.apply(once("c", 1, put_at(10))), Response::Replayed(_)));
+    assert!(matches!(s.apply(once("a", 1, put_at(11))), Response::WorkflowStored { .. }));
+}
+
+#[test]
+fn a_client_request_must_wrap_one_valid_command() {
+    let mut s = State::default();
+    let before = s.digest();
+    let wrapped_batch = once("k", 1, Command::Batch { origin: None, commands: vec![put_at(1)] });
+    assert!(matches!(s.apply(wrapped_batch), Response::Rejected(Rejection::InvalidRequest(_))));
+    assert!(matches!(s.apply(once("bad key", 1, put_at(1))), Response::Rejected(Rejection::InvalidRequest(_))));
+    assert_eq!(s.workflow("wf"), None);
+    assert_ne!(s.digest(), before, "the clock moved");
 }
 
 #[test]
@@ -868,9 +971,18 @@ fn arb_command() -> impl Strategy<Value = Command> {
             Command::CreateToken { name: name.into(), role, hash: hash.into(), actor: actor.map(String::from), at_ms }),
         1 => (token_name, at.clone()).prop_map(|(name, at_ms)| Command::RevokeToken { name: name.into(), actor: None, at_ms }),
         1 => (0u32..6, 0u32..300, 0u32..200, 0u32..40, at).prop_map(|(tasks, params, output, log, at_ms)| Command::SetLimits {
-            limits: crate::limits::Tunable { max_tasks_per_workflow: tasks, max_params_bytes: params, max_output_bytes: output, max_log_bytes_per_attempt: log },
+            limits: crate::limits::Tunable { max_tasks_per_workflow: tasks, max_params_bytes: params, max_output_bytes: output, max_log_bytes_per_attempt: log, ..crate::limits::Tunable::default() },
             actor: None, at_ms }),
     ]
+}
+
+/// The state without the exactly-once bookkeeping (which counts copies it refused).
+fn domain(state: &State) -> [u8; 32] {
+    let mut plain = state.clone();
+    plain.sessions = requests::Sessions::default();
+    plain.requests = requests::ClientRequests::default();
+    plain.clock_ms = 0;
+    plain.digest()
 }
 
 fn run(commands: &[Command]) -> (State, Vec<Response>) {
@@ -897,13 +1009,70 @@ proptest! {
         let mut batched = State::default();
         let mut batched_answers = Vec::new();
         for chunk in commands.chunks(size) {
-            match batched.apply(Command::Batch(chunk.to_vec())) {
+            match batched.apply(Command::Batch { origin: None, commands: chunk.to_vec() }) {
                 Response::Batch(a) => batched_answers.extend(a),
                 other => prop_assert!(false, "{:?}", other),
             }
         }
         prop_assert_eq!(one_by_one.digest(), batched.digest());
         prop_assert_eq!(answers, batched_answers);
+    }
+
+    #[test]
+    fn batches_sent_again_change_nothing(
+        commands in prop::collection::vec(arb_command(), 0..80),
+        size in 1usize..6,
+        again in prop::collection::vec((0usize..40, 0usize..3), 0..20),
+    ) {
+        // A node proposes its commands in numbered batches; some batches reach the log again,
+        // later (a retry after a lost answer), while earlier ones are confirmed. The state and
+        // every first answer are those of proposing each batch once.
+        let batches: Vec<Vec<Command>> = commands.chunks(size).map(<[Command]>::to_vec).collect();
+        let mut once_only = State::default();
+        let mut with_copies = State::default();
+        let mut first_answers: Vec<Response> = Vec::new();
+        for (seq, batch) in batches.iter().enumerate() {
+            // Confirmed: everything two batches back.
+            let answered_below = seq.saturating_sub(2) as u64;
+            let first = once_only.apply(from_node(seq as u64, answered_below, batch.clone()));
+            prop_assert_eq!(&with_copies.apply(from_node(seq as u64, answered_below, batch.clone())), &first);
+            first_answers.push(first);
+            // Copies of this batch or an older one, arriving now.
+            for (target, lag) in &again {
+                if target + lag != seq || *target >= batches.len() {
+                    continue;
+                }
+                let copy = with_copies.apply(from_node(*target as u64, answered_below, batches[*target].clone()));
+                if (*target as u64) < answered_below {
+                    let refused = vec![Response::Rejected(Rejection::DuplicateProposal); batches[*target].len()];
+                    prop_assert_eq!(copy, Response::Batch(refused));
+                } else {
+                    prop_assert_eq!(&copy, &first_answers[*target]);
+                }
+            }
+        }
+        prop_assert_eq!(domain(&once_only), domain(&with_copies));
+    }
+
+    #[test]
+    fn client_requests_sent_again_change_nothing(
+        commands in prop::collection::vec(arb_command(), 0..80),
+        again in prop::collection::vec(0usize..80, 0..30),
+    ) {
+        let mut once_only = State::default();
+        let mut with_copies = State::default();
+        for (i, command) in commands.iter().enumerate() {
+            if matches!(command, Command::Batch { .. }) {
+                continue;
+            }
+            let key = format!("op-{i}");
+            let first = once_only.apply(once(&key, 1, command.clone()));
+            prop_assert_eq!(&with_copies.apply(once(&key, 1, command.clone())), &first);
+            for _ in again.iter().filter(|a| **a == i) {
+                prop_assert_eq!(with_copies.apply(once(&key, 1, command.clone())), Response::Replayed(Box::new(first.clone())));
+            }
+        }
+        prop_assert_eq!(domain(&once_only), domain(&with_copies));
     }
 
     #[test]

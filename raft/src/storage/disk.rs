@@ -48,6 +48,10 @@ impl Disk {
         match self {
             Disk::Sled(db) => db.flush_async().await.map(|_| ()).map_err(DiskError::from),
             Disk::Memory(disk) => {
+                let delay = disk.with(|m| m.flush_delay);
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
                 disk.flush();
                 Ok(())
             }
@@ -168,6 +172,8 @@ struct MemoryState {
     pending: Vec<(String, Vec<Write>)>,
     /// Fault injection: flushes report success but make nothing durable.
     flush_lies: bool,
+    /// Fault injection: every flush takes this long (a slow disk).
+    flush_delay: std::time::Duration,
 }
 
 impl MemoryDisk {
@@ -203,6 +209,11 @@ impl MemoryDisk {
     /// Fault injection for checker tests: flushes succeed without making anything durable.
     pub fn set_flush_lies(&self, lies: bool) {
         self.with(|m| m.flush_lies = lies);
+    }
+
+    /// Fault injection: every flush takes `delay` (of the simulation's time) from now on.
+    pub fn set_flush_delay(&self, delay: std::time::Duration) {
+        self.with(|m| m.flush_delay = delay);
     }
 
     /// Bytes held durably (for reports).
