@@ -34,6 +34,11 @@ impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
+
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = code;
+        self
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -94,6 +99,10 @@ impl From<Rejection> for ApiError {
             Rejection::TokenNotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Rejection::InvalidToken(_) => (StatusCode::BAD_REQUEST, "invalid_token"),
             Rejection::InvalidLimits(_) => (StatusCode::BAD_REQUEST, "invalid_limits"),
+            Rejection::IdempotencyKeyReused { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            Rejection::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_idempotency_key"),
+            // A copy of a batch its proposer already has answers for: nobody waits for it.
+            Rejection::DuplicateProposal => (StatusCode::CONFLICT, "conflict"),
         };
         ApiError::new(status, code, message)
     }

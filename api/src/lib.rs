@@ -11,6 +11,7 @@
 mod auth;
 mod body;
 mod error;
+mod idempotency;
 mod observe;
 mod openapi;
 mod routes;
@@ -24,6 +25,7 @@ use linkloom_raft::{Clock, ReplicatedNode, Transport};
 
 pub use auth::{token_hash, Access, AuthConfig, Caller};
 pub use error::ApiError;
+pub use idempotency::{ClientRequest, Once, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 pub use observe::{HttpMetrics, REQUEST_ID};
 pub use routes::OPEN_WARNING;
 pub use ui::UiAssets;
@@ -68,6 +70,9 @@ pub struct ApiState<T> {
     pub http: Arc<HttpMetrics>,
     /// The web UI served at `/` (empty: this build has none, and `/` is a 404).
     pub ui: Arc<UiAssets>,
+    /// Whether `Idempotency-Key` makes client retries apply once. Always, except under
+    /// `LOOM_CHAOS_NO_DEDUP` (chaos testing: proves the Jepsen-style test sees duplicates).
+    pub idempotency_keys: bool,
 }
 
 impl<T> Clone for ApiState<T> {
@@ -81,6 +86,31 @@ impl<T> Clone for ApiState<T> {
             auth: self.auth.clone(),
             http: self.http.clone(),
             ui: self.ui.clone(),
+            idempotency_keys: self.idempotency_keys,
+        }
+    }
+}
+
+impl<T: Transport> ApiState<T> {
+    /// Proposes `command` for the request `once` belongs to: applied once per idempotency key,
+    /// a repeat answered with the first answer (and the request marked as replayed).
+    pub async fn propose(
+        &self,
+        once: &Once,
+        command: linkloom_core::Command,
+    ) -> Result<linkloom_core::Response, linkloom_raft::NodeError> {
+        let command = match &once.0 {
+            Some(request) => request.wrap(command),
+            None => command,
+        };
+        match self.node.propose(command).await? {
+            linkloom_core::Response::Replayed(first) => {
+                if let Some(request) = &once.0 {
+                    request.mark_replayed();
+                }
+                Ok(*first)
+            }
+            other => Ok(other),
         }
     }
 }

@@ -16,14 +16,14 @@ use crate::routes::{ops, Op};
 /// Reason phrases and the error codes each status carries.
 fn error_description(status: u16) -> &'static str {
     match status {
-        400 => "Bad request (`bad_request`, `invalid_params`, `invalid_worker`, `invalid_token`, `invalid_limits`)",
+        400 => "Bad request (`bad_request`, `invalid_params`, `invalid_worker`, `invalid_token`, `invalid_limits`, `invalid_idempotency_key`)",
         401 => "No valid token (`unauthenticated`, `invalid_token`)",
         403 => "The token's role may not do this (`forbidden`)",
         404 => "Not found (`not_found`, `worker_not_connected`)",
         409 => "Conflicts with the current state (`conflict`, `stale_attempt`, `execution_finished`, `worker_unavailable`, `token_exists`, `membership_conflict`)",
         413 => "Body or stored value too large (`too_large`)",
         415 => "Unsupported Content-Type (`unsupported_media_type`)",
-        422 => "Invalid workflow (`invalid_spec`; `details.problems` lists `{path, message}`)",
+        422 => "Invalid workflow (`invalid_spec`; `details.problems` lists `{path, message}`), or an `Idempotency-Key` already used for a different request (`idempotency_key_reused`)",
         429 => "Too many requests for this token (`rate_limited`; see `Retry-After`)",
         500 => "Internal error (`internal`)",
         503 => "No leader within the wait, or not ready (`unavailable`, `not_ready`)",
@@ -64,6 +64,14 @@ fn build() -> Value {
             },
             "headers": {
                 "X-Request-Id": {"description": "The caller's request id, or one the node chose", "schema": {"type": "string"}},
+                "Idempotent-Replayed": {"description": "`true` when this answer is the first answer to an earlier request with the same `Idempotency-Key` (which was not applied again)", "schema": {"type": "string", "enum": ["true"]}},
+            },
+            "parameters": {
+                "Idempotency-Key": {
+                    "name": "Idempotency-Key", "in": "header", "required": false,
+                    "description": "Makes retries of this request apply once: the same key (per token) within the cluster's request window (`request_window_secs`) answers with the first answer and changes nothing; with a different request it is refused (422 `idempotency_key_reused`). 1 to 255 visible ASCII characters.",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+                },
             },
             "responses": error_responses(),
             "schemas": schemas(),
@@ -108,7 +116,13 @@ fn operation(op: &Op) -> Value {
             json!({"name": q.name, "in": "query", "required": false, "description": q.description, "schema": schema}),
         );
     }
-    let request_id = json!({"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}});
+    if op.takes_idempotency_key() {
+        parameters.push(json!({"$ref": "#/components/parameters/Idempotency-Key"}));
+    }
+    let mut request_id = json!({"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}});
+    if op.takes_idempotency_key() {
+        request_id["Idempotent-Replayed"] = json!({"$ref": "#/components/headers/Idempotent-Replayed"});
+    }
     let mut responses = Map::new();
     let ok_description = match op.ok_status {
         201 => "Created",
@@ -123,6 +137,10 @@ fn operation(op: &Op) -> Value {
     }
     responses.insert(op.ok_status.to_string(), ok);
     let mut errors: Vec<u16> = op.errors.to_vec();
+    if op.takes_idempotency_key() {
+        // A malformed key (400), or a key reused for another request (422).
+        errors.extend([400, 422]);
+    }
     match op.access {
         Access::Public => {}
         Access::Peer => errors.push(401),
@@ -288,14 +306,16 @@ fn schemas() -> Value {
             "auth": object(&["enabled"], json!({"enabled": {"type": "boolean"}, "peers_authenticated": {"type": "boolean"}, "warning": {"type": ["string", "null"]}})),
             "engine": {},
         })),
-        "Limits": object(&["max_tasks_per_workflow", "max_params_bytes", "max_output_bytes", "max_log_bytes_per_attempt", "ceilings"], json!({
+        "Limits": object(&["max_tasks_per_workflow", "max_params_bytes", "max_output_bytes", "max_log_bytes_per_attempt", "request_window_secs", "max_remembered_requests", "ceilings"], json!({
             "max_tasks_per_workflow": {"type": "integer"}, "max_params_bytes": {"type": "integer"},
             "max_output_bytes": {"type": "integer"}, "max_log_bytes_per_attempt": {"type": "integer"},
+            "request_window_secs": {"type": "integer"}, "max_remembered_requests": {"type": "integer"},
             "ceilings": {"type": "object", "additionalProperties": {"type": "integer"}},
         })),
         "LimitsChange": strict(&[], json!({
             "max_tasks_per_workflow": {"type": "integer", "minimum": 1}, "max_params_bytes": {"type": "integer", "minimum": 1},
             "max_output_bytes": {"type": "integer", "minimum": 1}, "max_log_bytes_per_attempt": {"type": "integer", "minimum": 1},
+            "request_window_secs": {"type": "integer", "minimum": 1}, "max_remembered_requests": {"type": "integer", "minimum": 1},
         })),
         "NewMember": strict(&["id", "addr"], json!({"id": {"type": "integer", "minimum": 1}, "addr": {"type": "string"}})),
         "Members": object(&["members"], json!({"members": {"type": "array", "items": object(&["id", "addr", "voter"], json!({

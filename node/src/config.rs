@@ -65,6 +65,14 @@ pub struct Cli {
     /// Chaos testing only: every Nth poke of an execution actor panics (supervision restarts it).
     #[arg(long, env = "LOOM_CHAOS_ACTOR_PANIC_EVERY")]
     pub chaos_actor_panic_every: Option<u64>,
+    /// Chaos testing only: apply retried proposals and client requests again instead of once
+    /// (ignores `Idempotency-Key`), so the Jepsen-style test can prove it sees duplicates.
+    #[arg(long, env = "LOOM_CHAOS_NO_DEDUP", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub chaos_no_dedup: bool,
+    /// Chaos testing only: a leader restored at start-up answers reads from its possibly stale
+    /// commit index (the bug the read-index guard fixes), so a test can prove it sees it.
+    #[arg(long, env = "LOOM_CHAOS_STALE_READS", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub chaos_stale_reads: bool,
     /// How long a task handed to a worker stays leased without a heartbeat, in ms.
     #[arg(long, env = "LOOM_WORKER_LEASE_MS")]
     pub worker_lease_ms: Option<u64>,
@@ -214,6 +222,8 @@ pub struct Config {
     pub log_format: LogFormat,
     pub keep_executions: u32,
     pub chaos_actor_panic_every: Option<u64>,
+    pub chaos_no_dedup: bool,
+    pub chaos_stale_reads: bool,
     pub worker_lease_ms: u64,
     pub worker_heartbeat_ms: u64,
     pub signing_secret: Option<Secret>,
@@ -299,6 +309,8 @@ impl Config {
             log_format,
             keep_executions: cli.keep_executions.or(file.keep_executions).unwrap_or(1_000),
             chaos_actor_panic_every: cli.chaos_actor_panic_every.or(file.chaos_actor_panic_every),
+            chaos_no_dedup: cli.chaos_no_dedup,
+            chaos_stale_reads: cli.chaos_stale_reads,
             worker_lease_ms: cli.worker_lease_ms.or(file.worker_lease_ms).unwrap_or(10_000),
             worker_heartbeat_ms: cli.worker_heartbeat_ms.or(file.worker_heartbeat_ms).unwrap_or(1_000),
             signing_secret: cli.signing_secret.or(file.signing_secret).filter(|s| !s.0.is_empty()),
@@ -355,6 +367,8 @@ impl Config {
             snapshot_logs: self.snapshot_logs,
             logs_kept_after_snapshot: self.logs_kept_after_snapshot,
             forward_wait_ms: self.forward_wait_ms,
+            exactly_once: !self.chaos_no_dedup,
+            guard_restored_reads: !self.chaos_stale_reads,
             ..RaftSettings::new(self.node_id, self.advertise.clone(), self.data_dir.clone())
         }
     }

@@ -83,6 +83,14 @@ async fn run<C: Connect + Clone + Send + Sync + 'static>(
     if let Some(n) = config.chaos_actor_panic_every {
         tracing::warn!(n, "chaos testing: every {n}th execution actor poke panics");
     }
+    if config.chaos_no_dedup {
+        tracing::warn!("chaos testing: retried writes may apply twice (LOOM_CHAOS_NO_DEDUP); never in production");
+    }
+    if config.chaos_stale_reads {
+        tracing::warn!(
+            "chaos testing: a restarted leader may serve stale reads (LOOM_CHAOS_STALE_READS); never in production"
+        );
+    }
     let task_http = linkloom_actors::HyperTaskHttp::tcp(ca).context("loading the CA for HTTPS task calls")?;
     let engine = linkloom_actors::start(Arc::new(node.clone()), clock.clone(), Arc::new(task_http), engine_config)
         .await
@@ -139,6 +147,7 @@ async fn run<C: Connect + Clone + Send + Sync + 'static>(
         auth: Arc::new(auth),
         http: Default::default(),
         ui: Arc::new(ui),
+        idempotency_keys: !config.chaos_no_dedup,
     });
     tracing::info!(
         node_id = config.node_id,

@@ -304,6 +304,22 @@ fn the_api_survives_schema_driven_fuzzing() {
             1 => request.bearer_auth("loom_wrong"),
             _ => request.bearer_auth(ADMIN),
         };
+        // Idempotency keys: often a reused one (replays), sometimes a malformed one.
+        let takes_key = operation["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["$ref"].as_str().is_some_and(|r| r.ends_with("/Idempotency-Key")));
+        if takes_key && fuzz.rng.gen_ratio(1, 2) {
+            let key = match fuzz.rng.gen_range(0..6) {
+                0 => fuzz.odd_string().chars().take(2000).collect(),
+                1 => "k".repeat(fuzz.rng.gen_range(250..260)),
+                _ => format!("fuzz-{}", fuzz.rng.gen_range(0..20)),
+            };
+            if let Ok(value) = reqwest::header::HeaderValue::from_str(&key) {
+                request = request.header("idempotency-key", value);
+            }
+        }
         let mut body_len = 0;
         if let Some(body) = operation.get("requestBody") {
             let media: Vec<String> =

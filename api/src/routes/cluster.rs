@@ -14,6 +14,7 @@ use super::executions::json_body;
 use super::ReadOptions;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::idempotency::Once;
 use crate::ApiState;
 use linkloom_core::{Command, Response};
 
@@ -143,12 +144,17 @@ pub(crate) struct LimitsChange {
     max_output_bytes: Option<u32>,
     #[serde(default)]
     max_log_bytes_per_attempt: Option<u32>,
+    #[serde(default)]
+    request_window_secs: Option<u32>,
+    #[serde(default)]
+    max_remembered_requests: Option<u32>,
 }
 
 /// `PUT /api/v1/cluster/limits` with the limits to change → the limits now in force. Each must be
 /// between 1 and its ceiling; a refused change changes nothing.
 pub(crate) async fn set_limits<T: Transport>(
     State(state): State<ApiState<T>>,
+    once: Once,
     caller: Caller,
     headers: HeaderMap,
     body: Body,
@@ -161,9 +167,11 @@ pub(crate) async fn set_limits<T: Transport>(
         max_params_bytes: change.max_params_bytes.unwrap_or(current.max_params_bytes),
         max_output_bytes: change.max_output_bytes.unwrap_or(current.max_output_bytes),
         max_log_bytes_per_attempt: change.max_log_bytes_per_attempt.unwrap_or(current.max_log_bytes_per_attempt),
+        request_window_secs: change.request_window_secs.unwrap_or(current.request_window_secs),
+        max_remembered_requests: change.max_remembered_requests.unwrap_or(current.max_remembered_requests),
     };
     let command = Command::SetLimits { limits, actor: caller.name.clone(), at_ms: state.clock.now_ms() };
-    match state.node.propose(command).await? {
+    match state.propose(&once, command).await? {
         Response::LimitsSet { limits } => {
             tracing::info!(by = ?caller.name, ?limits, "limits changed");
             Ok(Json(limits_view(limits)))

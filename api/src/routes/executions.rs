@@ -18,6 +18,7 @@ use super::{page_of, Page, ReadOptions};
 use crate::auth::Caller;
 use crate::body::read_limited;
 use crate::error::ApiError;
+use crate::idempotency::Once;
 use crate::views;
 use crate::ApiState;
 
@@ -52,6 +53,7 @@ pub(crate) struct TriggerBody {
 /// `POST /api/v1/workflows/{id}/trigger` → 202 `{"execution_id"}`.
 pub(crate) async fn trigger<T: Transport>(
     State(state): State<ApiState<T>>,
+    once: Once,
     caller: Caller,
     Path(workflow_id): Path<String>,
     headers: HeaderMap,
@@ -80,7 +82,7 @@ pub(crate) async fn trigger<T: Transport>(
         actor: caller.name,
         at_ms,
     };
-    match state.node.propose(command).await? {
+    match state.propose(&once, command).await? {
         Response::ExecutionCreated { execution_id } | Response::ExecutionExists { execution_id } => {
             Ok((StatusCode::ACCEPTED, Json(json!({"execution_id": execution_id}))))
         }
@@ -92,12 +94,13 @@ pub(crate) async fn trigger<T: Transport>(
 /// `POST /api/v1/workflows/{id}/pause` and `/resume`.
 pub(crate) async fn set_paused<T: Transport>(
     state: ApiState<T>,
+    once: Once,
     caller: Caller,
     workflow_id: String,
     paused: bool,
 ) -> Result<Json<Value>, ApiError> {
     let command = Command::SetPaused { workflow_id, paused, actor: caller.name, at_ms: state.clock.now_ms() };
-    match state.node.propose(command).await? {
+    match state.propose(&once, command).await? {
         Response::PausedSet { workflow_id, paused } => Ok(Json(json!({"id": workflow_id, "paused": paused}))),
         Response::Rejected(r) => Err(r.into()),
         other => Err(unexpected(other)),
@@ -106,18 +109,20 @@ pub(crate) async fn set_paused<T: Transport>(
 
 pub(crate) async fn pause<T: Transport>(
     State(state): State<ApiState<T>>,
+    once: Once,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    set_paused(state, caller, id, true).await
+    set_paused(state, once, caller, id, true).await
 }
 
 pub(crate) async fn resume<T: Transport>(
     State(state): State<ApiState<T>>,
+    once: Once,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    set_paused(state, caller, id, false).await
+    set_paused(state, once, caller, id, false).await
 }
 
 #[derive(Deserialize, Default)]
@@ -132,6 +137,7 @@ pub(crate) struct BackfillBody {
 /// `POST /api/v1/workflows/{id}/backfill` `{"from", "to"}`: one execution per tick in the range.
 pub(crate) async fn backfill<T: Transport>(
     State(state): State<ApiState<T>>,
+    once: Once,
     caller: Caller,
     Path(workflow_id): Path<String>,
     headers: HeaderMap,
@@ -174,8 +180,11 @@ pub(crate) async fn backfill<T: Transport>(
         t = next;
     }
     let at_ms = state.clock.now_ms();
-    let proposals = ticks.iter().map(|tick| {
-        state.node.propose(Command::CreateExecution {
+    let proposals = ticks.iter().enumerate().map(|(n, tick)| {
+        // Each tick's execution is remembered under its own part of the request's key, so a
+        // replayed backfill answers exactly what the first one did.
+        let part = Once(once.0.as_ref().map(|r| r.part(n)));
+        let command = Command::CreateExecution {
             execution_id: scheduled_execution_id(&workflow_id, *tick),
             workflow_id: workflow_id.clone(),
             trigger: Trigger::Backfill,
@@ -183,7 +192,9 @@ pub(crate) async fn backfill<T: Transport>(
             params: JsonValue::null(),
             actor: caller.name.clone(),
             at_ms,
-        })
+        };
+        let state = &state;
+        async move { state.propose(&part, command).await }
     });
     let (mut created, mut existing, mut ids) = (0, 0, Vec::new());
     for answer in futures::future::join_all(proposals).await {
@@ -346,11 +357,12 @@ pub(crate) async fn show<T: Transport>(
 /// `POST /api/v1/executions/{id}/cancel`.
 pub(crate) async fn cancel<T: Transport>(
     State(state): State<ApiState<T>>,
+    once: Once,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let command = Command::CancelExecution { execution_id: id, actor: caller.name, at_ms: state.clock.now_ms() };
-    match state.node.propose(command).await? {
+    match state.propose(&once, command).await? {
         Response::ExecutionCancelled { execution_id } => Ok(Json(json!({"id": execution_id, "status": "cancelled"}))),
         Response::Rejected(r) => Err(r.into()),
         other => Err(unexpected(other)),
@@ -360,11 +372,12 @@ pub(crate) async fn cancel<T: Transport>(
 /// `POST /api/v1/executions/{id}/retry`: failed, cancelled and skipped tasks run again.
 pub(crate) async fn retry<T: Transport>(
     State(state): State<ApiState<T>>,
+    once: Once,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let command = Command::RetryExecution { execution_id: id, actor: caller.name, at_ms: state.clock.now_ms() };
-    match state.node.propose(command).await? {
+    match state.propose(&once, command).await? {
         Response::ExecutionReopened { execution_id, tasks_reset } => {
             Ok(Json(json!({"id": execution_id, "tasks_reset": tasks_reset})))
         }
@@ -380,6 +393,7 @@ pub(crate) fn parse_attempt_id(text: &str) -> Result<u64, ApiError> {
 /// `POST /api/v1/tasks/{attempt_id}/callback` with the same body a backend answers with.
 pub(crate) async fn callback<T: Transport>(
     State(state): State<ApiState<T>>,
+    once: Once,
     Path(attempt_id): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -391,7 +405,7 @@ pub(crate) async fn callback<T: Transport>(
     let jitter_permille = rand::Rng::gen_range(&mut linkloom_raft::runtime::ThreadRng, 0..=1000);
     // Logs travel with the completion: a fenced (stale) callback adds nothing.
     let command = Command::FinishAttempt { attempt_id, worker_id: None, result, logs, jitter_permille, at_ms };
-    match state.node.propose(command).await? {
+    match state.propose(&once, command).await? {
         Response::AttemptFinished { task_status, execution_status } => Ok(Json(json!({
             "attempt_id": attempt_id.to_string(), "task_status": task_status, "execution_status": execution_status,
         }))),
@@ -403,6 +417,7 @@ pub(crate) async fn callback<T: Transport>(
 /// `POST /api/v1/tasks/{attempt_id}/heartbeat`: 200, or 409 for an attempt that is not current.
 pub(crate) async fn heartbeat<T: Transport>(
     State(state): State<ApiState<T>>,
+    once: Once,
     Path(attempt_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let attempt_id = parse_attempt_id(&attempt_id)?;
@@ -414,7 +429,7 @@ pub(crate) async fn heartbeat<T: Transport>(
         logs: None,
         at_ms: state.clock.now_ms(),
     };
-    match state.node.propose(command).await? {
+    match state.propose(&once, command).await? {
         Response::HeartbeatRecorded { attempt_id, .. } => Ok(Json(json!({"attempt_id": attempt_id.to_string()}))),
         Response::Rejected(r) => Err(r.into()),
         other => Err(unexpected(other)),

@@ -84,6 +84,13 @@ const fn op(method: Method, path: &'static str, access: Access, id: &'static str
 }
 
 impl Op {
+    /// Mutating client routes honour `Idempotency-Key`; node-to-node ones and the worker
+    /// stream (a connection, not a write) do not.
+    pub(crate) fn takes_idempotency_key(&self) -> bool {
+        let mutating = self.method == Method::POST || self.method == Method::PUT || self.method == Method::DELETE;
+        mutating && !self.path.starts_with("/raft/") && self.path != "/api/v1/workers/connect"
+    }
+
     const fn summary(mut self, s: &'static str) -> Self {
         self.summary = s;
         self
@@ -502,6 +509,13 @@ pub(crate) fn router<T: Transport>(state: ApiState<T>) -> Router {
     let mut router = Router::new();
     for (op, handler) in endpoints::<T>() {
         let guard = axum::middleware::from_fn_with_state((state.clone(), op.access), authorize::<T>);
+        // Inside the guard: a key is scoped to the caller it authenticated.
+        let handler = if op.takes_idempotency_key() {
+            handler
+                .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::middleware::<T>))
+        } else {
+            handler
+        };
         router = router.route(op.path, handler.route_layer(guard));
     }
     router

@@ -17,6 +17,7 @@ use super::executions::{json_body, unexpected};
 use super::{page_of, Page};
 use crate::auth::{token_hash, Caller};
 use crate::error::ApiError;
+use crate::idempotency::Once;
 use crate::ApiState;
 
 #[derive(Deserialize, Default)]
@@ -39,6 +40,7 @@ fn new_secret() -> String {
 /// `POST /api/v1/tokens` `{"name", "role"}` → 201 `{"name", "role", "token", "created_at"}`.
 pub(crate) async fn create<T: Transport>(
     State(state): State<ApiState<T>>,
+    once: Once,
     caller: Caller,
     headers: HeaderMap,
     body: Body,
@@ -53,7 +55,17 @@ pub(crate) async fn create<T: Transport>(
     let secret = new_secret();
     let at_ms = state.clock.now_ms();
     let command = Command::CreateToken { name, role, hash: token_hash(&secret), actor: caller.name, at_ms };
-    match state.node.propose(command).await? {
+    match state.propose(&once, command).await? {
+        // The first attempt made the token, and its secret was shown to that attempt only: the
+        // replicated state keeps just a hash, so a replay cannot show it again.
+        Response::TokenCreated { name, .. } if once.0.as_ref().is_some_and(|r| r.is_replayed()) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "token_exists",
+            format!(
+                "token `{name}` was made by an earlier attempt of this request; its secret is shown only once: \
+                 revoke it and create a new one if the first answer was lost"
+            ),
+        )),
         Response::TokenCreated { name, role } => {
             tracing::info!(token = %name, %role, "token created");
             let body = json!({"name": name, "role": role, "token": secret, "created_at": rfc3339(at_ms)});
@@ -83,11 +95,12 @@ pub(crate) async fn list<T: Transport>(
 /// `DELETE /api/v1/tokens/{name}` → 204.
 pub(crate) async fn revoke<T: Transport>(
     State(state): State<ApiState<T>>,
+    once: Once,
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let command = Command::RevokeToken { name, actor: caller.name.clone(), at_ms: state.clock.now_ms() };
-    match state.node.propose(command).await? {
+    match state.propose(&once, command).await? {
         Response::TokenRevoked { name } => {
             tracing::info!(token = %name, by = ?caller.name, "token revoked");
             Ok(StatusCode::NO_CONTENT)

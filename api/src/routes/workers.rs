@@ -27,6 +27,7 @@ use super::executions::{json_body, parse_attempt_id, unexpected};
 use super::{page_of, Page, ReadOptions};
 use crate::body::read_limited;
 use crate::error::ApiError;
+use crate::idempotency::Once;
 use crate::ApiState;
 
 fn engine<T>(state: &ApiState<T>) -> Result<&linkloom_actors::EngineHandle, ApiError> {
@@ -153,6 +154,7 @@ pub(crate) async fn queues<T: Transport>(
 /// longer this worker's.
 pub(crate) async fn heartbeat<T: Transport>(
     State(state): State<ApiState<T>>,
+    once: Once,
     Path((worker_id, attempt_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
@@ -168,7 +170,7 @@ pub(crate) async fn heartbeat<T: Transport>(
         logs: beat.logs,
         at_ms: now,
     };
-    match state.node.propose(command).await? {
+    match state.propose(&once, command).await? {
         Response::HeartbeatRecorded { attempt_id, lease_expires_at_ms } => Ok(Json(json!({
             "attempt_id": attempt_id.to_string(),
             "lease_expires_at": lease_expires_at_ms.map(rfc3339),
@@ -183,6 +185,7 @@ pub(crate) async fn heartbeat<T: Transport>(
 /// `logs`) → 200 `{"attempt_id", "task_status", "execution_status"}`, or 409 (fenced).
 pub(crate) async fn complete<T: Transport>(
     State(state): State<ApiState<T>>,
+    once: Once,
     Path((worker_id, attempt_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
@@ -195,13 +198,14 @@ pub(crate) async fn complete<T: Transport>(
         return Err(ApiError::bad_request("body: `status` must be \"succeeded\" or \"failed\""));
     }
     let (result, logs) = parse_task_answer(&bytes);
-    finish(&state, attempt_id, worker_id, result, logs).await
+    finish(&state, &once, attempt_id, worker_id, result, logs).await
 }
 
 /// `POST /api/v1/workers/{worker_id}/attempts/{attempt_id}/release` with optional `{"reason"}`:
 /// gives an attempt back unstarted; the task is handed out again without using a retry.
 pub(crate) async fn release<T: Transport>(
     State(state): State<ApiState<T>>,
+    once: Once,
     Path((worker_id, attempt_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
@@ -209,11 +213,12 @@ pub(crate) async fn release<T: Transport>(
     let attempt_id = parse_attempt_id(&attempt_id)?;
     let release: Release = json_body(&state, &headers, body).await?;
     let reason = release.reason.unwrap_or_else(|| format!("released by worker `{worker_id}`"));
-    finish(&state, attempt_id, worker_id, AttemptResult::Released { reason }, None).await
+    finish(&state, &once, attempt_id, worker_id, AttemptResult::Released { reason }, None).await
 }
 
 async fn finish<T: Transport>(
     state: &ApiState<T>,
+    once: &Once,
     attempt_id: u64,
     worker_id: String,
     result: AttemptResult,
@@ -228,7 +233,7 @@ async fn finish<T: Transport>(
         jitter_permille,
         at_ms: state.clock.now_ms(),
     };
-    match state.node.propose(command).await? {
+    match state.propose(once, command).await? {
         Response::AttemptFinished { task_status, execution_status } => Ok(Json(json!({
             "attempt_id": attempt_id.to_string(), "task_status": task_status, "execution_status": execution_status,
         }))),
@@ -241,6 +246,7 @@ async fn finish<T: Transport>(
 /// is shutting down); its running attempts go on.
 pub(crate) async fn drain<T: Transport>(
     State(state): State<ApiState<T>>,
+    once: Once,
     Path(worker_id): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -252,7 +258,7 @@ pub(crate) async fn drain<T: Transport>(
         .parse::<u64>()
         .map_err(|_| ApiError::bad_request(format!("session `{}` is not a number", drain.session)))?;
     let command = Command::DrainWorker { worker_id, session, at_ms: state.clock.now_ms() };
-    match state.node.propose(command).await? {
+    match state.propose(&once, command).await? {
         Response::WorkerDraining { worker_id } => {
             Ok((StatusCode::OK, Json(json!({"id": worker_id, "draining": true}))).into_response())
         }

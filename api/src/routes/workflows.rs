@@ -16,12 +16,14 @@ use super::{page_of, Page, ReadOptions};
 use crate::auth::Caller;
 use crate::body::read_limited;
 use crate::error::ApiError;
+use crate::idempotency::Once;
 use crate::views;
 use crate::ApiState;
 
 /// `POST /api/v1/workflows`: stores a new version (YAML or JSON, by `Content-Type`).
 pub(crate) async fn put<T: Transport>(
     State(state): State<ApiState<T>>,
+    once: Once,
     caller: Caller,
     headers: HeaderMap,
     body: Body,
@@ -41,7 +43,7 @@ pub(crate) async fn put<T: Transport>(
         .into());
     }
     let at_ms = state.clock.now_ms();
-    let response = state.node.propose(Command::PutWorkflow { spec: spec.clone(), actor: caller.name, at_ms }).await?;
+    let response = state.propose(&once, Command::PutWorkflow { spec: spec.clone(), actor: caller.name, at_ms }).await?;
     match response {
         Response::WorkflowStored { workflow_id, version } => {
             tracing::info!(workflow_id = %workflow_id, version, "workflow stored");
@@ -107,11 +109,12 @@ pub(crate) async fn show<T: Transport>(
 /// `DELETE /api/v1/workflows/{id}`: 204; unfinished executions are cancelled.
 pub(crate) async fn delete<T: Transport>(
     State(state): State<ApiState<T>>,
+    once: Once,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let at_ms = state.clock.now_ms();
-    match state.node.propose(Command::DeleteWorkflow { workflow_id: id, actor: caller.name, at_ms }).await? {
+    match state.propose(&once, Command::DeleteWorkflow { workflow_id: id, actor: caller.name, at_ms }).await? {
         Response::WorkflowDeleted { .. } => Ok(StatusCode::NO_CONTENT),
         Response::Rejected(r) => Err(r.into()),
         other => Err(unexpected(other)),
