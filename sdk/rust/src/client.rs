@@ -450,7 +450,10 @@ impl Client {
             Unreachable(reqwest::Error, String),
         }
         let servers = self.servers();
-        let repeatable = matches!(request.method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE);
+        // A request with an idempotency key applies once however often it is sent, so a
+        // connection lost mid-request is retried too (through the next server).
+        let repeatable = matches!(request.method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE)
+            || request.idempotency_key.is_some();
         let mut index = self.current();
         let mut unreachable: Vec<String> = Vec::new();
         let mut last: Option<Last> = None;
@@ -522,6 +525,9 @@ impl Client {
         if let Some(accept) = request.accept {
             builder = builder.header(reqwest::header::ACCEPT, accept);
         }
+        if let Some(key) = &request.idempotency_key {
+            builder = builder.header(IDEMPOTENCY_KEY, key.as_str());
+        }
         if let Some((content_type, body)) = &request.body {
             builder = builder.header(reqwest::header::CONTENT_TYPE, *content_type).body(body.clone());
         }
@@ -536,7 +542,13 @@ impl Client {
 
     fn transport_error(&self, e: reqwest::Error, request: &ApiRequest, base: &str) -> Error {
         if e.is_timeout() && !e.is_connect() {
-            let note = if request.method == Method::POST { " (it may have taken effect)" } else { "" };
+            let note = match &request.idempotency_key {
+                Some(key) => format!(
+                    " (it may have taken effect; sending it again with Idempotency-Key {key} applies it at most once)"
+                ),
+                None if request.method == Method::POST => " (it may have taken effect)".to_string(),
+                None => String::new(),
+            };
             return Error::Timeout {
                 what: format!("{} {base}{}{note}", request.method, request.path),
                 after: request.timeout.unwrap_or(self.inner.timeout),
@@ -589,11 +601,41 @@ pub(crate) struct ApiRequest {
     pub(crate) timeout: Option<Duration>,
     /// The answer is read as it arrives, without the total timeout.
     pub(crate) streaming: bool,
+    /// Sent as `Idempotency-Key`: the same for every retry of this request, so the cluster
+    /// applies it once (see [`new_idempotency_key`]).
+    pub(crate) idempotency_key: Option<String>,
+}
+
+/// The request header that makes a mutating request apply once however often it is sent.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// A fresh idempotency key: 128 random bits in hex, one per logical operation.
+pub fn new_idempotency_key() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 impl ApiRequest {
+    /// A request; a mutating one (POST, PUT, PATCH, DELETE) gets a fresh idempotency key, which
+    /// every retry of it reuses.
     pub(crate) fn new(method: Method, path: String) -> Self {
-        ApiRequest { method, path, query: Vec::new(), body: None, accept: None, timeout: None, streaming: false }
+        let mutating = matches!(method, Method::POST | Method::PUT | Method::PATCH | Method::DELETE);
+        ApiRequest {
+            idempotency_key: mutating.then(new_idempotency_key),
+            method,
+            path,
+            query: Vec::new(),
+            body: None,
+            accept: None,
+            timeout: None,
+            streaming: false,
+        }
+    }
+
+    /// Uses the caller's idempotency key instead of a fresh one (an operation that spans
+    /// processes: the same key from a restarted client still applies once).
+    pub(crate) fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
     }
 
     pub(crate) fn get(path: String) -> Self {
@@ -834,31 +876,63 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
-    async fn a_post_whose_connection_breaks_is_not_repeated() {
+    async fn a_post_whose_connection_breaks_is_sent_again_under_the_same_key() {
+        // The first server reads the request, remembers its key, and hangs up without answering:
+        // the trigger may have happened, so the retry must carry the same key.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let dropper = format!("http://{}", listener.local_addr().unwrap());
+        let first_key = Arc::new(std::sync::Mutex::new(None::<String>));
+        let seen = first_key.clone();
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
-                // Read the request, then hang up without answering.
                 let mut buf = [0u8; 4096];
-                let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut buf).await;
+                let n = tokio::io::AsyncReadExt::read(&mut socket, &mut buf).await.unwrap_or(0);
+                let text = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+                let key = text.lines().find_map(|l| l.strip_prefix("idempotency-key: ")).map(|k| k.trim().to_string());
+                *seen.lock().unwrap() = key;
                 drop(socket);
             }
         });
-        let hits = Arc::new(AtomicUsize::new(0));
-        let counter = hits.clone();
+        let keys = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let recorder = keys.clone();
         let live = serve(Router::new().route(
             "/api/v1/workflows/{id}/trigger",
-            axum::routing::post(move || {
-                counter.fetch_add(1, Ordering::SeqCst);
+            axum::routing::post(move |headers: axum::http::HeaderMap| {
+                let key = headers.get(IDEMPOTENCY_KEY).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+                recorder.lock().unwrap().push(key);
                 async { (StatusCode::ACCEPTED, axum::Json(json!({"execution_id": "x"}))) }
             }),
         ))
         .await;
         let client = Client::new([dropper, live]).unwrap();
-        let err = client.trigger("wf", Value::Null).await.unwrap_err();
-        assert!(matches!(err, Error::Http(_)), "{err:?}");
-        assert_eq!(hits.load(Ordering::SeqCst), 0, "the trigger may have happened; it is not sent twice");
+        assert_eq!(client.trigger("wf", Value::Null).await.unwrap(), "x");
+        let first = first_key.lock().unwrap().clone().expect("the first server saw a key");
+        assert_eq!(first.len(), 32, "128 random bits in hex: {first}");
+        assert_eq!(*keys.lock().unwrap(), vec![first.clone()], "sent again once, under the same key");
+
+        // Another call is another operation: another key. A caller's own key is sent as given.
+        client.trigger("wf", Value::Null).await.unwrap();
+        client.trigger_with_key("wf", Value::Null, "order-42").await.unwrap();
+        let keys = keys.lock().unwrap().clone();
+        assert_eq!(keys.len(), 3);
+        assert_ne!(keys[1], first);
+        assert_eq!(keys[2], "order-42");
+    }
+
+    #[tokio::test]
+    async fn reads_carry_no_idempotency_key() {
+        let keys = Arc::new(std::sync::Mutex::new(Vec::<Option<String>>::new()));
+        let recorder = keys.clone();
+        let server = serve(Router::new().route(
+            "/api/v1/cluster",
+            get(move |headers: axum::http::HeaderMap| {
+                recorder.lock().unwrap().push(headers.get(IDEMPOTENCY_KEY).map(|v| v.to_str().unwrap_or("?").into()));
+                async { axum::Json(cluster_body(1)) }
+            }),
+        ))
+        .await;
+        Client::new([server]).unwrap().cluster().await.unwrap();
+        assert_eq!(*keys.lock().unwrap(), vec![None]);
     }
 
     #[tokio::test]

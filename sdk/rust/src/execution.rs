@@ -435,7 +435,31 @@ impl Client {
     /// println!("started {id}");
     /// # Ok(()) }
     /// ```
+    ///
+    /// A trigger whose answer was lost is sent again with the same idempotency key, so it
+    /// starts one execution however many tries it takes (see [`Client::trigger_with_key`] for an
+    /// operation that must stay one across restarts of the caller).
     pub async fn trigger(&self, workflow_id: &str, params: Value) -> Result<String, Error> {
+        self.trigger_request(workflow_id, params, None).await
+    }
+
+    /// [`Client::trigger`] under the caller's idempotency key: however often it is called with
+    /// the same key (and the same workflow and params) within the cluster's request window —
+    /// from this process, another, or after a restart — it starts one execution and answers
+    /// that execution's id. The same key with other params is refused (422,
+    /// `idempotency_key_reused`).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+    /// // One execution per order, even if this handler runs twice for the same order.
+    /// let id = client.trigger_with_key("ship-order", serde_json::json!({"order": 42}), "order-42").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn trigger_with_key(&self, workflow_id: &str, params: Value, key: &str) -> Result<String, Error> {
+        self.trigger_request(workflow_id, params, Some(key)).await
+    }
+
+    async fn trigger_request(&self, workflow_id: &str, params: Value, key: Option<&str>) -> Result<String, Error> {
         if !(params.is_null() || params.is_object()) {
             return Err(Error::Invalid("params must be a JSON object (or null for none)".into()));
         }
@@ -443,8 +467,11 @@ impl Client {
         struct Created {
             execution_id: String,
         }
-        let request = ApiRequest::post(format!("/api/v1/workflows/{}/trigger", segment(workflow_id)))
+        let mut request = ApiRequest::post(format!("/api/v1/workflows/{}/trigger", segment(workflow_id)))
             .json(&json!({"params": params}))?;
+        if let Some(key) = key {
+            request = request.idempotency_key(key);
+        }
         let created: Created = self.call_json(&request, "the new execution").await?;
         Ok(created.execution_id)
     }

@@ -48,7 +48,7 @@ mod workflow;
 
 pub use backend::{complete_callback, Completion, TaskAnswer, TaskRequest};
 pub use builder::{parse_workflow, Retry, TaskBuilder, WorkflowBuilder};
-pub use client::{Client, ClientBuilder, Page};
+pub use client::{new_idempotency_key, Client, ClientBuilder, Page, IDEMPOTENCY_KEY};
 pub use cluster::{ClusterInfo, Member, WorkerInfo};
 pub use error::Error;
 pub use execution::{

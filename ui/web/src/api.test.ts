@@ -101,6 +101,64 @@ describe('errors', () => {
   });
 });
 
+describe('idempotency keys', () => {
+  it('gives each write its own key and leaves reads without one', async () => {
+    const mock = new FetchMock()
+      .post('/api/v1/workflows/w/pause', () => json({ id: 'w', paused: true }))
+      .get('/api/v1/cluster', () => json({ node_id: 1, members: [], auth: { enabled: false } }))
+      .install();
+    await api.pause('w');
+    await api.pause('w');
+    await api.cluster();
+    const [first, second, read] = mock.calls.map((c) => c.headers.get('Idempotency-Key'));
+    expect(first).toMatch(/^[0-9a-f]{32}$/);
+    expect(second).toMatch(/^[0-9a-f]{32}$/);
+    expect(second).not.toBe(first);
+    expect(read).toBeNull();
+  });
+
+  it('sends a write again under the same key when no answer came', async () => {
+    vi.useFakeTimers();
+    try {
+      const keys: (string | null)[] = [];
+      let calls = 0;
+      vi.stubGlobal(
+        'fetch',
+        vi.fn(async (_url: string, init: RequestInit) => {
+          keys.push(new Headers(init.headers).get('Idempotency-Key'));
+          calls += 1;
+          if (calls < 3) throw new TypeError('Failed to fetch');
+          return json({ execution_id: 'wf:1' }, 202);
+        }),
+      );
+      const answer = api.trigger('wf', {});
+      await vi.runAllTimersAsync();
+      await expect(answer).resolves.toMatchObject({ execution_id: 'wf:1' });
+      expect(keys).toHaveLength(3);
+      expect(new Set(keys).size).toBe(1);
+      expect(events.map((e) => e.kind)).toEqual(['reachable']);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('gives up on a write after its resends, as unreachable', async () => {
+    vi.useFakeTimers();
+    try {
+      const fetchMock = vi.fn(async () => {
+        throw new TypeError('Failed to fetch');
+      });
+      vi.stubGlobal('fetch', fetchMock);
+      const answer = api.trigger('wf', {}).catch((e: unknown) => e);
+      await vi.runAllTimersAsync();
+      expect(await answer).toBeInstanceOf(UnreachableError);
+      expect(fetchMock).toHaveBeenCalledTimes(3);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
 describe('token', () => {
   it('is stored and sent as a bearer token', async () => {
     const mock = new FetchMock()

@@ -338,9 +338,35 @@ export function seg(value: string | number): string {
   return encodeURIComponent(String(value));
 }
 
-/** Sends a request and answers the `Response` of a 2xx; throws `ApiError` or `UnreachableError`. */
+/** Methods that change something: each call gets an `Idempotency-Key`. */
+const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+/** Pauses before sending a mutating request again after no answer came (same key each time). */
+export const RESEND_DELAYS_MS = [250, 750];
+
+/**
+ * A fresh idempotency key: 128 random bits in hex. `crypto.getRandomValues` works on plain
+ * http too (`crypto.randomUUID` only in secure contexts, and a node's UI may be served on a
+ * LAN address without TLS).
+ */
+export function newIdempotencyKey(): string {
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Sends a request and answers the `Response` of a 2xx; throws `ApiError` or `UnreachableError`.
+ *
+ * A mutating request carries an `Idempotency-Key`; when no answer comes (the node died, the
+ * connection broke) it is sent again with the same key, so the cluster applies it once.
+ */
 export async function send(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
   const headers = new Headers();
+  const mutating = MUTATING.has(method.toUpperCase());
+  if (mutating) headers.set('Idempotency-Key', newIdempotencyKey());
   const token = options.token !== undefined ? options.token : getToken();
   if (token) headers.set('Authorization', `Bearer ${token}`);
   headers.set('Accept', options.accept ?? 'application/json');
@@ -354,15 +380,22 @@ export async function send(method: string, path: string, options: RequestOptions
       headers.set('Content-Type', options.contentType ?? 'application/json');
     }
   }
-  let response: Response;
-  try {
-    response = await fetch(withQuery(path, options.query), { method, headers, body, signal: options.signal });
-  } catch (e) {
-    if (isAbort(e) || options.signal?.aborted) throw e;
-    // fetch rejects with a TypeError when there is no answer at all.
-    const error = new UnreachableError();
-    emit({ kind: 'unreachable', error });
-    throw error;
+  let response: Response | undefined;
+  const delays = mutating ? RESEND_DELAYS_MS : [];
+  for (let attempt = 0; response === undefined; attempt++) {
+    try {
+      response = await fetch(withQuery(path, options.query), { method, headers, body, signal: options.signal });
+    } catch (e) {
+      if (isAbort(e) || options.signal?.aborted) throw e;
+      // fetch rejects with a TypeError when there is no answer at all.
+      if (attempt < delays.length) {
+        await sleep(delays[attempt]);
+        continue;
+      }
+      const error = new UnreachableError();
+      emit({ kind: 'unreachable', error });
+      throw error;
+    }
   }
   if (response.ok) {
     emit({ kind: 'reachable' });
