@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 
 use linkloom_core::ids::scheduled_execution_id;
 use linkloom_core::state::{AttemptStatus, ExecutionStatus, State, TaskStatus, Trigger};
+use linkloom_history::exactly_once::{self, Told};
+use linkloom_history::linearizability::DEFAULT_STEP_BUDGET;
+use linkloom_history::register::{describe, Input, Output, Register};
+use linkloom_history::{check_by_key, Op, Verdict};
 
 use crate::world::{Ack, World};
 
@@ -18,7 +22,7 @@ pub struct Violation {
 }
 
 /// Invariant names, for `--list-invariants` and docs.
-pub const INVARIANTS: [(&str, &str); 9] = [
+pub const INVARIANTS: [(&str, &str); 11] = [
     ("one-leader-per-term", "at most one node leads in any term"),
     ("acked-writes-durable", "every acknowledged write is on every node after the faults heal"),
     ("one-execution-per-tick", "no two executions for the same (workflow, scheduled tick)"),
@@ -28,6 +32,8 @@ pub const INVARIANTS: [(&str, &str); 9] = [
     ("retry-policy", "a task makes at most max_attempts attempts, each after its backoff"),
     ("liveness", "after the faults stop, every execution ends within the bound"),
     ("replicas-equal", "after healing every node applied the same log to the same state"),
+    ("linearizable", "one order of every register write and read, consistent with real time, explains every answer"),
+    ("exactly-once", "each trigger took effect once, however often its client retried it"),
 ];
 
 /// Checks that accumulate observations across samples.
@@ -170,6 +176,7 @@ impl Checker {
         liveness_detail: Option<String>,
         first_tick_ms: Option<i64>,
         last_tick_ms: i64,
+        end: std::time::Duration,
     ) {
         self.sample(world);
         if let Some(detail) = liveness_detail {
@@ -223,6 +230,67 @@ impl Checker {
                 self.violate("ticks-fired", format!("ticks never fired: {missing:?}"));
             }
         }
+        if let Some((_, node)) = nodes.first() {
+            self.check_history(world, node, end.as_nanos() as u64);
+        }
         self.violations.dedup_by(|a, b| a.invariant == b.invariant);
+    }
+
+    /// `linearizable` and `exactly-once`: the clients' history against the healed state.
+    fn check_history(&mut self, world: &World, node: &crate::world::SimNode, end: u64) {
+        let (mut registers, triggers) = world.with(|w| (w.registers.clone(), w.triggers.clone()));
+        // The healed state, read as a client that comes last would see it.
+        let keys: std::collections::BTreeSet<String> = registers.iter().map(|(k, _)| k.clone()).collect();
+        let finals: Vec<(String, Op<Input, Output>)> = node.state().read(|s| {
+            keys.iter()
+                .map(|key| {
+                    let seen = s.workflow(key).and_then(|w| {
+                        let active = w.active()?;
+                        Some((u64::from(active.version), active.spec.description.clone().unwrap_or_default()))
+                    });
+                    let read = Op {
+                        client: u32::MAX,
+                        input: Input::Read,
+                        output: Some(Output::Read(seen)),
+                        call: end,
+                        ret: end,
+                    };
+                    (key.clone(), read)
+                })
+                .collect()
+        });
+        registers.extend(finals);
+        for (key, outcome) in check_by_key(registers, |_| Register, DEFAULT_STEP_BUDGET) {
+            match outcome.verdict {
+                Verdict::Linearizable => {}
+                Verdict::NotLinearizable { culprit, window } => {
+                    let shown: Vec<String> = window.iter().map(describe).collect();
+                    let detail = format!(
+                        "register {key}: {} cannot be explained; around it: {}",
+                        describe(&culprit),
+                        shown.join("; ")
+                    );
+                    self.violate("linearizable", detail);
+                }
+                Verdict::Unknown { steps } => {
+                    self.violate("linearizable", format!("register {key}: undecided after {steps} search steps"));
+                }
+            }
+        }
+        let told: BTreeMap<String, Told> = triggers.into_iter().collect();
+        let effects: BTreeMap<String, usize> = node.state().read(|s| {
+            let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+            for e in s.executions_after(None) {
+                if let Some(op) = e.params.0.get("op").and_then(|v| v.as_str()) {
+                    *counts.entry(op.to_string()).or_default() += 1;
+                }
+            }
+            counts
+        });
+        if let Some(v) = exactly_once::check(&told, &effects).first() {
+            let detail =
+                format!("trigger {}: the client was told {:?}; it made {} executions", v.id, v.told, v.effects);
+            self.violate("exactly-once", detail);
+        }
     }
 }

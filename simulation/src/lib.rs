@@ -16,11 +16,14 @@ pub mod backend;
 pub mod checker;
 pub mod net;
 pub mod node;
+pub mod probe;
 pub mod run;
 pub mod scenario;
 pub mod workload;
 pub mod world;
 
 pub use checker::{Violation, INVARIANTS};
+pub use node::NodeBugs;
+pub use probe::{run_probe, Probe, ProbeOutcome};
 pub use run::{run, Outcome, RunConfig, BUGS};
 pub use scenario::Scenario;

@@ -90,3 +90,42 @@ impl axum::serve::Listener for SimListener {
         self.0.local_addr()
     }
 }
+
+/// The nodes' transport: the production HTTP transport over turmoil, plus a link bandwidth the
+/// runner can set per (from, to) pair.
+///
+/// turmoil delays every message alike, whatever its size. Real links do not: a heartbeat crosses
+/// one in microseconds while a batch of log entries takes its length over the bandwidth. Some
+/// situations only arise from that difference (a restarted leader whose leadership a heartbeat
+/// confirms long before the entries it must commit again have crossed); a bandwidth limit makes
+/// them reachable on purpose.
+#[derive(Clone)]
+pub struct SimTransport {
+    inner: linkloom_raft::HttpTransport<SimConnector>,
+    from: u64,
+    world: crate::world::World,
+}
+
+impl SimTransport {
+    pub fn new(inner: linkloom_raft::HttpTransport<SimConnector>, from: u64, world: crate::world::World) -> Self {
+        SimTransport { inner, from, world }
+    }
+}
+
+impl linkloom_raft::Transport for SimTransport {
+    async fn post(
+        &self,
+        addr: &str,
+        path: &str,
+        body: Vec<u8>,
+        timeout: std::time::Duration,
+    ) -> Result<Vec<u8>, linkloom_raft::transport::TransportError> {
+        let to = addr.split(':').next().and_then(|host| host.strip_prefix('n')).and_then(|id| id.parse::<u64>().ok());
+        let bytes_per_second = to.and_then(|to| self.world.with(|w| w.bandwidth.get(&(self.from, to)).copied()));
+        if let Some(rate) = bytes_per_second.filter(|r| *r > 0) {
+            let millis = (body.len() as u64).saturating_mul(1_000) / rate;
+            tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+        }
+        self.inner.post(addr, path, body, timeout).await
+    }
+}

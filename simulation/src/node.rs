@@ -10,7 +10,7 @@ use linkloom_api::{ApiLimits, ApiState, AuthConfig};
 use linkloom_raft::storage::Disk;
 use linkloom_raft::{Clock, HttpTransport, RaftSettings, ReplicatedNode};
 
-use crate::net::{SimConnector, SimListener};
+use crate::net::{SimConnector, SimListener, SimTransport};
 use crate::world::World;
 
 /// Every simulated node shares it; a request without it to `/raft/*` is refused.
@@ -48,8 +48,23 @@ pub fn engine_config() -> EngineConfig {
     config
 }
 
+/// Guarantees a run switches off in every node, to prove its checkers see what follows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NodeBugs {
+    /// A restarted leader answers reads from its possibly stale commit index.
+    pub stale_restored_reads: bool,
+    /// Retried proposals and client requests apply again.
+    pub no_dedup: bool,
+}
+
 /// Runs node `id` until it is crashed: start Raft on its disk, the engine, then serve the API.
-pub async fn run_node(world: World, id: u64, nodes: u64, skew_ms: i64) -> Result<(), Box<dyn std::error::Error>> {
+pub async fn run_node(
+    world: World,
+    id: u64,
+    nodes: u64,
+    skew_ms: i64,
+    bugs: NodeBugs,
+) -> Result<(), Box<dyn std::error::Error>> {
     let disk = world.disks.get(&id).cloned().ok_or("no disk for this node")?;
     let mut settings = RaftSettings::new(id, node_addr(id), "/simulated");
     settings.initial_members = (1..=nodes).map(|n| (n, node_addr(n))).collect::<BTreeMap<_, _>>();
@@ -57,9 +72,15 @@ pub async fn run_node(world: World, id: u64, nodes: u64, skew_ms: i64) -> Result
     settings.logs_kept_after_snapshot = 100;
     settings.forward_wait_ms = 5_000;
     settings.forward_timeout_ms = 2_000;
+    settings.guard_restored_reads = !bugs.stale_restored_reads;
+    settings.exactly_once = !bugs.no_dedup;
     let node = ReplicatedNode::start_on(
         settings,
-        HttpTransport::with_connector(SimConnector).with_cluster_secret(CLUSTER_SECRET),
+        SimTransport::new(
+            HttpTransport::with_connector(SimConnector).with_cluster_secret(CLUSTER_SECRET),
+            id,
+            world.clone(),
+        ),
         Disk::Memory(disk),
     )
     .await?;
@@ -82,6 +103,7 @@ pub async fn run_node(world: World, id: u64, nodes: u64, skew_ms: i64) -> Result
         auth: Arc::new(AuthConfig::new(None, Some(CLUSTER_SECRET.to_string()), 0, 0)),
         http: Default::default(),
         ui: Default::default(),
+        idempotency_keys: !bugs.no_dedup,
     });
     let listener = SimListener::bind(NODE_PORT).await?;
     axum::serve(listener, app).await?;

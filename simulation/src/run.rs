@@ -11,7 +11,7 @@ use rand::SeedableRng;
 
 use crate::backend::{run_backend, Backend, Profile, BACKEND_HOST};
 use crate::checker::{Checker, Violation};
-use crate::node::{host_name, run_node};
+use crate::node::{host_name, run_node, NodeBugs};
 use crate::scenario::{Fault, Planned, Scenario, Target, FAULT_PHASE, WARM_UP};
 use crate::workload::{run_client, run_worker};
 use crate::world::World;
@@ -23,11 +23,13 @@ pub const WORKERS: u64 = 2;
 pub const SETTLE_BOUND: Duration = Duration::from_secs(60);
 
 /// A bug the simulator can inject, by name.
-pub const BUGS: [(&str, &str); 4] = [
+pub const BUGS: [(&str, &str); 6] = [
     ("cron-duplicate", "a tick fired twice creates a second execution (caught by one-execution-per-tick)"),
     ("late-completion", "a completion after the lease expired is accepted (caught by finished-never-changes)"),
     ("ignore-retry-limit", "failures are retried past max_attempts (caught by retry-policy)"),
     ("lying-fsync", "the disk acknowledges flushes it never made (caught by acked-writes-durable)"),
+    ("no-dedup", "retried proposals and client requests apply again (caught by exactly-once, linearizable)"),
+    ("stale-restored-reads", "a leader restarted before an election serves stale reads (caught by linearizable)"),
 ];
 
 #[derive(Debug, Clone)]
@@ -63,12 +65,34 @@ fn node_hosts() -> Vec<String> {
     (1..=NODES).map(host_name).collect()
 }
 
+/// The simulated world every run and probe uses: 1 ms ticks, 1–3 ms messages, the seed's RNG.
+pub(crate) fn builder(seed: u64) -> turmoil::Builder {
+    let mut builder = turmoil::Builder::new();
+    builder
+        .simulation_duration(Duration::from_secs(3_600))
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(3))
+        // A link cut at random (LossyLink faults) comes back after a few messages.
+        .repair_rate(0.3)
+        .epoch(UNIX_EPOCH + Duration::from_secs(1_798_761_600))
+        .rng_seed(seed)
+        // turmoil keeps the port of a connect that was abandoned before the peer answered (e.g.
+        // across a partition) for the rest of the run, so give every host all the ports there are.
+        .ephemeral_ports(1024..=65535);
+    builder
+}
+
 pub fn run(config: &RunConfig) -> Result<Outcome, String> {
     let started = Instant::now();
     let seed = config.seed;
     let lying = config.bug.as_deref() == Some("lying-fsync");
+    let node_bugs = NodeBugs {
+        stale_restored_reads: config.bug.as_deref() == Some("stale-restored-reads"),
+        no_dedup: config.bug.as_deref() == Some("no-dedup"),
+    };
     let bugs: Vec<Bug> = match config.bug.as_deref() {
-        None | Some("lying-fsync") => vec![],
+        None | Some("lying-fsync" | "no-dedup" | "stale-restored-reads") => vec![],
         Some("cron-duplicate") => vec![Bug::CronDuplicate],
         Some("late-completion") => vec![Bug::LateCompletion],
         Some("ignore-retry-limit") => vec![Bug::IgnoreRetryLimit],
@@ -86,22 +110,10 @@ pub fn run(config: &RunConfig) -> Result<Outcome, String> {
     }
     let backend = Backend::new(seed);
     let stop = Arc::new(Mutex::new(false));
-    let mut sim = turmoil::Builder::new()
-        .simulation_duration(Duration::from_secs(3_600))
-        .tick_duration(Duration::from_millis(1))
-        .min_message_latency(Duration::from_millis(1))
-        .max_message_latency(Duration::from_millis(3))
-        // A link cut at random (LossyLink faults) comes back after a few messages.
-        .repair_rate(0.3)
-        .epoch(UNIX_EPOCH + Duration::from_secs(1_798_761_600))
-        .rng_seed(seed)
-        // turmoil keeps the port of a connect that was abandoned before the peer answered (e.g.
-        // across a partition) for the rest of the run, so give every host all the ports there are.
-        .ephemeral_ports(1024..=65535)
-        .build();
+    let mut sim = builder(seed).build();
     for id in 1..=NODES {
         let (world, skew) = (world.clone(), skews[(id - 1) as usize]);
-        sim.host(host_name(id), move || run_node(world.clone(), id, NODES, skew));
+        sim.host(host_name(id), move || run_node(world.clone(), id, NODES, skew, node_bugs));
     }
     {
         let backend = backend.clone();
@@ -207,10 +219,13 @@ pub fn run(config: &RunConfig) -> Result<Outcome, String> {
     // Ticks are fired by the leader's clock and the pause is stamped in replicated time (the
     // fastest clock): leave the skew between them, and a tick's worth, out of the check.
     let spread = skews.iter().max().copied().unwrap_or(0) - skews.iter().min().copied().unwrap_or(0);
-    checker.finish(&world, liveness, first_tick, pause_ms.saturating_sub(4_000 + spread));
+    checker.finish(&world, liveness, first_tick, pause_ms.saturating_sub(4_000 + spread), now);
     if let Some((_, node)) = world.running_nodes().first() {
         let digest: String = node.state().read(|s| s.digest()).iter().map(|b| format!("{b:02x}")).collect();
         world.event(now, format!("end digest={digest} applied={:?}", node.cluster_info().last_applied));
+        if let Ok(path) = std::env::var("LOOM_SIM_DUMP") {
+            let _ = std::fs::write(path, node.state().read(|s| format!("{s:#?}")));
+        }
     }
     for v in &checker.violations {
         world.event(now, format!("VIOLATED {}: {}", v.invariant, v.detail));
@@ -272,7 +287,7 @@ fn resolve(world: &World, target: &Target) -> String {
     }
 }
 
-fn crash(sim: &mut turmoil::Sim, world: &World, host: &str) {
+pub(crate) fn crash(sim: &mut turmoil::Sim, world: &World, host: &str) {
     sim.crash(host);
     if let Some(id) = host.strip_prefix('n').and_then(|n| n.parse::<u64>().ok()) {
         world.with(|w| w.nodes.remove(&id));

@@ -14,6 +14,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use linkloom_history::exactly_once::Told;
+use linkloom_history::register::{Input, Output};
+use linkloom_history::Op;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -23,29 +26,54 @@ use crate::net::SimConnector;
 use crate::node::node_addr;
 use crate::world::{sim_now, Ack, World};
 
-type HttpClient = Client<SimConnector, Full<Bytes>>;
-
-fn http_client() -> HttpClient {
-    Client::builder(TokioExecutor::new()).build(SimConnector)
+/// HTTP clients of one simulated user, one connection pool per node.
+///
+/// hyper's pool keeps its hosts in a `HashMap`: one pool for every node would close the
+/// connections to them, when dropped, in an order that varies from process to process, and each
+/// close draws from the simulation's RNG. One pool per node, kept in an ordered map, closes them
+/// in node order, so a seed replays exactly.
+#[derive(Clone)]
+pub(crate) struct HttpClient {
+    pools: Arc<BTreeMap<u64, Client<SimConnector, Full<Bytes>>>>,
 }
 
-/// One request with a timeout; `None` when there was no answer (the outcome is unknown).
-async fn send(
+impl HttpClient {
+    pub(crate) fn new(nodes: u64) -> Self {
+        let pool =
+            || Client::builder(TokioExecutor::new()).pool_timer(hyper_util::rt::TokioTimer::new()).build(SimConnector);
+        HttpClient { pools: Arc::new((1..=nodes).map(|n| (n, pool())).collect()) }
+    }
+
+    async fn request(
+        &self,
+        node: u64,
+        request: http::Request<Full<Bytes>>,
+    ) -> Option<Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>> {
+        Some(self.pools.get(&node)?.request(request).await)
+    }
+}
+
+/// One request with a timeout, with an `Idempotency-Key` if `key` is given; `None` when there was
+/// no answer (the outcome is unknown).
+pub(crate) async fn send(
     client: &HttpClient,
     method: &str,
     node: u64,
     path: &str,
     content_type: &str,
     body: Bytes,
+    key: Option<&str>,
 ) -> Option<(u16, Value)> {
-    let request = http::Request::builder()
+    let mut request = http::Request::builder()
         .method(method)
         .uri(format!("http://{}{path}", node_addr(node)))
-        .header("content-type", content_type)
-        .body(Full::new(body))
-        .ok()?;
+        .header("content-type", content_type);
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    let request = request.body(Full::new(body)).ok()?;
     let call = async {
-        let response = client.request(request).await.ok()?;
+        let response = client.request(node, request).await?.ok()?;
         let status = response.status().as_u16();
         let bytes = response.into_body().collect().await.ok()?.to_bytes();
         Some((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
@@ -54,7 +82,7 @@ async fn send(
 }
 
 /// [`send`] with a JSON body (or none).
-async fn request(
+pub(crate) async fn request(
     client: &HttpClient,
     method: &str,
     node: u64,
@@ -62,7 +90,93 @@ async fn request(
     body: Option<Value>,
 ) -> Option<(u16, Value)> {
     let body = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-    send(client, method, node, path, "application/json", body).await
+    send(client, method, node, path, "application/json", body, None).await
+}
+
+/// What one logical write came to over its retries.
+pub(crate) enum Mutation {
+    Done(Value),
+    /// A definite refusal (4xx): nothing was applied.
+    Refused,
+    /// No definite answer: it may have been applied.
+    Unknown,
+}
+
+/// Attempts of one write, each through the next node, before its outcome counts as unknown.
+const WRITE_ATTEMPTS: u64 = 4;
+
+/// One logical write as the SDKs make it: one idempotency key, sent again through the next node
+/// while no definite answer comes.
+pub(crate) async fn mutate(
+    client: &HttpClient,
+    nodes: u64,
+    first_node: u64,
+    path: &str,
+    body: &Value,
+    key: &str,
+) -> Mutation {
+    let mut node = first_node;
+    for _ in 0..WRITE_ATTEMPTS {
+        let bytes = Bytes::from(body.to_string());
+        match send(client, "POST", node, path, "application/json", bytes, Some(key)).await {
+            Some((status, value)) if (200..300).contains(&status) => return Mutation::Done(value),
+            Some((status, _)) if status < 500 && status != 429 => return Mutation::Refused,
+            _ => {}
+        }
+        node = node % nodes + 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Mutation::Unknown
+}
+
+/// Simulated time in ns, the clock of the register history.
+fn now_ns() -> u64 {
+    sim_now().as_nanos() as u64
+}
+
+/// Registers the register clients write and read (workflows with one never-run task).
+pub const REGISTERS: u64 = 3;
+/// Register clients running at once in the client host.
+const REGISTER_CLIENTS: u32 = 2;
+
+/// A client of the registers: writes each a new version with a unique description, reads them
+/// with the default consistency, through random nodes, recording every call and answer.
+async fn run_register_client(world: World, client: HttpClient, nodes: u64, seed: u64, id: u32, stop: Arc<Mutex<bool>>) {
+    let mut rng = SmallRng::seed_from_u64(seed ^ (0x0005_e915_7e55 + u64::from(id)));
+    let mut writes = 0u64;
+    while !*stop.lock().unwrap_or_else(|p| p.into_inner()) {
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(20..200))).await;
+        let key = format!("reg-{}", rng.gen_range(0..REGISTERS));
+        let node = rng.gen_range(1..=nodes);
+        let call = now_ns();
+        let (input, output) = if rng.gen_bool(0.4) {
+            writes += 1;
+            let value = format!("r{id}-{writes}");
+            let spec =
+                json!({"id": key, "description": value, "tasks": [{"id": "t", "type": "worker", "queue": "nobody"}]});
+            let output = match mutate(&client, nodes, node, "/api/v1/workflows", &spec, &value).await {
+                Mutation::Done(answer) => match answer["version"].as_u64() {
+                    Some(version) => Some(Output::Written { version }),
+                    None => continue,
+                },
+                Mutation::Refused => continue,
+                Mutation::Unknown => None,
+            };
+            (Input::Write(value), output)
+        } else {
+            let seen = match request(&client, "GET", node, &format!("/api/v1/workflows/{key}"), None).await {
+                Some((200, v)) => match (v["version"].as_u64(), v["spec"]["description"].as_str()) {
+                    (Some(version), Some(value)) => Some((version, value.to_string())),
+                    _ => continue,
+                },
+                Some((404, _)) => None,
+                _ => continue,
+            };
+            (Input::Read, Some(Output::Read(seen)))
+        };
+        let op = Op { client: id, input, output, call, ret: now_ns() };
+        world.with(|w| w.registers.push((key, op)));
+    }
 }
 
 /// The workflows every run registers.
@@ -87,13 +201,13 @@ pub async fn run_client(
     stop: Arc<Mutex<bool>>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let mut rng = SmallRng::seed_from_u64(seed ^ 0x00c1_1e47);
-    let client = http_client();
+    let client = HttpClient::new(nodes);
     // Register the workflows, retrying through whatever faults are running.
     for yaml in workflows() {
         loop {
             let node = rng.gen_range(1..=nodes);
             let body = Bytes::from(yaml.clone());
-            let answer = send(&client, "POST", node, "/api/v1/workflows", "application/yaml", body).await;
+            let answer = send(&client, "POST", node, "/api/v1/workflows", "application/yaml", body, None).await;
             if let Some((201, body)) = answer {
                 let workflow_id = body["id"].as_str().unwrap_or_default().to_string();
                 let version = body["version"].as_u64().unwrap_or_default() as u32;
@@ -103,27 +217,34 @@ pub async fn run_client(
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+    let registers: Vec<_> = (0..REGISTER_CLIENTS)
+        .map(|id| tokio::spawn(run_register_client(world.clone(), client.clone(), nodes, seed, id, stop.clone())))
+        .collect();
     let mut created: Vec<String> = Vec::new();
+    let mut triggers = 0u64;
     while !*stop.lock().unwrap_or_else(|p| p.into_inner()) {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(100..400))).await;
         let node = rng.gen_range(1..=nodes);
         let roll = rng.gen_range(0..100);
         let now = sim_now();
-        if roll < 40 {
-            let body = json!({"params": {"n": rng.gen_range(0..1000)}});
-            if let Some((202, answer)) =
-                request(&client, "POST", node, "/api/v1/workflows/chain/trigger", Some(body)).await
-            {
-                let execution_id = answer["execution_id"].as_str().unwrap_or_default().to_string();
-                created.push(execution_id.clone());
-                world.ack(now, Ack::ExecutionCreated { execution_id });
-            }
-        } else if roll < 70 {
-            if let Some((202, answer)) = request(&client, "POST", node, "/api/v1/workflows/pull/trigger", None).await {
-                let execution_id = answer["execution_id"].as_str().unwrap_or_default().to_string();
-                created.push(execution_id.clone());
-                world.ack(now, Ack::ExecutionCreated { execution_id });
-            }
+        if roll < 70 {
+            // A trigger with a unique op id in its params, retried with one idempotency key.
+            triggers += 1;
+            let workflow = if roll < 40 { "chain" } else { "pull" };
+            let op_id = format!("op-{triggers}");
+            let body = json!({"params": {"n": rng.gen_range(0..1000), "op": op_id}});
+            let path = format!("/api/v1/workflows/{workflow}/trigger");
+            let told = match mutate(&client, nodes, node, &path, &body, &op_id).await {
+                Mutation::Done(answer) => {
+                    let execution_id = answer["execution_id"].as_str().unwrap_or_default().to_string();
+                    created.push(execution_id.clone());
+                    world.ack(now, Ack::ExecutionCreated { execution_id });
+                    Told::Succeeded
+                }
+                Mutation::Refused => Told::Failed,
+                Mutation::Unknown => Told::Unknown,
+            };
+            world.with(|w| w.triggers.push((op_id, told)));
         } else if roll < 80 && !created.is_empty() {
             let id = created[rng.gen_range(0..created.len())].clone();
             if let Some((200, _)) =
@@ -148,6 +269,9 @@ pub async fn run_client(
             let _ = request(&client, "GET", node, &format!("/api/v1/executions/{id}"), None).await;
         }
     }
+    for register_client in registers {
+        let _ = register_client.await;
+    }
     // Stop the schedule so the cluster can settle; retried until it takes.
     loop {
         let node = rng.gen_range(1..=nodes);
@@ -171,7 +295,7 @@ pub async fn run_worker(world: World, name: String, nodes: u64, seed: u64) -> Re
     let rng =
         Arc::new(Mutex::new(SmallRng::seed_from_u64(seed ^ name.bytes().fold(7u64, |h, b| h * 31 + u64::from(b)))));
     let running: Arc<Mutex<BTreeMap<String, Running>>> = Arc::default();
-    let client = http_client();
+    let client = HttpClient::new(nodes);
     let mut node = rng.lock().unwrap_or_else(|p| p.into_inner()).gen_range(1..=nodes);
     loop {
         let hello = json!({
@@ -181,8 +305,8 @@ pub async fn run_worker(world: World, name: String, nodes: u64, seed: u64) -> Re
         let request = http::Request::post(format!("http://{}/api/v1/workers/connect", node_addr(node)))
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(hello.to_string())))?;
-        let connected = tokio::time::timeout(Duration::from_secs(2), client.request(request)).await;
-        let Ok(Ok(response)) = connected else {
+        let connected = tokio::time::timeout(Duration::from_secs(2), client.request(node, request)).await;
+        let Ok(Some(Ok(response))) = connected else {
             node = node % nodes + 1;
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;

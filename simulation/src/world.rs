@@ -9,14 +9,17 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use linkloom_history::exactly_once::Told;
+use linkloom_history::register::{Input, Output};
+use linkloom_history::Op;
 use linkloom_raft::storage::MemoryDisk;
-use linkloom_raft::{HttpTransport, ReplicatedNode};
+use linkloom_raft::ReplicatedNode;
 use sha2::{Digest, Sha256};
 
-use crate::net::SimConnector;
+use crate::net::SimTransport;
 
 /// The node type the simulation runs.
-pub type SimNode = ReplicatedNode<HttpTransport<SimConnector>>;
+pub type SimNode = ReplicatedNode<SimTransport>;
 
 /// A write the cluster acknowledged to a client: it must be on every node after the faults heal.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +51,14 @@ pub struct WorldState {
     pub retried: Vec<String>,
     /// Completions workers sent after being told their attempt was over (must all be refused).
     pub late_completions: Vec<u64>,
+    /// Every register operation clients made (workflows written and read), with simulated
+    /// call and return times in ns: the history `linearizable` judges.
+    pub registers: Vec<(String, Op<Input, Output>)>,
+    /// Every trigger by its op id (in the execution's params), with what its client was told:
+    /// `exactly-once` counts the executions per op id.
+    pub triggers: Vec<(String, Told)>,
+    /// Bytes per second of node-to-node links the runner throttled, by (from, to) node id.
+    pub bandwidth: BTreeMap<(u64, u64), u64>,
 }
 
 /// Shared between the runner and every host.
