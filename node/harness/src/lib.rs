@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 
 pub mod backend;
+pub mod jepsen;
 
 /// Prints `name: count=… p50_ms=… p90_ms=… p99_ms=… max_ms=…` for latency samples in ms (the
 /// line format every benchmark binary here reports in).
@@ -32,6 +33,22 @@ pub fn print_percentiles(name: &str, mut values_ms: Vec<f64>) {
         pick(0.99),
         pick(1.0)
     );
+}
+
+/// The `loom-node` a tool should run: `explicit` if given, else the one next to the running
+/// binary (where `cargo build` puts both); an error that says how to build it if it is missing.
+pub fn loom_node_binary(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let path = match explicit {
+        Some(path) => path,
+        None => std::env::current_exe()?.with_file_name("loom-node"),
+    };
+    if !path.exists() {
+        bail!(
+            "{} not found: build it with `cargo build --release -p linkloom-node` or pass --loom-node",
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
 /// Percent-encodes `text` for a URL path segment or query value (unreserved bytes kept).
@@ -241,6 +258,25 @@ impl Cluster {
         Ok(())
     }
 
+    /// Freezes a node with SIGSTOP: it holds its connections and answers nothing until resumed.
+    pub fn pause(&mut self, id: u64) -> anyhow::Result<()> {
+        self.signal(id, "-STOP")
+    }
+
+    /// Lets a node frozen by [`Cluster::pause`] run again (SIGCONT).
+    pub fn resume(&mut self, id: u64) -> anyhow::Result<()> {
+        self.signal(id, "-CONT")
+    }
+
+    fn signal(&mut self, id: u64, signal: &str) -> anyhow::Result<()> {
+        let pid = self.nodes.get(&id).and_then(Node::pid).ok_or_else(|| anyhow!("node {id} is not running"))?;
+        let status = Command::new("kill").arg(signal).arg(pid.to_string()).status()?;
+        if !status.success() {
+            bail!("kill {signal} {pid} (node {id}) failed");
+        }
+        Ok(())
+    }
+
     /// Sends SIGTERM and waits (bounded) for a clean exit; returns the exit status code.
     pub fn terminate(&mut self, id: u64, timeout: Duration) -> anyhow::Result<Option<i32>> {
         let node = self.nodes.get_mut(&id).ok_or_else(|| anyhow!("no node {id}"))?;
@@ -419,6 +455,8 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         for node in self.nodes.values_mut() {
             if let Some(mut child) = node.child.take() {
+                // A paused node dies of SIGKILL too; SIGCONT first so nothing lingers stopped.
+                let _ = Command::new("kill").arg("-CONT").arg(child.id().to_string()).status();
                 let _ = child.kill();
                 let _ = child.wait();
             }

@@ -68,13 +68,7 @@ fn rss_mib(pid: u32) -> f64 {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let binary = match args.loom_node {
-        Some(p) => p,
-        None => std::env::current_exe()?.with_file_name("loom-node"),
-    };
-    if !binary.exists() {
-        bail!("{} not found: cargo build --release -p linkloom-node", binary.display());
-    }
+    let binary = linkloom_harness::loom_node_binary(args.loom_node)?;
     let backend = Backend::start()?;
     let mut cluster = Cluster::start(&binary, ClusterOptions::new(3).env("LOOM_LOG", "warn"))?;
     let leader = cluster.wait_ready(Duration::from_secs(30))?;

@@ -25,7 +25,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
 use clap::{Parser, Subcommand, ValueEnum};
 use linkloom::{Client, Worker};
 use linkloom_harness::{print_percentiles, Cluster, ClusterOptions};
@@ -111,13 +110,7 @@ fn start_workers(
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let binary = match args.loom_node {
-        Some(p) => p,
-        None => std::env::current_exe()?.with_file_name("loom-node"),
-    };
-    if !binary.exists() {
-        bail!("{} not found: cargo build --release -p linkloom-node", binary.display());
-    }
+    let binary = linkloom_harness::loom_node_binary(args.loom_node)?;
     let mut cluster = Cluster::start(&binary, ClusterOptions::new(3).env("LOOM_LOG", "warn"))?;
     let leader = cluster.wait_ready(Duration::from_secs(30))?;
     let urls: Vec<String> = cluster.ids().into_iter().map(|id| cluster.url(id)).collect();

@@ -262,16 +262,7 @@ fn print(figures: &[Figures]) {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     linkloom_harness::install_crypto_provider();
-    let loom_node = match args.loom_node {
-        Some(path) => path,
-        None => std::env::current_exe()?.with_file_name("loom-node"),
-    };
-    if !loom_node.exists() {
-        bail!(
-            "{} not found: build it with `cargo build --release -p linkloom-node` or pass --loom-node",
-            loom_node.display()
-        );
-    }
+    let loom_node = linkloom_harness::loom_node_binary(args.loom_node)?;
     let mut figures = Vec::new();
 
     if let Some(url) = &args.loom_url {
