@@ -38,8 +38,11 @@ pub struct Cli {
     /// Start without founding a cluster and wait to be added as a learner.
     #[arg(long, env = "LOOM_JOIN")]
     pub join: bool,
+    /// The leader's heartbeat, in ms; also openraft's timeout for one replication call.
     #[arg(long, env = "LOOM_HEARTBEAT_MS")]
     pub heartbeat_ms: Option<u64>,
+    /// A follower that hears no leader for the leader lease (the max below) plus its own
+    /// election timeout (drawn once per process between min and max) starts an election.
     #[arg(long, env = "LOOM_ELECTION_TIMEOUT_MIN_MS")]
     pub election_timeout_min_ms: Option<u64>,
     #[arg(long, env = "LOOM_ELECTION_TIMEOUT_MAX_MS")]
@@ -300,8 +303,8 @@ impl Config {
             data_dir,
             initial_members,
             heartbeat_ms: cli.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(100),
-            election_timeout_min_ms: cli.election_timeout_min_ms.or(file.election_timeout_min_ms).unwrap_or(500),
-            election_timeout_max_ms: cli.election_timeout_max_ms.or(file.election_timeout_max_ms).unwrap_or(1000),
+            election_timeout_min_ms: cli.election_timeout_min_ms.or(file.election_timeout_min_ms).unwrap_or(250),
+            election_timeout_max_ms: cli.election_timeout_max_ms.or(file.election_timeout_max_ms).unwrap_or(500),
             snapshot_logs: cli.snapshot_logs.or(file.snapshot_logs).unwrap_or(10_000),
             logs_kept_after_snapshot: cli.logs_kept_after_snapshot.or(file.logs_kept_after_snapshot).unwrap_or(1_000),
             forward_wait_ms: cli.forward_wait_ms.or(file.forward_wait_ms).unwrap_or(10_000),
