@@ -48,6 +48,15 @@ out=$("$CLUSTER" status)
 [[ $(grep -c "http://127.0.0.1" <<<"$out") == 3 ]] || fail "status: $out"
 grep -q leader <<<"$out" || fail "status shows no leader (the token did not reach status): $out"
 
+# `up` right after a SIGKILL, without waiting for the process to go: it must wait for the port
+# and bring the node back (or fail loudly), never report success with the node down.
+victim=$(cat .loom-cluster/node2.pid)
+kill -KILL "$victim"
+out=$("$CLUSTER" up) || fail "up right after a SIGKILL: $out"
+grep -q "node 2 started" <<<"$out" || fail "up right after a SIGKILL did not restart node 2: $out"
+new=$(cat .loom-cluster/node2.pid)
+[[ $new != "$victim" ]] && kill -0 "$new" 2>/dev/null || fail "node 2 is not running after up: $out"
+
 deadline=$((SECONDS + 30))
 until curl -sf "${AUTH[@]}" "http://127.0.0.1:8083/api/v1/workflows/smoke?consistency=stale" >/dev/null 2>&1; do
   ((SECONDS < deadline)) || fail "the restarted node never showed the write"

@@ -17,6 +17,7 @@ BIN=${LOOM_NODE_BIN:-$TARGET/release/loom-node}
 IDS=(1 2 3)
 PEERS="1=127.0.0.1:8081,2=127.0.0.1:8082,3=127.0.0.1:8083"
 READY_TIMEOUT_S=${LOOM_READY_TIMEOUT_S:-60}
+PORT_WAIT_S=${LOOM_PORT_WAIT_S:-10}
 
 port() { echo $((8080 + $1)); }
 pidfile() { echo "$DIR/node$1.pid"; }
@@ -43,6 +44,21 @@ build_if_missing() {
   fi
 }
 
+# Waits (bounded) until nothing listens on node N's port: a node SIGKILLed a moment ago may
+# still hold it while it exits, and a new node started then would die of "Address already in use".
+wait_port_free() {
+  local id=$1 port deadline
+  port=$(port "$id")
+  deadline=$((SECONDS + PORT_WAIT_S))
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    if ((SECONDS >= deadline)); then
+      echo "node $id: port $port is still in use ${PORT_WAIT_S}s later (another process holds it); not starting node $id" >&2
+      return 1
+    fi
+    sleep 0.05
+  done
+}
+
 up() {
   build_if_missing
   mkdir -p "$DIR"
@@ -51,6 +67,7 @@ up() {
       echo "node $id already running (pid $(running_pid "$id"))"
       continue
     fi
+    wait_port_free "$id" || return 1
     nohup "$BIN" --node-id "$id" --listen "127.0.0.1:$(port "$id")" --data-dir "$DIR/node$id" \
       --peers "$PEERS" >>"$DIR/node$id.log" 2>&1 </dev/null &
     echo $! >"$(pidfile "$id")"
@@ -67,7 +84,7 @@ wait_ready() {
     for id in "${IDS[@]}"; do
       # A node that exited (say, its port was taken) must not pass for whoever answers there.
       if ! kill -0 "$(cat "$(pidfile "$id")")" 2>/dev/null; then
-        echo "node $id exited; last lines of $DIR/node$id.log:" >&2
+        echo "node $id exited instead of coming up; last lines of $DIR/node$id.log:" >&2
         tail -n 5 "$DIR/node$id.log" >&2
         return 1
       fi
