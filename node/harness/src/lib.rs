@@ -1,6 +1,7 @@
 //! A local cluster of real `loom-node` processes for tests and benchmarks.
 //!
-//! Nodes listen on free ports of 127.0.0.1 only, keep their data in a temporary directory, and
+//! Nodes listen on free ports of 127.0.0.1 (or, with [`Netns`], each on its own address inside a
+//! network namespace this harness creates), keep their data in a temporary directory, and
 //! log to a file there (printed when a wait fails). Every wait is bounded. Dropping a [`Cluster`]
 //! kills every node it started.
 
@@ -78,6 +79,8 @@ use serde_json::Value;
 /// One node process.
 pub struct Node {
     pub id: u64,
+    /// The address it listens on: 127.0.0.1, or its own inside its namespace.
+    pub host: String,
     pub port: u16,
     pub data_dir: PathBuf,
     log_path: PathBuf,
@@ -90,7 +93,7 @@ pub struct Node {
 
 impl Node {
     pub fn url(&self) -> String {
-        format!("{}://127.0.0.1:{}", self.scheme, self.port)
+        format!("{}://{}:{}", self.scheme, self.host, self.port)
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -102,10 +105,57 @@ impl Node {
     }
 }
 
+/// Nodes on separate network hosts: each in its own namespace `{prefix}-N` at `{subnet}.N`, the
+/// harness at `{subnet}.254`, made and torn down with `deploy/netns/net.sh`, which can also cut
+/// the links between nodes (real partitions). Needs root.
+#[derive(Clone, Debug)]
+pub struct Netns {
+    pub prefix: String,
+    /// The first three octets, e.g. `10.78.0`.
+    pub subnet: String,
+}
+
+impl Netns {
+    /// The repository's `deploy/netns/net.sh`.
+    pub fn script() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/netns/net.sh")
+    }
+
+    fn command(&self, nodes: u64) -> Command {
+        let mut command = Command::new(Self::script());
+        command
+            .env("LOOM_NETNS_PREFIX", &self.prefix)
+            .env("LOOM_NETNS_SUBNET", &self.subnet)
+            .env("LOOM_NETNS_NODES", nodes.to_string());
+        command
+    }
+
+    /// Runs `net.sh ARGS...`; an error carries what it printed.
+    fn run(&self, nodes: u64, args: &[&str]) -> anyhow::Result<()> {
+        let output = self.command(nodes).args(args).output().context("running deploy/netns/net.sh")?;
+        if !output.status.success() {
+            bail!("net.sh {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
+        }
+        Ok(())
+    }
+
+    /// Why this machine cannot run nodes in namespaces, if it cannot (not root, no netns, no
+    /// nftables): tests that need it skip with this message.
+    pub fn unavailable(&self) -> Option<String> {
+        match self.command(3).arg("check").output() {
+            Ok(out) if out.status.success() => None,
+            Ok(out) => Some(String::from_utf8_lossy(&out.stderr).trim().to_string()),
+            Err(e) => Some(format!("cannot run {}: {e}", Self::script().display())),
+        }
+    }
+}
+
 /// How to start a cluster.
 #[derive(Clone, Debug)]
 pub struct ClusterOptions {
     pub nodes: u64,
+    /// Separate network hosts instead of 127.0.0.1.
+    pub netns: Option<Netns>,
     /// Extra environment for every node (`LOOM_*` settings).
     pub env: Vec<(String, String)>,
     /// PEM of the CA that signed the nodes' certificates, when they serve TLS.
@@ -114,7 +164,7 @@ pub struct ClusterOptions {
 
 impl ClusterOptions {
     pub fn new(nodes: u64) -> Self {
-        ClusterOptions { nodes, env: Vec::new(), tls_ca_pem: None }
+        ClusterOptions { nodes, netns: None, env: Vec::new(), tls_ca_pem: None }
     }
 
     /// Serve TLS with this certificate and key (PEM files), trusting `ca` (a PEM file) for peers;
@@ -133,7 +183,16 @@ impl ClusterOptions {
         self.env.push((key.to_string(), value.to_string()));
         self
     }
+
+    /// Runs each node on its own network host (see [`Netns`]).
+    pub fn netns(mut self, netns: Netns) -> Self {
+        self.netns = Some(netns);
+        self
+    }
 }
+
+/// The port every node listens on when each has an address of its own.
+const NETNS_PORT: u16 = 8080;
 
 /// A running local cluster.
 pub struct Cluster {
@@ -155,11 +214,17 @@ impl Cluster {
     /// Starts `options.nodes` founding members using the `loom-node` binary at `binary`.
     pub fn start(binary: impl Into<PathBuf>, options: ClusterOptions) -> anyhow::Result<Cluster> {
         let dir = tempfile::Builder::new().prefix("loom-cluster-").tempdir()?;
-        let ports = free_ports(options.nodes as usize)?;
-        let peers = ports
+        let addresses: Vec<(String, u16)> = match &options.netns {
+            None => free_ports(options.nodes as usize)?.into_iter().map(|p| ("127.0.0.1".to_string(), p)).collect(),
+            Some(netns) => {
+                netns.run(options.nodes, &["create"])?;
+                (1..=options.nodes).map(|n| (format!("{}.{n}", netns.subnet), NETNS_PORT)).collect()
+            }
+        };
+        let peers = addresses
             .iter()
             .enumerate()
-            .map(|(i, port)| format!("{}=127.0.0.1:{port}", i + 1))
+            .map(|(i, (host, port))| format!("{}={host}:{port}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
         install_crypto_provider();
@@ -175,11 +240,12 @@ impl Cluster {
         let http = http.build()?;
         let scheme = if options.tls_ca_pem.is_some() { "https" } else { "http" };
         let mut cluster = Cluster { binary: binary.into(), dir, options, nodes: BTreeMap::new(), peers, http };
-        for (i, port) in ports.into_iter().enumerate() {
+        for (i, (host, port)) in addresses.into_iter().enumerate() {
             let id = i as u64 + 1;
             let data_dir = cluster.dir.path().join(format!("node{id}"));
             let log_path = cluster.dir.path().join(format!("node{id}.log"));
-            cluster.nodes.insert(id, Node { id, port, data_dir, log_path, child: None, joins: false, scheme });
+            let node = Node { id, host, port, data_dir, log_path, child: None, joins: false, scheme };
+            cluster.nodes.insert(id, node);
             cluster.spawn(id)?;
         }
         Ok(cluster)
@@ -188,12 +254,20 @@ impl Cluster {
     fn spawn(&mut self, id: u64) -> anyhow::Result<()> {
         let node = self.nodes.get(&id).ok_or_else(|| anyhow!("no node {id}"))?;
         let log = File::options().create(true).append(true).open(&node.log_path)?;
-        let mut command = Command::new(&self.binary);
+        // In a namespace, `ip netns exec` execs the node in place: its pid is the node's.
+        let mut command = match &self.options.netns {
+            None => Command::new(&self.binary),
+            Some(netns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &format!("{}-{id}", netns.prefix)]).arg(&self.binary);
+                c
+            }
+        };
         command
             .arg("--node-id")
             .arg(id.to_string())
             .arg("--listen")
-            .arg(format!("127.0.0.1:{}", node.port))
+            .arg(format!("{}:{}", node.host, node.port))
             .arg("--data-dir")
             .arg(&node.data_dir)
             .env("LOOM_LOG", "info,openraft=warn")
@@ -218,11 +292,15 @@ impl Cluster {
     /// Adds a node that starts with `--join` (it waits to be added as a learner).
     pub fn add_joining_node(&mut self) -> anyhow::Result<u64> {
         let id = self.nodes.keys().max().copied().unwrap_or(0) + 1;
+        if self.options.netns.is_some() {
+            bail!("joining nodes run on 127.0.0.1 only");
+        }
         let port = free_ports(1)?[0];
         let data_dir = self.dir.path().join(format!("node{id}"));
         let log_path = self.dir.path().join(format!("node{id}.log"));
         let scheme = if self.options.tls_ca_pem.is_some() { "https" } else { "http" };
-        self.nodes.insert(id, Node { id, port, data_dir, log_path, child: None, joins: true, scheme });
+        let host = "127.0.0.1".to_string();
+        self.nodes.insert(id, Node { id, host, port, data_dir, log_path, child: None, joins: true, scheme });
         self.spawn(id)?;
         Ok(id)
     }
@@ -275,6 +353,26 @@ impl Cluster {
             bail!("kill {signal} {pid} (node {id}) failed");
         }
         Ok(())
+    }
+
+    /// Cuts node `id` off from the other nodes, both ways (clients still reach it). Needs
+    /// [`Netns`].
+    pub fn isolate(&self, id: u64) -> anyhow::Result<()> {
+        self.netns()?.run(self.options.nodes, &["isolate", &id.to_string()])
+    }
+
+    /// Loses what node `from` sends to node `to` (one direction). Needs [`Netns`].
+    pub fn cut(&self, from: u64, to: u64) -> anyhow::Result<()> {
+        self.netns()?.run(self.options.nodes, &["cut", &from.to_string(), &to.to_string()])
+    }
+
+    /// Undoes every isolate and cut.
+    pub fn heal(&self) -> anyhow::Result<()> {
+        self.netns()?.run(self.options.nodes, &["heal"])
+    }
+
+    fn netns(&self) -> anyhow::Result<&Netns> {
+        self.options.netns.as_ref().ok_or_else(|| anyhow!("partitions need nodes on separate network hosts (Netns)"))
     }
 
     /// Sends SIGTERM and waits (bounded) for a clean exit; returns the exit status code.
@@ -460,6 +558,9 @@ impl Drop for Cluster {
                 let _ = child.kill();
                 let _ = child.wait();
             }
+        }
+        if let Some(netns) = &self.options.netns {
+            let _ = netns.run(self.options.nodes, &["destroy"]);
         }
     }
 }

@@ -51,6 +51,10 @@ struct Args {
     /// Value size in bytes for both systems (the workflow YAML is padded to it).
     #[arg(long, default_value_t = 300)]
     value_bytes: usize,
+    /// Send every Link Loom write with its own Idempotency-Key, as the SDKs do (each is then
+    /// remembered for the cluster's request window).
+    #[arg(long)]
+    idempotency_keys: bool,
 }
 
 /// One measured phase.
@@ -73,6 +77,7 @@ trait Target: Send + Sync + 'static {
 struct LoomTarget {
     url: String,
     value_bytes: usize,
+    idempotency_keys: bool,
 }
 
 impl Target for LoomTarget {
@@ -81,7 +86,16 @@ impl Target for LoomTarget {
             format!("id: bench-{}\ntasks:\n  - {{id: t, type: worker, queue: bench}}\ndescription: \"", i % 1000);
         let pad = self.value_bytes.saturating_sub(head.len() + 2);
         let body = format!("{head}{}\"\n", "x".repeat(pad));
-        client.post(format!("{}/api/v1/workflows", self.url)).header("content-type", "application/yaml").body(body)
+        let request =
+            client.post(format!("{}/api/v1/workflows", self.url)).header("content-type", "application/yaml").body(body);
+        if self.idempotency_keys {
+            // Unique over every phase (each phase counts `i` from 0 again).
+            static SENT: AtomicU64 = AtomicU64::new(0);
+            let n = SENT.fetch_add(1, Ordering::Relaxed);
+            request.header("idempotency-key", format!("bench-{}-{n}", std::process::id()))
+        } else {
+            request
+        }
     }
 }
 
@@ -267,7 +281,11 @@ async fn main() -> anyhow::Result<()> {
 
     if let Some(url) = &args.loom_url {
         eprintln!("loom: writing through {url}");
-        let target: Arc<dyn Target> = Arc::new(LoomTarget { url: url.clone(), value_bytes: args.value_bytes });
+        let target: Arc<dyn Target> = Arc::new(LoomTarget {
+            url: url.clone(),
+            value_bytes: args.value_bytes,
+            idempotency_keys: args.idempotency_keys,
+        });
         figures.push(measure("loom", target.clone(), args.concurrency, args.count, args.warmup).await);
         figures.push(measure("loom", target, 1, args.single_count, args.warmup / 10).await);
     } else {
@@ -275,8 +293,11 @@ async fn main() -> anyhow::Result<()> {
         let leader = tokio::task::block_in_place(|| cluster.wait_ready(Duration::from_secs(30)))?;
         let follower = cluster.ids().into_iter().find(|id| *id != leader).unwrap_or(leader);
         eprintln!("loom: leader {leader}, writing through follower {follower}");
-        let target: Arc<dyn Target> =
-            Arc::new(LoomTarget { url: cluster.url(follower), value_bytes: args.value_bytes });
+        let target: Arc<dyn Target> = Arc::new(LoomTarget {
+            url: cluster.url(follower),
+            value_bytes: args.value_bytes,
+            idempotency_keys: args.idempotency_keys,
+        });
         figures.push(measure("loom", target.clone(), args.concurrency, args.count, args.warmup).await);
         figures.push(measure("loom", target, 1, args.single_count, args.warmup / 10).await);
         let disk: u64 = walk_size(cluster.dir());

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use linkloom_harness::jepsen::{self, Fault, Options};
+use linkloom_harness::Netns;
 
 #[derive(Parser)]
 #[command(about = "Jepsen-style linearizability and exactly-once test of a real 3-node cluster")]
@@ -29,10 +30,15 @@ struct Args {
     /// Seed of the clients' and the nemesis's choices (timing still varies from run to run).
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Faults to pick from, comma-separated: kill-leader, pause-leader, kill-node, pause-node;
-    /// `none` for a run without faults.
-    #[arg(long, default_value = "kill-leader,pause-leader,kill-node")]
-    faults: String,
+    /// Faults to pick from, comma-separated: kill-leader, pause-leader, kill-node, pause-node,
+    /// and with --netns isolate-leader, isolate-node, cut-one-way; `none` for a run without
+    /// faults. Default: the first three, and the partitions with --netns.
+    #[arg(long)]
+    faults: Option<String>,
+    /// Run each node in its own network namespace (10.78.0.N, made with deploy/netns/net.sh;
+    /// needs root), so partitions are real.
+    #[arg(long)]
+    netns: bool,
     /// Seconds between faults.
     #[arg(long, default_value_t = 5.0)]
     fault_every: f64,
@@ -73,22 +79,33 @@ fn main() -> ExitCode {
     options.down_for = Duration::from_secs_f64(args.down_for.max(0.0));
     options.slots = args.slots.max(1);
     options.ops_per_key = args.ops_per_key.max(1);
-    options.faults = if args.faults == "none" {
+    if args.netns {
+        let netns = Netns { prefix: "ljep".into(), subnet: "10.78.0".into() };
+        if let Some(why) = netns.unavailable() {
+            eprintln!("loom-jepsen: --netns is not possible here: {why}");
+            return ExitCode::from(2);
+        }
+        options.netns = Some(netns);
+    }
+    let faults = args.faults.clone().unwrap_or_else(|| {
+        let partitions = if args.netns { ",isolate-leader,isolate-node,cut-one-way" } else { "" };
+        format!("kill-leader,pause-leader,kill-node{partitions}")
+    });
+    options.faults = if faults == "none" {
         Vec::new()
     } else {
-        let mut faults = Vec::new();
-        for name in args.faults.split(',').map(str::trim) {
+        let mut chosen = Vec::new();
+        for name in faults.split(',').map(str::trim) {
             match Fault::parse(name) {
-                Some(f) => faults.push(f),
+                Some(f) => chosen.push(f),
                 None => {
-                    eprintln!(
-                        "loom-jepsen: unknown fault `{name}` (kill-leader, pause-leader, kill-node, pause-node, none)"
-                    );
+                    let known: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+                    eprintln!("loom-jepsen: unknown fault `{name}` ({}, none)", known.join(", "));
                     return ExitCode::from(2);
                 }
             }
         }
-        faults
+        chosen
     };
     for pair in &args.node_env {
         match pair.split_once('=') {

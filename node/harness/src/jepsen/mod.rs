@@ -59,6 +59,10 @@ pub struct Options {
     pub node_env: Vec<(String, String)>,
     /// Per request; a request without an answer in time counts as unknown and is retried.
     pub request_timeout: Duration,
+    /// Copy the nodes' logs out of the cluster's temporary directory when a check fails.
+    pub keep_logs: bool,
+    /// Run each node on its own network host, which partition faults need (root only).
+    pub netns: Option<crate::Netns>,
 }
 
 impl Options {
@@ -75,6 +79,8 @@ impl Options {
             seed: 1,
             node_env: Vec::new(),
             request_timeout: Duration::from_secs(3),
+            keep_logs: true,
+            netns: None,
         }
     }
 }
@@ -86,9 +92,17 @@ pub(crate) const TRIGGER_WORKFLOW: &str = "jepsen-trigger";
 /// Runs the test: starts a fresh cluster, runs clients and nemesis, heals, reads the final state
 /// and judges the history.
 pub fn run(options: &Options) -> anyhow::Result<Report> {
+    if options.netns.is_none() {
+        if let Some(fault) = options.faults.iter().find(|f| f.is_partition()) {
+            anyhow::bail!("{} needs nodes on separate network hosts (--netns, as root)", fault.name());
+        }
+    }
     let mut cluster_options = ClusterOptions::new(3)
         // Cancelled executions must stay to be counted.
         .env("LOOM_KEEP_EXECUTIONS", 1_000_000);
+    if let Some(netns) = &options.netns {
+        cluster_options = cluster_options.netns(netns.clone());
+    }
     for (k, v) in &options.node_env {
         cluster_options = cluster_options.env(k, v);
     }
@@ -143,7 +157,7 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
     cluster.wait_ready(Duration::from_secs(60)).context("the cluster did not recover after the faults")?;
     let final_state = verdict::read_final(&cluster, &history, clock)?;
     let mut report = verdict::judge(options, history, final_state, faults, started.elapsed());
-    if !report.passed() {
+    if !report.passed() && options.keep_logs {
         report.kept = report.keep_logs(&cluster);
     }
     Ok(report)

@@ -24,10 +24,25 @@ pub enum Fault {
     KillNode,
     /// SIGSTOP a random node for 2–5 s.
     PauseNode,
+    /// Cut the leader off from the other nodes (both ways; clients still reach every node) for
+    /// 2–5 s. Needs nodes on separate network hosts.
+    IsolateLeader,
+    /// Cut a random node off from the others for 2–5 s.
+    IsolateNode,
+    /// Lose what one random node sends to another (one direction) for 2–5 s.
+    CutOneWay,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 4] = [Fault::KillLeader, Fault::PauseLeader, Fault::KillNode, Fault::PauseNode];
+    pub const ALL: [Fault; 7] = [
+        Fault::KillLeader,
+        Fault::PauseLeader,
+        Fault::KillNode,
+        Fault::PauseNode,
+        Fault::IsolateLeader,
+        Fault::IsolateNode,
+        Fault::CutOneWay,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -35,7 +50,15 @@ impl Fault {
             Fault::PauseLeader => "pause-leader",
             Fault::KillNode => "kill-node",
             Fault::PauseNode => "pause-node",
+            Fault::IsolateLeader => "isolate-leader",
+            Fault::IsolateNode => "isolate-node",
+            Fault::CutOneWay => "cut-one-way",
         }
+    }
+
+    /// Whether it needs nodes on separate network hosts (a partition).
+    pub fn is_partition(self) -> bool {
+        matches!(self, Fault::IsolateLeader | Fault::IsolateNode | Fault::CutOneWay)
     }
 
     pub fn parse(name: &str) -> Option<Fault> {
@@ -67,15 +90,18 @@ pub(crate) fn run(
         next += options.fault_every;
         let fault = options.faults[rng.gen_range(0..options.faults.len())];
         let target = match fault {
-            Fault::KillLeader | Fault::PauseLeader => match leader(&probe, &urls) {
+            Fault::KillLeader | Fault::PauseLeader | Fault::IsolateLeader => match leader(&probe, &urls) {
                 Some(id) => id,
                 None => {
                     log.push((clock.now(), format!("{}: no leader agreed on, skipped", fault.name())));
                     continue;
                 }
             },
-            Fault::KillNode | Fault::PauseNode => rng.gen_range(1..=urls.len() as u64),
+            Fault::KillNode | Fault::PauseNode | Fault::IsolateNode | Fault::CutOneWay => {
+                rng.gen_range(1..=urls.len() as u64)
+            }
         };
+        let length = Duration::from_millis(rng.gen_range(2_000..=5_000));
         match fault {
             Fault::KillLeader | Fault::KillNode => {
                 lock().kill(target)?;
@@ -85,15 +111,29 @@ pub(crate) fn run(
                 log.push((clock.now(), format!("restarted node {target}")));
             }
             Fault::PauseLeader | Fault::PauseNode => {
-                let pause = Duration::from_millis(rng.gen_range(2_000..=5_000));
                 lock().pause(target)?;
-                log.push((
-                    clock.now(),
-                    format!("{}: SIGSTOP node {target} for {:.1}s", fault.name(), pause.as_secs_f64()),
-                ));
-                std::thread::sleep(pause);
+                let what = format!("{}: SIGSTOP node {target} for {:.1}s", fault.name(), length.as_secs_f64());
+                log.push((clock.now(), what));
+                std::thread::sleep(length);
                 lock().resume(target)?;
                 log.push((clock.now(), format!("SIGCONT node {target}")));
+            }
+            Fault::IsolateLeader | Fault::IsolateNode => {
+                lock().isolate(target)?;
+                let what = format!("{}: node {target} cut off for {:.1}s", fault.name(), length.as_secs_f64());
+                log.push((clock.now(), what));
+                std::thread::sleep(length);
+                lock().heal()?;
+                log.push((clock.now(), "healed".to_string()));
+            }
+            Fault::CutOneWay => {
+                let to = target % urls.len() as u64 + 1;
+                lock().cut(target, to)?;
+                let what = format!("{}: node {target} -> {to} lost for {:.1}s", fault.name(), length.as_secs_f64());
+                log.push((clock.now(), what));
+                std::thread::sleep(length);
+                lock().heal()?;
+                log.push((clock.now(), "healed".to_string()));
             }
         }
     }
