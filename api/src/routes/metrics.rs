@@ -42,7 +42,7 @@ pub(crate) fn render<T: Transport>(state: &ApiState<T>) -> String {
 
 fn render_state<T: Transport>(state: &ApiState<T>, out: &mut Exposition) {
     let now = state.clock.now_ms();
-    let (executions, attempts, workflows, workers, tokens) = state.node.state().read(|s| {
+    let ((executions, attempts, workflows, workers, tokens), tables) = state.node.state().read(|s| {
         let mut executions: BTreeMap<ExecutionStatus, u64> = BTreeMap::new();
         let mut attempts: BTreeMap<AttemptStatus, u64> = BTreeMap::new();
         for e in s.executions_after(None) {
@@ -53,7 +53,7 @@ fn render_state<T: Transport>(state: &ApiState<T>, out: &mut Exposition) {
         }
         let workflows = s.workflows_after(None).count();
         let workers = s.workers().filter(|w| w.is_live(now)).count();
-        (executions, attempts, workflows, workers, s.tokens().count())
+        ((executions, attempts, workflows, workers, s.tokens().count()), s.request_tables())
     });
     use ExecutionStatus as E;
     for status in [E::Queued, E::Running, E::Succeeded, E::Failed, E::Cancelled] {
@@ -76,4 +76,29 @@ fn render_state<T: Transport>(state: &ApiState<T>, out: &mut Exposition) {
     out.gauge("loom_workflows", "Live workflows.", &[], workflows as f64);
     out.gauge("loom_workers", "Workers connected to the cluster.", &[], workers as f64);
     out.gauge("loom_tokens", "Stored API tokens.", &[], tokens as f64);
+    let (sessions, batch_answers, remembered, forgotten_early) = tables;
+    out.gauge(
+        "loom_proposer_sessions",
+        "Node sessions whose unconfirmed batch answers are kept.",
+        &[],
+        sessions as f64,
+    );
+    out.gauge(
+        "loom_proposer_batch_answers",
+        "Batch answers kept until their proposer confirms them (exactly-once proposals).",
+        &[],
+        batch_answers as f64,
+    );
+    out.gauge(
+        "loom_requests_remembered",
+        "Client requests (Idempotency-Key) remembered for the request window.",
+        &[],
+        remembered as f64,
+    );
+    out.counter(
+        "loom_requests_forgotten_early_total",
+        "Client requests forgotten before their window ended because max_remembered_requests was reached.",
+        &[],
+        forgotten_early,
+    );
 }
