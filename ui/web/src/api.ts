@@ -388,8 +388,9 @@ export async function send(method: string, path: string, options: RequestOptions
     } catch (e) {
       if (isAbort(e) || options.signal?.aborted) throw e;
       // fetch rejects with a TypeError when there is no answer at all.
-      if (attempt < delays.length) {
-        await sleep(delays[attempt]);
+      const delay = delays[attempt];
+      if (delay !== undefined) {
+        await sleep(delay);
         continue;
       }
       const error = new UnreachableError();
