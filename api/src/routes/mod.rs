@@ -84,11 +84,16 @@ const fn op(method: Method, path: &'static str, access: Access, id: &'static str
 }
 
 impl Op {
-    /// Mutating client routes honour `Idempotency-Key`; node-to-node ones and the worker
-    /// stream (a connection, not a write) do not.
+    /// Mutating client routes honour `Idempotency-Key`. Not node-to-node ones, not the worker
+    /// stream (a connection, not a write), and not membership changes, which Raft applies itself
+    /// rather than the state machine (an add or promote repeated is a no-op; a remove repeated
+    /// says the node is not a member).
     pub(crate) fn takes_idempotency_key(&self) -> bool {
         let mutating = self.method == Method::POST || self.method == Method::PUT || self.method == Method::DELETE;
-        mutating && !self.path.starts_with("/raft/") && self.path != "/api/v1/workers/connect"
+        mutating
+            && !self.path.starts_with("/raft/")
+            && !self.path.starts_with("/api/v1/cluster/members")
+            && self.path != "/api/v1/workers/connect"
     }
 
     const fn summary(mut self, s: &'static str) -> Self {
