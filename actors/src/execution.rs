@@ -339,11 +339,22 @@ async fn run_attempt(
     myself: ActorRef<ExecMsg>,
     info: AttemptInfo,
     prepared: Prepared,
-    mut cancelled: watch::Receiver<bool>,
+    cancelled: watch::Receiver<bool>,
 ) {
+    // Instrumented, not entered: a span guard held across an await would tag whatever else the
+    // thread polls meanwhile (other attempts, other nodes in the simulation) with this attempt.
     let span =
         tracing::info_span!("attempt", execution_id = %info.execution_id, task_id = %info.task_id, attempt = info.n);
-    let _guard = span.enter();
+    tracing::Instrument::instrument(attempt_body(ctx, myself, info, prepared, cancelled), span).await
+}
+
+async fn attempt_body(
+    ctx: Arc<EngineCtx>,
+    myself: ActorRef<ExecMsg>,
+    info: AttemptInfo,
+    prepared: Prepared,
+    mut cancelled: watch::Receiver<bool>,
+) {
     let outcome = match prepared {
         Prepared::Invalid(error) => {
             Outcome::Done { result: AttemptResult::Failed { error, retryable: false }, logs: None }
