@@ -2,8 +2,13 @@
 //!
 //! Pure: the caller passes the execution and the outputs of finished tasks. A string that is one
 //! template and nothing else keeps the referenced value's JSON type when rendered into JSON input;
-//! anywhere else values are spliced in as text (strings as they are, other values as JSON).
-//! A reference that cannot be resolved is an error naming it, which fails the attempt.
+//! anywhere else values are spliced in as text (strings as they are, other values as JSON). Where
+//! text is parsed again — a shell script, a URL — the value is quoted or encoded for where it
+//! lands ([`shell`], [`url`]), so it can never change the command or the destination. A reference
+//! that cannot be resolved is an error naming it, which fails the attempt.
+
+pub mod shell;
+pub mod url;
 
 use serde_json::Value;
 
@@ -74,6 +79,41 @@ impl RenderContext<'_> {
         Ok(out)
     }
 
+    /// Renders a shell script (`sh -c` form): each value quoted for where it stands (see
+    /// [`shell`]).
+    pub fn render_shell_script(&self, script: &str) -> Result<String, RenderError> {
+        let (pieces, exprs) = split(script)?;
+        let contexts = shell::contexts(&pieces);
+        let mut out = String::with_capacity(script.len());
+        for (i, piece) in pieces.iter().enumerate() {
+            out.push_str(piece);
+            if let (Some(expr), Some(context)) = (exprs.get(i), contexts.get(i)) {
+                let value = text_of(self.resolve(expr)?);
+                let quoted = shell::quote(&value, *context).ok_or_else(|| RenderError {
+                    reference: expr.to_string(),
+                    reason: "it stands in a here-document, where no quoting is safe".into(),
+                })?;
+                out.push_str(&quoted);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Renders a task URL: each value percent-encoded for the part it stands in (see [`url`]).
+    pub fn render_url(&self, url: &str) -> Result<String, RenderError> {
+        url::check_literal_origin(url).map_err(|reason| RenderError { reference: url.to_string(), reason })?;
+        let (pieces, exprs) = split(url)?;
+        let parts = url::parts(&pieces);
+        let mut out = String::with_capacity(url.len());
+        for (i, piece) in pieces.iter().enumerate() {
+            out.push_str(piece);
+            if let (Some(expr), Some(part)) = (exprs.get(i), parts.get(i)) {
+                out.push_str(&url::encode(&text_of(self.resolve(expr)?), *part));
+            }
+        }
+        Ok(out)
+    }
+
     /// Renders every string inside a JSON value.
     pub fn render_json(&self, value: &Value) -> Result<Value, RenderError> {
         Ok(match value {
@@ -95,6 +135,32 @@ impl RenderContext<'_> {
             other => other.clone(),
         })
     }
+}
+
+/// A value as text: strings as they are, anything else as JSON.
+fn text_of(value: Value) -> String {
+    match value {
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
+/// The literal pieces of `text` and the template expressions between them
+/// (`pieces.len() == exprs.len() + 1`).
+pub(crate) fn split(text: &str) -> Result<(Vec<&str>, Vec<&str>), RenderError> {
+    let (mut pieces, mut exprs) = (Vec::new(), Vec::new());
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        pieces.push(&rest[..open]);
+        let after = &rest[open + 2..];
+        let Some(close) = after.find("}}") else {
+            return Err(RenderError { reference: after.to_string(), reason: "missing `}}`".into() });
+        };
+        exprs.push(after[..close].trim());
+        rest = &after[close + 2..];
+    }
+    pieces.push(rest);
+    Ok((pieces, exprs))
 }
 
 fn lookup<'v>(value: &'v Value, path: &[&str]) -> Option<Value> {
@@ -142,6 +208,24 @@ mod tests {
         assert_eq!(ctx.render_str("{{ execution.scheduled_at }}").unwrap(), "2026-01-01T06:00:00.000Z");
         let input = serde_json::json!({"rows": "{{ tasks.a.output.rows }}", "first": "{{ tasks.a.output.names.0 }}", "n": "{{ params.n }}!"});
         assert_eq!(ctx.render_json(&input).unwrap(), serde_json::json!({"rows": 42, "first": "x", "n": "3!"}));
+    }
+
+    #[test]
+    fn scripts_and_urls_cannot_be_changed_by_a_value() {
+        let mut e = execution();
+        e.tasks[0].output = Json(serde_json::json!({"name": "x; id > /tmp/pwn", "path": "../admin"}));
+        let ctx = RenderContext { execution: &e };
+        assert_eq!(
+            ctx.render_shell_script("echo {{ tasks.a.output.name }} \"{{ params.region }}\"").unwrap(),
+            "echo 'x; id > /tmp/pwn' \"eu\""
+        );
+        assert_eq!(
+            ctx.render_url("http://h:9000/v1/{{ tasks.a.output.path }}?n={{ tasks.a.output.name }}").unwrap(),
+            "http://h:9000/v1/..%2Fadmin?n=x%3B%20id%20%3E%20%2Ftmp%2Fpwn"
+        );
+        assert!(ctx.render_url("http://{{ params.region }}/x").is_err());
+        let err = ctx.render_shell_script("cat <<EOF\n{{ params.region }}\nEOF\n").unwrap_err();
+        assert!(err.reason.contains("here-document"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,83 @@ use crate::schedule::{parse_timezone, CronSchedule};
 
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
+/// Environment variables that change how a program loads or starts (loader, shell and
+/// interpreter hooks): set by a workflow, they would run code of its choosing inside whatever the
+/// node's allow-list lets it start. Also refused: every name with a prefix in [`HOOK_PREFIXES`].
+pub const HOOK_VARIABLES: &[&str] = &[
+    "BASH_ENV",
+    "ENV",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "PS4",
+    "PROMPT_COMMAND",
+    "IFS",
+    "CDPATH",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "PERL5OPT",
+    "PERL5LIB",
+    "PERLLIB",
+    "PERL5DB",
+    "PYTHONSTARTUP",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONUSERBASE",
+    "PYTHONINSPECT",
+    "RUBYOPT",
+    "RUBYLIB",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "GCONV_PATH",
+    "GLIBC_TUNABLES",
+    "HOSTALIASES",
+    "LOCALDOMAIN",
+    "RES_OPTIONS",
+    "NLSPATH",
+    "LOCPATH",
+    "GIT_SSH_COMMAND",
+    "GIT_EXEC_PATH",
+];
+
+/// Name prefixes refused in a task's `env`: the dynamic loaders' (`LD_`, `DYLD_`), glibc's
+/// allocator hooks, bash's exported functions, git's config injection, and the node's own
+/// `LOOM_` variables (which it sets for the task).
+pub const HOOK_PREFIXES: &[&str] = &["LD_", "DYLD_", "MALLOC_", "BASH_FUNC_", "GIT_CONFIG_", "LOOM_"];
+
+/// Request headers a task may not set: the node sets them (`Idempotency-Key`, the signature), or
+/// they belong to the connection.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "idempotency-key",
+    "x-loom-signature",
+];
+
+/// Why a task's `env` may not hold `name`, if it may not.
+fn env_problem(name: &str) -> Option<String> {
+    let valid = name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid {
+        return Some(format!("`{name}` is not a variable name (letters, digits and _, not starting with a digit)"));
+    }
+    let upper = name.to_ascii_uppercase();
+    if upper.starts_with("LOOM_") {
+        return Some(format!("`{name}`: LOOM_* variables are set by the node for the task"));
+    }
+    if HOOK_VARIABLES.contains(&upper.as_str()) || HOOK_PREFIXES.iter().any(|p| upper.starts_with(p)) {
+        return Some(format!(
+            "`{name}` changes how programs load or start (a loader, shell or interpreter hook); a workflow may not set it"
+        ));
+    }
+    None
+}
+
 /// Checks everything about `spec` that its shape does not. `Ok` means the state machine will
 /// accept it.
 pub fn validate(spec: &WorkflowSpec) -> Result<(), SpecError> {
@@ -150,9 +227,8 @@ fn check_task(i: usize, task: &TaskSpec, ids: &BTreeSet<&str>, report: &mut impl
         TaskKind::Http => match &task.url {
             None => report(at("url"), "required for a task of type http".into()),
             Some(url) => {
-                let scheme_ok = url.starts_with("http://") || url.starts_with("https://") || url.starts_with("{{");
-                if !scheme_ok {
-                    report(at("url"), format!("`{url}` must start with http:// or https://"));
+                if let Err(e) = crate::render::url::check_literal_origin(url) {
+                    report(at("url"), e);
                 }
             }
         },
@@ -161,10 +237,24 @@ fn check_task(i: usize, task: &TaskSpec, ids: &BTreeSet<&str>, report: &mut impl
             Some(super::ShellCommand::Argv(argv)) if argv.is_empty() => {
                 report(at("command"), "the argv list is empty".into())
             }
+            Some(super::ShellCommand::Argv(argv)) if argv[0].contains("{{") => report(
+                at("command[0]"),
+                "the program must be written out; a template may stand only in its arguments".into(),
+            ),
             Some(super::ShellCommand::Script(s)) if s.trim().is_empty() => {
                 report(at("command"), "the command is empty".into())
             }
-            Some(_) => {}
+            Some(super::ShellCommand::Script(s)) => {
+                // An unterminated template is reported with the other template problems.
+                let pieces = crate::render::split(s).map(|(pieces, _)| pieces).unwrap_or_default();
+                if crate::render::shell::contexts(&pieces).contains(&crate::render::shell::ShellContext::HereDocument) {
+                    report(
+                        at("command"),
+                        "a template inside a here-document (<<) cannot be quoted safely: pass the value in env or input instead".into(),
+                    );
+                }
+            }
+            Some(super::ShellCommand::Argv(_)) => {}
         },
         TaskKind::Worker => match &task.queue {
             None => report(at("queue"), "required for a task of type worker".into()),
@@ -177,6 +267,23 @@ fn check_task(i: usize, task: &TaskSpec, ids: &BTreeSet<&str>, report: &mut impl
     if let Some(method) = &task.method {
         if !METHODS.contains(&method.as_str()) {
             report(at("method"), format!("`{method}` is not one of {}", METHODS.join(", ")));
+        }
+    }
+    for name in task.env.keys() {
+        if let Some(problem) = env_problem(name) {
+            report(at(&format!("env.{name}")), problem);
+        }
+    }
+    for name in task.headers.keys() {
+        let token =
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        if !token {
+            report(at(&format!("headers.{name}")), format!("`{name}` is not a header name"));
+        } else if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            report(
+                at(&format!("headers.{name}")),
+                format!("`{name}` is set by the node or the connection, not by a workflow"),
+            );
         }
     }
 }
