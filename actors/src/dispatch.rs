@@ -137,6 +137,7 @@ impl DispatchState {
                 node_id: ctx.cluster.node_id(),
                 worker_id: Some(worker.id.clone()),
                 lease_expires_at_ms: Some(now + ctx.config.worker_lease_ms as i64),
+                callback_token_hash: None,
                 at_ms: now,
             };
             let (ctx, in_flight_ref, me, worker_id) =

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use linkloom_core::render::RenderContext;
 use linkloom_core::spec::{ShellCommand, TaskKind, WorkflowSpec};
-use linkloom_core::state::{AttemptResult, AttemptStatus, Execution, TaskStatus};
+use linkloom_core::state::{AttemptResult, AttemptStatus, Execution, Reporter, TaskStatus};
 use linkloom_core::{Command, Response};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::watch;
@@ -196,18 +196,24 @@ impl ExecState {
             .filter(|t| !busy.contains(t))
             .filter(|t| spec.task(t).is_some_and(|ts| ts.kind != TaskKind::Worker))
             .map(|task| {
+                // An HTTP attempt gets a callback token of its own: only its backend, which
+                // receives it with the request, may call back or heartbeat (only the hash is
+                // replicated).
+                let is_http = spec.task(task).is_some_and(|ts| ts.kind == TaskKind::Http);
+                let callback_token = is_http.then(new_callback_token);
                 let command = Command::StartAttempt {
                     execution_id: self.id.clone(),
                     task_id: task.clone(),
                     node_id: me,
                     worker_id: None,
                     lease_expires_at_ms: None,
+                    callback_token_hash: callback_token.as_deref().map(linkloom_core::state::secret_hash),
                     at_ms: now,
                 };
                 let ctx = ctx.clone();
-                async move { (task.clone(), ctx.cluster.propose(command).await) }
+                async move { (task.clone(), callback_token, ctx.cluster.propose(command).await) }
             });
-        for (task_id, answer) in futures::future::join_all(starts).await {
+        for (task_id, callback_token, answer) in futures::future::join_all(starts).await {
             match answer {
                 Ok(Response::AttemptStarted { attempt_id, n }) => {
                     if let Some(run) = execution.task(&task_id) {
@@ -228,7 +234,7 @@ impl ExecState {
                             .and_then(|t| spec.task_timeout(t))
                             .map(|d| Duration::from_millis(d.as_millis())),
                     };
-                    let prepared = prepare(&ctx, &execution, &spec, &task_id, attempt_id);
+                    let prepared = prepare(&ctx, &execution, &spec, &task_id, attempt_id, callback_token);
                     tokio::spawn(run_attempt(ctx.clone(), myself.clone(), info, prepared, cancelled));
                 }
                 Ok(Response::Rejected(r)) => tracing::debug!(execution_id = %self.id, task_id, "start refused: {r}"),
@@ -272,16 +278,37 @@ enum Prepared {
     Invalid(String),
 }
 
-fn prepare(ctx: &EngineCtx, execution: &Execution, spec: &WorkflowSpec, task_id: &str, attempt_id: u64) -> Prepared {
+/// A fresh callback token: 256 random bits in hex.
+fn new_callback_token() -> String {
+    let mut bytes = [0u8; 32];
+    // A ChaCha generator seeded from the OS (seeded from the run's seed only in simulations).
+    rand::RngCore::fill_bytes(&mut linkloom_raft::runtime::ThreadRng, &mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    // A recognisable prefix, so secret scanners and log filters can find a leaked one.
+    format!("loomcb_{hex}")
+}
+
+fn prepare(
+    ctx: &EngineCtx,
+    execution: &Execution,
+    spec: &WorkflowSpec,
+    task_id: &str,
+    attempt_id: u64,
+    callback_token: Option<String>,
+) -> Prepared {
     let Some(task) = spec.task(task_id) else { return Prepared::Invalid(format!("task `{task_id}` not in the spec")) };
     let render = RenderContext { execution };
     let rendered = (|| -> Result<Prepared, linkloom_core::render::RenderError> {
         Ok(match task.kind {
             TaskKind::Http => {
-                let signing_secret = match &spec.signing_key {
-                    None => ctx.config.signing_secret.clone(),
+                let signing_key = match &spec.signing_key {
+                    None => ctx
+                        .config
+                        .signing_secret
+                        .clone()
+                        .map(|secret| (linkloom_core::signature::DEFAULT_KEY_ID.to_string(), secret)),
                     Some(key) => match ctx.config.signing_keys.get(key) {
-                        Some(secret) => Some(secret.clone()),
+                        Some(secret) => Some((key.clone(), secret.clone())),
                         None => {
                             return Ok(Prepared::Invalid(format!(
                                 "signing key `{key}` is not configured on node {} (LOOM_SIGNING_KEYS)",
@@ -296,7 +323,7 @@ fn prepare(ctx: &EngineCtx, execution: &Execution, spec: &WorkflowSpec, task_id:
                 }
                 Prepared::Http(crate::executor::HttpCall {
                     method: task.method.clone().unwrap_or_else(|| "POST".into()),
-                    url: render.render_str(task.url.as_deref().unwrap_or_default())?,
+                    url: render.render_url(task.url.as_deref().unwrap_or_default())?,
                     headers,
                     input: match &task.input {
                         Some(input) => render.render_json(&input.0)?,
@@ -308,7 +335,8 @@ fn prepare(ctx: &EngineCtx, execution: &Execution, spec: &WorkflowSpec, task_id:
                         ctx.config.api_scheme,
                         ctx.cluster.advertise_addr()
                     ),
-                    signing_secret,
+                    callback_token: callback_token.unwrap_or_default(),
+                    signing_key,
                 })
             }
             TaskKind::Shell => {
@@ -316,7 +344,9 @@ fn prepare(ctx: &EngineCtx, execution: &Execution, spec: &WorkflowSpec, task_id:
                     Some(ShellCommand::Argv(argv)) => {
                         argv.iter().map(|a| render.render_str(a)).collect::<Result<_, _>>()?
                     }
-                    Some(ShellCommand::Script(script)) => vec!["sh".into(), "-c".into(), render.render_str(script)?],
+                    Some(ShellCommand::Script(script)) => {
+                        vec!["sh".into(), "-c".into(), render.render_shell_script(script)?]
+                    }
                     None => Vec::new(),
                 };
                 let mut env = BTreeMap::new();
@@ -393,7 +423,7 @@ async fn attempt_body(
 pub(crate) async fn finish(ctx: &EngineCtx, attempt_id: u64, result: AttemptResult, logs: Option<String>) {
     let jitter_permille = rand::Rng::gen_range(&mut linkloom_raft::runtime::ThreadRng, 0..=1000);
     let at_ms = ctx.clock.now_ms();
-    let command = Command::FinishAttempt { attempt_id, worker_id: None, result, logs, jitter_permille, at_ms };
+    let command = Command::FinishAttempt { attempt_id, by: Reporter::Owner, result, logs, jitter_permille, at_ms };
     match ctx.cluster.propose(command).await {
         Ok(Response::AttemptFinished { task_status, execution_status }) => {
             tracing::info!(attempt_id, %task_status, %execution_status, "attempt finished");

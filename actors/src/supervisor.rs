@@ -109,13 +109,18 @@ impl EngineHandle {
         );
     }
 
-    /// Connects a worker: registers it in replicated state and starts the actor that serves its
+    /// Connects a worker through API token `token` (its name; `None` on a node that runs open):
+    /// registers it in replicated state, bound to that token, and starts the actor that serves its
     /// stream. Dropping the returned stream closes the connection.
-    pub async fn connect_worker(&self, hello: WorkerHello) -> Result<WorkerStream, ConnectError> {
+    pub async fn connect_worker(
+        &self,
+        hello: WorkerHello,
+        token: Option<String>,
+    ) -> Result<WorkerStream, ConnectError> {
         let session = rand::Rng::gen::<u64>(&mut linkloom_raft::runtime::ThreadRng);
-        register(&self.ctx, &hello, session).await?;
+        register(&self.ctx, &hello, session, token.clone()).await?;
         let (events, receiver) = mpsc::unbounded_channel();
-        let args = ConnArgs { ctx: self.ctx.clone(), worker_id: hello.id.clone(), session, hello, events };
+        let args = ConnArgs { ctx: self.ctx.clone(), worker_id: hello.id.clone(), session, hello, token, events };
         let spawned = Actor::spawn_linked(None, WorkerConnectionActor, args, self.supervisor.get_cell()).await;
         let actor = spawned.map_err(|e| ConnectError::Unavailable(format!("cannot start the connection: {e}")))?.0;
         let _ = self.supervisor.cast(SupMsg::Connected(actor.clone()));

@@ -16,7 +16,7 @@ use std::time::Duration;
 use linkloom_core::ids::rfc3339;
 use linkloom_core::protocol::{TaskAssignment, WorkerEvent, WorkerHello};
 use linkloom_core::render::RenderContext;
-use linkloom_core::state::{validate_worker, AttemptResult, AttemptStatus, Rejection};
+use linkloom_core::state::{validate_worker, AttemptResult, AttemptStatus, Rejection, Reporter};
 use linkloom_core::{Command, Response};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
@@ -39,6 +39,8 @@ pub(crate) struct ConnArgs {
     pub(crate) worker_id: String,
     pub(crate) session: u64,
     pub(crate) hello: WorkerHello,
+    /// The API token the worker connected with (`None` on a node that runs open).
+    pub(crate) token: Option<String>,
     pub(crate) events: mpsc::UnboundedSender<WorkerEvent>,
 }
 
@@ -47,6 +49,7 @@ pub(crate) struct ConnState {
     worker_id: String,
     session: u64,
     hello: WorkerHello,
+    token: Option<String>,
     events: mpsc::UnboundedSender<WorkerEvent>,
     /// Attempts the worker has (delivered here, or reported running when it connected).
     delivered: BTreeSet<u64>,
@@ -68,7 +71,12 @@ pub enum ConnectError {
 
 /// Registers the worker in replicated state. Called before the actor starts, so that a refusal
 /// reaches the worker as an HTTP error rather than a stream that ends at once.
-pub(crate) async fn register(ctx: &EngineCtx, hello: &WorkerHello, session: u64) -> Result<(), ConnectError> {
+pub(crate) async fn register(
+    ctx: &EngineCtx,
+    hello: &WorkerHello,
+    session: u64,
+    token: Option<String>,
+) -> Result<(), ConnectError> {
     validate_worker(&hello.id, &hello.queues, hello.concurrency).map_err(ConnectError::Invalid)?;
     let now = ctx.clock.now_ms();
     let command = Command::ConnectWorker {
@@ -77,6 +85,7 @@ pub(crate) async fn register(ctx: &EngineCtx, hello: &WorkerHello, session: u64)
         node_id: ctx.cluster.node_id(),
         queues: hello.queues.clone(),
         concurrency: hello.concurrency,
+        token,
         expires_at_ms: now + ctx.config.worker_registration_ms() as i64,
         at_ms: now,
     };
@@ -118,6 +127,7 @@ impl Actor for WorkerConnectionActor {
             worker_id: args.worker_id,
             session: args.session,
             hello: args.hello,
+            token: args.token,
             events: args.events,
             delivered,
             ticks: 0,
@@ -230,7 +240,7 @@ impl ConnState {
                     self.delivered.insert(attempt_id);
                     let command = Command::FinishAttempt {
                         attempt_id,
-                        worker_id: Some(self.worker_id.clone()),
+                        by: Reporter::Worker { worker_id: self.worker_id.clone(), token: self.token.clone() },
                         result: AttemptResult::Failed { error, retryable: false },
                         logs: None,
                         jitter_permille: 0,
@@ -268,7 +278,7 @@ impl ConnState {
         let expires_at_ms = now + ctx.config.worker_registration_ms() as i64;
         let renew =
             Command::WorkerSeen { worker_id: self.worker_id.clone(), session: self.session, expires_at_ms, at_ms: now };
-        let (hello, session, me) = (self.hello.clone(), self.session, myself.clone());
+        let (hello, session, token, me) = (self.hello.clone(), self.session, self.token.clone(), myself.clone());
         tokio::spawn(async move {
             match ctx.cluster.propose(renew).await {
                 Ok(Response::WorkerRenewed { .. }) => {}
@@ -276,7 +286,7 @@ impl ConnState {
                     let taken = ctx.cluster.state().read(|s| s.worker(&hello.id).is_some_and(|w| w.session != session));
                     if taken {
                         let _ = me.cast(ConnMsg::Close("replaced by a newer session".into()));
-                    } else if let Err(e) = register(&ctx, &hello, session).await {
+                    } else if let Err(e) = register(&ctx, &hello, session, token).await {
                         tracing::warn!(worker_id = %hello.id, "re-registering a worker failed: {e}");
                     }
                 }

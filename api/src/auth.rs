@@ -23,7 +23,6 @@ use axum::response::{IntoResponse, Response};
 use linkloom_core::state::{Role, BOOTSTRAP_ADMIN};
 use linkloom_raft::Transport;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use crate::error::ApiError;
@@ -44,6 +43,24 @@ pub enum Access {
     Work,
     /// Other nodes, proving the cluster secret (if one is configured).
     Peer,
+    /// An HTTP attempt's backend, proving the attempt's own callback token (sent to it with the
+    /// task request) as `Authorization: Bearer <callback_token>`. No API token or role reaches
+    /// these routes, and the token is good for its one attempt only.
+    Attempt,
+}
+
+/// The SHA-256 of the callback token a request to an [`Access::Attempt`] route presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptCredential(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for AttemptCredential {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<AttemptCredential>().cloned().ok_or_else(|| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "this route takes no callback token")
+        })
+    }
 }
 
 impl Access {
@@ -55,7 +72,7 @@ impl Access {
             Access::Operate => matches!(role, Role::Admin | Role::Operator),
             Access::Admin => role == Role::Admin,
             Access::Work => matches!(role, Role::Admin | Role::Worker),
-            Access::Peer => false,
+            Access::Peer | Access::Attempt => false,
         }
     }
 
@@ -171,8 +188,7 @@ impl AuthConfig {
 
 /// Lowercase hex SHA-256 of a token secret: how tokens are stored and looked up.
 pub fn token_hash(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    linkloom_core::state::secret_hash(secret)
 }
 
 /// Equality that takes the same time wherever the inputs differ (for secrets).
@@ -229,6 +245,26 @@ async fn check<T: Transport>(
             }
             return Ok(request);
         }
+        Access::Attempt => match bearer(request.headers()) {
+            Ok(token) => {
+                let credential = AttemptCredential(token_hash(token));
+                request.extensions_mut().insert(credential);
+                return Ok(request);
+            }
+            Err(_) => {
+                let mut response = ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthenticated",
+                    "this endpoint needs the attempt's callback token (the task request's `callback_token`): \
+                     send `Authorization: Bearer <callback_token>`",
+                )
+                .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"loom-attempt\""));
+                return refuse(response, request);
+            }
+        },
         _ if !auth.enabled() => Caller::open(),
         _ => match identify(state, request.headers()) {
             Ok(caller) => caller,
@@ -278,16 +314,7 @@ fn identify<T: Transport>(
     state: &ApiState<T>,
     headers: &axum::http::HeaderMap,
 ) -> Result<Caller, (&'static str, &'static str)> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(("unauthenticated", "this node requires a token: send `Authorization: Bearer <token>`"));
-    };
-    let presented = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or(("unauthenticated", "the Authorization header must be `Bearer <token>`"))?;
+    let presented = bearer(headers)?;
     if let Some(admin) = &state.auth.admin_token {
         if constant_time_eq(presented.as_bytes(), admin.as_bytes()) {
             return Ok(Caller { name: Some(BOOTSTRAP_ADMIN.to_string()), role: Role::Admin });
@@ -301,6 +328,20 @@ fn identify<T: Transport>(
         .ok_or(("invalid_token", "the token is not known (revoked, mistyped, or never created)"))
 }
 
+/// The bearer token of a request, or the code and message of the 401 to answer.
+fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, (&'static str, &'static str)> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Err(("unauthenticated", "this node requires a token: send `Authorization: Bearer <token>`"));
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(("unauthenticated", "the Authorization header must be `Bearer <token>`"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,6 +353,7 @@ mod tests {
         assert_eq!(Access::Admin.roles(), ["admin"]);
         assert_eq!(Access::Work.roles(), ["admin", "worker"]);
         assert!(Access::Peer.roles().is_empty());
+        assert!(Access::Attempt.roles().is_empty(), "only an attempt's own token reaches its callback");
     }
 
     #[test]

@@ -89,6 +89,7 @@ impl From<Rejection> for ApiError {
             }
             Rejection::WorkerUnavailable { .. } => (StatusCode::CONFLICT, "worker_unavailable"),
             Rejection::WorkerNotConnected { .. } => (StatusCode::NOT_FOUND, "worker_not_connected"),
+            Rejection::WorkerTokenMismatch { .. } => (StatusCode::FORBIDDEN, "forbidden"),
             Rejection::InvalidWorker(_) => (StatusCode::BAD_REQUEST, "invalid_worker"),
             Rejection::TaskNotReady { .. } => (StatusCode::CONFLICT, "task_not_ready"),
             Rejection::ExecutionFinished { .. } | Rejection::NotRetryable { .. } => {

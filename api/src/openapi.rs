@@ -61,6 +61,7 @@ fn build() -> Value {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "An API token, or the node's LOOM_ADMIN_TOKEN"},
                 "clusterSecret": {"type": "apiKey", "in": "header", "name": "X-Loom-Cluster-Secret"},
+                "callbackToken": {"type": "http", "scheme": "bearer", "description": "The attempt's own `callback_token`, sent to the backend in the task request; good for that one attempt only"},
             },
             "headers": {
                 "X-Request-Id": {"description": "The caller's request id, or one the node chose", "schema": {"type": "string"}},
@@ -143,7 +144,7 @@ fn operation(op: &Op) -> Value {
     }
     match op.access {
         Access::Public => {}
-        Access::Peer => errors.push(401),
+        Access::Peer | Access::Attempt => errors.push(401),
         _ => errors.extend([401, 403, 429]),
     }
     if op.access != Access::Public || op.path == "/readyz" {
@@ -165,6 +166,7 @@ fn operation(op: &Op) -> Value {
     operation["security"] = match op.access {
         Access::Public => json!([]),
         Access::Peer => json!([{"clusterSecret": []}]),
+        Access::Attempt => json!([{"callbackToken": []}]),
         _ => json!([{"bearer": []}]),
     };
     if let Some(body) = op.body {
@@ -200,6 +202,10 @@ fn list_of(item: &str) -> Value {
 fn schemas() -> Value {
     let time = json!({"type": "string", "format": "date-time"});
     let maybe_time = json!({"type": ["string", "null"], "format": "date-time"});
+    let token_queues = json!({
+        "type": ["array", "null"], "items": {"type": "string"}, "minItems": 1,
+        "description": "a worker token limited to these queues (absent or null: any queue)",
+    });
     let duration = json!({"oneOf": [
         {"type": "string", "pattern": "^[0-9]+(ms|s|m|h|d)$", "examples": ["30s", "5m"]},
         {"type": "integer", "minimum": 0, "description": "milliseconds"},
@@ -324,12 +330,13 @@ fn schemas() -> Value {
         "NewToken": strict(&["name", "role"], json!({
             "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
             "role": {"enum": ["admin", "operator", "viewer", "worker"]},
+            "queues": token_queues.clone(),
         })),
         "CreatedToken": object(&["name", "role", "token"], json!({
-            "name": {"type": "string"}, "role": {"type": "string"},
+            "name": {"type": "string"}, "role": {"type": "string"}, "queues": token_queues.clone(),
             "token": {"type": "string", "description": "the secret; shown only in this answer"}, "created_at": time,
         })),
-        "Token": object(&["name", "role"], json!({"name": {"type": "string"}, "role": {"type": "string"}, "created_at": time, "created_by": by})),
+        "Token": object(&["name", "role"], json!({"name": {"type": "string"}, "role": {"type": "string"}, "queues": token_queues, "created_at": time, "created_by": by})),
         "TokenList": list_of("Token"),
         "WorkflowSpec": spec,
         "StoredWorkflow": object(&["id", "version"], json!({"id": {"type": "string"}, "version": {"type": "integer"}, "created_at": time, "spec": schema_ref("WorkflowSpec")})),
@@ -426,6 +433,7 @@ pub fn reference_page() -> String {
         let who = match op.access {
             Access::Public => "anyone".to_string(),
             Access::Peer => "other nodes (cluster secret)".to_string(),
+            Access::Attempt => "the attempt's backend (its callback token)".to_string(),
             _ => roles.join(", "),
         };
         let _ = write!(html, "<p class=\"roles\">Roles: {}</p><table>", escape(&who));

@@ -189,6 +189,9 @@ pub enum Token {
         name: String,
         #[arg(long, value_parser = ["admin", "operator", "viewer", "worker"])]
         role: String,
+        /// A worker token that may serve only these queues (comma-separated).
+        #[arg(long, value_delimiter = ',', num_args = 1..)]
+        queues: Option<Vec<String>>,
     },
     #[command(alias = "ls")]
     List,

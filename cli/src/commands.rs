@@ -648,11 +648,16 @@ async fn cluster(ctx: &Ctx, command: args::Cluster, out: Out) -> Done {
 async fn token(client: &Client, command: args::Token, out: Out) -> Done {
     use args::Token as T;
     match command {
-        T::Create { name, role } => {
-            let answer = post(client, "/api/v1/tokens", Some(&json!({"name": name, "role": role}))).await?;
+        T::Create { name, role, queues } => {
+            let mut body = json!({"name": name, "role": role});
+            if let Some(queues) = &queues {
+                body["queues"] = json!(queues);
+            }
+            let answer = post(client, "/api/v1/tokens", Some(&body)).await?;
             if !out.document(&answer) {
                 println!("{}", cell(&answer["token"]));
-                eprintln!("token `{name}` ({role}) created; this is the only time its secret is shown");
+                let limited = queues.map(|q| format!(", queues {}", q.join(","))).unwrap_or_default();
+                eprintln!("token `{name}` ({role}{limited}) created; this is the only time its secret is shown");
             }
         }
         T::List => {
@@ -661,9 +666,19 @@ async fn token(client: &Client, command: args::Token, out: Out) -> Done {
                 return Ok(0);
             }
             let now = Utc::now();
-            let mut table = Table::new(&["NAME", "ROLE", "CREATED", "BY"]);
+            let mut table = Table::new(&["NAME", "ROLE", "QUEUES", "CREATED", "BY"]);
             for t in &items {
-                table.row(vec![cell(&t["name"]), cell(&t["role"]), ago(&t["created_at"], now), cell(&t["created_by"])]);
+                let queues = match t["queues"].as_array() {
+                    Some(q) => q.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","),
+                    None => "*".to_string(),
+                };
+                table.row(vec![
+                    cell(&t["name"]),
+                    cell(&t["role"]),
+                    queues,
+                    ago(&t["created_at"], now),
+                    cell(&t["created_by"]),
+                ]);
             }
             print_table(&table, "no tokens");
         }

@@ -75,6 +75,22 @@ fn every_command_against_a_cluster() {
     let viewer = ok(home, &["--server", &servers, "--token", ADMIN, "token", "create", "eyes", "--role", "viewer"]);
     let viewer = viewer.stdout.trim().to_string();
     assert!(viewer.starts_with("loom_"), "the secret alone on stdout: {viewer}");
+    let pool = ok(
+        home,
+        &[
+            "--server", &servers, "--token", ADMIN, "token", "create", "pool", "--role", "worker", "--queues", "b,a",
+            "-o", "json",
+        ],
+    );
+    assert_eq!(pool.json()["queues"], serde_json::json!(["a", "b"]), "a worker token limited to its queues");
+    let limited = code(
+        home,
+        &["--server", &servers, "--token", ADMIN, "token", "create", "eyes2", "--role", "viewer", "--queues", "a"],
+        2,
+    );
+    assert!(limited.stderr.contains("only worker tokens"), "{}", limited.stderr);
+    let tokens = ok(home, &["--server", &servers, "--token", ADMIN, "token", "list"]).stdout;
+    assert!(tokens.lines().any(|l| l.starts_with("pool") && l.contains("a,b")), "{tokens}");
     ok(home, &["config", "set", "server-url", &servers]);
     ok(home, &["config", "set", "token", &operator]);
     let listed = ok(home, &["config", "list"]).stdout;
@@ -208,7 +224,7 @@ fn every_command_against_a_cluster() {
         ok(home, &["--token", ADMIN, "cluster", "limits", "--set", "max_tasks_per_workflow=400", "-o", "json"]);
     assert_eq!(admin_limits.json()["max_tasks_per_workflow"], 400);
     let tokens = ok(home, &["--token", ADMIN, "token", "list", "-o", "json"]).json();
-    assert_eq!(tokens.as_array().map(Vec::len), Some(2));
+    assert_eq!(tokens.as_array().map(Vec::len), Some(3));
     ok(home, &["--token", ADMIN, "token", "revoke", "eyes"]);
 
     // Exit codes a script can act on.

@@ -9,8 +9,9 @@ use serde::Serialize;
 
 /// The current format: bincode 2 (standard config) behind a version byte.
 /// Version 2 added API tokens, audit trails and `updated_by` to the state; version 3 the tables
-/// that apply proposals and client requests exactly once.
-pub const FORMAT_VERSION: u8 = 3;
+/// that apply proposals and client requests exactly once; version 4 per-attempt callback
+/// credentials, workers bound to their token, and worker tokens limited to queues.
+pub const FORMAT_VERSION: u8 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {

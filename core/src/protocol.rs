@@ -13,7 +13,8 @@ use serde_json::Value;
 /// What a worker declares when it connects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerHello {
-    /// Unique per worker process; reconnecting with the same id replaces the earlier connection.
+    /// Unique per worker process; reconnecting with the same id replaces the earlier connection
+    /// (only through the API token that registered it).
     pub id: String,
     pub queues: Vec<String>,
     /// Tasks it runs at once; the cluster never leases it more.

@@ -120,32 +120,42 @@ fn a_202_completes_through_the_callback_and_a_second_callback_is_refused() {
         .unwrap();
     let id = cluster.trigger(via, "later", Value::Null).unwrap();
     let mut callback_url = String::new();
+    let mut token = String::new();
     cluster
         .wait_for("the backend to receive the task", RUN, |_| match backend.received_for("job").first() {
             Some(r) => {
                 callback_url = r.body["callback_url"].as_str().unwrap_or_default().to_string();
+                token = r.body["callback_token"].as_str().unwrap_or_default().to_string();
                 true
             }
             None => false,
         })
         .unwrap();
+    assert!(token.len() >= 40, "each attempt gets its own random callback token: `{token}`");
     let attempt_path = callback_url.split("/api/v1/").nth(1).map(|p| format!("/api/v1/{p}")).expect("callback path");
     let heartbeat = attempt_path.replace("/callback", "/heartbeat");
-    assert_eq!(cluster.post(via, &heartbeat, "application/json", "").unwrap().0, 200);
+    assert_eq!(cluster.post_as(via, &heartbeat, &token, "application/json", "").unwrap().0, 200);
     let running = cluster.execution(via, &id).unwrap();
     assert_eq!(task(&running, "job")["status"], "running");
 
     let answer =
         json!({"status": "succeeded", "output": {"report": "ready"}, "logs": "built the report\n"}).to_string();
+    // Without the attempt's token, or with another one, the callback changes nothing.
     let (status, body) = cluster.post(via, &attempt_path, "application/json", answer.clone()).unwrap();
+    assert_eq!(status, 401, "{body}");
+    let (status, body) =
+        cluster.post_as(via, &attempt_path, "loomcb_guess", "application/json", answer.clone()).unwrap();
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("stale_attempt")), "{body}");
+    assert_eq!(task(&cluster.execution(via, &id).unwrap(), "job")["status"], "running");
+    let (status, body) = cluster.post_as(via, &attempt_path, &token, "application/json", answer.clone()).unwrap();
     assert_eq!(status, 200, "{body}");
     let done = cluster.wait_execution(via, &id, RUN).unwrap();
     assert_eq!(done["status"], "succeeded");
     assert_eq!(task(&done, "job")["output"], json!({"report": "ready"}));
     // Fencing: the attempt is over, so a repeated callback or heartbeat changes nothing.
-    let (status, body) = cluster.post(via, &attempt_path, "application/json", answer).unwrap();
+    let (status, body) = cluster.post_as(via, &attempt_path, &token, "application/json", answer).unwrap();
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("stale_attempt")), "{body}");
-    assert_eq!(cluster.post(via, &heartbeat, "application/json", "").unwrap().0, 409);
+    assert_eq!(cluster.post_as(via, &heartbeat, &token, "application/json", "").unwrap().0, 409);
 }
 
 #[test]

@@ -1,11 +1,13 @@
 //! Authentication and authorization on real nodes: the full role × endpoint matrix (written out
 //! here by hand from the issue, not read back from the route table, so a wrong entry in the table
 //! fails), tokens created, listed and revoked on every node, the cluster secret on node-to-node
-//! routes, the audit trail, a worker authenticating with a worker token, the per-token rate limit,
-//! and the warning of a node that runs open.
+//! routes, the audit trail, a worker authenticating with a worker token, a worker bound to its
+//! token (another worker token can neither speak for it nor replace it) and a token bound to its
+//! queues, the per-token rate limit, and the warning of a node that runs open.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::io::{BufRead, BufReader};
+use std::time::{Duration, Instant};
 
 use linkloom_harness::worker::{example_worker_binary, WorkerProcess};
 use linkloom_harness::{Cluster, ClusterOptions};
@@ -16,6 +18,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_loom-node");
 const READY: Duration = Duration::from_secs(30);
 const RUN: Duration = Duration::from_secs(60);
 const ADMIN: &str = "test-admin-token-0123456789abcdef";
+
+/// Marks an operation only an attempt's callback token opens: any bearer gets past the door, but
+/// no API token is an attempt's token, so the state machine refuses it (404 for an unknown
+/// attempt, 409 for another's) and changes nothing.
+const ATTEMPT_ONLY: &[&str] = &["attempt"];
 
 /// Who may call each operation (by `operationId`), as the issue assigns them.
 fn expected_roles() -> BTreeMap<&'static str, &'static [&'static str]> {
@@ -54,8 +61,9 @@ fn expected_roles() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("cancelExecution", OPERATE),
         ("retryExecution", OPERATE),
         ("executionLogs", READ),
-        ("taskCallback", WORK),
-        ("taskHeartbeat", WORK),
+        // An attempt's own callback token, and no API token of any role (see ATTEMPT_ONLY).
+        ("taskCallback", ATTEMPT_ONLY),
+        ("taskHeartbeat", ATTEMPT_ONLY),
         ("listWorkers", READ),
         ("connectWorker", WORK),
         ("drainWorker", WORK),
@@ -92,12 +100,14 @@ fn with_token(request: RequestBuilder, token: Option<&str>) -> RequestBuilder {
 
 /// Creates a token through `url` as the bootstrap admin; its secret.
 fn create_token(http: &Client, url: &str, name: &str, role: &str) -> String {
-    let response = http
-        .post(format!("{url}/api/v1/tokens"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"name": name, "role": role}))
-        .send()
-        .expect("create token");
+    create_token_with(http, url, json!({"name": name, "role": role}))
+}
+
+/// Creates a token from a request body; its secret.
+fn create_token_with(http: &Client, url: &str, request: Value) -> String {
+    let (name, role) = (request["name"].as_str().unwrap_or_default(), request["role"].as_str().unwrap_or_default());
+    let response =
+        http.post(format!("{url}/api/v1/tokens")).bearer_auth(ADMIN).json(&request).send().expect("create token");
     assert_eq!(response.status().as_u16(), 201, "creating {name}");
     let body: Value = response.json().expect("json");
     assert_eq!((body["name"].as_str(), body["role"].as_str()), (Some(name), Some(role)));
@@ -151,7 +161,8 @@ fn every_role_reaches_exactly_its_endpoints() {
             };
             let documented: Vec<&str> =
                 operation["x-loom-roles"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-            let documented_expected: Vec<&str> = allowed.iter().copied().filter(|r| *r != "none").collect();
+            let documented_expected: Vec<&str> =
+                allowed.iter().copied().filter(|r| *r != "none" && *r != "attempt").collect();
             if !allowed.contains(&"none") && documented != documented_expected {
                 failures.push(format!("{id}: documents roles {documented:?}, expected {documented_expected:?}"));
             }
@@ -163,6 +174,10 @@ fn every_role_reaches_exactly_its_endpoints() {
                 let status = request.send().map(|r| r.status().as_u16()).unwrap_or(0);
                 let want_in = allowed.contains(role);
                 let ok = match (want_in, token) {
+                    _ if *allowed == ATTEMPT_ONLY => match token {
+                        None => status == 401,
+                        Some(_) => matches!(status, 404 | 409),
+                    },
                     (true, _) => !matches!(status, 401 | 403 | 0) && status < 500,
                     (false, None) => status == 401,
                     (false, Some(_)) => status == 403 || (id == "raftRpc" && status == 401),
@@ -354,6 +369,114 @@ fn a_worker_works_with_a_worker_token_and_not_with_a_viewer_one() {
         .unwrap();
     let _ = refused.kill();
     let _ = worker.kill();
+}
+
+/// An open worker connection read line by line, as a worker in another language would.
+struct RawWorker {
+    lines: std::io::Lines<BufReader<reqwest::blocking::Response>>,
+    session: String,
+}
+
+impl RawWorker {
+    /// Connects worker `id` to `queues` with `token`; Err(status, body) if refused.
+    fn connect(url: &str, token: &str, id: &str, queues: &[&str]) -> Result<RawWorker, (u16, Value)> {
+        let http = Client::builder().timeout(Duration::from_secs(60)).build().expect("client");
+        let response = http
+            .post(format!("{url}/api/v1/workers/connect"))
+            .bearer_auth(token)
+            .json(&json!({"id": id, "queues": queues, "concurrency": 1}))
+            .send()
+            .expect("connect");
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err((status, response.json().unwrap_or(Value::Null)));
+        }
+        let mut lines = BufReader::new(response).lines();
+        let welcome: Value = serde_json::from_str(&lines.next().expect("a welcome").expect("read")).expect("json");
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        let session = welcome["session"].as_str().expect("session").to_string();
+        Ok(RawWorker { lines, session })
+    }
+
+    /// The next task handed to this worker (pings skipped), within `timeout`.
+    fn next_task(&mut self, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let line = self.lines.next().expect("the stream is open").expect("read");
+            let event: Value = serde_json::from_str(&line).expect("json");
+            if event["type"] == "task" {
+                return event;
+            }
+        }
+        panic!("no task within {timeout:?}");
+    }
+}
+
+#[test]
+fn a_worker_is_bound_to_its_token_and_a_token_to_its_queues() {
+    let (cluster, leader) = secure_cluster(1, &[]);
+    let http = client();
+    let url = cluster.url(leader);
+    let pool_a = create_token_with(&http, &url, json!({"name": "pool-a", "role": "worker", "queues": ["demo"]}));
+    let pool_b = create_token(&http, &url, "pool-b", "worker");
+    cluster
+        .put_workflow(leader, "id: pulled\ntasks:\n  - {id: job, type: worker, queue: demo, input: {n: 7}}\n")
+        .unwrap();
+
+    // A token limited to queues serves only those; limits are for worker tokens only.
+    let (status, body) = RawWorker::connect(&url, &pool_a, "w-wide", &["demo", "billing"]).err().expect("refused");
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_worker")), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("`billing`"), "{body}");
+    let refused = http
+        .post(format!("{url}/api/v1/tokens"))
+        .bearer_auth(ADMIN)
+        .json(&json!({"name": "eyes", "role": "viewer", "queues": ["demo"]}))
+        .send()
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 400);
+
+    let mut w1 = RawWorker::connect(&url, &pool_a, "w1", &["demo"]).expect("pool-a connects w1");
+    let execution_id = cluster.trigger(leader, "pulled", json!({})).unwrap();
+    let task = w1.next_task(RUN);
+    let attempt = task["attempt_id"].as_str().expect("attempt id").to_string();
+    let before = cluster.execution(leader, &execution_id).unwrap();
+
+    // Another worker token can neither answer for w1's attempt nor drain or replace w1, and the
+    // refusals name no holder.
+    let as_b = |path: String, body: Value| {
+        let response = http.post(format!("{url}{path}")).bearer_auth(&pool_b).json(&body).send().unwrap();
+        (response.status().as_u16(), response.json::<Value>().unwrap_or(Value::Null))
+    };
+    let attempt_path = format!("/api/v1/workers/w1/attempts/{attempt}");
+    for (what, path, body) in [
+        ("heartbeat", format!("{attempt_path}/heartbeat"), json!({})),
+        ("complete", format!("{attempt_path}/complete"), json!({"status": "succeeded", "output": {"forged": true}})),
+        ("release", format!("{attempt_path}/release"), json!({})),
+    ] {
+        let (status, body) = as_b(path, body);
+        assert_eq!((status, body["error"]["code"].as_str()), (409, Some("stale_attempt")), "{what}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(!message.contains("w1") && !message.contains("pool-a"), "{what} names the holder: {message}");
+    }
+    let (status, body) = as_b("/api/v1/workers/w1/drain".into(), json!({"session": w1.session}));
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "drain: {body}");
+    let (status, body) = RawWorker::connect(&url, &pool_b, "w1", &["demo"]).err().expect("replacing w1 is refused");
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "replace: {body}");
+    let workers = cluster.get_json(leader, "/api/v1/workers").unwrap().1;
+    assert_eq!(workers["items"][0]["draining"], false, "{workers}");
+    let after = cluster.execution(leader, &execution_id).unwrap();
+    assert_eq!(before["tasks"], after["tasks"], "refused requests change nothing");
+
+    // The worker's own token completes it.
+    let response = http
+        .post(format!("{url}{attempt_path}/complete"))
+        .bearer_auth(&pool_a)
+        .json(&json!({"status": "succeeded", "output": {"n": 7}}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let done = cluster.wait_execution(leader, &execution_id, RUN).unwrap();
+    assert_eq!((done["status"].as_str(), &done["tasks"][0]["output"]), (Some("succeeded"), &json!({"n": 7})));
 }
 
 #[test]

@@ -1,10 +1,12 @@
 //! HTTP tasks: the contract users' backends implement (see docs/tasks.md).
 //!
 //! `POST url` with `{"execution_id","workflow_id","task_id","attempt","input","params",
-//! "callback_url","deadline"}` and `Idempotency-Key: <execution_id>/<task_id>/<attempt>`, signed
-//! with `X-Loom-Signature` when the cluster has a signing secret (docs/signatures.md).
-//! 200 `{"status","output","logs","error"}` ends the attempt; 202 means the backend calls back;
-//! 5xx, 408, 429 and connection errors are retryable failures; other 4xx fail without retry.
+//! "callback_url","callback_token","deadline"}` and `Idempotency-Key:
+//! <execution_id>/<task_id>/<attempt>`, signed with `X-Loom-Signature` when the node has a signing
+//! key for the workflow (docs/signatures.md). 200 `{"status","output","logs","error"}` ends the
+//! attempt; 202 means the backend calls back (with `Authorization: Bearer <callback_token>`); 5xx,
+//! 408, 429 and connection errors are retryable failures; other 4xx fail without retry. A failed
+//! backend's body is kept only as a short excerpt, control characters removed.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -126,8 +128,26 @@ pub(crate) struct HttpCall {
     pub(crate) input: Value,
     pub(crate) params: Value,
     pub(crate) callback_url: String,
-    /// Signs the request (`X-Loom-Signature`) when set.
-    pub(crate) signing_secret: Option<std::sync::Arc<str>>,
+    /// This attempt's own credential for the callback and heartbeat endpoints.
+    pub(crate) callback_token: String,
+    /// Signs the request (`X-Loom-Signature`) with (key id, secret) when set.
+    pub(crate) signing_key: Option<(String, std::sync::Arc<str>)>,
+}
+
+/// Most characters of a failed backend's answer kept in the attempt's error.
+const ERROR_EXCERPT_CHARS: usize = 200;
+
+/// A failed backend's body as a short, single-line excerpt: control characters (line breaks,
+/// escape sequences a log viewer might obey) become spaces, and it is cut to
+/// [`ERROR_EXCERPT_CHARS`].
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out: String =
+        text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(ERROR_EXCERPT_CHARS).collect();
+    if text.chars().count() > ERROR_EXCERPT_CHARS {
+        out.push('…');
+    }
+    out
 }
 
 /// Without a timeout, a call waits at most this long for an answer.
@@ -153,6 +173,7 @@ pub(crate) async fn run_http(
         "input": call.input,
         "params": call.params,
         "callback_url": call.callback_url,
+        "callback_token": call.callback_token,
         "deadline": info.deadline_ms().map(rfc3339),
     });
     let failed = |error: String, retryable: bool| Outcome::Done {
@@ -160,18 +181,25 @@ pub(crate) async fn run_http(
         logs: None,
     };
     let body = body.to_string();
+    let idempotency_key = format!("{}/{}/{}", info.execution_id, info.task_id, info.n);
     let mut builder = http::Request::builder()
         .method(call.method.as_str())
         .uri(&call.url)
         .header(http::header::CONTENT_TYPE, "application/json")
-        .header("idempotency-key", format!("{}/{}/{}", info.execution_id, info.task_id, info.n));
+        .header("idempotency-key", &idempotency_key);
     for (name, value) in &call.headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
-    if let Some(secret) = &call.signing_secret {
+    if let Some((kid, secret)) = &call.signing_key {
         // Signed last, so a user header of the same name cannot replace it.
-        let signature = signature::sign(secret.as_bytes(), info.started_at_ms.div_euclid(1000), body.as_bytes());
-        builder = builder.header(signature::SIGNATURE_HEADER, signature);
+        let signed = signature::Signed {
+            method: &call.method,
+            url: &call.url,
+            idempotency_key: &idempotency_key,
+            body: body.as_bytes(),
+        };
+        let header = signature::sign(kid, secret.as_bytes(), info.started_at_ms.div_euclid(1000), &signed);
+        builder = builder.header(signature::SIGNATURE_HEADER, header);
     }
     let request = match builder.body(Full::new(Bytes::from(body))) {
         Ok(r) => r,
@@ -190,8 +218,7 @@ pub(crate) async fn run_http(
         Ok((200..=299, body)) => interpret_answer(&body),
         Ok((status, body)) => {
             let retryable = status >= 500 || status == 408 || status == 429;
-            let text: String = String::from_utf8_lossy(&body).chars().take(500).collect();
-            failed(format!("{} {} answered {status}: {text}", call.method, call.url), retryable)
+            failed(format!("{} {} answered {status}: {}", call.method, call.url, excerpt(&body)), retryable)
         }
     }
 }

@@ -7,7 +7,7 @@ use axum::Json;
 use linkloom_core::ids::{manual_execution_id, scheduled_execution_id};
 use linkloom_core::json::Json as JsonValue;
 use linkloom_core::schedule::CronSchedule;
-use linkloom_core::state::{Execution, ExecutionStatus, Rejection, Trigger};
+use linkloom_core::state::{Execution, ExecutionStatus, Rejection, Reporter, Trigger};
 use linkloom_core::task_answer::parse_task_answer;
 use linkloom_core::{Command, Response};
 use linkloom_raft::Transport;
@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{page_of, Page, ReadOptions};
-use crate::auth::Caller;
+use crate::auth::{AttemptCredential, Caller};
 use crate::body::read_limited;
 use crate::error::ApiError;
 use crate::idempotency::Once;
@@ -390,10 +390,12 @@ pub(crate) fn parse_attempt_id(text: &str) -> Result<u64, ApiError> {
     text.parse().map_err(|_| ApiError::bad_request(format!("attempt id `{text}` is not a number")))
 }
 
-/// `POST /api/v1/tasks/{attempt_id}/callback` with the same body a backend answers with.
+/// `POST /api/v1/tasks/{attempt_id}/callback` with the same body a backend answers with, and the
+/// attempt's callback token as the bearer token.
 pub(crate) async fn callback<T: Transport>(
     State(state): State<ApiState<T>>,
     once: Once,
+    credential: AttemptCredential,
     Path(attempt_id): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -404,7 +406,8 @@ pub(crate) async fn callback<T: Transport>(
     let at_ms = state.clock.now_ms();
     let jitter_permille = rand::Rng::gen_range(&mut linkloom_raft::runtime::ThreadRng, 0..=1000);
     // Logs travel with the completion: a fenced (stale) callback adds nothing.
-    let command = Command::FinishAttempt { attempt_id, worker_id: None, result, logs, jitter_permille, at_ms };
+    let by = Reporter::Backend { token_hash: credential.0 };
+    let command = Command::FinishAttempt { attempt_id, by, result, logs, jitter_permille, at_ms };
     match state.propose(&once, command).await? {
         Response::AttemptFinished { task_status, execution_status } => Ok(Json(json!({
             "attempt_id": attempt_id.to_string(), "task_status": task_status, "execution_status": execution_status,
@@ -414,16 +417,18 @@ pub(crate) async fn callback<T: Transport>(
     }
 }
 
-/// `POST /api/v1/tasks/{attempt_id}/heartbeat`: 200, or 409 for an attempt that is not current.
+/// `POST /api/v1/tasks/{attempt_id}/heartbeat` with the attempt's callback token: 200, or 409 for
+/// an attempt that is not current (or not this token's).
 pub(crate) async fn heartbeat<T: Transport>(
     State(state): State<ApiState<T>>,
     once: Once,
+    credential: AttemptCredential,
     Path(attempt_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let attempt_id = parse_attempt_id(&attempt_id)?;
     let command = Command::HeartbeatAttempt {
         attempt_id,
-        worker_id: None,
+        by: Reporter::Backend { token_hash: credential.0 },
         lease_expires_at_ms: None,
         progress: None,
         logs: None,

@@ -205,6 +205,7 @@ mod tests {
             node_id: 1,
             worker_id: None,
             lease_expires_at_ms: None,
+            callback_token_hash: None,
             at_ms: 4,
         });
         match started {
@@ -220,7 +221,7 @@ mod tests {
     fn finish(s: &mut LoomState, attempt_id: u64, result: AttemptResult) {
         s.apply(Command::FinishAttempt {
             attempt_id,
-            worker_id: None,
+            by: linkloom_core::state::Reporter::Owner,
             result,
             logs: None,
             jitter_permille: 0,

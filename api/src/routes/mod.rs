@@ -403,7 +403,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
             get(logs::logs::<T>),
         ),
         (
-            op(Method::POST, "/api/v1/tasks/{attempt_id}/callback", Work, "taskCallback", "tasks")
+            op(Method::POST, "/api/v1/tasks/{attempt_id}/callback", Attempt, "taskCallback", "tasks")
                 .summary("Completes an attempt a backend accepted with 202")
                 .body("TaskAnswer")
                 .ok(200, "AttemptFinished")
@@ -411,7 +411,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
             post(executions::callback::<T>),
         ),
         (
-            op(Method::POST, "/api/v1/tasks/{attempt_id}/heartbeat", Work, "taskHeartbeat", "tasks")
+            op(Method::POST, "/api/v1/tasks/{attempt_id}/heartbeat", Attempt, "taskHeartbeat", "tasks")
                 .summary("Proof of life for an attempt")
                 .ok(200, "AttemptRef")
                 .errors(&[400, 404, 409]),

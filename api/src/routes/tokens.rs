@@ -27,6 +27,9 @@ pub(crate) struct NewToken {
     name: Option<String>,
     #[serde(default)]
     role: Option<String>,
+    /// A worker token limited to these queues; absent: any queue.
+    #[serde(default)]
+    queues: Option<Vec<String>>,
 }
 
 /// A new secret: `loom_` and 64 hex digits (256 bits from the operating system's generator).
@@ -37,7 +40,8 @@ fn new_secret() -> String {
     format!("loom_{hex}")
 }
 
-/// `POST /api/v1/tokens` `{"name", "role"}` → 201 `{"name", "role", "token", "created_at"}`.
+/// `POST /api/v1/tokens` `{"name", "role", "queues"?}` → 201 `{"name", "role", "queues", "token",
+/// "created_at"}`. `queues` limits a worker token to those queues.
 pub(crate) async fn create<T: Transport>(
     State(state): State<ApiState<T>>,
     once: Once,
@@ -54,7 +58,20 @@ pub(crate) async fn create<T: Transport>(
     validate_token_name(&name).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_token", m))?;
     let secret = new_secret();
     let at_ms = state.clock.now_ms();
-    let command = Command::CreateToken { name, role, hash: token_hash(&secret), actor: caller.name, at_ms };
+    // Sorted and without repeats, as the state machine keeps them, so this answer shows what is stored.
+    let queues = request.queues.map(|mut q| {
+        q.sort();
+        q.dedup();
+        q
+    });
+    let command = Command::CreateToken {
+        name,
+        role,
+        hash: token_hash(&secret),
+        queues: queues.clone(),
+        actor: caller.name,
+        at_ms,
+    };
     match state.propose(&once, command).await? {
         // The first attempt made the token, and its secret was shown to that attempt only: the
         // replicated state keeps just a hash, so a replay cannot show it again.
@@ -68,7 +85,9 @@ pub(crate) async fn create<T: Transport>(
         )),
         Response::TokenCreated { name, role } => {
             tracing::info!(token = %name, %role, "token created");
-            let body = json!({"name": name, "role": role, "token": secret, "created_at": rfc3339(at_ms)});
+            let body = json!({
+                "name": name, "role": role, "queues": queues, "token": secret, "created_at": rfc3339(at_ms),
+            });
             Ok((StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(body)))
         }
         Response::Rejected(r) => Err(r.into()),
@@ -76,7 +95,7 @@ pub(crate) async fn create<T: Transport>(
     }
 }
 
-/// `GET /api/v1/tokens` → `{"items": [{name, role, created_at, created_by}], "next_cursor"}`.
+/// `GET /api/v1/tokens` → `{"items": [{name, role, queues, created_at, created_by}], "next_cursor"}`.
 pub(crate) async fn list<T: Transport>(
     State(state): State<ApiState<T>>,
     Query(page): Query<Page>,
@@ -85,7 +104,10 @@ pub(crate) async fn list<T: Transport>(
     page.read_options().barrier(&state).await?;
     let (items, next_cursor) = state.node.state().read(|s| {
         let tokens = s.tokens().filter(|t| page.after(&t.name)).map(|t| {
-            json!({"id": t.name, "name": t.name, "role": t.role, "created_at": rfc3339(t.created_at_ms), "created_by": t.created_by})
+            json!({
+                "id": t.name, "name": t.name, "role": t.role, "queues": t.queues,
+                "created_at": rfc3339(t.created_at_ms), "created_by": t.created_by,
+            })
         });
         page_of(tokens, limit)
     });

@@ -1,7 +1,9 @@
 //! The worker protocol (see docs/workers.md): a worker connects to any node and receives its
 //! tasks as a stream of JSON lines; heartbeats, completions, releases and drain are ordinary
 //! requests to any node. Every answer about an attempt is fenced in the state machine: an attempt
-//! that is no longer current, or is held by another worker, answers 409 and changes nothing.
+//! that is no longer current, or is held by another worker, answers 409 and changes nothing. A
+//! worker stays bound to the API token that registered it: every request about it must come with
+//! that same token, so one worker token cannot speak for another's workers.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -17,7 +19,7 @@ use linkloom_actors::ConnectError;
 use linkloom_core::ids::rfc3339;
 use linkloom_core::json::Json as JsonValue;
 use linkloom_core::protocol::{Drain, Heartbeat, Release, WorkerHello};
-use linkloom_core::state::AttemptResult;
+use linkloom_core::state::{AttemptResult, Reporter};
 use linkloom_core::task_answer::parse_task_answer;
 use linkloom_core::{Command, Response};
 use linkloom_raft::Transport;
@@ -25,6 +27,7 @@ use serde_json::{json, Value};
 
 use super::executions::{json_body, parse_attempt_id, unexpected};
 use super::{page_of, Page, ReadOptions};
+use crate::auth::Caller;
 use crate::body::read_limited;
 use crate::error::ApiError;
 use crate::idempotency::Once;
@@ -40,6 +43,7 @@ fn engine<T>(state: &ApiState<T>) -> Result<&linkloom_actors::EngineHandle, ApiE
 /// (`application/x-ndjson`, one JSON object per line) until either side closes it.
 pub(crate) async fn connect<T: Transport>(
     State(state): State<ApiState<T>>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
@@ -47,7 +51,7 @@ pub(crate) async fn connect<T: Transport>(
     let mut de = serde_json::Deserializer::from_slice(&bytes);
     let hello: WorkerHello =
         serde_path_to_error::deserialize(&mut de).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
-    let stream = engine(&state)?.connect_worker(hello).await.map_err(|e| match e {
+    let stream = engine(&state)?.connect_worker(hello, caller.name).await.map_err(|e| match e {
         ConnectError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_worker", m),
         ConnectError::Refused(r) => r.into(),
         ConnectError::Unavailable(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
@@ -155,6 +159,7 @@ pub(crate) async fn queues<T: Transport>(
 pub(crate) async fn heartbeat<T: Transport>(
     State(state): State<ApiState<T>>,
     once: Once,
+    caller: Caller,
     Path((worker_id, attempt_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
@@ -164,7 +169,7 @@ pub(crate) async fn heartbeat<T: Transport>(
     let now = state.clock.now_ms();
     let command = Command::HeartbeatAttempt {
         attempt_id,
-        worker_id: Some(worker_id),
+        by: Reporter::Worker { worker_id, token: caller.name },
         lease_expires_at_ms: Some(now + engine(&state)?.worker_timing().0 as i64),
         progress: beat.progress.map(JsonValue),
         logs: beat.logs,
@@ -186,6 +191,7 @@ pub(crate) async fn heartbeat<T: Transport>(
 pub(crate) async fn complete<T: Transport>(
     State(state): State<ApiState<T>>,
     once: Once,
+    caller: Caller,
     Path((worker_id, attempt_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
@@ -198,7 +204,7 @@ pub(crate) async fn complete<T: Transport>(
         return Err(ApiError::bad_request("body: `status` must be \"succeeded\" or \"failed\""));
     }
     let (result, logs) = parse_task_answer(&bytes);
-    finish(&state, &once, attempt_id, worker_id, result, logs).await
+    finish(&state, &once, attempt_id, Reporter::Worker { worker_id, token: caller.name }, result, logs).await
 }
 
 /// `POST /api/v1/workers/{worker_id}/attempts/{attempt_id}/release` with optional `{"reason"}`:
@@ -206,6 +212,7 @@ pub(crate) async fn complete<T: Transport>(
 pub(crate) async fn release<T: Transport>(
     State(state): State<ApiState<T>>,
     once: Once,
+    caller: Caller,
     Path((worker_id, attempt_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
@@ -213,26 +220,20 @@ pub(crate) async fn release<T: Transport>(
     let attempt_id = parse_attempt_id(&attempt_id)?;
     let release: Release = json_body(&state, &headers, body).await?;
     let reason = release.reason.unwrap_or_else(|| format!("released by worker `{worker_id}`"));
-    finish(&state, &once, attempt_id, worker_id, AttemptResult::Released { reason }, None).await
+    let by = Reporter::Worker { worker_id, token: caller.name };
+    finish(&state, &once, attempt_id, by, AttemptResult::Released { reason }, None).await
 }
 
 async fn finish<T: Transport>(
     state: &ApiState<T>,
     once: &Once,
     attempt_id: u64,
-    worker_id: String,
+    by: Reporter,
     result: AttemptResult,
     logs: Option<String>,
 ) -> Result<Json<Value>, ApiError> {
     let jitter_permille = rand::Rng::gen_range(&mut linkloom_raft::runtime::ThreadRng, 0..=1000);
-    let command = Command::FinishAttempt {
-        attempt_id,
-        worker_id: Some(worker_id),
-        result,
-        logs,
-        jitter_permille,
-        at_ms: state.clock.now_ms(),
-    };
+    let command = Command::FinishAttempt { attempt_id, by, result, logs, jitter_permille, at_ms: state.clock.now_ms() };
     match state.propose(once, command).await? {
         Response::AttemptFinished { task_status, execution_status } => Ok(Json(json!({
             "attempt_id": attempt_id.to_string(), "task_status": task_status, "execution_status": execution_status,
@@ -247,6 +248,7 @@ async fn finish<T: Transport>(
 pub(crate) async fn drain<T: Transport>(
     State(state): State<ApiState<T>>,
     once: Once,
+    caller: Caller,
     Path(worker_id): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -257,7 +259,7 @@ pub(crate) async fn drain<T: Transport>(
         .session
         .parse::<u64>()
         .map_err(|_| ApiError::bad_request(format!("session `{}` is not a number", drain.session)))?;
-    let command = Command::DrainWorker { worker_id, session, at_ms: state.clock.now_ms() };
+    let command = Command::DrainWorker { worker_id, session, token: caller.name, at_ms: state.clock.now_ms() };
     match state.propose(&once, command).await? {
         Response::WorkerDraining { worker_id } => {
             Ok((StatusCode::OK, Json(json!({"id": worker_id, "draining": true}))).into_response())

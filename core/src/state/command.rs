@@ -41,11 +41,12 @@ pub enum Command {
     /// (ticks dropped by `catchup: none` or `latest`).
     AdvanceSchedule { workflow_id: String, tick_ms: i64, at_ms: i64 },
     /// Proof of life for a running attempt; rejected for an attempt that is no longer current, or
-    /// held by another worker than `worker_id`. A worker's heartbeat extends the attempt's lease to
-    /// `lease_expires_at_ms` and may carry progress and log text (kept only if accepted).
+    /// from a reporter that does not hold it (see [`Reporter`]). A worker's heartbeat extends the
+    /// attempt's lease to `lease_expires_at_ms` and may carry progress and log text (kept only if
+    /// accepted).
     HeartbeatAttempt {
         attempt_id: u64,
-        worker_id: Option<String>,
+        by: Reporter,
         lease_expires_at_ms: Option<i64>,
         progress: Option<Json>,
         logs: Option<String>,
@@ -61,14 +62,17 @@ pub enum Command {
         node_id: NodeId,
         worker_id: Option<String>,
         lease_expires_at_ms: Option<i64>,
+        /// For an HTTP attempt: the SHA-256 (lowercase hex) of the random callback token the owner
+        /// sends its backend. Only that token lets the backend call back or heartbeat; the token
+        /// itself is never replicated.
+        callback_token_hash: Option<String>,
         at_ms: i64,
     },
     /// Ends the current attempt of a task. Rejected if `attempt_id` is not the task's running
-    /// attempt (fencing of stale workers and backends).
+    /// attempt (fencing of stale workers and backends), or if `by` does not hold it.
     FinishAttempt {
         attempt_id: u64,
-        /// Must name the attempt's worker for a worker attempt (and be `None` otherwise).
-        worker_id: Option<String>,
+        by: Reporter,
         result: AttemptResult,
         /// Final log text (e.g. from a backend's answer), appended only if the finish is accepted.
         logs: Option<String>,
@@ -105,13 +109,18 @@ pub enum Command {
         node_id: NodeId,
         queues: Vec<String>,
         concurrency: u32,
+        /// The API token the worker connected with (`None` on a node that runs open). The worker
+        /// stays bound to it: only that token may act for it or replace it, and a token limited
+        /// to some queues may serve only those.
+        token: Option<String>,
         expires_at_ms: i64,
         at_ms: i64,
     },
     /// Renews a worker's registration (its connection is alive); refused for another session.
     WorkerSeen { worker_id: String, session: u64, expires_at_ms: i64, at_ms: i64 },
-    /// Stops handing tasks to a worker (it is shutting down); its attempts keep running.
-    DrainWorker { worker_id: String, session: u64, at_ms: i64 },
+    /// Stops handing tasks to a worker (it is shutting down); its attempts keep running. `token`
+    /// must be the API token the worker connected with (`None` on a node that runs open).
+    DrainWorker { worker_id: String, session: u64, token: Option<String>, at_ms: i64 },
     /// Removes a worker's registration (its connection closed) and gives back `release`: attempts
     /// leased to it that its connection never delivered, which go back to their queue without
     /// counting against the retry budget. Refused for another session.
@@ -120,8 +129,15 @@ pub enum Command {
     /// their task timeout (`timed_out`), and removes worker registrations that expired.
     ExpireWorkerAttempts { jitter_permille: u16, at_ms: i64 },
     /// Stores an API token: its name, role and the SHA-256 of its secret (lowercase hex). The
-    /// secret itself is never proposed.
-    CreateToken { name: String, role: Role, hash: String, actor: Option<String>, at_ms: i64 },
+    /// secret itself is never proposed. A `worker` token may be limited to `queues`.
+    CreateToken {
+        name: String,
+        role: Role,
+        hash: String,
+        queues: Option<Vec<String>>,
+        actor: Option<String>,
+        at_ms: i64,
+    },
     /// Removes a token; requests carrying it are refused from then on.
     RevokeToken { name: String, actor: Option<String>, at_ms: i64 },
     /// Replaces the tunable limits (each within its ceiling, else rejected).
@@ -173,6 +189,18 @@ impl Command {
             Command::Batch { commands, .. } => commands.iter().map(Command::at_ms).max().unwrap_or(i64::MIN),
         }
     }
+}
+
+/// Who reports on an attempt (a heartbeat, its end), and what proves they may.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reporter {
+    /// The node that owns the execution, about an HTTP or shell attempt it runs itself.
+    Owner,
+    /// An HTTP attempt's backend, with the attempt's callback token (its SHA-256, lowercase hex).
+    Backend { token_hash: String },
+    /// The worker holding the attempt, through the API token it connected with (`None` on a node
+    /// that runs open).
+    Worker { worker_id: String, token: Option<String> },
 }
 
 /// How an attempt ended.
@@ -350,8 +378,11 @@ pub enum Rejection {
     NotTimedOut { execution_id: String },
     #[error("a batch may not contain another batch")]
     NestedBatch,
-    #[error("attempt {attempt_id} is held by worker {holder:?}, not by {worker_id:?}")]
-    NotAttemptHolder { attempt_id: u64, holder: Option<String>, worker_id: Option<String> },
+    /// Deliberately vague: who does hold the attempt is not the caller's business.
+    #[error("attempt {attempt_id} is not held by this caller")]
+    NotAttemptHolder { attempt_id: u64 },
+    #[error("worker `{worker_id}` is bound to another API token")]
+    WorkerTokenMismatch { worker_id: String },
     #[error("worker `{worker_id}` cannot take task `{task_id}`: {reason}")]
     WorkerUnavailable { worker_id: String, task_id: String, reason: String },
     #[error("worker `{worker_id}` has no connection with session {session}")]

@@ -163,6 +163,22 @@ pub struct Attempt {
     pub deadline_ms: Option<i64>,
     /// Worker attempts: the last progress a heartbeat reported (any JSON).
     pub progress: Option<Json>,
+    /// Worker attempts: the API token the worker was bound to when it got the attempt; only a
+    /// report through that token is accepted (`None` on a node that runs open).
+    #[serde(default)]
+    pub worker_token: Option<String>,
+    /// HTTP attempts: the SHA-256 (lowercase hex) of the callback token the owner sent the
+    /// backend; a callback or heartbeat must present that token.
+    #[serde(default)]
+    pub callback_token_hash: Option<String>,
+}
+
+/// Who an attempt is handed to when it starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Holder {
+    pub(crate) worker_id: Option<String>,
+    pub(crate) worker_token: Option<String>,
+    pub(crate) callback_token_hash: Option<String>,
 }
 
 impl Execution {
@@ -297,11 +313,12 @@ impl Execution {
         task_id: &str,
         attempt_id: u64,
         node_id: NodeId,
-        worker_id: Option<String>,
+        holder: Holder,
         lease_expires_at_ms: Option<i64>,
         now_ms: i64,
     ) -> Result<u32, Rejection> {
         let index = self.check_ready(spec, task_id, now_ms)?;
+        let Holder { worker_id, worker_token, callback_token_hash } = holder;
         let deadline_ms = match worker_id {
             Some(_) => spec.task(task_id).and_then(|t| spec.task_timeout(t)).map(|t| now_ms.saturating_add(t.0 as i64)),
             None => None,
@@ -321,6 +338,8 @@ impl Execution {
             lease_expires_at_ms,
             deadline_ms,
             progress: None,
+            worker_token,
+            callback_token_hash,
         });
         task.status = TaskStatus::Running;
         task.retry_at_ms = None;

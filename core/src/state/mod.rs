@@ -18,17 +18,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub use command::{AttemptResult, Command, Rejection, Response};
+pub use command::{AttemptResult, Command, Rejection, Reporter, Response};
 pub use execution::{
     Attempt, AttemptStatus, AuditAction, AuditEntry, Execution, ExecutionStatus, TaskRun, TaskStatus, Trigger,
 };
 pub use lease::Lease;
 pub use log::{AttemptLog, LogChunk};
 pub use requests::{Fingerprint, Origin, RequestId, MAX_IDEMPOTENCY_KEY_BYTES};
-pub use token::{validate_token_name, Role, TokenEntry, BOOTSTRAP_ADMIN};
+pub use token::{secret_hash, validate_token_name, Role, TokenEntry, BOOTSTRAP_ADMIN};
 pub use worker::{validate_worker, QueuedTask, WorkerEntry};
 
 use crate::codec;
+use crate::ids::NodeId;
 use crate::json::Json;
 use crate::limits;
 use crate::spec::{validate, Concurrency, TaskKind, WorkflowSpec};
@@ -67,6 +68,30 @@ impl Workflow {
             None
         } else {
             self.versions.get(&self.latest)
+        }
+    }
+}
+
+/// What a `StartAttempt` asks for, besides which task.
+struct StartRequest {
+    node_id: NodeId,
+    worker_id: Option<String>,
+    lease_expires_at_ms: Option<i64>,
+    callback_token_hash: Option<String>,
+}
+
+/// Whether `by` may heartbeat or end `attempt`: the owner node for its own HTTP and shell
+/// attempts, the backend with the attempt's callback token, the worker holding it through the
+/// token it is bound to.
+fn may_report(attempt: &Attempt, by: &Reporter) -> bool {
+    match by {
+        Reporter::Owner => attempt.worker_id.is_none(),
+        Reporter::Backend { token_hash } => {
+            attempt.worker_id.is_none() && attempt.callback_token_hash.as_deref() == Some(token_hash.as_str())
+        }
+        Reporter::Worker { worker_id, token } => {
+            attempt.worker_id.as_deref() == Some(worker_id.as_str())
+                && (attempt.worker_token.is_none() || attempt.worker_token == *token)
         }
     }
 }
@@ -169,16 +194,25 @@ impl State {
                 }
                 Err(r) => Response::Rejected(r),
             },
-            Command::HeartbeatAttempt { attempt_id, worker_id, lease_expires_at_ms, progress, logs, at_ms } => {
+            Command::HeartbeatAttempt { attempt_id, by, lease_expires_at_ms, progress, logs, at_ms } => {
                 let lease_expires_at_ms = lease_expires_at_ms.map(|e| expiry_on_replicated_time(now, at_ms, e));
-                self.heartbeat(attempt_id, worker_id, lease_expires_at_ms, progress, logs, now)
+                self.heartbeat(attempt_id, &by, lease_expires_at_ms, progress, logs, now)
             }
-            Command::StartAttempt { execution_id, task_id, node_id, worker_id, lease_expires_at_ms, at_ms } => {
+            Command::StartAttempt {
+                execution_id,
+                task_id,
+                node_id,
+                worker_id,
+                lease_expires_at_ms,
+                callback_token_hash,
+                at_ms,
+            } => {
                 let lease_expires_at_ms = lease_expires_at_ms.map(|e| expiry_on_replicated_time(now, at_ms, e));
-                self.start_attempt(&execution_id, &task_id, node_id, worker_id, lease_expires_at_ms, now)
+                let start = StartRequest { node_id, worker_id, lease_expires_at_ms, callback_token_hash };
+                self.start_attempt(&execution_id, &task_id, start, now)
             }
-            Command::FinishAttempt { attempt_id, worker_id, result, logs, jitter_permille, .. } => {
-                self.finish_attempt(attempt_id, worker_id, result, logs, jitter_permille, now)
+            Command::FinishAttempt { attempt_id, by, result, logs, jitter_permille, .. } => {
+                self.finish_attempt(attempt_id, &by, result, logs, jitter_permille, now)
             }
             Command::CancelExecution { execution_id, actor, .. } => match self.executions.get_mut(&execution_id) {
                 None => Response::Rejected(Rejection::ExecutionNotFound(execution_id)),
@@ -251,20 +285,33 @@ impl State {
                 Response::LeasesExpired { keys }
             }
             Command::PruneExecutions { keep_per_workflow, .. } => self.prune(keep_per_workflow as usize),
-            Command::ConnectWorker { worker_id, session, node_id, queues, concurrency, expires_at_ms, at_ms } => {
+            Command::ConnectWorker {
+                worker_id,
+                session,
+                node_id,
+                queues,
+                concurrency,
+                token,
+                expires_at_ms,
+                at_ms,
+            } => {
                 let expires_at_ms = expiry_on_replicated_time(now, at_ms, expires_at_ms);
-                self.connect_worker(worker_id, session, node_id, queues, concurrency, expires_at_ms, now)
+                let connect =
+                    worker::Connect { worker_id, session, node_id, queues, concurrency, token, expires_at_ms };
+                self.connect_worker(connect, now)
             }
             Command::WorkerSeen { worker_id, session, expires_at_ms, at_ms } => {
                 let expires_at_ms = expiry_on_replicated_time(now, at_ms, expires_at_ms);
                 self.worker_seen(worker_id, session, expires_at_ms, now)
             }
-            Command::DrainWorker { worker_id, session, .. } => self.drain_worker(worker_id, session, now),
+            Command::DrainWorker { worker_id, session, token, .. } => self.drain_worker(worker_id, session, token, now),
             Command::DisconnectWorker { worker_id, session, release, .. } => {
                 self.disconnect_worker(worker_id, session, release, now)
             }
             Command::ExpireWorkerAttempts { jitter_permille, .. } => self.expire_worker_attempts(jitter_permille, now),
-            Command::CreateToken { name, role, hash, actor, .. } => self.create_token(name, role, hash, actor, now),
+            Command::CreateToken { name, role, hash, queues, actor, .. } => {
+                self.create_token(token::NewToken { name, role, hash, queues }, actor, now)
+            }
             Command::RevokeToken { name, .. } => self.revoke_token(name),
             Command::SetLimits { limits, .. } => match limits.check() {
                 Ok(()) => {
@@ -500,15 +547,13 @@ impl State {
         Response::ExecutionCreated { execution_id }
     }
 
-    fn start_attempt(
-        &mut self,
-        execution_id: &str,
-        task_id: &str,
-        node_id: u64,
-        worker_id: Option<String>,
-        lease_expires_at_ms: Option<i64>,
-        now: i64,
-    ) -> Response {
+    fn start_attempt(&mut self, execution_id: &str, task_id: &str, start: StartRequest, now: i64) -> Response {
+        let StartRequest { node_id, worker_id, lease_expires_at_ms, callback_token_hash } = start;
+        if callback_token_hash.as_deref().is_some_and(|h| !token::is_sha256_hex(h)) {
+            return Response::Rejected(Rejection::InvalidToken(
+                "a callback token hash is 64 lowercase hex digits".into(),
+            ));
+        }
         if let Err(r) = self.check_startable(execution_id, task_id, node_id, worker_id.as_deref(), now) {
             return Response::Rejected(r);
         }
@@ -525,9 +570,14 @@ impl State {
         };
         let attempt_id = self.next_attempt_id + 1;
         let lease_expires_at_ms = worker_id.as_ref().and(lease_expires_at_ms);
-        // A worker attempt is recorded on the node its worker is connected to, not the proposer.
-        let node_id = worker_id.as_deref().and_then(|w| self.workers.get(w)).map_or(node_id, |w| w.node_id);
-        match execution.start_attempt(spec, task_id, attempt_id, node_id, worker_id, lease_expires_at_ms, now) {
+        // A worker attempt is recorded on the node its worker is connected to, not the proposer,
+        // and bound to the token the worker connected with; only other attempts get a callback token.
+        let worker = worker_id.as_deref().and_then(|w| self.workers.get(w));
+        let node_id = worker.map_or(node_id, |w| w.node_id);
+        let worker_token = worker.and_then(|w| w.token.clone());
+        let callback_token_hash = callback_token_hash.filter(|_| worker_id.is_none());
+        let holder = execution::Holder { worker_id, worker_token, callback_token_hash };
+        match execution.start_attempt(spec, task_id, attempt_id, node_id, holder, lease_expires_at_ms, now) {
             Err(r) => Response::Rejected(r),
             Ok(n) => {
                 self.next_attempt_id = attempt_id;
@@ -542,7 +592,7 @@ impl State {
     fn heartbeat(
         &mut self,
         attempt_id: u64,
-        worker_id: Option<String>,
+        by: &Reporter,
         lease_expires_at_ms: Option<i64>,
         progress: Option<Json>,
         logs: Option<String>,
@@ -553,10 +603,7 @@ impl State {
             return Response::Rejected(Rejection::TooLarge { what, size, limit });
         }
         let attempt = match self.current_attempt_mut(attempt_id) {
-            Ok(a) if a.worker_id != worker_id => {
-                let holder = a.worker_id.clone();
-                return Response::Rejected(Rejection::NotAttemptHolder { attempt_id, holder, worker_id });
-            }
+            Ok(a) if !may_report(a, by) => return Response::Rejected(Rejection::NotAttemptHolder { attempt_id }),
             Ok(a) => a,
             Err(r) => return Response::Rejected(r),
         };
@@ -590,17 +637,14 @@ impl State {
     fn finish_attempt(
         &mut self,
         attempt_id: u64,
-        worker_id: Option<String>,
+        by: &Reporter,
         result: AttemptResult,
         logs: Option<String>,
         jitter: u16,
         now: i64,
     ) -> Response {
         match self.current_attempt_mut(attempt_id) {
-            Ok(a) if a.worker_id != worker_id => {
-                let holder = a.worker_id.clone();
-                return Response::Rejected(Rejection::NotAttemptHolder { attempt_id, holder, worker_id });
-            }
+            Ok(a) if !may_report(a, by) => return Response::Rejected(Rejection::NotAttemptHolder { attempt_id }),
             Ok(_) => {}
             Err(Rejection::StaleAttempt { status, .. })
                 if status == "lost" && crate::bugs::active(crate::bugs::Bug::LateCompletion) =>

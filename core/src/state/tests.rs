@@ -67,6 +67,7 @@ fn start(state: &mut State, exec: &str, task: &str, at_ms: i64) -> Response {
         node_id: 1,
         worker_id: None,
         lease_expires_at_ms: None,
+        callback_token_hash: None,
         at_ms,
     })
 }
@@ -74,7 +75,7 @@ fn start(state: &mut State, exec: &str, task: &str, at_ms: i64) -> Response {
 fn finish(state: &mut State, attempt_id: u64, result: AttemptResult, at_ms: i64) -> Response {
     state.apply(Command::FinishAttempt {
         attempt_id,
-        worker_id: None,
+        by: Reporter::Owner,
         result,
         logs: None,
         jitter_permille: 1000,
@@ -85,7 +86,7 @@ fn finish(state: &mut State, attempt_id: u64, result: AttemptResult, at_ms: i64)
 fn heartbeat(attempt_id: u64, at_ms: i64) -> Command {
     Command::HeartbeatAttempt {
         attempt_id,
-        worker_id: None,
+        by: Reporter::Owner,
         lease_expires_at_ms: None,
         progress: None,
         logs: None,
@@ -500,6 +501,114 @@ fn a_client_request_must_wrap_one_valid_command() {
 }
 
 #[test]
+fn a_backend_reports_only_with_its_attempts_callback_token() {
+    let mut s = State::default();
+    put(&mut s, DAG, 1);
+    create(&mut s, "wf:e", 2);
+    let token_hash = HASH_A.to_string();
+    let r = s.apply(Command::StartAttempt {
+        execution_id: "wf:e".into(),
+        task_id: "a".into(),
+        node_id: 1,
+        worker_id: None,
+        lease_expires_at_ms: None,
+        callback_token_hash: Some(token_hash.clone()),
+        at_ms: 3,
+    });
+    let id = started_id(r);
+    let before = s.clone();
+    let forged = Reporter::Backend { token_hash: HASH_B.into() };
+    for by in [forged, Reporter::Worker { worker_id: "w1".into(), token: None }] {
+        let r = s.apply(Command::FinishAttempt {
+            attempt_id: id,
+            by,
+            result: ok_output(),
+            logs: None,
+            jitter_permille: 0,
+            at_ms: 4,
+        });
+        assert_eq!(r, Response::Rejected(Rejection::NotAttemptHolder { attempt_id: id }));
+        let Response::Rejected(why) = &r else { panic!("{r:?}") };
+        assert!(!why.to_string().contains("w1"), "the refusal names no holder: {why}");
+    }
+    assert_eq!(domain(&before), domain(&s), "refused reports change nothing");
+    let r = s.apply(Command::FinishAttempt {
+        attempt_id: id,
+        by: Reporter::Backend { token_hash },
+        result: ok_output(),
+        logs: None,
+        jitter_permille: 0,
+        at_ms: 5,
+    });
+    assert!(matches!(r, Response::AttemptFinished { .. }), "{r:?}");
+}
+
+#[test]
+fn a_worker_stays_bound_to_the_token_it_connected_with() {
+    let mut s = State::default();
+    put(&mut s, WORKER_WF, 1);
+    create(&mut s, "wf:a", 2);
+    s.apply(Command::CreateToken {
+        name: "pool-a".into(),
+        role: Role::Worker,
+        hash: HASH_A.into(),
+        queues: Some(vec!["q".into()]),
+        actor: None,
+        at_ms: 2,
+    });
+    let connect = |queues: Vec<String>, token: Option<&str>, session: u64| Command::ConnectWorker {
+        worker_id: "w1".into(),
+        session,
+        node_id: 1,
+        queues,
+        concurrency: 1,
+        token: token.map(String::from),
+        expires_at_ms: 60_000,
+        at_ms: 3,
+    };
+    let r = s.apply(connect(vec!["other".into()], Some("pool-a"), 1));
+    assert!(matches!(&r, Response::Rejected(Rejection::InvalidWorker(m)) if m.contains("`other`")), "{r:?}");
+    assert!(matches!(s.apply(connect(vec!["q".into()], Some("pool-a"), 1)), Response::WorkerConnected { .. }));
+    // Another token cannot take the worker over, drain it, or answer for its attempts.
+    let r = s.apply(connect(vec!["q".into()], Some("intruder"), 2));
+    assert_eq!(r, Response::Rejected(Rejection::WorkerTokenMismatch { worker_id: "w1".into() }));
+    let r =
+        s.apply(Command::DrainWorker { worker_id: "w1".into(), session: 1, token: Some("intruder".into()), at_ms: 4 });
+    assert_eq!(r, Response::Rejected(Rejection::WorkerTokenMismatch { worker_id: "w1".into() }));
+    let id = started_id(hand(&mut s, "wf:a", "pull", "w1", 5));
+    let intruder = Reporter::Worker { worker_id: "w1".into(), token: Some("intruder".into()) };
+    let r = s.apply(Command::HeartbeatAttempt {
+        attempt_id: id,
+        by: intruder,
+        lease_expires_at_ms: Some(90_000),
+        progress: None,
+        logs: None,
+        at_ms: 6,
+    });
+    assert_eq!(r, Response::Rejected(Rejection::NotAttemptHolder { attempt_id: id }));
+    let owner = Reporter::Worker { worker_id: "w1".into(), token: Some("pool-a".into()) };
+    let r = s.apply(Command::FinishAttempt {
+        attempt_id: id,
+        by: owner,
+        result: AttemptResult::Succeeded { output: Json(serde_json::json!({"v": 1})) },
+        logs: None,
+        jitter_permille: 0,
+        at_ms: 7,
+    });
+    assert!(matches!(r, Response::AttemptFinished { .. }), "{r:?}");
+    // Queue lists belong to worker tokens only.
+    let r = s.apply(Command::CreateToken {
+        name: "ops".into(),
+        role: Role::Operator,
+        hash: HASH_B.into(),
+        queues: Some(vec!["q".into()]),
+        actor: None,
+        at_ms: 8,
+    });
+    assert!(matches!(r, Response::Rejected(Rejection::InvalidToken(_))), "{r:?}");
+}
+
+#[test]
 fn only_the_owner_starts_attempts() {
     let mut s = State::default();
     put(&mut s, DAG, 1);
@@ -510,6 +619,7 @@ fn only_the_owner_starts_attempts() {
         node_id: 2,
         worker_id: None,
         lease_expires_at_ms: None,
+        callback_token_hash: None,
         at_ms: 3,
     });
     assert!(matches!(r, Response::Rejected(Rejection::NotOwner { owner: Some(1), .. })), "{r:?}");
@@ -520,6 +630,7 @@ fn only_the_owner_starts_attempts() {
         node_id: 2,
         worker_id: None,
         lease_expires_at_ms: None,
+        callback_token_hash: None,
         at_ms: 5,
     });
     assert!(matches!(r, Response::AttemptStarted { .. }), "{r:?}");
@@ -605,6 +716,7 @@ fn buffer_one_queues_one_and_skips_the_rest() {
         node_id: 1,
         worker_id: None,
         lease_expires_at_ms: None,
+        callback_token_hash: None,
         at_ms: 16_000,
     });
     assert!(matches!(r, Response::Rejected(Rejection::Blocked { .. })), "{r:?}");
@@ -628,6 +740,7 @@ fn connect(state: &mut State, worker: &str, session: u64, queues: &[&str], concu
         node_id: 2,
         queues: queues.iter().map(|q| q.to_string()).collect(),
         concurrency,
+        token: None,
         expires_at_ms: at_ms + 3_000,
         at_ms,
     })
@@ -640,6 +753,7 @@ fn hand(state: &mut State, exec: &str, task: &str, worker: &str, at_ms: i64) -> 
         node_id: 1,
         worker_id: Some(worker.into()),
         lease_expires_at_ms: Some(at_ms + 10_000),
+        callback_token_hash: None,
         at_ms,
     })
 }
@@ -647,7 +761,7 @@ fn hand(state: &mut State, exec: &str, task: &str, worker: &str, at_ms: i64) -> 
 fn worker_finish(state: &mut State, attempt_id: u64, worker: &str, result: AttemptResult, at_ms: i64) -> Response {
     state.apply(Command::FinishAttempt {
         attempt_id,
-        worker_id: Some(worker.into()),
+        by: Reporter::Worker { worker_id: worker.into(), token: None },
         result,
         logs: None,
         jitter_permille: 0,
@@ -690,7 +804,7 @@ fn an_expired_lease_loses_the_attempt_retries_it_and_fences_the_late_answer() {
     // A heartbeat from another worker is refused; the holder's extends the lease.
     let foreign = Command::HeartbeatAttempt {
         attempt_id: first,
-        worker_id: Some("w2".into()),
+        by: Reporter::Worker { worker_id: "w2".into(), token: None },
         lease_expires_at_ms: Some(60_000),
         progress: None,
         logs: None,
@@ -699,7 +813,7 @@ fn an_expired_lease_loses_the_attempt_retries_it_and_fences_the_late_answer() {
     assert!(matches!(s.apply(foreign), Response::Rejected(Rejection::NotAttemptHolder { .. })));
     let beat = Command::HeartbeatAttempt {
         attempt_id: first,
-        worker_id: Some("w1".into()),
+        by: Reporter::Worker { worker_id: "w1".into(), token: None },
         lease_expires_at_ms: Some(12_000),
         progress: Some(Json(serde_json::json!({"done": 3}))),
         logs: Some("working\n".into()),
@@ -765,7 +879,7 @@ fn a_worker_task_past_its_timeout_times_out() {
     assert_eq!(s.attempt(id).and_then(|(_, _, a)| a.deadline_ms), Some(31_000));
     let beat = Command::HeartbeatAttempt {
         attempt_id: id,
-        worker_id: Some("w1".into()),
+        by: Reporter::Worker { worker_id: "w1".into(), token: None },
         lease_expires_at_ms: Some(60_000),
         progress: None,
         logs: None,
@@ -820,7 +934,7 @@ fn a_draining_worker_takes_nothing_new_and_the_queue_shows_its_age() {
     assert!(queued.iter().all(|q| q.queue == "q" && q.task_id == "pull"));
     connect(&mut s, "w1", 1, &["q"], 4, 11);
     assert!(matches!(
-        s.apply(Command::DrainWorker { worker_id: "w1".into(), session: 1, at_ms: 12 }),
+        s.apply(Command::DrainWorker { worker_id: "w1".into(), session: 1, token: None, at_ms: 12 }),
         Response::WorkerDraining { .. }
     ));
     assert!(unavailable(&hand(&mut s, "wf:old", "pull", "w1", 13)));
@@ -840,6 +954,7 @@ fn create_token(state: &mut State, name: &str, role: Role, hash: &str) -> Respon
         name: name.into(),
         role,
         hash: hash.into(),
+        queues: None,
         actor: Some("admin".into()),
         at_ms: 5,
     })
@@ -911,6 +1026,14 @@ const HOLDERS: [&str; 3] = ["n1", "n2", "n3"];
 
 const WORKERS: [Option<&str>; 3] = [Some("w1"), Some("w2"), None];
 
+/// The reporter a generated command uses: the worker it names, or the owner node.
+fn reporter(worker_id: Option<String>) -> Reporter {
+    match worker_id {
+        Some(worker_id) => Reporter::Worker { worker_id, token: None },
+        None => Reporter::Owner,
+    }
+}
+
 fn arb_command() -> impl Strategy<Value = Command> {
     let exec = prop::sample::select(vec!["wf:e0", "wf:e1", "wf:e2"]);
     let task = prop::sample::select(TASKS.to_vec());
@@ -941,12 +1064,12 @@ fn arb_command() -> impl Strategy<Value = Command> {
         2 => (exec.clone(), 1u64..3, at.clone()).prop_map(|(e, node_id, at_ms)| Command::AssignExecution {
             execution_id: e.into(), node_id, at_ms }),
         8 => (exec.clone(), task, 1u64..3, worker.clone(), 0i64..12_000, at.clone()).prop_map(|(e, t, node_id, worker_id, lease, at_ms)| Command::StartAttempt {
-            execution_id: e.into(), task_id: t.into(), node_id, worker_id, lease_expires_at_ms: Some(lease), at_ms }),
+            execution_id: e.into(), task_id: t.into(), node_id, worker_id, lease_expires_at_ms: Some(lease), callback_token_hash: None, at_ms }),
         2 => (1u64..12, worker.clone(), 0i64..12_000, at.clone()).prop_map(|(attempt_id, worker_id, lease, at_ms)| Command::HeartbeatAttempt {
-            attempt_id, worker_id, lease_expires_at_ms: Some(lease), progress: Some(Json(serde_json::json!(0.5))), logs: Some("beat".into()), at_ms }),
+            attempt_id, by: reporter(worker_id), lease_expires_at_ms: Some(lease), progress: Some(Json(serde_json::json!(0.5))), logs: Some("beat".into()), at_ms }),
         1 => (0i64..10_000, at.clone()).prop_map(|(tick_ms, at_ms)| Command::AdvanceSchedule { workflow_id: "wf".into(), tick_ms, at_ms }),
         8 => (1u64..12, worker.clone(), result, 0u16..=1000, at.clone()).prop_map(|(attempt_id, worker_id, result, jitter_permille, at_ms)|
-            Command::FinishAttempt { attempt_id, worker_id, result, logs: None, jitter_permille, at_ms }),
+            Command::FinishAttempt { attempt_id, by: reporter(worker_id), result, logs: None, jitter_permille, at_ms }),
         1 => (exec.clone(), actor.clone(), at.clone()).prop_map(|(e, actor, at_ms)| Command::CancelExecution { execution_id: e.into(), actor: actor.map(String::from), at_ms }),
         1 => (exec.clone(), actor.clone(), at.clone()).prop_map(|(e, actor, at_ms)| Command::RetryExecution { execution_id: e.into(), actor: actor.map(String::from), at_ms }),
         1 => (exec, at.clone()).prop_map(|(e, at_ms)| Command::TimeOutExecution { execution_id: e.into(), at_ms }),
@@ -960,15 +1083,15 @@ fn arb_command() -> impl Strategy<Value = Command> {
         1 => (0u32..3, at.clone()).prop_map(|(keep_per_workflow, at_ms)| Command::PruneExecutions { keep_per_workflow, at_ms }),
         3 => (worker_name.clone(), 1u64..3, 1u64..4, queues, 1u32..3, 0i64..12_000, at.clone()).prop_map(
             |(worker_id, session, node_id, queues, concurrency, expires_at_ms, at_ms)| Command::ConnectWorker {
-                worker_id, session, node_id, queues, concurrency, expires_at_ms, at_ms }),
+                worker_id, session, node_id, queues, concurrency, token: None, expires_at_ms, at_ms }),
         1 => (worker_name.clone(), 1u64..3, 0i64..12_000, at.clone()).prop_map(|(worker_id, session, expires_at_ms, at_ms)|
             Command::WorkerSeen { worker_id, session, expires_at_ms, at_ms }),
-        1 => (worker_name.clone(), 1u64..3, at.clone()).prop_map(|(worker_id, session, at_ms)| Command::DrainWorker { worker_id, session, at_ms }),
+        1 => (worker_name.clone(), 1u64..3, at.clone()).prop_map(|(worker_id, session, at_ms)| Command::DrainWorker { worker_id, session, token: None, at_ms }),
         1 => (worker_name, 1u64..3, prop::collection::vec(1u64..12, 0..3), at.clone()).prop_map(|(worker_id, session, release, at_ms)|
             Command::DisconnectWorker { worker_id, session, release, at_ms }),
         2 => (0u16..=1000, at.clone()).prop_map(|(jitter_permille, at_ms)| Command::ExpireWorkerAttempts { jitter_permille, at_ms }),
         1 => (token_name.clone(), prop::sample::select(Role::ALL.to_vec()), token_hash, actor, at.clone()).prop_map(|(name, role, hash, actor, at_ms)|
-            Command::CreateToken { name: name.into(), role, hash: hash.into(), actor: actor.map(String::from), at_ms }),
+            Command::CreateToken { name: name.into(), role, hash: hash.into(), queues: None, actor: actor.map(String::from), at_ms }),
         1 => (token_name, at.clone()).prop_map(|(name, at_ms)| Command::RevokeToken { name: name.into(), actor: None, at_ms }),
         1 => (0u32..6, 0u32..300, 0u32..200, 0u32..40, at).prop_map(|(tasks, params, output, log, at_ms)| Command::SetLimits {
             limits: crate::limits::Tunable { max_tasks_per_workflow: tasks, max_params_bytes: params, max_output_bytes: output, max_log_bytes_per_attempt: log, ..crate::limits::Tunable::default() },
@@ -1170,10 +1293,11 @@ proptest! {
                     prop_assert!(entry.is_live(state.clock_ms()) && !entry.draining);
                 }
                 // Only the holder of an attempt ends it or extends its lease.
-                (Command::FinishAttempt { attempt_id, worker_id, .. }, Response::AttemptFinished { .. })
-                | (Command::HeartbeatAttempt { attempt_id, worker_id, .. }, Response::HeartbeatRecorded { .. }) => {
+                (Command::FinishAttempt { attempt_id, by, .. }, Response::AttemptFinished { .. })
+                | (Command::HeartbeatAttempt { attempt_id, by, .. }, Response::HeartbeatRecorded { .. }) => {
                     let holder = before.attempt(*attempt_id).and_then(|(_, _, a)| a.worker_id.clone());
-                    prop_assert_eq!(&holder, worker_id);
+                    let reporter = match by { Reporter::Worker { worker_id, .. } => Some(worker_id.clone()), _ => None };
+                    prop_assert_eq!(&holder, &reporter);
                 }
                 _ => {}
             }

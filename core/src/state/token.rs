@@ -55,6 +55,17 @@ pub struct TokenEntry {
     pub hash: String,
     pub created_at_ms: i64,
     pub created_by: Option<String>,
+    /// A `worker` token limited to these queues (`None`: any queue).
+    #[serde(default)]
+    pub queues: Option<Vec<String>>,
+}
+
+/// What a `CreateToken` asks for.
+pub(super) struct NewToken {
+    pub(super) name: String,
+    pub(super) role: Role,
+    pub(super) hash: String,
+    pub(super) queues: Option<Vec<String>>,
 }
 
 /// The name the node's bootstrap token (`LOOM_ADMIN_TOKEN`) acts under; no stored token may take it.
@@ -74,19 +85,41 @@ pub fn validate_token_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn is_sha256_hex(hash: &str) -> bool {
+/// How a secret is kept: its SHA-256 in lowercase hex (API tokens, attempts' callback tokens).
+/// Secrets here are 256-bit random strings, so a fast hash is enough.
+pub fn secret_hash(secret: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(secret.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(super) fn is_sha256_hex(hash: &str) -> bool {
     hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl State {
-    pub(super) fn create_token(
-        &mut self,
-        name: String,
-        role: Role,
-        hash: String,
-        actor: Option<String>,
-        now: i64,
-    ) -> Response {
+    pub(super) fn create_token(&mut self, token: NewToken, actor: Option<String>, now: i64) -> Response {
+        let NewToken { name, role, hash, mut queues } = token;
+        if let Some(list) = &mut queues {
+            if role != Role::Worker {
+                return Response::Rejected(Rejection::InvalidToken(format!(
+                    "only worker tokens are limited to queues; this one is {role}"
+                )));
+            }
+            list.sort();
+            list.dedup();
+            if list.is_empty() || list.len() > limits::MAX_QUEUES_PER_WORKER {
+                return Response::Rejected(Rejection::InvalidToken(format!(
+                    "a token's queue list holds 1 to {} queues",
+                    limits::MAX_QUEUES_PER_WORKER
+                )));
+            }
+            if let Some(bad) = list.iter().find(|q| !crate::ids::is_slug(q)) {
+                return Response::Rejected(Rejection::InvalidToken(format!(
+                    "`{bad}` is not a valid queue name: {}",
+                    crate::ids::SLUG_RULE
+                )));
+            }
+        }
         if let Err(m) = validate_token_name(&name) {
             return Response::Rejected(Rejection::InvalidToken(m));
         }
@@ -108,8 +141,8 @@ impl State {
             });
         }
         self.token_hashes.insert(hash.clone(), name.clone());
-        self.tokens
-            .insert(name.clone(), TokenEntry { name: name.clone(), role, hash, created_at_ms: now, created_by: actor });
+        let entry = TokenEntry { name: name.clone(), role, hash, created_at_ms: now, created_by: actor, queues };
+        self.tokens.insert(name.clone(), entry);
         Response::TokenCreated { name, role }
     }
 

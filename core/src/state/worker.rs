@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::command::{AttemptResult, Rejection, Response};
+use super::command::{AttemptResult, Rejection, Reporter, Response};
 use super::execution::AttemptStatus;
 use super::State;
 use crate::ids::{is_slug, NodeId};
@@ -37,6 +37,10 @@ pub struct WorkerEntry {
     pub last_seen_at_ms: i64,
     /// Without renewal the registration ends here (the node serving it died or was cut off).
     pub expires_at_ms: i64,
+    /// The API token the worker connected with (`None` on a node that runs open): only it may act
+    /// for this worker or replace it.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 impl WorkerEntry {
@@ -92,20 +96,38 @@ pub fn validate_worker(id: &str, queues: &[String], concurrency: u32) -> Result<
     }
 }
 
+/// What a `ConnectWorker` registers.
+pub(super) struct Connect {
+    pub(super) worker_id: String,
+    pub(super) session: u64,
+    pub(super) node_id: NodeId,
+    pub(super) queues: Vec<String>,
+    pub(super) concurrency: u32,
+    pub(super) token: Option<String>,
+    pub(super) expires_at_ms: i64,
+}
+
 impl State {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn connect_worker(
-        &mut self,
-        worker_id: String,
-        session: u64,
-        node_id: NodeId,
-        mut queues: Vec<String>,
-        concurrency: u32,
-        expires_at_ms: i64,
-        now: i64,
-    ) -> Response {
+    pub(super) fn connect_worker(&mut self, connect: Connect, now: i64) -> Response {
+        let Connect { worker_id, session, node_id, mut queues, concurrency, token, expires_at_ms } = connect;
         if let Err(problem) = validate_worker(&worker_id, &queues, concurrency) {
             return Response::Rejected(Rejection::InvalidWorker(problem));
+        }
+        // A worker id registered through one token cannot be taken over through another.
+        if let Some(existing) = self.workers.get(&worker_id) {
+            if existing.token.is_some() && existing.token != token {
+                return Response::Rejected(Rejection::WorkerTokenMismatch { worker_id });
+            }
+        }
+        // A token limited to some queues serves only those.
+        let allowed = token.as_deref().and_then(|t| self.tokens.get(t)).and_then(|t| t.queues.as_ref());
+        if let Some(allowed) = allowed {
+            if let Some(queue) = queues.iter().find(|q| !allowed.contains(q)) {
+                return Response::Rejected(Rejection::InvalidWorker(format!(
+                    "queue `{queue}` is not one this worker's token may serve ({})",
+                    allowed.join(", ")
+                )));
+            }
         }
         if !self.workers.contains_key(&worker_id) && self.workers.len() >= limits::MAX_WORKERS {
             return Response::Rejected(Rejection::InvalidWorker(format!(
@@ -130,6 +152,7 @@ impl State {
             connected_at_ms,
             last_seen_at_ms: now,
             expires_at_ms,
+            token,
         };
         self.workers.insert(worker_id.clone(), entry);
         Response::WorkerConnected { worker_id, session, replaced }
@@ -153,8 +176,17 @@ impl State {
         }
     }
 
-    pub(super) fn drain_worker(&mut self, worker_id: String, session: u64, now: i64) -> Response {
+    pub(super) fn drain_worker(
+        &mut self,
+        worker_id: String,
+        session: u64,
+        token: Option<String>,
+        now: i64,
+    ) -> Response {
         match self.session_mut(&worker_id, session) {
+            Ok(entry) if entry.token.is_some() && entry.token != token => {
+                Response::Rejected(Rejection::WorkerTokenMismatch { worker_id })
+            }
             Ok(entry) => {
                 entry.draining = true;
                 entry.last_seen_at_ms = now;
@@ -171,21 +203,16 @@ impl State {
         release: Vec<u64>,
         now: i64,
     ) -> Response {
-        if let Err(r) = self.session_mut(&worker_id, session) {
-            return Response::Rejected(r);
-        }
+        let token = match self.session_mut(&worker_id, session) {
+            Ok(entry) => entry.token.clone(),
+            Err(r) => return Response::Rejected(r),
+        };
         self.workers.remove(&worker_id);
         let mut released = 0;
         for attempt_id in release {
             let reason = format!("worker `{worker_id}` disconnected before receiving the task");
-            let answer = self.finish_attempt(
-                attempt_id,
-                Some(worker_id.clone()),
-                AttemptResult::Released { reason },
-                None,
-                0,
-                now,
-            );
+            let by = Reporter::Worker { worker_id: worker_id.clone(), token: token.clone() };
+            let answer = self.finish_attempt(attempt_id, &by, AttemptResult::Released { reason }, None, 0, now);
             if matches!(answer, Response::AttemptFinished { .. }) {
                 released += 1;
             }
@@ -203,16 +230,19 @@ impl State {
                         "the lease of worker `{worker_id}` expired at {} without a heartbeat",
                         crate::ids::rfc3339(expiry)
                     );
-                    due.push((attempt_id, worker_id.clone(), AttemptResult::Lost { reason }));
+                    // The cluster ends it on the holder's behalf.
+                    let by = Reporter::Worker { worker_id: worker_id.clone(), token: attempt.worker_token.clone() };
+                    due.push((attempt_id, by, AttemptResult::Lost { reason }));
                 } else if attempt.deadline_ms.is_some_and(|d| d <= now) {
-                    due.push((attempt_id, worker_id.clone(), AttemptResult::TimedOut));
+                    let by = Reporter::Worker { worker_id: worker_id.clone(), token: attempt.worker_token.clone() };
+                    due.push((attempt_id, by, AttemptResult::TimedOut));
                 }
             }
         }
         let (mut lost, mut timed_out) = (Vec::new(), Vec::new());
-        for (attempt_id, worker_id, result) in due {
+        for (attempt_id, by, result) in due {
             let is_lost = matches!(result, AttemptResult::Lost { .. });
-            let answer = self.finish_attempt(attempt_id, Some(worker_id), result, None, jitter_permille, now);
+            let answer = self.finish_attempt(attempt_id, &by, result, None, jitter_permille, now);
             if matches!(answer, Response::AttemptFinished { .. }) {
                 if is_lost {
                     lost.push(attempt_id);

@@ -29,8 +29,13 @@ pub struct Received {
 /// One request as it arrived on the wire: what a backend verifying signatures looks at.
 #[derive(Debug, Clone)]
 pub struct RawRequest {
+    pub method: String,
     pub path: String,
+    /// The path and query, as the node asked for them.
+    pub path_and_query: String,
     pub signature: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub authorization: Option<String>,
     pub body: bytes::Bytes,
 }
 
@@ -92,9 +97,17 @@ async fn keep_raw(
 ) -> axum::response::Response {
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, 4 * 1024 * 1024).await.unwrap_or_default();
-    let signature = parts.headers.get("x-loom-signature").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
     if let Ok(mut raw) = shared.raw.lock() {
-        raw.push(RawRequest { path: parts.uri.path().to_string(), signature, body: bytes.clone() });
+        raw.push(RawRequest {
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_string(),
+            path_and_query: parts.uri.path_and_query().map(|p| p.to_string()).unwrap_or_default(),
+            signature: header("x-loom-signature"),
+            idempotency_key: header("idempotency-key"),
+            authorization: header("authorization"),
+            body: bytes.clone(),
+        });
     }
     next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
 }

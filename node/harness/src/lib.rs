@@ -421,6 +421,21 @@ impl Cluster {
         Self::status_and_json(request.body(body.into()).send()?)
     }
 
+    /// POSTs a body to node `id` with `Authorization: Bearer <token>` instead of the cluster's
+    /// admin token (an attempt's callback token, a worker's own token).
+    pub fn post_as(
+        &self,
+        id: u64,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: impl Into<Vec<u8>>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let request =
+            self.http.post(format!("{}{path}", self.url(id))).header("content-type", content_type).bearer_auth(token);
+        Self::status_and_json(request.body(body.into()).send()?)
+    }
+
     /// PUTs a JSON body to node `id`.
     pub fn put_json(&self, id: u64, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
         Self::status_and_json(self.http.put(format!("{}{path}", self.url(id))).json(body).send()?)

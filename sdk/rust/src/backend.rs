@@ -3,8 +3,9 @@
 //! For each attempt the node POSTs a JSON body ([`TaskRequest`]) with the header
 //! `Idempotency-Key: <execution_id>/<task_id>/<attempt>`, and the backend answers either at once
 //! (200 with `{"status", "output" | "error", "logs"}`) or later: 202 now, then the same body
-//! POSTed to the request's `callback_url`, with heartbeats meanwhile. [`TaskAnswer`] makes those
-//! bodies and status codes. See docs/tasks.md for the whole contract.
+//! POSTed to the request's callback URL with the attempt's own callback token, with heartbeats
+//! meanwhile ([`Callback`]). [`TaskAnswer`] makes those bodies and status codes. See
+//! docs/tasks.md for the whole contract.
 //!
 //! Nothing here depends on a web framework: read the request body as bytes, answer a status
 //! code, a content type and bytes, in axum, hyper, actix or anything else.
@@ -13,12 +14,14 @@
 //! with a higher `attempt`. Use [`TaskRequest::idempotency_key`] to make a repeat harmless.
 
 use bytes::Bytes;
+use reqwest::header::HeaderMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::client::{segment, ApiRequest};
-use crate::{signature, Client, Error, ExecutionStatus, TaskStatus};
+use crate::signature::{Signed, Verifier, SIGNATURE_HEADER};
+use crate::{Client, Error, ExecutionStatus, TaskStatus};
 
 /// What the node sends a backend for one attempt of an `http` task.
 ///
@@ -27,14 +30,16 @@ use crate::{signature, Client, Error, ExecutionStatus, TaskStatus};
 ///
 /// let body = br#"{"execution_id": "report:20260101T060000Z", "workflow_id": "report", "task_id": "extract",
 ///     "attempt": 1, "input": {"region": "eu"}, "params": {"region": "eu"},
-///     "callback_url": "http://127.0.0.1:8081/api/v1/tasks/42/callback", "deadline": null}"#;
+///     "callback_url": "http://127.0.0.1:8081/api/v1/tasks/42/callback", "callback_token": "loomcb_3f9a",
+///     "deadline": null}"#;
 /// let request = TaskRequest::from_slice(body)?;
 /// assert_eq!(request.input()["region"], "eu");
 /// assert_eq!(request.attempt_id(), Some("42"));
 /// assert_eq!(request.idempotency_key(), "report:20260101T060000Z/extract/1");
+/// assert!(request.callback().is_some());
 /// # Ok::<(), linkloom::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRequest {
     execution_id: String,
     workflow_id: String,
@@ -47,7 +52,25 @@ pub struct TaskRequest {
     #[serde(default)]
     callback_url: Option<String>,
     #[serde(default)]
+    callback_token: Option<String>,
+    #[serde(default)]
     deadline: Option<String>,
+}
+
+impl std::fmt::Debug for TaskRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskRequest")
+            .field("execution_id", &self.execution_id)
+            .field("workflow_id", &self.workflow_id)
+            .field("task_id", &self.task_id)
+            .field("attempt", &self.attempt)
+            .field("input", &self.input)
+            .field("params", &self.params)
+            .field("callback_url", &self.callback_url)
+            .field("callback_token", &self.callback_token.as_ref().map(|_| "<redacted>"))
+            .field("deadline", &self.deadline)
+            .finish()
+    }
 }
 
 impl TaskRequest {
@@ -63,26 +86,47 @@ impl TaskRequest {
         serde_json::from_slice(body).map_err(|e| Error::Decode(format!("a task request: {e}")))
     }
 
-    /// Reads the request body after checking its `X-Loom-Signature` header against the cluster's
-    /// signing secret (`LOOM_SIGNING_SECRET`), refusing a tampered body, another secret, or a
-    /// signature more than `tolerance` seconds from now (a replay). Verify the raw bytes as they
-    /// arrived, before any JSON parsing. See docs/signatures.md.
+    /// Reads the request body after checking its `X-Loom-Signature` header with `verifier`,
+    /// refusing a request without one, a tampered body, method, URL or `Idempotency-Key`, a key
+    /// the verifier does not hold, or a signature too far from now (a replay). `url` is the full
+    /// URL the node called (as written in the workflow, e.g. your public URL), `headers` the
+    /// request's headers, `body` the raw bytes as they arrived. See docs/signatures.md.
     ///
     /// ```
-    /// use linkloom::{signature, TaskRequest};
+    /// use linkloom::signature::{sign, Signed, Verifier};
+    /// use linkloom::TaskRequest;
     /// let body = br#"{"execution_id": "e", "workflow_id": "w", "task_id": "t", "attempt": 1}"#;
+    /// let url = "https://backend.example/extract";
     /// let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    /// let header = signature::sign(b"s3cret", now, body); // what the node sends
-    /// let request = TaskRequest::from_signed(body, Some(&header), b"s3cret", 300)?;
+    /// // What the node sends:
+    /// let signed = Signed { method: "POST", url, idempotency_key: "e/t/1", body };
+    /// let mut headers = reqwest::header::HeaderMap::new();
+    /// headers.insert("x-loom-signature", sign("default", b"s3cret", now, &signed).parse().unwrap());
+    /// headers.insert("idempotency-key", "e/t/1".parse().unwrap());
+    ///
+    /// let verifier = Verifier::new().key("default", "s3cret");
+    /// let request = TaskRequest::from_signed(&verifier, "POST", url, &headers, body)?;
     /// assert_eq!(request.task_id(), "t");
-    /// assert!(TaskRequest::from_signed(body, None, b"s3cret", 300).is_err());
-    /// assert!(TaskRequest::from_signed(body, Some(&header), b"wrong", 300).is_err());
+    /// assert!(TaskRequest::from_signed(&verifier, "POST", "https://backend.example/other", &headers, body).is_err());
+    /// assert!(TaskRequest::from_signed(&Verifier::new().key("default", "wrong"), "POST", url, &headers, body).is_err());
     /// # Ok::<(), linkloom::Error>(())
     /// ```
-    pub fn from_signed(body: &[u8], header: Option<&str>, secret: &[u8], tolerance: i64) -> Result<TaskRequest, Error> {
-        let header = header.ok_or_else(|| Error::Invalid(format!("no {} header", signature::SIGNATURE_HEADER)))?;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-        signature::verify(secret, header, body, now, tolerance).map_err(|e| Error::Invalid(e.to_string()))?;
+    pub fn from_signed(
+        verifier: &Verifier,
+        method: &str,
+        url: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<TaskRequest, Error> {
+        let text = |name: &str| -> Result<Option<&str>, Error> {
+            headers
+                .get(name)
+                .map(|v| v.to_str().map_err(|_| Error::Invalid(format!("the {name} header is not visible ASCII"))))
+                .transpose()
+        };
+        let idempotency_key = text("idempotency-key")?.unwrap_or_default();
+        let signed = Signed { method, url, idempotency_key, body };
+        verifier.verify(text(SIGNATURE_HEADER)?, &signed)?;
         Self::from_slice(body)
     }
 
@@ -153,6 +197,21 @@ impl TaskRequest {
     /// ```
     pub fn attempt_id(&self) -> Option<&str> {
         self.callback_url.as_deref().and_then(attempt_id_of)
+    }
+
+    /// How to answer this attempt later (after a 202) and send heartbeats: its callback URL and
+    /// its own callback token. `None` if the node sent no callback (an older node).
+    ///
+    /// ```
+    /// # let request = linkloom::TaskRequest::from_slice(br#"{"execution_id": "e", "workflow_id": "w", "task_id": "t", "attempt": 1,
+    /// #     "callback_url": "http://127.0.0.1:8081/api/v1/tasks/42/callback", "callback_token": "loomcb_3f9a"}"#)?;
+    /// let callback = request.callback().expect("a callback");
+    /// assert_eq!(callback.attempt_id(), Some("42"));
+    /// # Ok::<(), linkloom::Error>(())
+    /// ```
+    pub fn callback(&self) -> Option<Callback> {
+        let url = self.callback_url.clone()?;
+        Some(Callback { url, token: self.callback_token.clone().unwrap_or_default() })
     }
 
     /// The task's input, templates rendered (null when the task has none).
@@ -391,8 +450,8 @@ impl TaskAnswer {
 /// What the cluster answered to a completion: the task's and the execution's status after it.
 ///
 /// ```no_run
-/// # async fn demo(client: linkloom::Client, callback_url: &str) -> Result<(), linkloom::Error> {
-/// let done = client.complete_callback(callback_url, &linkloom::TaskAnswer::succeeded(serde_json::json!({}))).await?;
+/// # async fn demo(client: linkloom::Client, callback: linkloom::Callback) -> Result<(), linkloom::Error> {
+/// let done = client.complete_callback(&callback, &linkloom::TaskAnswer::succeeded(serde_json::json!({}))).await?;
 /// println!("task {}, execution {}", done.task_status, done.execution_status);
 /// # Ok(()) }
 /// ```
@@ -408,36 +467,92 @@ pub struct Completion {
     pub execution_status: ExecutionStatus,
 }
 
+/// An accepted attempt's way back to the cluster: its callback URL and its own callback token.
+///
+/// The token is good for that one attempt only: it completes it and records its heartbeats, and
+/// dies with it. Keep it as secret as the work's result. A `Callback` serializes (to store it
+/// with a job that finishes in another process); its `Debug` form hides the token.
+///
+/// ```
+/// let callback = linkloom::Callback::new("http://127.0.0.1:8081/api/v1/tasks/42/callback", "loomcb_3f9a");
+/// assert_eq!(callback.attempt_id(), Some("42"));
+/// assert!(!format!("{callback:?}").contains("3f9a"));
+/// ```
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Callback {
+    url: String,
+    token: String,
+}
+
+impl std::fmt::Debug for Callback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Callback").field("url", &self.url).field("token", &"<redacted>").finish()
+    }
+}
+
+impl Callback {
+    /// A callback from its parts (the task request's `callback_url` and `callback_token`).
+    pub fn new(url: impl Into<String>, token: impl Into<String>) -> Callback {
+        Callback { url: url.into(), token: token.into() }
+    }
+
+    /// The callback URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The attempt id the callback URL names.
+    pub fn attempt_id(&self) -> Option<&str> {
+        attempt_id_of(&self.url)
+    }
+
+    fn base(&self) -> Result<&str, Error> {
+        self.url
+            .split_once("/api/v1/tasks/")
+            .map(|(base, _)| base)
+            .ok_or_else(|| Error::Invalid(format!("`{}` is not a Link Loom callback URL", self.url)))
+    }
+}
+
 impl Client {
-    /// Completes an attempt that was accepted with 202, POSTing `answer` to the request's
-    /// callback URL. If that node cannot be reached (or has no leader), the answer goes to the
-    /// client's servers instead: any node accepts it. [`Error::is_stale_attempt`] if the attempt
-    /// is no longer current (it timed out, was cancelled, or its node was declared dead).
+    /// Completes an attempt that was accepted with 202, POSTing `answer` to its callback URL
+    /// with its callback token. If that node cannot be reached (or has no leader), the answer
+    /// goes to the client's servers instead: any node accepts it. [`Error::is_stale_attempt`] if
+    /// the attempt is no longer current (it timed out, was cancelled, or its node was declared
+    /// dead). The client's own API token is not used: the callback token is the credential.
     ///
     /// ```no_run
     /// # async fn demo(client: linkloom::Client, request: linkloom::TaskRequest) -> Result<(), linkloom::Error> {
     /// use linkloom::TaskAnswer;
-    /// let callback_url = request.callback_url().unwrap_or_default().to_string();
+    /// let callback = request.callback().expect("the node sends a callback");
     /// // ... later, when the work is done:
-    /// match client.complete_callback(&callback_url, &TaskAnswer::succeeded(serde_json::json!({"rows": 3}))).await {
+    /// match client.complete_callback(&callback, &TaskAnswer::succeeded(serde_json::json!({"rows": 3}))).await {
     ///     Err(e) if e.is_stale_attempt() => println!("too late: another attempt took over"),
     ///     other => println!("{:?}", other?.task_status),
     /// }
     /// # Ok(()) }
     /// ```
-    pub async fn complete_callback(&self, callback_url: &str, answer: &TaskAnswer) -> Result<Completion, Error> {
+    pub async fn complete_callback(&self, callback: &Callback, answer: &TaskAnswer) -> Result<Completion, Error> {
         if answer.is_accepted() {
             return Err(Error::Invalid("a callback completes an attempt: `accepted` is not a completion".into()));
         }
-        let attempt_id = attempt_id_of(callback_url)
-            .ok_or_else(|| Error::Invalid(format!("`{callback_url}` is not a Link Loom callback URL")))?;
-        let url = reqwest::Url::parse(callback_url)
-            .map_err(|e| Error::Invalid(format!("callback URL `{callback_url}` is not a URL: {e}")))?;
-        let mut direct = self.http().post(url).timeout(self.timeout());
-        if let Some(token) = self.token() {
-            direct = direct.bearer_auth(token);
-        }
-        let direct = direct.header(reqwest::header::CONTENT_TYPE, answer.content_type()).body(answer.to_bytes());
+        let attempt_id = callback
+            .attempt_id()
+            .ok_or_else(|| Error::Invalid(format!("`{}` is not a Link Loom callback URL", callback.url)))?;
+        let url = reqwest::Url::parse(&callback.url)
+            .map_err(|e| Error::Invalid(format!("callback URL `{}` is not a URL: {e}", callback.url)))?;
+        let direct = self
+            .http()
+            .post(url)
+            .timeout(self.timeout())
+            .bearer_auth(&callback.token)
+            .header(reqwest::header::CONTENT_TYPE, answer.content_type())
+            .body(answer.to_bytes());
+        let fallback = || {
+            ApiRequest::post(format!("/api/v1/tasks/{}/callback", segment(attempt_id)))
+                .bearer(&callback.token)
+                .body(answer.content_type(), answer.to_bytes())
+        };
         match direct.send().await {
             Ok(response) if response.status().as_u16() != 503 => {
                 let status = response.status().as_u16();
@@ -447,40 +562,22 @@ impl Client {
                 }
                 serde_json::from_slice(&body).map_err(|e| Error::Decode(format!("the completion: {e}")))
             }
-            Ok(_) => self.complete_attempt(attempt_id, answer).await,
+            Ok(_) => self.call_json(&fallback(), "the completion").await,
             Err(e) if e.is_connect() => {
-                tracing::debug!(callback_url, error = %e, "callback node unreachable; using the client's servers");
-                self.complete_attempt(attempt_id, answer).await
+                tracing::debug!(callback_url = %callback.url, error = %e, "callback node unreachable; using the client's servers");
+                self.call_json(&fallback(), "the completion").await
             }
             Err(e) => Err(Error::Http(e)),
         }
     }
 
-    /// Completes attempt `attempt_id` (see [`TaskRequest::attempt_id`]) through the client's
-    /// servers, with the same body a backend answers with.
-    ///
-    /// ```no_run
-    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
-    /// let answer = linkloom::TaskAnswer::failed("upstream gone").logs("GET /data: 410\n");
-    /// client.complete_attempt("42", &answer).await?;
-    /// # Ok(()) }
-    /// ```
-    pub async fn complete_attempt(&self, attempt_id: &str, answer: &TaskAnswer) -> Result<Completion, Error> {
-        if answer.is_accepted() {
-            return Err(Error::Invalid("a callback completes an attempt: `accepted` is not a completion".into()));
-        }
-        let request = ApiRequest::post(format!("/api/v1/tasks/{}/callback", segment(attempt_id)))
-            .body(answer.content_type(), answer.to_bytes());
-        self.call_json(&request, "the completion").await
-    }
-
-    /// Records that attempt `attempt_id` is still being worked on. [`Error::is_stale_attempt`]
+    /// Records that an accepted attempt is still being worked on. [`Error::is_stale_attempt`]
     /// means it is no longer current: stop working on it.
     ///
     /// ```no_run
     /// # async fn demo(client: linkloom::Client, request: linkloom::TaskRequest) -> Result<(), linkloom::Error> {
-    /// if let Some(attempt_id) = request.attempt_id() {
-    ///     if let Err(e) = client.heartbeat(attempt_id).await {
+    /// if let Some(callback) = request.callback() {
+    ///     if let Err(e) = client.heartbeat(&callback).await {
     ///         if e.is_stale_attempt() {
     ///             return Ok(()); // give up the work
     ///         }
@@ -488,28 +585,28 @@ impl Client {
     /// }
     /// # Ok(()) }
     /// ```
-    pub async fn heartbeat(&self, attempt_id: &str) -> Result<(), Error> {
-        let request = ApiRequest::post(format!("/api/v1/tasks/{}/heartbeat", segment(attempt_id)));
+    pub async fn heartbeat(&self, callback: &Callback) -> Result<(), Error> {
+        let attempt_id = callback
+            .attempt_id()
+            .ok_or_else(|| Error::Invalid(format!("`{}` is not a Link Loom callback URL", callback.url)))?;
+        let request =
+            ApiRequest::post(format!("/api/v1/tasks/{}/heartbeat", segment(attempt_id))).bearer(&callback.token);
         self.call(&request).await.map(|_| ())
     }
 }
 
 /// Completes an accepted attempt by POSTing `answer` to its callback URL, without a configured
-/// [`Client`] (no token, no other servers to fall back on).
+/// [`Client`] (no other servers to fall back on).
 ///
 /// ```no_run
 /// # async fn demo(request: linkloom::TaskRequest) -> Result<(), linkloom::Error> {
-/// if let Some(url) = request.callback_url() {
-///     linkloom::complete_callback(url, &linkloom::TaskAnswer::succeeded(serde_json::json!({"ok": true}))).await?;
+/// if let Some(callback) = request.callback() {
+///     linkloom::complete_callback(&callback, &linkloom::TaskAnswer::succeeded(serde_json::json!({"ok": true}))).await?;
 /// }
 /// # Ok(()) }
 /// ```
-pub async fn complete_callback(callback_url: &str, answer: &TaskAnswer) -> Result<Completion, Error> {
-    let base = callback_url
-        .split_once("/api/v1/tasks/")
-        .map(|(base, _)| base)
-        .ok_or_else(|| Error::Invalid(format!("`{callback_url}` is not a Link Loom callback URL")))?;
-    Client::new([base])?.complete_callback(callback_url, answer).await
+pub async fn complete_callback(callback: &Callback, answer: &TaskAnswer) -> Result<Completion, Error> {
+    Client::new([callback.base()?])?.complete_callback(callback, answer).await
 }
 
 #[cfg(test)]
@@ -534,6 +631,7 @@ mod tests {
             "input": {"region": "eu", "rows": 3},
             "params": {"region": "eu"},
             "callback_url": callback_url,
+            "callback_token": "loomcb_secret",
             "deadline": "2026-01-01T06:00:30Z",
         })
     }
@@ -550,6 +648,9 @@ mod tests {
         assert_eq!(request.params()["region"], "eu");
         assert_eq!(request.deadline(), Some("2026-01-01T06:00:30Z"));
         assert_eq!(request.idempotency_key(), "report:20260101T060000Z/extract/2");
+        let callback = request.callback().unwrap();
+        assert_eq!(callback, Callback::new("http://127.0.0.1:8081/api/v1/tasks/42/callback", "loomcb_secret"));
+        assert!(!format!("{request:?}{callback:?}").contains("loomcb_secret"), "Debug hides the token");
         #[derive(Deserialize)]
         struct Input {
             rows: u32,
@@ -584,11 +685,24 @@ mod tests {
         assert_eq!(TaskAnswer::succeeded(json!({})).retryable(false), TaskAnswer::succeeded(json!({})));
     }
 
+    /// Attempt N's callback token is `cb-N`.
+    fn has_token(headers: &axum::http::HeaderMap, id: &str) -> bool {
+        headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(format!("Bearer cb-{id}").as_str())
+    }
+
+    fn callback(base: &str, id: u32) -> Callback {
+        Callback::new(format!("{base}/api/v1/tasks/{id}/callback"), format!("cb-{id}"))
+    }
+
     fn callback_router() -> Router {
         Router::new()
             .route(
                 "/api/v1/tasks/{id}/callback",
-                post(|Path(id): Path<String>, body: axum::body::Bytes| async move {
+                post(|Path(id): Path<String>, headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                    if !has_token(&headers, &id) {
+                        let error = json!({"error": {"code": "stale_attempt", "message": "not this attempt's token", "details": null}});
+                        return (StatusCode::CONFLICT, axum::Json(error));
+                    }
                     if id == "7" {
                         let error = json!({"error": {"code": "stale_attempt", "message": "attempt 7 is not current", "details": null}});
                         return (StatusCode::CONFLICT, axum::Json(error));
@@ -603,7 +717,11 @@ mod tests {
             )
             .route(
                 "/api/v1/tasks/{id}/heartbeat",
-                post(|Path(id): Path<String>| async move {
+                post(|Path(id): Path<String>, headers: axum::http::HeaderMap| async move {
+                    if !has_token(&headers, &id) {
+                        let error = json!({"error": {"code": "stale_attempt", "message": "not this attempt's token", "details": null}});
+                        return (StatusCode::CONFLICT, axum::Json(error));
+                    }
                     if id == "7" {
                         let error = json!({"error": {"code": "stale_attempt", "message": "not current", "details": null}});
                         return (StatusCode::CONFLICT, axum::Json(error));
@@ -616,41 +734,75 @@ mod tests {
     #[tokio::test]
     async fn completes_through_the_callback_url_or_any_server() {
         let node = serve(callback_router()).await;
-        // Direct: the callback URL's node answers.
-        let client = Client::new([closed_port()]).unwrap();
-        let done = client
-            .complete_callback(&format!("{node}/api/v1/tasks/42/callback"), &TaskAnswer::succeeded(json!({"rows": 1})))
-            .await
-            .unwrap();
+        // Direct: the callback URL's node answers; the client's own token is not what is sent.
+        let client = Client::builder().server(closed_port()).token("api-token").build().unwrap();
+        let done =
+            client.complete_callback(&callback(&node, 42), &TaskAnswer::succeeded(json!({"rows": 1}))).await.unwrap();
         assert_eq!((done.attempt_id.as_str(), done.task_status), ("42", TaskStatus::Succeeded));
         assert_eq!(done.execution_status, ExecutionStatus::Running);
 
-        // The callback URL's node is down: the client's servers take the answer.
-        let client = Client::new([node.clone()]).unwrap();
-        let dead = format!("{}/api/v1/tasks/43/callback", closed_port());
+        // The callback URL's node is down: the client's servers take the answer, with the
+        // callback token still.
+        let client = Client::builder().server(node.clone()).token("api-token").build().unwrap();
+        let dead = callback(&closed_port(), 43);
         let done = client.complete_callback(&dead, &TaskAnswer::failed("boom")).await.unwrap();
         assert_eq!((done.attempt_id.as_str(), done.task_status), ("43", TaskStatus::Retrying));
 
-        let stale =
-            client.complete_callback(&format!("{node}/api/v1/tasks/7/callback"), &TaskAnswer::failed("x")).await;
+        let stale = client.complete_callback(&callback(&node, 7), &TaskAnswer::failed("x")).await;
         assert!(stale.as_ref().is_err_and(Error::is_stale_attempt), "{stale:?}");
+        let forged = Callback::new(format!("{node}/api/v1/tasks/42/callback"), "cb-41");
+        let refused = client.complete_callback(&forged, &TaskAnswer::failed("x")).await;
+        assert!(refused.as_ref().is_err_and(Error::is_stale_attempt), "{refused:?}");
         assert!(matches!(client.complete_callback(&dead, &TaskAnswer::accepted()).await, Err(Error::Invalid(_))));
         assert!(matches!(
-            client.complete_callback("http://x/y", &TaskAnswer::failed("x")).await,
+            client.complete_callback(&Callback::new("http://x/y", "t"), &TaskAnswer::failed("x")).await,
             Err(Error::Invalid(_))
         ));
 
-        let free = complete_callback(&format!("{node}/api/v1/tasks/44/callback"), &TaskAnswer::succeeded(json!({})))
-            .await
-            .unwrap();
+        let free = complete_callback(&callback(&node, 44), &TaskAnswer::succeeded(json!({}))).await.unwrap();
         assert_eq!(free.attempt_id, "44");
     }
 
     #[tokio::test]
     async fn heartbeats_say_when_to_stop() {
-        let client = Client::new([serve(callback_router()).await]).unwrap();
-        client.heartbeat("42").await.unwrap();
-        let err = client.heartbeat("7").await.unwrap_err();
+        let node = serve(callback_router()).await;
+        let client = Client::new([node.clone()]).unwrap();
+        client.heartbeat(&callback(&node, 42)).await.unwrap();
+        let err = client.heartbeat(&callback(&node, 7)).await.unwrap_err();
         assert!(err.is_stale_attempt() && err.is_conflict(), "{err:?}");
+    }
+
+    #[test]
+    fn verifies_signed_requests_as_the_node_signs_them() {
+        use crate::signature::{sign, Signed};
+        let body = engine_body("http://127.0.0.1:8081/api/v1/tasks/42/callback").to_string();
+        let url = "https://reports.example/extract?region=eu";
+        let key = "report:20260101T060000Z/extract/2";
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let signed = Signed { method: "POST", url, idempotency_key: key, body: body.as_bytes() };
+        let mut headers = HeaderMap::new();
+        headers.insert("x-loom-signature", sign("2027-01", b"new", now, &signed).parse().unwrap());
+        headers.insert("idempotency-key", key.parse().unwrap());
+        let rotating = Verifier::new().key("2026-07", "old").key("2027-01", "new");
+        let request = TaskRequest::from_signed(&rotating, "POST", url, &headers, body.as_bytes()).unwrap();
+        assert_eq!(request.attempt(), 2);
+        let refused = |verifier: &Verifier, method: &str, url: &str, headers: &HeaderMap, body: &[u8]| {
+            match TaskRequest::from_signed(verifier, method, url, headers, body) {
+                Err(Error::Invalid(m)) => m,
+                other => panic!("accepted: {other:?}"),
+            }
+        };
+        assert!(
+            refused(&Verifier::new().key("2026-07", "old"), "POST", url, &headers, body.as_bytes()).contains("2027-01")
+        );
+        refused(&rotating, "PUT", url, &headers, body.as_bytes());
+        refused(&rotating, "POST", "https://reports.example/extract?region=us", &headers, body.as_bytes());
+        refused(&rotating, "POST", url, &headers, b"{}");
+        let mut rekeyed = headers.clone();
+        rekeyed.insert("idempotency-key", "report:20260101T060000Z/extract/3".parse().unwrap());
+        refused(&rotating, "POST", url, &rekeyed, body.as_bytes());
+        let mut unsigned = headers.clone();
+        unsigned.remove("x-loom-signature");
+        assert!(refused(&rotating, "POST", url, &unsigned, body.as_bytes()).contains("no x-loom-signature"));
     }
 }

@@ -394,11 +394,6 @@ impl Client {
         &self.inner.http
     }
 
-    /// The bearer token, if one is configured.
-    pub(crate) fn token(&self) -> Option<&str> {
-        self.inner.token.as_deref()
-    }
-
     /// The configured per-request timeout.
     pub(crate) fn timeout(&self) -> Duration {
         self.inner.timeout
@@ -519,7 +514,7 @@ impl Client {
         if !request.streaming {
             builder = builder.timeout(request.timeout.unwrap_or(self.inner.timeout));
         }
-        if let Some(token) = &self.inner.token {
+        if let Some(token) = request.bearer.as_ref().or(self.inner.token.as_ref()) {
             builder = builder.bearer_auth(token);
         }
         if let Some(accept) = request.accept {
@@ -604,6 +599,8 @@ pub(crate) struct ApiRequest {
     /// Sent as `Idempotency-Key`: the same for every retry of this request, so the cluster
     /// applies it once (see [`new_idempotency_key`]).
     pub(crate) idempotency_key: Option<String>,
+    /// Sent as the bearer token instead of the client's (an attempt's callback token).
+    pub(crate) bearer: Option<String>,
 }
 
 /// The request header that makes a mutating request apply once however often it is sent.
@@ -628,7 +625,14 @@ impl ApiRequest {
             accept: None,
             timeout: None,
             streaming: false,
+            bearer: None,
         }
+    }
+
+    /// Authenticates with `token` instead of the client's token.
+    pub(crate) fn bearer(mut self, token: impl Into<String>) -> Self {
+        self.bearer = Some(token.into());
+        self
     }
 
     /// Uses the caller's idempotency key instead of a fresh one (an operation that spans

@@ -46,7 +46,7 @@ mod sse;
 mod worker;
 mod workflow;
 
-pub use backend::{complete_callback, Completion, TaskAnswer, TaskRequest};
+pub use backend::{complete_callback, Callback, Completion, TaskAnswer, TaskRequest};
 pub use builder::{parse_workflow, Retry, TaskBuilder, WorkflowBuilder};
 pub use client::{new_idempotency_key, Client, ClientBuilder, Page, IDEMPOTENCY_KEY};
 pub use cluster::{ClusterInfo, Member, WorkerInfo};
@@ -65,17 +65,7 @@ pub use workflow::WorkflowInfo;
 /// ```
 pub use reqwest::Method;
 
-/// Signed task calls: the `X-Loom-Signature` scheme (sign and verify), for HTTP-task backends.
-///
-/// ```
-/// use linkloom::signature::{sign, verify, SignatureError};
-/// let header = sign(b"s3cret", 1_700_000_000, b"{}");
-/// assert_eq!(verify(b"s3cret", &header, b"{}", 1_700_000_100, 300), Ok(1_700_000_000));
-/// assert_eq!(verify(b"s3cret", &header, b"{ }", 1_700_000_100, 300), Err(SignatureError::Mismatch));
-/// ```
-pub mod signature {
-    pub use linkloom_core::signature::{sign, verify, SignatureError, DEFAULT_TOLERANCE_SECS, SIGNATURE_HEADER};
-}
+pub mod signature;
 
 /// The workflow spec types, shared with the server (`linkloom-core`). Build one with
 /// [`WorkflowBuilder`] or [`parse_workflow`].
