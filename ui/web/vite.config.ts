@@ -19,8 +19,9 @@ export default defineConfig({
     chunkSizeWarningLimit: 600,
   },
   server: {
+    // The node refuses writes from other origins: the proxy presents them as the node's own.
     proxy: {
-      '/api': { target: node, changeOrigin: true },
+      '/api': { target: node, changeOrigin: true, headers: { origin: node } },
       '/readyz': { target: node, changeOrigin: true },
       '/healthz': { target: node, changeOrigin: true },
     },

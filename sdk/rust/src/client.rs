@@ -523,8 +523,16 @@ impl Client {
         if let Some(key) = &request.idempotency_key {
             builder = builder.header(IDEMPOTENCY_KEY, key.as_str());
         }
-        if let Some((content_type, body)) = &request.body {
-            builder = builder.header(reqwest::header::CONTENT_TYPE, *content_type).body(body.clone());
+        match &request.body {
+            Some((content_type, body)) => {
+                builder = builder.header(reqwest::header::CONTENT_TYPE, *content_type).body(body.clone());
+            }
+            // Nodes refuse writes without a JSON or YAML type (what a cross-site web page
+            // cannot send): say JSON, with an empty body.
+            None if matches!(request.method, Method::POST | Method::PUT | Method::PATCH) => {
+                builder = builder.header(reqwest::header::CONTENT_TYPE, "application/json");
+            }
+            None => {}
         }
         let response = builder.send().await?;
         let status = response.status().as_u16();

@@ -10,7 +10,7 @@
 // $CARGO_TARGET_DIR/release/loom-node; and chromium: LOOM_CHROMIUM, else /usr/bin/chromium).
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -38,7 +38,9 @@ const made = {};
 
 async function api(method, path, body) {
   const headers = { authorization: `Bearer ${TOKEN}` };
+  // Writes need a JSON or YAML type, even without a body.
   if (body !== undefined) headers['content-type'] = 'application/yaml';
+  else if (method !== 'GET') headers['content-type'] = 'application/json';
   const response = await fetch(`${cluster.url(1)}${path}`, {
     method,
     headers,
@@ -96,6 +98,9 @@ describe('web UI against a three-node cluster', () => {
     cluster = await startCluster({ env: { LOOM_ADMIN_TOKEN: TOKEN } });
     scratch = join(cluster.dir, 'scratch');
     mkdirSync(scratch);
+    // Nodes running as root run shell tasks as `nobody`: let them reach and write here.
+    chmodSync(cluster.dir, 0o711);
+    chmodSync(scratch, 0o777);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
     context = await browser.newContext({ viewport: DESKTOP, colorScheme: 'light' });
     context.setDefaultTimeout(15_000);

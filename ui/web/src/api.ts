@@ -372,13 +372,12 @@ export async function send(method: string, path: string, options: RequestOptions
   headers.set('Accept', options.accept ?? 'application/json');
   let body: string | undefined;
   if (options.body !== undefined) {
-    if (typeof options.body === 'string') {
-      body = options.body;
-      headers.set('Content-Type', options.contentType ?? 'text/plain');
-    } else {
-      body = JSON.stringify(options.body);
-      headers.set('Content-Type', options.contentType ?? 'application/json');
-    }
+    body = typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
+    headers.set('Content-Type', options.contentType ?? 'application/json');
+  } else if (mutating) {
+    // Nodes refuse writes without a JSON or YAML type: a type no HTML form or simple cross-site
+    // request can send, so another site's page cannot make this browser write to the cluster.
+    headers.set('Content-Type', 'application/json');
   }
   let response: Response | undefined;
   const delays = mutating ? RESEND_DELAYS_MS : [];

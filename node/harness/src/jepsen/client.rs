@@ -177,9 +177,13 @@ impl Client {
         body: Option<&Value>,
         key: Option<&str>,
     ) -> Answer {
+        let writes = matches!(method, reqwest::Method::POST | reqwest::Method::PUT | reqwest::Method::PATCH);
         let mut request = self.http.request(method, format!("{}{path}", self.urls[node]));
         if let Some(body) = body {
             request = request.header("content-type", "application/json").body(body.to_string());
+        } else if writes {
+            // Nodes take writes only with a JSON or YAML type, even without a body.
+            request = request.header("content-type", "application/json");
         }
         if let Some(key) = key {
             request = request.header("idempotency-key", key);
