@@ -395,7 +395,7 @@ async fn attempt_body(
             tokio::select! {
                 biased;
                 _ = cancelled.wait_for(|c| *c) => return,
-                outcome = run_http(&*ctx.http, ctx.config.task_policy.http_allow.as_deref(), &info, call) => outcome,
+                outcome = run_http(&*ctx.http, &ctx.targets, &info, call) => outcome,
             }
         }
         Prepared::Shell(call) => match run_shell(ctx.clone(), &info, call, cancelled).await {

@@ -31,7 +31,10 @@ use futures::future::BoxFuture;
 use linkloom_core::{Command, Response};
 use linkloom_raft::{Changes, Clock, NodeError, ReplicatedNode, StateHandle, Transport};
 
-pub use executor::{parse_host_rules, CallError, HostRule, HyperTaskHttp, ShellLimits, TaskHttp, TaskPolicy};
+pub use executor::{
+    parse_host_rules, CallError, HostRule, HyperTaskHttp, ShellLimits, TargetRules, TaskHttp, TaskPolicy,
+    DEFAULT_MAX_PROCESSES,
+};
 pub use supervisor::{EngineHandle, EngineStats, WorkerStream};
 pub use worker_conn::ConnectError;
 
@@ -147,6 +150,10 @@ pub(crate) struct EngineCtx {
     pub(crate) stats: Arc<supervisor::Counters>,
     /// Attempts running on this node, kept outside the actors that started them.
     pub(crate) attempts: execution::AttemptRegistry,
+    /// Where shell attempts get their own cgroups; `None`: their descendants are tracked instead.
+    pub(crate) cgroups: Option<executor::Cgroups>,
+    /// Where HTTP tasks may connect (the allow-list and the addresses refused by default).
+    pub(crate) targets: executor::TargetRules,
 }
 
 /// Starts the engine on this node.
@@ -156,7 +163,42 @@ pub async fn start(
     http: Arc<dyn TaskHttp>,
     config: EngineConfig,
 ) -> Result<EngineHandle, ractor::SpawnErr> {
-    let ctx = Arc::new(EngineCtx { cluster, clock, http, config, stats: Arc::default(), attempts: Default::default() });
+    let policy = &config.task_policy;
+    let policy_allow = policy.http_allow.clone();
+    let cgroups = match (policy.shell_enabled, policy.shell_cgroups) {
+        (true, true) => match executor::Cgroups::detect() {
+            Ok(cgroups) => {
+                tracing::info!(
+                    cgroup = %cgroups.base().display(),
+                    pids_max = cgroups.limits_processes(),
+                    "each shell attempt runs in its own cgroup"
+                );
+                Some(cgroups)
+            }
+            Err(why) => {
+                tracing::warn!(
+                    "shell attempts cannot have their own cgroups ({why}); tracking their descendants instead, \
+                     which can miss a process that forks away between two looks"
+                );
+                None
+            }
+        },
+        (true, false) => {
+            tracing::info!("shell attempt cgroups are off (LOOM_SHELL_CGROUPS=off); tracking descendants instead");
+            None
+        }
+        (false, _) => None,
+    };
+    let ctx = Arc::new(EngineCtx {
+        cluster,
+        clock,
+        http,
+        config,
+        stats: Arc::default(),
+        attempts: Default::default(),
+        cgroups,
+        targets: executor::TargetRules::new(policy_allow),
+    });
     supervisor::start(ctx).await
 }
 

@@ -26,8 +26,25 @@ pub async fn drain(body: Body, cap: usize) {
     }
 }
 
-/// Reads at most `limit` bytes of `body`.
+/// How long a body may take to arrive: 30 s, or as long as `limit` bytes take at 1 MiB/s if that
+/// is longer (a large snapshot). A client trickling its body holds a handler no longer.
+pub fn read_deadline(limit: usize) -> std::time::Duration {
+    std::time::Duration::from_secs(30).max(std::time::Duration::from_secs((limit / (1024 * 1024)) as u64))
+}
+
+/// Reads at most `limit` bytes of `body`, within [`read_deadline`] (408 past it).
 pub async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let deadline = read_deadline(limit);
+    tokio::time::timeout(deadline, read_within(headers, body, limit)).await.unwrap_or_else(|_| {
+        Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("the request body did not arrive within {} s", deadline.as_secs()),
+        ))
+    })
+}
+
+async fn read_within(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = |size: Option<u64>| {
         let size_text = size.map(|s| format!("{s} bytes")).unwrap_or_else(|| "larger".into());
         ApiError::new(

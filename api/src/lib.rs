@@ -10,6 +10,7 @@
 
 mod auth;
 mod body;
+mod browser;
 mod error;
 mod idempotency;
 mod observe;
@@ -24,6 +25,7 @@ use axum::Router;
 use linkloom_raft::{Clock, ReplicatedNode, Transport};
 
 pub use auth::{token_hash, Access, AuthConfig, Caller};
+pub use browser::BrowserGuard;
 pub use error::ApiError;
 pub use idempotency::{ClientRequest, Once, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 pub use observe::{HttpMetrics, REQUEST_ID};
@@ -66,6 +68,8 @@ pub struct ApiState<T> {
     pub engine: Option<Arc<linkloom_actors::EngineHandle>>,
     /// Tokens, roles, the cluster secret and the request rate per token.
     pub auth: Arc<AuthConfig>,
+    /// What a web page in someone's browser may not make the node do (Host, Origin, types).
+    pub browser: Arc<BrowserGuard>,
     /// HTTP counters for `/metrics` (shared by every clone of the router).
     pub http: Arc<HttpMetrics>,
     /// The web UI served at `/` (empty: this build has none, and `/` is a 404).
@@ -84,6 +88,7 @@ impl<T> Clone for ApiState<T> {
             engine_info: self.engine_info.clone(),
             engine: self.engine.clone(),
             auth: self.auth.clone(),
+            browser: self.browser.clone(),
             http: self.http.clone(),
             ui: self.ui.clone(),
             idempotency_keys: self.idempotency_keys,

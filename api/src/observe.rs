@@ -3,6 +3,7 @@
 //! status for `/metrics`.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -23,6 +24,87 @@ pub struct HttpMetrics {
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     /// Time to the response head by (method, route).
     latency: Mutex<BTreeMap<(String, String), Arc<Histogram>>>,
+    /// What the accept loop did (the binary's server updates them).
+    pub connections: ConnectionStats,
+    /// Open followed log streams per token, and refusals at the cap.
+    pub log_streams: Arc<StreamLimits>,
+}
+
+/// The server's connection counters.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    pub open: AtomicU64,
+    pub accepted: AtomicU64,
+    /// Refused at accept: the node was full, the address had its share, or the room left was
+    /// kept for other nodes of the cluster.
+    pub refused_full: AtomicU64,
+    pub refused_per_address: AtomicU64,
+    pub refused_peer_reserve: AtomicU64,
+    /// Closed for sending no complete request head in time (slowloris), or for no traffic.
+    pub header_timeouts: AtomicU64,
+    pub idle_timeouts: AtomicU64,
+    pub tls_handshake_failures: AtomicU64,
+}
+
+/// Followed log streams (server-sent events) open per token, bounded so one caller cannot hold
+/// the node's connections and tasks with them.
+#[derive(Debug)]
+pub struct StreamLimits {
+    per_token: Mutex<BTreeMap<String, usize>>,
+    max_per_token: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits { per_token: Mutex::default(), max_per_token: AtomicU64::new(16), refused: AtomicU64::new(0) }
+    }
+}
+
+impl StreamLimits {
+    /// Sets the cap (0 refuses every stream).
+    pub fn set_max_per_token(&self, max: u64) {
+        self.max_per_token.store(max, Ordering::Relaxed);
+    }
+
+    pub fn max_per_token(&self) -> u64 {
+        self.max_per_token.load(Ordering::Relaxed)
+    }
+
+    /// A slot for one more stream of `token`, released when dropped; `None` at the cap.
+    pub fn open(self: &Arc<Self>, token: &str) -> Option<StreamSlot> {
+        let mut open = self.per_token.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(token.to_string()).or_default();
+        if *count as u64 >= self.max_per_token() {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        *count += 1;
+        Some(StreamSlot { limits: self.clone(), token: token.to_string() })
+    }
+
+    fn open_total(&self) -> usize {
+        self.per_token.lock().unwrap_or_else(|p| p.into_inner()).values().sum()
+    }
+}
+
+/// One open stream; dropping it frees the slot.
+#[derive(Debug)]
+pub struct StreamSlot {
+    limits: Arc<StreamLimits>,
+    token: String,
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self.limits.per_token.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.token) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.token);
+            }
+        }
+    }
 }
 
 impl HttpMetrics {
@@ -39,6 +121,43 @@ impl HttpMetrics {
     }
 
     pub fn render(&self, out: &mut Exposition) {
+        let c = &self.connections;
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        out.gauge("loom_connections_open", "Client and peer connections open now.", &[], load(&c.open) as f64);
+        out.counter("loom_connections_accepted_total", "Connections accepted.", &[], load(&c.accepted));
+        for (reason, n) in [
+            ("node_full", &c.refused_full),
+            ("per_address", &c.refused_per_address),
+            ("peer_reserve", &c.refused_peer_reserve),
+        ] {
+            out.counter(
+                "loom_connections_refused_total",
+                "Connections refused at accept, by the cap that refused them.",
+                &[("reason", reason)],
+                load(n),
+            );
+        }
+        for (reason, n) in [("header_timeout", &c.header_timeouts), ("idle_timeout", &c.idle_timeouts)] {
+            out.counter(
+                "loom_connections_timed_out_total",
+                "Connections closed by a timeout: no complete request head in time, or no traffic.",
+                &[("reason", reason)],
+                load(n),
+            );
+        }
+        out.counter(
+            "loom_tls_handshake_failures_total",
+            "TLS handshakes that failed or timed out.",
+            &[],
+            load(&c.tls_handshake_failures),
+        );
+        out.gauge("loom_log_streams_open", "Followed log streams open now.", &[], self.log_streams.open_total() as f64);
+        out.counter(
+            "loom_log_streams_refused_total",
+            "Followed log streams refused at the per-token cap.",
+            &[],
+            self.log_streams.refused.load(Ordering::Relaxed),
+        );
         let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for ((method, route, status), n) in &requests {
             let status = status.to_string();

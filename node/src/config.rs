@@ -32,6 +32,10 @@ pub struct Cli {
     /// Directory for this node's data.
     #[arg(long, env = "LOOM_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where shell attempts get their working directories (default `<data-dir>/work`, or a
+    /// private directory under the system's temporary one if the task user cannot reach that).
+    #[arg(long, env = "LOOM_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
     /// Founding members, `1=127.0.0.1:8081,2=127.0.0.1:8082,...` (the same on every founder).
     #[arg(long, env = "LOOM_PEERS")]
     pub peers: Option<String>,
@@ -85,18 +89,64 @@ pub struct Cli {
     /// Signs every HTTP task request with this secret (`X-Loom-Signature`); see docs/signatures.md.
     #[arg(long, env = "LOOM_SIGNING_SECRET", hide_env_values = true)]
     pub signing_secret: Option<Secret>,
+    /// A file holding the signing secret (instead of --signing-secret).
+    #[arg(long, env = "LOOM_SIGNING_SECRET_FILE")]
+    pub signing_secret_file: Option<PathBuf>,
     /// Named signing secrets, `name=secret,name2=secret2`: a workflow with `signing_key: name`
     /// is signed with that secret instead of the cluster-wide one.
     #[arg(long, env = "LOOM_SIGNING_KEYS", hide_env_values = true)]
     pub signing_keys: Option<Secret>,
+    /// A file holding the named signing secrets (instead of --signing-keys).
+    #[arg(long, env = "LOOM_SIGNING_KEYS_FILE")]
+    pub signing_keys_file: Option<PathBuf>,
     /// Turns authentication on: this token acts as `admin` (create the other tokens with it).
     /// Unset, the node runs open and says so. See docs/security.md.
     #[arg(long, env = "LOOM_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
+    /// A file holding the admin token (instead of --admin-token): nothing secret in the
+    /// environment or on the command line.
+    #[arg(long, env = "LOOM_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// Node-to-node requests carry and require this secret; derived from the admin token when
     /// unset (so one secret secures a cluster).
     #[arg(long, env = "LOOM_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<Secret>,
+    /// A file holding the cluster secret (instead of --cluster-secret).
+    #[arg(long, env = "LOOM_CLUSTER_SECRET_FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
+    /// Host names this node answers for besides loopback names and its advertised host,
+    /// comma separated (a name a load balancer or a browser uses to reach it). Set on a node
+    /// with tokens, it turns the Host check on there too.
+    #[arg(long, env = "LOOM_ALLOWED_HOSTS")]
+    pub allowed_hosts: Option<String>,
+    /// Origins (`scheme://host[:port]`) whose pages may write to this node besides its own,
+    /// comma separated.
+    #[arg(long, env = "LOOM_ALLOWED_ORIGINS")]
+    pub allowed_origins: Option<String>,
+    /// Serve without tokens on an address other hosts can reach (anyone who reaches the node
+    /// can then run workflows, shell commands included). Without this flag an open node
+    /// refuses to listen anywhere but loopback.
+    #[arg(long, env = "LOOM_INSECURE_OPEN", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub insecure_open: bool,
+    /// Connections this node keeps open at most (clients and peers together; default 4096).
+    #[arg(long, env = "LOOM_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Connections one IP address may hold (default 256; the cluster's members are exempt).
+    #[arg(long, env = "LOOM_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
+    /// Of the connections, how many only the cluster's members may take (default 64).
+    #[arg(long, env = "LOOM_PEER_CONNECTIONS")]
+    pub peer_connections: Option<usize>,
+    /// A request head must arrive within this many ms of the server waiting for it (default
+    /// 15000): slow or silent clients are closed.
+    #[arg(long, env = "LOOM_HEADER_READ_TIMEOUT_MS")]
+    pub header_read_timeout_ms: Option<u64>,
+    /// A connection with no traffic either way for this many seconds is closed (default 120).
+    #[arg(long, env = "LOOM_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Followed log streams one token may hold open on this node (default 16).
+    #[arg(long, env = "LOOM_MAX_LOG_STREAMS")]
+    pub max_log_streams: Option<u64>,
     /// Requests per second each token may send to this node (429 beyond); 0 for no limit.
     #[arg(long, env = "LOOM_RATE_LIMIT")]
     pub rate_limit: Option<u32>,
@@ -125,12 +175,25 @@ pub struct Cli {
     /// Output (stdout + stderr) one shell attempt may write, in MiB (default 16).
     #[arg(long, env = "LOOM_SHELL_OUTPUT_MB")]
     pub shell_output_mb: Option<u64>,
-    /// Run shell tasks as this numeric user id (needs LOOM_SHELL_GID too).
+    /// Processes the user a shell task runs as may have (`RLIMIT_NPROC`; also `pids.max` of the
+    /// attempt's cgroup where the pids controller is delegated). Default 4096; 0: no limit.
+    #[arg(long, env = "LOOM_SHELL_PROCESSES")]
+    pub shell_processes: Option<u64>,
+    /// Run shell tasks as this numeric user id (needs LOOM_SHELL_GID too). A node running as
+    /// root runs them as `nobody` unless this is set (0 runs them as root, explicitly).
     #[arg(long, env = "LOOM_SHELL_UID")]
     pub shell_uid: Option<u32>,
     /// Run shell tasks as this numeric group id.
     #[arg(long, env = "LOOM_SHELL_GID")]
     pub shell_gid: Option<u32>,
+    /// Variables of the node's environment to pass to shell tasks, comma separated, besides the
+    /// fixed safe set (PATH, HOME, LANG, TZ, TMPDIR, LOOM_* task variables).
+    #[arg(long, env = "LOOM_SHELL_PASS_ENV")]
+    pub shell_pass_env: Option<String>,
+    /// `on` (default) or `off`: a cgroup per shell attempt where the node can create one, so
+    /// cancel and timeout kill every process it started.
+    #[arg(long, env = "LOOM_SHELL_CGROUPS")]
+    pub shell_cgroups: Option<String>,
     /// Hosts and networks HTTP tasks may call, comma separated (`api.example.com`,
     /// `host:8443`, `*.example.com`, `10.0.0.0/8`). Unset: any.
     #[arg(long, env = "LOOM_HTTP_ALLOW")]
@@ -172,6 +235,7 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     advertise: Option<String>,
     data_dir: Option<PathBuf>,
+    work_dir: Option<PathBuf>,
     peers: Option<String>,
     join: Option<bool>,
     heartbeat_ms: Option<u64>,
@@ -187,9 +251,22 @@ struct FileConfig {
     worker_lease_ms: Option<u64>,
     worker_heartbeat_ms: Option<u64>,
     signing_secret: Option<Secret>,
+    signing_secret_file: Option<PathBuf>,
     signing_keys: Option<Secret>,
+    signing_keys_file: Option<PathBuf>,
     admin_token: Option<Secret>,
+    admin_token_file: Option<PathBuf>,
     cluster_secret: Option<Secret>,
+    cluster_secret_file: Option<PathBuf>,
+    allowed_hosts: Option<String>,
+    allowed_origins: Option<String>,
+    insecure_open: Option<bool>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
+    peer_connections: Option<usize>,
+    header_read_timeout_ms: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    max_log_streams: Option<u64>,
     rate_limit: Option<u32>,
     rate_burst: Option<u32>,
     max_page_size: Option<usize>,
@@ -199,8 +276,11 @@ struct FileConfig {
     shell_memory_mb: Option<u64>,
     shell_open_files: Option<u64>,
     shell_output_mb: Option<u64>,
+    shell_processes: Option<u64>,
     shell_uid: Option<u32>,
     shell_gid: Option<u32>,
+    shell_pass_env: Option<String>,
+    shell_cgroups: Option<String>,
     http_allow: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
@@ -214,6 +294,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub advertise: String,
     pub data_dir: PathBuf,
+    /// `--work-dir`, if set (else chosen at start-up, see `hardening::work_root`).
+    pub work_dir: Option<PathBuf>,
     pub initial_members: BTreeMap<u64, String>,
     pub heartbeat_ms: u64,
     pub election_timeout_min_ms: u64,
@@ -238,6 +320,14 @@ pub struct Config {
     pub rate_limit: u32,
     pub rate_burst: u32,
     pub max_page_size: usize,
+    /// `LOOM_ALLOWED_HOSTS`.
+    pub allowed_hosts: Vec<String>,
+    /// `LOOM_ALLOWED_ORIGINS`.
+    pub allowed_origins: Vec<String>,
+    /// Connection caps and timeouts of the server.
+    pub serve: crate::serve::ServeOptions,
+    /// Followed log streams per token.
+    pub max_log_streams: u64,
     pub task_policy: linkloom_actors::TaskPolicy,
     /// Certificate and key files when the node serves TLS.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -277,7 +367,26 @@ impl Config {
         if !initial_members.is_empty() && !initial_members.contains_key(&node_id) && !join {
             bail!("--peers does not list this node's id {node_id}; list every founder, or pass --join");
         }
-        let admin_token = cli.admin_token.or(file.admin_token).filter(|s| !s.0.is_empty());
+        let admin_token = secret(
+            "admin_token",
+            cli.admin_token.or(file.admin_token),
+            cli.admin_token_file.or(file.admin_token_file),
+        )?;
+        let signing_secret = secret(
+            "signing_secret",
+            cli.signing_secret.or(file.signing_secret),
+            cli.signing_secret_file.or(file.signing_secret_file),
+        )?;
+        let signing_keys = secret(
+            "signing_keys",
+            cli.signing_keys.or(file.signing_keys),
+            cli.signing_keys_file.or(file.signing_keys_file),
+        )?;
+        let cluster_secret = secret(
+            "cluster_secret",
+            cli.cluster_secret.or(file.cluster_secret),
+            cli.cluster_secret_file.or(file.cluster_secret_file),
+        )?;
         let rate_limit = cli.rate_limit.or(file.rate_limit).unwrap_or(1_000);
         let task_policy = task_policy(
             cli.shell_tasks.or(file.shell_tasks),
@@ -287,8 +396,13 @@ impl Config {
                 memory_mb: cli.shell_memory_mb.or(file.shell_memory_mb),
                 open_files: cli.shell_open_files.or(file.shell_open_files),
                 output_mb: cli.shell_output_mb.or(file.shell_output_mb),
+                processes: cli.shell_processes.or(file.shell_processes),
             },
             (cli.shell_uid.or(file.shell_uid), cli.shell_gid.or(file.shell_gid)),
+            ShellIsolationFlags {
+                pass_env: cli.shell_pass_env.or(file.shell_pass_env),
+                cgroups: cli.shell_cgroups.or(file.shell_cgroups),
+            },
             cli.http_allow.or(file.http_allow),
         )?;
         let log_format = match cli.log_format.or(file.log_format).as_deref() {
@@ -301,6 +415,7 @@ impl Config {
             listen,
             advertise,
             data_dir,
+            work_dir: cli.work_dir.or(file.work_dir),
             initial_members,
             heartbeat_ms: cli.heartbeat_ms.or(file.heartbeat_ms).unwrap_or(100),
             election_timeout_min_ms: cli.election_timeout_min_ms.or(file.election_timeout_min_ms).unwrap_or(250),
@@ -316,17 +431,37 @@ impl Config {
             chaos_stale_reads: cli.chaos_stale_reads,
             worker_lease_ms: cli.worker_lease_ms.or(file.worker_lease_ms).unwrap_or(10_000),
             worker_heartbeat_ms: cli.worker_heartbeat_ms.or(file.worker_heartbeat_ms).unwrap_or(1_000),
-            signing_secret: cli.signing_secret.or(file.signing_secret).filter(|s| !s.0.is_empty()),
-            signing_keys: parse_signing_keys(cli.signing_keys.or(file.signing_keys))?,
+            signing_secret,
+            signing_keys: parse_signing_keys(signing_keys)?,
             admin_token: admin_token.clone(),
-            cluster_secret: cli
-                .cluster_secret
-                .or(file.cluster_secret)
-                .filter(|s| !s.0.is_empty())
-                .or_else(|| admin_token.as_ref().map(derive_cluster_secret)),
+            cluster_secret: cluster_secret.or_else(|| admin_token.as_ref().map(derive_cluster_secret)),
             rate_limit,
             rate_burst: cli.rate_burst.or(file.rate_burst).unwrap_or(rate_limit.saturating_mul(2)),
             max_page_size: cli.max_page_size.or(file.max_page_size).unwrap_or(500),
+            allowed_hosts: list(cli.allowed_hosts.or(file.allowed_hosts)),
+            allowed_origins: list(cli.allowed_origins.or(file.allowed_origins)),
+            serve: {
+                let d = crate::serve::ServeOptions::default();
+                crate::serve::ServeOptions {
+                    max_connections: cli.max_connections.or(file.max_connections).unwrap_or(d.max_connections),
+                    max_connections_per_address: cli
+                        .max_connections_per_address
+                        .or(file.max_connections_per_address)
+                        .unwrap_or(d.max_connections_per_address),
+                    peer_reserve: cli.peer_connections.or(file.peer_connections).unwrap_or(d.peer_reserve),
+                    header_read_timeout: cli
+                        .header_read_timeout_ms
+                        .or(file.header_read_timeout_ms)
+                        .map_or(d.header_read_timeout, std::time::Duration::from_millis),
+                    idle_timeout: cli
+                        .idle_timeout_secs
+                        .or(file.idle_timeout_secs)
+                        .map_or(d.idle_timeout, std::time::Duration::from_secs),
+                    handshake_timeout: d.handshake_timeout,
+                    shutdown_grace: d.shutdown_grace,
+                }
+            },
+            max_log_streams: cli.max_log_streams.or(file.max_log_streams).unwrap_or(16),
             task_policy,
             tls: match (cli.tls_cert.or(file.tls_cert), cli.tls_key.or(file.tls_key)) {
                 (Some(cert), Some(key)) => Some((cert, key)),
@@ -337,6 +472,34 @@ impl Config {
         };
         if config.max_page_size == 0 {
             bail!("max_page_size must be at least 1");
+        }
+        let serve = &config.serve;
+        if serve.max_connections == 0 || serve.max_connections_per_address == 0 {
+            bail!("max_connections and max_connections_per_address must be at least 1");
+        }
+        if serve.peer_reserve >= serve.max_connections {
+            bail!(
+                "peer_connections ({}) must be below max_connections ({}): clients need room too",
+                serve.peer_reserve,
+                serve.max_connections
+            );
+        }
+        if serve.header_read_timeout < std::time::Duration::from_millis(100) || serve.idle_timeout.is_zero() {
+            bail!("header_read_timeout_ms must be at least 100 and idle_timeout_secs at least 1");
+        }
+        let insecure_open = cli.insecure_open || file.insecure_open.unwrap_or(false);
+        if config.admin_token.is_none() && !config.listen.ip().is_loopback() && !insecure_open {
+            bail!(
+                "refusing to listen on {} without LOOM_ADMIN_TOKEN: anyone who can reach it could run shell commands \
+                 on this machine. Set LOOM_ADMIN_TOKEN, listen on 127.0.0.1, or pass --insecure-open \
+                 (LOOM_INSECURE_OPEN=true) if this network is yours alone",
+                config.listen
+            );
+        }
+        for origin in &config.allowed_origins {
+            if !origin.contains("://") {
+                bail!("allowed origin `{origin}` is not scheme://host[:port]");
+            }
         }
         if config.worker_heartbeat_ms < 50 || config.worker_lease_ms < 2 * config.worker_heartbeat_ms {
             bail!(
@@ -360,6 +523,18 @@ impl Config {
 }
 
 impl Config {
+    /// Every secret value this configuration holds (to scrub them from the process's memory
+    /// that others can read).
+    pub fn secret_values(&self) -> Vec<&str> {
+        let mut values: Vec<&str> = [&self.admin_token, &self.cluster_secret, &self.signing_secret]
+            .into_iter()
+            .flatten()
+            .map(|s| s.0.as_str())
+            .collect();
+        values.extend(self.signing_keys.values().map(|s| s.0.as_str()));
+        values
+    }
+
     /// What the Raft member needs of this configuration.
     pub fn raft_settings(&self) -> RaftSettings {
         RaftSettings {
@@ -377,11 +552,71 @@ impl Config {
     }
 }
 
+/// A comma-separated list, trimmed, without empty entries.
+fn list(text: Option<String>) -> Vec<String> {
+    text.iter().flat_map(|t| t.split(',')).map(str::trim).filter(|e| !e.is_empty()).map(String::from).collect()
+}
+
+/// A secret given directly or in a file (never both); empty counts as unset. The file's content
+/// is trimmed of surrounding whitespace (a trailing newline from `echo` or an editor).
+fn secret(name: &str, value: Option<Secret>, file: Option<PathBuf>) -> anyhow::Result<Option<Secret>> {
+    let value = value.filter(|s| !s.0.is_empty());
+    match (value, file) {
+        (Some(_), Some(_)) => bail!("{name} and {name}_file are both set: choose one"),
+        (Some(value), None) => Ok(Some(value)),
+        (None, None) => Ok(None),
+        (None, Some(path)) => {
+            let text =
+                std::fs::read_to_string(&path).with_context(|| format!("reading {name}_file {}", path.display()))?;
+            let text = text.trim();
+            if text.is_empty() {
+                bail!("{name}_file {} is empty", path.display());
+            }
+            Ok(Some(Secret(text.to_string())))
+        }
+    }
+}
+
 struct ShellLimitFlags {
     cpu_secs: Option<u64>,
     memory_mb: Option<u64>,
     open_files: Option<u64>,
     output_mb: Option<u64>,
+    processes: Option<u64>,
+}
+
+struct ShellIsolationFlags {
+    pass_env: Option<String>,
+    cgroups: Option<String>,
+}
+
+/// The user and group shell tasks run as: as configured, else `nobody` when the node is root
+/// (a task must not run with the node's powers by default), else the node's own.
+fn shell_user(run_as: (Option<u32>, Option<u32>)) -> anyhow::Result<Option<(u32, u32)>> {
+    // SAFETY: geteuid(2) cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    match run_as {
+        (None, None) if euid == 0 => Ok(Some(nobody())),
+        (None, None) => Ok(None),
+        (Some(uid), Some(_)) if euid != 0 && uid != euid => {
+            bail!("shell_uid {uid} needs the node to run as root (it runs as uid {euid})")
+        }
+        (Some(uid), Some(gid)) => Ok(Some((uid, gid))),
+        _ => bail!("shell_uid and shell_gid go together: set both or neither"),
+    }
+}
+
+/// The `nobody` user's ids from the user database, or the usual 65534.
+fn nobody() -> (u32, u32) {
+    let name = c"nobody";
+    // SAFETY: getpwnam(3) with a NUL-terminated name; the returned record is read at once, on
+    // this one thread, before any other call could reuse its storage.
+    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
+    if entry.is_null() {
+        return (65_534, 65_534);
+    }
+    // SAFETY: non-null, so it points to a passwd record.
+    unsafe { ((*entry).pw_uid, (*entry).pw_gid) }
 }
 
 fn task_policy(
@@ -389,6 +624,7 @@ fn task_policy(
     shell_allow: Option<String>,
     limits: ShellLimitFlags,
     run_as: (Option<u32>, Option<u32>),
+    isolation: ShellIsolationFlags,
     http_allow: Option<String>,
 ) -> anyhow::Result<linkloom_actors::TaskPolicy> {
     let defaults = linkloom_actors::ShellLimits::default();
@@ -397,11 +633,24 @@ fn task_policy(
         Some("off") => false,
         Some(other) => bail!("shell_tasks `{other}` is not one of on, off"),
     };
-    let shell_run_as = match run_as {
-        (None, None) => None,
-        (Some(uid), Some(gid)) => Some((uid, gid)),
-        _ => bail!("shell_uid and shell_gid go together: set both or neither"),
+    let shell_run_as = shell_user(run_as)?;
+    let shell_cgroups = match isolation.cgroups.as_deref().map(str::trim) {
+        None | Some("on") => true,
+        Some("off") => false,
+        Some(other) => bail!("shell_cgroups `{other}` is not one of on, off"),
     };
+    let mut shell_pass_env = Vec::new();
+    for name in isolation.pass_env.iter().flat_map(|list| list.split(',')).map(str::trim).filter(|n| !n.is_empty()) {
+        let valid = name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            bail!("shell_pass_env: `{name}` is not a variable name");
+        }
+        if name.to_ascii_uppercase().starts_with("LOOM_") {
+            bail!("shell_pass_env: `{name}`: the node's LOOM_* settings (and secrets) never reach tasks");
+        }
+        shell_pass_env.push(name.to_string());
+    }
     let mb = |v: u64| v.saturating_mul(1024 * 1024);
     if limits.output_mb == Some(0) {
         bail!("shell_output_mb must be at least 1");
@@ -415,9 +664,16 @@ fn task_policy(
             cpu_secs: limits.cpu_secs,
             memory_bytes: limits.memory_mb.map(mb),
             open_files: limits.open_files.or(defaults.open_files),
+            processes: match limits.processes {
+                Some(0) => None,
+                Some(n) => Some(n),
+                None => defaults.processes,
+            },
             output_bytes: limits.output_mb.map(mb).unwrap_or(defaults.output_bytes),
         },
         shell_run_as,
+        shell_pass_env,
+        shell_cgroups,
         http_allow: match http_allow.filter(|list| !list.trim().is_empty()) {
             None => None,
             Some(list) => Some(linkloom_actors::parse_host_rules(&list).map_err(anyhow::Error::msg)?),

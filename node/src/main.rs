@@ -2,6 +2,7 @@
 //! the libraries; this file only wires them.
 
 mod config;
+mod hardening;
 mod serve;
 mod tls;
 
@@ -9,12 +10,9 @@ mod tls;
 include!(concat!(env!("OUT_DIR"), "/ui_assets.rs"));
 
 /// How long in-flight requests may run after SIGTERM before the node stops anyway.
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use clap::Parser;
 use hyper_util::client::legacy::connect::Connect;
 use linkloom_api::{ApiLimits, ApiState, AuthConfig};
@@ -23,11 +21,31 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{Cli, Config, LogFormat};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let config = Config::resolve(Cli::parse())?;
+    // Before any thread starts: secrets out of the environment block and the command line.
+    let secrets = config.secret_values();
+    let tasks_as_other_user = config.task_policy.shell_run_as.is_some();
+    let protection = hardening::protect(&secrets, &config.data_dir, tasks_as_other_user)?;
+    drop(secrets);
     init_tracing(config.log_format);
+    tracing::info!(
+        scrubbed_variables = protection.scrubbed_variables,
+        scrubbed_arguments = protection.scrubbed_arguments,
+        not_dumpable = protection.not_dumpable,
+        "secrets kept out of /proc/self/environ and /proc/self/cmdline"
+    );
+    for place in &protection.leaks {
+        tracing::error!("a secret is still readable in {place}: pass secrets in files (LOOM_*_FILE)");
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(start(config))
+}
 
+async fn start(config: Config) -> anyhow::Result<()> {
     // Bind first: a port conflict should fail before any data is touched.
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
@@ -59,7 +77,14 @@ async fn run<C: Connect + Clone + Send + Sync + 'static>(
         .with_context(|| format!("starting node {} with data in {}", config.node_id, config.data_dir.display()))?;
 
     let clock: Arc<dyn linkloom_raft::Clock> = Arc::new(SystemClock);
-    let mut engine_config = linkloom_actors::EngineConfig::new(config.data_dir.join("work"));
+    let (work_dir, why) = hardening::work_root(
+        config.work_dir.as_deref(),
+        &config.data_dir,
+        config.node_id,
+        config.task_policy.shell_run_as,
+    )?;
+    tracing::info!(work_dir = %work_dir.display(), "shell attempts work here: {why}");
+    let mut engine_config = linkloom_actors::EngineConfig::new(work_dir);
     engine_config.keep_executions_per_workflow = config.keep_executions;
     engine_config.chaos_panic_every = config.chaos_actor_panic_every;
     engine_config.worker_lease_ms = config.worker_lease_ms;
@@ -91,7 +116,8 @@ async fn run<C: Connect + Clone + Send + Sync + 'static>(
             "chaos testing: a restarted leader may serve stale reads (LOOM_CHAOS_STALE_READS); never in production"
         );
     }
-    let task_http = linkloom_actors::HyperTaskHttp::tcp(ca).context("loading the CA for HTTPS task calls")?;
+    let targets = linkloom_actors::TargetRules::new(config.task_policy.http_allow.clone());
+    let task_http = linkloom_actors::HyperTaskHttp::tcp(ca, targets).context("loading the CA for HTTPS task calls")?;
     let engine = linkloom_actors::start(Arc::new(node.clone()), clock.clone(), Arc::new(task_http), engine_config)
         .await
         .context("starting the engine")?;
@@ -138,6 +164,8 @@ async fn run<C: Connect + Clone + Send + Sync + 'static>(
     } else {
         tracing::info!("built without the web UI: / answers 404");
     }
+    let http_metrics = Arc::new(linkloom_api::HttpMetrics::default());
+    http_metrics.log_streams.set_max_per_token(config.max_log_streams);
     let app = linkloom_api::router(ApiState {
         node: node.clone(),
         clock,
@@ -145,7 +173,13 @@ async fn run<C: Connect + Clone + Send + Sync + 'static>(
         engine_info: Some(engine_info),
         engine: Some(engine.clone()),
         auth: Arc::new(auth),
-        http: Default::default(),
+        browser: Arc::new(linkloom_api::BrowserGuard::new(
+            &[config.advertise.as_str(), &config.listen.to_string()],
+            &config.allowed_hosts,
+            &config.allowed_origins,
+            config.admin_token.is_none(),
+        )),
+        http: http_metrics.clone(),
         ui: Arc::new(ui),
         idempotency_keys: !config.chaos_no_dedup,
     });
@@ -167,44 +201,20 @@ async fn run<C: Connect + Clone + Send + Sync + 'static>(
         tracing::info!("shutting down");
         engine_to_stop.stop();
     };
-    match tls {
-        Some(server) => {
-            serve::serve_tls(listener, tokio_rustls::TlsAcceptor::from(server), app, stopping, SHUTDOWN_GRACE).await
+    // The membership's addresses get the connections kept for peers; refreshed as it changes.
+    let peers = serve::PeerAddresses::default();
+    let (watched, refreshed) = (node.clone(), peers.clone());
+    tokio::spawn(async move {
+        loop {
+            let members = watched.cluster_info().members.into_iter().map(|m| m.addr);
+            refreshed.refresh(members).await;
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
-        None => serve_plain(listener, app, stopping).await?,
-    }
+    });
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    serve::serve(listener, acceptor, app, config.serve.clone(), peers, http_metrics, stopping).await;
     node.shutdown().await.context("stopping raft")?;
     tracing::info!("stopped cleanly");
-    Ok(())
-}
-
-/// Plain HTTP, with the same shutdown grace as TLS.
-async fn serve_plain(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    stopping: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    // Nagle off: answers (Raft acks above all) are small and latency-bound.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!("cannot set TCP_NODELAY: {e}");
-        }
-    });
-    let (stopped_tx, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        stopping.await;
-        let _ = stopped_tx.send(());
-    });
-    let drain_deadline = async {
-        if stopped.await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-    };
-    tokio::select! {
-        served = server => served.context("serving HTTP")?,
-        _ = drain_deadline => tracing::warn!("requests still open {SHUTDOWN_GRACE:?} after the signal; closing them"),
-    }
     Ok(())
 }
 

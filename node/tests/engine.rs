@@ -161,7 +161,7 @@ fn a_202_completes_through_the_callback_and_a_second_callback_is_refused() {
 #[test]
 fn shell_tasks_fail_on_exit_codes_are_cancelled_by_killing_them_and_can_be_retried() {
     let (cluster, _, via) = cluster();
-    let scratch = tempfile::tempdir().unwrap();
+    let scratch = shared_scratch();
     let marker = scratch.path().join("ready");
     let pidfile = scratch.path().join("pid");
 
@@ -331,7 +331,7 @@ fn logs_stream_live_from_any_node_and_backfill_creates_each_tick_once() {
 #[test]
 fn an_execution_past_its_timeout_fails_and_its_process_is_killed() {
     let (cluster, _, via) = cluster();
-    let scratch = tempfile::tempdir().unwrap();
+    let scratch = shared_scratch();
     let pidfile = scratch.path().join("pid");
     let yaml = format!(
         "id: bounded\nexecution_timeout: 2s\ntasks:\n  - {{id: forever, type: shell, command: 'echo $$ > {}; exec sleep 120'}}\n",
@@ -374,4 +374,12 @@ fn panicking_execution_actors_are_restarted_from_replicated_state_and_counted() 
     assert!(restarts > 0, "no actor was restarted: the chaos hook did not fire");
     let logs: String = cluster.ids().iter().map(|id| cluster.log_text(*id)).collect();
     assert!(logs.contains("execution actor failed, restarting from replicated state"));
+}
+
+/// A scratch directory shell tasks can write to: a node running as root runs them as `nobody`.
+fn shared_scratch() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    dir
 }

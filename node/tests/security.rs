@@ -582,7 +582,8 @@ tasks:
     assert!(task_error(&done, "not_listed").contains("`python3` is not in this node's shell allow-list"), "{done}");
     assert!(task_error(&done, "noisy").contains("output passed the limit of 1048576 bytes"), "{done}");
     assert!(task_error(&done, "spinning").contains("CPU time limit"), "{done}");
-    assert!(task_error(&done, "metadata").contains("169.254.169.254:80"), "{done}");
+    let metadata = task_error(&done, "metadata");
+    assert!(metadata.contains("169.254.169.254:80") && metadata.contains("link-local"), "{done}");
     let logs =
         cluster.http().get(format!("{}/api/v1/executions/{id}/logs?task=files", cluster.url(leader))).send().unwrap();
     assert!(logs.text().unwrap().lines().any(|l| l.trim() == "64"), "the open-files limit reaches the process");

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use linkloom_actors::{EngineConfig, HyperTaskHttp};
-use linkloom_api::{ApiLimits, ApiState, AuthConfig};
+use linkloom_api::{ApiLimits, ApiState, AuthConfig, BrowserGuard};
 use linkloom_raft::storage::Disk;
 use linkloom_raft::{Clock, HttpTransport, RaftSettings, ReplicatedNode};
 
@@ -101,6 +101,9 @@ pub async fn run_node(
         engine: Some(Arc::new(engine)),
         // Node-to-node traffic proves the cluster secret, as in production; clients run open.
         auth: Arc::new(AuthConfig::new(None, Some(CLUSTER_SECRET.to_string()), 0, 0)),
+        // Open, as a developer's node: requests must name this node's host, as peers and
+        // clients addressing it do.
+        browser: Arc::new(BrowserGuard::new(&[&node_addr(id)], &[], &[], true)),
         http: Default::default(),
         ui: Default::default(),
         idempotency_keys: !bugs.no_dedup,

@@ -22,7 +22,7 @@ use linkloom_core::signature;
 use linkloom_core::state::AttemptResult;
 use serde_json::{json, Value};
 
-use super::policy::{check_http_target, HostRule};
+use super::policy::TargetRules;
 use super::{AttemptInfo, Outcome};
 
 /// Most bytes of a backend's answer that are read.
@@ -43,6 +43,9 @@ pub trait TaskHttp: Send + Sync + 'static {
 pub enum CallError {
     #[error("connection failed: {0}")]
     Connect(String),
+    /// The node's rules forbid every address the backend's name resolved to.
+    #[error("{0}")]
+    Refused(String),
     #[error("no answer within {0:?}")]
     Timeout(Duration),
     #[error("{0}")]
@@ -54,11 +57,63 @@ pub struct HyperTaskHttp<C = HttpConnector> {
     client: Client<C, Full<Bytes>>,
 }
 
-impl HyperTaskHttp<hyper_rustls::HttpsConnector<HttpConnector>> {
-    /// `http://` and `https://` backends over TCP. HTTPS trusts the Mozilla roots bundled in
-    /// webpki-roots plus `extra_roots` (a private CA for internal backends).
-    pub fn tcp(extra_roots: &[rustls::pki_types::CertificateDer<'static>]) -> Result<Self, rustls::Error> {
-        let mut connector = HttpConnector::new();
+/// Resolves a backend's name and answers only the addresses the node's rules let a task reach,
+/// so the address that passed the check is the one connected to: there is no second lookup a
+/// DNS server could answer differently (rebinding to 169.254.169.254, say).
+#[derive(Debug, Clone)]
+pub struct VettingResolver {
+    rules: std::sync::Arc<TargetRules>,
+}
+
+/// A name that resolves to nothing a task may reach.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(String);
+
+impl tower::Service<hyper_util::client::legacy::connect::dns::Name> for VettingResolver {
+    type Response = std::vec::IntoIter<std::net::SocketAddr>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
+        let rules = self.rules.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_ascii_lowercase();
+            let found: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let by_name = rules.allows_name(&host, None);
+            let mut refusals = Vec::new();
+            let vetted: Vec<std::net::SocketAddr> = found
+                .into_iter()
+                .filter(|a| match rules.vet(a.ip(), by_name) {
+                    Ok(()) => true,
+                    Err(why) => {
+                        refusals.push(why);
+                        false
+                    }
+                })
+                .collect();
+            if vetted.is_empty() {
+                let why = refusals.first().cloned().unwrap_or_else(|| "it resolves to no address".into());
+                return Err(Box::new(Refused(format!("HTTP task to `{host}` refused: {why}"))) as Self::Error);
+            }
+            Ok(vetted.into_iter())
+        })
+    }
+}
+
+impl HyperTaskHttp<hyper_rustls::HttpsConnector<HttpConnector<VettingResolver>>> {
+    /// `http://` and `https://` backends over TCP, connecting only to addresses `rules` allow.
+    /// HTTPS trusts the Mozilla roots bundled in webpki-roots plus `extra_roots` (a private CA
+    /// for internal backends).
+    pub fn tcp(
+        extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+        rules: TargetRules,
+    ) -> Result<Self, rustls::Error> {
+        let mut connector = HttpConnector::new_with_resolver(VettingResolver { rules: std::sync::Arc::new(rules) });
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
         connector.enforce_http(false);
@@ -101,10 +156,20 @@ impl<C: Connect + Clone + Send + Sync + 'static> TaskHttp for HyperTaskHttp<C> {
         Box::pin(async move {
             let call = async {
                 let response = client.request(request).await.map_err(|e| {
+                    // The chain holds the cause (hyper's own message is only "client error").
+                    let mut text = e.to_string();
+                    let mut source = std::error::Error::source(&e);
+                    while let Some(cause) = source {
+                        if let Some(refused) = cause.downcast_ref::<Refused>() {
+                            return CallError::Refused(refused.0.clone());
+                        }
+                        text.push_str(&format!(": {cause}"));
+                        source = cause.source();
+                    }
                     if e.is_connect() {
-                        CallError::Connect(e.to_string())
+                        CallError::Connect(text)
                     } else {
-                        CallError::Other(e.to_string())
+                        CallError::Other(text)
                     }
                 })?;
                 let status = response.status().as_u16();
@@ -153,17 +218,10 @@ fn excerpt(body: &[u8]) -> String {
 /// Without a timeout, a call waits at most this long for an answer.
 const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 
-pub(crate) async fn run_http(
-    http: &dyn TaskHttp,
-    allow: Option<&[HostRule]>,
-    info: &AttemptInfo,
-    call: HttpCall,
-) -> Outcome {
-    if let Some(rules) = allow {
-        if let Err(refused) = check_http_target(rules, &call.url).await {
-            tracing::warn!(attempt_id = info.attempt_id, "{refused}");
-            return Outcome::Done { result: AttemptResult::Failed { error: refused, retryable: false }, logs: None };
-        }
+pub(crate) async fn run_http(http: &dyn TaskHttp, rules: &TargetRules, info: &AttemptInfo, call: HttpCall) -> Outcome {
+    if let Err(refused) = rules.check(&call.url).await {
+        tracing::warn!(attempt_id = info.attempt_id, "{refused}");
+        return Outcome::Done { result: AttemptResult::Failed { error: refused, retryable: false }, logs: None };
     }
     let body = json!({
         "execution_id": info.execution_id,
@@ -208,6 +266,7 @@ pub(crate) async fn run_http(
     let timeout = info.timeout.unwrap_or(DEFAULT_CALL_TIMEOUT);
     match http.call(request, timeout).await {
         Err(CallError::Timeout(_)) => Outcome::Done { result: AttemptResult::TimedOut, logs: None },
+        Err(CallError::Refused(why)) => failed(why, false),
         Err(e) => failed(format!("{} {}: {e}", call.method, call.url), true),
         Ok((202, _)) => match info.deadline_ms() {
             Some(deadline_ms) => Outcome::AwaitCallback { deadline_ms },

@@ -6,6 +6,7 @@
 
 mod http;
 mod policy;
+mod sandbox;
 mod shell;
 
 use std::time::Duration;
@@ -14,7 +15,8 @@ use linkloom_core::state::AttemptResult;
 
 pub(crate) use http::{run_http, HttpCall};
 pub use http::{CallError, HyperTaskHttp, TaskHttp};
-pub use policy::{parse_host_rules, HostRule, ShellLimits, TaskPolicy};
+pub use policy::{parse_host_rules, HostRule, ShellLimits, TargetRules, TaskPolicy, DEFAULT_MAX_PROCESSES};
+pub(crate) use sandbox::Cgroups;
 pub(crate) use shell::{run_shell, ShellCall};
 
 /// How an executor left an attempt.

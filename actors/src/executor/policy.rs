@@ -15,8 +15,14 @@ pub struct TaskPolicy {
     /// and the path found is what runs.
     pub shell_allow: Vec<String>,
     pub shell_limits: ShellLimits,
-    /// Run shell tasks as this user and group (the node must be able to switch to them).
+    /// Run shell tasks as this user and group (the node must be able to switch to them, i.e.
+    /// run as root). The node's configuration defaults it to `nobody` when the node is root.
     pub shell_run_as: Option<(u32, u32)>,
+    /// Variables of the node's environment passed to shell tasks besides the fixed safe set
+    /// (`PATH`, `HOME`, `LANG`, `TZ`, `TMPDIR`, the `LOOM_*` task variables).
+    pub shell_pass_env: Vec<String>,
+    /// Give each shell attempt its own cgroup when the node can (else track descendants).
+    pub shell_cgroups: bool,
     /// Hosts and networks HTTP tasks may call. `None`: any.
     pub http_allow: Option<Vec<HostRule>>,
 }
@@ -28,10 +34,15 @@ impl Default for TaskPolicy {
             shell_allow: Vec::new(),
             shell_limits: ShellLimits::default(),
             shell_run_as: None,
+            shell_pass_env: Vec::new(),
+            shell_cgroups: true,
             http_allow: None,
         }
     }
 }
+
+/// The default process limit: room for any reasonable build or script, not for a fork bomb.
+pub const DEFAULT_MAX_PROCESSES: u64 = 4096;
 
 /// Resource limits of one shell attempt's process (set with `setrlimit` before it starts; its
 /// children inherit them).
@@ -43,13 +54,22 @@ pub struct ShellLimits {
     pub memory_bytes: Option<u64>,
     /// Open file descriptors (`RLIMIT_NOFILE`).
     pub open_files: Option<u64>,
+    /// Processes (`RLIMIT_NPROC`, which counts every process of the user the task runs as, and
+    /// `pids.max` of the attempt's cgroup where the pids controller is delegated).
+    pub processes: Option<u64>,
     /// stdout and stderr together; beyond it the process group is killed and the attempt fails.
     pub output_bytes: u64,
 }
 
 impl Default for ShellLimits {
     fn default() -> Self {
-        ShellLimits { cpu_secs: None, memory_bytes: None, open_files: Some(1024), output_bytes: 16 * 1024 * 1024 }
+        ShellLimits {
+            cpu_secs: None,
+            memory_bytes: None,
+            open_files: Some(1024),
+            processes: Some(DEFAULT_MAX_PROCESSES),
+            output_bytes: 16 * 1024 * 1024,
+        }
     }
 }
 
@@ -97,6 +117,21 @@ impl HostRule {
         Ok(HostRule::Host { name: name.to_ascii_lowercase(), port })
     }
 
+    fn prefix(&self) -> u8 {
+        match self {
+            HostRule::Network { prefix, .. } => *prefix,
+            _ => 0,
+        }
+    }
+
+    fn matches_name_any_port(&self, host: &str) -> bool {
+        match self {
+            HostRule::Host { name, .. } => name == host,
+            HostRule::Suffix(_) => self.matches_name(host, 0),
+            HostRule::Network { .. } => false,
+        }
+    }
+
     fn matches_name(&self, host: &str, port: u16) -> bool {
         match self {
             HostRule::Host { name, port: p } => name == host && p.is_none_or(|p| p == port),
@@ -134,35 +169,109 @@ pub fn parse_host_rules(text: &str) -> Result<Vec<HostRule>, String> {
     text.split(',').filter(|e| !e.trim().is_empty()).map(HostRule::parse).collect()
 }
 
-/// Whether a task may call `url`: its host matches a name rule, or is an address inside a
-/// network rule, or is a name every address of which (as resolved now) lies inside one. The
-/// error says which host was refused and why.
-pub(crate) async fn check_http_target(rules: &[HostRule], url: &str) -> Result<(), String> {
-    let uri: http::Uri = url.parse().map_err(|e| format!("task URL `{url}` is invalid: {e}"))?;
-    let host = uri.host().ok_or_else(|| format!("task URL `{url}` has no host"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-    let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
-    let refused = |why: String| {
-        format!("HTTP tasks on this node may call only the hosts in LOOM_HTTP_ALLOW; `{host}:{port}` {why}")
-    };
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return if rules.iter().any(|r| r.contains(ip)) { Ok(()) } else { Err(refused("is not in them".into())) };
+/// Addresses no HTTP task reaches unless an allow-list network names them: link-local ones
+/// (where clouds serve instance metadata and credentials), the cloud metadata services that
+/// live elsewhere, and "this host" addresses (which reach the node's own loopback services).
+const FORBIDDEN: &[(&str, &str)] = &[
+    ("169.254.0.0/16", "link-local (cloud metadata lives at 169.254.169.254)"),
+    ("fe80::/10", "link-local"),
+    ("fd00:ec2::254/128", "the AWS metadata service"),
+    ("100.100.100.200/32", "the Alibaba Cloud metadata service"),
+    ("168.63.129.16/32", "the Azure host service"),
+    ("0.0.0.0/8", "\"this host\""),
+    ("::/128", "\"this host\""),
+];
+
+/// Why `ip` is forbidden by default, if it is, and the prefix length of the forbidden network.
+fn forbidden(ip: IpAddr) -> Option<(&'static str, u8)> {
+    // `::ffff:169.254.169.254` is the same host as `169.254.169.254`.
+    let ip = ip.to_canonical();
+    FORBIDDEN.iter().find_map(|(net, why)| {
+        let rule = HostRule::parse(net).unwrap_or_else(|_| unreachable!("the built-in list parses"));
+        rule.contains(ip).then_some((*why, rule.prefix()))
+    })
+}
+
+/// Where a node's HTTP tasks may connect: its allow-list (if any) and the forbidden addresses.
+#[derive(Debug, Clone, Default)]
+pub struct TargetRules {
+    allow: Option<Vec<HostRule>>,
+}
+
+impl TargetRules {
+    pub fn new(allow: Option<Vec<HostRule>>) -> TargetRules {
+        TargetRules { allow }
     }
-    if rules.iter().any(|r| r.matches_name(&host, port)) {
-        return Ok(());
+
+    /// Whether the task may connect to `ip`; `by_name`: the URL's host matched a name rule of
+    /// the allow-list, so only the forbidden list applies. The error says why not.
+    pub fn vet(&self, ip: IpAddr, by_name: bool) -> Result<(), String> {
+        let ip = ip.to_canonical();
+        let networks = || self.allow.iter().flatten().filter(|r| matches!(r, HostRule::Network { .. }));
+        let listed = networks().any(|r| r.contains(ip));
+        if let Some((why, prefix)) = forbidden(ip) {
+            // An operator who lists such a network (or a part of it) by hand means it; a wider
+            // rule that happens to contain it (`0.0.0.0/0`) does not.
+            let explicit = networks().any(|r| r.contains(ip) && r.prefix() >= prefix);
+            if !explicit {
+                return Err(format!(
+                    "{ip} is {why}; HTTP tasks may not call it unless LOOM_HTTP_ALLOW lists its network"
+                ));
+            }
+        }
+        match &self.allow {
+            Some(_) if !by_name && !listed => {
+                Err(format!("{ip} is not in the networks HTTP tasks on this node may call (LOOM_HTTP_ALLOW)"))
+            }
+            _ => Ok(()),
+        }
     }
-    if !rules.iter().any(|r| matches!(r, HostRule::Network { .. })) {
-        return Err(refused("is not in them".into()));
+
+    /// Whether `host` matches a name rule (so its addresses are not held to network rules);
+    /// `port: None` ignores the rules' ports (the resolver does not see the port).
+    pub fn allows_name(&self, host: &str, port: Option<u16>) -> bool {
+        match &self.allow {
+            None => true,
+            Some(rules) => rules.iter().any(|r| match port {
+                Some(port) => r.matches_name(host, port),
+                None => r.matches_name_any_port(host),
+            }),
+        }
     }
-    let addresses: Vec<IpAddr> = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| refused(format!("does not resolve: {e}")))?
-        .map(|a| a.ip())
-        .collect();
-    match addresses.iter().find(|ip| !rules.iter().any(|r| r.contains(**ip))) {
-        None if !addresses.is_empty() => Ok(()),
-        None => Err(refused("resolves to no address".into())),
-        Some(outside) => Err(refused(format!("resolves to {outside}, outside the allowed networks"))),
+
+    /// Checked before a call: the URL's host against the allow-list by name, and an address
+    /// (a literal, or with network rules, every address the name resolves to now) against the
+    /// rules. The connection itself goes only to addresses the resolver of
+    /// [`HyperTaskHttp::tcp`](super::HyperTaskHttp::tcp) vetted, so a name that resolves
+    /// differently later still reaches nothing forbidden. The error says what was refused.
+    pub(crate) async fn check(&self, url: &str) -> Result<(), String> {
+        let uri: http::Uri = url.parse().map_err(|e| format!("task URL `{url}` is invalid: {e}"))?;
+        let host = uri.host().ok_or_else(|| format!("task URL `{url}` has no host"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+        let refused = |why: String| format!("HTTP task to `{host}:{port}` refused: {why}");
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return self.vet(ip, false).map_err(refused);
+        }
+        let Some(rules) = &self.allow else { return Ok(()) };
+        if self.allows_name(&host, Some(port)) {
+            return Ok(());
+        }
+        if !rules.iter().any(|r| matches!(r, HostRule::Network { .. })) {
+            return Err(refused("the host is not in LOOM_HTTP_ALLOW".into()));
+        }
+        let addresses: Vec<IpAddr> = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| refused(format!("it does not resolve: {e}")))?
+            .map(|a| a.ip())
+            .collect();
+        if addresses.is_empty() {
+            return Err(refused("it resolves to no address".into()));
+        }
+        for ip in addresses {
+            self.vet(ip, false).map_err(&refused)?;
+        }
+        Ok(())
     }
 }
 
@@ -205,6 +314,10 @@ mod tests {
         parse_host_rules(text).expect("valid")
     }
 
+    async fn check_http_target(rules: &[HostRule], url: &str) -> Result<(), String> {
+        TargetRules::new(Some(rules.to_vec())).check(url).await
+    }
+
     #[tokio::test]
     async fn names_ports_suffixes_and_networks() {
         let r = rules("api.example.com, hooks.example.org:8443, *.internal.test, 10.1.0.0/16, 127.0.0.1");
@@ -229,7 +342,7 @@ mod tests {
             "http://[::1]:80/",
         ] {
             let e = check_http_target(&r, refused).await.expect_err(refused);
-            assert!(e.contains("LOOM_HTTP_ALLOW"), "{e}");
+            assert!(e.contains("refused"), "{e}");
         }
     }
 
@@ -240,7 +353,32 @@ mod tests {
         assert_eq!(check_http_target(&loopback, "http://localhost:8080/").await, Ok(()));
         let elsewhere = rules("10.0.0.0/8");
         let e = check_http_target(&elsewhere, "http://localhost:8080/").await.expect_err("outside");
-        assert!(e.contains("outside the allowed networks"), "{e}");
+        assert!(e.contains("is not in the networks"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn metadata_and_link_local_addresses_are_refused_by_default() {
+        let open = TargetRules::default();
+        for url in [
+            "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+            "http://169.254.170.2/v2/credentials",
+            "http://[fe80::1]/",
+            "http://[fd00:ec2::254]/",
+            "http://100.100.100.200/latest/meta-data",
+            "http://0.0.0.0:8080/api/v1/tokens",
+            "http://[::ffff:169.254.169.254]/",
+        ] {
+            let e = open.check(url).await.expect_err(url);
+            assert!(e.contains("may not call it"), "{url}: {e}");
+        }
+        for url in ["http://127.0.0.1:8080/", "http://10.0.0.1/", "https://[2001:db8::1]/", "http://backend.internal/"]
+        {
+            assert_eq!(open.check(url).await, Ok(()), "{url}");
+        }
+        // An operator who lists the network by hand may call it.
+        let listed = TargetRules::new(Some(rules("169.254.169.254/32")));
+        assert_eq!(listed.check("http://169.254.169.254/").await, Ok(()));
+        assert!(TargetRules::new(Some(rules("0.0.0.0/0"))).vet("169.254.169.254".parse().unwrap(), false).is_err());
     }
 
     #[test]

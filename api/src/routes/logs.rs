@@ -12,14 +12,16 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response as HttpResponse};
+use futures::StreamExt;
 use linkloom_core::state::{AttemptLog, State as LoomState};
 use linkloom_raft::Transport;
 use serde::Deserialize;
 
 use super::ReadOptions;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::ApiState;
 
@@ -121,6 +123,7 @@ fn since(log: &AttemptLog, from: u64) -> (String, u64) {
 /// `follow=true` (or `Accept: text/event-stream`) until the task ends.
 pub(crate) async fn logs<T: Transport>(
     State(state): State<ApiState<T>>,
+    caller: Caller,
     Path(id): Path<String>,
     Query(query): Query<LogQuery>,
     headers: HeaderMap,
@@ -136,6 +139,19 @@ pub(crate) async fn logs<T: Transport>(
         }
         return Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response());
     }
+    // One token may follow only so many logs at once; the slot lives as long as the stream.
+    let who = caller.name.as_deref().unwrap_or("(open)");
+    let Some(slot) = state.http.log_streams.open(who) else {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_streams",
+            format!(
+                "token `{who}` already follows {} logs on this node, the most it may (LOOM_MAX_LOG_STREAMS); \
+                 close one, or read without follow",
+                state.http.log_streams.max_per_token()
+            ),
+        ));
+    };
     // The first event is what is there now; then each change, until the task ends.
     let started = tokio::time::Instant::now();
     let first = (!text.is_empty()).then_some(text);
@@ -163,6 +179,10 @@ pub(crate) async fn logs<T: Transport>(
             }
         },
     );
+    let stream = stream.map(move |event| {
+        let _held = &slot;
+        event
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()).into_response())
 }
 

@@ -511,6 +511,7 @@ pub(crate) fn ops() -> Vec<Op> {
 
 pub(crate) fn router<T: Transport>(state: ApiState<T>) -> Router {
     let http_metrics = state.http.clone();
+    let browser = state.browser.clone();
     let mut router = Router::new();
     for (op, handler) in endpoints::<T>() {
         let guard = axum::middleware::from_fn_with_state((state.clone(), op.access), authorize::<T>);
@@ -526,6 +527,7 @@ pub(crate) fn router<T: Transport>(state: ApiState<T>) -> Router {
     router
         .fallback(ui_or_not_found::<T>)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(browser, crate::browser::guard))
         .layer(axum::middleware::from_fn_with_state(http_metrics, observe))
         .with_state(state)
 }

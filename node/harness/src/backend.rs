@@ -63,6 +63,7 @@ impl Backend {
             .route("/slow/{ms}", post(slow))
             .route("/async", post(accepted))
             .route("/reject", post(reject))
+            .route("/garbage", post(garbage))
             .layer(axum::middleware::from_fn_with_state(shared.clone(), keep_raw))
             .with_state(shared.clone());
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
@@ -167,6 +168,19 @@ async fn slow(
 async fn accepted(State(shared): State<Arc<Shared>>, headers: HeaderMap, Json(body): Json<Value>) -> StatusCode {
     record(&shared, "/async", &headers, &body);
     StatusCode::ACCEPTED
+}
+
+/// A hostile backend's failure: escape sequences a terminal or log viewer would obey, line
+/// breaks that would forge log lines, and far more text than anyone should store.
+async fn garbage(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> (StatusCode, String) {
+    record(&shared, "/garbage", &headers, &body);
+    let mut answer = String::from("\u{1b}[2J\u{1b}[31mFAKE\nlevel=INFO msg=\"admin logged in\"\r\n");
+    answer.push_str(&"x".repeat(256 * 1024));
+    (StatusCode::INTERNAL_SERVER_ERROR, answer)
 }
 
 async fn reject(

@@ -279,6 +279,10 @@ impl Cluster {
         } else {
             command.arg("--peers").arg(&self.peers);
         }
+        if self.options.netns.is_some() {
+            // The namespaces' network is this test's own: an open node may listen on it.
+            command.env("LOOM_INSECURE_OPEN", "true");
+        }
         for (k, v) in &self.options.env {
             command.env(k, v);
         }
