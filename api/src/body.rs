@@ -82,3 +82,92 @@ async fn read_within(headers: &HeaderMap, body: Body, limit: usize) -> Result<By
     }
     Ok(buffer.freeze())
 }
+
+/// Middleware: whatever answers a request, the rest of its body is read before the answer goes
+/// out (up to [`DRAIN_LIMIT`], within 5 s), so the connection stays usable.
+///
+/// A route that refuses a request without reading its body (an unknown path, a bad path
+/// parameter, a browser guard's 415) would otherwise leave the unread bytes on the connection:
+/// hyper then closes it after the answer without saying so, and a client that sends its next
+/// request on that kept-alive connection gets a broken pipe. A body that cannot be drained gets
+/// `Connection: close` on its answer, so the client knows not to reuse the connection.
+pub(crate) async fn keep_connection_usable(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if !declares_body(request.headers()) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let shared = std::sync::Arc::new(SharedBody { body: std::sync::Mutex::new(body), ended: Default::default() });
+    let request = axum::extract::Request::from_parts(parts, Body::new(ProxyBody(shared.clone())));
+    let mut response = next.run(request).await;
+    if shared.ended.load(std::sync::atomic::Ordering::Acquire) {
+        return response;
+    }
+    let rest = std::mem::take(&mut *shared.body.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    if http_body::Body::is_end_stream(&rest) {
+        return response;
+    }
+    let drained = tokio::time::timeout(std::time::Duration::from_secs(5), drain_to_end(rest, DRAIN_LIMIT)).await;
+    if !matches!(drained, Ok(true)) {
+        response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// Whether the request says a body follows.
+fn declares_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+        || headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
+}
+
+/// Like [`drain`], but says whether the body's end was reached.
+async fn drain_to_end(mut body: Body, cap: usize) -> bool {
+    use http_body_util::BodyExt;
+    let mut seen = 0usize;
+    while seen <= cap {
+        match body.frame().await {
+            Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len()),
+            Some(Err(_)) => return false,
+            None => return true,
+        }
+    }
+    false
+}
+
+/// A request body the handler reads through, which the middleware can take back afterwards.
+struct SharedBody {
+    body: std::sync::Mutex<Body>,
+    ended: std::sync::atomic::AtomicBool,
+}
+
+struct ProxyBody(std::sync::Arc<SharedBody>);
+
+impl http_body::Body for ProxyBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let mut body = self.0.body.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let polled = std::pin::Pin::new(&mut *body).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) {
+            self.0.ended.store(true, std::sync::atomic::Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        http_body::Body::is_end_stream(&*self.0.body.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::Body::size_hint(&*self.0.body.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}

@@ -333,3 +333,70 @@ fn a_failed_backend_leaves_only_a_short_clean_excerpt() {
     assert!(!error.chars().any(char::is_control), "control characters kept: {error:?}");
     assert!(error.len() < 1024, "{} bytes of the answer kept", error.len());
 }
+
+/// Sends `head` and `body_len` bytes of body; returns the answer's status and head (lowercase).
+fn send_with_body(stream: &mut TcpStream, head: &str, body_len: usize) -> (u16, String) {
+    let head = format!("{head}content-length: {body_len}\r\n\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let body = vec![b'x'; body_len];
+    // A refusal may come while the body is still being written; the writer must not block it.
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || writer.write_all(&body).is_ok());
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => answer.push(byte[0]),
+            other => panic!("no answer: {other:?}"),
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    let length: usize =
+        answer.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    let mut rest = vec![0u8; length];
+    stream.read_exact(&mut rest).unwrap();
+    let _ = sender.join();
+    (answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0), answer)
+}
+
+#[test]
+fn a_refused_request_leaves_its_connection_usable() {
+    let (cluster, node) = open_node(&[]);
+    let address = cluster.url(node).trim_start_matches("http://").to_string();
+    let refusals = [
+        (
+            "an unknown path",
+            "POST /api/v1/nothing HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n",
+            404,
+        ),
+        (
+            "a bad path parameter",
+            "POST /api/v1/executions/%FF/cancel HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n",
+            400,
+        ),
+        ("a write without a type", "POST /api/v1/workflows HTTP/1.1\r\nhost: 127.0.0.1\r\n", 415),
+        (
+            "a wrong method",
+            "PATCH /api/v1/workflows HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n",
+            405,
+        ),
+    ];
+    for (what, head, status) in refusals {
+        let mut stream = TcpStream::connect(&address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let (got, answer) = send_with_body(&mut stream, head, 200_000);
+        assert_eq!(got, status, "{what}: {answer}");
+        assert!(!answer.contains("connection: close"), "{what}: {answer}");
+        assert_eq!(healthz(&mut stream), 200, "{what}: the connection is still good for the next request");
+    }
+    // Past what the node will read for nothing, it says it closes.
+    let mut stream = TcpStream::connect(&address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let (got, answer) = send_with_body(
+        &mut stream,
+        "POST /api/v1/nothing HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n",
+        9 * 1024 * 1024,
+    );
+    assert_eq!(got, 404);
+    assert!(answer.contains("connection: close"), "{answer}");
+}

@@ -528,6 +528,7 @@ pub(crate) fn router<T: Transport>(state: ApiState<T>) -> Router {
         .fallback(ui_or_not_found::<T>)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(browser, crate::browser::guard))
+        .layer(axum::middleware::from_fn(crate::body::keep_connection_usable))
         .layer(axum::middleware::from_fn_with_state(http_metrics, observe))
         .with_state(state)
 }
