@@ -15,15 +15,7 @@ pub const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
 
 /// Reads and discards up to `cap` bytes of `body`; stops at its end, at the cap, or on an error.
 pub async fn drain(body: Body, cap: usize) {
-    use http_body_util::BodyExt;
-    let mut body = body;
-    let mut seen = 0usize;
-    while seen <= cap {
-        match body.frame().await {
-            Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len()),
-            _ => return,
-        }
-    }
+    drain_to_end(body, cap).await;
 }
 
 /// How long a body may take to arrive: 30 s, or as long as `limit` bytes take at 1 MiB/s if that
@@ -125,7 +117,7 @@ fn declares_body(headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.trim() != "0")
 }
 
-/// Like [`drain`], but says whether the body's end was reached.
+/// [`drain`], saying whether the body's end was reached.
 async fn drain_to_end(mut body: Body, cap: usize) -> bool {
     use http_body_util::BodyExt;
     let mut seen = 0usize;
