@@ -1,25 +1,20 @@
-//! `loom-node`: reads configuration, starts the Raft member and serves the API. Logic lives in
-//! the libraries; this file only wires them.
-
-mod config;
-mod hardening;
-mod serve;
-mod tls;
+//! `loom-node`: reads configuration, guards the process, assembles the node (the library's
+//! `assemble`, which the simulation calls too) and serves it. Logic lives in the libraries.
 
 // `ui_assets()`: the web UI, compiled in by build.rs (empty when built without one).
 include!(concat!(env!("OUT_DIR"), "/ui_assets.rs"));
 
-/// How long in-flight requests may run after SIGTERM before the node stops anyway.
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 use hyper_util::client::legacy::connect::Connect;
-use linkloom_api::{ApiLimits, ApiState, AuthConfig};
-use linkloom_raft::{HttpTransport, ReplicatedNode, SystemClock};
+use linkloom_api::{ApiLimits, AuthConfig};
+use linkloom_node::config::{Cli, Config, LogFormat};
+use linkloom_node::{hardening, serve, tls, Parts, Seams};
+use linkloom_raft::storage::Disk;
+use linkloom_raft::{HttpTransport, SystemClock};
 use tracing_subscriber::EnvFilter;
-
-use crate::config::{Cli, Config, LogFormat};
 
 fn main() -> anyhow::Result<()> {
     let config = Config::resolve(Cli::parse())?;
@@ -60,7 +55,7 @@ async fn start(config: Config) -> anyhow::Result<()> {
     }
 }
 
-/// Starts the Raft member and the engine, serves the API until SIGTERM, then stops cleanly.
+/// Assembles the node from the configuration, serves it until SIGTERM, then stops cleanly.
 async fn run<C: Connect + Clone + Send + Sync + 'static>(
     config: &Config,
     listener: tokio::net::TcpListener,
@@ -72,10 +67,10 @@ async fn run<C: Connect + Clone + Send + Sync + 'static>(
     if let Some(secret) = &config.cluster_secret {
         transport = transport.with_cluster_secret(secret.0.clone());
     }
-    let node = ReplicatedNode::start(config.raft_settings(), transport)
-        .await
-        .with_context(|| format!("starting node {} with data in {}", config.node_id, config.data_dir.display()))?;
-
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let disk = Disk::open_sled(&config.data_dir)
+        .with_context(|| format!("opening the data in {}", config.data_dir.display()))?;
     let clock: Arc<dyn linkloom_raft::Clock> = Arc::new(SystemClock);
     let (work_dir, why) = hardening::work_root(
         config.work_dir.as_deref(),
@@ -118,10 +113,6 @@ async fn run<C: Connect + Clone + Send + Sync + 'static>(
     }
     let targets = linkloom_actors::TargetRules::new(config.task_policy.http_allow.clone());
     let task_http = linkloom_actors::HyperTaskHttp::tcp(ca, targets).context("loading the CA for HTTPS task calls")?;
-    let engine = linkloom_actors::start(Arc::new(node.clone()), clock.clone(), Arc::new(task_http), engine_config)
-        .await
-        .context("starting the engine")?;
-
     let limits = ApiLimits {
         max_body_bytes: config.max_body_bytes,
         max_page_size: config.max_page_size,
@@ -145,18 +136,6 @@ async fn run<C: Connect + Clone + Send + Sync + 'static>(
             }
         }
     }
-    let engine = Arc::new(engine);
-    let stats_of = engine.clone();
-    let engine_info: linkloom_api::EngineInfo = Arc::new(move || {
-        let stats = stats_of.stats();
-        serde_json::json!({
-            "actor_restarts": stats.actor_restarts,
-            "ticks_fired": stats.ticks_fired,
-            "tick_lateness_ms_total": stats.tick_lateness_ms_total,
-            "worker_dispatches": stats.worker_dispatches,
-            "worker_connections": stats.worker_connections,
-        })
-    });
     let scheme = if tls.is_some() { "https" } else { "http" };
     let ui = ui_assets();
     if ui.has_app() {
@@ -164,25 +143,25 @@ async fn run<C: Connect + Clone + Send + Sync + 'static>(
     } else {
         tracing::info!("built without the web UI: / answers 404");
     }
-    let http_metrics = Arc::new(linkloom_api::HttpMetrics::default());
-    http_metrics.log_streams.set_max_per_token(config.max_log_streams);
-    let app = linkloom_api::router(ApiState {
-        node: node.clone(),
-        clock,
+    let seams = Seams { transport, disk, clock, task_http: Arc::new(task_http) };
+    let parts = Parts {
+        raft: config.raft_settings(),
+        engine: engine_config,
         limits,
-        engine_info: Some(engine_info),
-        engine: Some(engine.clone()),
-        auth: Arc::new(auth),
-        browser: Arc::new(linkloom_api::BrowserGuard::new(
+        auth,
+        browser: linkloom_api::BrowserGuard::new(
             &[config.advertise.as_str(), &config.listen.to_string()],
             &config.allowed_hosts,
             &config.allowed_origins,
             config.admin_token.is_none(),
-        )),
-        http: http_metrics.clone(),
-        ui: Arc::new(ui),
+        ),
+        ui,
+        max_log_streams: config.max_log_streams,
         idempotency_keys: !config.chaos_no_dedup,
-    });
+    };
+    let linkloom_node::Assembled { node, engine, router: app, http_metrics } = linkloom_node::assemble(seams, parts)
+        .await
+        .with_context(|| format!("starting node {} with data in {}", config.node_id, config.data_dir.display()))?;
     tracing::info!(
         node_id = config.node_id,
         listen = %config.listen,

@@ -1,14 +1,15 @@
-//! A Link Loom node as a turmoil host: the same `ReplicatedNode`, engine and API router that
-//! `loom-node` wires, over turmoil's network, the simulated clock and an in-memory disk that
-//! survives crashes (only what was flushed).
+//! A Link Loom node as a turmoil host: `linkloom_node::assemble`, the assembly `loom-node` runs,
+//! over turmoil's network, the simulated clock and an in-memory disk that survives crashes (only
+//! what was flushed).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use linkloom_actors::{EngineConfig, HyperTaskHttp};
-use linkloom_api::{ApiLimits, ApiState, AuthConfig, BrowserGuard};
+use linkloom_api::{ApiLimits, AuthConfig, BrowserGuard, UiAssets};
+use linkloom_node::{Parts, Seams};
 use linkloom_raft::storage::Disk;
-use linkloom_raft::{Clock, HttpTransport, RaftSettings, ReplicatedNode};
+use linkloom_raft::{Clock, HttpTransport, RaftSettings};
 
 use crate::net::{SimConnector, SimListener, SimTransport};
 use crate::world::World;
@@ -74,40 +75,32 @@ pub async fn run_node(
     settings.forward_timeout_ms = 2_000;
     settings.guard_restored_reads = !bugs.stale_restored_reads;
     settings.exactly_once = !bugs.no_dedup;
-    let node = ReplicatedNode::start_on(
-        settings,
-        SimTransport::new(
+    let seams = Seams {
+        transport: SimTransport::new(
             HttpTransport::with_connector(SimConnector).with_cluster_secret(CLUSTER_SECRET),
             id,
             world.clone(),
         ),
-        Disk::Memory(disk),
-    )
-    .await?;
-    let clock: Arc<dyn Clock> = Arc::new(SimClock { skew_ms });
-    let engine = linkloom_actors::start(
-        Arc::new(node.clone()),
-        clock.clone(),
-        Arc::new(HyperTaskHttp::with_connector(SimConnector)),
-        engine_config(),
-    )
-    .await?;
-    world.with(|w| w.nodes.insert(id, node.clone()));
-    let app = linkloom_api::router(ApiState {
-        node,
-        clock,
+        disk: Disk::Memory(disk),
+        clock: Arc::new(SimClock { skew_ms }),
+        task_http: Arc::new(HyperTaskHttp::with_connector(SimConnector)),
+    };
+    let parts = Parts {
+        raft: settings,
+        engine: engine_config(),
         limits: ApiLimits::default(),
-        engine_info: None,
-        engine: Some(Arc::new(engine)),
         // Node-to-node traffic proves the cluster secret, as in production; clients run open.
-        auth: Arc::new(AuthConfig::new(None, Some(CLUSTER_SECRET.to_string()), 0, 0)),
+        auth: AuthConfig::new(None, Some(CLUSTER_SECRET.to_string()), 0, 0),
         // Open, as a developer's node: requests must name this node's host, as peers and
         // clients addressing it do.
-        browser: Arc::new(BrowserGuard::new(&[&node_addr(id)], &[], &[], true)),
-        http: Default::default(),
-        ui: Default::default(),
+        browser: BrowserGuard::new(&[&node_addr(id)], &[], &[], true),
+        ui: UiAssets::default(),
+        max_log_streams: 16,
         idempotency_keys: !bugs.no_dedup,
-    });
+    };
+    let assembled = linkloom_node::assemble(seams, parts).await?;
+    world.with(|w| w.nodes.insert(id, assembled.node.clone()));
+    let app = assembled.router;
     let listener = SimListener::bind(NODE_PORT).await?;
     axum::serve(listener, app).await?;
     Ok(())
