@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
+use axum::http::Method;
 use serde_json::{json, Map, Value};
 
 use crate::auth::Access;
@@ -18,13 +19,14 @@ fn error_description(status: u16) -> &'static str {
     match status {
         400 => "Bad request (`bad_request`, `invalid_params`, `invalid_worker`, `invalid_token`, `invalid_limits`, `invalid_idempotency_key`)",
         401 => "No valid token (`unauthenticated`, `invalid_token`)",
-        403 => "The token's role may not do this (`forbidden`)",
+        403 => "Refused: the token's role may not do this, or a worker token is not the worker's (`forbidden`); a browser write from another site (`cross_origin`); a `Host` this node does not answer for (`host_not_allowed`)",
         404 => "Not found (`not_found`, `worker_not_connected`)",
-        409 => "Conflicts with the current state (`conflict`, `stale_attempt`, `execution_finished`, `worker_unavailable`, `token_exists`, `membership_conflict`)",
+        408 => "The request body came too slowly (`request_timeout`)",
+        409 => "Conflicts with the current state (`conflict`, `stale_attempt`, `execution_finished`, `task_not_ready`, `lease_conflict`, `worker_unavailable`, `token_exists`, `membership_conflict`)",
         413 => "Body or stored value too large (`too_large`)",
-        415 => "Unsupported Content-Type (`unsupported_media_type`)",
+        415 => "A write without a JSON or YAML Content-Type, even with an empty body (`unsupported_media_type`)",
         422 => "Invalid workflow (`invalid_spec`; `details.problems` lists `{path, message}`), or an `Idempotency-Key` already used for a different request (`idempotency_key_reused`)",
-        429 => "Too many requests for this token (`rate_limited`; see `Retry-After`)",
+        429 => "Too many requests for this token (`rate_limited`; see `Retry-After`), or too many followed log streams (`too_many_streams`)",
         500 => "Internal error (`internal`)",
         503 => "No leader within the wait, or not ready (`unavailable`, `not_ready`)",
         _ => "Error",
@@ -82,7 +84,7 @@ fn build() -> Value {
 
 /// One shared response per error status, referenced by the operations.
 fn error_responses() -> Value {
-    [400u16, 401, 403, 404, 409, 413, 415, 422, 429, 500, 503]
+    [400u16, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500, 503]
         .into_iter()
         .map(|status| {
             let response = json!({
@@ -141,6 +143,18 @@ fn operation(op: &Op) -> Value {
     if op.takes_idempotency_key() {
         // A malformed key (400), or a key reused for another request (422).
         errors.extend([400, 422]);
+    }
+    // The browser guard (api/src/browser.rs) runs before every route but the probes: a `Host` the
+    // node does not answer for, and on writes a cross-site origin or a missing JSON type.
+    if op.path != "/healthz" && op.path != "/readyz" {
+        errors.push(403);
+    }
+    if matches!(op.method, Method::POST | Method::PUT | Method::PATCH) {
+        errors.extend([403, 415]);
+    }
+    if op.body.is_some() {
+        // A body over the limit, or one that trickles in.
+        errors.extend([408, 413]);
     }
     match op.access {
         Access::Public => {}
