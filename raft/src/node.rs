@@ -550,11 +550,20 @@ impl<T: Transport> ReplicatedNode<T> {
         let raft = &self.inner.core.raft;
         let bad = |e: codec::CodecError| NodeError::BadRequest(e.to_string());
         let encoded = match path {
-            PATH_APPEND => codec::encode(&raft.append_entries(codec::decode(body).map_err(bad)?).await),
-            PATH_VOTE => codec::encode(&raft.vote(codec::decode(body).map_err(bad)?).await),
+            PATH_APPEND => {
+                let request: openraft::raft::AppendEntriesRequest<TypeConfig> = codec::decode(body).map_err(bad)?;
+                self.refuse_own_vote(&request.vote)?;
+                codec::encode(&raft.append_entries(request).await)
+            }
+            PATH_VOTE => {
+                let request: openraft::raft::VoteRequest<u64> = codec::decode(body).map_err(bad)?;
+                self.refuse_own_vote(&request.vote)?;
+                codec::encode(&raft.vote(request).await)
+            }
             PATH_SNAPSHOT => {
                 let (vote, meta, data): (openraft::Vote<u64>, openraft::SnapshotMeta<u64, BasicNode>, Vec<u8>) =
                     codec::decode(body).map_err(bad)?;
+                self.refuse_own_vote(&vote)?;
                 let snapshot = openraft::Snapshot::<TypeConfig> { meta, snapshot: Box::new(data) };
                 codec::encode(&raft.install_full_snapshot(vote, snapshot).await)
             }
@@ -564,6 +573,22 @@ impl<T: Transport> ReplicatedNode<T> {
             other => return Err(NodeError::BadRequest(format!("unknown raft path {other}"))),
         };
         encoded.map_err(|e| NodeError::Raft(e.to_string()))
+    }
+
+    /// Refuses a Raft message that claims to come from this node's own candidacy or leadership.
+    ///
+    /// No peer sends one: a node's vote names itself only in the messages it sends. But openraft
+    /// asserts on it (a leader handed an append under its own vote panics, and its Raft core dies
+    /// with it), and on a node without a cluster secret anyone can post to `/raft/*`. Refused
+    /// here, such a message changes nothing.
+    fn refuse_own_vote(&self, vote: &openraft::Vote<u64>) -> Result<(), NodeError> {
+        match vote.leader_id().voted_for() {
+            Some(node) if node == self.inner.core.id => Err(NodeError::BadRequest(format!(
+                "a Raft message under this node's own vote (term {}, node {node}): no peer sends one",
+                vote.leader_id().term
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Stops Raft and flushes storage.
@@ -760,5 +785,52 @@ impl<T: Transport> Core<T> {
             }
             Err(e) => replies.into_iter().for_each(|r| drop(r.send(Err(e.clone())))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::HttpTransport;
+
+    /// A single-node cluster on an in-memory disk, leading.
+    async fn leading_node() -> ReplicatedNode<HttpTransport> {
+        let mut settings = RaftSettings::new(1, "127.0.0.1:9", "/unused");
+        settings.initial_members = BTreeMap::from([(1, "127.0.0.1:9".to_string())]);
+        let node = ReplicatedNode::start_on(settings, HttpTransport::tcp(), Disk::Memory(Default::default()))
+            .await
+            .expect("a node starts on a memory disk");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while node.inner.core.raft.metrics().borrow().current_leader != Some(1) {
+            assert!(Instant::now() < deadline, "no leadership within 10 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        node
+    }
+
+    #[tokio::test]
+    async fn a_message_under_this_nodes_own_vote_is_refused_and_raft_lives_on() {
+        let node = leading_node().await;
+        let vote = node.inner.core.raft.metrics().borrow().vote;
+        let append = openraft::raft::AppendEntriesRequest::<TypeConfig> {
+            vote,
+            prev_log_id: None,
+            entries: Vec::new(),
+            leader_commit: None,
+        };
+        let ballot = openraft::raft::VoteRequest { vote, last_log_id: None };
+        for (path, body) in [
+            (PATH_APPEND, codec::encode(&append).expect("encodes")),
+            (PATH_VOTE, codec::encode(&ballot).expect("encodes")),
+        ] {
+            let refused = node.serve_rpc(path, &body).await;
+            assert!(matches!(&refused, Err(NodeError::BadRequest(m)) if m.contains("own vote")), "{path}: {refused:?}");
+        }
+        // The Raft core is alive and still leads: it answers a linearizable read barrier.
+        assert!(node.inner.core.raft.metrics().borrow().running_state.is_ok());
+        tokio::time::timeout(Duration::from_secs(5), node.inner.core.raft.ensure_linearizable())
+            .await
+            .expect("answered in time")
+            .expect("still the leader");
     }
 }
