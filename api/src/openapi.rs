@@ -33,10 +33,35 @@ fn error_description(status: u16) -> &'static str {
     }
 }
 
-/// The document, built once.
+/// The document, built once: a node with tokens (`docs/openapi.json`).
 pub fn document() -> &'static Value {
     static DOC: OnceLock<Value> = OnceLock::new();
     DOC.get_or_init(build)
+}
+
+/// The document as an open node serves it: no operation needs a token (the cluster secret and
+/// callback tokens still apply where the node has them), so none declares one, nor the 401 of
+/// a missing one.
+pub fn open_document() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc = build();
+        if let Some(paths) = doc["paths"].as_object_mut() {
+            for operation in paths.values_mut().filter_map(Value::as_object_mut).flat_map(|p| p.values_mut()) {
+                if operation["security"] == json!([{"bearer": []}]) {
+                    operation["security"] = json!([]);
+                    if let Some(responses) = operation["responses"].as_object_mut() {
+                        responses.remove("401");
+                    }
+                }
+            }
+        }
+        doc["info"]["description"] = json!(format!(
+            "{} This copy is served by an open node (no LOOM_ADMIN_TOKEN): no operation needs a token.",
+            doc["info"]["description"].as_str().unwrap_or_default()
+        ));
+        doc
+    })
 }
 
 fn build() -> Value {
@@ -102,13 +127,27 @@ fn schema_ref(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
+/// A path parameter's schema: what the handler parses it as.
+fn path_schema(path: &str, name: &str) -> Value {
+    match name {
+        // `Path<u32>`: a version number, from 1.
+        "version" => json!({"type": "integer", "minimum": 1, "maximum": u32::MAX}),
+        // `Path<u64>`: a node id, from 1.
+        "id" if path.starts_with("/api/v1/cluster/members/") => json!({"type": "integer", "minimum": 1}),
+        _ => json!({"type": "string", "minLength": 1}),
+    }
+}
+
 fn operation(op: &Op) -> Value {
     let mut parameters: Vec<Value> = path_params(op.path)
         .into_iter()
-        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": path_schema(op.path, name)}))
         .collect();
     for q in op.query {
-        let mut schema = json!({"type": q.kind});
+        let mut schema = match q.kind {
+            "date-time" => json!({"type": "string", "format": "date-time", "minLength": 1}),
+            kind => json!({"type": kind}),
+        };
         if !q.values.is_empty() {
             schema["enum"] = json!(q.values);
         }
@@ -492,6 +531,26 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_open_nodes_document_asks_for_no_token() {
+        let operations = |doc: &'static Value| {
+            doc["paths"]
+                .as_object()
+                .into_iter()
+                .flat_map(|p| p.values())
+                .flat_map(|p| p.as_object().into_iter().flat_map(|o| o.values()))
+                .collect::<Vec<_>>()
+        };
+        let bearer = json!([{"bearer": []}]);
+        let secured = operations(document()).into_iter().filter(|o| o["security"] == bearer).count();
+        assert!(secured > 20, "the committed document asks for tokens");
+        for operation in operations(open_document()) {
+            assert_ne!(operation["security"], bearer, "{}", operation["operationId"]);
+        }
+        let peer = &open_document()["paths"]["/raft/{kind}"]["post"];
+        assert_eq!(peer["security"], json!([{"clusterSecret": []}]), "peers still prove the cluster secret");
+    }
 
     #[test]
     fn every_operation_documents_its_errors_and_roles() {

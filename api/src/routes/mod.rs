@@ -31,7 +31,7 @@ pub(crate) use metrics::render as render_metrics;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Param {
     pub name: &'static str,
-    /// JSON Schema type: `string`, `integer`, `boolean`.
+    /// JSON Schema type: `string`, `integer`, `boolean`, or `date-time` (an RFC 3339 string).
     pub kind: &'static str,
     pub description: &'static str,
     /// Allowed values, if a fixed set.
@@ -166,8 +166,8 @@ const EXECUTION_FILTERS: &[Param] = &[
         description: "only executions started this way",
         values: &["manual", "schedule", "backfill"],
     },
-    param("since", "string", "only executions created at or after this RFC 3339 time"),
-    param("until", "string", "only executions created before this RFC 3339 time"),
+    param("since", "date-time", "only executions created at or after this RFC 3339 time"),
+    param("until", "date-time", "only executions created before this RFC 3339 time"),
     Param {
         name: "order",
         kind: "string",
@@ -205,7 +205,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
             op(Method::GET, "/api/openapi.json", Public, "openapi", "meta")
                 .summary("This API's OpenAPI 3.1 description")
                 .ok(200, "Any"),
-            get(openapi_json),
+            get(openapi_json::<T>),
         ),
         (
             op(Method::GET, "/api/docs", Public, "apiDocs", "meta")
@@ -556,8 +556,16 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     )
 }
 
-async fn openapi_json() -> axum::Json<serde_json::Value> {
-    axum::Json(crate::openapi::document().clone())
+/// The document as this node applies it: an open node requires no credentials, so its copy
+/// declares none (the committed `docs/openapi.json` is a node's with tokens).
+async fn openapi_json<T: Transport>(
+    axum::extract::State(state): axum::extract::State<ApiState<T>>,
+) -> axum::Json<serde_json::Value> {
+    if state.auth.enabled() {
+        axum::Json(crate::openapi::document().clone())
+    } else {
+        axum::Json(crate::openapi::open_document().clone())
+    }
 }
 
 async fn api_docs() -> axum::response::Html<String> {
