@@ -193,6 +193,27 @@ fn membership_changes_add_promote_and_remove() {
 }
 
 #[test]
+fn a_learner_that_never_caught_up_is_not_promoted() {
+    let mut cluster = Cluster::start(BIN, ClusterOptions::new(1)).expect("start");
+    let node = cluster.wait_ready(READY).expect("ready");
+    // Nothing listens there: the learner never receives a byte of the log.
+    let body = serde_json::json!({"id": 7, "addr": "127.0.0.1:9"}).to_string();
+    let (status, answer) = cluster.post(node, "/api/v1/cluster/members", "application/json", body).unwrap();
+    assert_eq!(status, 201, "{answer}");
+    let (status, answer) = cluster.post(node, "/api/v1/cluster/members/7/promote", "application/json", "").unwrap();
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(answer["error"]["code"], "membership_conflict");
+    assert!(answer["error"]["message"].as_str().unwrap_or_default().contains("node 7 has not received"), "{answer}");
+    // Still a one-voter cluster: writes commit at once.
+    let started = std::time::Instant::now();
+    put(&cluster, node, "after-refused-promotion").expect("write");
+    assert!(started.elapsed() < Duration::from_secs(2), "a write took {:?}", started.elapsed());
+    let (_, view) = cluster.get_json(node, "/api/v1/cluster").unwrap();
+    let voters: Vec<&Value> = view["members"].as_array().unwrap().iter().filter(|m| m["voter"] == true).collect();
+    assert_eq!(voters.len(), 1, "{view}");
+}
+
+#[test]
 fn concurrent_writes_are_batched_and_each_gets_its_own_answer() {
     let mut cluster = Cluster::start(BIN, ClusterOptions::new(3)).expect("start");
     let leader = cluster.wait_ready(READY).expect("ready");

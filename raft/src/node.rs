@@ -27,6 +27,11 @@ use crate::storage::{Disk, LogMetrics, LogStore, StateHandle, StateMachineStore}
 use crate::transport::Transport;
 use crate::types::{Raft, TypeConfig};
 
+/// How far behind the leader's log a learner may be when it is promoted to voter.
+const PROMOTE_MAX_LAG: u64 = 1000;
+/// How long a promotion waits for the learner to come that close.
+const PROMOTE_WAIT: Duration = Duration::from_secs(5);
+
 /// How a node runs its part of the cluster.
 #[derive(Debug, Clone)]
 pub struct RaftSettings {
@@ -712,12 +717,53 @@ impl<T: Transport> Core<T> {
             }
             LeaderRequest::SetVoters { voters } => {
                 let voters: BTreeSet<u64> = voters.into_iter().collect();
+                if let Err(lagging) = self.wait_until_caught_up(&voters).await {
+                    return LeaderResponse::Failed(lagging);
+                }
                 match raft.change_membership(ChangeMembers::ReplaceAllVoters(voters), false).await {
                     Ok(_) => self.membership_changed(),
                     Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => not_leader(&f),
                     Err(e) => LeaderResponse::Failed(e.to_string()),
                 }
             }
+        }
+    }
+
+    /// Waits (at most [`PROMOTE_WAIT`]) until every node about to become a voter has the log up
+    /// to [`PROMOTE_MAX_LAG`] entries from the leader's end. Promoting a learner that cannot be
+    /// reached, or is far behind, would count it in every quorum from then on: in a one-node
+    /// cluster the first such promotion stops all writes.
+    async fn wait_until_caught_up(&self, voters: &BTreeSet<u64>) -> Result<(), String> {
+        let mut metrics = self.raft.metrics();
+        let deadline = Instant::now() + PROMOTE_WAIT;
+        loop {
+            let lagging = {
+                let m = metrics.borrow_and_update();
+                let current = m.membership_config.membership().voter_ids().collect::<BTreeSet<_>>();
+                let end = m.last_log_index.unwrap_or(0);
+                let matched = |id: &u64| {
+                    m.replication.as_ref().and_then(|r| r.get(id).copied().flatten()).map(|log_id| log_id.index)
+                };
+                voters
+                    .iter()
+                    .filter(|id| !current.contains(id))
+                    .find(|id| matched(id).is_none_or(|index| index + PROMOTE_MAX_LAG < end))
+                    .map(|id| (*id, matched(id), end))
+            };
+            let Some((id, matched, end)) = lagging else { return Ok(()) };
+            if Instant::now() >= deadline {
+                return Err(match matched {
+                    None => format!(
+                        "node {id} has not received any of the log in {PROMOTE_WAIT:?}: is it running, and reachable at \
+                         its address? It stays a learner"
+                    ),
+                    Some(index) => format!(
+                        "node {id} has the log up to {index} of {end}, more than {PROMOTE_MAX_LAG} behind after \
+                         {PROMOTE_WAIT:?}; promote it once it has caught up (GET /api/v1/cluster shows its lag)"
+                    ),
+                });
+            }
+            let _ = tokio::time::timeout_at(deadline, metrics.changed()).await;
         }
     }
 
