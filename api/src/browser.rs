@@ -2,7 +2,8 @@
 //!
 //! A node running open (no tokens, as `--dev` does) trusts whoever reaches it, and a page on any
 //! site can make the browser send requests to `http://127.0.0.1:8080`. Two ways in, both closed
-//! here, before authentication and for every route:
+//! here, before authentication (the `Host` and origin checks for every request, the type check
+//! on every route that exists for the method, so unknown paths stay 404s and wrong methods 405s):
 //!
 //! - **Cross-site writes.** A page may send a "simple" cross-origin request without asking the
 //!   node first (no CORS preflight): a form post, or `fetch` with `text/plain`. Every `POST`,
@@ -67,8 +68,22 @@ impl BrowserGuard {
         }
     }
 
-    /// Why `request` may not go on, if it may not.
+    /// Why `request` may not go on, if it may not: [`Self::site_refusal`], then
+    /// [`Self::type_refusal`] (as a route of the API's own applies them).
+    #[cfg(test)]
     fn refusal(&self, method: &Method, path: &str, headers: &HeaderMap, authority: Option<&str>) -> Option<ApiError> {
+        self.site_refusal(method, path, headers, authority).or_else(|| self.type_refusal(method, path, headers))
+    }
+
+    /// Checked for every request, before routing: the `Host` it names, and for writes where
+    /// the browser says it comes from.
+    fn site_refusal(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        authority: Option<&str>,
+    ) -> Option<ApiError> {
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).or(authority);
         if self.check_hosts && path != "/healthz" && path != "/readyz" {
             let Some(host) = host else {
@@ -98,8 +113,12 @@ impl BrowserGuard {
         if let Some(refused) = self.cross_site(headers, host) {
             return Some(refused);
         }
-        // A request with `Authorization` or the cluster secret header is not simple: the
-        // browser would have asked first, and the node never says yes.
+        None
+    }
+
+    /// Checked on a route that exists for the method (so an unknown path is a 404 and a wrong
+    /// method a 405, whatever the type): a write needs a type no simple request can send.
+    fn type_refusal(&self, method: &Method, path: &str, headers: &HeaderMap) -> Option<ApiError> {
         let credentialed = headers.contains_key(header::AUTHORIZATION)
             || headers.contains_key(linkloom_raft::transport::CLUSTER_SECRET_HEADER);
         if self.check_types && !credentialed && matches!(*method, Method::POST | Method::PUT | Method::PATCH) {
@@ -158,7 +177,25 @@ impl BrowserGuard {
 /// Middleware: refuses what a browser on another site may have sent (see the module docs).
 pub(crate) async fn guard(State(guard): State<std::sync::Arc<BrowserGuard>>, request: Request, next: Next) -> Response {
     let authority = request.uri().authority().map(|a| a.as_str().to_string());
-    match guard.refusal(request.method(), request.uri().path(), request.headers(), authority.as_deref()) {
+    match guard.site_refusal(request.method(), request.uri().path(), request.headers(), authority.as_deref()) {
+        None => next.run(request).await,
+        Some(refusal) => {
+            tracing::warn!(method = %request.method(), path = %request.uri().path(), "{}", refusal.message);
+            refusal.into_response()
+        }
+    }
+}
+
+/// Route middleware: refuses a write without a JSON (or, on `/raft/*`, binary) type. Routes
+/// that authenticate with their own per-request credential (an attempt's callback token) are
+/// not given it: a request without the credential is refused by it, and one with it is never a
+/// simple request.
+pub(crate) async fn require_write_type(
+    State(guard): State<std::sync::Arc<BrowserGuard>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match guard.type_refusal(request.method(), request.uri().path(), request.headers()) {
         None => next.run(request).await,
         Some(refusal) => {
             tracing::warn!(method = %request.method(), path = %request.uri().path(), "{}", refusal.message);

@@ -134,6 +134,11 @@ fn path_schema(path: &str, name: &str) -> Value {
         "version" => json!({"type": "integer", "minimum": 1, "maximum": u32::MAX}),
         // `Path<u64>`: a node id, from 1.
         "id" if path.starts_with("/api/v1/cluster/members/") => json!({"type": "integer", "minimum": 1}),
+        // Attempt ids are numbers the cluster hands out.
+        "attempt_id" => json!({"type": "integer", "minimum": 0}),
+        "kind" if path.starts_with("/raft/") => {
+            json!({"type": "string", "enum": ["append", "vote", "snapshot", "leader"]})
+        }
         _ => json!({"type": "string", "minLength": 1}),
     }
 }
@@ -152,7 +157,9 @@ fn operation(op: &Op) -> Value {
             schema["enum"] = json!(q.values);
         }
         if q.name == "limit" {
+            // At most the node's page limit (LOOM_MAX_PAGE_SIZE); the default one is documented.
             schema["minimum"] = json!(1);
+            schema["maximum"] = json!(crate::ApiLimits::default().max_page_size);
         }
         parameters.push(
             json!({"name": q.name, "in": "query", "required": false, "description": q.description, "schema": schema}),

@@ -114,6 +114,12 @@ fn a_web_page_cannot_make_an_open_node_run_anything() {
     let cli = http.post(&trigger).header("content-type", "application/json").body("{}").send().unwrap();
     assert_eq!(cli.status().as_u16(), 202);
     assert_eq!(executions(&cluster, node), 2);
+    // The type is asked of writes to routes that exist: a wrong method is still a 405, an
+    // unknown path a 404.
+    let wrong_method = http.put(format!("{url}/api/v1/cluster")).send().unwrap();
+    assert_eq!(code_of(wrong_method), (405, "method_not_allowed".to_string()));
+    let unknown = http.post(format!("{url}/api/v1/nothing")).send().unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
 }
 
 #[test]

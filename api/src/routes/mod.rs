@@ -522,7 +522,16 @@ pub(crate) fn router<T: Transport>(state: ApiState<T>) -> Router {
         } else {
             handler
         };
-        router = router.route(op.path, handler.route_layer(guard));
+        // Outside the auth guard: a write without a JSON type is refused before its caller is
+        // looked at. Not on routes that take an attempt's callback token (see browser.rs).
+        let handler = handler.route_layer(guard);
+        let handler = if op.access == Access::Attempt {
+            handler
+        } else {
+            handler
+                .route_layer(axum::middleware::from_fn_with_state(browser.clone(), crate::browser::require_write_type))
+        };
+        router = router.route(op.path, handler);
     }
     router
         .fallback(ui_or_not_found::<T>)
