@@ -29,8 +29,9 @@ use crate::types::{Raft, TypeConfig};
 
 /// How far behind the leader's log a learner may be when it is promoted to voter.
 const PROMOTE_MAX_LAG: u64 = 1000;
-/// How long a promotion waits for the learner to come that close.
-const PROMOTE_WAIT: Duration = Duration::from_secs(5);
+/// How long a promotion waits for the learner to come that close: less than the default
+/// `forward_timeout_ms` (5 s), so a promotion forwarded from a follower gets the leader's answer.
+const PROMOTE_WAIT: Duration = Duration::from_secs(3);
 
 /// How a node runs its part of the cluster.
 #[derive(Debug, Clone)]
@@ -763,7 +764,9 @@ impl<T: Transport> Core<T> {
                     ),
                 });
             }
-            let _ = tokio::time::timeout_at(deadline, metrics.changed()).await;
+            if let Ok(Err(_)) = tokio::time::timeout_at(deadline, metrics.changed()).await {
+                return Err("raft is shutting down".into());
+            }
         }
     }
 
