@@ -262,8 +262,10 @@ fn list_of(item: &str) -> Value {
 fn schemas() -> Value {
     let time = json!({"type": "string", "format": "date-time"});
     let maybe_time = json!({"type": ["string", "null"], "format": "date-time"});
+    // Queue names: linkloom_core::ids::is_slug.
+    let slug = json!({"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"});
     let token_queues = json!({
-        "type": ["array", "null"], "items": {"type": "string"}, "minItems": 1,
+        "type": ["array", "null"], "items": slug.clone(), "minItems": 1,
         "description": "a worker token limited to these queues (absent or null: any queue)",
     });
     let duration = json!({"oneOf": [
@@ -303,7 +305,7 @@ fn schemas() -> Value {
             "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
             "description": {"type": "string"},
             "schedule": {"type": "string", "description": "crontab: 5 fields, or 6 with seconds first"},
-            "timezone": {"type": "string", "description": "IANA name; UTC when absent"},
+            "timezone": {"type": "string", "minLength": 1, "description": "IANA name; UTC when absent"},
             "concurrency": {"enum": ["allow", "forbid", "buffer_one", "replace"]},
             "catchup": {"enum": ["none", "latest", "all"]},
             "params": {"type": "object"},
@@ -383,7 +385,7 @@ fn schemas() -> Value {
             "max_output_bytes": {"type": "integer", "minimum": 1}, "max_log_bytes_per_attempt": {"type": "integer", "minimum": 1},
             "request_window_secs": {"type": "integer", "minimum": 1}, "max_remembered_requests": {"type": "integer", "minimum": 1},
         })),
-        "NewMember": strict(&["id", "addr"], json!({"id": {"type": "integer", "minimum": 1}, "addr": {"type": "string"}})),
+        "NewMember": strict(&["id", "addr"], json!({"id": {"type": "integer", "minimum": 1}, "addr": {"type": "string", "pattern": "^[^\\s]+:[0-9]{1,5}$", "description": "host:port"}})),
         "Members": object(&["members"], json!({"members": {"type": "array", "items": object(&["id", "addr", "voter"], json!({
             "id": {"type": "integer"}, "addr": {"type": "string"}, "voter": {"type": "boolean"},
         }))}})),
@@ -446,7 +448,7 @@ fn schemas() -> Value {
         "WorkerList": list_of("Worker"),
         "WorkerHello": object(&["id", "queues", "concurrency"], json!({
             "id": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
-            "queues": {"type": "array", "minItems": 1, "maxItems": 64, "items": {"type": "string"}},
+            "queues": {"type": "array", "minItems": 1, "maxItems": 64, "items": slug},
             "concurrency": {"type": "integer", "minimum": 1, "maximum": 1024},
             "running": {"type": "array", "items": {"type": "string"}, "description": "attempt ids the worker still runs (after a reconnect)"},
         })),
