@@ -61,21 +61,17 @@ impl RenderContext<'_> {
 
     /// Renders `text` as text.
     pub fn render_str(&self, text: &str) -> Result<String, RenderError> {
+        let (pieces, exprs) = split(text)?;
         let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        while let Some(open) = rest.find("{{") {
-            out.push_str(&rest[..open]);
-            let after = &rest[open + 2..];
-            let Some(close) = after.find("}}") else {
-                return Err(RenderError { reference: after.to_string(), reason: "missing `}}`".into() });
-            };
-            match self.resolve(after[..close].trim())? {
-                Value::String(s) => out.push_str(&s),
-                other => out.push_str(&other.to_string()),
+        for (i, piece) in pieces.iter().enumerate() {
+            out.push_str(piece);
+            if let Some(expr) = exprs.get(i) {
+                match self.resolve(expr)? {
+                    Value::String(s) => out.push_str(&s),
+                    other => out.push_str(&other.to_string()),
+                }
             }
-            rest = &after[close + 2..];
         }
-        out.push_str(rest);
         Ok(out)
     }
 
