@@ -306,7 +306,7 @@ fn prepare(
                         .config
                         .signing_secret
                         .clone()
-                        .map(|secret| (linkloom_core::signature::DEFAULT_KEY_ID.to_string(), secret)),
+                        .map(|secret| (linkloom_wire::signature::DEFAULT_KEY_ID.to_string(), secret)),
                     Some(key) => match ctx.config.signing_keys.get(key) {
                         Some(secret) => Some((key.clone(), secret.clone())),
                         None => {

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use linkloom_core::protocol::{WorkerEvent, WorkerHello};
 use linkloom_core::Command;
+use linkloom_wire::worker::{WorkerEvent, WorkerHello};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::sync::mpsc;
 

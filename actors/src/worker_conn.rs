@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use linkloom_core::ids::rfc3339;
-use linkloom_core::protocol::{TaskAssignment, WorkerEvent, WorkerHello};
 use linkloom_core::render::RenderContext;
 use linkloom_core::state::{validate_worker, AttemptResult, AttemptStatus, Rejection, Reporter};
 use linkloom_core::{Command, Response};
+use linkloom_wire::worker::{TaskAssignment, WorkerEvent, WorkerHello};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc;
 

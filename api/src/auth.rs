@@ -22,10 +22,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use linkloom_core::state::{Role, BOOTSTRAP_ADMIN};
 use linkloom_raft::Transport;
-use serde_json::json;
 use tokio::time::Instant;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ApiState;
 
 /// What a route requires of its caller.
@@ -58,7 +57,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AttemptCredential {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         parts.extensions.get::<AttemptCredential>().cloned().ok_or_else(|| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "this route takes no callback token")
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal, "this route takes no callback token")
         })
     }
 }
@@ -103,7 +102,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
         // Absent only on a public route, whose handlers have no caller to ask for: fail closed
         // rather than act for nobody.
         parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "this route has no authenticated caller")
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                "this route has no authenticated caller",
+            )
         })
     }
 }
@@ -236,7 +239,7 @@ async fn check<T: Transport>(
                     tracing::warn!("node-to-node request without the cluster secret refused");
                     let response = ApiError::new(
                         StatusCode::UNAUTHORIZED,
-                        "unauthenticated",
+                        ErrorCode::Unauthenticated,
                         "node-to-node requests must carry the cluster secret",
                     )
                     .into_response();
@@ -254,7 +257,7 @@ async fn check<T: Transport>(
             Err(_) => {
                 let mut response = ApiError::new(
                     StatusCode::UNAUTHORIZED,
-                    "unauthenticated",
+                    ErrorCode::Unauthenticated,
                     "this endpoint needs the attempt's callback token (the task request's `callback_token`): \
                      send `Authorization: Bearer <callback_token>`",
                 )
@@ -281,10 +284,13 @@ async fn check<T: Transport>(
         let name = caller.name.as_deref().unwrap_or("-");
         let response = ApiError::new(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ErrorCode::Forbidden,
             format!("token `{name}` has role `{}`; this needs one of {}", caller.role, access.roles().join(", ")),
         )
-        .with_details(json!({"role": caller.role, "allowed_roles": access.roles()}))
+        .with_details(linkloom_wire::error::RoleRefused {
+            role: caller.role.to_string(),
+            allowed_roles: access.roles().iter().map(|r| r.to_string()).collect(),
+        })
         .into_response();
         return refuse(response, request);
     }
@@ -293,13 +299,13 @@ async fn check<T: Transport>(
             let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
             let mut response = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+                ErrorCode::RateLimited,
                 format!(
                     "token `{name}` sent more than {} requests per second; retry in {seconds} s",
                     auth.rate_per_second
                 ),
             )
-            .with_details(json!({"limit_per_second": auth.rate_per_second, "burst": auth.burst}))
+            .with_details(linkloom_wire::error::RateLimit { limit_per_second: auth.rate_per_second, burst: auth.burst })
             .into_response();
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             return refuse(response, request);
@@ -313,7 +319,7 @@ async fn check<T: Transport>(
 fn identify<T: Transport>(
     state: &ApiState<T>,
     headers: &axum::http::HeaderMap,
-) -> Result<Caller, (&'static str, &'static str)> {
+) -> Result<Caller, (ErrorCode, &'static str)> {
     let presented = bearer(headers)?;
     if let Some(admin) = &state.auth.admin_token {
         if constant_time_eq(presented.as_bytes(), admin.as_bytes()) {
@@ -325,13 +331,13 @@ fn identify<T: Transport>(
         .node
         .state()
         .read(|s| s.token_by_hash(&hash).map(|t| Caller { name: Some(t.name.clone()), role: t.role }))
-        .ok_or(("invalid_token", "the token is not known (revoked, mistyped, or never created)"))
+        .ok_or((ErrorCode::InvalidToken, "the token is not known (revoked, mistyped, or never created)"))
 }
 
 /// The bearer token of a request, or the code and message of the 401 to answer.
-fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, (&'static str, &'static str)> {
+fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, (ErrorCode, &'static str)> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Err(("unauthenticated", "this node requires a token: send `Authorization: Bearer <token>`"));
+        return Err((ErrorCode::Unauthenticated, "this node requires a token: send `Authorization: Bearer <token>`"));
     };
     value
         .to_str()
@@ -339,7 +345,7 @@ fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, (&'static str, &'stat
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or(("unauthenticated", "the Authorization header must be `Bearer <token>`"))
+        .ok_or((ErrorCode::Unauthenticated, "the Authorization header must be `Bearer <token>`"))
 }
 
 #[cfg(test)]

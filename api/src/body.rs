@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Most bytes of a refused body read and discarded so its sender can read the answer.
 pub const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
@@ -30,7 +30,7 @@ pub async fn read_limited(headers: &HeaderMap, body: Body, limit: usize) -> Resu
     tokio::time::timeout(deadline, read_within(headers, body, limit)).await.unwrap_or_else(|_| {
         Err(ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
-            "request_timeout",
+            ErrorCode::RequestTimeout,
             format!("the request body did not arrive within {} s", deadline.as_secs()),
         ))
     })
@@ -41,10 +41,10 @@ async fn read_within(headers: &HeaderMap, body: Body, limit: usize) -> Result<By
         let size_text = size.map(|s| format!("{s} bytes")).unwrap_or_else(|| "larger".into());
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
+            ErrorCode::TooLarge,
             format!("request body is {size_text}; the limit is {limit} bytes"),
         )
-        .with_details(serde_json::json!({"limit_bytes": limit}))
+        .with_details(linkloom_wire::error::SizeLimit { limit_bytes: limit as u64 })
     };
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
@@ -162,4 +162,33 @@ impl http_body::Body for ProxyBody {
     fn size_hint(&self) -> http_body::SizeHint {
         http_body::Body::size_hint(&*self.0.body.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
+}
+
+/// Most bytes a write that takes no body may carry (`{}` and whitespace).
+const NO_BODY_LIMIT: usize = 1024;
+
+/// Route middleware for writes that take no body: nothing, or an empty JSON object, and
+/// anything else is refused (400) rather than silently ignored, so what a caller sends is what
+/// the API document says it may.
+pub(crate) async fn require_no_body(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, NO_BODY_LIMIT).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return ApiError::bad_request(format!(
+                "this endpoint takes no body (at most `{{}}`); got more than {NO_BODY_LIMIT} bytes"
+            ))
+            .into_response()
+        }
+    };
+    let empty = bytes.iter().all(u8::is_ascii_whitespace)
+        || serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes).is_ok_and(|m| m.is_empty());
+    if !empty {
+        return ApiError::bad_request("this endpoint takes no body: send nothing, or `{}`").into_response();
+    }
+    next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
 }

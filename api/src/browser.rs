@@ -27,7 +27,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// A node's rules for requests a browser may have sent.
 #[derive(Debug, Clone, Default)]
@@ -93,7 +93,7 @@ impl BrowserGuard {
             if !is_loopback_name(name) && !self.allowed_hosts.iter().any(|a| a == name) {
                 return Some(ApiError::new(
                     StatusCode::FORBIDDEN,
-                    "host_not_allowed",
+                    ErrorCode::HostNotAllowed,
                     format!(
                         "this node answers requests for localhost, loopback addresses and {}; not for `{name}` \
                          (LOOM_ALLOWED_HOSTS adds names)",
@@ -128,7 +128,7 @@ impl BrowserGuard {
                 let wanted = if peer { "application/octet-stream" } else { "application/json (or application/yaml)" };
                 return Some(ApiError::new(
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
+                    ErrorCode::UnsupportedMediaType,
                     format!(
                         "{method} {path} needs `Content-Type: {wanted}`, even with an empty body; got {}",
                         content_type.map_or("none".to_string(), |t| format!("`{t}`"))
@@ -149,7 +149,7 @@ impl BrowserGuard {
         let refused = |why: String| {
             Some(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "cross_origin",
+                ErrorCode::CrossOrigin,
                 format!(
                     "{why}: a page of another site cannot write to this node (LOOM_ALLOWED_ORIGINS admits an origin)"
                 ),

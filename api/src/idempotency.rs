@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::Caller;
 use crate::body::read_limited;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ApiState;
 
 /// The request header a client sends.
@@ -137,5 +137,5 @@ pub(crate) async fn middleware<T: Transport>(
 }
 
 fn invalid(problem: &str) -> ApiError {
-    ApiError::bad_request(format!("Idempotency-Key: {problem}")).with_code("invalid_idempotency_key")
+    ApiError::bad_request(format!("Idempotency-Key: {problem}")).with_code(ErrorCode::InvalidIdempotencyKey)
 }

@@ -56,7 +56,7 @@ impl Default for ApiLimits {
 
 /// The engine's counters as JSON, shown in `GET /api/v1/cluster` (the binary decides what to
 /// show).
-pub type EngineInfo = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+pub type EngineInfo = Arc<dyn Fn() -> linkloom_wire::EngineCounters + Send + Sync>;
 
 /// What every handler needs.
 pub struct ApiState<T> {

@@ -195,23 +195,26 @@ async fn in_error_shape(response: Response) -> Response {
     let (mut parts, body) = response.into_parts();
     let text = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
     let status = parts.status;
+    use linkloom_wire::ErrorCode;
     let code = match status.as_u16() {
-        400 => "bad_request",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        413 => "too_large",
-        415 => "unsupported_media_type",
-        422 => "bad_request",
-        500 => "internal",
-        503 => "unavailable",
-        _ => "error",
+        404 => ErrorCode::NotFound,
+        405 => ErrorCode::MethodNotAllowed,
+        408 => ErrorCode::RequestTimeout,
+        413 => ErrorCode::TooLarge,
+        415 => ErrorCode::UnsupportedMediaType,
+        503 => ErrorCode::Unavailable,
+        _ if status.is_client_error() => ErrorCode::BadRequest,
+        _ => ErrorCode::Internal,
     };
     let message = String::from_utf8_lossy(&text).trim().to_string();
     let message = if message.is_empty() { status.canonical_reason().unwrap_or("error").to_string() } else { message };
-    let body = serde_json::json!({"error": {"code": code, "message": message, "details": null}});
+    let body = linkloom_wire::ErrorBody {
+        error: linkloom_wire::ErrorDetail { code, message, details: serde_json::Value::Null },
+    };
+    let body = serde_json::to_vec(&body).unwrap_or_default();
     parts.headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-    Response::from_parts(parts, axum::body::Body::from(body.to_string()))
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 /// A caller's request id is kept if it is 1 to 128 visible ASCII characters.

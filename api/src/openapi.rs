@@ -1,14 +1,21 @@
 //! The OpenAPI 3.1 description of the API, built from the route table (routes/mod.rs) and the
-//! schemas below, served at `/api/openapi.json` and rendered as HTML at `/api/docs`.
+//! wire types (`linkloom-wire`), served at `/api/openapi.json` and rendered as HTML at `/api/docs`.
 //!
-//! The route table is the single source: each endpoint's method, path, parameters, body, answer,
+//! Nothing here describes a shape by hand: each endpoint's method, path, parameters, body, answer,
 //! errors and the roles that may call it come from the same entry that registers and guards the
-//! handler. `docs/openapi.json` is this document committed; a test fails when they differ.
+//! handler, and every schema is derived (schemars) from the Rust type the handler reads or answers
+//! with. Request bodies are described as the server reads them (a field with a default is
+//! optional) and answers as it writes them (every field it always sends is required), so the two
+//! views of one type cannot disagree. `docs/openapi.json` is this document committed; a test
+//! fails when they differ.
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use axum::http::Method;
+use schemars::generate::SchemaSettings;
+use schemars::transform::RecursiveTransform;
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 
 use crate::auth::Access;
@@ -64,12 +71,120 @@ pub fn open_document() -> &'static Value {
     })
 }
 
+/// Where the generated schemas live in the document.
+const SCHEMAS: &str = "/components/schemas";
+
+/// The generators of request and of answer schemas (see the module docs).
+struct Generators {
+    requests: SchemaGenerator,
+    answers: SchemaGenerator,
+}
+
+impl Generators {
+    fn new() -> Self {
+        let settings = || {
+            let mut settings = SchemaSettings::draft2020_12();
+            settings.definitions_path = SCHEMAS.into();
+            settings.meta_schema = None;
+            settings
+        };
+        // A default is what the server assumes for a field a request leaves out; answers always
+        // carry their fields, so their schemas show none.
+        let no_defaults = RecursiveTransform(|schema: &mut Schema| {
+            schema.remove("default");
+        });
+        Generators {
+            requests: settings().for_deserialize().into_generator(),
+            answers: settings().for_serialize().with_transform(no_defaults).into_generator(),
+        }
+    }
+
+    /// Every schema either generator made, by name. A type used both ways must describe itself
+    /// the same way both ways; a difference is a contract bug and stops the build of the document.
+    fn into_schemas(mut self) -> Map<String, Value> {
+        let mut schemas = self.requests.take_definitions(true);
+        for (name, schema) in self.answers.take_definitions(true) {
+            match schemas.get(&name) {
+                Some(other) if *other != schema => {
+                    panic!("`{name}` is both a request and an answer type, and describes itself differently as each")
+                }
+                _ => {
+                    schemas.insert(name, schema);
+                }
+            }
+        }
+        schemas
+    }
+}
+
+/// The OpenAPI document itself (`/api/openapi.json`).
+pub(crate) struct Document;
+
+impl JsonSchema for Document {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "OpenApiDocument".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "object", "description": "An OpenAPI 3.1 document", "required": ["openapi", "paths"]})
+    }
+}
+
+/// The body of a write that reads none.
+pub(crate) struct NoBody;
+
+impl JsonSchema for NoBody {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "NoBody".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "object",
+            "maxProperties": 0,
+            "description": "Nothing to send: `{}`, or no body at all, with `Content-Type: application/json`",
+        })
+    }
+}
+
+/// Text: a page, Prometheus metrics, or log lines.
+pub(crate) struct Text;
+
+impl JsonSchema for Text {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Text".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "string"})
+    }
+}
+
+/// Bytes in the nodes' own encoding.
+pub(crate) struct Binary;
+
+impl JsonSchema for Binary {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Binary".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({"type": "string", "contentEncoding": "binary"})
+    }
+}
+
 fn build() -> Value {
+    let mut generators = Generators::new();
     let mut paths = Map::new();
     for op in ops() {
         let entry = paths.entry(op.path.to_string()).or_insert_with(|| json!({}));
-        entry[op.method.as_str().to_ascii_lowercase()] = operation(&op);
+        entry[op.method.as_str().to_ascii_lowercase()] = operation(&op, &mut generators);
     }
+    let error = generators.answers.subschema_for::<linkloom_wire::ErrorBody>();
+    let mut schemas = generators.into_schemas();
+    // Answers carry a spec as JSON (so older clients keep fields they do not know) and refer to
+    // the schema of the spec the server reads.
+    schemas.entry("WorkflowSpec".to_string()).or_insert_with(|| {
+        let mut requests = Generators::new().requests;
+        let _ = requests.subschema_for::<linkloom_core::WorkflowSpec>();
+        requests.take_definitions(true).remove("WorkflowSpec").unwrap_or_default()
+    });
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -101,30 +216,26 @@ fn build() -> Value {
                     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
                 },
             },
-            "responses": error_responses(),
-            "schemas": schemas(),
+            "responses": error_responses(&error),
+            "schemas": schemas,
         },
     })
 }
 
 /// One shared response per error status, referenced by the operations.
-fn error_responses() -> Value {
+fn error_responses(error: &Schema) -> Value {
     [400u16, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500, 503]
         .into_iter()
         .map(|status| {
             let response = json!({
                 "description": error_description(status),
                 "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
-                "content": {"application/json": {"schema": schema_ref("Error")}},
+                "content": {"application/json": {"schema": error}},
             });
             (format!("Error{status}"), response)
         })
         .collect::<Map<_, _>>()
         .into()
-}
-
-fn schema_ref(name: &str) -> Value {
-    json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
 /// A path parameter's schema: what the handler parses it as.
@@ -133,9 +244,11 @@ fn path_schema(path: &str, name: &str) -> Value {
         // `Path<u32>`: a version number, from 1.
         "version" => json!({"type": "integer", "minimum": 1, "maximum": u32::MAX}),
         // `Path<u64>`: a node id, from 1.
-        "id" if path.starts_with("/api/v1/cluster/members/") => json!({"type": "integer", "minimum": 1}),
+        "id" if path.starts_with("/api/v1/cluster/members/") => {
+            json!({"type": "integer", "minimum": 1, "maximum": u64::MAX})
+        }
         // Attempt ids are numbers the cluster hands out.
-        "attempt_id" => json!({"type": "integer", "minimum": 0}),
+        "attempt_id" => json!({"type": "integer", "minimum": 0, "maximum": u64::MAX}),
         "kind" if path.starts_with("/raft/") => {
             json!({"type": "string", "enum": ["append", "vote", "snapshot", "leader"]})
         }
@@ -143,7 +256,7 @@ fn path_schema(path: &str, name: &str) -> Value {
     }
 }
 
-fn operation(op: &Op) -> Value {
+fn operation(op: &Op, generators: &mut Generators) -> Value {
     let mut parameters: Vec<Value> = path_params(op.path)
         .into_iter()
         .map(|name| json!({"name": name, "in": "path", "required": true, "schema": path_schema(op.path, name)}))
@@ -181,8 +294,8 @@ fn operation(op: &Op) -> Value {
     };
     let mut ok = json!({"description": ok_description, "headers": request_id});
     if let Some(content) = op.ok {
-        ok["content"] =
-            content.media.iter().map(|m| (m.to_string(), json!({"schema": schema_ref(content.schema)}))).collect();
+        let schema = (content.schema)(&mut generators.answers);
+        ok["content"] = content.media.iter().map(|m| (m.to_string(), json!({"schema": schema}))).collect();
     }
     responses.insert(op.ok_status.to_string(), ok);
     let mut errors: Vec<u16> = op.errors.to_vec();
@@ -229,10 +342,20 @@ fn operation(op: &Op) -> Value {
         Access::Attempt => json!([{"callbackToken": []}]),
         _ => json!([{"bearer": []}]),
     };
+    if op.takes_no_body() {
+        // The browser guard wants a JSON type on every write, so a client sends `{}` (or
+        // nothing) with `Content-Type: application/json`.
+        let schema = generators.requests.subschema_for::<NoBody>();
+        operation["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema}}});
+    }
     if let Some(body) = op.body {
+        let schema = (body.schema)(&mut generators.requests);
+        // An optional JSON body still needs its type (see above): the document asks for the body,
+        // which may be `{}`; the server also takes nothing.
+        let write_type = op.access != Access::Attempt && body.media.contains(&"application/json");
         operation["requestBody"] = json!({
-            "required": !op.body_optional,
-            "content": body.media.iter().map(|m| (m.to_string(), json!({"schema": schema_ref(body.schema)}))).collect::<Map<_, _>>(),
+            "required": !op.body_optional || write_type,
+            "content": body.media.iter().map(|m| (m.to_string(), json!({"schema": schema}))).collect::<Map<_, _>>(),
         });
     }
     operation
@@ -240,230 +363,6 @@ fn operation(op: &Op) -> Value {
 
 fn path_params(path: &str) -> Vec<&str> {
     path.split('/').filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}'))).collect()
-}
-
-fn object(required: &[&str], properties: Value) -> Value {
-    json!({"type": "object", "required": required, "properties": properties})
-}
-
-fn strict(required: &[&str], properties: Value) -> Value {
-    let mut o = object(required, properties);
-    o["additionalProperties"] = json!(false);
-    o
-}
-
-fn list_of(item: &str) -> Value {
-    object(
-        &["items"],
-        json!({"items": {"type": "array", "items": schema_ref(item)}, "next_cursor": {"type": ["string", "null"]}}),
-    )
-}
-
-fn schemas() -> Value {
-    let time = json!({"type": "string", "format": "date-time"});
-    let maybe_time = json!({"type": ["string", "null"], "format": "date-time"});
-    // Queue names: linkloom_core::ids::is_slug.
-    let slug = json!({"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"});
-    let token_queues = json!({
-        "type": ["array", "null"], "items": slug.clone(), "minItems": 1,
-        "description": "a worker token limited to these queues (absent or null: any queue)",
-    });
-    let duration = json!({"oneOf": [
-        {"type": "string", "pattern": "^[0-9]+(ms|s|m|h|d)$", "examples": ["30s", "5m"]},
-        {"type": "integer", "minimum": 0, "description": "milliseconds"},
-    ]});
-    let retry = strict(
-        &[],
-        json!({
-            "max_attempts": {"type": "integer", "minimum": 1},
-            "backoff": duration, "max_backoff": duration, "multiplier": {"type": "number", "minimum": 1},
-        }),
-    );
-    let task_spec = strict(
-        &["id", "type"],
-        json!({
-            "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
-            "type": {"enum": ["http", "shell", "worker"]},
-            "description": {"type": "string"},
-            "depends_on": {"type": "array", "items": {"type": "string"}},
-            "when": {"enum": ["all_success", "all_done", "any_failed"]},
-            "timeout": duration,
-            "retry": retry,
-            "input": {"description": "any JSON, templated"},
-            "url": {"type": "string", "description": "http: the backend URL"},
-            "method": {"type": "string", "description": "http: POST when absent"},
-            "headers": {"type": "object", "additionalProperties": {"type": "string"}},
-            "command": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]},
-            "env": {"type": "object", "additionalProperties": {"type": "string"}},
-            "workdir": {"type": "string"},
-            "queue": {"type": "string", "description": "worker: the queue"},
-        }),
-    );
-    let spec = strict(
-        &["id", "tasks"],
-        json!({
-            "id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
-            "description": {"type": "string"},
-            "schedule": {"type": "string", "description": "crontab: 5 fields, or 6 with seconds first"},
-            "timezone": {"type": "string", "minLength": 1, "description": "IANA name; UTC when absent"},
-            "concurrency": {"enum": ["allow", "forbid", "buffer_one", "replace"]},
-            "catchup": {"enum": ["none", "latest", "all"]},
-            "params": {"type": "object"},
-            "defaults": strict(&[], json!({"timeout": duration, "retry": retry})),
-            "execution_timeout": duration,
-            "tasks": {"type": "array", "minItems": 1, "items": task_spec},
-        }),
-    );
-    let attempt = object(
-        &["id", "n", "status"],
-        json!({
-            "id": {"type": "string"}, "n": {"type": "integer"},
-            "status": {"enum": ["running", "succeeded", "failed", "timed_out", "lost", "cancelled", "released"]},
-            "node_id": {"type": "integer"}, "worker_id": {"type": ["string", "null"]},
-            "started_at": time, "finished_at": maybe_time, "last_heartbeat_at": maybe_time,
-            "lease_expires_at": maybe_time, "deadline": maybe_time, "progress": {}, "error": {"type": ["string", "null"]},
-        }),
-    );
-    let by =
-        json!({"type": ["string", "null"], "description": "token name of the caller (null: open node or the cluster)"});
-    let workflow = object(
-        &["id"],
-        json!({
-            "id": {"type": "string"}, "version": {"type": "integer"}, "paused": {"type": "boolean"},
-            "next_fire_at": {"type": ["string", "null"], "format": "date-time", "description": "the schedule's next tick after now; null when paused or unscheduled"},
-            "last_tick_at": {"type": ["string", "null"], "format": "date-time", "description": "the latest tick the scheduler handled (fired or skipped)"},
-            "created_at": time, "updated_at": time, "created_by": by, "updated_by": by,
-            "versions": {"type": "array", "items": {"type": "integer"}}, "spec": schema_ref("WorkflowSpec"),
-            "deleted": {"type": "boolean"},
-        }),
-    );
-    let answer = object(
-        &["status"],
-        json!({
-            "status": {"enum": ["succeeded", "failed"]},
-            "output": {"description": "any JSON (succeeded)"},
-            "error": {"type": "string", "description": "failed: why"},
-            "retryable": {"type": "boolean", "description": "failed: false fails the task at once"},
-            "logs": {"type": "string"},
-        }),
-    );
-    json!({
-        "Error": strict(&["error"], json!({"error": strict(&["code", "message", "details"], json!({
-            "code": {"type": "string"}, "message": {"type": "string"}, "details": {},
-        }))})),
-        "Any": {},
-        "Text": {"type": "string"},
-        "Binary": {"type": "string", "contentEncoding": "binary"},
-        "Status": object(&["status"], json!({"status": {"type": "string"}})),
-        "Cluster": object(&["node_id", "members", "auth"], json!({
-            "node_id": {"type": "integer"}, "leader_id": {"type": ["integer", "null"]}, "term": {"type": "integer"},
-            "state": {"type": "string"}, "last_log_index": {"type": ["integer", "null"]},
-            "last_applied": {"type": ["integer", "null"]}, "members": {"type": "array"},
-            "replication": {
-                "type": ["object", "null"],
-                "description": "the leader's view: how many entries each member's log lacks (null if the leader did not answer within a second)",
-                "properties": {
-                    "leader_id": {"type": "integer"}, "last_log_index": {"type": ["integer", "null"]},
-                    "members": {"type": "array", "items": object(&["id"], json!({
-                        "id": {"type": "integer"}, "matched_index": {"type": ["integer", "null"]},
-                        "behind": {"type": ["integer", "null"]},
-                    }))},
-                },
-            },
-            "replication_error": {"type": ["string", "null"]},
-            "auth": object(&["enabled"], json!({"enabled": {"type": "boolean"}, "peers_authenticated": {"type": "boolean"}, "warning": {"type": ["string", "null"]}})),
-            "engine": {},
-        })),
-        "Limits": object(&["max_tasks_per_workflow", "max_params_bytes", "max_output_bytes", "max_log_bytes_per_attempt", "request_window_secs", "max_remembered_requests", "ceilings"], json!({
-            "max_tasks_per_workflow": {"type": "integer"}, "max_params_bytes": {"type": "integer"},
-            "max_output_bytes": {"type": "integer"}, "max_log_bytes_per_attempt": {"type": "integer"},
-            "request_window_secs": {"type": "integer"}, "max_remembered_requests": {"type": "integer"},
-            "ceilings": {"type": "object", "additionalProperties": {"type": "integer"}},
-        })),
-        "LimitsChange": strict(&[], json!({
-            "max_tasks_per_workflow": {"type": "integer", "minimum": 1}, "max_params_bytes": {"type": "integer", "minimum": 1},
-            "max_output_bytes": {"type": "integer", "minimum": 1}, "max_log_bytes_per_attempt": {"type": "integer", "minimum": 1},
-            "request_window_secs": {"type": "integer", "minimum": 1}, "max_remembered_requests": {"type": "integer", "minimum": 1},
-        })),
-        "NewMember": strict(&["id", "addr"], json!({"id": {"type": "integer", "minimum": 1}, "addr": {"type": "string", "pattern": "^[^\\s]+:[0-9]{1,5}$", "description": "host:port"}})),
-        "Members": object(&["members"], json!({"members": {"type": "array", "items": object(&["id", "addr", "voter"], json!({
-            "id": {"type": "integer"}, "addr": {"type": "string"}, "voter": {"type": "boolean"},
-        }))}})),
-        "NewToken": strict(&["name", "role"], json!({
-            "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
-            "role": {"enum": ["admin", "operator", "viewer", "worker"]},
-            "queues": token_queues.clone(),
-        })),
-        "CreatedToken": object(&["name", "role", "token"], json!({
-            "name": {"type": "string"}, "role": {"type": "string"}, "queues": token_queues.clone(),
-            "token": {"type": "string", "description": "the secret; shown only in this answer"}, "created_at": time,
-        })),
-        "Token": object(&["name", "role"], json!({"name": {"type": "string"}, "role": {"type": "string"}, "queues": token_queues, "created_at": time, "created_by": by})),
-        "TokenList": list_of("Token"),
-        "WorkflowSpec": spec,
-        "StoredWorkflow": object(&["id", "version"], json!({"id": {"type": "string"}, "version": {"type": "integer"}, "created_at": time, "spec": schema_ref("WorkflowSpec")})),
-        "Workflow": workflow,
-        "WorkflowList": list_of("Workflow"),
-        "WorkflowVersion": object(&["id", "version"], json!({
-            "id": {"type": "string"}, "version": {"type": "integer"}, "active": {"type": "boolean"},
-            "created_at": time, "created_by": by, "spec": schema_ref("WorkflowSpec"),
-        })),
-        "WorkflowVersionList": list_of("WorkflowVersion"),
-        "TriggerBody": strict(&[], json!({"params": {"type": ["object", "null"]}})),
-        "Triggered": object(&["execution_id"], json!({"execution_id": {"type": "string"}})),
-        "Paused": object(&["id", "paused"], json!({"id": {"type": "string"}, "paused": {"type": "boolean"}})),
-        "BackfillBody": strict(&["from", "to"], json!({"from": time, "to": time})),
-        "Backfilled": object(&["execution_ids"], json!({
-            "execution_ids": {"type": "array", "items": {"type": "string"}}, "created": {"type": "integer"}, "existing": {"type": "integer"},
-        })),
-        "Execution": object(&["id", "workflow_id", "status", "tasks"], json!({
-            "id": {"type": "string"}, "workflow_id": {"type": "string"}, "workflow_version": {"type": "integer"},
-            "status": {"enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
-            "trigger": {"enum": ["manual", "schedule", "backfill"]},
-            "scheduled_at": maybe_time, "created_at": time, "started_at": maybe_time, "finished_at": maybe_time,
-            "params": {"type": "object"}, "created_by": by,
-            "audit": {"type": "array", "items": object(&["action", "by", "at"], json!({
-                "action": {"enum": ["cancelled", "retried"]}, "by": by, "at": time,
-            }))},
-            "owner_node_id": {"type": ["integer", "null"]}, "blocked_by": {"type": ["string", "null"]},
-            "tasks": {"type": "array", "items": object(&["id", "status", "attempts"], json!({
-                "id": {"type": "string"},
-                "status": {"enum": ["pending", "running", "retrying", "succeeded", "failed", "skipped", "cancelled"]},
-                "output": {}, "retry_at": maybe_time, "attempts": {"type": "array", "items": attempt},
-            }))},
-        })),
-        "ExecutionList": list_of("Execution"),
-        "Cancelled": object(&["id", "status"], json!({"id": {"type": "string"}, "status": {"const": "cancelled"}})),
-        "Retried": object(&["id", "tasks_reset"], json!({"id": {"type": "string"}, "tasks_reset": {"type": "integer"}})),
-        "TaskAnswer": answer,
-        "AttemptFinished": object(&["attempt_id", "task_status", "execution_status"], json!({
-            "attempt_id": {"type": "string"}, "task_status": {"type": "string"}, "execution_status": {"type": "string"},
-        })),
-        "AttemptRef": object(&["attempt_id"], json!({"attempt_id": {"type": "string"}})),
-        "Worker": object(&["id", "node_id", "queues"], json!({
-            "id": {"type": "string"}, "node_id": {"type": "integer"}, "queues": {"type": "array", "items": {"type": "string"}},
-            "concurrency": {"type": "integer"}, "running": {"type": "integer"}, "draining": {"type": "boolean"},
-            "connected_at": time, "last_seen_at": time,
-        })),
-        "WorkerList": list_of("Worker"),
-        "WorkerHello": object(&["id", "queues", "concurrency"], json!({
-            "id": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
-            "queues": {"type": "array", "minItems": 1, "maxItems": 64, "items": slug},
-            "concurrency": {"type": "integer", "minimum": 1, "maximum": 1024},
-            "running": {"type": "array", "items": {"type": "string"}, "description": "attempt ids the worker still runs (after a reconnect)"},
-        })),
-        "WorkerEvent": object(&["type"], json!({"type": {"enum": ["welcome", "task", "cancel", "ping", "closing"]}})),
-        "Drain": strict(&["session"], json!({"session": {"type": "string"}})),
-        "Draining": object(&["id", "draining"], json!({"id": {"type": "string"}, "draining": {"type": "boolean"}})),
-        "WorkerHeartbeat": strict(&[], json!({"progress": {}, "logs": {"type": "string"}})),
-        "LeaseExtended": object(&["attempt_id"], json!({"attempt_id": {"type": "string"}, "lease_expires_at": maybe_time})),
-        "Release": strict(&[], json!({"reason": {"type": "string"}})),
-        "QueueList": object(&["items"], json!({"items": {"type": "array", "items": object(&["queue"], json!({
-            "queue": {"type": "string"}, "waiting": {"type": "integer"}, "oldest_waiting_since": maybe_time,
-            "oldest_waiting_ms": {"type": ["integer", "null"]}, "workers": {"type": "integer"},
-            "capacity": {"type": "integer"}, "running": {"type": "integer"},
-        }))}})),
-    })
 }
 
 /// `/api/docs`: the description as one self-contained HTML page (no scripts, no outside assets).
@@ -502,18 +401,24 @@ pub fn reference_page() -> String {
         for q in op.query {
             let _ = write!(html, "<tr><td><code>?{}</code></td><td>{}</td></tr>", q.name, escape(q.description));
         }
+        let path_item = &doc["paths"][op.path][op.method.as_str().to_ascii_lowercase()];
         if let Some(body) = op.body {
+            let name = schema_name(&path_item["requestBody"]["content"]);
             let _ = write!(
                 html,
-                "<tr><td>body</td><td><a href=\"#schema-{s}\">{s}</a> ({m}){opt}</td></tr>",
-                s = body.schema,
+                "<tr><td>body</td><td><a href=\"#schema-{name}\">{name}</a> ({m}){opt}</td></tr>",
                 m = body.media.join(", "),
                 opt = if op.body_optional { ", optional" } else { "" }
             );
         }
-        let answer = op.ok.map(|c| format!("<a href=\"#schema-{s}\">{s}</a>", s = c.schema)).unwrap_or_default();
+        let answer = match op.ok {
+            Some(_) => {
+                let name = schema_name(&path_item["responses"][op.ok_status.to_string()]["content"]);
+                format!("<a href=\"#schema-{name}\">{name}</a>")
+            }
+            None => String::new(),
+        };
         let _ = write!(html, "<tr><td>answer</td><td>{} {}</td></tr>", op.ok_status, answer);
-        let path_item = &doc["paths"][op.path][op.method.as_str().to_ascii_lowercase()];
         if let Some(responses) = path_item["responses"].as_object() {
             for status in responses.keys().filter_map(|s| s.parse::<u16>().ok()).filter(|s| *s >= 400) {
                 let _ = write!(html, "<tr><td>{status}</td><td>{}</td></tr>", escape(error_description(status)));
@@ -531,6 +436,12 @@ pub fn reference_page() -> String {
     }
     html.push_str("</body></html>");
     html
+}
+
+/// The schema a content map (`{media: {schema: {$ref}}}`) refers to.
+fn schema_name(content: &Value) -> String {
+    let reference = content.as_object().and_then(|c| c.values().next()).and_then(|m| m["schema"]["$ref"].as_str());
+    reference.and_then(|r| r.rsplit('/').next()).unwrap_or("(inline)").to_string()
 }
 
 fn escape(text: &str) -> String {
@@ -590,6 +501,20 @@ mod tests {
                 assert!(known.contains_key(&name), "dangling $ref to {kind}/{name}");
             }
         }
+    }
+
+    #[test]
+    fn query_values_are_the_wires() {
+        let list = document()["paths"]["/api/v1/executions"]["get"]["parameters"].clone();
+        let values = |name: &str| -> Vec<String> {
+            let param = list.as_array().into_iter().flatten().find(|p| p["name"] == name).cloned().unwrap_or_default();
+            serde_json::from_value(param["schema"]["enum"].clone()).unwrap_or_default()
+        };
+        let names = |known: &[&str]| known.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let statuses: Vec<&str> = linkloom_wire::ExecutionStatus::KNOWN.iter().map(|s| s.as_str()).collect();
+        let triggers: Vec<&str> = linkloom_wire::Trigger::KNOWN.iter().map(|t| t.as_str()).collect();
+        assert_eq!(values("status"), names(&statuses));
+        assert_eq!(values("trigger"), names(&triggers));
     }
 
     #[test]

@@ -21,3 +21,13 @@ fn the_committed_description_matches_the_code() {
          `LOOM_UPDATE_OPENAPI=1 cargo test -p linkloom-api --test openapi` and commit the result"
     );
 }
+
+/// docs/api.md's table names every error code the node can send.
+#[test]
+fn docs_api_md_lists_every_error_code() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/api.md");
+    let text = std::fs::read_to_string(&path).expect("reading docs/api.md");
+    for code in linkloom_wire::ErrorCode::KNOWN {
+        assert!(text.contains(&format!("`{code}`")), "docs/api.md does not list the error code `{code}`");
+    }
+}

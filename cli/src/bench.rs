@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::routing::post;
 use axum::{Json, Router};
-use linkloom::{Client, Method};
+use linkloom::{Client, TaskAnswer};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
@@ -83,7 +83,7 @@ async fn cleanup(client: &Client, name: &str, options: &Options) {
         vec![name.to_string()]
     };
     for id in ids {
-        let _ = client.request_json(Method::DELETE, &format!("/api/v1/workflows/{id}"), None).await;
+        let _ = client.delete_workflow(&id).await;
     }
 }
 
@@ -168,16 +168,12 @@ fn ms(d: Duration) -> f64 {
 
 async fn put_yaml(client: &Client, yaml: &str) -> Result<(), Failure> {
     let spec = linkloom_core::spec::parse_yaml(yaml).map_err(|e| Failure::failed(e.to_string()))?;
-    let body = serde_json::to_value(&spec).map_err(|e| Failure::failed(e.to_string()))?;
-    client.request_json(Method::POST, "/api/v1/workflows", Some(&body)).await?;
+    client.put_workflow(&spec).await?;
     Ok(())
 }
 
 async fn trigger(client: &Client, workflow: &str, params: Value) -> Result<String, Failure> {
-    let answer = client
-        .request_json(Method::POST, &format!("/api/v1/workflows/{workflow}/trigger"), Some(&json!({"params": params})))
-        .await?;
-    Ok(answer["execution_id"].as_str().unwrap_or_default().to_string())
+    Ok(client.trigger(workflow, params).await?)
 }
 
 /// Who waits for which bench key to arrive (at the backend or the worker), and when it did.
@@ -268,7 +264,7 @@ async fn task(State(seen): State<Backend>, Json(body): Json<Value>) -> Json<Valu
             seen.answered.insert((execution, task), Instant::now());
         }
     }
-    Json(json!({"status": "succeeded", "output": {}}))
+    Json(TaskAnswer::succeeded(json!({})).body())
 }
 
 async fn start_backend(chain: bool) -> Result<(SocketAddr, Backend), Failure> {
@@ -339,8 +335,7 @@ async fn http_scenario(
 async fn wait_done(client: &Client, id: &str) -> Result<(), Failure> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let e = client.request_json(Method::GET, &format!("/api/v1/executions/{id}"), None).await?;
-        if matches!(e["status"].as_str(), Some("succeeded" | "failed" | "cancelled")) {
+        if client.get_execution(id).await?.status.is_terminal() {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -400,7 +395,7 @@ async fn cron(client: &Client, name: &str, options: &Options) -> Result<Measured
     let started = Instant::now();
     tokio::time::sleep(duration).await;
     for i in 0..options.workflows {
-        let _ = client.request_json(Method::POST, &format!("/api/v1/workflows/{name}-{i}/pause"), None).await;
+        let _ = client.pause(&format!("{name}-{i}")).await;
     }
     let lateness = std::mem::take(&mut seen.lock().unwrap_or_else(|p| p.into_inner()).lateness_ms);
     Ok(Measured { samples_ms: lateness, elapsed: started.elapsed() })

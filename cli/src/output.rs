@@ -40,10 +40,10 @@ impl Out {
 
     /// Prints `value` as the one document of a JSON or YAML run; false for tables (the caller
     /// draws its own).
-    pub fn document(&self, value: &Value) -> bool {
+    pub fn document<T: serde::Serialize + ?Sized>(&self, value: &T) -> bool {
         match self.format {
             Format::Json => {
-                println!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
+                println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
                 true
             }
             Format::Yaml => {
@@ -142,8 +142,8 @@ fn visible_width(text: &str) -> usize {
 }
 
 /// `3m ago`, `2h ago`, `in 5s`; `-` when absent or unreadable.
-pub fn ago(time: &Value, now: DateTime<Utc>) -> String {
-    let Some(then) = time.as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()) else {
+pub fn ago(time: Option<&str>, now: DateTime<Utc>) -> String {
+    let Some(then) = time.and_then(|t| DateTime::parse_from_rfc3339(t).ok()) else {
         return "-".into();
     };
     let seconds = (now - then.with_timezone(&Utc)).num_seconds();
@@ -178,13 +178,17 @@ pub fn duration_ms(ms: i64) -> String {
     }
 }
 
-/// The time between two RFC 3339 values (`end` absent: until `now`).
-pub fn between(start: &Value, end: &Value, now: DateTime<Utc>) -> Option<i64> {
-    let parse =
-        |v: &Value| v.as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc));
+/// The time between two RFC 3339 times (`end` absent: until `now`).
+pub fn between(start: Option<&str>, end: Option<&str>, now: DateTime<Utc>) -> Option<i64> {
+    let parse = |t: Option<&str>| t.and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc));
     let start = parse(start)?;
     let end = parse(end).unwrap_or(now);
     Some((end - start).num_milliseconds())
+}
+
+/// A cell for an optional value: `-` when absent.
+pub fn opt<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
 /// A cell for a JSON value: strings bare, null as `-`.
@@ -200,7 +204,6 @@ pub fn cell(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn tables_align_on_what_is_visible() {
@@ -215,14 +218,14 @@ mod tests {
     #[test]
     fn times_and_durations_read_like_a_person_would_say_them() {
         let now = DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z").unwrap().with_timezone(&Utc);
-        assert_eq!(ago(&json!("2026-11-26T11:57:00Z"), now), "3m ago");
-        assert_eq!(ago(&json!("2026-11-26T09:00:00Z"), now), "3h ago");
-        assert_eq!(ago(&json!("2026-11-26T12:00:05Z"), now), "in 5s");
-        assert_eq!(ago(&Value::Null, now), "-");
+        assert_eq!(ago(Some("2026-11-26T11:57:00Z"), now), "3m ago");
+        assert_eq!(ago(Some("2026-11-26T09:00:00Z"), now), "3h ago");
+        assert_eq!(ago(Some("2026-11-26T12:00:05Z"), now), "in 5s");
+        assert_eq!(ago(None, now), "-");
         assert_eq!(duration_ms(850), "850ms");
         assert_eq!(duration_ms(1234), "1.2s");
         assert_eq!(duration_ms(184_000), "3m4s");
         assert_eq!(duration_ms(7_500_000), "2h5m");
-        assert_eq!(between(&json!("2026-11-26T11:59:58.500Z"), &json!("2026-11-26T12:00:00Z"), now), Some(1500));
+        assert_eq!(between(Some("2026-11-26T11:59:58.500Z"), Some("2026-11-26T12:00:00Z"), now), Some(1500));
     }
 }

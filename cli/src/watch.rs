@@ -10,41 +10,41 @@ use chrono::Utc;
 use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use crossterm::terminal::{disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen};
 use crossterm::ExecutableCommand;
-use linkloom::{Client, Method};
+use linkloom::{Client, ClusterView, Execution, ExecutionFilter, ExecutionStatus, Queue, WorkerInfo};
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table};
 use ratatui::Terminal;
-use serde_json::Value;
 
-use crate::output::{ago, between, cell, duration_ms};
+use crate::output::{ago, between, duration_ms, opt};
 use crate::Failure;
 
 /// One refresh's worth of data (or why it could not be fetched).
 #[derive(Default)]
 struct Snapshot {
-    cluster: Value,
-    executions: Vec<Value>,
-    workers: Vec<Value>,
-    queues: Vec<Value>,
+    cluster: ClusterView,
+    executions: Vec<Execution>,
+    workers: Vec<WorkerInfo>,
+    queues: Vec<Queue>,
     error: Option<String>,
     fetched: Option<Instant>,
 }
 
+/// The newest executions the view lists.
+const SHOWN_EXECUTIONS: u32 = 50;
+
+/// The cluster view from the leader; the lists from the node asked (stale reads), so the view
+/// keeps drawing while the cluster elects a leader.
 async fn fetch(client: &Client) -> Snapshot {
-    let get = |path: &'static str| async move { client.request_json(Method::GET, path, None).await };
+    let stale = client.with_stale_reads(true);
     let result = async {
-        let cluster = get("/api/v1/cluster").await?;
-        let mut executions = get("/api/v1/executions?limit=500&consistency=stale").await?["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        executions.sort_by(|a, b| b["created_at"].as_str().cmp(&a["created_at"].as_str()));
-        executions.truncate(50);
-        let workers = get("/api/v1/workers?consistency=stale").await?["items"].as_array().cloned().unwrap_or_default();
-        let queues = get("/api/v1/queues?consistency=stale").await?["items"].as_array().cloned().unwrap_or_default();
+        let cluster = client.cluster().await?;
+        let newest = ExecutionFilter::new().newest_first().limit(SHOWN_EXECUTIONS);
+        let executions = stale.list_executions(&newest).await?.items;
+        let workers = stale.workers().await?;
+        let queues = stale.queues().await?;
         Ok::<_, linkloom::Error>(Snapshot {
             cluster,
             executions,
@@ -79,13 +79,12 @@ fn draw(frame: &mut ratatui::Frame, snapshot: &Snapshot, server: &str) {
             vec![Line::from(Span::styled(format!("cannot reach {server}: {e}"), Style::default().fg(Color::Red)))]
         }
         None => {
-            let members: Vec<Span> = c["members"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            let members: Vec<Span> = c
+                .members
+                .iter()
                 .map(|m| {
-                    let leader = m["id"] == c["leader_id"];
-                    let text = format!(" {}{} ", cell(&m["id"]), if leader { "*" } else { "" });
+                    let leader = Some(m.id) == c.leader_id;
+                    let text = format!(" {}{} ", m.id, if leader { "*" } else { "" });
                     if leader {
                         Span::styled(text, Style::default().fg(Color::Green).add_modifier(Modifier::BOLD))
                     } else {
@@ -93,15 +92,15 @@ fn draw(frame: &mut ratatui::Frame, snapshot: &Snapshot, server: &str) {
                     }
                 })
                 .collect();
-            let running = snapshot.executions.iter().filter(|e| e["status"] == "running").count();
-            let failed = snapshot.executions.iter().filter(|e| e["status"] == "failed").count();
+            let running = snapshot.executions.iter().filter(|e| e.status == ExecutionStatus::Running).count();
+            let failed = snapshot.executions.iter().filter(|e| e.status == ExecutionStatus::Failed).count();
             let mut first = vec![
                 Span::styled("Link Loom ", Style::default().add_modifier(Modifier::BOLD)),
                 Span::raw(format!(
                     "leader {}  term {}  applied {}  members",
-                    cell(&c["leader_id"]),
-                    cell(&c["term"]),
-                    cell(&c["last_applied"])
+                    opt(c.leader_id),
+                    c.term,
+                    opt(c.last_applied)
                 )),
             ];
             first.extend(members);
@@ -124,14 +123,16 @@ fn draw(frame: &mut ratatui::Frame, snapshot: &Snapshot, server: &str) {
         .executions
         .iter()
         .map(|e| {
-            let status = e["status"].as_str().unwrap_or("-").to_string();
-            let took = between(&e["started_at"], &e["finished_at"], now).map(duration_ms).unwrap_or_else(|| "-".into());
+            let status = e.status.as_str();
+            let took = between(e.started_at.as_deref(), e.finished_at.as_deref(), now)
+                .map(duration_ms)
+                .unwrap_or_else(|| "-".into());
             Row::new(vec![
-                Cell::from(cell(&e["id"])),
-                Cell::from(cell(&e["workflow_id"])),
-                Cell::from(status.clone()).style(status_style(&status)),
-                Cell::from(cell(&e["trigger"])),
-                Cell::from(ago(&e["created_at"], now)),
+                Cell::from(e.id.clone()),
+                Cell::from(e.workflow_id.clone()),
+                Cell::from(status).style(status_style(status)),
+                Cell::from(e.trigger.as_str()),
+                Cell::from(ago(Some(&e.created_at), now)),
                 Cell::from(took),
             ])
         })
@@ -159,10 +160,10 @@ fn draw(frame: &mut ratatui::Frame, snapshot: &Snapshot, server: &str) {
         .iter()
         .map(|q| {
             Row::new(vec![
-                cell(&q["queue"]),
-                cell(&q["waiting"]),
-                cell(&q["workers"]),
-                format!("{}/{}", cell(&q["running"]), cell(&q["capacity"])),
+                q.queue.clone(),
+                q.waiting.to_string(),
+                q.workers.to_string(),
+                format!("{}/{}", q.running, q.capacity),
             ])
         })
         .collect();

@@ -28,6 +28,26 @@ pub enum DurationError {
     TooLong(String),
 }
 
+impl schemars::JsonSchema for DurationMs {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A duration of at most 30 days: a number and a unit (`ms`, `s`, `m`, `h`, `d`), or milliseconds as an integer. Sums such as `1h30m` are accepted too; the pattern shows the one-unit form.",
+            "oneOf": [
+                {
+                    "type": "string",
+                    "pattern": "^([0-9]{1,7}ms|[0-9]{1,6}s|[0-9]{1,4}m|[0-9]{1,2}h|([0-9]|[12][0-9]|30)d)$",
+                    "examples": ["30s", "5m"],
+                },
+                {"type": "integer", "minimum": 0, "maximum": MAX_DURATION_MS},
+            ],
+        })
+    }
+}
+
 impl DurationMs {
     pub const fn from_secs(secs: u64) -> Self {
         DurationMs(secs * 1000)

@@ -77,14 +77,17 @@ impl Default for Tunable {
     }
 }
 
-/// The most any [`Tunable`] limit may be set to.
-pub const CEILINGS: Tunable = Tunable {
-    max_tasks_per_workflow: 2_000,
-    max_params_bytes: 1024 * 1024,
-    max_output_bytes: 4 * 1024 * 1024,
-    max_log_bytes_per_attempt: 16 * 1024 * 1024,
-    request_window_secs: 24 * 3_600,
-    max_remembered_requests: 1_000_000,
+/// The most any [`Tunable`] limit may be set to: the wire's, which the API document states.
+pub const CEILINGS: Tunable = {
+    let c = linkloom_wire::cluster::LIMIT_CEILINGS;
+    Tunable {
+        max_tasks_per_workflow: c.max_tasks_per_workflow,
+        max_params_bytes: c.max_params_bytes,
+        max_output_bytes: c.max_output_bytes,
+        max_log_bytes_per_attempt: c.max_log_bytes_per_attempt,
+        request_window_secs: c.request_window_secs,
+        max_remembered_requests: c.max_remembered_requests,
+    }
 };
 
 impl Tunable {

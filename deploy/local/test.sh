@@ -1,9 +1,29 @@
 #!/usr/bin/env bash
 # Runs every check of the repository: formatting, lints, the web UI's component and end-to-end
 # tests, unit and property tests, the multi-process cluster tests, the deterministic simulation,
-# and a smoke test of deploy/local/cluster.sh.
+# a smoke test of deploy/local/cluster.sh, and the API fuzzed against its own OpenAPI document.
 # Rust builds go to $CARGO_TARGET_DIR (default ~/.cache/linkloom/target) so they stay warm.
+#
+#   deploy/local/test.sh                 # everything, in order
+#   deploy/local/test.sh api-fuzz e2e    # only these parts (and the release build they need)
+#
+# Parts: ui, fmt, clippy, e2e, test, simulation, smoke, api-fuzz.
 set -euo pipefail
+
+PARTS=(ui fmt clippy e2e test simulation smoke api-fuzz)
+for part in "$@"; do
+  case " ${PARTS[*]} " in
+    *" $part "*) ;;
+    *) echo "unknown part \`$part\`; the parts are: ${PARTS[*]}" >&2; exit 2 ;;
+  esac
+done
+# wants PART: whether this run includes PART (every part when none is named).
+wants() {
+  [ $# -eq 1 ] || return 1
+  [ ${#SELECTED[@]} -eq 0 ] && return 0
+  case " ${SELECTED[*]} " in *" $1 "*) return 0 ;; *) return 1 ;; esac
+}
+SELECTED=("$@")
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -33,28 +53,50 @@ if ! command -v chromium >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq chromium
 fi
 
-step "web UI: npm ci and component tests (Vitest; the type check and build run in cargo build)"
-(cd ui/web && npm ci --no-audit --no-fund --loglevel=error && npm test)
+# Every Rust build of loom-node builds the web UI into it (node/build.rs), so npm ci comes first.
+step "web UI: npm ci, then its API types against docs/openapi.json and component tests (Vitest; the type check and build run in cargo build)"
+(cd ui/web && npm ci --no-audit --no-fund --loglevel=error)
+if wants ui; then (cd ui/web && npm run check:api && npm test); fi
 
-step "cargo fmt --check"
-cargo fmt --all -- --check
+if wants fmt; then
+  step "cargo fmt --check"
+  cargo fmt --all -- --check
+fi
 
-step "cargo clippy (warnings are errors)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+if wants clippy; then
+  step "cargo clippy (warnings are errors)"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+fi
 
-step "cargo build --release (loom-node for cluster.sh)"
-cargo build --release --locked -p linkloom-node
+if wants e2e || wants smoke || wants api-fuzz; then
+  step "cargo build --release (loom-node for the end-to-end tests, cluster.sh and the API fuzz)"
+  cargo build --release --locked -p linkloom-node
+fi
+NODE_BIN="$CARGO_TARGET_DIR/release/loom-node"
 
-step "web UI end-to-end (playwright-core + chromium against a 3-node cluster; screenshots in ui/web/test-results/)"
-(cd ui/web && LOOM_NODE_BIN="$CARGO_TARGET_DIR/release/loom-node" LOOM_CHROMIUM="$(command -v chromium)" npm run e2e)
+if wants e2e; then
+  step "web UI end-to-end (playwright-core + chromium against a 3-node cluster; screenshots in ui/web/test-results/)"
+  (cd ui/web && LOOM_NODE_BIN="$NODE_BIN" LOOM_CHROMIUM="$(command -v chromium)" npm run e2e)
+fi
 
-step "cargo test (unit, property and multi-process cluster tests)"
-cargo test --locked
+if wants test; then
+  step "cargo test (unit, property and multi-process cluster tests)"
+  cargo test --locked
+fi
 
 # The simulation is not a default member (it enables core's bug-injection feature, which must
 # not reach loom-node); it runs in release, where a 35 s simulated run takes about half a second.
-step "deterministic simulation (fixed seeds of every scenario, replay, injected bugs)"
-cargo test --release --locked -p linkloom-simulation
+if wants simulation; then
+  step "deterministic simulation (fixed seeds of every scenario, replay, injected bugs)"
+  cargo test --release --locked -p linkloom-simulation
+fi
 
-step "deploy/local/cluster.sh smoke test"
-LOOM_NODE_BIN="$CARGO_TARGET_DIR/release/loom-node" deploy/local/cluster-smoke.sh
+if wants smoke; then
+  step "deploy/local/cluster.sh smoke test"
+  LOOM_NODE_BIN="$NODE_BIN" deploy/local/cluster-smoke.sh
+fi
+
+if wants api-fuzz; then
+  step "the API against its OpenAPI document (schemathesis; an open node and a node with tokens)"
+  LOOM_NODE_BIN="$NODE_BIN" deploy/local/api-fuzz.sh
+fi

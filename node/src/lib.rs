@@ -74,13 +74,13 @@ pub async fn assemble<T: Transport>(seams: Seams<T>, parts: Parts) -> Result<Ass
     let stats_of = engine.clone();
     let engine_info: linkloom_api::EngineInfo = Arc::new(move || {
         let stats = stats_of.stats();
-        serde_json::json!({
-            "actor_restarts": stats.actor_restarts,
-            "ticks_fired": stats.ticks_fired,
-            "tick_lateness_ms_total": stats.tick_lateness_ms_total,
-            "worker_dispatches": stats.worker_dispatches,
-            "worker_connections": stats.worker_connections,
-        })
+        linkloom_wire::EngineCounters {
+            actor_restarts: stats.actor_restarts,
+            ticks_fired: stats.ticks_fired,
+            tick_lateness_ms_total: stats.tick_lateness_ms_total,
+            worker_dispatches: stats.worker_dispatches,
+            worker_connections: stats.worker_connections,
+        }
     });
     let http_metrics = Arc::new(HttpMetrics::default());
     http_metrics.log_streams.set_max_per_token(parts.max_log_streams);

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use linkloom_core::signature::{verify, SignatureError, Signed};
 use linkloom_harness::backend::{Backend, RawRequest};
 use linkloom_harness::{Cluster, ClusterOptions};
+use linkloom_wire::signature::{verify, SignatureError, Signed};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_loom-node");

@@ -104,6 +104,9 @@ pub enum NodeError {
     Membership(String),
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A membership change about a node that is not a member.
+    #[error("node {0} is not a member (a node joins as a learner first)")]
+    NotMember(u64),
 }
 
 /// A cluster member as the API shows it.
@@ -516,7 +519,7 @@ impl<T: Transport> ReplicatedNode<T> {
         self.linearizable_barrier().await?;
         let info = self.cluster_info();
         if !info.members.iter().any(|m| m.id == id) {
-            return Err(NodeError::BadRequest(format!("node {id} is not a member; add it as a learner first")));
+            return Err(NodeError::NotMember(id));
         }
         let mut voters: Vec<u64> = info.members.iter().filter(|m| m.voter).map(|m| m.id).collect();
         voters.push(id);
@@ -528,11 +531,11 @@ impl<T: Transport> ReplicatedNode<T> {
         self.linearizable_barrier().await?;
         let info = self.cluster_info();
         if !info.members.iter().any(|m| m.id == id) {
-            return Err(NodeError::BadRequest(format!("node {id} is not a member")));
+            return Err(NodeError::NotMember(id));
         }
         let voters: Vec<u64> = info.members.iter().filter(|m| m.voter && m.id != id).map(|m| m.id).collect();
         if voters.is_empty() {
-            return Err(NodeError::BadRequest("cannot remove the last voter".into()));
+            return Err(NodeError::Membership("cannot remove the last voter".into()));
         }
         self.membership_request(LeaderRequest::SetVoters { voters }).await
     }

@@ -18,8 +18,8 @@ use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use linkloom_core::ids::rfc3339;
-use linkloom_core::signature;
 use linkloom_core::state::AttemptResult;
+use linkloom_wire::signature;
 use serde_json::{json, Value};
 
 use super::policy::TargetRules;

@@ -7,17 +7,19 @@ use axum::Json;
 use linkloom_core::ids::{manual_execution_id, scheduled_execution_id};
 use linkloom_core::json::Json as JsonValue;
 use linkloom_core::schedule::CronSchedule;
+use linkloom_core::state::wire as wire_state;
 use linkloom_core::state::{Execution, ExecutionStatus, Rejection, Reporter, Trigger};
 use linkloom_core::task_answer::parse_task_answer;
 use linkloom_core::{Command, Response};
 use linkloom_raft::Transport;
+use linkloom_wire as wire;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::{page_of, Page, ReadOptions};
 use crate::auth::{AttemptCredential, Caller};
 use crate::body::read_limited;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::idempotency::Once;
 use crate::views;
 use crate::ApiState;
@@ -26,28 +28,45 @@ use crate::ApiState;
 const MAX_BACKFILL_TICKS: usize = 1_000;
 
 pub(crate) fn unexpected(response: Response) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("unexpected answer: {response:?}"))
+    ApiError::of(ErrorCode::Internal, format!("unexpected answer: {response:?}"))
 }
 
-/// Parses an optional JSON body into `T` (absent body: `T::default()`), naming unknown fields.
-pub(crate) async fn json_body<T: for<'de> Deserialize<'de> + Default, X>(
+/// Parses a JSON body into its wire type `T`, naming the field at fault. An absent body reads as
+/// `{}`: the whole request for types whose fields are all optional, and a "missing field" error
+/// naming the first required one for the rest. Every body is a JSON object; a number with a zero
+/// fraction (`3.0`) is the integer it equals, as JSON Schema counts it.
+pub(crate) async fn json_body<T: for<'de> Deserialize<'de>, X>(
     state: &ApiState<X>,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, ApiError> {
     let bytes = read_limited(headers, body, state.limits.max_body_bytes).await?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+    let mut value: Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("body is not JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request("body: expected a JSON object"));
     }
-    let mut de = serde_json::Deserializer::from_slice(&bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| ApiError::bad_request(format!("body: {e}")))
+    integral_floats_as_integers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| ApiError::bad_request(format!("body: {e}")))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct TriggerBody {
-    #[serde(default)]
-    params: Option<Value>,
+/// `3.0` becomes `3` wherever it appears (within the range of 64-bit integers).
+fn integral_floats_as_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0) {
+                if (0.0..18_446_744_073_709_551_616.0).contains(&f) {
+                    *value = Value::from(f as u64);
+                } else if f < 0.0 && f >= i64::MIN as f64 {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
 }
 
 /// `POST /api/v1/workflows/{id}/trigger` → 202 `{"execution_id"}`.
@@ -58,8 +77,8 @@ pub(crate) async fn trigger<T: Transport>(
     Path(workflow_id): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let request: TriggerBody = json_body(&state, &headers, body).await?;
+) -> Result<(StatusCode, Json<wire::Triggered>), ApiError> {
+    let request: wire::TriggerRequest = json_body(&state, &headers, body).await?;
     let params = request.params.unwrap_or(Value::Null);
     if !(params.is_null() || params.is_object()) {
         return Err(ApiError::bad_request("params must be an object"));
@@ -84,7 +103,7 @@ pub(crate) async fn trigger<T: Transport>(
     };
     match state.propose(&once, command).await? {
         Response::ExecutionCreated { execution_id } | Response::ExecutionExists { execution_id } => {
-            Ok((StatusCode::ACCEPTED, Json(json!({"execution_id": execution_id}))))
+            Ok((StatusCode::ACCEPTED, Json(wire::Triggered { execution_id })))
         }
         Response::Rejected(r) => Err(r.into()),
         other => Err(unexpected(other)),
@@ -98,10 +117,10 @@ pub(crate) async fn set_paused<T: Transport>(
     caller: Caller,
     workflow_id: String,
     paused: bool,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Paused>, ApiError> {
     let command = Command::SetPaused { workflow_id, paused, actor: caller.name, at_ms: state.clock.now_ms() };
     match state.propose(&once, command).await? {
-        Response::PausedSet { workflow_id, paused } => Ok(Json(json!({"id": workflow_id, "paused": paused}))),
+        Response::PausedSet { workflow_id, paused } => Ok(Json(wire::Paused { id: workflow_id, paused })),
         Response::Rejected(r) => Err(r.into()),
         other => Err(unexpected(other)),
     }
@@ -112,7 +131,7 @@ pub(crate) async fn pause<T: Transport>(
     once: Once,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Paused>, ApiError> {
     set_paused(state, once, caller, id, true).await
 }
 
@@ -121,17 +140,8 @@ pub(crate) async fn resume<T: Transport>(
     once: Once,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Paused>, ApiError> {
     set_paused(state, once, caller, id, false).await
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct BackfillBody {
-    #[serde(default)]
-    from: Option<String>,
-    #[serde(default)]
-    to: Option<String>,
 }
 
 /// `POST /api/v1/workflows/{id}/backfill` `{"from", "to"}`: one execution per tick in the range.
@@ -142,10 +152,9 @@ pub(crate) async fn backfill<T: Transport>(
     Path(workflow_id): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let request: BackfillBody = json_body(&state, &headers, body).await?;
-    let parse = |name: &str, value: Option<String>| -> Result<i64, ApiError> {
-        let value = value.ok_or_else(|| ApiError::bad_request(format!("`{name}` is required (RFC 3339)")))?;
+) -> Result<(StatusCode, Json<wire::Backfilled>), ApiError> {
+    let request: wire::Backfill = json_body(&state, &headers, body).await?;
+    let parse = |name: &str, value: String| -> Result<i64, ApiError> {
         chrono::DateTime::parse_from_rfc3339(&value)
             .map(|t| t.timestamp_millis())
             .map_err(|e| ApiError::bad_request(format!("`{name}` = `{value}` is not RFC 3339: {e}")))
@@ -211,7 +220,7 @@ pub(crate) async fn backfill<T: Transport>(
             other => return Err(unexpected(other)),
         }
     }
-    Ok((StatusCode::ACCEPTED, Json(json!({"execution_ids": ids, "created": created, "existing": existing}))))
+    Ok((StatusCode::ACCEPTED, Json(wire::Backfilled { execution_ids: ids, created, existing })))
 }
 
 #[derive(Deserialize, Default)]
@@ -277,21 +286,27 @@ fn newest_cursor(cursor: &str) -> Result<(i64, &str), ApiError> {
 pub(crate) async fn list<T: Transport>(
     State(state): State<ApiState<T>>,
     Query(filter): Query<ExecutionFilter>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Page<wire::Execution>>, ApiError> {
     let page = Page { limit: filter.limit, cursor: filter.cursor.clone(), consistency: filter.consistency.clone() };
     let limit = page.limit(state.limits.max_page_size)?;
     let status: Option<ExecutionStatus> = match &filter.status {
         None => None,
-        Some(s) => Some(serde_json::from_value(json!(s)).map_err(|_| {
-            ApiError::bad_request(format!("status `{s}` is not one of queued, running, succeeded, failed, cancelled"))
-        })?),
+        Some(s) => {
+            s.parse::<wire::ExecutionStatus>().ok().and_then(wire_state::execution_status).map(Some).ok_or_else(
+                || {
+                    ApiError::bad_request(format!(
+                        "status `{s}` is not one of queued, running, succeeded, failed, cancelled"
+                    ))
+                },
+            )?
+        }
     };
     let trigger: Option<Trigger> =
         match &filter.trigger {
             None => None,
-            Some(t) => Some(serde_json::from_value(json!(t)).map_err(|_| {
+            Some(t) => t.parse::<wire::Trigger>().ok().and_then(wire_state::trigger).map(Some).ok_or_else(|| {
                 ApiError::bad_request(format!("trigger `{t}` is not one of manual, schedule, backfill"))
-            })?),
+            })?,
         };
     let time = |name: &str, value: &Option<String>| -> Result<Option<i64>, ApiError> {
         value
@@ -305,12 +320,13 @@ pub(crate) async fn list<T: Transport>(
     };
     let (since, until) = (time("since", &filter.since)?, time("until", &filter.until)?);
     let order = Order::parse(filter.order.as_deref())?;
-    let newest_after = match (order, page.cursor.as_deref()) {
+    // An empty cursor is the first page, in either order.
+    let newest_after = match (order, page.cursor.as_deref().filter(|c| !c.is_empty())) {
         (Order::Newest, Some(cursor)) => Some(newest_cursor(cursor)?),
         _ => None,
     };
     page.read_options().barrier(&state).await?;
-    let (items, next_cursor) = state.node.state().read(|s| {
+    let executions = state.node.state().read(|s| {
         let matches = |e: &&Execution| {
             filter.workflow.as_deref().is_none_or(|w| e.workflow_id == w)
                 && status.is_none_or(|st| e.status == st)
@@ -320,7 +336,8 @@ pub(crate) async fn list<T: Transport>(
         };
         match order {
             Order::Id => {
-                page_of(s.executions_after(page.cursor.as_deref()).filter(matches).map(views::execution), limit)
+                let matching = s.executions_after(page.cursor.as_deref()).filter(matches).map(views::execution);
+                page_of(matching, limit, |e| e.id.clone())
             }
             Order::Newest => {
                 let mut matching: Vec<&Execution> = s
@@ -332,11 +349,11 @@ pub(crate) async fn list<T: Transport>(
                 let more = matching.len() > limit;
                 matching.truncate(limit);
                 let next = more.then(|| matching.last().map(|e| format!("{}:{}", e.created_at_ms, e.id))).flatten();
-                (matching.into_iter().map(views::execution).collect(), next)
+                wire::Page::new(matching.into_iter().map(views::execution).collect(), next)
             }
         }
     });
-    Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
+    Ok(Json(executions))
 }
 
 /// `GET /api/v1/executions/{id}`.
@@ -344,7 +361,7 @@ pub(crate) async fn show<T: Transport>(
     State(state): State<ApiState<T>>,
     Path(id): Path<String>,
     Query(read): Query<ReadOptions>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Execution>, ApiError> {
     read.barrier(&state).await?;
     state
         .node
@@ -360,10 +377,12 @@ pub(crate) async fn cancel<T: Transport>(
     once: Once,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Cancelled>, ApiError> {
     let command = Command::CancelExecution { execution_id: id, actor: caller.name, at_ms: state.clock.now_ms() };
     match state.propose(&once, command).await? {
-        Response::ExecutionCancelled { execution_id } => Ok(Json(json!({"id": execution_id, "status": "cancelled"}))),
+        Response::ExecutionCancelled { execution_id } => {
+            Ok(Json(wire::Cancelled { id: execution_id, status: wire::ExecutionStatus::Cancelled }))
+        }
         Response::Rejected(r) => Err(r.into()),
         other => Err(unexpected(other)),
     }
@@ -375,11 +394,11 @@ pub(crate) async fn retry<T: Transport>(
     once: Once,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Retried>, ApiError> {
     let command = Command::RetryExecution { execution_id: id, actor: caller.name, at_ms: state.clock.now_ms() };
     match state.propose(&once, command).await? {
         Response::ExecutionReopened { execution_id, tasks_reset } => {
-            Ok(Json(json!({"id": execution_id, "tasks_reset": tasks_reset})))
+            Ok(Json(wire::Retried { id: execution_id, tasks_reset }))
         }
         Response::Rejected(r) => Err(r.into()),
         other => Err(unexpected(other)),
@@ -387,7 +406,7 @@ pub(crate) async fn retry<T: Transport>(
 }
 
 pub(crate) fn parse_attempt_id(text: &str) -> Result<u64, ApiError> {
-    text.parse().map_err(|_| ApiError::bad_request(format!("attempt id `{text}` is not a number")))
+    super::whole_number(text).ok_or_else(|| ApiError::bad_request(format!("attempt id `{text}` is not a number")))
 }
 
 /// `POST /api/v1/tasks/{attempt_id}/callback` with the same body a backend answers with, and the
@@ -399,7 +418,7 @@ pub(crate) async fn callback<T: Transport>(
     Path(attempt_id): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::AttemptFinished>, ApiError> {
     let attempt_id = parse_attempt_id(&attempt_id)?;
     let bytes = read_limited(&headers, body, state.limits.max_body_bytes).await?;
     let (result, logs) = parse_task_answer(&bytes);
@@ -409,9 +428,11 @@ pub(crate) async fn callback<T: Transport>(
     let by = Reporter::Backend { token_hash: credential.0 };
     let command = Command::FinishAttempt { attempt_id, by, result, logs, jitter_permille, at_ms };
     match state.propose(&once, command).await? {
-        Response::AttemptFinished { task_status, execution_status } => Ok(Json(json!({
-            "attempt_id": attempt_id.to_string(), "task_status": task_status, "execution_status": execution_status,
-        }))),
+        Response::AttemptFinished { task_status, execution_status } => Ok(Json(wire::AttemptFinished {
+            attempt_id: attempt_id.to_string(),
+            task_status: task_status.into(),
+            execution_status: execution_status.into(),
+        })),
         Response::Rejected(r) => Err(r.into()),
         other => Err(unexpected(other)),
     }
@@ -424,7 +445,7 @@ pub(crate) async fn heartbeat<T: Transport>(
     once: Once,
     credential: AttemptCredential,
     Path(attempt_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::AttemptRef>, ApiError> {
     let attempt_id = parse_attempt_id(&attempt_id)?;
     let command = Command::HeartbeatAttempt {
         attempt_id,
@@ -435,7 +456,9 @@ pub(crate) async fn heartbeat<T: Transport>(
         at_ms: state.clock.now_ms(),
     };
     match state.propose(&once, command).await? {
-        Response::HeartbeatRecorded { attempt_id, .. } => Ok(Json(json!({"attempt_id": attempt_id.to_string()}))),
+        Response::HeartbeatRecorded { attempt_id, .. } => {
+            Ok(Json(wire::AttemptRef { attempt_id: attempt_id.to_string() }))
+        }
         Response::Rejected(r) => Err(r.into()),
         other => Err(unexpected(other)),
     }

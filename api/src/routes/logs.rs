@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use super::ReadOptions;
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::ApiState;
 
 /// A log stream ends after this long even if its task has not.
@@ -144,7 +144,7 @@ pub(crate) async fn logs<T: Transport>(
     let Some(slot) = state.http.log_streams.open(who) else {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "too_many_streams",
+            ErrorCode::TooManyStreams,
             format!(
                 "token `{who}` already follows {} logs on this node, the most it may (LOOM_MAX_LOG_STREAMS); \
                  close one, or read without follow",
@@ -330,7 +330,7 @@ mod tests {
     fn unknown_executions_and_tasks_are_named() {
         let s = state();
         let missing = LogFollower::new("wf:9".into(), None).poll(&s).unwrap_err();
-        assert_eq!((missing.status.as_u16(), missing.code), (404, "not_found"));
+        assert_eq!((missing.status.as_u16(), missing.code), (404, ErrorCode::NotFound));
         assert!(missing.message.contains("wf:9"), "{missing:?}");
         let task = LogFollower::new(EXEC.into(), Some("zzz".into())).poll(&s).unwrap_err();
         assert!(task.message.contains("wf:1/zzz"), "{task:?}");

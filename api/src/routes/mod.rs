@@ -17,10 +17,11 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 use linkloom_raft::Transport;
+use linkloom_wire as wire;
 use serde::Deserialize;
 
 use crate::auth::{authorize, Access};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::observe::observe;
 use crate::ApiState;
 
@@ -38,11 +39,25 @@ pub(crate) struct Param {
     pub values: &'static [&'static str],
 }
 
-/// A request or response body: media types and the schema name in `components.schemas`.
-#[derive(Debug, Clone, Copy)]
+/// Adds a type's schema to the document's components and answers its reference.
+pub(crate) type SchemaFn = fn(&mut schemars::SchemaGenerator) -> schemars::Schema;
+
+fn schema_of<T: schemars::JsonSchema>(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    generator.subschema_for::<T>()
+}
+
+/// A request or response body: media types and the type it is (de)serialized as, whose schema
+/// the document shows.
+#[derive(Clone, Copy)]
 pub(crate) struct Content {
     pub media: &'static [&'static str],
-    pub schema: &'static str,
+    pub schema: SchemaFn,
+}
+
+impl std::fmt::Debug for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Content").field("media", &self.media).finish_non_exhaustive()
+    }
 }
 
 /// One endpoint's contract.
@@ -96,43 +111,54 @@ impl Op {
             && self.path != "/api/v1/workers/connect"
     }
 
-    const fn summary(mut self, s: &'static str) -> Self {
+    /// A client write (a JSON type required) that reads no body.
+    pub(crate) fn takes_no_body(&self) -> bool {
+        matches!(self.method, Method::POST | Method::PUT | Method::PATCH)
+            && self.body.is_none()
+            && !matches!(self.access, Access::Attempt | Access::Peer)
+            && self.path != "/api/v1/workers/connect"
+    }
+
+    fn summary(mut self, s: &'static str) -> Self {
         self.summary = s;
         self
     }
-    const fn query(mut self, q: &'static [Param]) -> Self {
+    fn query(mut self, q: &'static [Param]) -> Self {
         self.query = q;
         self
     }
-    const fn body(mut self, schema: &'static str) -> Self {
-        self.body = Some(Content { media: JSON, schema });
+    /// A JSON body read as `B`.
+    fn body<B: schemars::JsonSchema>(mut self) -> Self {
+        self.body = Some(Content { media: JSON, schema: schema_of::<B> });
         self
     }
-    const fn optional_body(mut self, schema: &'static str) -> Self {
-        self.body = Some(Content { media: JSON, schema });
+    /// A JSON body read as `B` that may be left out.
+    fn optional_body<B: schemars::JsonSchema>(mut self) -> Self {
+        self.body = Some(Content { media: JSON, schema: schema_of::<B> });
         self.body_optional = true;
         self
     }
-    const fn body_as(mut self, media: &'static [&'static str], schema: &'static str) -> Self {
-        self.body = Some(Content { media, schema });
+    fn body_as<B: schemars::JsonSchema>(mut self, media: &'static [&'static str]) -> Self {
+        self.body = Some(Content { media, schema: schema_of::<B> });
         self
     }
-    const fn ok(mut self, status: u16, schema: &'static str) -> Self {
+    /// Answers `status` with `R` as JSON.
+    fn ok<R: schemars::JsonSchema>(mut self, status: u16) -> Self {
         self.ok_status = status;
-        self.ok = Some(Content { media: JSON, schema });
+        self.ok = Some(Content { media: JSON, schema: schema_of::<R> });
         self
     }
-    const fn ok_as(mut self, status: u16, media: &'static [&'static str], schema: &'static str) -> Self {
+    fn ok_as<R: schemars::JsonSchema>(mut self, status: u16, media: &'static [&'static str]) -> Self {
         self.ok_status = status;
-        self.ok = Some(Content { media, schema });
+        self.ok = Some(Content { media, schema: schema_of::<R> });
         self
     }
-    const fn no_content(mut self) -> Self {
+    fn no_content(mut self) -> Self {
         self.ok_status = 204;
         self.ok = None;
         self
     }
-    const fn errors(mut self, e: &'static [u16]) -> Self {
+    fn errors(mut self, e: &'static [u16]) -> Self {
         self.errors = e;
         self
     }
@@ -191,84 +217,85 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
         (
             op(Method::GET, "/healthz", Public, "healthz", "health")
                 .summary("200 while the process runs")
-                .ok(200, "Status"),
+                .ok::<wire::Health>(200),
             get(health::healthz),
         ),
         (
             op(Method::GET, "/readyz", Public, "readyz", "health")
                 .summary("200 once a leader is known and this node has applied what was committed when it started")
-                .ok(200, "Status")
+                .ok::<wire::Health>(200)
                 .errors(&[503]),
             get(health::readyz::<T>),
         ),
         (
             op(Method::GET, "/api/openapi.json", Public, "openapi", "meta")
                 .summary("This API's OpenAPI 3.1 description")
-                .ok(200, "Any"),
+                .ok::<crate::openapi::Document>(200),
             get(openapi_json::<T>),
         ),
         (
             op(Method::GET, "/api/docs", Public, "apiDocs", "meta")
                 .summary("A readable reference of this API (HTML)")
-                .ok_as(200, &["text/html"], "Text"),
+                .ok_as::<crate::openapi::Text>(200, &["text/html"]),
             get(api_docs),
         ),
         (
             op(Method::GET, "/metrics", Read, "metrics", "meta")
                 .summary("Prometheus metrics of this node (text format 0.0.4)")
-                .ok_as(200, &["text/plain"], "Text"),
+                .ok_as::<crate::openapi::Text>(200, &["text/plain"]),
             get(metrics::serve::<T>),
         ),
         (
             op(Method::GET, "/api/v1/cluster", Read, "showCluster", "cluster")
                 .summary("This node's view of the cluster")
                 .query(READ)
-                .ok(200, "Cluster"),
+                .ok::<wire::ClusterView>(200)
+                .errors(&[400]),
             get(cluster::show::<T>),
         ),
         (
             op(Method::POST, "/api/v1/cluster/members", Admin, "addMember", "cluster")
                 .summary("Adds a node as a learner")
-                .body("NewMember")
-                .ok(201, "Members")
+                .body::<wire::NewMember>()
+                .ok::<wire::Members>(201)
                 .errors(&[400, 409, 413]),
             post(cluster::add_learner::<T>),
         ),
         (
             op(Method::DELETE, "/api/v1/cluster/members/{id}", Admin, "removeMember", "cluster")
                 .summary("Removes a member")
-                .ok(200, "Members")
-                .errors(&[400, 409]),
+                .ok::<wire::Members>(200)
+                .errors(&[400, 404, 409]),
             delete(cluster::remove::<T>),
         ),
         (
             op(Method::POST, "/api/v1/cluster/members/{id}/promote", Admin, "promoteMember", "cluster")
                 .summary("Makes a learner a voter")
-                .ok(200, "Members")
-                .errors(&[400, 409]),
+                .ok::<wire::Members>(200)
+                .errors(&[400, 404, 409]),
             post(cluster::promote::<T>),
         ),
         (
             op(Method::GET, "/api/v1/cluster/limits", Read, "showLimits", "cluster")
                 .summary("The tunable limits in force, with their ceilings")
                 .query(READ)
-                .ok(200, "Limits")
+                .ok::<wire::Limits>(200)
                 .errors(&[400]),
             get(cluster::limits::<T>),
         ),
         (
             op(Method::PUT, "/api/v1/cluster/limits", Admin, "setLimits", "cluster")
                 .summary("Changes tunable limits (each between 1 and its ceiling); they apply to what comes after")
-                .body("LimitsChange")
-                .ok(200, "Limits")
+                .body::<wire::LimitsChange>()
+                .ok::<wire::Limits>(200)
                 .errors(&[400, 413]),
             put(cluster::set_limits::<T>),
         ),
         (
             op(Method::POST, "/api/v1/tokens", Admin, "createToken", "tokens")
                 .summary("Creates an API token; its secret is in this answer only")
-                .body("NewToken")
-                .ok(201, "CreatedToken")
+                .body::<wire::NewToken>()
+                .ok::<wire::CreatedToken>(201)
                 .errors(&[400, 409, 413]),
             post(tokens::create::<T>),
         ),
@@ -276,7 +303,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
             op(Method::GET, "/api/v1/tokens", Admin, "listTokens", "tokens")
                 .summary("Tokens (names, roles, creators; never secrets)")
                 .query(PAGED)
-                .ok(200, "TokenList")
+                .ok::<wire::Page<wire::Token>>(200)
                 .errors(&[400]),
             get(tokens::list::<T>),
         ),
@@ -290,8 +317,8 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
         (
             op(Method::POST, "/api/v1/workflows", Operate, "putWorkflow", "workflows")
                 .summary("Stores a workflow: a new one, or the next version of an existing id")
-                .body_as(&["application/yaml", "application/json"], "WorkflowSpec")
-                .ok(201, "StoredWorkflow")
+                .body_as::<linkloom_core::WorkflowSpec>(&["application/yaml", "application/json"])
+                .ok::<wire::StoredWorkflow>(201)
                 .errors(&[400, 413, 415, 422]),
             post(workflows::put::<T>),
         ),
@@ -299,7 +326,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
             op(Method::GET, "/api/v1/workflows", Read, "listWorkflows", "workflows")
                 .summary("Live workflows in id order")
                 .query(PAGED)
-                .ok(200, "WorkflowList")
+                .ok::<wire::Page<wire::Workflow>>(200)
                 .errors(&[400]),
             get(workflows::list::<T>),
         ),
@@ -307,7 +334,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
             op(Method::GET, "/api/v1/workflows/{id}", Read, "showWorkflow", "workflows")
                 .summary("A workflow at its active version")
                 .query(READ)
-                .ok(200, "Workflow")
+                .ok::<wire::Workflow>(200)
                 .errors(&[400, 404]),
             get(workflows::show::<T>),
         ),
@@ -322,7 +349,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
             op(Method::GET, "/api/v1/workflows/{id}/versions", Read, "listWorkflowVersions", "workflows")
                 .summary("Every kept version, newest first")
                 .query(READ)
-                .ok(200, "WorkflowVersionList")
+                .ok::<wire::Page<wire::WorkflowVersion>>(200)
                 .errors(&[400, 404]),
             get(workflows::versions::<T>),
         ),
@@ -330,37 +357,37 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
             op(Method::GET, "/api/v1/workflows/{id}/versions/{version}", Read, "showWorkflowVersion", "workflows")
                 .summary("One version")
                 .query(READ)
-                .ok(200, "WorkflowVersion")
+                .ok::<wire::WorkflowVersion>(200)
                 .errors(&[400, 404]),
             get(workflows::version::<T>),
         ),
         (
             op(Method::POST, "/api/v1/workflows/{id}/trigger", Operate, "triggerWorkflow", "executions")
                 .summary("Starts an execution now, with optional params overriding the defaults")
-                .optional_body("TriggerBody")
-                .ok(202, "Triggered")
+                .optional_body::<wire::TriggerRequest>()
+                .ok::<wire::Triggered>(202)
                 .errors(&[400, 404, 413]),
             post(executions::trigger::<T>),
         ),
         (
             op(Method::POST, "/api/v1/workflows/{id}/pause", Operate, "pauseWorkflow", "workflows")
                 .summary("Stops firing scheduled ticks")
-                .ok(200, "Paused")
+                .ok::<wire::Paused>(200)
                 .errors(&[404]),
             post(executions::pause::<T>),
         ),
         (
             op(Method::POST, "/api/v1/workflows/{id}/resume", Operate, "resumeWorkflow", "workflows")
                 .summary("Fires scheduled ticks again")
-                .ok(200, "Paused")
+                .ok::<wire::Paused>(200)
                 .errors(&[404]),
             post(executions::resume::<T>),
         ),
         (
             op(Method::POST, "/api/v1/workflows/{id}/backfill", Operate, "backfillWorkflow", "executions")
                 .summary("One execution per schedule tick in a range (at most 1,000; existing ticks are kept)")
-                .body("BackfillBody")
-                .ok(202, "Backfilled")
+                .body::<wire::Backfill>()
+                .ok::<wire::Backfilled>(202)
                 .errors(&[400, 404, 413]),
             post(executions::backfill::<T>),
         ),
@@ -368,7 +395,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
             op(Method::GET, "/api/v1/executions", Read, "listExecutions", "executions")
                 .summary("Executions in id order, filtered")
                 .query(EXECUTION_FILTERS)
-                .ok(200, "ExecutionList")
+                .ok::<wire::Page<wire::Execution>>(200)
                 .errors(&[400]),
             get(executions::list::<T>),
         ),
@@ -376,21 +403,21 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
             op(Method::GET, "/api/v1/executions/{id}", Read, "showExecution", "executions")
                 .summary("An execution with its tasks and attempts")
                 .query(READ)
-                .ok(200, "Execution")
+                .ok::<wire::Execution>(200)
                 .errors(&[400, 404]),
             get(executions::show::<T>),
         ),
         (
             op(Method::POST, "/api/v1/executions/{id}/cancel", Operate, "cancelExecution", "executions")
                 .summary("Cancels an unfinished execution")
-                .ok(200, "Cancelled")
+                .ok::<wire::Cancelled>(200)
                 .errors(&[404, 409]),
             post(executions::cancel::<T>),
         ),
         (
             op(Method::POST, "/api/v1/executions/{id}/retry", Operate, "retryExecution", "executions")
                 .summary("Runs the failed, cancelled and skipped tasks of a failed or cancelled execution again")
-                .ok(200, "Retried")
+                .ok::<wire::Retried>(200)
                 .errors(&[404, 409]),
             post(executions::retry::<T>),
         ),
@@ -398,22 +425,22 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
             op(Method::GET, "/api/v1/executions/{id}/logs", Read, "executionLogs", "executions")
                 .summary("Logs attempt by attempt: text, or server-sent events with follow=true")
                 .query(LOG_QUERY)
-                .ok_as(200, &["text/plain", "text/event-stream"], "Text")
+                .ok_as::<crate::openapi::Text>(200, &["text/plain", "text/event-stream"])
                 .errors(&[400, 404]),
             get(logs::logs::<T>),
         ),
         (
             op(Method::POST, "/api/v1/tasks/{attempt_id}/callback", Attempt, "taskCallback", "tasks")
                 .summary("Completes an attempt a backend accepted with 202")
-                .body("TaskAnswer")
-                .ok(200, "AttemptFinished")
+                .body::<wire::TaskAnswer>()
+                .ok::<wire::AttemptFinished>(200)
                 .errors(&[400, 404, 409, 413]),
             post(executions::callback::<T>),
         ),
         (
             op(Method::POST, "/api/v1/tasks/{attempt_id}/heartbeat", Attempt, "taskHeartbeat", "tasks")
                 .summary("Proof of life for an attempt")
-                .ok(200, "AttemptRef")
+                .ok::<wire::AttemptRef>(200)
                 .errors(&[400, 404, 409]),
             post(executions::heartbeat::<T>),
         ),
@@ -421,7 +448,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
             op(Method::GET, "/api/v1/workers", Read, "listWorkers", "workers")
                 .summary("Live workers in id order")
                 .query(PAGED)
-                .ok(200, "WorkerList")
+                .ok::<wire::Page<wire::WorkerInfo>>(200)
                 .errors(&[400]),
             get(workers::list::<T>),
         ),
@@ -430,16 +457,16 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .summary(
                     "A worker connects; the answer is a stream of JSON lines (welcome, task, cancel, ping, closing)",
                 )
-                .body("WorkerHello")
-                .ok_as(200, &["application/x-ndjson"], "WorkerEvent")
+                .body::<wire::WorkerHello>()
+                .ok_as::<wire::WorkerEvent>(200, &["application/x-ndjson"])
                 .errors(&[400, 409, 413]),
             post(workers::connect::<T>),
         ),
         (
             op(Method::POST, "/api/v1/workers/{worker_id}/drain", Work, "drainWorker", "workers")
                 .summary("Hands this worker nothing new")
-                .body("Drain")
-                .ok(200, "Draining")
+                .body::<wire::Drain>()
+                .ok::<wire::Draining>(200)
                 .errors(&[400, 404, 413]),
             post(workers::drain::<T>),
         ),
@@ -452,8 +479,8 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 "workers",
             )
             .summary("Extends a worker attempt's lease, with optional progress and logs")
-            .optional_body("WorkerHeartbeat")
-            .ok(200, "LeaseExtended")
+            .optional_body::<wire::Heartbeat>()
+            .ok::<wire::LeaseExtended>(200)
             .errors(&[400, 404, 409, 413]),
             post(workers::heartbeat::<T>),
         ),
@@ -466,8 +493,8 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 "workers",
             )
             .summary("Ends a worker attempt")
-            .body("TaskAnswer")
-            .ok(200, "AttemptFinished")
+            .body::<wire::TaskAnswer>()
+            .ok::<wire::AttemptFinished>(200)
             .errors(&[400, 404, 409, 413]),
             post(workers::complete::<T>),
         ),
@@ -480,8 +507,8 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 "workers",
             )
             .summary("Gives an attempt back unstarted, without using a retry")
-            .optional_body("Release")
-            .ok(200, "AttemptFinished")
+            .optional_body::<wire::Release>()
+            .ok::<wire::AttemptFinished>(200)
             .errors(&[400, 404, 409, 413]),
             post(workers::release::<T>),
         ),
@@ -489,15 +516,15 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
             op(Method::GET, "/api/v1/queues", Read, "listQueues", "workers")
                 .summary("Per queue: waiting tasks and the workers serving it")
                 .query(READ)
-                .ok(200, "QueueList")
+                .ok::<wire::QueueList>(200)
                 .errors(&[400]),
             get(workers::queues::<T>),
         ),
         (
             op(Method::POST, "/raft/{kind}", Peer, "raftRpc", "internal")
                 .summary("Node-to-node messages (encoded); not for clients")
-                .body_as(&["application/octet-stream"], "Binary")
-                .ok_as(200, &["application/octet-stream"], "Binary")
+                .body_as::<crate::openapi::Binary>(&["application/octet-stream"])
+                .ok_as::<crate::openapi::Binary>(200, &["application/octet-stream"])
                 .errors(&[400, 404, 413]),
             post(raft::serve::<T>),
         ),
@@ -525,6 +552,12 @@ pub(crate) fn router<T: Transport>(state: ApiState<T>) -> Router {
         // Outside the auth guard: a write without a JSON type is refused before its caller is
         // looked at. Not on routes that take an attempt's callback token (see browser.rs).
         let handler = handler.route_layer(guard);
+        // A write that takes no body refuses one (documented as `{}` at most).
+        let handler = if op.takes_no_body() {
+            handler.route_layer(axum::middleware::from_fn(crate::body::require_no_body))
+        } else {
+            handler
+        };
         let handler = if op.access == Access::Attempt {
             handler
         } else {
@@ -551,16 +584,15 @@ async fn ui_or_not_found<T: Transport>(
     use axum::response::IntoResponse;
     match crate::ui::respond(&state.ui, &method, uri.path()) {
         Some(page) => page,
-        None => {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {}", uri.path())).into_response()
-        }
+        None => ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, format!("no route for {}", uri.path()))
+            .into_response(),
     }
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         format!("{method} is not allowed on {}", uri.path()),
     )
 }
@@ -570,6 +602,7 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 async fn openapi_json<T: Transport>(
     axum::extract::State(state): axum::extract::State<ApiState<T>>,
 ) -> axum::Json<serde_json::Value> {
+    // The document is itself the contract's output, built from the types (openapi.rs).
     if state.auth.enabled() {
         axum::Json(crate::openapi::document().clone())
     } else {
@@ -579,6 +612,17 @@ async fn openapi_json<T: Transport>(
 
 async fn api_docs() -> axum::response::Html<String> {
     axum::response::Html(crate::openapi::reference_page())
+}
+
+/// A path segment that names a whole number: digits, or digits with a zero fraction (`105.0`),
+/// as a JSON Schema `integer` allows.
+pub(crate) fn whole_number(text: &str) -> Option<u64> {
+    let (digits, fraction) = text.split_once('.').unwrap_or((text, "0"));
+    let digits_only = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits_only(digits) || !digits_only(fraction) || fraction.bytes().any(|b| b != b'0') {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// `?consistency=stale` reads the local state without asking the leader.
@@ -599,6 +643,16 @@ impl ReadOptions {
             }
         }
     }
+
+    /// Refuses a `consistency` that is neither value, for views that are always this node's own.
+    pub(crate) fn check(&self) -> Result<(), ApiError> {
+        match self.consistency.as_deref() {
+            None | Some("linearizable" | "stale") => Ok(()),
+            Some(other) => {
+                Err(ApiError::bad_request(format!("consistency `{other}` is not one of linearizable, stale")))
+            }
+        }
+    }
 }
 
 /// Cursor pagination parameters shared by list endpoints.
@@ -612,19 +666,16 @@ pub(crate) struct Page {
     pub consistency: Option<String>,
 }
 
-/// The first `limit` items and the cursor of the next page (the id of the last item shown,
-/// `None` on the last page).
-pub(crate) fn page_of(
-    items: impl Iterator<Item = serde_json::Value>,
-    limit: usize,
-) -> (Vec<serde_json::Value>, Option<String>) {
-    let mut items: Vec<serde_json::Value> = items.take(limit + 1).collect();
+/// The first `limit` items as a page, with the cursor of the next page: the key (`key_of`) of
+/// the last item shown, `None` on the last page.
+pub(crate) fn page_of<T>(items: impl Iterator<Item = T>, limit: usize, key_of: impl Fn(&T) -> String) -> wire::Page<T> {
+    let mut items: Vec<T> = items.take(limit + 1).collect();
     if items.len() <= limit {
-        return (items, None);
+        return wire::Page::new(items, None);
     }
     items.truncate(limit);
-    let next = items.last().and_then(|item| item["id"].as_str()).map(str::to_string);
-    (items, next)
+    let next = items.last().map(key_of);
+    wire::Page::new(items, next)
 }
 
 impl Page {
@@ -644,5 +695,20 @@ impl Page {
 
     pub(crate) fn read_options(&self) -> ReadOptions {
         ReadOptions { consistency: self.consistency.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_number;
+
+    #[test]
+    fn a_whole_number_may_carry_a_zero_fraction() {
+        assert_eq!(whole_number("105"), Some(105));
+        assert_eq!(whole_number("105.0"), Some(105));
+        assert_eq!(whole_number("105.000"), Some(105));
+        for refused in ["", ".0", "105.", "105.5", "-1", "1e3", "x", "18446744073709551616"] {
+            assert_eq!(whole_number(refused), None, "{refused}");
+        }
     }
 }

@@ -6,31 +6,18 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use linkloom_core::ids::rfc3339;
-use linkloom_core::state::{validate_token_name, Role};
+use linkloom_core::state::validate_token_name;
 use linkloom_core::{Command, Response};
 use linkloom_raft::Transport;
+use linkloom_wire as wire;
 use rand::RngCore;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::executions::{json_body, unexpected};
 use super::{page_of, Page};
 use crate::auth::{token_hash, Caller};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::idempotency::Once;
 use crate::ApiState;
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewToken {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    role: Option<String>,
-    /// A worker token limited to these queues; absent: any queue.
-    #[serde(default)]
-    queues: Option<Vec<String>>,
-}
 
 /// A new secret: `loom_` and 64 hex digits (256 bits from the operating system's generator).
 fn new_secret() -> String {
@@ -49,13 +36,12 @@ pub(crate) async fn create<T: Transport>(
     headers: HeaderMap,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    let request: NewToken = json_body(&state, &headers, body).await?;
-    let name = request.name.ok_or_else(|| ApiError::bad_request("body: `name` is required"))?;
-    let role_text = request.role.ok_or_else(|| ApiError::bad_request("body: `role` is required"))?;
-    let role = Role::parse(&role_text).ok_or_else(|| {
-        ApiError::bad_request(format!("role `{role_text}` is not one of admin, operator, viewer, worker"))
+    let request: wire::NewToken = json_body(&state, &headers, body).await?;
+    let name = request.name;
+    let role = request.role.parse::<wire::Role>().ok().and_then(linkloom_core::state::wire::role).ok_or_else(|| {
+        ApiError::bad_request(format!("role `{}` is not one of admin, operator, viewer, worker", request.role))
     })?;
-    validate_token_name(&name).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, "invalid_token", m))?;
+    validate_token_name(&name).map_err(|m| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidToken, m))?;
     let secret = new_secret();
     let at_ms = state.clock.now_ms();
     // Sorted and without repeats, as the state machine keeps them, so this answer shows what is stored.
@@ -77,7 +63,7 @@ pub(crate) async fn create<T: Transport>(
         // replicated state keeps just a hash, so a replay cannot show it again.
         Response::TokenCreated { name, .. } if once.0.as_ref().is_some_and(|r| r.is_replayed()) => Err(ApiError::new(
             StatusCode::CONFLICT,
-            "token_exists",
+            ErrorCode::TokenExists,
             format!(
                 "token `{name}` was made by an earlier attempt of this request; its secret is shown only once: \
                  revoke it and create a new one if the first answer was lost"
@@ -85,9 +71,8 @@ pub(crate) async fn create<T: Transport>(
         )),
         Response::TokenCreated { name, role } => {
             tracing::info!(token = %name, %role, "token created");
-            let body = json!({
-                "name": name, "role": role, "queues": queues, "token": secret, "created_at": rfc3339(at_ms),
-            });
+            let body =
+                wire::CreatedToken { name, role: role.into(), queues, token: secret, created_at: rfc3339(at_ms) };
             Ok((StatusCode::CREATED, [(header::CACHE_CONTROL, "no-store")], Json(body)))
         }
         Response::Rejected(r) => Err(r.into()),
@@ -99,19 +84,20 @@ pub(crate) async fn create<T: Transport>(
 pub(crate) async fn list<T: Transport>(
     State(state): State<ApiState<T>>,
     Query(page): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Page<wire::Token>>, ApiError> {
     let limit = page.limit(state.limits.max_page_size)?;
     page.read_options().barrier(&state).await?;
-    let (items, next_cursor) = state.node.state().read(|s| {
-        let tokens = s.tokens().filter(|t| page.after(&t.name)).map(|t| {
-            json!({
-                "id": t.name, "name": t.name, "role": t.role, "queues": t.queues,
-                "created_at": rfc3339(t.created_at_ms), "created_by": t.created_by,
-            })
+    let tokens = state.node.state().read(|s| {
+        let tokens = s.tokens().filter(|t| page.after(&t.name)).map(|t| wire::Token {
+            name: t.name.clone(),
+            role: t.role.into(),
+            queues: t.queues.clone(),
+            created_at: rfc3339(t.created_at_ms),
+            created_by: t.created_by.clone(),
         });
-        page_of(tokens, limit)
+        page_of(tokens, limit, |t| t.name.clone())
     });
-    Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
+    Ok(Json(tokens))
 }
 
 /// `DELETE /api/v1/tokens/{name}` → 204.

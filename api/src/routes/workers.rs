@@ -18,24 +18,25 @@ use futures::StreamExt;
 use linkloom_actors::ConnectError;
 use linkloom_core::ids::rfc3339;
 use linkloom_core::json::Json as JsonValue;
-use linkloom_core::protocol::{Drain, Heartbeat, Release, WorkerHello};
 use linkloom_core::state::{AttemptResult, Reporter};
 use linkloom_core::task_answer::parse_task_answer;
 use linkloom_core::{Command, Response};
 use linkloom_raft::Transport;
-use serde_json::{json, Value};
+use linkloom_wire as wire;
+use linkloom_wire::{Drain, Heartbeat, Release, WorkerHello};
+use serde_json::Value;
 
 use super::executions::{json_body, parse_attempt_id, unexpected};
 use super::{page_of, Page, ReadOptions};
 use crate::auth::Caller;
 use crate::body::read_limited;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::idempotency::Once;
 use crate::ApiState;
 
 fn engine<T>(state: &ApiState<T>) -> Result<&linkloom_actors::EngineHandle, ApiError> {
     state.engine.as_deref().ok_or_else(|| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "this node does not serve workers")
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "this node does not serve workers")
     })
 }
 
@@ -52,9 +53,9 @@ pub(crate) async fn connect<T: Transport>(
     let hello: WorkerHello =
         serde_path_to_error::deserialize(&mut de).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
     let stream = engine(&state)?.connect_worker(hello, caller.name).await.map_err(|e| match e {
-        ConnectError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_worker", m),
+        ConnectError::Invalid(m) => ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidWorker, m),
         ConnectError::Refused(r) => r.into(),
-        ConnectError::Unavailable(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m),
+        ConnectError::Unavailable(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, m),
     })?;
     // The body owns the connection: when hyper drops the response (the worker went away), the
     // stream is dropped and the connection actor stops.
@@ -81,27 +82,25 @@ pub(crate) async fn connect<T: Transport>(
 pub(crate) async fn list<T: Transport>(
     State(state): State<ApiState<T>>,
     Query(page): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Page<wire::WorkerInfo>>, ApiError> {
     let limit = page.limit(state.limits.max_page_size)?;
     page.read_options().barrier(&state).await?;
     let now = state.clock.now_ms();
-    let (items, next_cursor) = state.node.state().read(|s| {
-        let workers =
-            s.workers().filter(|w| page.after(&w.id)).filter(|w| w.is_live(now) && w.is_live(s.clock_ms())).map(|w| {
-                json!({
-                    "id": w.id,
-                    "node_id": w.node_id,
-                    "queues": w.queues,
-                    "concurrency": w.concurrency,
-                    "running": s.worker_running(&w.id),
-                    "draining": w.draining,
-                    "connected_at": rfc3339(w.connected_at_ms),
-                    "last_seen_at": rfc3339(w.last_seen_at_ms),
-                })
-            });
-        page_of(workers, limit)
+    let workers = state.node.state().read(|s| {
+        let live = s.workers().filter(|w| page.after(&w.id)).filter(|w| w.is_live(now) && w.is_live(s.clock_ms()));
+        let workers = live.map(|w| wire::WorkerInfo {
+            id: w.id.clone(),
+            node_id: w.node_id,
+            queues: w.queues.clone(),
+            concurrency: w.concurrency,
+            running: s.worker_running(&w.id) as u32,
+            draining: w.draining,
+            connected_at: rfc3339(w.connected_at_ms),
+            last_seen_at: rfc3339(w.last_seen_at_ms),
+        });
+        page_of(workers, limit, |w| w.id.clone())
     });
-    Ok(Json(json!({ "items": items, "next_cursor": next_cursor })))
+    Ok(Json(workers))
 }
 
 /// `GET /api/v1/queues` → per queue: ready tasks waiting for a worker (with the oldest one's
@@ -109,10 +108,10 @@ pub(crate) async fn list<T: Transport>(
 pub(crate) async fn queues<T: Transport>(
     State(state): State<ApiState<T>>,
     Query(read): Query<ReadOptions>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::QueueList>, ApiError> {
     read.barrier(&state).await?;
     let now = state.clock.now_ms();
-    let items: Vec<Value> = state.node.state().read(|s| {
+    let items: Vec<wire::Queue> = state.node.state().read(|s| {
         #[derive(Default)]
         struct Queue {
             waiting: usize,
@@ -137,20 +136,18 @@ pub(crate) async fn queues<T: Transport>(
         }
         queues
             .into_iter()
-            .map(|(name, q)| {
-                json!({
-                    "queue": name,
-                    "waiting": q.waiting,
-                    "oldest_waiting_since": q.oldest_since_ms.map(rfc3339),
-                    "oldest_waiting_ms": q.oldest_since_ms.map(|t| (now - t).max(0)),
-                    "workers": q.workers,
-                    "capacity": q.capacity,
-                    "running": q.running,
-                })
+            .map(|(name, q)| wire::Queue {
+                queue: name,
+                waiting: q.waiting as u64,
+                oldest_waiting_since: q.oldest_since_ms.map(rfc3339),
+                oldest_waiting_ms: q.oldest_since_ms.map(|t| (now - t).max(0)),
+                workers: q.workers as u64,
+                capacity: q.capacity,
+                running: q.running as u64,
             })
             .collect()
     });
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(wire::QueueList { items }))
 }
 
 /// `POST /api/v1/workers/{worker_id}/attempts/{attempt_id}/heartbeat` with optional
@@ -163,7 +160,7 @@ pub(crate) async fn heartbeat<T: Transport>(
     Path((worker_id, attempt_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::LeaseExtended>, ApiError> {
     let attempt_id = parse_attempt_id(&attempt_id)?;
     let beat: Heartbeat = json_body(&state, &headers, body).await?;
     let now = state.clock.now_ms();
@@ -176,10 +173,10 @@ pub(crate) async fn heartbeat<T: Transport>(
         at_ms: now,
     };
     match state.propose(&once, command).await? {
-        Response::HeartbeatRecorded { attempt_id, lease_expires_at_ms } => Ok(Json(json!({
-            "attempt_id": attempt_id.to_string(),
-            "lease_expires_at": lease_expires_at_ms.map(rfc3339),
-        }))),
+        Response::HeartbeatRecorded { attempt_id, lease_expires_at_ms } => Ok(Json(wire::LeaseExtended {
+            attempt_id: attempt_id.to_string(),
+            lease_expires_at: lease_expires_at_ms.map(rfc3339),
+        })),
         Response::Rejected(r) => Err(r.into()),
         other => Err(unexpected(other)),
     }
@@ -195,7 +192,7 @@ pub(crate) async fn complete<T: Transport>(
     Path((worker_id, attempt_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::AttemptFinished>, ApiError> {
     let attempt_id = parse_attempt_id(&attempt_id)?;
     let bytes = read_limited(&headers, body, state.limits.max_body_bytes).await?;
     let parsed: Value =
@@ -216,7 +213,7 @@ pub(crate) async fn release<T: Transport>(
     Path((worker_id, attempt_id)): Path<(String, String)>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::AttemptFinished>, ApiError> {
     let attempt_id = parse_attempt_id(&attempt_id)?;
     let release: Release = json_body(&state, &headers, body).await?;
     let reason = release.reason.unwrap_or_else(|| format!("released by worker `{worker_id}`"));
@@ -231,13 +228,15 @@ async fn finish<T: Transport>(
     by: Reporter,
     result: AttemptResult,
     logs: Option<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::AttemptFinished>, ApiError> {
     let jitter_permille = rand::Rng::gen_range(&mut linkloom_raft::runtime::ThreadRng, 0..=1000);
     let command = Command::FinishAttempt { attempt_id, by, result, logs, jitter_permille, at_ms: state.clock.now_ms() };
     match state.propose(once, command).await? {
-        Response::AttemptFinished { task_status, execution_status } => Ok(Json(json!({
-            "attempt_id": attempt_id.to_string(), "task_status": task_status, "execution_status": execution_status,
-        }))),
+        Response::AttemptFinished { task_status, execution_status } => Ok(Json(wire::AttemptFinished {
+            attempt_id: attempt_id.to_string(),
+            task_status: task_status.into(),
+            execution_status: execution_status.into(),
+        })),
         Response::Rejected(r) => Err(r.into()),
         other => Err(unexpected(other)),
     }
@@ -254,7 +253,9 @@ pub(crate) async fn drain<T: Transport>(
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     let bytes = read_limited(&headers, body, state.limits.max_body_bytes).await?;
-    let drain: Drain = serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let drain: Drain =
+        serde_path_to_error::deserialize(&mut de).map_err(|e| ApiError::bad_request(format!("body: {e}")))?;
     let session = drain
         .session
         .parse::<u64>()
@@ -262,7 +263,7 @@ pub(crate) async fn drain<T: Transport>(
     let command = Command::DrainWorker { worker_id, session, token: caller.name, at_ms: state.clock.now_ms() };
     match state.propose(&once, command).await? {
         Response::WorkerDraining { worker_id } => {
-            Ok((StatusCode::OK, Json(json!({"id": worker_id, "draining": true}))).into_response())
+            Ok((StatusCode::OK, Json(wire::Draining { id: worker_id, draining: true })).into_response())
         }
         Response::Rejected(r) => Err(r.into()),
         other => Err(unexpected(other)),

@@ -10,12 +10,12 @@ use linkloom_core::spec::{self, WorkflowSpec};
 use linkloom_core::state::{Rejection, Workflow};
 use linkloom_core::{Command, Response};
 use linkloom_raft::Transport;
-use serde_json::{json, Value};
+use linkloom_wire as wire;
 
 use super::{page_of, Page, ReadOptions};
 use crate::auth::Caller;
 use crate::body::read_limited;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::idempotency::Once;
 use crate::views;
 use crate::ApiState;
@@ -47,12 +47,12 @@ pub(crate) async fn put<T: Transport>(
     match response {
         Response::WorkflowStored { workflow_id, version } => {
             tracing::info!(workflow_id = %workflow_id, version, "workflow stored");
-            let body = json!({
-                "id": workflow_id,
-                "version": version,
-                "created_at": rfc3339(at_ms),
-                "spec": views::spec_json(&spec),
-            });
+            let body = wire::StoredWorkflow {
+                id: workflow_id.clone(),
+                version,
+                created_at: rfc3339(at_ms),
+                spec: views::spec_json(&spec),
+            };
             Ok((StatusCode::CREATED, [(header::LOCATION, format!("/api/v1/workflows/{workflow_id}"))], Json(body)))
         }
         Response::Rejected(r) => Err(r.into()),
@@ -72,7 +72,7 @@ fn parse_spec(headers: &HeaderMap, bytes: &[u8]) -> Result<WorkflowSpec, ApiErro
         "application/json" => Ok(spec::parse_json(text)?),
         other => Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             format!(
                 "Content-Type `{}` is not supported; send application/yaml or application/json",
                 if other.is_empty() { "(none)" } else { other }
@@ -85,15 +85,15 @@ fn parse_spec(headers: &HeaderMap, bytes: &[u8]) -> Result<WorkflowSpec, ApiErro
 pub(crate) async fn list<T: Transport>(
     State(state): State<ApiState<T>>,
     Query(page): Query<Page>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Page<wire::Workflow>>, ApiError> {
     let limit = page.limit(state.limits.max_page_size)?;
     page.read_options().barrier(&state).await?;
     let now_ms = state.clock.now_ms();
-    let (items, next_cursor) = state
-        .node
-        .state()
-        .read(|s| page_of(s.workflows_after(page.cursor.as_deref()).map(|wf| views::workflow(wf, now_ms)), limit));
-    Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
+    let workflows = state.node.state().read(|s| {
+        let live = s.workflows_after(page.cursor.as_deref()).filter_map(|wf| views::workflow(wf, now_ms));
+        page_of(live, limit, |wf| wf.id.clone())
+    });
+    Ok(Json(workflows))
 }
 
 /// `GET /api/v1/workflows/{id}`.
@@ -101,9 +101,9 @@ pub(crate) async fn show<T: Transport>(
     State(state): State<ApiState<T>>,
     Path(id): Path<String>,
     Query(read): Query<ReadOptions>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Workflow>, ApiError> {
     let now_ms = state.clock.now_ms();
-    read_workflow(&state, &read, &id, "workflow", &id, |wf| Some(views::workflow(wf, now_ms))).await
+    read_workflow(&state, &read, &id, "workflow", &id, |wf| views::workflow(wf, now_ms)).await
 }
 
 /// `DELETE /api/v1/workflows/{id}`: 204; unfinished executions are cancelled.
@@ -126,10 +126,10 @@ pub(crate) async fn versions<T: Transport>(
     State(state): State<ApiState<T>>,
     Path(id): Path<String>,
     Query(read): Query<ReadOptions>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Page<wire::WorkflowVersion>>, ApiError> {
     read_workflow(&state, &read, &id, "workflow", &id, |wf| {
-        let items: Vec<Value> = wf.versions.keys().rev().filter_map(|v| views::workflow_version(wf, *v)).collect();
-        Some(json!({"items": items, "next_cursor": null}))
+        let items = wf.versions.keys().rev().filter_map(|v| views::workflow_version(wf, *v)).collect();
+        Some(wire::Page::new(items, None))
     })
     .await
 }
@@ -137,31 +137,30 @@ pub(crate) async fn versions<T: Transport>(
 /// `GET /api/v1/workflows/{id}/versions/{version}`.
 pub(crate) async fn version<T: Transport>(
     State(state): State<ApiState<T>>,
-    Path((id, version)): Path<(String, u32)>,
+    Path((id, version)): Path<(String, String)>,
     Query(read): Query<ReadOptions>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::WorkflowVersion>, ApiError> {
+    let version = super::whole_number(&version)
+        .and_then(|v| u32::try_from(v).ok())
+        .ok_or_else(|| ApiError::bad_request(format!("version `{version}` is not a version number")))?;
     let label = format!("{id}@{version}");
     read_workflow(&state, &read, &id, "workflow version", &label, |wf| views::workflow_version(wf, version)).await
 }
 
 /// Reads a view of live workflow `id` after the read barrier; 404 naming `what`/`label` if the
 /// workflow or the view is absent.
-async fn read_workflow<T: Transport>(
+async fn read_workflow<T: Transport, V>(
     state: &ApiState<T>,
     read: &ReadOptions,
     id: &str,
     what: &str,
     label: &str,
-    view: impl FnOnce(&Workflow) -> Option<Value>,
-) -> Result<Json<Value>, ApiError> {
+    view: impl FnOnce(&Workflow) -> Option<V>,
+) -> Result<Json<V>, ApiError> {
     read.barrier(state).await?;
     state.node.state().read(|s| s.workflow(id).and_then(view)).map(Json).ok_or_else(|| ApiError::not_found(what, label))
 }
 
 fn unexpected(response: Response) -> ApiError {
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        format!("unexpected answer from the state machine: {response:?}"),
-    )
+    ApiError::of(ErrorCode::Internal, format!("unexpected answer from the state machine: {response:?}"))
 }

@@ -11,6 +11,7 @@ mod validate;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::duration::DurationMs;
@@ -21,17 +22,20 @@ pub use template::{find_template_refs, TemplateRef};
 pub use validate::validate;
 
 /// A workflow as the user describes it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowSpec {
+    /// 1 to 64 of `A-Z a-z 0-9 _ -`.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
     pub id: String,
     #[serde(default)]
     pub description: Option<String>,
-    /// Crontab text; see [`crate::schedule`].
+    /// Crontab: 5 fields, or 6 with seconds first.
     #[serde(default)]
     pub schedule: Option<String>,
     /// IANA time zone of the schedule; UTC when absent.
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub timezone: Option<String>,
     #[serde(default)]
     pub concurrency: Concurrency,
@@ -39,6 +43,7 @@ pub struct WorkflowSpec {
     pub catchup: Catchup,
     /// Default parameters (a JSON object); a manual trigger may override them.
     #[serde(default = "Json::empty_object")]
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub params: Json,
     #[serde(default)]
     pub defaults: TaskDefaults,
@@ -50,11 +55,13 @@ pub struct WorkflowSpec {
     /// stay in the nodes' configuration.
     #[serde(default)]
     pub signing_key: Option<String>,
+    /// The tasks: at least one.
+    #[schemars(length(min = 1))]
     pub tasks: Vec<TaskSpec>,
 }
 
 /// What happens when a tick fires while an earlier execution still runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Concurrency {
     #[default]
@@ -65,7 +72,7 @@ pub enum Concurrency {
 }
 
 /// What a scheduler does with ticks missed while the cluster was down or the workflow paused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Catchup {
     None,
@@ -75,7 +82,7 @@ pub enum Catchup {
 }
 
 /// Settings every task inherits unless it sets its own.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskDefaults {
     #[serde(default)]
@@ -86,16 +93,18 @@ pub struct TaskDefaults {
 
 /// A retry policy as written; unset fields fall back to the workflow defaults, then to
 /// [`RetryPolicy::default`].
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetrySpec {
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub max_attempts: Option<u32>,
     #[serde(default)]
     pub backoff: Option<DurationMs>,
     #[serde(default)]
     pub max_backoff: Option<DurationMs>,
     #[serde(default)]
+    #[schemars(range(min = 1.0))]
     pub multiplier: Option<f64>,
 }
 
@@ -133,7 +142,7 @@ impl RetryPolicy {
 }
 
 /// The kind of a task: who runs it and how.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskKind {
     Http,
@@ -152,7 +161,7 @@ impl fmt::Display for TaskKind {
 }
 
 /// When a task may run, given how its dependencies ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum When {
     /// Every dependency succeeded.
@@ -165,9 +174,11 @@ pub enum When {
 }
 
 /// One task of a workflow. Fields that belong to another kind are rejected by [`validate`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskSpec {
+    /// Unique in the workflow: 1 to 64 of `A-Z a-z 0-9 _ -`.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
     pub id: String,
     #[serde(rename = "type")]
     pub kind: TaskKind,
@@ -241,6 +252,22 @@ impl WorkflowSpec {
 pub enum ShellCommand {
     Argv(Vec<String>),
     Script(String),
+}
+
+impl JsonSchema for ShellCommand {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ShellCommand".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An argv list (run as is), or one string run by `sh -c`.",
+            "oneOf": [
+                {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                {"type": "string"},
+            ],
+        })
+    }
 }
 
 #[derive(Serialize, Deserialize)]

@@ -11,6 +11,7 @@ mod lease;
 mod log;
 mod requests;
 mod token;
+pub mod wire;
 mod worker;
 
 use std::collections::{BTreeMap, BTreeSet};

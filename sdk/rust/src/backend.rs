@@ -21,7 +21,8 @@ use serde_json::{json, Value};
 
 use crate::client::{segment, ApiRequest};
 use crate::signature::{Signed, Verifier, SIGNATURE_HEADER};
-use crate::{Client, Error, ExecutionStatus, TaskStatus};
+use crate::{Client, Error};
+use linkloom_wire as wire;
 
 /// What the node sends a backend for one attempt of an `http` task.
 ///
@@ -422,18 +423,29 @@ impl TaskAnswer {
     /// assert_eq!(body, serde_json::json!({"status": "failed", "error": "boom", "logs": "trace\n"}));
     /// ```
     pub fn body(&self) -> Value {
-        let mut body = match &self.outcome {
-            Outcome::Succeeded(output) => json!({"status": "succeeded", "output": output}),
-            Outcome::Failed { error, retryable: true } => json!({"status": "failed", "error": error}),
-            Outcome::Failed { error, retryable: false } => {
-                json!({"status": "failed", "error": error, "retryable": false})
-            }
-            Outcome::Accepted => json!({"status": "accepted"}),
-        };
-        if let (Some(logs), Value::Object(map)) = (&self.logs, &mut body) {
-            map.insert("logs".into(), Value::String(logs.clone()));
+        match self.wire() {
+            Some(answer) => serde_json::to_value(answer).unwrap_or(Value::Null),
+            // With a 202 the node reads only the status code; the body says it for people.
+            None => json!({"status": "accepted"}),
         }
-        body
+    }
+
+    /// The answer as the wire has it (none for a 202, which is no answer yet).
+    fn wire(&self) -> Option<wire::TaskAnswer> {
+        let answer = match &self.outcome {
+            Outcome::Succeeded(output) => wire::TaskAnswer::succeeded(output.clone()),
+            // Retryable is the default: left out, as a backend in any language would write it.
+            Outcome::Failed { error, retryable } => {
+                let mut answer = wire::TaskAnswer::failed(error.clone(), *retryable);
+                answer.retryable = (!retryable).then_some(false);
+                answer
+            }
+            Outcome::Accepted => return None,
+        };
+        Some(match &self.logs {
+            Some(logs) => answer.with_logs(logs.clone()),
+            None => answer,
+        })
     }
 
     /// The body as bytes, ready to send.
@@ -455,17 +467,7 @@ impl TaskAnswer {
 /// println!("task {}, execution {}", done.task_status, done.execution_status);
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(default)]
-#[non_exhaustive]
-pub struct Completion {
-    /// The attempt completed.
-    pub attempt_id: String,
-    /// The task's status after it (`succeeded`, `retrying`, `failed`, ...).
-    pub task_status: TaskStatus,
-    /// The execution's status after it.
-    pub execution_status: ExecutionStatus,
-}
+pub type Completion = linkloom_wire::AttemptFinished;
 
 /// An accepted attempt's way back to the cluster: its callback URL and its own callback token.
 ///
@@ -613,6 +615,7 @@ pub async fn complete_callback(callback: &Callback, answer: &TaskAnswer) -> Resu
 mod tests {
     use super::*;
     use crate::client::tests::{closed_port, serve};
+    use crate::{ExecutionStatus, TaskStatus};
     use axum::extract::Path;
     use axum::http::StatusCode;
     use axum::routing::post;

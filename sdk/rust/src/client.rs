@@ -20,7 +20,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::Error;
@@ -64,6 +64,8 @@ struct Inner {
     timeout: Duration,
     /// Requests sent per call at most, counting every server tried.
     max_attempts: usize,
+    /// Reads ask for `consistency=stale` (see [`ClientBuilder::stale_reads`]).
+    stale_reads: bool,
 }
 
 impl fmt::Debug for Client {
@@ -99,6 +101,7 @@ pub struct ClientBuilder {
     max_attempts: Option<usize>,
     /// Extra CA certificates (PEM) to trust for `https://` servers.
     root_certificates: Vec<Vec<u8>>,
+    stale_reads: bool,
 }
 
 impl Default for ClientBuilder {
@@ -110,6 +113,7 @@ impl Default for ClientBuilder {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_attempts: None,
             root_certificates: Vec::new(),
+            stale_reads: false,
         }
     }
 }
@@ -203,6 +207,19 @@ impl ClientBuilder {
         self
     }
 
+    /// Reads answer from the node asked, without first checking with the leader that it is up to
+    /// date (`?consistency=stale`): faster, and still answered by a node cut off from the leader,
+    /// but possibly behind. Writes are unaffected. Default: off (reads are linearizable).
+    ///
+    /// ```
+    /// let watcher = linkloom::Client::builder().server("http://127.0.0.1:8080").stale_reads(true).build()?;
+    /// # Ok::<(), linkloom::Error>(())
+    /// ```
+    pub fn stale_reads(mut self, stale: bool) -> Self {
+        self.stale_reads = stale;
+        self
+    }
+
     /// Checks the settings and builds the client. Fails with [`Error::Invalid`] for an empty
     /// server list or a URL that is not `http://` or `https://`.
     ///
@@ -249,6 +266,7 @@ impl ClientBuilder {
                 token: self.token,
                 timeout: self.timeout,
                 max_attempts,
+                stale_reads: self.stale_reads,
             }),
         })
     }
@@ -367,6 +385,30 @@ impl Client {
             .map_err(|e| Error::Decode(format!("the answer to {} {path}: {e}", request.method)))
     }
 
+    /// A client like this one (same servers, token and connections) whose reads are stale or
+    /// not; see [`ClientBuilder::stale_reads`].
+    ///
+    /// ```
+    /// let client = linkloom::Client::new(["http://127.0.0.1:8080"])?;
+    /// let dashboard = client.with_stale_reads(true);
+    /// # let _ = dashboard;
+    /// # Ok::<(), linkloom::Error>(())
+    /// ```
+    pub fn with_stale_reads(&self, stale: bool) -> Client {
+        let inner = &self.inner;
+        Client {
+            inner: Arc::new(Inner {
+                http: inner.http.clone(),
+                servers: inner.servers.clone(),
+                current: AtomicUsize::new(self.current()),
+                token: inner.token.clone(),
+                timeout: inner.timeout,
+                max_attempts: inner.max_attempts,
+                stale_reads: stale,
+            }),
+        }
+    }
+
     // ---- Failover state, shared with the rest of the crate (the worker uses it too). ----
 
     /// Every server, in the order given; never empty.
@@ -416,6 +458,32 @@ impl Client {
     pub(crate) async fn call_json<T: DeserializeOwned>(&self, request: &ApiRequest, what: &str) -> Result<T, Error> {
         let body = self.call(request).await?;
         serde_json::from_slice(&body).map_err(|e| Error::Decode(format!("{what}: {e}")))
+    }
+
+    /// Every item of a paged list: pages of the API's largest size, followed to the end (at most
+    /// `max_pages`, so a server that never stops cannot keep the caller forever).
+    pub(crate) async fn all_pages<T: DeserializeOwned>(
+        &self,
+        request: ApiRequest,
+        what: &str,
+        max_pages: usize,
+    ) -> Result<Vec<T>, Error> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..max_pages {
+            let mut page_request = request.clone().query("limit", MAX_PAGE_SIZE.to_string());
+            if let Some(cursor) = &cursor {
+                page_request = page_request.query("cursor", cursor.clone());
+            }
+            let page: Page<T> = self.call_json(&page_request, what).await?;
+            items.extend(page.items);
+            match page.next_cursor {
+                // A cursor that does not move would loop forever; a server never sends one.
+                Some(next) if cursor.as_deref() != Some(next.as_str()) => cursor = Some(next),
+                _ => return Ok(items),
+            }
+        }
+        Err(Error::Invalid(format!("{what}: more than {} items", max_pages * MAX_PAGE_SIZE as usize)))
     }
 
     /// Sends `request` as a streaming request (no total timeout) and answers the open 2xx
@@ -509,7 +577,10 @@ impl Client {
     }
 
     /// One request to one server. A streaming request's 2xx body is left unread.
-    async fn send_once(&self, url: reqwest::Url, request: &ApiRequest) -> Result<Reply, reqwest::Error> {
+    async fn send_once(&self, mut url: reqwest::Url, request: &ApiRequest) -> Result<Reply, reqwest::Error> {
+        if request.read && self.inner.stale_reads {
+            url.query_pairs_mut().append_pair("consistency", "stale");
+        }
         let mut builder = self.inner.http.request(request.method.clone(), url);
         if !request.streaming {
             builder = builder.timeout(request.timeout.unwrap_or(self.inner.timeout));
@@ -609,7 +680,12 @@ pub(crate) struct ApiRequest {
     pub(crate) idempotency_key: Option<String>,
     /// Sent as the bearer token instead of the client's (an attempt's callback token).
     pub(crate) bearer: Option<String>,
+    /// A read that takes `?consistency=` (see [`ClientBuilder::stale_reads`]).
+    pub(crate) read: bool,
 }
+
+/// The largest page the API serves by default (`LOOM_MAX_PAGE_SIZE`).
+pub(crate) const MAX_PAGE_SIZE: u32 = 500;
 
 /// The request header that makes a mutating request apply once however often it is sent.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -634,7 +710,13 @@ impl ApiRequest {
             timeout: None,
             streaming: false,
             bearer: None,
+            read: false,
         }
+    }
+
+    /// A read of replicated state: linearizable, or stale if the client asks for stale reads.
+    pub(crate) fn read(path: String) -> Self {
+        ApiRequest { read: true, ..Self::new(Method::GET, path) }
     }
 
     /// Authenticates with `token` instead of the client's token.
@@ -711,17 +793,7 @@ pub(crate) fn segment(text: &str) -> String {
 /// }
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(bound(deserialize = "T: Deserialize<'de>"))]
-#[non_exhaustive]
-pub struct Page<T> {
-    /// This page's items, in id order.
-    #[serde(default = "Vec::new")]
-    pub items: Vec<T>,
-    /// Pass it as the cursor to get the next page; `None` on the last page.
-    #[serde(default)]
-    pub next_cursor: Option<String>,
-}
+pub use linkloom_wire::Page;
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -1,97 +1,14 @@
-//! The cluster as one node sees it, and the workers connected to it.
-
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+//! The cluster as one node sees it, its members and tunable limits, and the workers and queues
+//! of the worker protocol.
 
 use crate::client::ApiRequest;
 use crate::{Client, Error};
 
-/// One node's view of the cluster (`GET /api/v1/cluster`).
-///
-/// ```no_run
-/// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
-/// let info = client.cluster().await?;
-/// println!("node {} sees leader {:?} in term {}", info.node_id, info.leader_id, info.term);
-/// for member in &info.members {
-///     println!("  {} at {} (voter: {})", member.id, member.addr, member.voter);
-/// }
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
-#[non_exhaustive]
-pub struct ClusterInfo {
-    /// The node that answered.
-    pub node_id: u64,
-    /// The leader it knows of, if any.
-    pub leader_id: Option<u64>,
-    /// The Raft term.
-    pub term: u64,
-    /// Its Raft role, e.g. `Leader`, `Follower`, `Learner`, `Candidate`.
-    pub state: String,
-    /// Index of its last log entry.
-    pub last_log_index: Option<u64>,
-    /// Index of the last entry it applied.
-    pub last_applied: Option<u64>,
-    /// Index its latest snapshot covers.
-    pub snapshot_index: Option<u64>,
-    /// Index up to which its log was purged behind the snapshot.
-    pub purged_index: Option<u64>,
-    /// Log entries it keeps on disk.
-    pub log_entries_on_disk: Option<u64>,
-    /// Every member of the cluster.
-    pub members: Vec<Member>,
-    /// The engine's counters (`actor_restarts`, `ticks_fired`, ...), as JSON.
-    pub engine: Value,
-}
+pub use linkloom_wire::{ClusterView, Limits, LimitsChange, Member, Queue, QueueList, WorkerInfo};
+use linkloom_wire::{Members, NewMember};
 
-/// One member of the cluster.
-///
-/// ```
-/// let member: linkloom::Member = serde_json::from_str(r#"{"id": 2, "addr": "127.0.0.1:8082", "voter": true}"#)?;
-/// assert!(member.voter);
-/// # Ok::<(), serde_json::Error>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(default)]
-#[non_exhaustive]
-pub struct Member {
-    /// Its node id.
-    pub id: u64,
-    /// Its `host:port`.
-    pub addr: String,
-    /// Votes (a learner does not).
-    pub voter: bool,
-}
-
-/// A worker connected to the cluster (`GET /api/v1/workers`).
-///
-/// ```no_run
-/// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
-/// for worker in client.workers().await? {
-///     println!("{} on node {:?}: {}/{} busy on {:?}", worker.id, worker.node_id, worker.running, worker.concurrency, worker.queues);
-/// }
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(default)]
-#[non_exhaustive]
-pub struct WorkerInfo {
-    /// The worker's id.
-    pub id: String,
-    /// The node it is connected to.
-    pub node_id: Option<u64>,
-    /// The queues it takes tasks from.
-    pub queues: Vec<String>,
-    /// Tasks it runs at once at most.
-    pub concurrency: u32,
-    /// Tasks it runs now.
-    pub running: u32,
-    /// RFC 3339: when it connected.
-    pub connected_at: Option<String>,
-    /// RFC 3339: when it was last heard from.
-    pub last_seen_at: Option<String>,
-}
+/// Most pages [`Client::workers`] follows.
+const MAX_WORKER_PAGES: usize = 1_000;
 
 impl Client {
     /// The answering node's view of the cluster: leader, term, indexes, members, engine counters.
@@ -102,8 +19,8 @@ impl Client {
     /// assert!(info.leader_id.is_some(), "no leader yet");
     /// # Ok(()) }
     /// ```
-    pub async fn cluster(&self) -> Result<ClusterInfo, Error> {
-        self.call_json(&ApiRequest::get("/api/v1/cluster".into()), "the cluster view").await
+    pub async fn cluster(&self) -> Result<ClusterView, Error> {
+        self.call_json(&ApiRequest::read("/api/v1/cluster".into()), "the cluster view").await
     }
 
     /// The workers connected to the cluster.
@@ -115,13 +32,78 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn workers(&self) -> Result<Vec<WorkerInfo>, Error> {
-        #[derive(Deserialize)]
-        struct Items {
-            #[serde(default)]
-            items: Vec<WorkerInfo>,
-        }
-        let items: Items = self.call_json(&ApiRequest::get("/api/v1/workers".into()), "the workers").await?;
-        Ok(items.items)
+        self.all_pages(ApiRequest::read("/api/v1/workers".into()), "the workers", MAX_WORKER_PAGES).await
+    }
+
+    /// Per queue: ready tasks waiting for a worker, and the workers that serve it.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+    /// for q in client.queues().await? {
+    ///     println!("{}: {} waiting, {} worker(s)", q.queue, q.waiting, q.workers);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn queues(&self) -> Result<Vec<Queue>, Error> {
+        let list: QueueList = self.call_json(&ApiRequest::read("/api/v1/queues".into()), "the queues").await?;
+        Ok(list.items)
+    }
+
+    /// The tunable limits in force, with their ceilings.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+    /// let limits = client.limits().await?;
+    /// println!("{} tasks per workflow at most", limits.values.max_tasks_per_workflow);
+    /// # Ok(()) }
+    /// ```
+    pub async fn limits(&self) -> Result<Limits, Error> {
+        self.call_json(&ApiRequest::read("/api/v1/cluster/limits".into()), "the limits").await
+    }
+
+    /// Changes the limits `change` names (each between 1 and its ceiling); answers the limits now
+    /// in force. Admin only.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+    /// let change = linkloom::LimitsChange { max_tasks_per_workflow: Some(50), ..Default::default() };
+    /// let limits = client.set_limits(&change).await?;
+    /// assert_eq!(limits.values.max_tasks_per_workflow, 50);
+    /// # Ok(()) }
+    /// ```
+    pub async fn set_limits(&self, change: &LimitsChange) -> Result<Limits, Error> {
+        let request = ApiRequest::new(reqwest::Method::PUT, "/api/v1/cluster/limits".into()).json(change)?;
+        self.call_json(&request, "the limits").await
+    }
+
+    /// Adds node `id`, reachable at `addr` (`host:port`), as a learner; answers the members after
+    /// it. Admin only.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+    /// client.add_member(4, "10.0.0.4:8080").await?;
+    /// client.promote_member(4).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn add_member(&self, id: u64, addr: &str) -> Result<Vec<Member>, Error> {
+        let body = NewMember { id, addr: addr.to_string() };
+        let request = ApiRequest::post("/api/v1/cluster/members".into()).json(&body)?;
+        let members: Members = self.call_json(&request, "the members").await?;
+        Ok(members.members)
+    }
+
+    /// Makes learner `id` a voter once it has the log; answers the members after it. Admin only.
+    pub async fn promote_member(&self, id: u64) -> Result<Vec<Member>, Error> {
+        let request = ApiRequest::post(format!("/api/v1/cluster/members/{id}/promote"));
+        let members: Members = self.call_json(&request, "the members").await?;
+        Ok(members.members)
+    }
+
+    /// Removes member `id`; answers the members after it. Admin only.
+    pub async fn remove_member(&self, id: u64) -> Result<Vec<Member>, Error> {
+        let request = ApiRequest::new(reqwest::Method::DELETE, format!("/api/v1/cluster/members/{id}"));
+        let members: Members = self.call_json(&request, "the members").await?;
+        Ok(members.members)
     }
 }
 
@@ -160,7 +142,7 @@ mod tests {
         let info = client.cluster().await.unwrap();
         assert_eq!((info.node_id, info.leader_id, info.term), (1, Some(2), 7));
         assert_eq!(info.members.len(), 2);
-        assert_eq!(info.engine["ticks_fired"], 3);
+        assert_eq!(info.engine.map(|e| e.ticks_fired), Some(3));
         let workers = client.workers().await.unwrap();
         assert_eq!(workers.len(), 1);
         assert_eq!((workers[0].id.as_str(), workers[0].concurrency, workers[0].running), ("w-1", 4, 1));

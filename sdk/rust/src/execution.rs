@@ -1,14 +1,15 @@
 //! Executions (runs of a workflow): trigger, read, list, wait, cancel, retry.
 //!
-//! The types mirror `GET /api/v1/executions/{id}`. Every field has a default and unknown fields
-//! are ignored, and statuses this SDK does not know read as `Unknown`, so a newer server does not
-//! break an older client.
+//! The types are the wire's own (`linkloom_wire`, the types the server answers with): every field
+//! has a default and unknown fields are ignored, and statuses this SDK does not know read as
+//! `Unknown`, so a newer server does not break an older client.
 
-use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+pub use linkloom_wire::{Attempt, AttemptStatus, Execution, ExecutionStatus, TaskRun, TaskStatus, Trigger};
+pub use linkloom_wire::{Cancelled, Retried};
+use linkloom_wire::{TriggerRequest, Triggered};
+use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::client::{segment, ApiRequest, Page};
@@ -17,308 +18,6 @@ use crate::{Client, Error};
 /// First pause between polls in [`Client::wait_for_execution`], doubled up to the maximum.
 const WAIT_POLL_FIRST: Duration = Duration::from_millis(100);
 const WAIT_POLL_MAX: Duration = Duration::from_secs(2);
-
-macro_rules! status_names {
-    ($t:ty { $($variant:ident => $name:literal),* $(,)? }) => {
-        impl $t {
-            /// The name the API uses (`unknown` for a status this SDK does not know).
-            ///
-            /// ```
-            #[doc = concat!("assert_eq!(linkloom::", stringify!($t), "::Unknown.as_str(), \"unknown\");")]
-            /// ```
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $name,)*
-                    Self::Unknown => "unknown",
-                }
-            }
-        }
-
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-/// Where an execution stands.
-///
-/// ```
-/// use linkloom::ExecutionStatus;
-/// let status: ExecutionStatus = serde_json::from_str("\"succeeded\"")?;
-/// assert!(status.is_terminal());
-/// let newer: ExecutionStatus = serde_json::from_str("\"hibernating\"")?;
-/// assert_eq!(newer, ExecutionStatus::Unknown);
-/// # Ok::<(), serde_json::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum ExecutionStatus {
-    /// Created, no task started yet.
-    Queued,
-    /// At least one task started and the execution has not ended.
-    Running,
-    /// Every task succeeded or was skipped.
-    Succeeded,
-    /// A task failed, or the execution timed out.
-    Failed,
-    /// Cancelled by a request, by deletion of its workflow, or by a `replace` schedule.
-    Cancelled,
-    /// A status this SDK does not know.
-    #[default]
-    #[serde(other)]
-    Unknown,
-}
-
-impl ExecutionStatus {
-    /// The execution has ended and will not change (unless retried).
-    ///
-    /// ```
-    /// assert!(!linkloom::ExecutionStatus::Running.is_terminal());
-    /// ```
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
-    }
-}
-
-status_names!(ExecutionStatus {
-    Queued => "queued", Running => "running", Succeeded => "succeeded", Failed => "failed", Cancelled => "cancelled",
-});
-
-/// Where one task of an execution stands.
-///
-/// ```
-/// let status: linkloom::TaskStatus = serde_json::from_str("\"retrying\"")?;
-/// assert_eq!(status, linkloom::TaskStatus::Retrying);
-/// # Ok::<(), serde_json::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum TaskStatus {
-    /// Waiting for its dependencies (or, for a worker task, for a worker).
-    Pending,
-    /// An attempt is running.
-    Running,
-    /// Failed at least once and waiting for its next attempt.
-    Retrying,
-    /// Done, with an output.
-    Succeeded,
-    /// Failed for good.
-    Failed,
-    /// Can never run (its `when` cannot be met).
-    Skipped,
-    /// Cancelled with its execution.
-    Cancelled,
-    /// A status this SDK does not know.
-    #[default]
-    #[serde(other)]
-    Unknown,
-}
-
-status_names!(TaskStatus {
-    Pending => "pending", Running => "running", Retrying => "retrying", Succeeded => "succeeded",
-    Failed => "failed", Skipped => "skipped", Cancelled => "cancelled",
-});
-
-/// How one attempt of a task ended (or that it still runs).
-///
-/// ```
-/// let status: linkloom::AttemptStatus = serde_json::from_str("\"timed_out\"")?;
-/// assert_eq!(status.to_string(), "timed_out");
-/// # Ok::<(), serde_json::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum AttemptStatus {
-    /// Still running.
-    Running,
-    /// Succeeded.
-    Succeeded,
-    /// Failed (see the attempt's `error`).
-    Failed,
-    /// Ran past its timeout.
-    TimedOut,
-    /// Its runner vanished (node died, worker lease expired).
-    Lost,
-    /// Cancelled with its execution.
-    Cancelled,
-    /// A status this SDK does not know.
-    #[default]
-    #[serde(other)]
-    Unknown,
-}
-
-status_names!(AttemptStatus {
-    Running => "running", Succeeded => "succeeded", Failed => "failed", TimedOut => "timed_out",
-    Lost => "lost", Cancelled => "cancelled",
-});
-
-/// What created an execution.
-///
-/// ```
-/// let filter = linkloom::ExecutionFilter::new().trigger(linkloom::Trigger::Schedule);
-/// # let _ = filter;
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Trigger {
-    /// `POST .../trigger`.
-    Manual,
-    /// A cron tick.
-    Schedule,
-    /// `POST .../backfill`.
-    Backfill,
-    /// A trigger this SDK does not know.
-    #[default]
-    #[serde(other)]
-    Unknown,
-}
-
-status_names!(Trigger { Manual => "manual", Schedule => "schedule", Backfill => "backfill" });
-
-/// One execution with its tasks and their attempts. Times are RFC 3339 text.
-///
-/// ```no_run
-/// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
-/// let execution = client.get_execution("daily-report:20260101T060000Z").await?;
-/// for task in &execution.tasks {
-///     println!("{} {} after {} attempt(s)", task.id, task.status, task.attempts.len());
-/// }
-/// if let Some(extract) = execution.task("extract") {
-///     println!("rows: {}", extract.output["rows"]);
-/// }
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
-#[non_exhaustive]
-pub struct Execution {
-    /// The execution id, e.g. `daily-report:20260101T060000Z`.
-    pub id: String,
-    /// The workflow it runs.
-    pub workflow_id: String,
-    /// The workflow version it runs (fixed at creation).
-    pub workflow_version: u32,
-    /// Where it stands.
-    pub status: ExecutionStatus,
-    /// What created it.
-    pub trigger: Trigger,
-    /// The cron tick it is for, if scheduled or backfilled.
-    pub scheduled_at: Option<String>,
-    /// When it was created.
-    pub created_at: Option<String>,
-    /// When its first task started.
-    pub started_at: Option<String>,
-    /// When it ended.
-    pub finished_at: Option<String>,
-    /// The parameters it runs with (defaults merged with the trigger's).
-    pub params: Value,
-    /// Who created it, when known.
-    pub created_by: Option<String>,
-    /// The node that runs it.
-    pub owner_node_id: Option<u64>,
-    /// The execution it waits for (`concurrency: buffer_one`), if any.
-    pub blocked_by: Option<String>,
-    /// Its tasks, in the workflow's order.
-    pub tasks: Vec<TaskRun>,
-}
-
-impl Execution {
-    /// The task with id `id`.
-    ///
-    /// ```
-    /// let execution: linkloom::Execution = serde_json::from_value(serde_json::json!({
-    ///     "id": "x", "status": "running", "tasks": [{"id": "extract", "status": "succeeded", "output": {"rows": 3}}]
-    /// }))?;
-    /// assert_eq!(execution.task("extract").unwrap().output["rows"], 3);
-    /// # Ok::<(), serde_json::Error>(())
-    /// ```
-    pub fn task(&self, id: &str) -> Option<&TaskRun> {
-        self.tasks.iter().find(|t| t.id == id)
-    }
-}
-
-/// One task of an execution.
-///
-/// ```
-/// let task: linkloom::TaskRun = serde_json::from_value(serde_json::json!({
-///     "id": "load", "status": "retrying", "retry_at": "2026-01-01T06:00:03Z",
-///     "attempts": [{"id": "41", "n": 1, "status": "failed", "error": "503 from backend"}]
-/// }))?;
-/// assert_eq!(task.last_attempt().unwrap().error.as_deref(), Some("503 from backend"));
-/// # Ok::<(), serde_json::Error>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
-#[non_exhaustive]
-pub struct TaskRun {
-    /// The task id from the workflow.
-    pub id: String,
-    /// Where it stands.
-    pub status: TaskStatus,
-    /// Its output once it succeeded (`{}` for none), else null.
-    pub output: Value,
-    /// When its next attempt is due, while `retrying`.
-    pub retry_at: Option<String>,
-    /// Every attempt so far, oldest first.
-    pub attempts: Vec<Attempt>,
-}
-
-impl TaskRun {
-    /// The latest attempt, if any started.
-    ///
-    /// ```
-    /// let task = linkloom::TaskRun::default();
-    /// assert!(task.last_attempt().is_none());
-    /// ```
-    pub fn last_attempt(&self) -> Option<&Attempt> {
-        self.attempts.last()
-    }
-}
-
-/// One attempt of a task.
-///
-/// ```
-/// let attempt: linkloom::Attempt = serde_json::from_value(serde_json::json!({
-///     "id": "41", "n": 1, "status": "running", "node_id": 2, "started_at": "2026-01-01T06:00:00Z"
-/// }))?;
-/// assert_eq!((attempt.id.as_str(), attempt.node_id), ("41", Some(2)));
-/// # Ok::<(), serde_json::Error>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
-#[non_exhaustive]
-pub struct Attempt {
-    /// The attempt id: the fencing token callbacks and heartbeats name.
-    pub id: String,
-    /// 1 for the task's first attempt.
-    pub n: u32,
-    /// How it ended, or `running`.
-    pub status: AttemptStatus,
-    /// The node that ran it.
-    pub node_id: Option<u64>,
-    /// The worker that ran it, for worker tasks.
-    pub worker_id: Option<String>,
-    /// When it started.
-    pub started_at: Option<String>,
-    /// When it ended.
-    pub finished_at: Option<String>,
-    /// The last heartbeat from its backend or worker.
-    pub last_heartbeat_at: Option<String>,
-    /// Worker attempts: when the lease runs out unless a heartbeat extends it.
-    pub lease_expires_at: Option<String>,
-    /// Worker attempts: when the attempt times out (the task's timeout).
-    pub deadline: Option<String>,
-    /// Worker attempts: the last progress a heartbeat reported.
-    pub progress: Option<Value>,
-    /// Why it failed.
-    pub error: Option<String>,
-}
 
 /// Which executions [`Client::list_executions`] answers, and which page.
 ///
@@ -334,6 +33,7 @@ pub struct ExecutionFilter {
     trigger: Option<Trigger>,
     limit: Option<u32>,
     cursor: Option<String>,
+    newest_first: bool,
 }
 
 impl ExecutionFilter {
@@ -391,6 +91,18 @@ impl ExecutionFilter {
         self
     }
 
+    /// Newest first, by creation time across workflows (`order=newest`), instead of id order. A
+    /// cursor continues only the order it came from.
+    ///
+    /// ```
+    /// let latest = linkloom::ExecutionFilter::new().newest_first().limit(20);
+    /// # let _ = latest;
+    /// ```
+    pub fn newest_first(mut self) -> Self {
+        self.newest_first = true;
+        self
+    }
+
     /// The page after this cursor (a previous page's `next_cursor`).
     ///
     /// ```
@@ -417,6 +129,9 @@ impl ExecutionFilter {
         }
         if let Some(limit) = self.limit {
             request = request.query("limit", limit.to_string());
+        }
+        if self.newest_first {
+            request = request.query("order", "newest");
         }
         if let Some(cursor) = &self.cursor {
             request = request.query("cursor", cursor.clone());
@@ -463,16 +178,13 @@ impl Client {
         if !(params.is_null() || params.is_object()) {
             return Err(Error::Invalid("params must be a JSON object (or null for none)".into()));
         }
-        #[derive(Deserialize)]
-        struct Created {
-            execution_id: String,
-        }
-        let mut request = ApiRequest::post(format!("/api/v1/workflows/{}/trigger", segment(workflow_id)))
-            .json(&json!({"params": params}))?;
+        let body = TriggerRequest { params: (!params.is_null()).then_some(params) };
+        let mut request =
+            ApiRequest::post(format!("/api/v1/workflows/{}/trigger", segment(workflow_id))).json(&body)?;
         if let Some(key) = key {
             request = request.idempotency_key(key);
         }
-        let created: Created = self.call_json(&request, "the new execution").await?;
+        let created: Triggered = self.call_json(&request, "the new execution").await?;
         Ok(created.execution_id)
     }
 
@@ -485,7 +197,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn get_execution(&self, id: &str) -> Result<Execution, Error> {
-        let request = ApiRequest::get(format!("/api/v1/executions/{}", segment(id)));
+        let request = ApiRequest::read(format!("/api/v1/executions/{}", segment(id)));
         self.call_json(&request, "the execution").await
     }
 
@@ -501,7 +213,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn list_executions(&self, filter: &ExecutionFilter) -> Result<Page<Execution>, Error> {
-        let request = filter.apply(ApiRequest::get("/api/v1/executions".into()))?;
+        let request = filter.apply(ApiRequest::read("/api/v1/executions".into()))?;
         self.call_json(&request, "a page of executions").await
     }
 
@@ -550,14 +262,15 @@ impl Client {
     /// ```no_run
     /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
     /// match client.cancel_execution("daily-report:20260101T060000Z").await {
+    ///     Ok(cancelled) => println!("{} is {}", cancelled.id, cancelled.status),
     ///     Err(e) if e.is_conflict() => println!("it had already ended"),
-    ///     other => other?,
+    ///     Err(e) => return Err(e),
     /// }
     /// # Ok(()) }
     /// ```
-    pub async fn cancel_execution(&self, id: &str) -> Result<(), Error> {
+    pub async fn cancel_execution(&self, id: &str) -> Result<Cancelled, Error> {
         let request = ApiRequest::post(format!("/api/v1/executions/{}/cancel", segment(id)));
-        self.call(&request).await.map(|_| ())
+        self.call_json(&request, "the cancelled execution").await
     }
 
     /// Re-runs the failed, cancelled and skipped tasks of a failed or cancelled execution, with a
@@ -565,19 +278,13 @@ impl Client {
     ///
     /// ```no_run
     /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
-    /// let reset = client.retry_execution("daily-report:20260101T060000Z").await?;
-    /// println!("{reset} task(s) will run again");
+    /// let retried = client.retry_execution("daily-report:20260101T060000Z").await?;
+    /// println!("{} task(s) will run again", retried.tasks_reset);
     /// # Ok(()) }
     /// ```
-    pub async fn retry_execution(&self, id: &str) -> Result<u32, Error> {
-        #[derive(Deserialize)]
-        struct Reopened {
-            #[serde(default)]
-            tasks_reset: u32,
-        }
+    pub async fn retry_execution(&self, id: &str) -> Result<Retried, Error> {
         let request = ApiRequest::post(format!("/api/v1/executions/{}/retry", segment(id)));
-        let reopened: Reopened = self.call_json(&request, "the retried execution").await?;
-        Ok(reopened.tasks_reset)
+        self.call_json(&request, "the retried execution").await
     }
 }
 
@@ -588,6 +295,7 @@ mod tests {
     use axum::extract::{Path, RawQuery};
     use axum::routing::{get, post};
     use axum::Router;
+    use serde_json::json;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
@@ -666,7 +374,7 @@ mod tests {
         assert_eq!(done.status, ExecutionStatus::Succeeded);
         assert_eq!(polls.load(Ordering::SeqCst), 3);
         client.cancel_execution(&id).await.unwrap();
-        assert_eq!(client.retry_execution(&id).await.unwrap(), 2);
+        assert_eq!(client.retry_execution(&id).await.unwrap().tasks_reset, 2);
         let filter = ExecutionFilter::new()
             .workflow("wf")
             .status(ExecutionStatus::Failed)

@@ -5,7 +5,7 @@
 //!
 //! - [`Client`] calls the API with failover: it knows every node, uses the one that answered
 //!   last and moves on when a node cannot be reached. Its answers are typed ([`Execution`],
-//!   [`WorkflowInfo`], ...) and tolerant of fields a newer server adds.
+//!   [`Workflow`], ...) and tolerant of fields a newer server adds.
 //! - [`WorkflowBuilder`] and [`TaskBuilder`] write workflows in Rust and check them with the
 //!   server's own validation before anything is sent, every problem listed with its path.
 //! - [`Worker`] runs `type: worker` tasks in this process: it connects out to any node, receives
@@ -43,19 +43,22 @@ mod error;
 mod execution;
 mod logs;
 mod sse;
+mod tokens;
 mod worker;
 mod workflow;
 
 pub use backend::{complete_callback, Callback, Completion, TaskAnswer, TaskRequest};
 pub use builder::{parse_workflow, Retry, TaskBuilder, WorkflowBuilder};
 pub use client::{new_idempotency_key, Client, ClientBuilder, Page, IDEMPOTENCY_KEY};
-pub use cluster::{ClusterInfo, Member, WorkerInfo};
+pub use cluster::{ClusterView, Limits, LimitsChange, Member, Queue, WorkerInfo};
 pub use error::Error;
 pub use execution::{
-    Attempt, AttemptStatus, Execution, ExecutionFilter, ExecutionStatus, TaskRun, TaskStatus, Trigger,
+    Attempt, AttemptStatus, Cancelled, Execution, ExecutionFilter, ExecutionStatus, Retried, TaskRun, TaskStatus,
+    Trigger,
 };
+pub use tokens::{CreatedToken, Role, Token};
 pub use worker::{TaskContext, TaskError, TaskResult, Worker, WorkerBuilder};
-pub use workflow::WorkflowInfo;
+pub use workflow::{parse_spec, Backfilled, Paused, StoredWorkflow, Workflow, WorkflowVersion};
 
 /// The HTTP method type [`Client::request_json`] takes (the `http` crate's, as reqwest exports it).
 ///

@@ -17,7 +17,7 @@
 //! # Ok::<(), linkloom::Error>(())
 //! ```
 
-pub use linkloom_core::signature::{
+pub use linkloom_wire::signature::{
     sign, verify, SignatureError, Signed, DEFAULT_KEY_ID, DEFAULT_TOLERANCE_SECS, SIGNATURE_HEADER,
 };
 

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use linkloom_core::protocol::{Drain, Heartbeat, Release, TaskAssignment, WorkerEvent, WorkerHello};
+use linkloom_wire::worker::{Drain, Heartbeat, Release, TaskAssignment, WorkerEvent, WorkerHello};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
@@ -604,7 +604,8 @@ impl Inner {
                     }
                     Ok(WorkerEvent::Closing { reason }) => return (StreamEnd::Reconnect(reason), session),
                     // A newer server may send events this SDK does not know: skip them.
-                    Err(e) => tracing::debug!(worker_id = %self.id, "skipping an event: {e}"),
+                    Ok(_) => tracing::debug!(worker_id = %self.id, "skipping an event of a newer kind"),
+                    Err(e) => tracing::debug!(worker_id = %self.id, "skipping a malformed event: {e}"),
                 }
             }
             if buffer.len() > MAX_EVENT_LINE_BYTES {

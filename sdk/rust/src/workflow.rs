@@ -5,8 +5,6 @@
 //! it is: the server is the judge of text (it may know fields this SDK does not).
 
 use linkloom_core::spec::{self, WorkflowSpec};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::client::{segment, ApiRequest, Page};
 use crate::{Client, Error};
@@ -16,57 +14,22 @@ const MAX_WORKFLOW_PAGES: usize = 1_000;
 /// Page size [`Client::list_workflows`] asks for: the API's maximum.
 const WORKFLOW_PAGE_SIZE: u32 = 500;
 
-/// A workflow as the API shows it: the active version and its spec.
-///
-/// ```no_run
-/// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
-/// let info = client.get_workflow("daily-report").await?;
-/// println!("{} v{} paused={} versions={:?}", info.id, info.version, info.paused, info.versions);
-/// let spec = info.parse_spec()?;
-/// println!("{} tasks", spec.tasks.len());
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(default)]
-#[non_exhaustive]
-pub struct WorkflowInfo {
-    /// The workflow id.
-    pub id: String,
-    /// The active version (the one a new execution runs).
-    pub version: u32,
-    /// Scheduled ticks are not fired while paused.
-    pub paused: bool,
-    /// RFC 3339: when the active version was stored.
-    pub created_at: Option<String>,
-    /// RFC 3339: the last change of any kind.
-    pub updated_at: Option<String>,
-    /// Who stored the active version, when known.
-    pub created_by: Option<String>,
-    /// Every kept version number.
-    pub versions: Vec<u32>,
-    /// Set on a workflow that was deleted (and so has no spec).
-    pub deleted: bool,
-    /// The spec as JSON, as the server shows it (absent fields left out). See
-    /// [`WorkflowInfo::parse_spec`].
-    pub spec: Value,
-}
+pub use linkloom_wire::{Backfill, Backfilled, Paused, StoredWorkflow, Workflow, WorkflowVersion};
 
-impl WorkflowInfo {
-    /// The spec as typed data. Fails with [`Error::Decode`] if the server knows fields this SDK
-    /// does not; the `spec` field keeps the raw JSON for that case.
-    ///
-    /// ```
-    /// let info: linkloom::WorkflowInfo = serde_json::from_value(serde_json::json!({
-    ///     "id": "hello", "version": 2,
-    ///     "spec": {"id": "hello", "tasks": [{"id": "say", "type": "shell", "command": ["echo", "hi"]}]}
-    /// }))?;
-    /// assert_eq!(info.parse_spec()?.tasks[0].id, "say");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn parse_spec(&self) -> Result<WorkflowSpec, Error> {
-        serde_json::from_value(self.spec.clone())
-            .map_err(|e| Error::Decode(format!("the spec of workflow `{}`: {e}", self.id)))
-    }
+/// The spec of a workflow as typed data. Fails with [`Error::Decode`] if the server knows fields
+/// this SDK does not; `workflow.spec` keeps the raw JSON for that case.
+///
+/// ```
+/// let workflow: linkloom::Workflow = serde_json::from_value(serde_json::json!({
+///     "id": "hello", "version": 2,
+///     "spec": {"id": "hello", "tasks": [{"id": "say", "type": "shell", "command": ["echo", "hi"]}]}
+/// }))?;
+/// assert_eq!(linkloom::parse_spec(&workflow)?.tasks[0].id, "say");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn parse_spec(workflow: &Workflow) -> Result<WorkflowSpec, Error> {
+    serde_json::from_value(workflow.spec.clone())
+        .map_err(|e| Error::Decode(format!("the spec of workflow `{}`: {e}", workflow.id)))
 }
 
 impl Client {
@@ -81,7 +44,7 @@ impl Client {
     /// println!("{} is at version {}", info.id, info.version);
     /// # Ok(()) }
     /// ```
-    pub async fn put_workflow_yaml(&self, yaml: &str) -> Result<WorkflowInfo, Error> {
+    pub async fn put_workflow_yaml(&self, yaml: &str) -> Result<StoredWorkflow, Error> {
         let request = ApiRequest::post("/api/v1/workflows".into()).body("application/yaml", yaml.to_string());
         self.call_json(&request, "the stored workflow").await
     }
@@ -96,7 +59,7 @@ impl Client {
     /// assert_eq!(info.id, "hello");
     /// # Ok(()) }
     /// ```
-    pub async fn put_workflow(&self, spec: &WorkflowSpec) -> Result<WorkflowInfo, Error> {
+    pub async fn put_workflow(&self, spec: &WorkflowSpec) -> Result<StoredWorkflow, Error> {
         spec::validate(spec).map_err(|e| Error::Invalid(e.to_string()))?;
         let request = ApiRequest::post("/api/v1/workflows".into()).json(spec)?;
         self.call_json(&request, "the stored workflow").await
@@ -110,8 +73,8 @@ impl Client {
     /// println!("version {}", info.version);
     /// # Ok(()) }
     /// ```
-    pub async fn get_workflow(&self, id: &str) -> Result<WorkflowInfo, Error> {
-        let request = ApiRequest::get(format!("/api/v1/workflows/{}", segment(id)));
+    pub async fn get_workflow(&self, id: &str) -> Result<Workflow, Error> {
+        let request = ApiRequest::read(format!("/api/v1/workflows/{}", segment(id)));
         self.call_json(&request, "the workflow").await
     }
 
@@ -127,12 +90,8 @@ impl Client {
     /// }
     /// # Ok(()) }
     /// ```
-    pub async fn list_workflows_page(
-        &self,
-        limit: Option<u32>,
-        cursor: Option<&str>,
-    ) -> Result<Page<WorkflowInfo>, Error> {
-        let mut request = ApiRequest::get("/api/v1/workflows".into());
+    pub async fn list_workflows_page(&self, limit: Option<u32>, cursor: Option<&str>) -> Result<Page<Workflow>, Error> {
+        let mut request = ApiRequest::read("/api/v1/workflows".into());
         if let Some(limit) = limit {
             request = request.query("limit", limit.to_string());
         }
@@ -151,7 +110,7 @@ impl Client {
     /// }
     /// # Ok(()) }
     /// ```
-    pub async fn list_workflows(&self) -> Result<Vec<WorkflowInfo>, Error> {
+    pub async fn list_workflows(&self) -> Result<Vec<Workflow>, Error> {
         let mut all = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_WORKFLOW_PAGES {
@@ -181,6 +140,36 @@ impl Client {
         self.call(&request).await.map(|_| ())
     }
 
+    /// Every kept version of a workflow, newest first.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+    /// for v in client.workflow_versions("daily-report").await? {
+    ///     println!("v{} active={} by {:?}", v.version, v.active, v.created_by);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn workflow_versions(&self, id: &str) -> Result<Vec<WorkflowVersion>, Error> {
+        let request = ApiRequest::read(format!("/api/v1/workflows/{}/versions", segment(id)));
+        let page: Page<WorkflowVersion> = self.call_json(&request, "the workflow's versions").await?;
+        Ok(page.items)
+    }
+
+    /// One execution per schedule tick in `[from, to)` (RFC 3339; at most 1,000 ticks). Ticks
+    /// that already have an execution keep it; the answer counts both.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), linkloom::Error> {
+    /// let done = client.backfill("daily-report", "2026-01-01T00:00:00Z", "2026-01-08T00:00:00Z").await?;
+    /// println!("{} created, {} existed", done.created, done.existing);
+    /// # Ok(()) }
+    /// ```
+    pub async fn backfill(&self, id: &str, from: &str, to: &str) -> Result<Backfilled, Error> {
+        let body = Backfill { from: from.to_string(), to: to.to_string() };
+        let request = ApiRequest::post(format!("/api/v1/workflows/{}/backfill", segment(id))).json(&body)?;
+        self.call_json(&request, "the backfill").await
+    }
+
     /// Stops firing the workflow's scheduled ticks (manual triggers still run).
     ///
     /// ```no_run
@@ -188,9 +177,9 @@ impl Client {
     /// client.pause("daily-report").await?;
     /// # Ok(()) }
     /// ```
-    pub async fn pause(&self, id: &str) -> Result<(), Error> {
+    pub async fn pause(&self, id: &str) -> Result<Paused, Error> {
         let request = ApiRequest::post(format!("/api/v1/workflows/{}/pause", segment(id)));
-        self.call(&request).await.map(|_| ())
+        self.call_json(&request, "the paused workflow").await
     }
 
     /// Fires the workflow's scheduled ticks again (missed ones per its `catchup`).
@@ -200,9 +189,9 @@ impl Client {
     /// client.resume("daily-report").await?;
     /// # Ok(()) }
     /// ```
-    pub async fn resume(&self, id: &str) -> Result<(), Error> {
+    pub async fn resume(&self, id: &str) -> Result<Paused, Error> {
         let request = ApiRequest::post(format!("/api/v1/workflows/{}/resume", segment(id)));
-        self.call(&request).await.map(|_| ())
+        self.call_json(&request, "the resumed workflow").await
     }
 }
 
@@ -246,7 +235,8 @@ mod tests {
         let spec = WorkflowBuilder::new("hello").task(TaskBuilder::shell("say", ["echo", "hi"])).build().unwrap();
         let info = client.put_workflow(&spec).await.unwrap();
         assert_eq!((info.id.as_str(), info.version), ("hello", 1));
-        assert_eq!(info.parse_spec().unwrap(), spec, "the typed spec survives the trip");
+        let stored: WorkflowSpec = serde_json::from_value(info.spec.clone()).unwrap();
+        assert_eq!(stored, spec, "the typed spec survives the trip");
 
         let info = client.put_workflow_yaml("id: y\ntasks: [{id: t, type: worker, queue: q}]\n").await.unwrap();
         assert_eq!(info.id, "y");
@@ -269,7 +259,7 @@ mod tests {
                 let query = query.unwrap_or_default();
                 assert!(query.contains("limit=500"), "{query}");
                 let (items, next) = if query.contains("cursor=b") {
-                    (json!([{"id": "c", "version": 1}]), Value::Null)
+                    (json!([{"id": "c", "version": 1}]), serde_json::Value::Null)
                 } else {
                     (json!([{"id": "a", "version": 1}, {"id": "b", "version": 4}]), json!("b"))
                 };

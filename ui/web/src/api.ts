@@ -9,186 +9,49 @@ import { SseParser } from './sse';
 
 // ---- shapes ---------------------------------------------------------------------------------
 
-export type ExecutionStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-export type TaskStatus = 'pending' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
-export type AttemptStatus = 'running' | 'succeeded' | 'failed' | 'timed_out' | 'lost' | 'cancelled' | 'released';
-export type Trigger = 'manual' | 'schedule' | 'backfill';
+// The shapes of the API's JSON are generated from docs/openapi.json (itself derived from the
+// server's Rust types) into api.gen.ts; this file keeps only behaviour. A few UI names differ
+// from the wire's and are aliased here.
 
-export const EXECUTION_STATUSES: readonly ExecutionStatus[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
-export const TRIGGERS: readonly Trigger[] = ['manual', 'schedule', 'backfill'];
+import type * as Wire from './api.gen';
 
-export interface Attempt {
-  id: string;
-  n: number;
-  status: AttemptStatus;
-  node_id?: number;
-  worker_id?: string | null;
-  started_at?: string;
-  finished_at?: string | null;
-  last_heartbeat_at?: string | null;
-  lease_expires_at?: string | null;
-  deadline?: string | null;
-  progress?: unknown;
-  error?: string | null;
-}
+import type {
+  Cluster,
+  Execution,
+  ExecutionStatus,
+  Problem,
+  StoredWorkflow,
+  Trigger,
+  Workflow,
+  WorkflowVersion,
+  Worker,
+} from './api.gen';
 
-export interface TaskRun {
-  id: string;
-  status: TaskStatus;
-  output?: unknown;
-  retry_at?: string | null;
-  attempts: Attempt[];
-}
+// Every generated shape is part of this module's interface too.
+export type * from './api.gen';
 
-export interface AuditEntry {
-  action: 'cancelled' | 'retried';
-  by: string | null;
-  at: string;
-}
+export type MemberReplication = Wire.ReplicationMember;
+export type QueueInfo = Wire.Queue;
+/** One page of a list: every list answer has this shape. */
+export type Page<T> = Omit<Wire.ExecutionList, 'items'> & { items: T[] };
 
-export interface Execution {
-  id: string;
-  workflow_id: string;
-  workflow_version?: number;
-  status: ExecutionStatus;
-  trigger?: Trigger;
-  scheduled_at?: string | null;
-  created_at?: string;
-  started_at?: string | null;
-  finished_at?: string | null;
-  params?: Record<string, unknown>;
-  created_by?: string | null;
-  blocked_by?: string | null;
-  audit?: AuditEntry[];
-  owner_node_id?: number | null;
-  tasks: TaskRun[];
-}
+export const EXECUTION_STATUSES = [
+  'queued',
+  'running',
+  'succeeded',
+  'failed',
+  'cancelled',
+] as const satisfies readonly Wire.ExecutionStatus[];
+export const TRIGGERS = ['manual', 'schedule', 'backfill'] as const satisfies readonly Wire.Trigger[];
 
-export interface TaskSpec {
-  id: string;
-  type: 'http' | 'shell' | 'worker';
-  depends_on?: string[];
-  when?: 'all_success' | 'all_done' | 'any_failed';
-  queue?: string;
-  url?: string;
-  command?: string | string[];
-  [field: string]: unknown;
-}
-
-export interface WorkflowSpec {
-  id: string;
-  description?: string;
-  schedule?: string;
-  timezone?: string;
-  concurrency?: 'allow' | 'forbid' | 'buffer_one' | 'replace';
-  catchup?: 'none' | 'latest' | 'all';
-  params?: Record<string, unknown>;
-  execution_timeout?: string | number;
-  tasks: TaskSpec[];
-  [field: string]: unknown;
-}
-
-export interface Workflow {
-  id: string;
-  version?: number;
-  paused?: boolean;
-  /** The schedule's next tick after the node's now; null when paused or unscheduled. */
-  next_fire_at?: string | null;
-  /** The latest tick the scheduler handled (fired or skipped). */
-  last_tick_at?: string | null;
-  deleted?: boolean;
-  created_at?: string;
-  updated_at?: string;
-  created_by?: string | null;
-  updated_by?: string | null;
-  versions?: number[];
-  spec?: WorkflowSpec;
-}
-
-export interface WorkflowVersion {
-  id: string;
-  version: number;
-  active?: boolean;
-  created_at?: string;
-  created_by?: string | null;
-  spec?: WorkflowSpec;
-}
-
-export interface StoredWorkflow {
-  id: string;
-  version: number;
-  created_at?: string;
-  spec?: WorkflowSpec;
-}
-
-export interface Page<T> {
-  items: T[];
-  next_cursor?: string | null;
-}
-
-export interface Member {
-  id: number;
-  addr: string;
-  voter: boolean;
-}
-
-/** How far one member's log matches the leader's; `behind` is null until it first acknowledges. */
-export interface MemberReplication {
-  id: number;
-  matched_index?: number | null;
-  behind?: number | null;
-}
-
-/** The leader's view of replication, as any node relays it. */
-export interface Replication {
-  leader_id: number;
-  last_log_index?: number | null;
-  members: MemberReplication[];
-}
-
-export interface Cluster {
-  node_id: number;
-  leader_id?: number | null;
-  term?: number;
-  state?: string;
-  last_log_index?: number | null;
-  last_applied?: number | null;
-  snapshot_index?: number | null;
-  purged_index?: number | null;
-  log_entries_on_disk?: number | null;
-  members: Member[];
-  /** Null when the leader did not answer in time (`replication_error` says why). */
-  replication?: Replication | null;
-  replication_error?: string | null;
-  engine?: Record<string, number>;
-  auth: { enabled: boolean; peers_authenticated?: boolean; warning?: string | null };
-}
-
-export interface Worker {
-  id: string;
-  node_id: number;
-  queues: string[];
-  concurrency?: number;
-  running?: number;
-  draining?: boolean;
-  connected_at?: string;
-  last_seen_at?: string;
-}
-
-export interface QueueInfo {
-  queue: string;
-  waiting?: number;
-  oldest_waiting_since?: string | null;
-  oldest_waiting_ms?: number | null;
-  workers?: number;
-  capacity?: number;
-  running?: number;
-}
-
-export interface Problem {
-  path: string;
-  message: string;
-}
+/** `true` only when `Listed` names every value of `All`. */
+type ListsAll<All, Listed> = [Exclude<All, Listed>] extends [never] ? true : false;
+type Assert<T extends true> = T;
+/** Fails the type check when the wire gains a status or trigger the lists above do not name. */
+export type EveryValueListed = [
+  Assert<ListsAll<Wire.ExecutionStatus, (typeof EXECUTION_STATUSES)[number]>>,
+  Assert<ListsAll<Wire.Trigger, (typeof TRIGGERS)[number]>>,
+];
 
 export interface ExecutionFilter {
   workflow?: string;

@@ -1,12 +1,12 @@
 import { render } from '@testing-library/react';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { Execution } from '../api';
 import { Timeline, tickLabel } from './Timeline';
+import { execution } from '../test/wire';
 
 const T0 = Date.parse('2026-03-01T06:00:00Z');
 const at = (s: number) => new Date(T0 + s * 1000).toISOString();
 
-const EXECUTION: Execution = {
+const EXECUTION = execution({
   id: 'wf:1',
   workflow_id: 'wf',
   status: 'succeeded',
@@ -19,7 +19,7 @@ const EXECUTION: Execution = {
       attempts: [{ id: '1', n: 1, status: 'succeeded', started_at: at(0), finished_at: at(100) }],
     },
   ],
-};
+});
 
 /** Lays every observed element out `width` pixels wide, as a browser would report it. */
 function layOutAt(width: number) {

@@ -12,7 +12,14 @@ function spec(n: number, word = 'hi'): WorkflowSpec {
   };
 }
 
-const version = (n: number, s?: WorkflowSpec): WorkflowVersion => ({ id: 'wf', version: n, spec: s });
+const version = (n: number, s: WorkflowSpec = { id: 'wf', tasks: [{ id: 't', type: 'shell' }] }): WorkflowVersion => ({
+  id: 'wf',
+  version: n,
+  active: false,
+  created_at: '2026-01-01T00:00:00Z',
+  created_by: null,
+  spec: s,
+});
 
 describe('defaultPair', () => {
   it('compares the active version with the one before it', () => {
@@ -56,7 +63,9 @@ describe('VersionDiff', () => {
 
   it('says when two versions define the same workflow, or one came without its definition', async () => {
     const user = userEvent.setup();
-    render(<VersionDiff versions={[version(3), version(2, spec(2)), version(1, spec(2))]} active={2} />);
+    // The contract always carries a spec; a malformed answer without one must not break the page.
+    const malformed = { ...version(3), spec: undefined } as unknown as WorkflowVersion;
+    render(<VersionDiff versions={[malformed, version(2, spec(2)), version(1, spec(2))]} active={2} />);
     expect(screen.getByText('v1 and v2 define the same workflow.')).toBeInTheDocument();
     await user.selectOptions(screen.getByLabelText('To'), '3');
     expect(screen.getByText('Version 3 came without its definition.')).toBeInTheDocument();

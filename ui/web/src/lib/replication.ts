@@ -11,7 +11,7 @@ export interface Lag {
 }
 
 /** One line for the dashboard: `in step`, `node 3 is 152 entries behind`, or why it is unknown. */
-export function lagSummary(cluster: Pick<Cluster, 'replication' | 'replication_error'>): Lag {
+export function lagSummary(cluster: Partial<Pick<Cluster, 'replication' | 'replication_error'>>): Lag {
   const replication = cluster.replication;
   if (!replication) {
     return { text: `unknown${cluster.replication_error ? ` (${cluster.replication_error})` : ''}`, tone: 'idle' };
@@ -28,7 +28,7 @@ export function lagSummary(cluster: Pick<Cluster, 'replication' | 'replication_e
 }
 
 /** A member's own figure for the members table: `0`, `152`, or `–` while unknown. */
-export function behindOf(cluster: Pick<Cluster, 'replication'>, id: number): string {
+export function behindOf(cluster: Partial<Pick<Cluster, 'replication'>>, id: number): string {
   const member = cluster.replication?.members.find((m) => m.id === id);
   if (member?.behind === null || member?.behind === undefined) return '–';
   return member.behind.toLocaleString();

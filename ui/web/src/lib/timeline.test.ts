@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { Execution } from '../api';
+import { execution as fixture, type ExecutionFixture } from '../test/wire';
 import { MAX_TICKS, MIN_BAR_PCT, layoutTimeline, tickStep, ticksForWidth } from './timeline';
 
 const T0 = Date.parse('2026-03-01T06:00:00Z');
 const at = (s: number) => new Date(T0 + s * 1000).toISOString();
 
-function execution(partial: Partial<Execution>): Execution {
-  return { id: 'wf:1', workflow_id: 'wf', status: 'succeeded', tasks: [], ...partial };
+function execution(partial: ExecutionFixture): Execution {
+  return fixture({ id: 'wf:1', workflow_id: 'wf', status: 'succeeded', ...partial });
 }
 
 describe('tickStep', () => {

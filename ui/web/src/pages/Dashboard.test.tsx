@@ -3,12 +3,13 @@ import { describe, expect, it } from 'vitest';
 import type { Execution } from '../api';
 import { FetchMock, json } from '../test/fetch';
 import { renderApp } from '../test/render';
+import { execution } from '../test/wire';
 
 const now = Date.now();
 const at = (minutesAgo: number) => new Date(now - minutesAgo * 60_000).toISOString();
 
 function exec(workflow: string, minutesAgo: number, status: Execution['status']): Execution {
-  return {
+  return execution({
     id: `${workflow}:${minutesAgo}`,
     workflow_id: workflow,
     status,
@@ -18,7 +19,7 @@ function exec(workflow: string, minutesAgo: number, status: Execution['status'])
       status === 'failed'
         ? [{ id: 'load', status: 'failed', attempts: [{ id: '1', n: 1, status: 'failed', error: 'disk full' }] }]
         : [],
-  };
+  });
 }
 
 describe('Dashboard', () => {

@@ -127,11 +127,9 @@ export function Dashboard() {
                       </tr>
                     </thead>
                     <tbody>
-                      {items
-                        .filter((w) => !w.deleted)
-                        .map((w) => (
-                          <WorkflowRow key={w.id} workflow={w} refreshMs={refresh} />
-                        ))}
+                      {items.map((w) => (
+                        <WorkflowRow key={w.id} workflow={w} refreshMs={refresh} />
+                      ))}
                     </tbody>
                   </table>
                 </TableFrame>

@@ -4,12 +4,13 @@ import { describe, expect, it } from 'vitest';
 import type { Execution } from '../api';
 import { FetchMock, apiError, json, stream } from '../test/fetch';
 import { controlledStream, renderApp } from '../test/render';
+import { execution } from '../test/wire';
 
 const ID = 'nightly:20260301T060000Z';
 const PATH = `/executions/${encodeURIComponent(ID)}`;
 
 function running(): Execution {
-  return {
+  return execution({
     id: ID,
     workflow_id: 'nightly',
     workflow_version: 3,
@@ -65,7 +66,7 @@ function running(): Execution {
       },
       { id: 'report', status: 'pending', attempts: [] },
     ],
-  };
+  });
 }
 
 function finished(status: 'succeeded' | 'failed'): Execution {

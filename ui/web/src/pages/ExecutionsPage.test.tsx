@@ -4,10 +4,11 @@ import { describe, expect, it } from 'vitest';
 import type { Execution } from '../api';
 import { FetchMock, apiError, json } from '../test/fetch';
 import { renderApp } from '../test/render';
+import { execution } from '../test/wire';
 
 function exec(n: number, status: Execution['status'] = 'succeeded'): Execution {
   const minute = String(n).padStart(2, '0');
-  return {
+  return execution({
     id: `nightly:20260301T06${minute}00Z`,
     workflow_id: 'nightly',
     status,
@@ -16,7 +17,7 @@ function exec(n: number, status: Execution['status'] = 'succeeded'): Execution {
     started_at: `2026-03-01T06:${minute}:01Z`,
     finished_at: status === 'running' ? null : `2026-03-01T06:${minute}:31Z`,
     tasks: [],
-  };
+  });
 }
 
 function listMock() {

@@ -1,11 +1,11 @@
 import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it } from 'vitest';
-import type { Execution, Workflow } from '../api';
 import { FetchMock, json, stream } from '../test/fetch';
 import { renderApp } from '../test/render';
+import { execution, workflow } from '../test/wire';
 
-const WORKFLOW: Workflow = {
+const WORKFLOW = workflow({
   id: 'nightly',
   version: 2,
   paused: false,
@@ -24,7 +24,7 @@ const WORKFLOW: Workflow = {
       { id: 'load', type: 'worker', queue: 'loaders', depends_on: ['extract'] },
     ],
   },
-};
+});
 
 /** Version 1: before `load` moved to a worker queue. */
 const SPEC_V1 = {
@@ -35,7 +35,7 @@ const SPEC_V1 = {
   ],
 };
 
-const RUN: Execution = {
+const RUN = execution({
   id: 'nightly:20260301T060000Z',
   workflow_id: 'nightly',
   workflow_version: 2,
@@ -48,7 +48,7 @@ const RUN: Execution = {
     { id: 'extract', status: 'succeeded', attempts: [] },
     { id: 'load', status: 'failed', attempts: [] },
   ],
-};
+});
 
 function mock({ versions = 2 }: { versions?: 1 | 2 } = {}) {
   let paused = false;
