@@ -21,7 +21,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use linkloom_core::state::{Role, BOOTSTRAP_ADMIN};
-use linkloom_raft::Transport;
 use tokio::time::Instant;
 
 use crate::error::{ApiError, ErrorCode};
@@ -205,8 +204,8 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Middleware: refuses requests `access` does not allow; records the [`Caller`] otherwise. A
 /// refused request's body is read and dropped first (up to the body limit), so its sender gets
 /// the answer instead of a connection closed under it.
-pub(crate) async fn authorize<T: Transport>(
-    State((state, access)): State<(ApiState<T>, Access)>,
+pub(crate) async fn authorize(
+    State((state, access)): State<(ApiState, Access)>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -222,8 +221,8 @@ pub(crate) async fn authorize<T: Transport>(
 }
 
 /// The request, with its [`Caller`], if `access` allows it; else the refusal and the body.
-async fn check<T: Transport>(
-    state: &ApiState<T>,
+async fn check(
+    state: &ApiState,
     access: Access,
     mut request: Request,
 ) -> Result<Request, Box<(Response, axum::body::Body)>> {
@@ -316,10 +315,7 @@ async fn check<T: Transport>(
 }
 
 /// The caller named by the request's bearer token, or the code and message of the 401 to answer.
-fn identify<T: Transport>(
-    state: &ApiState<T>,
-    headers: &axum::http::HeaderMap,
-) -> Result<Caller, (ErrorCode, &'static str)> {
+fn identify(state: &ApiState, headers: &axum::http::HeaderMap) -> Result<Caller, (ErrorCode, &'static str)> {
     let presented = bearer(headers)?;
     if let Some(admin) = &state.auth.admin_token {
         if constant_time_eq(presented.as_bytes(), admin.as_bytes()) {

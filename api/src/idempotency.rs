@@ -24,7 +24,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use linkloom_core::state::{Fingerprint, RequestId};
 use linkloom_core::Command;
-use linkloom_raft::Transport;
 use sha2::{Digest, Sha256};
 
 use crate::auth::Caller;
@@ -91,11 +90,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Once {
 
 /// Middleware for mutating routes: reads the key, fingerprints the request, and marks the answer
 /// when it was a replay.
-pub(crate) async fn middleware<T: Transport>(
-    State(state): State<ApiState<T>>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn middleware(State(state): State<ApiState>, request: Request, next: Next) -> Response {
     let Some(key) = request.headers().get(&IDEMPOTENCY_KEY) else {
         return next.run(request).await;
     };

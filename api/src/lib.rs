@@ -3,16 +3,14 @@
 //!
 //! Architecture invariant: handlers translate HTTP to commands and queries and back. They hold
 //! no state of their own and make no decision the state machine should make; every write goes
-//! through [`ReplicatedNode::propose`], every default read through a linearizable barrier.
-
-// The OpenAPI schemas are one large `json!` literal.
-#![recursion_limit = "512"]
+//! through [`Node::propose`], every default read through a linearizable barrier.
 
 mod auth;
 mod body;
 mod browser;
 mod error;
 mod idempotency;
+mod node;
 mod observe;
 mod openapi;
 mod routes;
@@ -22,12 +20,13 @@ mod views;
 use std::sync::Arc;
 
 use axum::Router;
-use linkloom_raft::{Clock, ReplicatedNode, Transport};
+use linkloom_raft::{Clock, Entropy};
 
 pub use auth::{token_hash, Access, AuthConfig, Caller};
 pub use browser::BrowserGuard;
 pub use error::ApiError;
 pub use idempotency::{ClientRequest, Once, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
+pub use node::Node;
 pub use observe::{HttpMetrics, REQUEST_ID};
 pub use routes::OPEN_WARNING;
 pub use ui::UiAssets;
@@ -59,9 +58,13 @@ impl Default for ApiLimits {
 pub type EngineInfo = Arc<dyn Fn() -> linkloom_wire::EngineCounters + Send + Sync>;
 
 /// What every handler needs.
-pub struct ApiState<T> {
-    pub node: ReplicatedNode<T>,
+#[derive(Clone)]
+pub struct ApiState {
+    /// The replicated node this API serves (any transport).
+    pub node: Arc<dyn Node>,
     pub clock: Arc<dyn Clock>,
+    /// Ids, jitter: every random number a handler needs (never a thread-local of its own).
+    pub entropy: Arc<dyn Entropy>,
     pub limits: ApiLimits,
     pub engine_info: Option<EngineInfo>,
     /// The node's engine, which serves worker connections (absent: this node serves no workers).
@@ -79,24 +82,7 @@ pub struct ApiState<T> {
     pub idempotency_keys: bool,
 }
 
-impl<T> Clone for ApiState<T> {
-    fn clone(&self) -> Self {
-        ApiState {
-            node: self.node.clone(),
-            clock: self.clock.clone(),
-            limits: self.limits.clone(),
-            engine_info: self.engine_info.clone(),
-            engine: self.engine.clone(),
-            auth: self.auth.clone(),
-            browser: self.browser.clone(),
-            http: self.http.clone(),
-            ui: self.ui.clone(),
-            idempotency_keys: self.idempotency_keys,
-        }
-    }
-}
-
-impl<T: Transport> ApiState<T> {
+impl ApiState {
     /// Proposes `command` for the request `once` belongs to: applied once per idempotency key,
     /// a repeat answered with the first answer (and the request marked as replayed).
     pub async fn propose(
@@ -121,11 +107,11 @@ impl<T: Transport> ApiState<T> {
 }
 
 /// The full router: public API, health, and node-to-node endpoints.
-pub fn router<T: Transport>(state: ApiState<T>) -> Router {
+pub fn router(state: ApiState) -> Router {
     routes::router(state)
 }
 
 /// This node's `/metrics` page (for benchmarks and tests that read it without HTTP).
-pub fn metrics_text<T: Transport>(state: &ApiState<T>) -> String {
+pub fn metrics_text(state: &ApiState) -> String {
     routes::render_metrics(state)
 }

@@ -223,16 +223,19 @@ fn sane(id: &HeaderValue) -> bool {
     !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
 }
 
-fn new_request_id() -> String {
-    let n: u128 = linkloom_raft::runtime::ThreadRng.gen();
+fn new_request_id(entropy: &dyn linkloom_raft::Entropy) -> String {
+    let n: u128 = linkloom_raft::Draw(entropy).gen();
     format!("{:032x}", n)
 }
 
-pub(crate) async fn observe(State(metrics): State<Arc<HttpMetrics>>, mut request: Request, next: Next) -> Response {
+/// What [`observe`] needs: the counters it adds to, and the randomness of fresh request ids.
+pub(crate) type Observed = (Arc<HttpMetrics>, Arc<dyn linkloom_raft::Entropy>);
+
+pub(crate) async fn observe(State((metrics, entropy)): State<Observed>, mut request: Request, next: Next) -> Response {
     let id = match request.headers().get(&REQUEST_ID) {
         Some(id) if sane(id) => id.clone(),
         _ => {
-            let fresh = HeaderValue::from_str(&new_request_id()).unwrap_or(HeaderValue::from_static("-"));
+            let fresh = HeaderValue::from_str(&new_request_id(&*entropy)).unwrap_or(HeaderValue::from_static("-"));
             request.headers_mut().insert(REQUEST_ID, fresh.clone());
             fresh
         }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use linkloom_actors::{EngineConfig, EngineHandle, TaskHttp};
 use linkloom_api::{ApiLimits, ApiState, AuthConfig, BrowserGuard, HttpMetrics, UiAssets};
 use linkloom_raft::storage::Disk;
-use linkloom_raft::{Clock, NodeError, RaftSettings, ReplicatedNode, Transport};
+use linkloom_raft::{Clock, Entropy, NodeError, RaftSettings, ReplicatedNode, Transport};
 
 /// What differs between a process and a simulated host: how the node reaches its peers, where
 /// it keeps its state, what time it is, and how HTTP tasks reach backends.
@@ -28,6 +28,10 @@ pub struct Seams<T> {
     pub transport: T,
     pub disk: Disk,
     pub clock: Arc<dyn Clock>,
+    /// Randomness for the API (ids, jitter). The engine and openraft still draw from the
+    /// runtime's per-thread generator, which is the same stream in production and seeded per host
+    /// in the simulation.
+    pub entropy: Arc<dyn Entropy>,
     pub task_http: Arc<dyn TaskHttp>,
 }
 
@@ -85,8 +89,9 @@ pub async fn assemble<T: Transport>(seams: Seams<T>, parts: Parts) -> Result<Ass
     let http_metrics = Arc::new(HttpMetrics::default());
     http_metrics.log_streams.set_max_per_token(parts.max_log_streams);
     let router = linkloom_api::router(ApiState {
-        node: node.clone(),
+        node: Arc::new(node.clone()),
         clock: seams.clock,
+        entropy: seams.entropy,
         limits: parts.limits,
         engine_info: Some(engine_info),
         engine: Some(engine.clone()),

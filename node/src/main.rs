@@ -13,7 +13,7 @@ use linkloom_api::{ApiLimits, AuthConfig};
 use linkloom_node::config::{Cli, Config, LogFormat};
 use linkloom_node::{hardening, serve, tls, Parts, Seams};
 use linkloom_raft::storage::Disk;
-use linkloom_raft::{HttpTransport, SystemClock};
+use linkloom_raft::{HttpTransport, SystemClock, ThreadEntropy};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
@@ -143,7 +143,7 @@ async fn run<C: Connect + Clone + Send + Sync + 'static>(
     } else {
         tracing::info!("built without the web UI: / answers 404");
     }
-    let seams = Seams { transport, disk, clock, task_http: Arc::new(task_http) };
+    let seams = Seams { transport, disk, clock, entropy: Arc::new(ThreadEntropy), task_http: Arc::new(task_http) };
     let parts = Parts {
         raft: config.raft_settings(),
         engine: engine_config,

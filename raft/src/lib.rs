@@ -8,18 +8,18 @@
 // openraft's traits fix `StorageError` (224 bytes) as the error type of storage calls.
 #![allow(clippy::result_large_err)]
 
-pub mod clock;
 mod network;
 pub mod node;
 pub mod rpc;
 pub mod runtime;
+pub mod seams;
 pub mod storage;
 pub mod transport;
 mod types;
 
-pub use clock::{Clock, SystemClock};
 pub use node::{Changes, ClusterInfo, Member, NodeError, RaftSettings, ReplicatedNode};
 pub use rpc::Replication;
+pub use seams::{Clock, Draw, Entropy, SystemClock, ThreadEntropy};
 pub use storage::StateHandle;
 pub use transport::{HttpTransport, Transport, TransportError};
 pub use types::TypeConfig;

@@ -9,7 +9,7 @@ use linkloom_actors::{EngineConfig, HyperTaskHttp};
 use linkloom_api::{ApiLimits, AuthConfig, BrowserGuard, UiAssets};
 use linkloom_node::{Parts, Seams};
 use linkloom_raft::storage::Disk;
-use linkloom_raft::{Clock, HttpTransport, RaftSettings};
+use linkloom_raft::{Clock, HttpTransport, RaftSettings, ThreadEntropy};
 
 use crate::net::{SimConnector, SimListener, SimTransport};
 use crate::world::World;
@@ -83,6 +83,7 @@ pub async fn run_node(
         ),
         disk: Disk::Memory(disk),
         clock: Arc::new(SimClock { skew_ms }),
+        entropy: Arc::new(ThreadEntropy),
         task_http: Arc::new(HyperTaskHttp::with_connector(SimConnector)),
     };
     let parts = Parts {

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
-use linkloom_raft::{Replication, Transport};
+use linkloom_raft::Replication;
 use linkloom_wire as wire;
 
 use super::executions::json_body;
@@ -31,8 +31,8 @@ const REPLICATION_WAIT: Duration = Duration::from_secs(1);
 ///
 /// `?consistency=` is taken (and checked) like every read's, but this view is always the
 /// answering node's own: it is how an operator sees a node that lost the leader.
-pub(crate) async fn show<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn show(
+    State(state): State<ApiState>,
     Query(read): Query<ReadOptions>,
 ) -> Result<Json<wire::ClusterView>, ApiError> {
     read.check()?;
@@ -83,8 +83,8 @@ fn replication_view(r: &Replication) -> wire::Replication {
 }
 
 /// Adds a node as a learner.
-pub(crate) async fn add_learner<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn add_learner(
+    State(state): State<ApiState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<wire::Members>), ApiError> {
@@ -106,8 +106,8 @@ fn member_id(text: &str) -> Result<u64, ApiError> {
 }
 
 /// Makes a learner a voter.
-pub(crate) async fn promote<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn promote(
+    State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Json<wire::Members>, ApiError> {
     let id = member_id(&id)?;
@@ -115,8 +115,8 @@ pub(crate) async fn promote<T: Transport>(
 }
 
 /// Removes a member.
-pub(crate) async fn remove<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn remove(
+    State(state): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Json<wire::Members>, ApiError> {
     let id = member_id(&id)?;
@@ -137,8 +137,8 @@ fn limits_view(limits: Tunable) -> wire::Limits {
 }
 
 /// `GET /api/v1/cluster/limits`.
-pub(crate) async fn limits<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn limits(
+    State(state): State<ApiState>,
     Query(read): Query<ReadOptions>,
 ) -> Result<Json<wire::Limits>, ApiError> {
     read.barrier(&state).await?;
@@ -147,8 +147,8 @@ pub(crate) async fn limits<T: Transport>(
 
 /// `PUT /api/v1/cluster/limits` with the limits to change → the limits now in force. Each must be
 /// between 1 and its ceiling; a refused change changes nothing.
-pub(crate) async fn set_limits<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn set_limits(
+    State(state): State<ApiState>,
     once: Once,
     caller: Caller,
     headers: HeaderMap,

@@ -11,7 +11,6 @@ use linkloom_core::state::wire as wire_state;
 use linkloom_core::state::{Execution, ExecutionStatus, Rejection, Reporter, Trigger};
 use linkloom_core::task_answer::parse_task_answer;
 use linkloom_core::{Command, Response};
-use linkloom_raft::Transport;
 use linkloom_wire as wire;
 use serde::Deserialize;
 use serde_json::Value;
@@ -35,8 +34,8 @@ pub(crate) fn unexpected(response: Response) -> ApiError {
 /// `{}`: the whole request for types whose fields are all optional, and a "missing field" error
 /// naming the first required one for the rest. Every body is a JSON object; a number with a zero
 /// fraction (`3.0`) is the integer it equals, as JSON Schema counts it.
-pub(crate) async fn json_body<T: for<'de> Deserialize<'de>, X>(
-    state: &ApiState<X>,
+pub(crate) async fn json_body<T: for<'de> Deserialize<'de>>(
+    state: &ApiState,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<T, ApiError> {
@@ -70,8 +69,8 @@ fn integral_floats_as_integers(value: &mut Value) {
 }
 
 /// `POST /api/v1/workflows/{id}/trigger` → 202 `{"execution_id"}`.
-pub(crate) async fn trigger<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn trigger(
+    State(state): State<ApiState>,
     once: Once,
     caller: Caller,
     Path(workflow_id): Path<String>,
@@ -90,7 +89,7 @@ pub(crate) async fn trigger<T: Transport>(
         return Err(Rejection::TooLarge { what: "params".into(), size, limit: max_params }.into());
     }
     let at_ms = state.clock.now_ms();
-    let random: u32 = rand::Rng::gen(&mut linkloom_raft::runtime::ThreadRng);
+    let random: u32 = state.entropy.next_u32();
     let execution_id = manual_execution_id(&workflow_id, at_ms, random);
     let command = Command::CreateExecution {
         execution_id,
@@ -111,8 +110,8 @@ pub(crate) async fn trigger<T: Transport>(
 }
 
 /// `POST /api/v1/workflows/{id}/pause` and `/resume`.
-pub(crate) async fn set_paused<T: Transport>(
-    state: ApiState<T>,
+pub(crate) async fn set_paused(
+    state: ApiState,
     once: Once,
     caller: Caller,
     workflow_id: String,
@@ -126,8 +125,8 @@ pub(crate) async fn set_paused<T: Transport>(
     }
 }
 
-pub(crate) async fn pause<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn pause(
+    State(state): State<ApiState>,
     once: Once,
     caller: Caller,
     Path(id): Path<String>,
@@ -135,8 +134,8 @@ pub(crate) async fn pause<T: Transport>(
     set_paused(state, once, caller, id, true).await
 }
 
-pub(crate) async fn resume<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn resume(
+    State(state): State<ApiState>,
     once: Once,
     caller: Caller,
     Path(id): Path<String>,
@@ -145,8 +144,8 @@ pub(crate) async fn resume<T: Transport>(
 }
 
 /// `POST /api/v1/workflows/{id}/backfill` `{"from", "to"}`: one execution per tick in the range.
-pub(crate) async fn backfill<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn backfill(
+    State(state): State<ApiState>,
     once: Once,
     caller: Caller,
     Path(workflow_id): Path<String>,
@@ -283,8 +282,8 @@ fn newest_cursor(cursor: &str) -> Result<(i64, &str), ApiError> {
 /// `order=newest` sorts the matching executions on every request (O(n log n) in the matches):
 /// what the UI and `loom execution list` need, and bounded by retention. An index kept in the
 /// replicated state would change the snapshot format for a read-side concern.
-pub(crate) async fn list<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn list(
+    State(state): State<ApiState>,
     Query(filter): Query<ExecutionFilter>,
 ) -> Result<Json<wire::Page<wire::Execution>>, ApiError> {
     let page = Page { limit: filter.limit, cursor: filter.cursor.clone(), consistency: filter.consistency.clone() };
@@ -357,8 +356,8 @@ pub(crate) async fn list<T: Transport>(
 }
 
 /// `GET /api/v1/executions/{id}`.
-pub(crate) async fn show<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn show(
+    State(state): State<ApiState>,
     Path(id): Path<String>,
     Query(read): Query<ReadOptions>,
 ) -> Result<Json<wire::Execution>, ApiError> {
@@ -372,8 +371,8 @@ pub(crate) async fn show<T: Transport>(
 }
 
 /// `POST /api/v1/executions/{id}/cancel`.
-pub(crate) async fn cancel<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn cancel(
+    State(state): State<ApiState>,
     once: Once,
     caller: Caller,
     Path(id): Path<String>,
@@ -389,8 +388,8 @@ pub(crate) async fn cancel<T: Transport>(
 }
 
 /// `POST /api/v1/executions/{id}/retry`: failed, cancelled and skipped tasks run again.
-pub(crate) async fn retry<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn retry(
+    State(state): State<ApiState>,
     once: Once,
     caller: Caller,
     Path(id): Path<String>,
@@ -411,8 +410,8 @@ pub(crate) fn parse_attempt_id(text: &str) -> Result<u64, ApiError> {
 
 /// `POST /api/v1/tasks/{attempt_id}/callback` with the same body a backend answers with, and the
 /// attempt's callback token as the bearer token.
-pub(crate) async fn callback<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn callback(
+    State(state): State<ApiState>,
     once: Once,
     credential: AttemptCredential,
     Path(attempt_id): Path<String>,
@@ -423,7 +422,7 @@ pub(crate) async fn callback<T: Transport>(
     let bytes = read_limited(&headers, body, state.limits.max_body_bytes).await?;
     let (result, logs) = parse_task_answer(&bytes);
     let at_ms = state.clock.now_ms();
-    let jitter_permille = rand::Rng::gen_range(&mut linkloom_raft::runtime::ThreadRng, 0..=1000);
+    let jitter_permille = rand::Rng::gen_range(&mut linkloom_raft::Draw(&*state.entropy), 0..=1000);
     // Logs travel with the completion: a fenced (stale) callback adds nothing.
     let by = Reporter::Backend { token_hash: credential.0 };
     let command = Command::FinishAttempt { attempt_id, by, result, logs, jitter_permille, at_ms };
@@ -440,8 +439,8 @@ pub(crate) async fn callback<T: Transport>(
 
 /// `POST /api/v1/tasks/{attempt_id}/heartbeat` with the attempt's callback token: 200, or 409 for
 /// an attempt that is not current (or not this token's).
-pub(crate) async fn heartbeat<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn heartbeat(
+    State(state): State<ApiState>,
     once: Once,
     credential: AttemptCredential,
     Path(attempt_id): Path<String>,

@@ -15,9 +15,7 @@ pub(crate) async fn healthz() -> Json<Health> {
 }
 
 /// 200 once a leader is known and this node has applied what was committed when it started.
-pub(crate) async fn readyz<T: linkloom_raft::Transport>(
-    State(state): State<ApiState<T>>,
-) -> Result<Json<Health>, ApiError> {
+pub(crate) async fn readyz(State(state): State<ApiState>) -> Result<Json<Health>, ApiError> {
     let info = state.node.cluster_info();
     if state.node.is_ready() {
         Ok(Json(Health { status: "ready".into(), leader_id: info.leader_id, last_applied: info.last_applied }))

@@ -17,7 +17,6 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use futures::StreamExt;
 use linkloom_core::state::{AttemptLog, State as LoomState};
-use linkloom_raft::Transport;
 use serde::Deserialize;
 
 use super::ReadOptions;
@@ -121,8 +120,8 @@ fn since(log: &AttemptLog, from: u64) -> (String, u64) {
 
 /// `GET /api/v1/executions/{id}/logs?task=T[&follow=true]`: text, or server-sent events with
 /// `follow=true` (or `Accept: text/event-stream`) until the task ends.
-pub(crate) async fn logs<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn logs(
+    State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
     Query(query): Query<LogQuery>,

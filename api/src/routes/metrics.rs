@@ -8,16 +8,15 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use linkloom_core::metrics::Exposition;
 use linkloom_core::state::{AttemptStatus, ExecutionStatus};
-use linkloom_raft::Transport;
 
 use crate::ApiState;
 
-pub(crate) async fn serve<T: Transport>(State(state): State<ApiState<T>>) -> impl IntoResponse {
+pub(crate) async fn serve(State(state): State<ApiState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], render(&state))
 }
 
 /// The whole page.
-pub(crate) fn render<T: Transport>(state: &ApiState<T>) -> String {
+pub(crate) fn render(state: &ApiState) -> String {
     let mut out = Exposition::new();
     out.gauge(
         "loom_node_info",
@@ -40,7 +39,7 @@ pub(crate) fn render<T: Transport>(state: &ApiState<T>) -> String {
     out.finish()
 }
 
-fn render_state<T: Transport>(state: &ApiState<T>, out: &mut Exposition) {
+fn render_state(state: &ApiState, out: &mut Exposition) {
     let now = state.clock.now_ms();
     let ((executions, attempts, workflows, workers, tokens), tables) = state.node.state().read(|s| {
         let mut executions: BTreeMap<ExecutionStatus, u64> = BTreeMap::new();

@@ -16,7 +16,6 @@ mod workflows;
 use axum::http::{Method, StatusCode, Uri};
 use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
-use linkloom_raft::Transport;
 use linkloom_wire as wire;
 use serde::Deserialize;
 
@@ -211,7 +210,7 @@ const LOG_QUERY: &[Param] = &[
 ];
 
 /// Every endpoint with its handler.
-pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> {
+pub(crate) fn endpoints() -> Vec<(Op, MethodRouter<ApiState>)> {
     use Access::*;
     vec![
         (
@@ -225,13 +224,13 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .summary("200 once a leader is known and this node has applied what was committed when it started")
                 .ok::<wire::Health>(200)
                 .errors(&[503]),
-            get(health::readyz::<T>),
+            get(health::readyz),
         ),
         (
             op(Method::GET, "/api/openapi.json", Public, "openapi", "meta")
                 .summary("This API's OpenAPI 3.1 description")
                 .ok::<crate::openapi::Document>(200),
-            get(openapi_json::<T>),
+            get(openapi_json),
         ),
         (
             op(Method::GET, "/api/docs", Public, "apiDocs", "meta")
@@ -243,7 +242,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
             op(Method::GET, "/metrics", Read, "metrics", "meta")
                 .summary("Prometheus metrics of this node (text format 0.0.4)")
                 .ok_as::<crate::openapi::Text>(200, &["text/plain"]),
-            get(metrics::serve::<T>),
+            get(metrics::serve),
         ),
         (
             op(Method::GET, "/api/v1/cluster", Read, "showCluster", "cluster")
@@ -251,7 +250,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .query(READ)
                 .ok::<wire::ClusterView>(200)
                 .errors(&[400]),
-            get(cluster::show::<T>),
+            get(cluster::show),
         ),
         (
             op(Method::POST, "/api/v1/cluster/members", Admin, "addMember", "cluster")
@@ -259,21 +258,21 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .body::<wire::NewMember>()
                 .ok::<wire::Members>(201)
                 .errors(&[400, 409, 413]),
-            post(cluster::add_learner::<T>),
+            post(cluster::add_learner),
         ),
         (
             op(Method::DELETE, "/api/v1/cluster/members/{id}", Admin, "removeMember", "cluster")
                 .summary("Removes a member")
                 .ok::<wire::Members>(200)
                 .errors(&[400, 404, 409]),
-            delete(cluster::remove::<T>),
+            delete(cluster::remove),
         ),
         (
             op(Method::POST, "/api/v1/cluster/members/{id}/promote", Admin, "promoteMember", "cluster")
                 .summary("Makes a learner a voter")
                 .ok::<wire::Members>(200)
                 .errors(&[400, 404, 409]),
-            post(cluster::promote::<T>),
+            post(cluster::promote),
         ),
         (
             op(Method::GET, "/api/v1/cluster/limits", Read, "showLimits", "cluster")
@@ -281,7 +280,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .query(READ)
                 .ok::<wire::Limits>(200)
                 .errors(&[400]),
-            get(cluster::limits::<T>),
+            get(cluster::limits),
         ),
         (
             op(Method::PUT, "/api/v1/cluster/limits", Admin, "setLimits", "cluster")
@@ -289,7 +288,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .body::<wire::LimitsChange>()
                 .ok::<wire::Limits>(200)
                 .errors(&[400, 413]),
-            put(cluster::set_limits::<T>),
+            put(cluster::set_limits),
         ),
         (
             op(Method::POST, "/api/v1/tokens", Admin, "createToken", "tokens")
@@ -297,7 +296,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .body::<wire::NewToken>()
                 .ok::<wire::CreatedToken>(201)
                 .errors(&[400, 409, 413]),
-            post(tokens::create::<T>),
+            post(tokens::create),
         ),
         (
             op(Method::GET, "/api/v1/tokens", Admin, "listTokens", "tokens")
@@ -305,14 +304,14 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .query(PAGED)
                 .ok::<wire::Page<wire::Token>>(200)
                 .errors(&[400]),
-            get(tokens::list::<T>),
+            get(tokens::list),
         ),
         (
             op(Method::DELETE, "/api/v1/tokens/{name}", Admin, "revokeToken", "tokens")
                 .summary("Revokes a token")
                 .no_content()
                 .errors(&[404]),
-            delete(tokens::revoke::<T>),
+            delete(tokens::revoke),
         ),
         (
             op(Method::POST, "/api/v1/workflows", Operate, "putWorkflow", "workflows")
@@ -320,7 +319,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .body_as::<linkloom_core::WorkflowSpec>(&["application/yaml", "application/json"])
                 .ok::<wire::StoredWorkflow>(201)
                 .errors(&[400, 413, 415, 422]),
-            post(workflows::put::<T>),
+            post(workflows::put),
         ),
         (
             op(Method::GET, "/api/v1/workflows", Read, "listWorkflows", "workflows")
@@ -328,7 +327,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .query(PAGED)
                 .ok::<wire::Page<wire::Workflow>>(200)
                 .errors(&[400]),
-            get(workflows::list::<T>),
+            get(workflows::list),
         ),
         (
             op(Method::GET, "/api/v1/workflows/{id}", Read, "showWorkflow", "workflows")
@@ -336,14 +335,14 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .query(READ)
                 .ok::<wire::Workflow>(200)
                 .errors(&[400, 404]),
-            get(workflows::show::<T>),
+            get(workflows::show),
         ),
         (
             op(Method::DELETE, "/api/v1/workflows/{id}", Operate, "deleteWorkflow", "workflows")
                 .summary("Deletes a workflow and cancels its unfinished executions")
                 .no_content()
                 .errors(&[404]),
-            delete(workflows::delete::<T>),
+            delete(workflows::delete),
         ),
         (
             op(Method::GET, "/api/v1/workflows/{id}/versions", Read, "listWorkflowVersions", "workflows")
@@ -351,7 +350,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .query(READ)
                 .ok::<wire::Page<wire::WorkflowVersion>>(200)
                 .errors(&[400, 404]),
-            get(workflows::versions::<T>),
+            get(workflows::versions),
         ),
         (
             op(Method::GET, "/api/v1/workflows/{id}/versions/{version}", Read, "showWorkflowVersion", "workflows")
@@ -359,7 +358,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .query(READ)
                 .ok::<wire::WorkflowVersion>(200)
                 .errors(&[400, 404]),
-            get(workflows::version::<T>),
+            get(workflows::version),
         ),
         (
             op(Method::POST, "/api/v1/workflows/{id}/trigger", Operate, "triggerWorkflow", "executions")
@@ -367,21 +366,21 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .optional_body::<wire::TriggerRequest>()
                 .ok::<wire::Triggered>(202)
                 .errors(&[400, 404, 413]),
-            post(executions::trigger::<T>),
+            post(executions::trigger),
         ),
         (
             op(Method::POST, "/api/v1/workflows/{id}/pause", Operate, "pauseWorkflow", "workflows")
                 .summary("Stops firing scheduled ticks")
                 .ok::<wire::Paused>(200)
                 .errors(&[404]),
-            post(executions::pause::<T>),
+            post(executions::pause),
         ),
         (
             op(Method::POST, "/api/v1/workflows/{id}/resume", Operate, "resumeWorkflow", "workflows")
                 .summary("Fires scheduled ticks again")
                 .ok::<wire::Paused>(200)
                 .errors(&[404]),
-            post(executions::resume::<T>),
+            post(executions::resume),
         ),
         (
             op(Method::POST, "/api/v1/workflows/{id}/backfill", Operate, "backfillWorkflow", "executions")
@@ -389,7 +388,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .body::<wire::Backfill>()
                 .ok::<wire::Backfilled>(202)
                 .errors(&[400, 404, 413]),
-            post(executions::backfill::<T>),
+            post(executions::backfill),
         ),
         (
             op(Method::GET, "/api/v1/executions", Read, "listExecutions", "executions")
@@ -397,7 +396,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .query(EXECUTION_FILTERS)
                 .ok::<wire::Page<wire::Execution>>(200)
                 .errors(&[400]),
-            get(executions::list::<T>),
+            get(executions::list),
         ),
         (
             op(Method::GET, "/api/v1/executions/{id}", Read, "showExecution", "executions")
@@ -405,21 +404,21 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .query(READ)
                 .ok::<wire::Execution>(200)
                 .errors(&[400, 404]),
-            get(executions::show::<T>),
+            get(executions::show),
         ),
         (
             op(Method::POST, "/api/v1/executions/{id}/cancel", Operate, "cancelExecution", "executions")
                 .summary("Cancels an unfinished execution")
                 .ok::<wire::Cancelled>(200)
                 .errors(&[404, 409]),
-            post(executions::cancel::<T>),
+            post(executions::cancel),
         ),
         (
             op(Method::POST, "/api/v1/executions/{id}/retry", Operate, "retryExecution", "executions")
                 .summary("Runs the failed, cancelled and skipped tasks of a failed or cancelled execution again")
                 .ok::<wire::Retried>(200)
                 .errors(&[404, 409]),
-            post(executions::retry::<T>),
+            post(executions::retry),
         ),
         (
             op(Method::GET, "/api/v1/executions/{id}/logs", Read, "executionLogs", "executions")
@@ -427,7 +426,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .query(LOG_QUERY)
                 .ok_as::<crate::openapi::Text>(200, &["text/plain", "text/event-stream"])
                 .errors(&[400, 404]),
-            get(logs::logs::<T>),
+            get(logs::logs),
         ),
         (
             op(Method::POST, "/api/v1/tasks/{attempt_id}/callback", Attempt, "taskCallback", "tasks")
@@ -435,14 +434,14 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .body::<wire::TaskAnswer>()
                 .ok::<wire::AttemptFinished>(200)
                 .errors(&[400, 404, 409, 413]),
-            post(executions::callback::<T>),
+            post(executions::callback),
         ),
         (
             op(Method::POST, "/api/v1/tasks/{attempt_id}/heartbeat", Attempt, "taskHeartbeat", "tasks")
                 .summary("Proof of life for an attempt")
                 .ok::<wire::AttemptRef>(200)
                 .errors(&[400, 404, 409]),
-            post(executions::heartbeat::<T>),
+            post(executions::heartbeat),
         ),
         (
             op(Method::GET, "/api/v1/workers", Read, "listWorkers", "workers")
@@ -450,7 +449,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .query(PAGED)
                 .ok::<wire::Page<wire::WorkerInfo>>(200)
                 .errors(&[400]),
-            get(workers::list::<T>),
+            get(workers::list),
         ),
         (
             op(Method::POST, "/api/v1/workers/connect", Work, "connectWorker", "workers")
@@ -460,7 +459,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .body::<wire::WorkerHello>()
                 .ok_as::<wire::WorkerEvent>(200, &["application/x-ndjson"])
                 .errors(&[400, 409, 413]),
-            post(workers::connect::<T>),
+            post(workers::connect),
         ),
         (
             op(Method::POST, "/api/v1/workers/{worker_id}/drain", Work, "drainWorker", "workers")
@@ -468,7 +467,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .body::<wire::Drain>()
                 .ok::<wire::Draining>(200)
                 .errors(&[400, 404, 413]),
-            post(workers::drain::<T>),
+            post(workers::drain),
         ),
         (
             op(
@@ -482,7 +481,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
             .optional_body::<wire::Heartbeat>()
             .ok::<wire::LeaseExtended>(200)
             .errors(&[400, 404, 409, 413]),
-            post(workers::heartbeat::<T>),
+            post(workers::heartbeat),
         ),
         (
             op(
@@ -496,7 +495,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
             .body::<wire::TaskAnswer>()
             .ok::<wire::AttemptFinished>(200)
             .errors(&[400, 404, 409, 413]),
-            post(workers::complete::<T>),
+            post(workers::complete),
         ),
         (
             op(
@@ -510,7 +509,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
             .optional_body::<wire::Release>()
             .ok::<wire::AttemptFinished>(200)
             .errors(&[400, 404, 409, 413]),
-            post(workers::release::<T>),
+            post(workers::release),
         ),
         (
             op(Method::GET, "/api/v1/queues", Read, "listQueues", "workers")
@@ -518,7 +517,7 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .query(READ)
                 .ok::<wire::QueueList>(200)
                 .errors(&[400]),
-            get(workers::queues::<T>),
+            get(workers::queues),
         ),
         (
             op(Method::POST, "/raft/{kind}", Peer, "raftRpc", "internal")
@@ -526,26 +525,26 @@ pub(crate) fn endpoints<T: Transport>() -> Vec<(Op, MethodRouter<ApiState<T>>)> 
                 .body_as::<crate::openapi::Binary>(&["application/octet-stream"])
                 .ok_as::<crate::openapi::Binary>(200, &["application/octet-stream"])
                 .errors(&[400, 404, 413]),
-            post(raft::serve::<T>),
+            post(raft::serve),
         ),
     ]
 }
 
 /// The contracts alone (for the OpenAPI description).
 pub(crate) fn ops() -> Vec<Op> {
-    endpoints::<linkloom_raft::HttpTransport>().into_iter().map(|(op, _)| op).collect()
+    endpoints().into_iter().map(|(op, _)| op).collect()
 }
 
-pub(crate) fn router<T: Transport>(state: ApiState<T>) -> Router {
+pub(crate) fn router(state: ApiState) -> Router {
     let http_metrics = state.http.clone();
+    let entropy = state.entropy.clone();
     let browser = state.browser.clone();
     let mut router = Router::new();
-    for (op, handler) in endpoints::<T>() {
-        let guard = axum::middleware::from_fn_with_state((state.clone(), op.access), authorize::<T>);
+    for (op, handler) in endpoints() {
+        let guard = axum::middleware::from_fn_with_state((state.clone(), op.access), authorize);
         // Inside the guard: a key is scoped to the caller it authenticated.
         let handler = if op.takes_idempotency_key() {
-            handler
-                .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::middleware::<T>))
+            handler.route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::middleware))
         } else {
             handler
         };
@@ -567,17 +566,17 @@ pub(crate) fn router<T: Transport>(state: ApiState<T>) -> Router {
         router = router.route(op.path, handler);
     }
     router
-        .fallback(ui_or_not_found::<T>)
+        .fallback(ui_or_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(browser, crate::browser::guard))
         .layer(axum::middleware::from_fn(crate::body::keep_connection_usable))
-        .layer(axum::middleware::from_fn_with_state(http_metrics, observe))
+        .layer(axum::middleware::from_fn_with_state((http_metrics, entropy), observe))
         .with_state(state)
 }
 
 /// The web UI for page paths (deep links load the app), else the API's 404.
-async fn ui_or_not_found<T: Transport>(
-    axum::extract::State(state): axum::extract::State<ApiState<T>>,
+async fn ui_or_not_found(
+    axum::extract::State(state): axum::extract::State<ApiState>,
     method: Method,
     uri: Uri,
 ) -> axum::response::Response {
@@ -599,9 +598,7 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 
 /// The document as this node applies it: an open node requires no credentials, so its copy
 /// declares none (the committed `docs/openapi.json` is a node's with tokens).
-async fn openapi_json<T: Transport>(
-    axum::extract::State(state): axum::extract::State<ApiState<T>>,
-) -> axum::Json<serde_json::Value> {
+async fn openapi_json(axum::extract::State(state): axum::extract::State<ApiState>) -> axum::Json<serde_json::Value> {
     // The document is itself the contract's output, built from the types (openapi.rs).
     if state.auth.enabled() {
         axum::Json(crate::openapi::document().clone())
@@ -634,7 +631,7 @@ pub(crate) struct ReadOptions {
 
 impl ReadOptions {
     /// Waits for a linearizable view unless the caller asked for a stale one.
-    pub(crate) async fn barrier<T: Transport>(&self, state: &ApiState<T>) -> Result<(), ApiError> {
+    pub(crate) async fn barrier(&self, state: &ApiState) -> Result<(), ApiError> {
         match self.consistency.as_deref() {
             None | Some("linearizable") => Ok(state.node.linearizable_barrier().await?),
             Some("stale") => Ok(()),

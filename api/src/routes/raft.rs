@@ -4,14 +4,13 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use linkloom_raft::Transport;
 
 use crate::body::read_limited;
 use crate::error::ApiError;
 use crate::ApiState;
 
-pub(crate) async fn serve<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn serve(
+    State(state): State<ApiState>,
     Path(kind): Path<String>,
     headers: HeaderMap,
     body: Body,

@@ -8,7 +8,6 @@ use axum::Json;
 use linkloom_core::ids::rfc3339;
 use linkloom_core::state::validate_token_name;
 use linkloom_core::{Command, Response};
-use linkloom_raft::Transport;
 use linkloom_wire as wire;
 use rand::RngCore;
 
@@ -29,8 +28,8 @@ fn new_secret() -> String {
 
 /// `POST /api/v1/tokens` `{"name", "role", "queues"?}` → 201 `{"name", "role", "queues", "token",
 /// "created_at"}`. `queues` limits a worker token to those queues.
-pub(crate) async fn create<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn create(
+    State(state): State<ApiState>,
     once: Once,
     caller: Caller,
     headers: HeaderMap,
@@ -81,8 +80,8 @@ pub(crate) async fn create<T: Transport>(
 }
 
 /// `GET /api/v1/tokens` → `{"items": [{name, role, queues, created_at, created_by}], "next_cursor"}`.
-pub(crate) async fn list<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn list(
+    State(state): State<ApiState>,
     Query(page): Query<Page>,
 ) -> Result<Json<wire::Page<wire::Token>>, ApiError> {
     let limit = page.limit(state.limits.max_page_size)?;
@@ -101,8 +100,8 @@ pub(crate) async fn list<T: Transport>(
 }
 
 /// `DELETE /api/v1/tokens/{name}` → 204.
-pub(crate) async fn revoke<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn revoke(
+    State(state): State<ApiState>,
     once: Once,
     caller: Caller,
     Path(name): Path<String>,

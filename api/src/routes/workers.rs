@@ -21,7 +21,6 @@ use linkloom_core::json::Json as JsonValue;
 use linkloom_core::state::{AttemptResult, Reporter};
 use linkloom_core::task_answer::parse_task_answer;
 use linkloom_core::{Command, Response};
-use linkloom_raft::Transport;
 use linkloom_wire as wire;
 use linkloom_wire::{Drain, Heartbeat, Release, WorkerHello};
 use serde_json::Value;
@@ -34,7 +33,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::idempotency::Once;
 use crate::ApiState;
 
-fn engine<T>(state: &ApiState<T>) -> Result<&linkloom_actors::EngineHandle, ApiError> {
+fn engine(state: &ApiState) -> Result<&linkloom_actors::EngineHandle, ApiError> {
     state.engine.as_deref().ok_or_else(|| {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "this node does not serve workers")
     })
@@ -42,8 +41,8 @@ fn engine<T>(state: &ApiState<T>) -> Result<&linkloom_actors::EngineHandle, ApiE
 
 /// `POST /api/v1/workers/connect` with a [`WorkerHello`] → 200 and a stream of events
 /// (`application/x-ndjson`, one JSON object per line) until either side closes it.
-pub(crate) async fn connect<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn connect(
+    State(state): State<ApiState>,
     caller: Caller,
     headers: HeaderMap,
     body: Body,
@@ -79,8 +78,8 @@ pub(crate) async fn connect<T: Transport>(
 
 /// `GET /api/v1/workers` → `{"items": [{id, node_id, queues, concurrency, running, draining,
 /// connected_at, last_seen_at}], "next_cursor"}`: live workers, in id order, a page at a time.
-pub(crate) async fn list<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn list(
+    State(state): State<ApiState>,
     Query(page): Query<Page>,
 ) -> Result<Json<wire::Page<wire::WorkerInfo>>, ApiError> {
     let limit = page.limit(state.limits.max_page_size)?;
@@ -105,8 +104,8 @@ pub(crate) async fn list<T: Transport>(
 
 /// `GET /api/v1/queues` → per queue: ready tasks waiting for a worker (with the oldest one's
 /// age), and the workers that serve it.
-pub(crate) async fn queues<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn queues(
+    State(state): State<ApiState>,
     Query(read): Query<ReadOptions>,
 ) -> Result<Json<wire::QueueList>, ApiError> {
     read.barrier(&state).await?;
@@ -153,8 +152,8 @@ pub(crate) async fn queues<T: Transport>(
 /// `POST /api/v1/workers/{worker_id}/attempts/{attempt_id}/heartbeat` with optional
 /// `{"progress", "logs"}` → 200 `{"attempt_id", "lease_expires_at"}`, or 409 if the attempt is no
 /// longer this worker's.
-pub(crate) async fn heartbeat<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn heartbeat(
+    State(state): State<ApiState>,
     once: Once,
     caller: Caller,
     Path((worker_id, attempt_id)): Path<(String, String)>,
@@ -185,8 +184,8 @@ pub(crate) async fn heartbeat<T: Transport>(
 /// `POST /api/v1/workers/{worker_id}/attempts/{attempt_id}/complete` with the task answer shape
 /// (`{"status": "succeeded", "output"}` or `{"status": "failed", "error", "retryable"}`, optional
 /// `logs`) → 200 `{"attempt_id", "task_status", "execution_status"}`, or 409 (fenced).
-pub(crate) async fn complete<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn complete(
+    State(state): State<ApiState>,
     once: Once,
     caller: Caller,
     Path((worker_id, attempt_id)): Path<(String, String)>,
@@ -206,8 +205,8 @@ pub(crate) async fn complete<T: Transport>(
 
 /// `POST /api/v1/workers/{worker_id}/attempts/{attempt_id}/release` with optional `{"reason"}`:
 /// gives an attempt back unstarted; the task is handed out again without using a retry.
-pub(crate) async fn release<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn release(
+    State(state): State<ApiState>,
     once: Once,
     caller: Caller,
     Path((worker_id, attempt_id)): Path<(String, String)>,
@@ -221,15 +220,15 @@ pub(crate) async fn release<T: Transport>(
     finish(&state, &once, attempt_id, by, AttemptResult::Released { reason }, None).await
 }
 
-async fn finish<T: Transport>(
-    state: &ApiState<T>,
+async fn finish(
+    state: &ApiState,
     once: &Once,
     attempt_id: u64,
     by: Reporter,
     result: AttemptResult,
     logs: Option<String>,
 ) -> Result<Json<wire::AttemptFinished>, ApiError> {
-    let jitter_permille = rand::Rng::gen_range(&mut linkloom_raft::runtime::ThreadRng, 0..=1000);
+    let jitter_permille = rand::Rng::gen_range(&mut linkloom_raft::Draw(&*state.entropy), 0..=1000);
     let command = Command::FinishAttempt { attempt_id, by, result, logs, jitter_permille, at_ms: state.clock.now_ms() };
     match state.propose(once, command).await? {
         Response::AttemptFinished { task_status, execution_status } => Ok(Json(wire::AttemptFinished {
@@ -244,8 +243,8 @@ async fn finish<T: Transport>(
 
 /// `POST /api/v1/workers/{worker_id}/drain` with `{"session"}`: the worker takes no new task (it
 /// is shutting down); its running attempts go on.
-pub(crate) async fn drain<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn drain(
+    State(state): State<ApiState>,
     once: Once,
     caller: Caller,
     Path(worker_id): Path<String>,

@@ -9,7 +9,6 @@ use linkloom_core::ids::rfc3339;
 use linkloom_core::spec::{self, WorkflowSpec};
 use linkloom_core::state::{Rejection, Workflow};
 use linkloom_core::{Command, Response};
-use linkloom_raft::Transport;
 use linkloom_wire as wire;
 
 use super::{page_of, Page, ReadOptions};
@@ -21,8 +20,8 @@ use crate::views;
 use crate::ApiState;
 
 /// `POST /api/v1/workflows`: stores a new version (YAML or JSON, by `Content-Type`).
-pub(crate) async fn put<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn put(
+    State(state): State<ApiState>,
     once: Once,
     caller: Caller,
     headers: HeaderMap,
@@ -82,8 +81,8 @@ fn parse_spec(headers: &HeaderMap, bytes: &[u8]) -> Result<WorkflowSpec, ApiErro
 }
 
 /// `GET /api/v1/workflows`: live workflows in id order, a page at a time.
-pub(crate) async fn list<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn list(
+    State(state): State<ApiState>,
     Query(page): Query<Page>,
 ) -> Result<Json<wire::Page<wire::Workflow>>, ApiError> {
     let limit = page.limit(state.limits.max_page_size)?;
@@ -97,8 +96,8 @@ pub(crate) async fn list<T: Transport>(
 }
 
 /// `GET /api/v1/workflows/{id}`.
-pub(crate) async fn show<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn show(
+    State(state): State<ApiState>,
     Path(id): Path<String>,
     Query(read): Query<ReadOptions>,
 ) -> Result<Json<wire::Workflow>, ApiError> {
@@ -107,8 +106,8 @@ pub(crate) async fn show<T: Transport>(
 }
 
 /// `DELETE /api/v1/workflows/{id}`: 204; unfinished executions are cancelled.
-pub(crate) async fn delete<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn delete(
+    State(state): State<ApiState>,
     once: Once,
     caller: Caller,
     Path(id): Path<String>,
@@ -122,8 +121,8 @@ pub(crate) async fn delete<T: Transport>(
 }
 
 /// `GET /api/v1/workflows/{id}/versions`: every kept version, newest first.
-pub(crate) async fn versions<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn versions(
+    State(state): State<ApiState>,
     Path(id): Path<String>,
     Query(read): Query<ReadOptions>,
 ) -> Result<Json<wire::Page<wire::WorkflowVersion>>, ApiError> {
@@ -135,8 +134,8 @@ pub(crate) async fn versions<T: Transport>(
 }
 
 /// `GET /api/v1/workflows/{id}/versions/{version}`.
-pub(crate) async fn version<T: Transport>(
-    State(state): State<ApiState<T>>,
+pub(crate) async fn version(
+    State(state): State<ApiState>,
     Path((id, version)): Path<(String, String)>,
     Query(read): Query<ReadOptions>,
 ) -> Result<Json<wire::WorkflowVersion>, ApiError> {
@@ -149,8 +148,8 @@ pub(crate) async fn version<T: Transport>(
 
 /// Reads a view of live workflow `id` after the read barrier; 404 naming `what`/`label` if the
 /// workflow or the view is absent.
-async fn read_workflow<T: Transport, V>(
-    state: &ApiState<T>,
+async fn read_workflow<V>(
+    state: &ApiState,
     read: &ReadOptions,
     id: &str,
     what: &str,
