@@ -84,9 +84,9 @@ impl Actor for LeaderActor {
 }
 
 /// Cron: wakes at the next due tick and fires it.
-pub(crate) struct SchedulerActor;
+pub(crate) struct TickActor;
 
-pub(crate) enum SchedulerMsg {
+pub(crate) enum TickMsg {
     Wake,
 }
 
@@ -96,23 +96,23 @@ pub(crate) struct SchedulerState {
     timer: Option<tokio::task::JoinHandle<()>>,
 }
 
-impl Actor for SchedulerActor {
-    type Msg = SchedulerMsg;
+impl Actor for TickActor {
+    type Msg = TickMsg;
     type State = SchedulerState;
     type Arguments = Arc<EngineCtx>;
 
     async fn pre_start(
         &self,
-        myself: ActorRef<SchedulerMsg>,
+        myself: ActorRef<TickMsg>,
         ctx: Arc<EngineCtx>,
     ) -> Result<SchedulerState, ActorProcessingErr> {
-        let _ = myself.cast(SchedulerMsg::Wake);
+        let _ = myself.cast(TickMsg::Wake);
         Ok(SchedulerState { ctx, schedules: HashMap::new(), timer: None })
     }
 
     async fn post_stop(
         &self,
-        _myself: ActorRef<SchedulerMsg>,
+        _myself: ActorRef<TickMsg>,
         state: &mut SchedulerState,
     ) -> Result<(), ActorProcessingErr> {
         if let Some(timer) = state.timer.take() {
@@ -123,8 +123,8 @@ impl Actor for SchedulerActor {
 
     async fn handle(
         &self,
-        myself: ActorRef<SchedulerMsg>,
-        _message: SchedulerMsg,
+        myself: ActorRef<TickMsg>,
+        _message: TickMsg,
         state: &mut SchedulerState,
     ) -> Result<(), ActorProcessingErr> {
         let next_in = if state.ctx.cluster.is_leader() { state.fire_ticks() } else { Duration::from_millis(500) };
@@ -134,7 +134,7 @@ impl Actor for SchedulerActor {
         let me = myself.clone();
         state.timer = Some(tokio::spawn(async move {
             tokio::time::sleep(next_in).await;
-            let _ = me.cast(SchedulerMsg::Wake);
+            let _ = me.cast(TickMsg::Wake);
         }));
         Ok(())
     }

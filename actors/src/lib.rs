@@ -5,7 +5,7 @@
 //!   attempts (HTTP calls, shell commands) and reports results through the replicated log;
 //! - a `LeaderActor` that, on the leader only, (re)assigns executions to live nodes, expires
 //!   leases and prunes finished executions;
-//! - a `SchedulerActor` that, on the leader only, fires cron ticks;
+//! - a `TickActor` that, on the leader only, fires cron ticks;
 //! - a `DispatcherActor` that, on the leader only, hands ready `worker` tasks to connected
 //!   workers;
 //! - one `WorkerConnectionActor` per worker connected to this node, which delivers the tasks

@@ -2,7 +2,7 @@
 //!
 //! It keeps one `ExecutionActor` per unfinished execution this node owns (spawning and pruning
 //! them whenever replicated state changes), renews the node's liveness lease, supervises the
-//! `LeaderActor`, the `SchedulerActor` and the `DispatcherActor`, and one `WorkerConnectionActor`
+//! `LeaderActor`, the `TickActor` and the `DispatcherActor`, and one `WorkerConnectionActor`
 //! per worker connected here. A child that panics is logged, counted and rebuilt from replicated
 //! state; a connection whose actor panics is closed (its worker reconnects).
 
@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::dispatch::{DispatchMsg, DispatcherActor};
 use crate::execution::{ExecArgs, ExecMsg, ExecutionActor};
-use crate::leader::{LeaderActor, LeaderMsg, SchedulerActor, SchedulerMsg};
+use crate::leader::{LeaderActor, LeaderMsg, TickActor, TickMsg};
 use crate::worker_conn::{register, ConnArgs, ConnMsg, ConnectError, WorkerConnectionActor};
 use crate::{node_lease_key, EngineCtx};
 
@@ -173,7 +173,7 @@ struct SupState {
     by_actor: BTreeMap<ActorId, String>,
     leader: Option<ActorRef<LeaderMsg>>,
     leader_pending: Arc<AtomicBool>,
-    scheduler: Option<ActorRef<SchedulerMsg>>,
+    scheduler: Option<ActorRef<TickMsg>>,
     dispatcher: Option<ActorRef<DispatchMsg>>,
     dispatcher_pending: Arc<AtomicBool>,
     connections: BTreeMap<ActorId, ActorRef<ConnMsg>>,
@@ -208,7 +208,7 @@ impl Actor for NodeSupervisor {
         let leader_pending = Arc::new(AtomicBool::new(false));
         let (leader, _) =
             Actor::spawn_linked(None, LeaderActor, (ctx.clone(), leader_pending.clone()), myself.get_cell()).await?;
-        let (scheduler, _) = Actor::spawn_linked(None, SchedulerActor, ctx.clone(), myself.get_cell()).await?;
+        let (scheduler, _) = Actor::spawn_linked(None, TickActor, ctx.clone(), myself.get_cell()).await?;
         let dispatcher_pending = Arc::new(AtomicBool::new(false));
         let args = (ctx.clone(), dispatcher_pending.clone());
         let (dispatcher, _) = Actor::spawn_linked(None, DispatcherActor, args, myself.get_cell()).await?;
@@ -298,7 +298,7 @@ impl Actor for NodeSupervisor {
                 } else if state.scheduler.as_ref().is_some_and(|s| s.get_id() == cell.get_id()) {
                     tracing::error!("scheduler actor failed, restarting: {error}");
                     let (scheduler, _) =
-                        Actor::spawn_linked(None, SchedulerActor, state.ctx.clone(), myself.get_cell()).await?;
+                        Actor::spawn_linked(None, TickActor, state.ctx.clone(), myself.get_cell()).await?;
                     state.scheduler = Some(scheduler);
                 } else if state.dispatcher.as_ref().is_some_and(|d| d.get_id() == cell.get_id()) {
                     tracing::error!("dispatcher actor failed, restarting: {error}");

@@ -6,6 +6,12 @@
 //! (this node, a session drawn at start, a sequence number), and the state machine answers a
 //! batch it has seen with its first answers (see `linkloom_core::state::Origin`).
 
+mod batching;
+mod forwarding;
+mod membership;
+
+use batching::{batch_loop, Proposal, MAX_QUEUED_PROPOSALS};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,12 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use linkloom_core::metrics::{Exposition, Histogram};
-use linkloom_core::state::Origin;
 use linkloom_core::{codec, Command, Response};
-use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, ChangeMembers, ServerState};
+use openraft::error::RaftError;
+use openraft::{BasicNode, ServerState};
 use serde::Serialize;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::network::NetworkFactory;
@@ -26,12 +31,6 @@ use crate::rpc::{LeaderRequest, LeaderResponse, Replication, PATH_APPEND, PATH_L
 use crate::storage::{Disk, LogMetrics, LogStore, StateHandle, StateMachineStore};
 use crate::transport::Transport;
 use crate::types::{Raft, TypeConfig};
-
-/// How far behind the leader's log a learner may be when it is promoted to voter.
-const PROMOTE_MAX_LAG: u64 = 1000;
-/// How long a promotion waits for the learner to come that close: less than the default
-/// `forward_timeout_ms` (5 s), so a promotion forwarded from a follower gets the leader's answer.
-const PROMOTE_WAIT: Duration = Duration::from_secs(3);
 
 /// How a node runs its part of the cluster.
 #[derive(Debug, Clone)]
@@ -146,16 +145,9 @@ async fn count_leader_changes(
     }
 }
 
-/// Commands waiting for the batcher; `propose` waits for room beyond this (back-pressure).
-const MAX_QUEUED_PROPOSALS: usize = 4096;
-/// Commands in one batch (one log entry).
-const MAX_BATCH_COMMANDS: usize = 256;
-/// Batches proposed at once. While they are in flight, new commands gather into the next batch:
-/// under load batches grow, and a lone request still goes out at once.
-const MAX_BATCHES_IN_FLIGHT: usize = 4;
-
-/// What the batcher task shares with the node: everything needed to reach the leader.
-struct Core<T> {
+/// The node's link to the leader, shared with the batcher task: everything needed to reach the
+/// leader (forwarding, read index, batches) from any node.
+struct LeaderLink<T> {
     id: u64,
     raft: Raft,
     transport: T,
@@ -184,7 +176,7 @@ struct RestoredLeadership {
 }
 
 struct Inner<T> {
-    core: Arc<Core<T>>,
+    link: Arc<LeaderLink<T>>,
     state: StateHandle,
     disk: Disk,
     log: LogStore,
@@ -203,12 +195,6 @@ struct NodeMetrics {
     proposals_failed: AtomicU64,
     /// Times this node saw the leader change (elections, including to none).
     leader_changes: Arc<AtomicU64>,
-}
-
-/// A command waiting to be batched, and where its answer goes.
-struct Proposal {
-    command: Command,
-    reply: oneshot::Sender<Result<Response, NodeError>>,
 }
 
 /// A running cluster member. Cheap to clone.
@@ -279,14 +265,20 @@ impl<T: Transport> ReplicatedNode<T> {
             .map_err(|e| NodeError::Raft(e.to_string()))?;
 
         let session = rand::Rng::gen::<u64>(&mut crate::runtime::ThreadRng);
-        let core =
-            Arc::new(Core { id: settings.node_id, raft, transport, settings: settings.clone(), session, restored });
+        let link = Arc::new(LeaderLink {
+            id: settings.node_id,
+            raft,
+            transport,
+            settings: settings.clone(),
+            session,
+            restored,
+        });
         let (proposals, queued) = mpsc::channel(MAX_QUEUED_PROPOSALS);
-        tokio::spawn(batch_loop(core.clone(), queued));
+        tokio::spawn(batch_loop(link.clone(), queued));
         let metrics = NodeMetrics { log: log.metrics(), ..NodeMetrics::default() };
-        tokio::spawn(count_leader_changes(core.raft.metrics(), metrics.leader_changes.clone()));
+        tokio::spawn(count_leader_changes(link.raft.metrics(), metrics.leader_changes.clone()));
         let node = ReplicatedNode {
-            inner: Arc::new(Inner { core, state, disk, log, proposals, committed_at_start, metrics }),
+            inner: Arc::new(Inner { link, state, disk, log, proposals, committed_at_start, metrics }),
         };
         if !settings.initial_members.is_empty() {
             node.initialize(&settings.initial_members).await?;
@@ -295,11 +287,11 @@ impl<T: Transport> ReplicatedNode<T> {
     }
 
     async fn initialize(&self, members: &BTreeMap<u64, String>) -> Result<(), NodeError> {
-        let raft = &self.inner.core.raft;
+        let raft = &self.inner.link.raft;
         if raft.is_initialized().await.map_err(|e| NodeError::Raft(e.to_string()))? {
             return Ok(());
         }
-        if !members.contains_key(&self.inner.core.id) {
+        if !members.contains_key(&self.inner.link.id) {
             // A node that joins later is added by the leader as a learner.
             return Ok(());
         }
@@ -313,7 +305,7 @@ impl<T: Transport> ReplicatedNode<T> {
     }
 
     pub fn id(&self) -> u64 {
-        self.inner.core.id
+        self.inner.link.id
     }
 
     /// The applied state, for reads.
@@ -323,18 +315,18 @@ impl<T: Transport> ReplicatedNode<T> {
 
     /// True while this node is the leader (as far as it knows).
     pub fn is_leader(&self) -> bool {
-        self.inner.core.raft.metrics().borrow().current_leader == Some(self.inner.core.id)
+        self.inner.link.raft.metrics().borrow().current_leader == Some(self.inner.link.id)
     }
 
     /// The address other nodes and backends reach this node at.
     pub fn advertise_addr(&self) -> &str {
-        &self.inner.core.settings.advertise_addr
+        &self.inner.link.settings.advertise_addr
     }
 
     /// A receiver that wakes whenever Raft metrics change (an entry applied, a leader elected).
     /// Keep it: a new receiver only sees changes made after it was taken.
     pub fn changes(&self) -> Changes {
-        self.inner.core.raft.metrics()
+        self.inner.link.raft.metrics()
     }
 
     /// Entries in the on-disk log (they shrink when snapshots purge it).
@@ -344,13 +336,13 @@ impl<T: Transport> ReplicatedNode<T> {
 
     /// True once a leader is known and this node has applied what was committed when it started.
     pub fn is_ready(&self) -> bool {
-        let metrics = self.inner.core.raft.metrics().borrow().clone();
+        let metrics = self.inner.link.raft.metrics().borrow().clone();
         let applied = metrics.last_applied.map(|id| id.index);
         metrics.current_leader.is_some() && applied >= self.inner.committed_at_start
     }
 
     pub fn cluster_info(&self) -> ClusterInfo {
-        let m = self.inner.core.raft.metrics().borrow().clone();
+        let m = self.inner.link.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
         let members = membership
@@ -358,7 +350,7 @@ impl<T: Transport> ReplicatedNode<T> {
             .map(|(id, node)| Member { id: *id, addr: node.addr.clone(), voter: voters.contains(id) })
             .collect();
         ClusterInfo {
-            node_id: self.inner.core.id,
+            node_id: self.inner.link.id,
             leader_id: m.current_leader,
             term: m.current_term,
             state: match m.state {
@@ -475,13 +467,13 @@ impl<T: Transport> ReplicatedNode<T> {
     /// Waits until this node's state reflects every write acknowledged before the call
     /// (read index through the leader). Then read [`Self::state`].
     pub async fn linearizable_barrier(&self) -> Result<(), NodeError> {
-        let index = match self.inner.core.on_leader(LeaderRequest::ReadIndex).await? {
+        let index = match self.inner.link.on_leader(LeaderRequest::ReadIndex).await? {
             LeaderResponse::ReadIndex(index) => index,
             other => return Err(NodeError::Raft(format!("unexpected answer to a read index: {other:?}"))),
         };
-        let wait = Duration::from_millis(self.inner.core.settings.forward_wait_ms);
+        let wait = Duration::from_millis(self.inner.link.settings.forward_wait_ms);
         self.inner
-            .core
+            .link
             .raft
             .wait(Some(wait))
             .applied_index_at_least(index, "linearizable read")
@@ -493,7 +485,7 @@ impl<T: Transport> ReplicatedNode<T> {
     /// The leader's view of how far each member's log has caught up, asked of the leader (or read
     /// here if this node leads). Bounded by `within`: a status page must not wait out an election.
     pub async fn replication(&self, within: Duration) -> Result<Replication, NodeError> {
-        let asked = self.inner.core.on_leader(LeaderRequest::Replication);
+        let asked = self.inner.link.on_leader(LeaderRequest::Replication);
         match tokio::time::timeout(within, asked).await {
             Err(_) => Err(NodeError::NoLeader {
                 waited_ms: within.as_millis() as u64,
@@ -507,56 +499,9 @@ impl<T: Transport> ReplicatedNode<T> {
         }
     }
 
-    /// Adds a node as a learner (it receives the log but does not vote).
-    pub async fn add_learner(&self, id: u64, addr: String) -> Result<Vec<Member>, NodeError> {
-        self.membership_request(LeaderRequest::AddLearner { id, addr }).await
-    }
-
-    /// Makes a learner a voter.
-    pub async fn promote(&self, id: u64) -> Result<Vec<Member>, NodeError> {
-        // Membership is read here, so first see every change committed before this request (a
-        // learner just added through another node, say), or the voter set would be stale.
-        self.linearizable_barrier().await?;
-        let info = self.cluster_info();
-        if !info.members.iter().any(|m| m.id == id) {
-            return Err(NodeError::NotMember(id));
-        }
-        let mut voters: Vec<u64> = info.members.iter().filter(|m| m.voter).map(|m| m.id).collect();
-        voters.push(id);
-        self.membership_request(LeaderRequest::SetVoters { voters }).await
-    }
-
-    /// Removes a node from the cluster.
-    pub async fn remove(&self, id: u64) -> Result<Vec<Member>, NodeError> {
-        self.linearizable_barrier().await?;
-        let info = self.cluster_info();
-        if !info.members.iter().any(|m| m.id == id) {
-            return Err(NodeError::NotMember(id));
-        }
-        let voters: Vec<u64> = info.members.iter().filter(|m| m.voter && m.id != id).map(|m| m.id).collect();
-        if voters.is_empty() {
-            return Err(NodeError::Membership("cannot remove the last voter".into()));
-        }
-        self.membership_request(LeaderRequest::SetVoters { voters }).await
-    }
-
-    async fn membership_request(&self, request: LeaderRequest) -> Result<Vec<Member>, NodeError> {
-        match self.inner.core.on_leader(request).await? {
-            LeaderResponse::MembershipChanged { members } => {
-                // Show the change as committed, not this node's possibly older view.
-                self.linearizable_barrier().await?;
-                let voters: BTreeSet<u64> =
-                    self.cluster_info().members.iter().filter(|m| m.voter).map(|m| m.id).collect();
-                Ok(members.into_iter().map(|(id, addr)| Member { id, addr, voter: voters.contains(&id) }).collect())
-            }
-            LeaderResponse::Failed(e) => Err(NodeError::Membership(e)),
-            other => Err(NodeError::Raft(format!("unexpected answer to a membership change: {other:?}"))),
-        }
-    }
-
     /// Serves a node-to-node request arriving at `path` (one of [`crate::rpc`]'s paths).
     pub async fn serve_rpc(&self, path: &str, body: &[u8]) -> Result<Vec<u8>, NodeError> {
-        let raft = &self.inner.core.raft;
+        let raft = &self.inner.link.raft;
         let bad = |e: codec::CodecError| NodeError::BadRequest(e.to_string());
         let encoded = match path {
             PATH_APPEND => {
@@ -577,7 +522,7 @@ impl<T: Transport> ReplicatedNode<T> {
                 codec::encode(&raft.install_full_snapshot(vote, snapshot).await)
             }
             PATH_LEADER => {
-                codec::encode(&self.inner.core.serve_leader_request(codec::decode(body).map_err(bad)?).await)
+                codec::encode(&self.inner.link.serve_leader_request(codec::decode(body).map_err(bad)?).await)
             }
             other => return Err(NodeError::BadRequest(format!("unknown raft path {other}"))),
         };
@@ -592,7 +537,7 @@ impl<T: Transport> ReplicatedNode<T> {
     /// here, such a message changes nothing.
     fn refuse_own_vote(&self, vote: &openraft::Vote<u64>) -> Result<(), NodeError> {
         match vote.leader_id().voted_for() {
-            Some(node) if node == self.inner.core.id => Err(NodeError::BadRequest(format!(
+            Some(node) if node == self.inner.link.id => Err(NodeError::BadRequest(format!(
                 "a Raft message under this node's own vote (term {}, node {node}): no peer sends one",
                 vote.leader_id().term
             ))),
@@ -602,241 +547,9 @@ impl<T: Transport> ReplicatedNode<T> {
 
     /// Stops Raft and flushes storage.
     pub async fn shutdown(&self) -> Result<(), NodeError> {
-        self.inner.core.raft.shutdown().await.map_err(|e| NodeError::Raft(e.to_string()))?;
+        self.inner.link.raft.shutdown().await.map_err(|e| NodeError::Raft(e.to_string()))?;
         self.inner.disk.flush().await.map_err(|e| NodeError::Storage(e.to_string()))?;
         Ok(())
-    }
-}
-
-impl<T: Transport> Core<T> {
-    /// Runs `request` on the leader: here if this node leads, else forwarded. Retries while no
-    /// leader is known or the leader changes, up to `forward_wait_ms`.
-    async fn on_leader(&self, request: LeaderRequest) -> Result<LeaderResponse, NodeError> {
-        let settings = &self.settings;
-        let started = Instant::now();
-        let deadline = started + Duration::from_millis(settings.forward_wait_ms);
-        let mut metrics = self.raft.metrics();
-        let mut last_error = String::from("no leader known");
-        loop {
-            let leader = metrics.borrow_and_update().current_leader;
-            match leader {
-                Some(leader) if leader == self.id => match self.serve_leader_request(request.clone()).await {
-                    LeaderResponse::NotLeader { .. } => last_error = "leadership moved".into(),
-                    LeaderResponse::Failed(e)
-                        if matches!(request, LeaderRequest::Propose(_) | LeaderRequest::ReadIndex) =>
-                    {
-                        last_error = e
-                    }
-                    answer => return Ok(answer),
-                },
-                Some(leader) => match self.forward(leader, &request).await {
-                    Ok(LeaderResponse::NotLeader { .. }) => last_error = format!("node {leader} is no longer leader"),
-                    Ok(LeaderResponse::Failed(e))
-                        if matches!(request, LeaderRequest::Propose(_) | LeaderRequest::ReadIndex) =>
-                    {
-                        last_error = e
-                    }
-                    Ok(answer) => return Ok(answer),
-                    Err(e) => last_error = e,
-                },
-                None => {}
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(NodeError::NoLeader { waited_ms: (now - started).as_millis() as u64, last_error });
-            }
-            // Wake on any change of Raft metrics (a new leader, say), at least every 50 ms.
-            let pause = (deadline - now).min(Duration::from_millis(50));
-            let _ = tokio::time::timeout(pause, metrics.changed()).await;
-        }
-    }
-
-    async fn forward(&self, leader: u64, request: &LeaderRequest) -> Result<LeaderResponse, String> {
-        let addr = self
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .get_node(&leader)
-            .map(|n| n.addr.clone())
-            .ok_or_else(|| format!("leader {leader} has no known address"))?;
-        let body = codec::encode(request).map_err(|e| e.to_string())?;
-        let timeout = Duration::from_millis(self.settings.forward_timeout_ms);
-        let bytes = self.transport.post(&addr, PATH_LEADER, body, timeout).await.map_err(|e| e.to_string())?;
-        codec::decode(&bytes).map_err(|e| e.to_string())
-    }
-
-    /// Serves a [`LeaderRequest`] on this node, answering `NotLeader` if it does not lead.
-    async fn serve_leader_request(&self, request: LeaderRequest) -> LeaderResponse {
-        let raft = &self.raft;
-        let not_leader = |f: &openraft::error::ForwardToLeader<u64, BasicNode>| LeaderResponse::NotLeader {
-            leader: f.leader_id.zip(f.leader_node.as_ref().map(|n| n.addr.clone())),
-        };
-        match request {
-            LeaderRequest::Propose(command) => match raft.client_write(*command).await {
-                Ok(written) => LeaderResponse::Applied(written.data),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => not_leader(&f),
-                Err(e) => LeaderResponse::Failed(e.to_string()),
-            },
-            LeaderRequest::ReadIndex => match raft.ensure_linearizable().await {
-                Ok(read_log_id) => {
-                    let mut index = read_log_id.map(|id| id.index);
-                    if let Some(restored) = &self.restored {
-                        if raft.metrics().borrow().vote == restored.vote {
-                            index = index.max(Some(restored.last_log_index));
-                        }
-                    }
-                    LeaderResponse::ReadIndex(index)
-                }
-                Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => not_leader(&f),
-                Err(e) => LeaderResponse::Failed(e.to_string()),
-            },
-            LeaderRequest::AddLearner { id, addr } => match raft.add_learner(id, BasicNode::new(&addr), true).await {
-                Ok(_) => self.membership_changed(),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => not_leader(&f),
-                Err(e) => LeaderResponse::Failed(e.to_string()),
-            },
-            LeaderRequest::Replication => {
-                let m = raft.metrics().borrow().clone();
-                match (&m.state, m.replication) {
-                    (ServerState::Leader, Some(progress)) => {
-                        let mut matched: BTreeMap<u64, Option<u64>> =
-                            progress.iter().map(|(id, log)| (*id, log.map(|l| l.index))).collect();
-                        // The leader's own log matches itself, whether or not openraft lists it.
-                        matched.insert(self.id, m.last_log_index);
-                        LeaderResponse::Replication(Replication {
-                            leader_id: self.id,
-                            last_log_index: m.last_log_index,
-                            matched,
-                        })
-                    }
-                    _ => LeaderResponse::NotLeader {
-                        leader: m.current_leader.zip(
-                            m.current_leader
-                                .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.addr.clone())),
-                        ),
-                    },
-                }
-            }
-            LeaderRequest::SetVoters { voters } => {
-                let voters: BTreeSet<u64> = voters.into_iter().collect();
-                if let Err(lagging) = self.wait_until_caught_up(&voters).await {
-                    return LeaderResponse::Failed(lagging);
-                }
-                match raft.change_membership(ChangeMembers::ReplaceAllVoters(voters), false).await {
-                    Ok(_) => self.membership_changed(),
-                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => not_leader(&f),
-                    Err(e) => LeaderResponse::Failed(e.to_string()),
-                }
-            }
-        }
-    }
-
-    /// Waits (at most [`PROMOTE_WAIT`]) until every node about to become a voter has the log up
-    /// to [`PROMOTE_MAX_LAG`] entries from the leader's end. Promoting a learner that cannot be
-    /// reached, or is far behind, would count it in every quorum from then on: in a one-node
-    /// cluster the first such promotion stops all writes.
-    async fn wait_until_caught_up(&self, voters: &BTreeSet<u64>) -> Result<(), String> {
-        let mut metrics = self.raft.metrics();
-        let deadline = Instant::now() + PROMOTE_WAIT;
-        loop {
-            let lagging = {
-                let m = metrics.borrow_and_update();
-                let current = m.membership_config.membership().voter_ids().collect::<BTreeSet<_>>();
-                let end = m.last_log_index.unwrap_or(0);
-                let matched = |id: &u64| {
-                    m.replication.as_ref().and_then(|r| r.get(id).copied().flatten()).map(|log_id| log_id.index)
-                };
-                voters
-                    .iter()
-                    .filter(|id| !current.contains(id))
-                    .find(|id| matched(id).is_none_or(|index| index + PROMOTE_MAX_LAG < end))
-                    .map(|id| (*id, matched(id), end))
-            };
-            let Some((id, matched, end)) = lagging else { return Ok(()) };
-            if Instant::now() >= deadline {
-                return Err(match matched {
-                    None => format!(
-                        "node {id} has not received any of the log in {PROMOTE_WAIT:?}: is it running, and reachable at \
-                         its address? It stays a learner"
-                    ),
-                    Some(index) => format!(
-                        "node {id} has the log up to {index} of {end}, more than {PROMOTE_MAX_LAG} behind after \
-                         {PROMOTE_WAIT:?}; promote it once it has caught up (GET /api/v1/cluster shows its lag)"
-                    ),
-                });
-            }
-            if let Ok(Err(_)) = tokio::time::timeout_at(deadline, metrics.changed()).await {
-                return Err("raft is shutting down".into());
-            }
-        }
-    }
-
-    fn membership_changed(&self) -> LeaderResponse {
-        let members = self
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .nodes()
-            .map(|(id, n)| (*id, n.addr.clone()))
-            .collect();
-        LeaderResponse::MembershipChanged { members }
-    }
-}
-
-/// Takes queued proposals in batches and sends each batch to the leader as one log entry.
-///
-/// Batches are numbered in the order they are formed; each carries the lowest number still
-/// waiting for its answer, so the state machine can drop the answers it keeps for retries.
-async fn batch_loop<T: Transport>(core: Arc<Core<T>>, mut queued: mpsc::Receiver<Proposal>) {
-    let in_flight = Arc::new(Semaphore::new(MAX_BATCHES_IN_FLIGHT));
-    let waiting: Arc<std::sync::Mutex<BTreeSet<u64>>> = Arc::default();
-    let mut next_seq = 0u64;
-    let mut buffer = Vec::with_capacity(MAX_BATCH_COMMANDS);
-    loop {
-        let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
-        if queued.recv_many(&mut buffer, MAX_BATCH_COMMANDS).await == 0 {
-            return; // the node was dropped
-        }
-        let batch: Vec<Proposal> = std::mem::take(&mut buffer);
-        let seq = next_seq;
-        next_seq += 1;
-        let answered_below = {
-            let mut waiting = waiting.lock().unwrap_or_else(|p| p.into_inner());
-            waiting.insert(seq);
-            waiting.first().copied().unwrap_or(seq)
-        };
-        let origin = Origin { node: core.id, session: core.session, seq, answered_below };
-        let (core, waiting) = (core.clone(), waiting.clone());
-        tokio::spawn(async move {
-            let _permit = permit;
-            core.propose_batch(origin, batch).await;
-            waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(&seq);
-        });
-    }
-}
-
-impl<T: Transport> Core<T> {
-    async fn propose_batch(&self, origin: Origin, batch: Vec<Proposal>) {
-        let (commands, replies): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.command, p.reply)).unzip();
-        let count = commands.len();
-        let origin = self.settings.exactly_once.then_some(origin);
-        let command = Command::Batch { origin, commands };
-        match self.on_leader(LeaderRequest::Propose(Box::new(command))).await {
-            Ok(LeaderResponse::Applied(Response::Batch(responses))) if responses.len() == count => {
-                for (reply, response) in replies.into_iter().zip(responses) {
-                    let _ = reply.send(Ok(response));
-                }
-            }
-            Ok(other) => {
-                let e = NodeError::Raft(format!("unexpected answer to a batch of {count}: {other:?}"));
-                replies.into_iter().for_each(|r| drop(r.send(Err(e.clone()))));
-            }
-            Err(e) => replies.into_iter().for_each(|r| drop(r.send(Err(e.clone())))),
-        }
     }
 }
 
@@ -853,7 +566,7 @@ mod tests {
             .await
             .expect("a node starts on a memory disk");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while node.inner.core.raft.metrics().borrow().current_leader != Some(1) {
+        while node.inner.link.raft.metrics().borrow().current_leader != Some(1) {
             assert!(Instant::now() < deadline, "no leadership within 10 s");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -863,7 +576,7 @@ mod tests {
     #[tokio::test]
     async fn a_message_under_this_nodes_own_vote_is_refused_and_raft_lives_on() {
         let node = leading_node().await;
-        let vote = node.inner.core.raft.metrics().borrow().vote;
+        let vote = node.inner.link.raft.metrics().borrow().vote;
         let append = openraft::raft::AppendEntriesRequest::<TypeConfig> {
             vote,
             prev_log_id: None,
@@ -879,8 +592,8 @@ mod tests {
             assert!(matches!(&refused, Err(NodeError::BadRequest(m)) if m.contains("own vote")), "{path}: {refused:?}");
         }
         // The Raft core is alive and still leads: it answers a linearizable read barrier.
-        assert!(node.inner.core.raft.metrics().borrow().running_state.is_ok());
-        tokio::time::timeout(Duration::from_secs(5), node.inner.core.raft.ensure_linearizable())
+        assert!(node.inner.link.raft.metrics().borrow().running_state.is_ok());
+        tokio::time::timeout(Duration::from_secs(5), node.inner.link.raft.ensure_linearizable())
             .await
             .expect("answered in time")
             .expect("still the leader");
