@@ -10,7 +10,7 @@
 //! - Answers ignore fields they do not know (no `deny_unknown_fields` on answer types) and default
 //!   what is absent.
 //! - Every status-like enum has an `Unknown` variant that a value from a newer server decodes to
-//!   (see [`open_enum!`]); the documented schema lists only the values this version sends.
+//!   (`open_enum!`, open_enum.rs); the documented schema lists only the values this version sends.
 //! - Request bodies do deny unknown fields: the server names a misspelled field instead of
 //!   ignoring it.
 //! - Times are RFC 3339 text; attempt ids are decimal strings, so languages whose numbers are

@@ -10,7 +10,6 @@
 /// assert_eq!(status.as_str(), "unknown");
 /// # Ok::<(), serde_json::Error>(())
 /// ```
-#[macro_export]
 macro_rules! open_enum {
     (
         $(#[$meta:meta])*
