@@ -177,14 +177,10 @@ fn build() -> Value {
         entry[op.method.as_str().to_ascii_lowercase()] = operation(&op, &mut generators);
     }
     let error = generators.answers.subschema_for::<linkloom_wire::ErrorBody>();
-    let mut schemas = generators.into_schemas();
     // Answers carry a spec as JSON (so older clients keep fields they do not know) and refer to
     // the schema of the spec the server reads.
-    schemas.entry("WorkflowSpec".to_string()).or_insert_with(|| {
-        let mut requests = Generators::new().requests;
-        let _ = requests.subschema_for::<linkloom_core::WorkflowSpec>();
-        requests.take_definitions(true).remove("WorkflowSpec").unwrap_or_default()
-    });
+    let _ = generators.requests.subschema_for::<linkloom_core::WorkflowSpec>();
+    let schemas = generators.into_schemas();
     json!({
         "openapi": "3.1.0",
         "info": {

@@ -41,6 +41,13 @@ pub(crate) async fn json_body<T: for<'de> Deserialize<'de>>(
 ) -> Result<T, ApiError> {
     let bytes = read_limited(headers, body, state.limits.max_body_bytes).await?;
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+    // The common case in one pass: an object the type reads as it is. Anything else is read again
+    // through a `Value`, where `3.0` can become `3` and whose error, if any, is the one reported.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        if let Ok(parsed) = serde_json::from_slice::<T>(bytes) {
+            return Ok(parsed);
+        }
+    }
     let mut value: Value =
         serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("body is not JSON: {e}")))?;
     if !value.is_object() {

@@ -11,8 +11,6 @@ use crate::{Client, Error};
 
 /// Most pages [`Client::list_workflows`] follows (500 workflows each).
 const MAX_WORKFLOW_PAGES: usize = 1_000;
-/// Page size [`Client::list_workflows`] asks for: the API's maximum.
-const WORKFLOW_PAGE_SIZE: u32 = 500;
 
 pub use linkloom_wire::{Backfill, Backfilled, Paused, StoredWorkflow, Workflow, WorkflowVersion};
 
@@ -111,18 +109,7 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub async fn list_workflows(&self) -> Result<Vec<Workflow>, Error> {
-        let mut all = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..MAX_WORKFLOW_PAGES {
-            let page = self.list_workflows_page(Some(WORKFLOW_PAGE_SIZE), cursor.as_deref()).await?;
-            all.extend(page.items);
-            match page.next_cursor {
-                // A cursor that does not move would loop forever; the server never sends one.
-                Some(next) if cursor.as_deref() != Some(next.as_str()) => cursor = Some(next),
-                _ => return Ok(all),
-            }
-        }
-        Err(Error::Invalid(format!("more than {} workflows; use list_workflows_page", MAX_WORKFLOW_PAGES * 500)))
+        self.all_pages(ApiRequest::read("/api/v1/workflows".into()), "the workflows", MAX_WORKFLOW_PAGES).await
     }
 
     /// Deletes a workflow; its unfinished executions are cancelled.
