@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::command::{AttemptResult, Rejection, Reporter, Response};
 use super::execution::AttemptStatus;
-use super::State;
+use super::{Moment, State};
 use crate::ids::{is_slug, NodeId};
 use crate::limits;
 use crate::spec::TaskKind;
@@ -108,8 +108,9 @@ pub(super) struct Connect {
 }
 
 impl State {
-    pub(super) fn connect_worker(&mut self, connect: Connect, now: i64) -> Response {
+    pub(super) fn connect_worker(&mut self, connect: Connect, at: Moment) -> Response {
         let Connect { worker_id, session, node_id, mut queues, concurrency, token, expires_at_ms } = connect;
+        let (now, expires_at_ms) = (at.now, at.expiry(expires_at_ms));
         if let Err(problem) = validate_worker(&worker_id, &queues, concurrency) {
             return Response::Rejected(Rejection::InvalidWorker(problem));
         }
@@ -165,11 +166,11 @@ impl State {
             .ok_or_else(|| Rejection::WorkerNotConnected { worker_id: worker_id.to_string(), session })
     }
 
-    pub(super) fn worker_seen(&mut self, worker_id: String, session: u64, expires_at_ms: i64, now: i64) -> Response {
+    pub(super) fn worker_seen(&mut self, worker_id: String, session: u64, expires_at_ms: i64, at: Moment) -> Response {
         match self.session_mut(&worker_id, session) {
             Ok(entry) => {
-                entry.last_seen_at_ms = now;
-                entry.expires_at_ms = entry.expires_at_ms.max(expires_at_ms);
+                entry.last_seen_at_ms = at.now;
+                entry.expires_at_ms = entry.expires_at_ms.max(at.expiry(expires_at_ms));
                 Response::WorkerRenewed { worker_id }
             }
             Err(r) => Response::Rejected(r),

@@ -12,7 +12,8 @@ mod workers;
 use proptest::prelude::*;
 
 use super::*;
-use crate::spec::parse_yaml;
+use crate::json::Json;
+use crate::spec::{parse_yaml, WorkflowSpec};
 
 const DAG: &str = r#"
 id: wf
