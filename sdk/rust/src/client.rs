@@ -395,24 +395,48 @@ impl Client {
     /// # Ok::<(), linkloom::Error>(())
     /// ```
     pub fn with_stale_reads(&self, stale: bool) -> Client {
+        self.derived(self.current(), stale)
+    }
+
+    /// A client like this one (same servers, token and connections) whose next call tries the
+    /// server at `index` (counted modulo the list) first: spreads many clients, or workers, over
+    /// the cluster's nodes. Failover still goes round the whole list.
+    ///
+    /// ```
+    /// let client = linkloom::Client::new(["http://127.0.0.1:8081", "http://127.0.0.1:8082"])?;
+    /// assert_eq!(client.starting_at(1).current_server(), "http://127.0.0.1:8082");
+    /// assert_eq!(client.starting_at(2).current_server(), "http://127.0.0.1:8081");
+    /// # Ok::<(), linkloom::Error>(())
+    /// ```
+    pub fn starting_at(&self, index: usize) -> Client {
+        self.derived(index % self.inner.servers.len(), self.inner.stale_reads)
+    }
+
+    fn derived(&self, current: usize, stale_reads: bool) -> Client {
         let inner = &self.inner;
         Client {
             inner: Arc::new(Inner {
                 http: inner.http.clone(),
                 servers: inner.servers.clone(),
-                current: AtomicUsize::new(self.current()),
+                current: AtomicUsize::new(current),
                 token: inner.token.clone(),
                 timeout: inner.timeout,
                 max_attempts: inner.max_attempts,
-                stale_reads: stale,
+                stale_reads,
             }),
         }
     }
 
     // ---- Failover state, shared with the rest of the crate (the worker uses it too). ----
 
-    /// Every server, in the order given; never empty.
-    pub(crate) fn servers(&self) -> &[String] {
+    /// Every server, normalized, in the order given; never empty.
+    ///
+    /// ```
+    /// let client = linkloom::Client::new(["http://127.0.0.1:8081/", "http://127.0.0.1:8082"])?;
+    /// assert_eq!(client.servers(), ["http://127.0.0.1:8081", "http://127.0.0.1:8082"]);
+    /// # Ok::<(), linkloom::Error>(())
+    /// ```
+    pub fn servers(&self) -> &[String] {
         &self.inner.servers
     }
 
