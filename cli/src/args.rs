@@ -49,28 +49,14 @@ pub enum Command {
     /// Defaults in ~/.loom/config.toml: server-url, token, output.
     #[command(subcommand)]
     Config(Config),
-    /// Load generator and meter: writes, trigger-latency, chain, throughput, workers, cron.
+    /// Load generator and meter (the benchmark suite's scenarios; `loom bench --help` lists them).
     Bench {
-        #[arg(value_parser = crate::bench::SCENARIOS)]
-        scenario: String,
-        /// Requests in flight (default: 16 for writes, throughput and workers, else 1).
-        #[arg(long)]
-        concurrency: Option<usize>,
-        /// Measured operations (after the warm-up), unless --duration is given.
-        #[arg(long, default_value_t = 200)]
-        count: usize,
-        /// Run for this long instead of --count (`30s`, `2m`); cron runs 10s by default.
-        #[arg(long)]
-        duration: Option<String>,
-        /// Unmeasured operations first.
-        #[arg(long, default_value_t = 5)]
-        warmup: usize,
-        /// chain: tasks in the chain.
-        #[arg(long, default_value_t = 10)]
-        tasks: usize,
-        /// cron: workflows firing every second.
-        #[arg(long, default_value_t = 10)]
-        workflows: usize,
+        /// writes, trigger-latency, chain, throughput, workers, worker-chain, worker-throughput,
+        /// cron (failover needs `loom-bench`, which owns the cluster's processes).
+        #[arg(value_parser = parse_scenario)]
+        scenario: linkloom_bench::Scenario,
+        #[command(flatten)]
+        options: linkloom_bench::Options,
     },
     /// Shell completion script.
     Completion {
@@ -205,4 +191,8 @@ pub enum Config {
     Set { key: String, value: String },
     Get { key: String },
     List,
+}
+
+fn parse_scenario(text: &str) -> Result<linkloom_bench::Scenario, String> {
+    text.parse().map_err(|e: linkloom_bench::BenchError| e.to_string())
 }

@@ -267,23 +267,39 @@ fn every_bench_scenario_reports_its_figures() {
         ("trigger-latency", vec!["--count", "10"]),
         ("chain", vec!["--count", "2", "--tasks", "4"]),
         ("throughput", vec!["--count", "20", "--concurrency", "4"]),
-        ("workers", vec!["--count", "10", "--concurrency", "2"]),
+        ("workers", vec!["--count", "10", "--concurrency", "2", "--workers", "2"]),
+        ("worker-chain", vec!["--count", "2", "--tasks", "3", "--workers", "2"]),
+        ("worker-throughput", vec!["--duration", "2s", "--tasks", "5", "--workers", "2", "--slots", "2"]),
         ("cron", vec!["--workflows", "2", "--duration", "3s"]),
     ] {
         let mut args = vec!["--server", servers.as_str(), "bench", scenario, "--warmup", "1", "-o", "json"];
         args.extend(extra);
         let report = ok(home.path(), &args).json();
         assert_eq!(report["scenario"], scenario);
+        assert_eq!(report["errors"], 0, "{report}");
         let count = report["count"].as_u64().unwrap_or(0);
         assert!(count > 0, "{scenario} measured nothing: {report}");
-        if scenario == "chain" {
-            assert_eq!(count, 2 * 3, "three gaps per measured chain of four, warm-up excluded: {report}");
+        match scenario {
+            "chain" => assert_eq!(count, 2 * 3, "three gaps per measured chain of four, warm-up excluded: {report}"),
+            "worker-chain" => {
+                assert_eq!(count, 2 * 2, "two gaps per measured chain of three: {report}");
+                assert!(report["first_task_p50_ms"].as_f64().is_some_and(|v| v > 0.0), "{report}");
+            }
+            _ => {}
         }
-        for key in ["rate_per_s", "p50_ms", "p99_ms", "max_ms"] {
+        assert!(report["rate_per_s"].as_f64().is_some_and(|v| v > 0.0), "{scenario}: rate in {report}");
+        if scenario == "worker-throughput" {
+            assert!(report["p50_ms"].is_null(), "a rate alone has no latencies: {report}");
+            continue;
+        }
+        for key in ["p50_ms", "p99_ms", "p999_ms", "max_ms"] {
             assert!(report[key].as_f64().is_some_and(|v| v >= 0.0), "{scenario}: {key} in {report}");
         }
         assert!(report["p50_ms"].as_f64() <= report["max_ms"].as_f64());
     }
+    // failover needs the processes: refused with a pointer to the tool that has them.
+    let refused = code(home.path(), &["--server", servers.as_str(), "bench", "failover"], 2);
+    assert!(refused.stderr.contains("loom-bench failover"), "{}", refused.stderr);
     // Bench workflows are cleaned up.
     let (_, list) = cluster.get_json(1, "/api/v1/workflows").unwrap();
     assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "{list}");

@@ -35,24 +35,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command, out: Out) -> Done {
         Command::Cluster(c) => cluster::run(ctx, c, out).await,
         Command::Token(t) => token::run(client, t, out).await,
         Command::Status => cluster::status(ctx, out).await,
-        Command::Bench { scenario, concurrency, count, duration, warmup, tasks, workflows } => {
-            let default_concurrency =
-                if matches!(scenario.as_str(), "writes" | "throughput" | "workers") { 16 } else { 1 };
-            let duration = match duration {
-                None => None,
-                Some(d) => Some(parse_duration(Some(&d), Duration::ZERO)?),
-            };
-            let options = crate::bench::Options {
-                scenario,
-                concurrency: concurrency.unwrap_or(default_concurrency),
-                count,
-                duration,
-                warmup,
-                tasks,
-                workflows,
-            };
-            crate::bench::run(client, options, out).await
-        }
+        Command::Bench { scenario, options } => crate::bench::run(client, scenario, &options, out).await,
         Command::Config(_) | Command::Completion { .. } | Command::Watch { .. } => {
             unreachable!("handled before dispatch")
         }

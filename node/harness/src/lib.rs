@@ -15,26 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 
 pub mod backend;
+pub mod etcd;
 pub mod jepsen;
-
-/// Prints `name: count=… p50_ms=… p90_ms=… p99_ms=… max_ms=…` for latency samples in ms (the
-/// line format every benchmark binary here reports in).
-pub fn print_percentiles(name: &str, mut values_ms: Vec<f64>) {
-    if values_ms.is_empty() {
-        println!("{name}: no samples");
-        return;
-    }
-    values_ms.sort_by(|a, b| a.total_cmp(b));
-    let pick = |q: f64| values_ms[((values_ms.len() as f64 * q).ceil() as usize).clamp(1, values_ms.len()) - 1];
-    println!(
-        "{name}: count={} p50_ms={:.2} p90_ms={:.2} p99_ms={:.2} max_ms={:.2}",
-        values_ms.len(),
-        pick(0.5),
-        pick(0.9),
-        pick(0.99),
-        pick(1.0)
-    );
-}
 
 /// The `loom-node` a tool should run: `explicit` if given, else the one next to the running
 /// binary (where `cargo build` puts both); an error that says how to build it if it is missing.

@@ -73,7 +73,7 @@ impl RaftSettings {
             heartbeat_ms: 100,
             // A leader's SIGKILL is followed by a write accepted through a survivor after the
             // lease (the max) plus the fastest survivor's timeout: 0.87 s p50 on loopback
-            // (loom-bench-failover, 20 kills; 1.78 s with 500-1000).
+            // (`loom-bench failover --count 20`; 1.78 s with 500-1000).
             election_timeout_min_ms: 250,
             election_timeout_max_ms: 500,
             snapshot_logs: 10_000,
