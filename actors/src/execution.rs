@@ -15,6 +15,7 @@ use linkloom_core::render::RenderContext;
 use linkloom_core::spec::{ShellCommand, TaskKind, WorkflowSpec};
 use linkloom_core::state::{AttemptResult, AttemptStatus, Execution, Reporter, TaskStatus};
 use linkloom_core::{Command, Response};
+use linkloom_raft::{Draw, Entropy};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::watch;
 
@@ -200,7 +201,7 @@ impl ExecState {
                 // receives it with the request, may call back or heartbeat (only the hash is
                 // replicated).
                 let is_http = spec.task(task).is_some_and(|ts| ts.kind == TaskKind::Http);
-                let callback_token = is_http.then(new_callback_token);
+                let callback_token = is_http.then(|| new_callback_token(&*ctx.entropy));
                 let command = Command::StartAttempt {
                     execution_id: self.id.clone(),
                     task_id: task.clone(),
@@ -279,10 +280,11 @@ enum Prepared {
 }
 
 /// A fresh callback token: 256 random bits in hex.
-fn new_callback_token() -> String {
+fn new_callback_token(entropy: &dyn Entropy) -> String {
     let mut bytes = [0u8; 32];
-    // A ChaCha generator seeded from the OS (seeded from the run's seed only in simulations).
-    rand::RngCore::fill_bytes(&mut linkloom_raft::runtime::ThreadRng, &mut bytes);
+    // The engine's entropy: a ChaCha generator seeded from the OS (from the run's seed only in
+    // simulations).
+    entropy.fill_bytes(&mut bytes);
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     // A recognisable prefix, so secret scanners and log filters can find a leaked one.
     format!("loomcb_{hex}")
@@ -421,7 +423,7 @@ async fn attempt_body(
 
 /// Proposes the end of an attempt; a refusal (stale attempt) is expected after a takeover.
 pub(crate) async fn finish(ctx: &EngineCtx, attempt_id: u64, result: AttemptResult, logs: Option<String>) {
-    let jitter_permille = rand::Rng::gen_range(&mut linkloom_raft::runtime::ThreadRng, 0..=1000);
+    let jitter_permille = rand::Rng::gen_range(&mut Draw(&*ctx.entropy), 0..=1000);
     let at_ms = ctx.clock.now_ms();
     let command = Command::FinishAttempt { attempt_id, by: Reporter::Owner, result, logs, jitter_permille, at_ms };
     match ctx.cluster.propose(command).await {

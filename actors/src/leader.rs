@@ -19,6 +19,7 @@ use linkloom_core::json::Json;
 use linkloom_core::schedule::CronSchedule;
 use linkloom_core::state::Trigger;
 use linkloom_core::{Command, Response};
+use linkloom_raft::Draw;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::cron::plan;
@@ -158,7 +159,7 @@ impl LeaderState {
         if !self.ctx.cluster.state().read(|s| s.worker_expiry_due(now)) {
             return;
         }
-        let jitter_permille = rand::Rng::gen_range(&mut linkloom_raft::runtime::ThreadRng, 0..=1000);
+        let jitter_permille = rand::Rng::gen_range(&mut Draw(&*self.ctx.entropy), 0..=1000);
         match self.ctx.cluster.propose(Command::ExpireWorkerAttempts { jitter_permille, at_ms: now }).await {
             Ok(Response::WorkerAttemptsExpired { lost, timed_out, workers }) => {
                 if !lost.is_empty() || !timed_out.is_empty() || !workers.is_empty() {

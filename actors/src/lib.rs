@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use linkloom_core::{Command, Response};
-use linkloom_raft::{Changes, Clock, NodeError, ReplicatedNode, StateHandle, Transport};
+use linkloom_raft::{Changes, Clock, Entropy, NodeError, ReplicatedNode, StateHandle, Transport};
 
 pub use executor::{
     parse_host_rules, CallError, HostRule, HyperTaskHttp, ShellLimits, TargetRules, TaskHttp, TaskPolicy,
@@ -145,6 +145,8 @@ impl EngineConfig {
 pub(crate) struct EngineCtx {
     pub(crate) cluster: Arc<dyn Cluster>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Session ids, callback tokens and retry jitter: seeded per host in the simulation.
+    pub(crate) entropy: Arc<dyn Entropy>,
     pub(crate) http: Arc<dyn TaskHttp>,
     pub(crate) config: EngineConfig,
     pub(crate) stats: Arc<supervisor::Counters>,
@@ -160,6 +162,7 @@ pub(crate) struct EngineCtx {
 pub async fn start(
     cluster: Arc<dyn Cluster>,
     clock: Arc<dyn Clock>,
+    entropy: Arc<dyn Entropy>,
     http: Arc<dyn TaskHttp>,
     config: EngineConfig,
 ) -> Result<EngineHandle, ractor::SpawnErr> {
@@ -192,6 +195,7 @@ pub async fn start(
     let ctx = Arc::new(EngineCtx {
         cluster,
         clock,
+        entropy,
         http,
         config,
         stats: Arc::default(),

@@ -117,7 +117,7 @@ impl EngineHandle {
         hello: WorkerHello,
         token: Option<String>,
     ) -> Result<WorkerStream, ConnectError> {
-        let session = rand::Rng::gen::<u64>(&mut linkloom_raft::runtime::ThreadRng);
+        let session = self.ctx.entropy.next_u64();
         register(&self.ctx, &hello, session, token.clone()).await?;
         let (events, receiver) = mpsc::unbounded_channel();
         let args = ConnArgs { ctx: self.ctx.clone(), worker_id: hello.id.clone(), session, hello, token, events };

@@ -73,7 +73,14 @@ pub enum AssembleError {
 pub async fn assemble<T: Transport>(seams: Seams<T>, parts: Parts) -> Result<Assembled<T>, AssembleError> {
     let node = ReplicatedNode::start_on(parts.raft, seams.transport, seams.disk).await?;
     let engine = Arc::new(
-        linkloom_actors::start(Arc::new(node.clone()), seams.clock.clone(), seams.task_http, parts.engine).await?,
+        linkloom_actors::start(
+            Arc::new(node.clone()),
+            seams.clock.clone(),
+            seams.entropy.clone(),
+            seams.task_http,
+            parts.engine,
+        )
+        .await?,
     );
     let stats_of = engine.clone();
     let engine_info: linkloom_api::EngineInfo = Arc::new(move || {
