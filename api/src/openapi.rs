@@ -94,8 +94,12 @@ impl Generators {
             schema.remove("default");
         });
         Generators {
-            requests: settings().for_deserialize().into_generator(),
-            answers: settings().for_serialize().with_transform(no_defaults).into_generator(),
+            requests: settings().for_deserialize().with_transform(RecursiveTransform(integer_bounds)).into_generator(),
+            answers: settings()
+                .for_serialize()
+                .with_transform(no_defaults)
+                .with_transform(RecursiveTransform(integer_bounds))
+                .into_generator(),
         }
     }
 
@@ -114,6 +118,26 @@ impl Generators {
             }
         }
         schemas
+    }
+}
+
+/// Gives an integer schema the bounds of its Rust type where it states none: a JSON number past
+/// what the field holds (a node id of 2^70, say) is refused by the node, so the document says so.
+fn integer_bounds(schema: &mut Schema) {
+    let (min, max): (Value, Value) = match schema.get("format").and_then(Value::as_str) {
+        Some("uint8") => (json!(0), json!(u8::MAX)),
+        Some("uint16") => (json!(0), json!(u16::MAX)),
+        Some("uint32") => (json!(0), json!(u32::MAX)),
+        Some("uint64") | Some("uint") => (json!(0), json!(u64::MAX)),
+        Some("int32") => (json!(i32::MIN), json!(i32::MAX)),
+        Some("int64") | Some("int") => (json!(i64::MIN), json!(i64::MAX)),
+        _ => return,
+    };
+    if schema.get("minimum").is_none() {
+        schema.insert("minimum".into(), min);
+    }
+    if schema.get("maximum").is_none() {
+        schema.insert("maximum".into(), max);
     }
 }
 

@@ -326,6 +326,19 @@ fn logs_stream_live_from_any_node_and_backfill_creates_each_tick_once() {
         .post(via, "/api/v1/workflows/hourly/backfill", "application/json", json!({"from": "yesterday"}).to_string())
         .unwrap();
     assert_eq!(status, 400, "{bad}");
+    // Well-formed, but contradicting itself: 422, naming both ends.
+    let backwards = json!({"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}).to_string();
+    let (status, bad) = cluster.post(via, "/api/v1/workflows/hourly/backfill", "application/json", backwards).unwrap();
+    assert_eq!((status, bad["error"]["code"].as_str()), (422, Some("invalid_range")), "{bad}");
+    assert!(bad["error"]["message"].as_str().unwrap_or_default().contains("2026-01-02T00:00:00Z"), "{bad}");
+    let years = json!({"from": "2020-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}).to_string();
+    let (status, bad) = cluster.post(via, "/api/v1/workflows/hourly/backfill", "application/json", years).unwrap();
+    assert_eq!((status, bad["error"]["code"].as_str()), (422, Some("invalid_range")), "{bad}");
+    // A workflow without a schedule has nothing to backfill: its state forbids it.
+    cluster.put_workflow(via, "id: unscheduled\ntasks:\n  - {id: t, type: shell, command: [\"true\"]}\n").unwrap();
+    let range = json!({"from": "2026-01-01T00:00:00Z", "to": "2026-01-01T03:00:00Z"}).to_string();
+    let (status, bad) = cluster.post(via, "/api/v1/workflows/unscheduled/backfill", "application/json", range).unwrap();
+    assert_eq!((status, bad["error"]["code"].as_str()), (409, Some("conflict")), "{bad}");
 }
 
 #[test]

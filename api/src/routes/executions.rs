@@ -160,14 +160,15 @@ pub(crate) async fn backfill(
     body: Body,
 ) -> Result<(StatusCode, Json<wire::Backfilled>), ApiError> {
     let request: wire::Backfill = json_body(&state, &headers, body).await?;
-    let parse = |name: &str, value: String| -> Result<i64, ApiError> {
-        chrono::DateTime::parse_from_rfc3339(&value)
+    let parse = |name: &str, value: &str| -> Result<i64, ApiError> {
+        chrono::DateTime::parse_from_rfc3339(value)
             .map(|t| t.timestamp_millis())
             .map_err(|e| ApiError::bad_request(format!("`{name}` = `{value}` is not RFC 3339: {e}")))
     };
-    let (from_ms, to_ms) = (parse("from", request.from)?, parse("to", request.to)?);
+    let (from_ms, to_ms) = (parse("from", &request.from)?, parse("to", &request.to)?);
     if to_ms < from_ms {
-        return Err(ApiError::bad_request("`to` is before `from`"));
+        let message = format!("`to` ({to}) is before `from` ({from})", to = request.to, from = request.from);
+        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidRange, message));
     }
     ReadOptions::default().barrier(&state).await?;
     let (expr, tz) = state
@@ -178,7 +179,10 @@ pub(crate) async fn backfill(
             Some((active.spec.schedule.clone(), active.spec.timezone_name().to_string()))
         })
         .ok_or_else(|| ApiError::not_found("workflow", &workflow_id))?;
-    let expr = expr.ok_or_else(|| ApiError::bad_request(format!("workflow `{workflow_id}` has no schedule")))?;
+    let expr = expr.ok_or_else(|| {
+        let message = format!("workflow `{workflow_id}` has no schedule to backfill");
+        ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, message)
+    })?;
     let schedule = CronSchedule::parse(&expr, &tz).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut ticks = Vec::new();
     let mut t = from_ms - 1;
@@ -187,9 +191,8 @@ pub(crate) async fn backfill(
             break;
         }
         if ticks.len() == MAX_BACKFILL_TICKS {
-            return Err(ApiError::bad_request(format!(
-                "the range holds more than {MAX_BACKFILL_TICKS} ticks; backfill it in parts"
-            )));
+            let message = format!("the range holds more than {MAX_BACKFILL_TICKS} ticks; backfill it in parts");
+            return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidRange, message));
         }
         ticks.push(next);
         t = next;

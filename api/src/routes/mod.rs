@@ -387,7 +387,7 @@ pub(crate) fn endpoints() -> Vec<(Op, MethodRouter<ApiState>)> {
                 .summary("One execution per schedule tick in a range (at most 1,000; existing ticks are kept)")
                 .body::<wire::Backfill>()
                 .ok::<wire::Backfilled>(202)
-                .errors(&[400, 404, 413]),
+                .errors(&[400, 404, 409, 413, 422]),
             post(executions::backfill),
         ),
         (

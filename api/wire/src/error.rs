@@ -65,6 +65,9 @@ open_enum! {
         InvalidSpec => "invalid_spec",
         /// An `Idempotency-Key` already used for a different request.
         IdempotencyKeyReused => "idempotency_key_reused",
+        /// A backfill range whose `to` is before its `from`, or that holds more ticks than one
+        /// backfill may create.
+        InvalidRange => "invalid_range",
         /// Too many requests for this token; wait `Retry-After` seconds.
         RateLimited => "rate_limited",
         /// Too many followed log streams for this token.
@@ -107,7 +110,7 @@ impl ErrorCode {
             | TokenExists | MembershipConflict => 409,
             TooLarge => 413,
             UnsupportedMediaType => 415,
-            InvalidSpec | IdempotencyKeyReused => 422,
+            InvalidSpec | IdempotencyKeyReused | InvalidRange => 422,
             RateLimited | TooManyStreams => 429,
             Internal | Unknown => 500,
             Unavailable | NotReady => 503,

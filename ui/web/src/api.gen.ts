@@ -208,6 +208,7 @@ export type ErrorCode =
   | 'unsupported_media_type'
   | 'invalid_spec'
   | 'idempotency_key_reused'
+  | 'invalid_range'
   | 'rate_limited'
   | 'too_many_streams'
   | 'internal'
