@@ -178,10 +178,7 @@ impl LeaderState {
             return;
         }
         self.last_prune = Some(tokio::time::Instant::now());
-        let command = Command::PruneExecutions {
-            keep_per_workflow: self.ctx.config.keep_executions_per_workflow,
-            at_ms: self.ctx.clock.now_ms(),
-        };
+        let command = Command::PruneExecutions { at_ms: self.ctx.clock.now_ms() };
         match self.ctx.cluster.propose(command).await {
             Ok(Response::ExecutionsPruned { count }) if count > 0 => {
                 tracing::info!(count, "pruned finished executions")

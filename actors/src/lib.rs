@@ -85,9 +85,8 @@ pub struct EngineConfig {
     pub max_catchup_ticks: usize,
     /// Where shell attempts get their working directories.
     pub work_dir: std::path::PathBuf,
-    /// Finished executions kept per workflow; older ones are pruned by the leader.
-    pub keep_executions_per_workflow: u32,
-    /// How often the leader prunes.
+    /// How often the leader proposes `PruneExecutions` (the age limit is judged then; the count
+    /// and byte limits hold after every command).
     pub prune_every: Duration,
     /// Chaos testing: every Nth poke of an execution actor panics, to exercise supervision.
     pub chaos_panic_every: Option<u64>,
@@ -119,7 +118,6 @@ impl EngineConfig {
             housekeeping_ms: 250,
             tick_tolerance_ms: 1_000,
             max_catchup_ticks: 100,
-            keep_executions_per_workflow: 1_000,
             prune_every: Duration::from_secs(10),
             chaos_panic_every: None,
             work_dir: work_dir.into(),

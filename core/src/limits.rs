@@ -62,6 +62,15 @@ pub struct Tunable {
     /// Client requests remembered at most; beyond it the oldest is forgotten early (counted in
     /// `/metrics`), which shortens the window under heavy load.
     pub max_remembered_requests: u32,
+    /// Finished executions kept per workflow; the oldest go first (`state/history.rs`).
+    pub max_kept_executions_per_workflow: u32,
+    /// Finished executions kept in the whole cluster; the oldest go first.
+    pub max_kept_executions: u32,
+    /// Log bytes kept in the whole cluster; the oldest finished executions go, whole, until the
+    /// logs fit (unfinished ones never go, so their logs alone may stand over it).
+    pub max_kept_log_bytes: u32,
+    /// Seconds a finished execution is kept after it finished (judged by `PruneExecutions`).
+    pub max_finished_age_secs: u32,
 }
 
 impl Default for Tunable {
@@ -73,6 +82,10 @@ impl Default for Tunable {
             max_log_bytes_per_attempt: MAX_LOG_BYTES_PER_ATTEMPT as u32,
             request_window_secs: 3_600,
             max_remembered_requests: 100_000,
+            max_kept_executions_per_workflow: 1_000,
+            max_kept_executions: 100_000,
+            max_kept_log_bytes: 256 * 1024 * 1024,
+            max_finished_age_secs: 30 * 24 * 3_600,
         }
     }
 }
@@ -87,12 +100,16 @@ pub const CEILINGS: Tunable = {
         max_log_bytes_per_attempt: c.max_log_bytes_per_attempt,
         request_window_secs: c.request_window_secs,
         max_remembered_requests: c.max_remembered_requests,
+        max_kept_executions_per_workflow: c.max_kept_executions_per_workflow,
+        max_kept_executions: c.max_kept_executions,
+        max_kept_log_bytes: c.max_kept_log_bytes,
+        max_finished_age_secs: c.max_finished_age_secs,
     }
 };
 
 impl Tunable {
     /// The limits as (name, value, ceiling), for checks and views.
-    pub fn fields(&self) -> [(&'static str, u32, u32); 6] {
+    pub fn fields(&self) -> [(&'static str, u32, u32); 10] {
         [
             ("max_tasks_per_workflow", self.max_tasks_per_workflow, CEILINGS.max_tasks_per_workflow),
             ("max_params_bytes", self.max_params_bytes, CEILINGS.max_params_bytes),
@@ -100,6 +117,14 @@ impl Tunable {
             ("max_log_bytes_per_attempt", self.max_log_bytes_per_attempt, CEILINGS.max_log_bytes_per_attempt),
             ("request_window_secs", self.request_window_secs, CEILINGS.request_window_secs),
             ("max_remembered_requests", self.max_remembered_requests, CEILINGS.max_remembered_requests),
+            (
+                "max_kept_executions_per_workflow",
+                self.max_kept_executions_per_workflow,
+                CEILINGS.max_kept_executions_per_workflow,
+            ),
+            ("max_kept_executions", self.max_kept_executions, CEILINGS.max_kept_executions),
+            ("max_kept_log_bytes", self.max_kept_log_bytes, CEILINGS.max_kept_log_bytes),
+            ("max_finished_age_secs", self.max_finished_age_secs, CEILINGS.max_finished_age_secs),
         ]
     }
 

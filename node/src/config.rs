@@ -66,8 +66,8 @@ pub struct Cli {
     /// `text` or `json`.
     #[arg(long, env = "LOOM_LOG_FORMAT")]
     pub log_format: Option<String>,
-    /// Finished executions kept per workflow (older ones are pruned).
-    #[arg(long, env = "LOOM_KEEP_EXECUTIONS")]
+    /// Gone: retention is a cluster limit (`max_kept_executions_per_workflow`); refused if set.
+    #[arg(long, env = "LOOM_KEEP_EXECUTIONS", hide = true)]
     pub keep_executions: Option<u32>,
     /// Chaos testing only: every Nth poke of an execution actor panics (supervision restarts it).
     #[arg(long, env = "LOOM_CHAOS_ACTOR_PANIC_EVERY")]
@@ -305,7 +305,6 @@ pub struct Config {
     pub forward_wait_ms: u64,
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
-    pub keep_executions: u32,
     pub chaos_actor_panic_every: Option<u64>,
     pub chaos_no_dedup: bool,
     pub chaos_stale_reads: bool,
@@ -410,6 +409,13 @@ impl Config {
             Some("json") => LogFormat::Json,
             Some(other) => bail!("log format `{other}` is not one of text, json"),
         };
+        if cli.keep_executions.or(file.keep_executions).is_some() {
+            bail!(
+                "keep-executions (LOOM_KEEP_EXECUTIONS) is gone: retention is a cluster limit now, the same on every \
+                 node; set it with `loom cluster limits --set max_kept_executions_per_workflow=N` \
+                 (PUT /api/v1/cluster/limits)"
+            );
+        }
         let config = Config {
             node_id,
             listen,
@@ -425,7 +431,6 @@ impl Config {
             forward_wait_ms: cli.forward_wait_ms.or(file.forward_wait_ms).unwrap_or(10_000),
             max_body_bytes: cli.max_body_bytes.or(file.max_body_bytes).unwrap_or(1024 * 1024),
             log_format,
-            keep_executions: cli.keep_executions.or(file.keep_executions).unwrap_or(1_000),
             chaos_actor_panic_every: cli.chaos_actor_panic_every.or(file.chaos_actor_panic_every),
             chaos_no_dedup: cli.chaos_no_dedup,
             chaos_stale_reads: cli.chaos_stale_reads,
@@ -748,6 +753,12 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.data_dir, PathBuf::from("loom-data"));
         assert_eq!(c.initial_members, BTreeMap::from([(1, "127.0.0.1:8080".to_string())]));
+    }
+
+    #[test]
+    fn the_retired_keep_executions_setting_is_refused_with_the_limit_that_replaced_it() {
+        let e = Config::resolve(cli(&["--dev", "--keep-executions", "50"])).unwrap_err().to_string();
+        assert!(e.contains("max_kept_executions_per_workflow"), "{e}");
     }
 
     #[test]

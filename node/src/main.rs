@@ -80,7 +80,6 @@ async fn run<C: Connect + Clone + Send + Sync + 'static>(
     )?;
     tracing::info!(work_dir = %work_dir.display(), "shell attempts work here: {why}");
     let mut engine_config = linkloom_actors::EngineConfig::new(work_dir);
-    engine_config.keep_executions_per_workflow = config.keep_executions;
     engine_config.chaos_panic_every = config.chaos_actor_panic_every;
     engine_config.worker_lease_ms = config.worker_lease_ms;
     engine_config.worker_heartbeat_ms = config.worker_heartbeat_ms;

@@ -169,3 +169,35 @@ fn metrics_are_well_formed_and_follow_the_work() {
     assert!(dispatched >= 12.0, "dispatch latency observations: {dispatched}");
     assert!(ticks >= 2.0, "tick lateness observations: {ticks}");
 }
+
+#[test]
+fn retention_is_a_cluster_limit_enforced_as_executions_finish_and_shown_in_metrics() {
+    let mut cluster = Cluster::start(BIN, ClusterOptions::new(3)).expect("start cluster");
+    let leader = cluster.wait_ready(READY).expect("ready");
+    let follower = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
+    let (status, limits) =
+        cluster.put_json(follower, "/api/v1/cluster/limits", &json!({"max_kept_executions_per_workflow": 2})).unwrap();
+    assert_eq!((status, limits["max_kept_executions_per_workflow"].as_u64()), (200, Some(2)), "{limits}");
+    assert_eq!(limits["ceilings"]["max_kept_executions"], 10_000_000, "{limits}");
+    cluster.put_workflow(leader, "id: kept\ntasks:\n  - id: a\n    type: shell\n    command: [\"true\"]\n").unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        let id = cluster.trigger(follower, "kept", json!({})).unwrap();
+        cluster.wait_execution(follower, &id, Duration::from_secs(60)).unwrap();
+        runs.push(id);
+    }
+    // The newest two are kept on every node, the older three are gone: no prune pass needed.
+    for id in cluster.ids() {
+        let (_, page) = cluster.get_json(id, "/api/v1/executions?workflow=kept&order=newest").unwrap();
+        let kept: Vec<&str> = page["items"].as_array().unwrap().iter().filter_map(|e| e["id"].as_str()).collect();
+        assert_eq!(kept, [runs[4].as_str(), runs[3].as_str()], "node {id}");
+        let (status, gone) = cluster.get_json(id, &format!("/api/v1/executions/{}", runs[0])).unwrap();
+        assert_eq!(status, 404, "{gone}");
+        let (_, text) = cluster.get_json(id, "/metrics").unwrap();
+        let (_, samples) = parse(text.as_str().unwrap());
+        let limit = value(&samples, "loom_retention_limit", &[("limit", "max_kept_executions_per_workflow")]);
+        assert_eq!(limit, Some(2.0), "node {id}");
+        assert!(value(&samples, "loom_kept_log_bytes", &[]).is_some(), "node {id}");
+        assert_eq!(value(&samples, "loom_executions", &[("status", "succeeded")]), Some(2.0), "node {id}");
+    }
+}

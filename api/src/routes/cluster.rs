@@ -132,6 +132,10 @@ fn limits_view(limits: Tunable) -> wire::Limits {
         max_log_bytes_per_attempt: t.max_log_bytes_per_attempt,
         request_window_secs: t.request_window_secs,
         max_remembered_requests: t.max_remembered_requests,
+        max_kept_executions_per_workflow: t.max_kept_executions_per_workflow,
+        max_kept_executions: t.max_kept_executions,
+        max_kept_log_bytes: t.max_kept_log_bytes,
+        max_finished_age_secs: t.max_finished_age_secs,
     };
     wire::Limits { values: values(&limits), ceilings: values(&linkloom_core::limits::CEILINGS) }
 }
@@ -164,6 +168,12 @@ pub(crate) async fn set_limits(
         max_log_bytes_per_attempt: change.max_log_bytes_per_attempt.unwrap_or(current.max_log_bytes_per_attempt),
         request_window_secs: change.request_window_secs.unwrap_or(current.request_window_secs),
         max_remembered_requests: change.max_remembered_requests.unwrap_or(current.max_remembered_requests),
+        max_kept_executions_per_workflow: change
+            .max_kept_executions_per_workflow
+            .unwrap_or(current.max_kept_executions_per_workflow),
+        max_kept_executions: change.max_kept_executions.unwrap_or(current.max_kept_executions),
+        max_kept_log_bytes: change.max_kept_log_bytes.unwrap_or(current.max_kept_log_bytes),
+        max_finished_age_secs: change.max_finished_age_secs.unwrap_or(current.max_finished_age_secs),
     };
     let command = Command::SetLimits { limits, actor: caller.name.clone(), at_ms: state.clock.now_ms() };
     match state.propose(&once, command).await? {

@@ -41,10 +41,13 @@ pub(crate) fn render(state: &ApiState) -> String {
 
 fn render_state(state: &ApiState, out: &mut Exposition) {
     let now = state.clock.now_ms();
-    let ((executions, attempts, workflows, workers, tokens), tables) = state.node.state().read(|s| {
-        let mut executions: BTreeMap<ExecutionStatus, u64> = BTreeMap::new();
-        let mut attempts: BTreeMap<AttemptStatus, u64> = BTreeMap::new();
-        for e in s.executions_after(None) {
+    // Unfinished executions are walked; the finished ones are counted by the history index, so a
+    // scrape costs what is running, not everything kept.
+    let ((executions, attempts, kept, workflows, workers, tokens), tables) = state.node.state().read(|s| {
+        let kept = s.kept();
+        let mut executions: BTreeMap<ExecutionStatus, u64> = kept.finished_statuses.clone();
+        let mut attempts: BTreeMap<AttemptStatus, u64> = kept.finished_attempts.clone();
+        for e in s.unfinished_executions() {
             *executions.entry(e.status).or_default() += 1;
             for a in e.tasks.iter().flat_map(|t| &t.attempts) {
                 *attempts.entry(a.status).or_default() += 1;
@@ -52,8 +55,24 @@ fn render_state(state: &ApiState, out: &mut Exposition) {
         }
         let workflows = s.workflows_after(None).count();
         let workers = s.workers().filter(|w| w.is_live(now)).count();
-        ((executions, attempts, workflows, workers, s.tokens().count()), s.request_tables())
+        let limits = s.limits();
+        ((executions, attempts, (kept, limits), workflows, workers, s.tokens().count()), s.request_tables())
     });
+    let (kept, limits) = kept;
+    out.gauge(
+        "loom_kept_log_bytes",
+        "Bytes of attempt logs kept (max_kept_log_bytes bounds those of finished executions).",
+        &[],
+        kept.log_bytes as f64,
+    );
+    for (name, value) in [
+        ("max_kept_executions", limits.max_kept_executions),
+        ("max_kept_executions_per_workflow", limits.max_kept_executions_per_workflow),
+        ("max_kept_log_bytes", limits.max_kept_log_bytes),
+        ("max_finished_age_secs", limits.max_finished_age_secs),
+    ] {
+        out.gauge("loom_retention_limit", "The retention limits in force.", &[("limit", name)], f64::from(value));
+    }
     use ExecutionStatus as E;
     for status in [E::Queued, E::Running, E::Succeeded, E::Failed, E::Cancelled] {
         out.gauge(

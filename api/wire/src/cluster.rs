@@ -149,6 +149,33 @@ pub struct LimitValues {
     pub request_window_secs: u32,
     /// Client requests remembered at most.
     pub max_remembered_requests: u32,
+    /// Finished executions kept per workflow; the oldest go first.
+    pub max_kept_executions_per_workflow: u32,
+    /// Finished executions kept in the whole cluster; the oldest go first.
+    pub max_kept_executions: u32,
+    /// Log bytes kept in the whole cluster; the oldest finished executions go (whole) until the
+    /// logs fit. Unfinished executions are never dropped, so their logs may exceed it alone.
+    pub max_kept_log_bytes: u32,
+    /// Seconds a finished execution is kept after it finished.
+    pub max_finished_age_secs: u32,
+}
+
+impl LimitValues {
+    /// Every limit with its name, in the order of the struct.
+    pub fn named(&self) -> [(&'static str, u32); 10] {
+        [
+            ("max_tasks_per_workflow", self.max_tasks_per_workflow),
+            ("max_params_bytes", self.max_params_bytes),
+            ("max_output_bytes", self.max_output_bytes),
+            ("max_log_bytes_per_attempt", self.max_log_bytes_per_attempt),
+            ("request_window_secs", self.request_window_secs),
+            ("max_remembered_requests", self.max_remembered_requests),
+            ("max_kept_executions_per_workflow", self.max_kept_executions_per_workflow),
+            ("max_kept_executions", self.max_kept_executions),
+            ("max_kept_log_bytes", self.max_kept_log_bytes),
+            ("max_finished_age_secs", self.max_finished_age_secs),
+        ]
+    }
 }
 
 /// The limits in force (`GET`/`PUT /api/v1/cluster/limits`), with the ceiling of each.
@@ -170,6 +197,10 @@ pub const LIMIT_CEILINGS: LimitValues = LimitValues {
     max_log_bytes_per_attempt: CEILING_LOG,
     request_window_secs: CEILING_WINDOW,
     max_remembered_requests: CEILING_REMEMBERED,
+    max_kept_executions_per_workflow: CEILING_KEPT_PER_WORKFLOW,
+    max_kept_executions: CEILING_KEPT,
+    max_kept_log_bytes: CEILING_KEPT_LOG,
+    max_finished_age_secs: CEILING_AGE,
 };
 const CEILING_TASKS: u32 = 2_000;
 const CEILING_PARAMS: u32 = 1024 * 1024;
@@ -177,6 +208,10 @@ const CEILING_OUTPUT: u32 = 4 * 1024 * 1024;
 const CEILING_LOG: u32 = 16 * 1024 * 1024;
 const CEILING_WINDOW: u32 = 24 * 3_600;
 const CEILING_REMEMBERED: u32 = 1_000_000;
+const CEILING_KEPT_PER_WORKFLOW: u32 = 1_000_000;
+const CEILING_KEPT: u32 = 10_000_000;
+const CEILING_KEPT_LOG: u32 = u32::MAX;
+const CEILING_AGE: u32 = 10 * 365 * 24 * 3_600;
 
 /// Body of `PUT /api/v1/cluster/limits`: the limits to change (each between 1 and its ceiling,
 /// [`LIMIT_CEILINGS`]); the rest stay as they are.
@@ -201,4 +236,59 @@ pub struct LimitsChange {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = CEILING_REMEMBERED))]
     pub max_remembered_requests: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = CEILING_KEPT_PER_WORKFLOW))]
+    pub max_kept_executions_per_workflow: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = CEILING_KEPT))]
+    pub max_kept_executions: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = CEILING_KEPT_LOG))]
+    pub max_kept_log_bytes: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = CEILING_AGE))]
+    pub max_finished_age_secs: Option<u32>,
+}
+
+impl LimitsChange {
+    /// Sets the limit called `name` to `value`; `false` if no limit has that name.
+    ///
+    /// ```
+    /// let mut change = linkloom_wire::LimitsChange::default();
+    /// assert!(change.set("max_kept_executions", 5_000));
+    /// assert_eq!(change.max_kept_executions, Some(5_000));
+    /// assert!(!change.set("max_kept_everything", 1));
+    /// ```
+    pub fn set(&mut self, name: &str, value: u32) -> bool {
+        let slot = match name {
+            "max_tasks_per_workflow" => &mut self.max_tasks_per_workflow,
+            "max_params_bytes" => &mut self.max_params_bytes,
+            "max_output_bytes" => &mut self.max_output_bytes,
+            "max_log_bytes_per_attempt" => &mut self.max_log_bytes_per_attempt,
+            "request_window_secs" => &mut self.request_window_secs,
+            "max_remembered_requests" => &mut self.max_remembered_requests,
+            "max_kept_executions_per_workflow" => &mut self.max_kept_executions_per_workflow,
+            "max_kept_executions" => &mut self.max_kept_executions,
+            "max_kept_log_bytes" => &mut self.max_kept_log_bytes,
+            "max_finished_age_secs" => &mut self.max_finished_age_secs,
+            _ => return false,
+        };
+        *slot = Some(value);
+        true
+    }
+}
+
+#[cfg(test)]
+mod limit_names {
+    use super::*;
+
+    #[test]
+    fn every_named_limit_can_be_set_by_its_name() {
+        for (name, _) in LIMIT_CEILINGS.named() {
+            let mut change = LimitsChange::default();
+            assert!(change.set(name, 7), "{name}");
+            let json = serde_json::to_value(change).unwrap();
+            assert_eq!(json[name], 7, "{name} sets its own field: {json}");
+        }
+    }
 }

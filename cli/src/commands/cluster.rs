@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use linkloom::{Client, ClusterView, ExecutionFilter, ExecutionStatus, LimitsChange, Member};
+use linkloom::{Client, ClusterView, ExecutionFilter, ExecutionStatus, LimitValues, LimitsChange, Member};
 use serde_json::json;
 
 use super::{print_table, Ctx, Done};
@@ -136,14 +136,9 @@ pub(super) async fn run(ctx: &Ctx, command: args::Cluster, out: Out) -> Done {
             }
             let mut table = Table::new(&["LIMIT", "VALUE", "CEILING"]);
             let (values, ceilings) = (limits.values, limits.ceilings);
-            for (name, value, ceiling) in [
-                ("max_log_bytes_per_attempt", values.max_log_bytes_per_attempt, ceilings.max_log_bytes_per_attempt),
-                ("max_output_bytes", values.max_output_bytes, ceilings.max_output_bytes),
-                ("max_params_bytes", values.max_params_bytes, ceilings.max_params_bytes),
-                ("max_remembered_requests", values.max_remembered_requests, ceilings.max_remembered_requests),
-                ("max_tasks_per_workflow", values.max_tasks_per_workflow, ceilings.max_tasks_per_workflow),
-                ("request_window_secs", values.request_window_secs, ceilings.request_window_secs),
-            ] {
+            let mut rows: Vec<_> = values.named().into_iter().zip(ceilings.named()).collect();
+            rows.sort_by_key(|((name, _), _)| *name);
+            for ((name, value), (_, ceiling)) in rows {
                 table.row(vec![name.to_string(), value.to_string(), ceiling.to_string()]);
             }
             print!("{}", table.render());
@@ -161,21 +156,10 @@ fn limits_change(pairs: &[String]) -> Result<LimitsChange, Failure> {
             pair.split_once('=').ok_or_else(|| Failure::usage(format!("--set `{pair}` is not key=value")))?;
         let value: u32 =
             value.parse().map_err(|_| Failure::usage(format!("--set {key}: `{value}` is not a number")))?;
-        let slot = match key {
-            "max_tasks_per_workflow" => &mut change.max_tasks_per_workflow,
-            "max_params_bytes" => &mut change.max_params_bytes,
-            "max_output_bytes" => &mut change.max_output_bytes,
-            "max_log_bytes_per_attempt" => &mut change.max_log_bytes_per_attempt,
-            "request_window_secs" => &mut change.request_window_secs,
-            "max_remembered_requests" => &mut change.max_remembered_requests,
-            other => {
-                return Err(Failure::usage(format!(
-                    "--set {other}: not a limit (max_tasks_per_workflow, max_params_bytes, max_output_bytes, \
-                     max_log_bytes_per_attempt, request_window_secs, max_remembered_requests)"
-                )))
-            }
-        };
-        *slot = Some(value);
+        if !change.set(key, value) {
+            let names: Vec<&str> = LimitValues::default().named().iter().map(|(name, _)| *name).collect();
+            return Err(Failure::usage(format!("--set {key}: not a limit ({})", names.join(", "))));
+        }
     }
     Ok(change)
 }

@@ -86,7 +86,7 @@ impl State {
                 self.next_attempt_id = attempt_id;
                 let task_index = execution.tasks.iter().position(|t| t.id == task_id).unwrap_or_default();
                 self.attempts.insert(attempt_id, AttemptRef { execution_id: execution_id.to_string(), task_index });
-                self.reindex_worker_attempts(execution_id);
+                self.reindex(execution_id);
                 Response::AttemptStarted { attempt_id, n }
             }
         }
@@ -134,7 +134,11 @@ impl State {
                 text.truncate(cut);
             }
             let max = self.limits.max_log_bytes_per_attempt;
-            self.logs.entry(attempt_id).or_default().append(text, now, max);
+            let log = self.logs.entry(attempt_id).or_default();
+            let before = log.kept_bytes;
+            log.append(text, now, max);
+            let after = log.kept_bytes;
+            self.log_resized(before, after);
         }
     }
 
@@ -178,7 +182,7 @@ impl State {
         let task_status = execution.finish_attempt(spec, at.task_index, result, jitter, now);
         let execution_status = execution.status;
         let execution_id = at.execution_id.clone();
-        self.reindex_worker_attempts(&execution_id);
+        self.reindex(&execution_id);
         Response::AttemptFinished { task_status, execution_status }
     }
 
@@ -198,7 +202,9 @@ impl State {
             };
             attempt.finished_at_ms = Some(now);
         }
-        Response::AttemptFinished { task_status: task.status, execution_status: execution.status }
+        let answer = Response::AttemptFinished { task_status: task.status, execution_status: execution.status };
+        self.reindex(&at.execution_id);
+        answer
     }
 
     /// Who may start an attempt: for `worker` tasks, a connected worker of the task's queue with
@@ -277,7 +283,11 @@ impl State {
             });
         }
         let max = self.limits.max_log_bytes_per_attempt;
-        let dropped_bytes = self.logs.entry(attempt_id).or_default().append(text, now, max);
+        let log = self.logs.entry(attempt_id).or_default();
+        let before = log.kept_bytes;
+        let dropped_bytes = log.append(text, now, max);
+        let after = log.kept_bytes;
+        self.log_resized(before, after);
         Response::LogAppended { dropped_bytes }
     }
 

@@ -99,8 +99,9 @@ pub enum Command {
     ReleaseLease { key: String, holder: String, at_ms: i64 },
     /// Removes every lease that expired at or before `at_ms`.
     ExpireLeases { at_ms: i64 },
-    /// Drops the oldest finished executions of each workflow beyond `keep_per_workflow`.
-    PruneExecutions { keep_per_workflow: u32, at_ms: i64 },
+    /// Drops finished executions past the retention limits (`max_finished_age_secs` judged at
+    /// replicated time), oldest first.
+    PruneExecutions { at_ms: i64 },
     /// Registers a worker connection on `node_id` (replacing an earlier session of the same worker
     /// id, wherever it was). The entry lives until `expires_at_ms` unless renewed.
     ConnectWorker {

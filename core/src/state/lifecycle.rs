@@ -1,12 +1,10 @@
 //! An execution's life as the cluster sees it: created (by a trigger or a schedule tick, under
 //! the workflow's concurrency policy), assigned to the node that drives it, cancelled, timed out,
-//! retried, and pruned once finished.
+//! and retried (retention, which drops finished ones, is `history.rs`).
 //!
 //! Execution ids start with `<workflow>:`, so a workflow's executions are one range of the map
 //! (see [`State::executions_of`]); creating an id that exists is answered with the existing one,
 //! which is what makes a trigger and a tick exactly-once.
-
-use std::collections::BTreeMap;
 
 use super::command::{Rejection, Response};
 use super::execution::{AuditAction, Execution, Trigger};
@@ -36,7 +34,7 @@ impl State {
         match execution.cancel(now) {
             Ok(()) => {
                 execution.record(AuditAction::Cancelled, actor, now);
-                self.reindex_worker_attempts(&execution_id);
+                self.reindex(&execution_id);
                 Response::ExecutionCancelled { execution_id }
             }
             Err(r) => Response::Rejected(r),
@@ -55,7 +53,7 @@ impl State {
         match deadline {
             Some(deadline) if now >= deadline => match execution.time_out(now) {
                 Ok(()) => {
-                    self.reindex_worker_attempts(&execution_id);
+                    self.reindex(&execution_id);
                     Response::ExecutionTimedOut { execution_id }
                 }
                 Err(r) => Response::Rejected(r),
@@ -71,6 +69,7 @@ impl State {
         match execution.reopen() {
             Ok(tasks_reset) => {
                 execution.record(AuditAction::Retried, actor, now);
+                self.reindex(&execution_id);
                 Response::ExecutionReopened { execution_id, tasks_reset }
             }
             Err(r) => Response::Rejected(r),
@@ -148,7 +147,7 @@ impl State {
                         if let Some(e) = self.executions.get_mut(id) {
                             let _ = e.cancel(now);
                         }
-                        self.reindex_worker_attempts(id);
+                        self.reindex(id);
                     }
                 }
             }
@@ -171,31 +170,8 @@ impl State {
         // never wait on a task nothing will start.
         execution.settle(&active.spec, now);
         self.executions.insert(execution_id.clone(), execution);
+        self.reindex(&execution_id);
         Response::ExecutionCreated { execution_id }
-    }
-
-    pub(super) fn prune(&mut self, keep: usize) -> Response {
-        let mut finished: BTreeMap<&str, Vec<(i64, &str)>> = BTreeMap::new();
-        for e in self.executions.values().filter(|e| e.status.is_terminal()) {
-            finished.entry(e.workflow_id.as_str()).or_default().push((e.created_at_ms, e.id.as_str()));
-        }
-        let mut doomed: Vec<String> = Vec::new();
-        for list in finished.values_mut() {
-            if list.len() > keep {
-                list.sort();
-                let excess = list.len() - keep;
-                doomed.extend(list.iter().take(excess).map(|(_, id)| id.to_string()));
-            }
-        }
-        for id in &doomed {
-            if let Some(execution) = self.executions.remove(id) {
-                for attempt in execution.tasks.iter().flat_map(|t| &t.attempts) {
-                    self.attempts.remove(&attempt.id);
-                    self.logs.remove(&attempt.id);
-                }
-            }
-        }
-        Response::ExecutionsPruned { count: doomed.len() as u32 }
     }
 
     /// The unfinished execution a buffered execution still waits for.
@@ -221,11 +197,6 @@ impl State {
     /// with `<workflow>:` (`;` is the character after `:`).
     pub fn executions_of<'a>(&'a self, workflow_id: &str) -> impl Iterator<Item = &'a Execution> + 'a {
         self.executions.range(format!("{workflow_id}:")..format!("{workflow_id};")).map(|(_, e)| e)
-    }
-
-    /// Unfinished executions, in id order.
-    pub fn unfinished_executions(&self) -> impl Iterator<Item = &Execution> {
-        self.executions.values().filter(|e| !e.status.is_terminal())
     }
 
     /// Tasks of execution `id` that may start an attempt at `now_ms` (none while the execution

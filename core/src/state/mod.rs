@@ -8,6 +8,7 @@
 mod attempt;
 mod command;
 mod execution;
+mod history;
 mod lease;
 mod lifecycle;
 mod log;
@@ -26,6 +27,7 @@ pub use command::{AttemptResult, Command, Rejection, Reporter, Response};
 pub use execution::{
     Attempt, AttemptStatus, AuditAction, AuditEntry, Execution, ExecutionStatus, TaskRun, TaskStatus, Trigger,
 };
+pub use history::Kept;
 pub use lease::Lease;
 pub use log::{AttemptLog, LogChunk};
 pub use requests::{Fingerprint, Origin, RequestId, MAX_IDEMPOTENCY_KEY_BYTES};
@@ -52,7 +54,7 @@ pub struct State {
     next_lease_token: u64,
     workers: BTreeMap<String, WorkerEntry>,
     /// Running attempts leased to each worker (an index of `executions`, kept in step by
-    /// `reindex_worker_attempts` and checked by `check_invariants`).
+    /// `reindex` and checked by `check_invariants`).
     worker_attempts: BTreeMap<String, BTreeSet<u64>>,
     /// API tokens by name, and the name of each token's secret hash (an index of `tokens`).
     tokens: BTreeMap<String, TokenEntry>,
@@ -63,6 +65,10 @@ pub struct State {
     sessions: requests::Sessions,
     /// Client requests remembered by idempotency key (exactly-once client retries).
     requests: requests::ClientRequests,
+    /// Which executions are unfinished, and the finished ones oldest first (derived from
+    /// `executions`: not in snapshots, rebuilt when one is loaded).
+    #[serde(skip)]
+    history: history::HistoryIndex,
 }
 
 impl State {
@@ -90,7 +96,7 @@ impl State {
             Command::CancelExecution { execution_id, actor, .. } => self.cancel_execution(execution_id, actor, now),
             Command::TimeOutExecution { execution_id, .. } => self.time_out_execution(execution_id, now),
             Command::RetryExecution { execution_id, actor, .. } => self.retry_execution(execution_id, actor, now),
-            Command::PruneExecutions { keep_per_workflow, .. } => self.prune(keep_per_workflow as usize),
+            Command::PruneExecutions { .. } => self.prune(now),
             Command::StartAttempt {
                 execution_id,
                 task_id,
@@ -141,6 +147,7 @@ impl State {
             }
             Command::Batch { .. } => unreachable!("handled above"),
         };
+        self.enforce_retention();
         debug_assert_eq!(self.check_invariants(), Ok(()));
         response
     }
@@ -231,7 +238,8 @@ impl State {
 
     /// Decodes a snapshot made by [`State::to_snapshot`].
     pub fn from_snapshot(bytes: &[u8]) -> Result<State, codec::CodecError> {
-        let state: State = codec::decode(bytes)?;
+        let mut state: State = codec::decode(bytes)?;
+        state.rebuild_history();
         state.check_invariants().map_err(codec::CodecError::Invalid)?;
         Ok(state)
     }
@@ -255,6 +263,7 @@ impl State {
             }
         }
         self.check_worker_index()?;
+        self.check_history()?;
         self.check_token_index()
     }
 }

@@ -290,8 +290,10 @@ impl State {
         Ok(())
     }
 
-    /// Brings the index of running worker attempts up to date for one execution.
-    pub(super) fn reindex_worker_attempts(&mut self, execution_id: &str) {
+    /// Brings every index of one execution up to date: the running worker attempts (here) and
+    /// the history (`history.rs`). Called wherever an execution is created or changes.
+    pub(super) fn reindex(&mut self, execution_id: &str) {
+        self.file_history(execution_id);
         let Some(execution) = self.executions.get(execution_id) else { return };
         for attempt in execution.tasks.iter().flat_map(|t| &t.attempts) {
             let Some(worker_id) = &attempt.worker_id else { continue };

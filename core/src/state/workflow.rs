@@ -170,7 +170,7 @@ impl State {
                     }
                 }
                 for execution_id in touched {
-                    self.reindex_worker_attempts(&execution_id);
+                    self.reindex(&execution_id);
                 }
                 Response::WorkflowDeleted { workflow_id: id.to_string(), cancelled_executions: cancelled }
             }

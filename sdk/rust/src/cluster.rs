@@ -4,7 +4,7 @@
 use crate::client::ApiRequest;
 use crate::{Client, Error};
 
-pub use linkloom_wire::{ClusterView, Limits, LimitsChange, Member, Queue, QueueList, WorkerInfo};
+pub use linkloom_wire::{ClusterView, LimitValues, Limits, LimitsChange, Member, Queue, QueueList, WorkerInfo};
 use linkloom_wire::{Members, NewMember};
 
 /// Most pages [`Client::workers`] follows.

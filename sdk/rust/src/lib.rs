@@ -50,7 +50,7 @@ mod workflow;
 pub use backend::{complete_callback, Callback, Completion, TaskAnswer, TaskRequest};
 pub use builder::{parse_workflow, Retry, TaskBuilder, WorkflowBuilder};
 pub use client::{new_idempotency_key, Client, ClientBuilder, Page, IDEMPOTENCY_KEY};
-pub use cluster::{ClusterView, Limits, LimitsChange, Member, Queue, WorkerInfo};
+pub use cluster::{ClusterView, LimitValues, Limits, LimitsChange, Member, Queue, WorkerInfo};
 pub use error::Error;
 pub use execution::{
     Attempt, AttemptStatus, Cancelled, Execution, ExecutionFilter, ExecutionStatus, Retried, TaskRun, TaskStatus,

@@ -281,6 +281,15 @@ export type LeaseExtended = {
 
 /** The tunable limits, each a count or a size. */
 export type LimitValues = {
+  /** Seconds a finished execution is kept after it finished. */
+  max_finished_age_secs: number;
+  /** Finished executions kept in the whole cluster; the oldest go first. */
+  max_kept_executions: number;
+  /** Finished executions kept per workflow; the oldest go first. */
+  max_kept_executions_per_workflow: number;
+  /** Log bytes kept in the whole cluster; the oldest finished executions go (whole) until the
+   * logs fit. Unfinished executions are never dropped, so their logs may exceed it alone. */
+  max_kept_log_bytes: number;
   /** Log bytes kept per attempt; older chunks are dropped (and counted) beyond it. */
   max_log_bytes_per_attempt: number;
   /** One task's output, as JSON bytes; a larger output fails its attempt without retry. */
@@ -299,6 +308,15 @@ export type LimitValues = {
 export type Limits = {
   /** The most each may be set to. */
   ceilings: LimitValues;
+  /** Seconds a finished execution is kept after it finished. */
+  max_finished_age_secs: number;
+  /** Finished executions kept in the whole cluster; the oldest go first. */
+  max_kept_executions: number;
+  /** Finished executions kept per workflow; the oldest go first. */
+  max_kept_executions_per_workflow: number;
+  /** Log bytes kept in the whole cluster; the oldest finished executions go (whole) until the
+   * logs fit. Unfinished executions are never dropped, so their logs may exceed it alone. */
+  max_kept_log_bytes: number;
   /** Log bytes kept per attempt; older chunks are dropped (and counted) beyond it. */
   max_log_bytes_per_attempt: number;
   /** One task's output, as JSON bytes; a larger output fails its attempt without retry. */
@@ -316,6 +334,10 @@ export type Limits = {
 /** Body of `PUT /api/v1/cluster/limits`: the limits to change (each between 1 and its ceiling,
  * [`LIMIT_CEILINGS`]); the rest stay as they are. */
 export type LimitsChange = {
+  max_finished_age_secs?: number | null;
+  max_kept_executions?: number | null;
+  max_kept_executions_per_workflow?: number | null;
+  max_kept_log_bytes?: number | null;
   max_log_bytes_per_attempt?: number | null;
   max_output_bytes?: number | null;
   max_params_bytes?: number | null;

@@ -227,21 +227,92 @@ fn replicated_time_never_goes_backwards() {
     assert_eq!(s.clock_ms(), 1000);
 }
 
+fn set_limit(s: &mut State, name: &str, value: u32) {
+    let mut limits = s.limits();
+    match name {
+        "per_workflow" => limits.max_kept_executions_per_workflow = value,
+        "kept" => limits.max_kept_executions = value,
+        "log_bytes" => limits.max_kept_log_bytes = value,
+        "age_secs" => limits.max_finished_age_secs = value,
+        _ => unreachable!(),
+    }
+    assert!(matches!(s.apply(Command::SetLimits { limits, actor: None, at_ms: 0 }), Response::LimitsSet { .. }));
+}
+
+/// `n` cancelled executions of `wf`, the i-th finished at `10 + i`; then one left running.
+fn finished_and_one_live(s: &mut State, n: i64) {
+    put(s, DAG, 1);
+    for i in 0..n {
+        let id = format!("wf:e{i}");
+        create(s, &id, 1);
+        s.apply(Command::CancelExecution { execution_id: id, actor: None, at_ms: 10 + i });
+    }
+    create(s, "wf:live", 30);
+}
+
 #[test]
-fn prune_keeps_the_newest_finished_executions() {
+fn a_workflow_keeps_its_newest_finished_executions_as_they_finish() {
+    let mut s = State::default();
+    set_limit(&mut s, "per_workflow", 2);
+    finished_and_one_live(&mut s, 5);
+    // Enforced by the commands that finished them, not only by a later prune.
+    assert!(s.execution("wf:e2").is_none() && s.execution("wf:e3").is_some() && s.execution("wf:e4").is_some());
+    assert!(s.execution("wf:live").is_some(), "an unfinished execution is never dropped");
+    assert_eq!((s.kept().finished_executions, s.kept().unfinished_executions), (2, 1));
+}
+
+#[test]
+fn the_cluster_keeps_at_most_its_cap_of_finished_executions_oldest_first() {
+    let mut s = State::default();
+    finished_and_one_live(&mut s, 4);
+    set_limit(&mut s, "kept", 1);
+    assert_eq!(s.kept().finished_executions, 1);
+    assert!(s.execution("wf:e3").is_some() && s.execution("wf:e2").is_none() && s.execution("wf:live").is_some());
+    // Lowering a limit takes effect at once; raising it brings nothing back.
+    set_limit(&mut s, "kept", 10);
+    assert_eq!(s.kept().finished_executions, 1);
+}
+
+#[test]
+fn prune_drops_what_finished_longer_ago_than_the_age_limit() {
+    let mut s = State::default();
+    finished_and_one_live(&mut s, 3);
+    set_limit(&mut s, "age_secs", 1);
+    // At 1,011 ms e0 (finished at 10) is over a second old; e1 (11) is exactly a second old.
+    assert_eq!(s.apply(Command::PruneExecutions { at_ms: 1_011 }), Response::ExecutionsPruned { count: 1 });
+    assert!(s.execution("wf:e0").is_none() && s.execution("wf:e1").is_some());
+    assert_eq!(s.apply(Command::PruneExecutions { at_ms: 1_000_000 }), Response::ExecutionsPruned { count: 2 });
+    assert!(s.execution("wf:live").is_some(), "however old, an unfinished execution stays");
+}
+
+#[test]
+fn log_bytes_past_the_cap_take_the_oldest_finished_executions_whole() {
     let mut s = State::default();
     put(&mut s, DAG, 1);
-    for i in 0..5 {
+    for i in 0..3 {
         let id = format!("wf:e{i}");
-        create(&mut s, &id, 10 + i);
-        s.apply(Command::CancelExecution { execution_id: id, actor: None, at_ms: 20 + i });
+        create(&mut s, &id, 1);
+        let attempt = started_id(start(&mut s, &id, "a", 2));
+        s.apply(Command::AppendLog { attempt_id: attempt, text: "x".repeat(100), at_ms: 3 });
+        s.apply(Command::CancelExecution { execution_id: id, actor: None, at_ms: 10 + i });
     }
-    create(&mut s, "wf:live", 30);
-    assert_eq!(
-        s.apply(Command::PruneExecutions { keep_per_workflow: 2, at_ms: 40 }),
-        Response::ExecutionsPruned { count: 3 }
-    );
-    assert!(s.execution("wf:e0").is_none() && s.execution("wf:e3").is_some() && s.execution("wf:live").is_some());
+    assert_eq!(s.kept().log_bytes, 300);
+    set_limit(&mut s, "log_bytes", 150);
+    assert_eq!((s.kept().log_bytes, s.kept().finished_executions), (100, 1));
+    assert!(s.execution("wf:e2").is_some(), "the newest stays");
+}
+
+#[test]
+fn a_retried_execution_leaves_the_history_and_a_loaded_snapshot_rebuilds_it() {
+    let mut s = State::default();
+    finished_and_one_live(&mut s, 2);
+    s.apply(Command::RetryExecution { execution_id: "wf:e0".into(), actor: None, at_ms: 40 });
+    assert_eq!((s.kept().finished_executions, s.kept().unfinished_executions), (1, 2));
+    let unfinished: Vec<&str> = s.unfinished_executions().map(|e| e.id.as_str()).collect();
+    assert_eq!(unfinished, ["wf:e0", "wf:live"]);
+    let loaded = State::from_snapshot(&s.to_snapshot().unwrap()).unwrap();
+    assert_eq!(loaded.kept(), s.kept());
+    assert_eq!(loaded, s);
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Property tests over generated command sequences: replay, batching, duplicates, snapshots,
-//! rejections and terminal states.
+//! rejections, terminal states and retention.
 
 use super::*;
 
@@ -62,7 +62,7 @@ fn arb_command() -> impl Strategy<Value = Command> {
             Command::RenewLease { key: k.into(), holder: h.into(), expires_at_ms: exp, at_ms }),
         1 => (key, holder, at.clone()).prop_map(|(k, h, at_ms)| Command::ReleaseLease { key: k.into(), holder: h.into(), at_ms }),
         1 => at.clone().prop_map(|at_ms| Command::ExpireLeases { at_ms }),
-        1 => (0u32..3, at.clone()).prop_map(|(keep_per_workflow, at_ms)| Command::PruneExecutions { keep_per_workflow, at_ms }),
+        1 => at.clone().prop_map(|at_ms| Command::PruneExecutions { at_ms }),
         3 => (worker_name.clone(), 1u64..3, 1u64..4, queues, 1u32..3, 0i64..12_000, at.clone()).prop_map(
             |(worker_id, session, node_id, queues, concurrency, expires_at_ms, at_ms)| Command::ConnectWorker {
                 worker_id, session, node_id, queues, concurrency, token: None, expires_at_ms, at_ms }),
@@ -75,8 +75,12 @@ fn arb_command() -> impl Strategy<Value = Command> {
         1 => (token_name.clone(), prop::sample::select(Role::ALL.to_vec()), token_hash, actor, at.clone()).prop_map(|(name, role, hash, actor, at_ms)|
             Command::CreateToken { name: name.into(), role, hash: hash.into(), queues: None, actor: actor.map(String::from), at_ms }),
         1 => (token_name, at.clone()).prop_map(|(name, at_ms)| Command::RevokeToken { name: name.into(), actor: None, at_ms }),
-        1 => (0u32..6, 0u32..300, 0u32..200, 0u32..40, at).prop_map(|(tasks, params, output, log, at_ms)| Command::SetLimits {
-            limits: crate::limits::Tunable { max_tasks_per_workflow: tasks, max_params_bytes: params, max_output_bytes: output, max_log_bytes_per_attempt: log, ..crate::limits::Tunable::default() },
+        1 => (0u32..6, 0u32..300, 0u32..200, 0u32..40, (0u32..4, 0u32..4, 0u32..200), at).prop_map(|(tasks, params, output, log, (per_workflow, kept, kept_log), at_ms)| Command::SetLimits {
+            limits: crate::limits::Tunable {
+                max_tasks_per_workflow: tasks, max_params_bytes: params, max_output_bytes: output, max_log_bytes_per_attempt: log,
+                max_kept_executions_per_workflow: per_workflow, max_kept_executions: kept, max_kept_log_bytes: kept_log,
+                ..crate::limits::Tunable::default()
+            },
             actor: None, at_ms }),
     ]
 }
@@ -204,13 +208,27 @@ proptest! {
         let mut state = State::default();
         for c in commands {
             let is_retry = matches!(c, Command::RetryExecution { .. });
-            let is_prune = matches!(c, Command::PruneExecutions { .. });
+            // Commands that can end executions (and so, under small retention limits, see one
+            // they ended dropped at once as the oldest finished).
+            let ends_executions = matches!(
+                c,
+                Command::CancelExecution { .. }
+                    | Command::DeleteWorkflow { .. }
+                    | Command::FinishAttempt { .. }
+                    | Command::TimeOutExecution { .. }
+                    | Command::ExpireWorkerAttempts { .. }
+                    | Command::DisconnectWorker { .. }
+                    | Command::CreateExecution { .. }
+                    | Command::Idempotent { .. }
+                    | Command::Batch { .. }
+            );
             let before = state.clone();
             state.apply(c);
             for old in before.executions.values() {
                 let Some(new) = state.execution(&old.id) else {
-                    // Only pruning removes executions, and only finished ones.
-                    prop_assert!(is_prune && old.status.is_terminal());
+                    // Only retention removes executions, and only finished ones: finished before
+                    // this command, or by it.
+                    prop_assert!(old.status.is_terminal() || ends_executions);
                     continue;
                 };
                 if old.status.is_terminal() && !is_retry {
@@ -229,6 +247,32 @@ proptest! {
                 }
             }
         }
+    }
+
+    #[test]
+    fn retention_caps_hold_after_every_command_and_a_snapshot_rebuilds_the_index(
+        commands in prop::collection::vec(arb_command(), 0..150),
+    ) {
+        let mut state = State::default();
+        let mut limits = state.limits();
+        limits.max_kept_executions_per_workflow = 2;
+        limits.max_kept_executions = 1;
+        limits.max_kept_log_bytes = 64;
+        limits.max_finished_age_secs = 2;
+        state.apply(Command::SetLimits { limits, actor: None, at_ms: 0 });
+        for c in commands {
+            state.apply(c);
+            // Generated commands may set other limits: check those in force.
+            let (kept, limits) = (state.kept(), state.limits());
+            prop_assert!(kept.finished_executions <= limits.max_kept_executions as usize, "{kept:?}");
+            // Only logs of unfinished executions may stand over the byte cap.
+            if kept.log_bytes > u64::from(limits.max_kept_log_bytes) {
+                prop_assert_eq!(kept.finished_executions, 0, "{:?}", kept);
+            }
+            prop_assert_eq!(kept.unfinished_executions, state.unfinished_executions().count());
+        }
+        let loaded = State::from_snapshot(&state.to_snapshot().unwrap()).unwrap();
+        prop_assert_eq!(loaded.kept(), state.kept());
     }
 
     #[test]
