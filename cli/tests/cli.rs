@@ -271,6 +271,7 @@ fn every_bench_scenario_reports_its_figures() {
         ("worker-chain", vec!["--count", "2", "--tasks", "3", "--workers", "2"]),
         ("worker-throughput", vec!["--duration", "2s", "--tasks", "5", "--workers", "2", "--slots", "2"]),
         ("cron", vec!["--workflows", "2", "--duration", "3s"]),
+        ("history", vec!["--count", "40", "--workflows", "2", "--samples", "10"]),
     ] {
         let mut args = vec!["--server", servers.as_str(), "bench", scenario, "--warmup", "1", "-o", "json"];
         args.extend(extra);
@@ -281,6 +282,10 @@ fn every_bench_scenario_reports_its_figures() {
         assert!(count > 0, "{scenario} measured nothing: {report}");
         match scenario {
             "chain" => assert_eq!(count, 2 * 3, "three gaps per measured chain of four, warm-up excluded: {report}"),
+            "history" => {
+                assert_eq!((report["filled"].as_f64(), count), (Some(40.0), 10), "{report}");
+                assert!(report["fill_per_s"].as_f64().is_some_and(|v| v > 0.0), "{report}");
+            }
             "worker-chain" => {
                 assert_eq!(count, 2 * 2, "two gaps per measured chain of three: {report}");
                 assert!(report["first_task_p50_ms"].as_f64().is_some_and(|v| v > 0.0), "{report}");
@@ -300,6 +305,9 @@ fn every_bench_scenario_reports_its_figures() {
     // failover needs the processes: refused with a pointer to the tool that has them.
     let refused = code(home.path(), &["--server", servers.as_str(), "bench", "failover"], 2);
     assert!(refused.stderr.contains("loom-bench failover"), "{}", refused.stderr);
+    // history put the retention limits back as they were.
+    let (_, limits) = cluster.get_json(1, "/api/v1/cluster/limits").unwrap();
+    assert_eq!(limits["max_kept_executions_per_workflow"], 1_000, "{limits}");
     // Bench workflows are cleaned up.
     let (_, list) = cluster.get_json(1, "/api/v1/workflows").unwrap();
     assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "{list}");

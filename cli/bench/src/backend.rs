@@ -6,6 +6,7 @@
 //! (cron, from the `scheduled_at` input the workflow passes).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -119,6 +120,7 @@ pub(crate) struct Seen {
 #[derive(Clone)]
 struct Shared {
     chain: bool,
+    arrived: Arc<AtomicU64>,
     arrivals: Arrivals,
     seen: Arc<Mutex<Seen>>,
 }
@@ -127,6 +129,8 @@ struct Shared {
 pub(crate) struct Backend {
     pub url: String,
     pub arrivals: Arrivals,
+    /// Task requests received.
+    pub arrived: Arc<AtomicU64>,
     seen: Arc<Mutex<Seen>>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -134,7 +138,7 @@ pub(crate) struct Backend {
 impl Backend {
     /// Starts a backend on 127.0.0.1; `chain` keeps answer times for chain gaps.
     pub(crate) async fn start(chain: bool) -> Result<Backend, BenchError> {
-        let shared = Shared { chain, arrivals: Arrivals::default(), seen: Arc::default() };
+        let shared = Shared { chain, arrived: Arc::default(), arrivals: Arrivals::default(), seen: Arc::default() };
         let app = Router::new().route("/task", post(task)).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -143,7 +147,13 @@ impl Backend {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Backend { url: format!("http://{addr}/task"), arrivals: shared.arrivals, seen: shared.seen, server })
+        Ok(Backend {
+            url: format!("http://{addr}/task"),
+            arrivals: shared.arrivals,
+            arrived: shared.arrived,
+            seen: shared.seen,
+            server,
+        })
     }
 
     pub(crate) fn seen(&self) -> MutexGuard<'_, Seen> {
@@ -159,6 +169,7 @@ impl Drop for Backend {
 
 async fn task(State(shared): State<Shared>, Json(body): Json<Value>) -> Json<Value> {
     let arrived = Instant::now();
+    shared.arrived.fetch_add(1, Ordering::Relaxed);
     let execution = body["execution_id"].as_str().unwrap_or_default().to_string();
     let task = body["task_id"].as_str().unwrap_or_default().to_string();
     {

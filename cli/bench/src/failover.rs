@@ -25,6 +25,9 @@ pub trait Faults: Send + Sync {
     fn kill_leader(&self) -> Result<String, String>;
     /// Starts the killed node again on its data.
     fn restart_killed(&self) -> Result<(), String>;
+    /// SIGKILLs a follower, starts it again on its data, and answers how long it took from the
+    /// start to its `/readyz` answering 200 (caught up with the leader).
+    fn restart_follower(&self) -> Result<Duration, String>;
 }
 
 pub(crate) async fn run(client: &Client, name: &str, plan: &Plan, faults: &dyn Faults) -> Result<Report, BenchError> {

@@ -20,6 +20,7 @@ mod backend;
 mod cron;
 mod drive;
 mod failover;
+mod history;
 mod http;
 mod report;
 mod workers;
@@ -61,10 +62,11 @@ pub enum Scenario {
     WorkerThroughput,
     Cron,
     Failover,
+    History,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Writes,
         Scenario::TriggerLatency,
         Scenario::Chain,
@@ -74,6 +76,7 @@ impl Scenario {
         Scenario::WorkerThroughput,
         Scenario::Cron,
         Scenario::Failover,
+        Scenario::History,
     ];
 
     pub fn name(self) -> &'static str {
@@ -87,6 +90,7 @@ impl Scenario {
             Scenario::WorkerThroughput => "worker-throughput",
             Scenario::Cron => "cron",
             Scenario::Failover => "failover",
+            Scenario::History => "history",
         }
     }
 
@@ -102,6 +106,7 @@ impl Scenario {
             Scenario::WorkerThroughput => "worker tasks finished per second (rate only; no latency samples)",
             Scenario::Cron => "schedule tick -> the task's HTTP request received (tick lateness plus dispatch)",
             Scenario::Failover => "leader SIGKILLed -> the first write acknowledged through a survivor",
+            Scenario::History => "after filling --count executions: a workflow's newest 100 listed",
         }
     }
 
@@ -109,6 +114,7 @@ impl Scenario {
     fn default_concurrency(self) -> usize {
         match self {
             Scenario::Writes | Scenario::Throughput | Scenario::Workers => 16,
+            Scenario::History => 32,
             _ => 1,
         }
     }
@@ -120,6 +126,7 @@ impl Scenario {
             Scenario::TriggerLatency | Scenario::Workers => 300,
             Scenario::Chain | Scenario::WorkerChain => 30,
             Scenario::Failover => 10,
+            Scenario::History => 10_000,
             Scenario::WorkerThroughput | Scenario::Cron => 0,
         }
     }
@@ -162,7 +169,7 @@ pub struct Options {
     /// (worker-throughput).
     #[arg(long, default_value_t = 10)]
     pub tasks: usize,
-    /// cron: workflows on the schedule.
+    /// cron: workflows on the schedule; history: workflows the executions are spread over.
     #[arg(long, default_value_t = 10)]
     pub workflows: usize,
     /// cron: their schedule (six-field cron, seconds first).
@@ -177,6 +184,9 @@ pub struct Options {
     /// writes: bytes per write (the workflow YAML is padded to it).
     #[arg(long, default_value_t = 300)]
     pub value_bytes: usize,
+    /// history: list calls timed after the fill.
+    #[arg(long, default_value_t = 200)]
+    pub samples: usize,
 }
 
 impl Default for Options {
@@ -192,6 +202,7 @@ impl Default for Options {
             workers: 4,
             slots: 8,
             value_bytes: 300,
+            samples: 200,
         }
     }
 }
@@ -244,6 +255,10 @@ impl Plan {
             Some("--workflows must be between 1 and 10000")
         } else if o.workers == 0 || o.workers > 256 || o.slots == 0 || o.slots > 1024 {
             Some("--workers must be between 1 and 256 and --slots between 1 and 1024")
+        } else if o.samples == 0 || o.samples > 100_000 {
+            Some("--samples must be between 1 and 100000")
+        } else if self.scenario == Scenario::History && self.count > 10_000_000 {
+            Some("--count must be at most 10000000 for history (the most the cluster keeps)")
         } else if o.value_bytes > 1 << 20 {
             Some("--value-bytes must be at most 1 MiB")
         } else {
@@ -274,6 +289,7 @@ pub async fn run(
             workers::run(client, &name, &plan).await
         }
         Scenario::Cron => cron::run(client, &name, &plan).await,
+        Scenario::History => history::run(client, &name, &plan, faults).await,
         Scenario::Failover => match faults {
             Some(faults) => failover::run(client, &name, &plan, faults).await,
             None => Err(BenchError::Usage(

@@ -43,3 +43,15 @@ fn failover_kills_leaders_and_times_the_first_accepted_write() {
     let p50 = r["p50_ms"].as_f64().unwrap_or_default();
     assert!((100.0..30_000.0).contains(&p50), "{r}");
 }
+
+#[test]
+fn history_times_a_follower_restart_on_the_filled_cluster() {
+    let reports = loom_bench(&["history", "--count", "60", "--workflows", "3", "--samples", "5"]);
+    let r = &reports[0];
+    assert_eq!(
+        (r["filled"].as_f64(), r["count"].as_u64(), r["errors"].as_u64()),
+        (Some(60.0), Some(5), Some(0)),
+        "{r}"
+    );
+    assert!(r["restart_to_ready_ms"].as_f64().is_some_and(|v| v > 0.0), "{r}");
+}

@@ -28,7 +28,7 @@ use tokio::time::Instant;
 
 use crate::network::NetworkFactory;
 use crate::rpc::{LeaderRequest, LeaderResponse, Replication, PATH_APPEND, PATH_LEADER, PATH_SNAPSHOT, PATH_VOTE};
-use crate::storage::{Disk, LogMetrics, LogStore, StateHandle, StateMachineStore};
+use crate::storage::{Disk, LogMetrics, LogStore, SnapshotMetrics, StateHandle, StateMachineStore};
 use crate::transport::Transport;
 use crate::types::{Raft, TypeConfig};
 
@@ -190,6 +190,7 @@ struct Inner<T> {
 #[derive(Debug, Default)]
 struct NodeMetrics {
     log: Arc<LogMetrics>,
+    snapshots: Arc<SnapshotMetrics>,
     /// From `propose` to the command's answer (applied on the leader).
     propose_latency: Histogram,
     proposals_failed: AtomicU64,
@@ -223,6 +224,7 @@ impl<T: Transport> ReplicatedNode<T> {
         let mut log = LogStore::open(&disk).map_err(|e| NodeError::Storage(e.to_string()))?;
         let state_machine = StateMachineStore::open(&disk).map_err(|e| NodeError::Storage(e.to_string()))?;
         let state = state_machine.state();
+        let snapshot_metrics = state_machine.metrics();
         let (committed_at_start, restored) = {
             use openraft::storage::RaftLogStorage;
             let storage = |e: crate::types::StorageError| NodeError::Storage(e.to_string());
@@ -275,7 +277,7 @@ impl<T: Transport> ReplicatedNode<T> {
         });
         let (proposals, queued) = mpsc::channel(MAX_QUEUED_PROPOSALS);
         tokio::spawn(batch_loop(link.clone(), queued));
-        let metrics = NodeMetrics { log: log.metrics(), ..NodeMetrics::default() };
+        let metrics = NodeMetrics { log: log.metrics(), snapshots: snapshot_metrics, ..NodeMetrics::default() };
         tokio::spawn(count_leader_changes(link.raft.metrics(), metrics.leader_changes.clone()));
         let node = ReplicatedNode {
             inner: Arc::new(Inner { link, state, disk, log, proposals, committed_at_start, metrics }),
@@ -432,6 +434,24 @@ impl<T: Transport> ReplicatedNode<T> {
             info.snapshot_index.unwrap_or(0) as f64,
         );
         out.gauge("loom_raft_log_entries", "Log entries on this node's disk.", &[], self.log_len() as f64);
+        out.histogram(
+            "loom_raft_snapshot_copy_seconds",
+            "Copying the state for a snapshot, under the lock that stops commands from applying.",
+            &[],
+            &m.snapshots.copy.snapshot(),
+        );
+        out.histogram(
+            "loom_raft_snapshot_build_seconds",
+            "Building a snapshot: the copy, encoding it, and writing it to disk.",
+            &[],
+            &m.snapshots.build.snapshot(),
+        );
+        out.gauge(
+            "loom_raft_snapshot_bytes",
+            "Size of the last snapshot built or installed.",
+            &[],
+            m.snapshots.bytes.load(Ordering::Relaxed) as f64,
+        );
         out.gauge(
             "loom_raft_members",
             "Members in the configuration (voters and learners).",

@@ -21,7 +21,7 @@ use linkloom_core::State;
 
 pub use disk::{Disk, DiskError, MemoryDisk, Tree};
 pub use log_store::{LogMetrics, LogStore};
-pub use state_machine::StateMachineStore;
+pub use state_machine::{SnapshotMetrics, StateMachineStore};
 
 use crate::types::{LogId, Membership, StorageError};
 

@@ -1,6 +1,11 @@
 //! openraft's state machine: applies committed entries to the in-memory [`State`] and keeps the
 //! latest snapshot on the node's [`Disk`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use linkloom_core::metrics::Histogram;
 use linkloom_core::{codec, Response, State};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, StorageIOError};
@@ -27,13 +32,26 @@ pub struct StateMachineStore {
     state: StateHandle,
     disk: Disk,
     snapshots: Tree,
+    metrics: Arc<SnapshotMetrics>,
+}
+
+/// What building snapshots costs, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct SnapshotMetrics {
+    /// The copy of the state taken under the read lock: while it runs, no command applies.
+    pub copy: Histogram,
+    /// The whole build: copy, encoding, and the write to disk.
+    pub build: Histogram,
+    /// Size of the last snapshot built or installed.
+    pub bytes: AtomicU64,
 }
 
 impl StateMachineStore {
     /// Opens the store, restoring the state from the latest snapshot if there is one.
     pub fn open(disk: &Disk) -> Result<Self, OpenError> {
         let snapshots = disk.open_tree("snapshot")?;
-        let store = StateMachineStore { state: StateHandle::default(), disk: disk.clone(), snapshots };
+        let store =
+            StateMachineStore { state: StateHandle::default(), disk: disk.clone(), snapshots, metrics: Arc::default() };
         if let Some(stored) = store.stored_snapshot().map_err(|e| OpenError::Snapshot(e.to_string()))? {
             let state = State::from_snapshot(&stored.data).map_err(|e| OpenError::Snapshot(e.to_string()))?;
             store.state.write(|a| {
@@ -48,6 +66,11 @@ impl StateMachineStore {
     /// The shared read handle to the applied state.
     pub fn state(&self) -> StateHandle {
         self.state.clone()
+    }
+
+    /// What building snapshots costs.
+    pub fn metrics(&self) -> Arc<SnapshotMetrics> {
+        self.metrics.clone()
     }
 
     fn stored_snapshot(&self) -> Result<Option<StoredSnapshot>, StorageError> {
@@ -81,8 +104,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         // Copy under the read lock so state and applied id agree, then encode without it: a
         // writer waiting behind a long read would stall every reader (the scheduler, the API).
+        let started = Instant::now();
         let (state, last_log_id, membership) =
             self.state.read_applied(|a| (a.state.clone(), a.last_log_id, a.membership.clone()));
+        self.metrics.copy.observe(started.elapsed());
         let data = state.to_snapshot().map_err(|e| StorageIOError::write_snapshot(None, &io_error(e)))?;
         drop(state);
         let snapshot_id = match last_log_id {
@@ -92,7 +117,14 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let meta = SnapshotMeta { last_log_id, last_membership: membership, snapshot_id };
         let stored = StoredSnapshot { meta, data };
         self.save_snapshot(&stored).await?;
-        tracing::info!(last_log_id = ?stored.meta.last_log_id, bytes = stored.data.len(), "snapshot built");
+        self.metrics.build.observe(started.elapsed());
+        self.metrics.bytes.store(stored.data.len() as u64, Ordering::Relaxed);
+        tracing::info!(
+            last_log_id = ?stored.meta.last_log_id,
+            bytes = stored.data.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "snapshot built"
+        );
         Ok(Snapshot { meta: stored.meta, snapshot: Box::new(stored.data) })
     }
 }
@@ -141,6 +173,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &io_error(e)))?;
         let stored = StoredSnapshot { meta: meta.clone(), data: *snapshot };
         self.save_snapshot(&stored).await?;
+        self.metrics.bytes.store(stored.data.len() as u64, Ordering::Relaxed);
         self.state.write(|a| {
             a.state = state;
             a.last_log_id = meta.last_log_id;

@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use clap::Parser;
@@ -73,6 +73,22 @@ impl Faults for ClusterFaults {
         cluster.kill(leader).map_err(|e| format!("killing node {leader}: {e}"))?;
         *self.killed.lock().map_err(|_| "poisoned")? = Some(leader);
         Ok(cluster.url(leader))
+    }
+
+    fn restart_follower(&self) -> Result<Duration, String> {
+        let mut cluster = self.cluster.lock().map_err(|_| "the cluster lock is poisoned".to_string())?;
+        let leader =
+            cluster.wait_ready(Duration::from_secs(60)).map_err(|e| format!("the cluster did not settle: {e}"))?;
+        let follower = cluster.ids().into_iter().find(|id| *id != leader).ok_or("no follower")?;
+        cluster.kill(follower).map_err(|e| format!("killing node {follower}: {e}"))?;
+        let started = Instant::now();
+        cluster.restart(follower).map_err(|e| format!("restarting node {follower}: {e}"))?;
+        cluster
+            .wait_for(&format!("node {follower} to be ready again"), Duration::from_secs(120), |c| {
+                matches!(c.get_json(follower, "/readyz"), Ok((200, _)))
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(started.elapsed())
     }
 
     fn restart_killed(&self) -> Result<(), String> {
@@ -137,14 +153,36 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Adds each node's RSS and the cluster's data on disk, read from /proc and the data directories.
+/// Adds each node's RSS and the cluster's data on disk, read from /proc and the data directories,
+/// and what building snapshots cost (the slowest node's mean, from its `/metrics`).
 fn with_process_figures(mut report: Report, cluster: &Cluster) -> Report {
+    let (mut copy_ms, mut build_ms, mut bytes) = (0.0f64, 0.0f64, 0.0f64);
     for id in cluster.ids() {
         if let Some(kib) = cluster.node(id).pid().and_then(rss_kib) {
             report = report.with(&format!("node{id}_rss_mib"), kib as f64 / 1024.0);
         }
+        if let Ok((200, serde_json::Value::String(text))) = cluster.get_json(id, "/metrics") {
+            let mean_ms = |family: &str| {
+                let count = sample(&text, &format!("{family}_count")).unwrap_or(0.0);
+                (count > 0.0).then(|| sample(&text, &format!("{family}_sum")).unwrap_or(0.0) / count * 1000.0)
+            };
+            copy_ms = copy_ms.max(mean_ms("loom_raft_snapshot_copy_seconds").unwrap_or(0.0));
+            build_ms = build_ms.max(mean_ms("loom_raft_snapshot_build_seconds").unwrap_or(0.0));
+            bytes = bytes.max(sample(&text, "loom_raft_snapshot_bytes").unwrap_or(0.0));
+        }
+    }
+    if build_ms > 0.0 {
+        report = report
+            .with("snapshot_copy_ms_mean", copy_ms)
+            .with("snapshot_build_ms_mean", build_ms)
+            .with("snapshot_mib", bytes / 1_048_576.0);
     }
     report.with("disk_mib", walk_size(cluster.dir()) as f64 / 1_048_576.0)
+}
+
+/// The value of an unlabelled sample in Prometheus text.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// Resident set size of a process, from /proc.
