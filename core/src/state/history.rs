@@ -15,6 +15,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use imbl::{OrdMap, OrdSet};
+
 use super::command::Response;
 use super::execution::{AttemptStatus, Execution, ExecutionStatus};
 use super::log::AttemptLog;
@@ -23,13 +25,13 @@ use super::State;
 /// Where each execution stands, and the bytes of every kept log.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct HistoryIndex {
-    unfinished: BTreeSet<String>,
+    unfinished: OrdSet<String>,
     /// Finished executions, oldest first: (finished at, id).
-    finished: BTreeSet<(i64, String)>,
+    finished: OrdSet<(i64, String)>,
     /// The same, per workflow.
-    by_workflow: BTreeMap<String, BTreeSet<(i64, String)>>,
+    by_workflow: OrdMap<String, OrdSet<(i64, String)>>,
     /// Where each finished execution sits in `finished`, and what it was counted as.
-    finished_at: BTreeMap<String, Filed>,
+    finished_at: OrdMap<String, Filed>,
     /// Finished executions by status, and their attempts by outcome (what `/metrics` shows
     /// without walking the history).
     finished_statuses: BTreeMap<ExecutionStatus, u64>,
@@ -101,7 +103,7 @@ impl HistoryIndex {
     }
 
     /// The index of these executions and logs, from scratch.
-    fn of(executions: &BTreeMap<String, Execution>, logs: &BTreeMap<u64, AttemptLog>) -> HistoryIndex {
+    fn of(executions: &OrdMap<String, Execution>, logs: &OrdMap<u64, AttemptLog>) -> HistoryIndex {
         let mut index = HistoryIndex::default();
         for (id, execution) in executions {
             index.file(id, Some(execution));
@@ -142,7 +144,7 @@ impl State {
         while self.history.finished.len() > limits.max_kept_executions as usize
             || self.history.log_bytes > u64::from(limits.max_kept_log_bytes)
         {
-            let Some((_, oldest)) = self.history.finished.first().cloned() else { break };
+            let Some((_, oldest)) = self.history.finished.get_min().cloned() else { break };
             self.evict(&oldest);
             dropped += 1;
         }
@@ -154,7 +156,7 @@ impl State {
     pub(super) fn prune(&mut self, now: i64) -> Response {
         let cutoff = now.saturating_sub(i64::from(self.limits.max_finished_age_secs).saturating_mul(1_000));
         let mut count = 0;
-        while let Some((at, oldest)) = self.history.finished.first().cloned() {
+        while let Some((at, oldest)) = self.history.finished.get_min().cloned() {
             if at >= cutoff {
                 break;
             }
@@ -199,6 +201,12 @@ impl State {
     /// Unfinished executions, in id order: what the engine works on, however much is kept.
     pub fn unfinished_executions(&self) -> impl Iterator<Item = &Execution> {
         self.history.unfinished.iter().filter_map(|id| self.executions.get(id))
+    }
+
+    /// The ids of a workflow's unfinished executions, in id order (ids start with `<workflow>:`,
+    /// and `;` is the character after `:`).
+    pub(super) fn unfinished_ids_of(&self, workflow_id: &str) -> Vec<String> {
+        self.history.unfinished.range(format!("{workflow_id}:")..format!("{workflow_id};")).cloned().collect()
     }
 
     /// What is kept now.

@@ -116,9 +116,9 @@ impl State {
                 wf.last_tick_ms = Some(wf.last_tick_ms.map_or(tick, |t| t.max(tick)));
             }
             let unfinished: Vec<(String, bool)> = self
-                .executions_of(workflow_id)
-                .filter(|e| !e.status.is_terminal())
-                .map(|e| (e.id.clone(), e.blocked_by.is_some()))
+                .unfinished_ids_of(workflow_id)
+                .into_iter()
+                .filter_map(|id| self.executions.get(&id).map(|e| (id, e.blocked_by.is_some())))
                 .collect();
             let skip = |state: &mut State, reason: &str| {
                 if let Some(wf) = state.workflows.get_mut(workflow_id) {

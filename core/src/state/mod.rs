@@ -20,6 +20,7 @@ mod workflow;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -45,11 +46,11 @@ use attempt::{AttemptRef, StartRequest};
 pub struct State {
     /// The largest `at_ms` of any applied command: replicated time, never going backwards.
     clock_ms: i64,
-    workflows: BTreeMap<String, Workflow>,
-    executions: BTreeMap<String, Execution>,
-    attempts: BTreeMap<u64, AttemptRef>,
+    workflows: OrdMap<String, Workflow>,
+    executions: OrdMap<String, Execution>,
+    attempts: OrdMap<u64, AttemptRef>,
     next_attempt_id: u64,
-    logs: BTreeMap<u64, AttemptLog>,
+    logs: OrdMap<u64, AttemptLog>,
     leases: BTreeMap<String, Lease>,
     next_lease_token: u64,
     workers: BTreeMap<String, WorkerEntry>,

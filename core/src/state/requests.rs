@@ -19,7 +19,7 @@
 //! Both tables live in the replicated state and change only in `apply`, by replicated time, so
 //! every node makes the same decisions.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -176,10 +176,10 @@ pub(super) enum Lookup {
 /// Client requests by id, remembered for a window (see the module docs).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub(super) struct ClientRequests {
-    by_id: BTreeMap<RequestId, Recorded>,
+    by_id: imbl::OrdMap<RequestId, Recorded>,
     /// Ids in the order they were recorded, which is also the order of their times (replicated
     /// time never goes back), so the oldest is always at the front.
-    order: VecDeque<RequestId>,
+    order: imbl::Vector<RequestId>,
     /// Requests forgotten before their window ended because the table was full.
     evicted_early: u64,
 }

@@ -139,8 +139,11 @@ impl State {
         if workflow.versions.len() <= limits::MAX_VERSIONS_KEPT {
             return;
         }
-        let in_use: Vec<u32> =
-            self.executions_of(id).filter(|e| !e.status.is_terminal()).map(|e| e.workflow_version).collect();
+        let in_use: Vec<u32> = self
+            .unfinished_ids_of(id)
+            .iter()
+            .filter_map(|e| self.executions.get(e).map(|e| e.workflow_version))
+            .collect();
         let excess = workflow.versions.len() - limits::MAX_VERSIONS_KEPT;
         let latest = workflow.latest;
         let doomed: Vec<u32> =
@@ -160,17 +163,13 @@ impl State {
                 workflow.updated_at_ms = now;
                 workflow.updated_by.clone_from(&actor);
                 let mut cancelled = 0;
-                let range = (format!("{id}:"), format!("{id};"));
-                let mut touched = Vec::new();
-                for (execution_id, execution) in self.executions.range_mut(range.0..range.1) {
+                for execution_id in self.unfinished_ids_of(id) {
+                    let Some(execution) = self.executions.get_mut(&execution_id) else { continue };
                     if execution.cancel(now).is_ok() {
                         execution.record(AuditAction::Cancelled, actor.clone(), now);
                         cancelled += 1;
-                        touched.push(execution_id.clone());
+                        self.reindex(&execution_id);
                     }
-                }
-                for execution_id in touched {
-                    self.reindex(&execution_id);
                 }
                 Response::WorkflowDeleted { workflow_id: id.to_string(), cancelled_executions: cancelled }
             }
@@ -205,7 +204,7 @@ impl State {
 /// The spec an execution runs, from the workflow map alone: a caller may hold the execution
 /// mutably meanwhile (the maps are disjoint fields of the state).
 pub(super) fn spec_of<'a>(
-    workflows: &'a BTreeMap<String, Workflow>,
+    workflows: &'a imbl::OrdMap<String, Workflow>,
     execution: &Execution,
 ) -> Option<&'a WorkflowSpec> {
     workflows.get(&execution.workflow_id).and_then(|w| w.versions.get(&execution.workflow_version)).map(|v| &v.spec)
