@@ -4,8 +4,6 @@
 //! execution still runs), and a deleted workflow keeps its version counter, so a version number
 //! always means one spec.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use super::command::{Rejection, Response};
@@ -25,7 +23,9 @@ pub struct Workflow {
     pub updated_at_ms: i64,
     /// Who made the last change (a new version, pause, resume, delete): a token name.
     pub updated_by: Option<String>,
-    pub versions: BTreeMap<u32, WorkflowVersion>,
+    /// A persistent map: copying a workflow (as a snapshot's copy of the state makes the next
+    /// write do) does not copy every kept spec.
+    pub versions: imbl::OrdMap<u32, WorkflowVersion>,
     /// The latest schedule tick handled (fired or skipped): the scheduler resumes after it.
     pub last_tick_ms: Option<i64>,
     /// Ticks skipped by `concurrency: forbid` (or a full `buffer_one`) since the workflow exists.
@@ -116,7 +116,7 @@ impl State {
             deleted: false,
             updated_at_ms: now,
             updated_by: None,
-            versions: BTreeMap::new(),
+            versions: imbl::OrdMap::new(),
             last_tick_ms: None,
             skipped_ticks: 0,
         });

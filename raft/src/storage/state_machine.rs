@@ -80,14 +80,21 @@ impl StateMachineStore {
         }
     }
 
-    async fn save_snapshot(&self, stored: &StoredSnapshot) -> Result<(), StorageError> {
+    /// Stores `stored` as the current snapshot, durably; answers it back.
+    async fn save_snapshot(&self, stored: StoredSnapshot) -> Result<StoredSnapshot, StorageError> {
         let signature = Some(stored.meta.signature());
-        let bytes =
-            codec::encode(stored).map_err(|e| StorageIOError::write_snapshot(signature.clone(), &io_error(e)))?;
-        let failed = |e: DiskError| StorageIOError::write_snapshot(signature.clone(), &io_error(e));
-        self.snapshots.insert(KEY_CURRENT.as_bytes(), bytes).map_err(failed)?;
-        self.disk.flush().await.map_err(failed)?;
-        Ok(())
+        let failed = |e: String| StorageIOError::write_snapshot(signature.clone(), &io_error(e));
+        let snapshots = self.snapshots.clone();
+        let stored = off_the_runtime(&self.disk, move || {
+            let bytes = codec::encode(&stored).map_err(|e| e.to_string())?;
+            snapshots.insert(KEY_CURRENT.as_bytes(), bytes).map_err(|e| e.to_string())?;
+            Ok::<_, String>(stored)
+        })
+        .await
+        .and_then(|r| r)
+        .map_err(failed)?;
+        self.disk.flush().await.map_err(|e: DiskError| failed(e.to_string()))?;
+        Ok(stored)
     }
 }
 
@@ -102,21 +109,23 @@ pub enum OpenError {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        // Copy under the read lock so state and applied id agree, then encode without it: a
-        // writer waiting behind a long read would stall every reader (the scheduler, the API).
+        // The copy is O(1) (the state lives in persistent maps), so taking it under the read
+        // lock stops nothing; encoding and storing it run off the async workers.
         let started = Instant::now();
         let (state, last_log_id, membership) =
             self.state.read_applied(|a| (a.state.clone(), a.last_log_id, a.membership.clone()));
         self.metrics.copy.observe(started.elapsed());
-        let data = state.to_snapshot().map_err(|e| StorageIOError::write_snapshot(None, &io_error(e)))?;
-        drop(state);
+        let data = off_the_runtime(&self.disk, move || state.to_snapshot())
+            .await
+            .and_then(|encoded| encoded.map_err(|e| e.to_string()))
+            .map_err(|e| StorageIOError::write_snapshot(None, &io_error(e)))?;
         let snapshot_id = match last_log_id {
             Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, data.len()),
             None => format!("empty-{}", data.len()),
         };
         let meta = SnapshotMeta { last_log_id, last_membership: membership, snapshot_id };
         let stored = StoredSnapshot { meta, data };
-        self.save_snapshot(&stored).await?;
+        let stored = self.save_snapshot(stored).await?;
         self.metrics.build.observe(started.elapsed());
         self.metrics.bytes.store(stored.data.len() as u64, Ordering::Relaxed);
         tracing::info!(
@@ -126,6 +135,19 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             "snapshot built"
         );
         Ok(Snapshot { meta: stored.meta, snapshot: Box::new(stored.data) })
+    }
+}
+
+/// Runs CPU- or disk-heavy work (encoding a snapshot, storing it) on the blocking pool, so a
+/// half-second encode does not hold one of the async workers that serve requests and flush the
+/// log. On the simulation's disk it runs inline: a run must replay, and a thread pool would not.
+async fn off_the_runtime<T: Send + 'static>(
+    disk: &Disk,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    match disk {
+        Disk::Sled(_) => tokio::task::spawn_blocking(work).await.map_err(|e| format!("the blocking task failed: {e}")),
+        Disk::Memory(_) => Ok(work()),
     }
 }
 
@@ -171,8 +193,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<Vec<u8>>) -> Result<(), StorageError> {
         let state = State::from_snapshot(&snapshot)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &io_error(e)))?;
-        let stored = StoredSnapshot { meta: meta.clone(), data: *snapshot };
-        self.save_snapshot(&stored).await?;
+        let stored = self.save_snapshot(StoredSnapshot { meta: meta.clone(), data: *snapshot }).await?;
         self.metrics.bytes.store(stored.data.len() as u64, Ordering::Relaxed);
         self.state.write(|a| {
             a.state = state;
