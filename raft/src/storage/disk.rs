@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// A failed disk operation.
@@ -26,19 +26,78 @@ impl From<sled::Error> for DiskError {
 /// One node's storage.
 #[derive(Clone)]
 pub enum Disk {
-    Sled(sled::Db),
+    /// sled, and the directory it lives in (where [`Blob`]s get files of their own).
+    Sled(sled::Db, PathBuf),
     Memory(MemoryDisk),
+}
+
+/// One durable value written whole: a snapshot. On a real disk it is a file of its own beside
+/// sled, written to a temporary file, fsynced and renamed over the old one, so writing tens of
+/// MiB does not queue the Raft log's fsyncs behind it in sled's single write-ahead log. On the
+/// simulation's disk it is a tree entry, durable once the disk is flushed (as a crash sees it).
+#[derive(Clone)]
+pub enum Blob {
+    File(PathBuf),
+    Tree(Tree, Vec<u8>),
+}
+
+impl Blob {
+    pub fn read(&self) -> Result<Option<Vec<u8>>, DiskError> {
+        match self {
+            Blob::File(path) => match std::fs::read(path) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(DiskError(format!("reading {}: {e}", path.display()))),
+            },
+            Blob::Tree(tree, key) => tree.get(key),
+        }
+    }
+
+    /// Replaces the value. A file is durable when this returns; a tree entry once the disk is
+    /// flushed ([`Blob::needs_flush`]).
+    pub fn write(&self, bytes: &[u8]) -> Result<(), DiskError> {
+        match self {
+            Blob::File(path) => {
+                let failed = |what: &str, e: std::io::Error| DiskError(format!("{what} {}: {e}", path.display()));
+                let temporary = path.with_extension("tmp");
+                let mut file = std::fs::File::create(&temporary).map_err(|e| failed("creating", e))?;
+                std::io::Write::write_all(&mut file, bytes).map_err(|e| failed("writing", e))?;
+                file.sync_all().map_err(|e| failed("syncing", e))?;
+                std::fs::rename(&temporary, path).map_err(|e| failed("renaming over", e))?;
+                if let Some(dir) = path.parent() {
+                    std::fs::File::open(dir)
+                        .and_then(|d| d.sync_all())
+                        .map_err(|e| failed("syncing the directory of", e))?;
+                }
+                Ok(())
+            }
+            Blob::Tree(tree, key) => tree.insert(key, bytes.to_vec()),
+        }
+    }
+
+    pub fn needs_flush(&self) -> bool {
+        matches!(self, Blob::Tree(..))
+    }
 }
 
 impl Disk {
     /// Opens (or creates) the node's sled database under `dir`.
     pub fn open_sled(dir: &Path) -> Result<Disk, DiskError> {
-        Ok(Disk::Sled(sled::Config::new().path(dir.join("sled")).mode(sled::Mode::HighThroughput).open()?))
+        let db = sled::Config::new().path(dir.join("sled")).mode(sled::Mode::HighThroughput).open()?;
+        Ok(Disk::Sled(db, dir.to_path_buf()))
+    }
+
+    /// The durable value called `name` (see [`Blob`]).
+    pub fn blob(&self, name: &str) -> Result<Blob, DiskError> {
+        Ok(match self {
+            Disk::Sled(_, dir) => Blob::File(dir.join(format!("{name}.bin"))),
+            Disk::Memory(_) => Blob::Tree(self.open_tree("blobs")?, name.as_bytes().to_vec()),
+        })
     }
 
     pub fn open_tree(&self, name: &str) -> Result<Tree, DiskError> {
         Ok(match self {
-            Disk::Sled(db) => Tree::Sled(db.open_tree(name)?),
+            Disk::Sled(db, _) => Tree::Sled(db.open_tree(name)?),
             Disk::Memory(disk) => Tree::Memory { disk: disk.clone(), name: name.to_string() },
         })
     }
@@ -46,7 +105,7 @@ impl Disk {
     /// Makes every write so far durable.
     pub async fn flush(&self) -> Result<(), DiskError> {
         match self {
-            Disk::Sled(db) => db.flush_async().await.map(|_| ()).map_err(DiskError::from),
+            Disk::Sled(db, _) => db.flush_async().await.map(|_| ()).map_err(DiskError::from),
             Disk::Memory(disk) => {
                 let delay = disk.with(|m| m.flush_delay);
                 if !delay.is_zero() {

@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 
 use linkloom_core::State;
 
-pub use disk::{Disk, DiskError, MemoryDisk, Tree};
+pub use disk::{Blob, Disk, DiskError, MemoryDisk, Tree};
 pub use log_store::{LogMetrics, LogStore};
 pub use state_machine::{SnapshotMetrics, StateMachineStore};
 

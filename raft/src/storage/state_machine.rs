@@ -11,7 +11,7 @@ use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, StorageIOError};
 use serde::{Deserialize, Serialize};
 
-use super::disk::{Disk, DiskError, Tree};
+use super::disk::{Blob, Disk, DiskError, Tree};
 use super::{io_error, read_error, StateHandle};
 use crate::types::{LogId, Membership, SnapshotMeta, StorageError, TypeConfig};
 
@@ -31,7 +31,11 @@ struct StoredSnapshot {
 pub struct StateMachineStore {
     state: StateHandle,
     disk: Disk,
-    snapshots: Tree,
+    /// The current snapshot (see [`Blob`]: a file of its own on a real disk).
+    snapshot: Blob,
+    /// Where snapshots were kept before they had a file of their own: read when there is no
+    /// file yet, so a node upgraded in place starts from its snapshot.
+    legacy: Tree,
     metrics: Arc<SnapshotMetrics>,
 }
 
@@ -49,9 +53,13 @@ pub struct SnapshotMetrics {
 impl StateMachineStore {
     /// Opens the store, restoring the state from the latest snapshot if there is one.
     pub fn open(disk: &Disk) -> Result<Self, OpenError> {
-        let snapshots = disk.open_tree("snapshot")?;
-        let store =
-            StateMachineStore { state: StateHandle::default(), disk: disk.clone(), snapshots, metrics: Arc::default() };
+        let store = StateMachineStore {
+            state: StateHandle::default(),
+            disk: disk.clone(),
+            snapshot: disk.blob("snapshot")?,
+            legacy: disk.open_tree("snapshot")?,
+            metrics: Arc::default(),
+        };
         if let Some(stored) = store.stored_snapshot().map_err(|e| OpenError::Snapshot(e.to_string()))? {
             let state = State::from_snapshot(&stored.data).map_err(|e| OpenError::Snapshot(e.to_string()))?;
             store.state.write(|a| {
@@ -74,26 +82,29 @@ impl StateMachineStore {
     }
 
     fn stored_snapshot(&self) -> Result<Option<StoredSnapshot>, StorageError> {
-        match self.snapshots.get(KEY_CURRENT.as_bytes()).map_err(read_error)? {
-            None => Ok(None),
-            Some(bytes) => codec::decode(&bytes).map(Some).map_err(read_error),
-        }
+        let bytes = match self.snapshot.read().map_err(read_error)? {
+            Some(bytes) => Some(bytes),
+            None => self.legacy.get(KEY_CURRENT.as_bytes()).map_err(read_error)?,
+        };
+        bytes.map(|bytes| codec::decode(&bytes).map_err(read_error)).transpose()
     }
 
     /// Stores `stored` as the current snapshot, durably; answers it back.
     async fn save_snapshot(&self, stored: StoredSnapshot) -> Result<StoredSnapshot, StorageError> {
         let signature = Some(stored.meta.signature());
         let failed = |e: String| StorageIOError::write_snapshot(signature.clone(), &io_error(e));
-        let snapshots = self.snapshots.clone();
+        let snapshot = self.snapshot.clone();
         let stored = off_the_runtime(&self.disk, move || {
             let bytes = codec::encode(&stored).map_err(|e| e.to_string())?;
-            snapshots.insert(KEY_CURRENT.as_bytes(), bytes).map_err(|e| e.to_string())?;
+            snapshot.write(&bytes).map_err(|e| e.to_string())?;
             Ok::<_, String>(stored)
         })
         .await
         .and_then(|r| r)
         .map_err(failed)?;
-        self.disk.flush().await.map_err(|e: DiskError| failed(e.to_string()))?;
+        if self.snapshot.needs_flush() {
+            self.disk.flush().await.map_err(|e: DiskError| failed(e.to_string()))?;
+        }
         Ok(stored)
     }
 }
@@ -146,7 +157,7 @@ async fn off_the_runtime<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, String> {
     match disk {
-        Disk::Sled(_) => tokio::task::spawn_blocking(work).await.map_err(|e| format!("the blocking task failed: {e}")),
+        Disk::Sled(..) => tokio::task::spawn_blocking(work).await.map_err(|e| format!("the blocking task failed: {e}")),
         Disk::Memory(_) => Ok(work()),
     }
 }
