@@ -62,14 +62,9 @@ fn executions_of(cluster: &Cluster, workflow: &str) -> Vec<serde_json::Value> {
 
 #[test]
 fn every_limit_answers_its_status_and_stores_nothing() {
-    let mut cluster = Cluster::start(
-        BIN,
-        ClusterOptions::new(1)
-            .env("LOOM_MAX_BODY_BYTES", 200_000)
-            .env("LOOM_KEEP_EXECUTIONS", 2)
-            .env("LOOM_MAX_PAGE_SIZE", 50),
-    )
-    .expect("start");
+    let mut cluster =
+        Cluster::start(BIN, ClusterOptions::new(1).env("LOOM_MAX_BODY_BYTES", 200_000).env("LOOM_MAX_PAGE_SIZE", 50))
+            .expect("start");
     cluster.wait_ready(Duration::from_secs(30)).expect("ready");
     cluster
         .put_workflow(1, "id: lim\ntasks:\n  - id: a\n    type: shell\n    command: [\"true\"]\n")
@@ -175,7 +170,11 @@ tasks:
         .unwrap();
     assert_eq!(status, 200);
 
-    // Retention: with 2 kept per workflow, older finished executions are pruned.
+    // Retention: with 2 kept per workflow, older finished executions go as newer ones finish.
+    let (status, _) = cluster
+        .put_json(1, "/api/v1/cluster/limits", &serde_json::json!({"max_kept_executions_per_workflow": 2}))
+        .unwrap();
+    assert_eq!(status, 200);
     for _ in 0..5 {
         let id = cluster.trigger(1, "lim", serde_json::json!({})).unwrap();
         cluster.wait_execution(1, &id, Duration::from_secs(60)).unwrap();

@@ -97,9 +97,7 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
             anyhow::bail!("{} needs nodes on separate network hosts (--netns, as root)", fault.name());
         }
     }
-    let mut cluster_options = ClusterOptions::new(3)
-        // Cancelled executions must stay to be counted.
-        .env("LOOM_KEEP_EXECUTIONS", 1_000_000);
+    let mut cluster_options = ClusterOptions::new(3);
     if let Some(netns) = &options.netns {
         cluster_options = cluster_options.netns(netns.clone());
     }
@@ -108,6 +106,13 @@ pub fn run(options: &Options) -> anyhow::Result<Report> {
     }
     let mut cluster = Cluster::start(&options.node_binary, cluster_options)?;
     cluster.wait_ready(Duration::from_secs(30)).context("the cluster did not come up")?;
+    // Cancelled executions must stay to be counted: retention keeps as many as it can.
+    let keep_all =
+        serde_json::json!({"max_kept_executions_per_workflow": 1_000_000, "max_kept_executions": 10_000_000});
+    match cluster.put_json(1, "/api/v1/cluster/limits", &keep_all)? {
+        (200, _) => {}
+        (status, body) => anyhow::bail!("raising the retention limits answered {status}: {body}"),
+    }
     let trigger_spec = serde_json::json!({
         "id": TRIGGER_WORKFLOW,
         "description": "started by loom-jepsen; its task waits for a worker that never comes",
