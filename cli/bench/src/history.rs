@@ -34,20 +34,24 @@ pub(crate) async fn run(
     let before = client.limits().await?;
     let need_total = u32::try_from(count).unwrap_or(u32::MAX).saturating_add(1_000);
     let need_each = u32::try_from(count.div_ceil(workflows)).unwrap_or(u32::MAX).saturating_add(1);
-    let change = LimitsChange {
-        max_kept_executions: Some(need_total.max(before.values.max_kept_executions)),
-        max_kept_executions_per_workflow: Some(need_each.max(before.values.max_kept_executions_per_workflow)),
-        ..LimitsChange::default()
-    };
-    client.set_limits(&change).await?;
+    let (values, ceilings) = (before.values, before.ceilings);
+    let raised = retention(
+        need_total.max(values.max_kept_executions).min(ceilings.max_kept_executions),
+        need_each.max(values.max_kept_executions_per_workflow).min(ceilings.max_kept_executions_per_workflow),
+    );
+    client.set_limits(&raised).await?;
     let result = fill_and_measure(client, name, plan, faults).await;
-    let restore = LimitsChange {
-        max_kept_executions: Some(before.values.max_kept_executions),
-        max_kept_executions_per_workflow: Some(before.values.max_kept_executions_per_workflow),
-        ..LimitsChange::default()
-    };
-    let _ = client.set_limits(&restore).await;
+    let _ = client.set_limits(&retention(values.max_kept_executions, values.max_kept_executions_per_workflow)).await;
     result
+}
+
+/// A change of the two retention limits a fill depends on.
+fn retention(total: u32, per_workflow: u32) -> LimitsChange {
+    LimitsChange {
+        max_kept_executions: Some(total),
+        max_kept_executions_per_workflow: Some(per_workflow),
+        ..LimitsChange::default()
+    }
 }
 
 async fn fill_and_measure(
