@@ -179,7 +179,15 @@ struct SupState {
     connections: BTreeMap<ActorId, ActorRef<ConnMsg>>,
     /// Set while a Reconcile is queued, so bursts of changes coalesce into one.
     pending: Arc<AtomicBool>,
+    /// Where this node read the state's change journal up to: (generation, position).
+    journal: Option<(u64, u64)>,
+    /// When every unfinished execution was last looked at (the safety net under the journal).
+    last_sweep: Option<tokio::time::Instant>,
 }
+
+/// How often the supervisor looks at every unfinished execution, not only the changed ones: a
+/// change the journal missed costs at most this much delay, never a stuck execution.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) async fn start(ctx: Arc<EngineCtx>) -> Result<EngineHandle, ractor::SpawnErr> {
     let (supervisor, _) = Actor::spawn(None, NodeSupervisor, ctx.clone()).await?;
@@ -223,6 +231,8 @@ impl Actor for NodeSupervisor {
             dispatcher_pending,
             connections: BTreeMap::new(),
             pending,
+            journal: None,
+            last_sweep: None,
         })
     }
 
@@ -312,6 +322,7 @@ impl Actor for NodeSupervisor {
                 } else if let Some(id) = state.by_actor.remove(&cell.get_id()) {
                     tracing::error!(execution_id = %id, "execution actor failed, restarting from replicated state: {error}");
                     state.children.remove(&id);
+                    state.last_sweep = None;
                     state.reconcile(&myself).await;
                 }
             }
@@ -328,13 +339,37 @@ impl Actor for NodeSupervisor {
 }
 
 impl SupState {
+    /// Brings the execution actors in line with the state: an actor for every unfinished
+    /// execution this node owns, and a poke for each whose execution changed. What changed comes
+    /// from the state's change journal, so the work is what a commit touched, not everything
+    /// unfinished; everything is looked at when the state was replaced (a snapshot installed),
+    /// and once a second anyway.
     async fn reconcile(&mut self, myself: &ActorRef<SupMsg>) {
         let me = self.ctx.cluster.node_id();
-        let owned: Vec<String> = self
-            .ctx
-            .cluster
-            .state()
-            .read(|s| s.unfinished_executions().filter(|e| e.owner == Some(me)).map(|e| e.id.clone()).collect());
+        let since = self.journal.map_or(0, |(_, seq)| seq);
+        let (generation, (changed, next)) = self.ctx.cluster.state().read_with_generation(|s| s.changed_since(since));
+        let now = tokio::time::Instant::now();
+        let sweep = self.journal.is_none_or(|(g, _)| g != generation)
+            || self.last_sweep.is_none_or(|t| now.duration_since(t) >= SWEEP_EVERY);
+        self.journal = Some((generation, next));
+        let look_at: Vec<String> = if sweep {
+            self.last_sweep = Some(now);
+            let state = self.ctx.cluster.state();
+            let mut all: Vec<String> = state.read(|s| s.unfinished_executions().map(|e| e.id.clone()).collect());
+            all.extend(self.children.keys().cloned());
+            all.sort();
+            all.dedup();
+            all
+        } else {
+            changed
+        };
+        let owned: Vec<String> = self.ctx.cluster.state().read(|s| {
+            look_at
+                .iter()
+                .filter(|id| s.execution(id).is_some_and(|e| !e.status.is_terminal() && e.owner == Some(me)))
+                .cloned()
+                .collect()
+        });
         for id in owned {
             if self.children.contains_key(&id) {
                 continue;
@@ -348,9 +383,12 @@ impl SupState {
                 Err(e) => tracing::error!(execution_id = %id, "cannot start an execution actor: {e}"),
             }
         }
-        // Every child looks again; those whose execution ended or moved stop themselves.
-        for child in self.children.values() {
-            let _ = child.cast(ExecMsg::Poke);
+        // The children of changed executions look again; those whose execution ended or moved
+        // stop themselves.
+        for id in &look_at {
+            if let Some(child) = self.children.get(id) {
+                let _ = child.cast(ExecMsg::Poke);
+            }
         }
         if let Some(leader) = &self.leader {
             if !self.leader_pending.swap(true, Ordering::AcqRel) {

@@ -23,7 +23,7 @@ use super::log::AttemptLog;
 use super::State;
 
 /// Where each execution stands, and the bytes of every kept log.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub(super) struct HistoryIndex {
     unfinished: OrdSet<String>,
     /// Finished executions, oldest first: (finished at, id).
@@ -40,6 +40,27 @@ pub(super) struct HistoryIndex {
     pub(super) log_bytes: u64,
     /// Workflows that gained a finished execution since retention last looked.
     grown: BTreeSet<String>,
+    /// The change journal: each execution filed since this index was built, under the sequence
+    /// number of its latest filing (so the engine can ask "what changed since n?" and look at
+    /// those executions only). One entry per execution: bounded by what is kept.
+    journal: OrdMap<u64, String>,
+    journaled_at: OrdMap<String, u64>,
+    next_seq: u64,
+}
+
+/// Two indexes are equal when they index the same things: what is derived from the executions.
+/// The retention work list and the change journal record how the state got here, which a
+/// snapshot (and so a recount) does not carry.
+impl PartialEq for HistoryIndex {
+    fn eq(&self, other: &Self) -> bool {
+        self.unfinished == other.unfinished
+            && self.finished == other.finished
+            && self.by_workflow == other.by_workflow
+            && self.finished_at == other.finished_at
+            && self.finished_statuses == other.finished_statuses
+            && self.finished_attempts == other.finished_attempts
+            && self.log_bytes == other.log_bytes
+    }
 }
 
 /// How a finished execution was counted when filed (finished executions do not change until
@@ -65,6 +86,7 @@ pub struct Kept {
 impl HistoryIndex {
     /// Files execution `id` (`None`: gone) by its status, replacing where it was filed before.
     fn file(&mut self, id: &str, execution: Option<&Execution>) {
+        self.touch(id, execution.is_some());
         self.unfinished.remove(id);
         if let Some(filed) = self.finished_at.remove(id) {
             let key = (filed.at, id.to_string());
@@ -102,6 +124,18 @@ impl HistoryIndex {
         self.grown.insert(workflow_of(id).to_string());
     }
 
+    /// Records in the journal that execution `id` changed (`kept`: it is still there).
+    fn touch(&mut self, id: &str, kept: bool) {
+        if let Some(seq) = self.journaled_at.remove(id) {
+            self.journal.remove(&seq);
+        }
+        if kept {
+            self.journal.insert(self.next_seq, id.to_string());
+            self.journaled_at.insert(id.to_string(), self.next_seq);
+            self.next_seq += 1;
+        }
+    }
+
     /// The index of these executions and logs, from scratch.
     fn of(executions: &OrdMap<String, Execution>, logs: &OrdMap<u64, AttemptLog>) -> HistoryIndex {
         let mut index = HistoryIndex::default();
@@ -119,7 +153,28 @@ impl State {
     /// is gone). Called, through [`State::reindex`], wherever an execution is created, changes
     /// status or is removed.
     pub(super) fn file_history(&mut self, id: &str) {
-        self.history.file(id, self.executions.get(id));
+        let execution = self.executions.get(id);
+        self.history.file(id, execution);
+        // An execution that ended may release one buffered behind it: that one changed too.
+        if execution.is_some_and(|e| e.status.is_terminal()) {
+            let waiting: Vec<String> = self
+                .unfinished_ids_of(workflow_of(id))
+                .into_iter()
+                .filter(|w| self.executions.get(w).is_some_and(|e| e.blocked_by.as_deref() == Some(id)))
+                .collect();
+            for w in waiting {
+                self.history.touch(&w, true);
+            }
+        }
+    }
+
+    /// The executions changed since journal position `since`, oldest change first, and the
+    /// position to ask from next time. Positions start again when the state is replaced (a
+    /// snapshot loaded); `StateHandle` counts replacements, so a reader knows to look at
+    /// everything then.
+    pub fn changed_since(&self, since: u64) -> (Vec<String>, u64) {
+        let changed = self.history.journal.range(since..).map(|(_, id)| id.clone()).collect();
+        (changed, self.history.next_seq)
     }
 
     /// Rebuilds the history index from the executions and logs (after loading a snapshot).

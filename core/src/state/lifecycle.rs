@@ -22,6 +22,7 @@ impl State {
             }
             Some(e) => {
                 e.owner = Some(node_id);
+                self.reindex(&execution_id);
                 Response::ExecutionAssigned { execution_id, node_id }
             }
         }

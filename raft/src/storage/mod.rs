@@ -32,6 +32,9 @@ pub(crate) struct Applied {
     pub(crate) state: State,
     pub(crate) last_log_id: Option<LogId>,
     pub(crate) membership: Membership,
+    /// How many times the state was replaced whole (restored or installed from a snapshot):
+    /// positions in its change journal start again then.
+    pub(crate) generation: u64,
 }
 
 /// Read access to the applied state, shared with the API. Readers hold the lock briefly and
@@ -44,6 +47,13 @@ impl StateHandle {
     pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
         let guard = self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&guard.state)
+    }
+
+    /// Runs `f` with the current state, and answers which generation of it that was (see
+    /// [`linkloom_core::State::changed_since`]: a new generation means look at everything).
+    pub fn read_with_generation<R>(&self, f: impl FnOnce(&State) -> R) -> (u64, R) {
+        let guard = self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        (guard.generation, f(&guard.state))
     }
 
     pub(crate) fn read_applied<R>(&self, f: impl FnOnce(&Applied) -> R) -> R {

@@ -64,6 +64,7 @@ impl StateMachineStore {
             let state = State::from_snapshot(&stored.data).map_err(|e| OpenError::Snapshot(e.to_string()))?;
             store.state.write(|a| {
                 a.state = state;
+                a.generation += 1;
                 a.last_log_id = stored.meta.last_log_id;
                 a.membership = stored.meta.last_membership.clone();
             });
@@ -208,6 +209,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.metrics.bytes.store(stored.data.len() as u64, Ordering::Relaxed);
         self.state.write(|a| {
             a.state = state;
+            a.generation += 1;
             a.last_log_id = meta.last_log_id;
             a.membership = meta.last_membership.clone();
         });
