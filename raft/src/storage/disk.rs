@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -60,7 +61,15 @@ impl Blob {
             Blob::File(path) => {
                 let failed = |what: &str, e: std::io::Error| DiskError(format!("{what} {}: {e}", path.display()));
                 let temporary = path.with_extension("tmp");
-                let mut file = std::fs::File::create(&temporary).map_err(|e| failed("creating", e))?;
+                // Owner-only: the state holds token hashes and task parameters, and a data directory
+                // may be traversable by the user shell tasks run as.
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&temporary)
+                    .map_err(|e| failed("creating", e))?;
                 std::io::Write::write_all(&mut file, bytes).map_err(|e| failed("writing", e))?;
                 file.sync_all().map_err(|e| failed("syncing", e))?;
                 std::fs::rename(&temporary, path).map_err(|e| failed("renaming over", e))?;
@@ -303,6 +312,21 @@ mod tests {
         disk.flush().await.unwrap();
         memory.crash();
         assert_eq!(tree.get(b"c").unwrap(), None, "a lying flush keeps nothing");
+    }
+
+    #[test]
+    fn a_blob_file_is_replaced_whole_and_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::open_sled(dir.path()).unwrap();
+        let blob = disk.blob("snapshot").unwrap();
+        assert_eq!(blob.read().unwrap(), None);
+        blob.write(b"first").unwrap();
+        blob.write(b"second").unwrap();
+        assert_eq!(blob.read().unwrap().as_deref(), Some(&b"second"[..]));
+        let mode = std::fs::metadata(dir.path().join("snapshot.bin")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!dir.path().join("snapshot.tmp").exists());
     }
 
     #[test]
