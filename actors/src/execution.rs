@@ -122,7 +122,8 @@ impl ExecState {
         let now = ctx.clock.now_ms();
         let view = ctx.cluster.state().read(|s| {
             let e = s.execution(&self.id)?;
-            Some((e.clone(), s.execution_spec(e)?.clone(), s.ready_tasks(&self.id, now)))
+            let spec = s.execution_spec(&e)?.clone();
+            Some((e.into_owned(), spec, s.ready_tasks(&self.id, now)))
         });
         let Some((execution, spec, ready)) = view else {
             myself.stop(Some("execution gone".into()));

@@ -211,7 +211,8 @@ impl ConnState {
                 .iter()
                 .filter(|id| !running.contains(id))
                 .filter_map(|id| {
-                    let (_, _, attempt) = s.attempt(*id)?;
+                    let at = s.attempt(*id)?;
+                    let attempt = at.attempt();
                     let told = matches!(
                         attempt.status,
                         AttemptStatus::Cancelled | AttemptStatus::TimedOut | AttemptStatus::Lost
@@ -299,7 +300,8 @@ impl ConnState {
 
 /// The assignment for attempt `attempt_id`, with the task's input rendered.
 fn assignment(s: &linkloom_core::State, attempt_id: u64) -> Option<Delivery> {
-    let (execution, task, attempt) = s.attempt(attempt_id)?;
+    let at = s.attempt(attempt_id)?;
+    let (execution, task, attempt) = (&*at.execution, at.task(), at.attempt());
     let spec = s.execution_spec(execution)?;
     let task_spec = spec.task(&task.id)?;
     let input = match &task_spec.input {

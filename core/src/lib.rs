@@ -21,4 +21,4 @@ pub mod task_answer;
 pub use duration::DurationMs;
 pub use json::Json;
 pub use spec::WorkflowSpec;
-pub use state::{Command, Response, State};
+pub use state::{Command, HistoryStore, Response, State};

@@ -98,7 +98,7 @@ impl Checker {
                     }
                 }
             }
-            let spec = s.execution_spec(e);
+            let spec = s.execution_spec(&e);
             for t in &e.tasks {
                 let successes = t.attempts.iter().filter(|a| a.status == AttemptStatus::Succeeded).count();
                 let last_is_success = t.attempts.last().is_some_and(|a| a.status == AttemptStatus::Succeeded);
@@ -206,7 +206,7 @@ impl Checker {
                             s.execution(execution_id).is_none_or(|e| e.status == ExecutionStatus::Cancelled)
                         }
                         Ack::Completion { attempt_id } => {
-                            s.attempt(*attempt_id).is_none_or(|(_, _, a)| a.status != AttemptStatus::Running)
+                            s.attempt(*attempt_id).is_none_or(|at| at.attempt().status != AttemptStatus::Running)
                         }
                     };
                     if !present {

@@ -1,5 +1,7 @@
 //! Executions: trigger, backfill, list, show, cancel, retry; task callbacks and heartbeats.
 
+use std::borrow::Cow;
+
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -336,29 +338,30 @@ pub(crate) async fn list(
     };
     page.read_options().barrier(&state).await?;
     let executions = state.node.state().read(|s| {
-        let matches = |e: &&Execution| {
-            filter.workflow.as_deref().is_none_or(|w| e.workflow_id == w)
+        let workflow = filter.workflow.as_deref();
+        let matches = |e: &Cow<'_, Execution>| {
+            workflow.is_none_or(|w| e.workflow_id == w)
                 && status.is_none_or(|st| e.status == st)
                 && trigger.is_none_or(|t| e.trigger == t)
                 && since.is_none_or(|t| e.created_at_ms >= t)
                 && until.is_none_or(|t| e.created_at_ms < t)
         };
         match order {
+            // Both orders read the kept history in order (from memory and the base on disk), and
+            // stop one past the page.
             Order::Id => {
-                let matching = s.executions_after(page.cursor.as_deref()).filter(matches).map(views::execution);
+                let matching =
+                    s.executions_by_id(workflow, page.cursor.as_deref()).filter(matches).map(|e| views::execution(&e));
                 page_of(matching, limit, |e| e.id.clone())
             }
             Order::Newest => {
-                let mut matching: Vec<&Execution> = s
-                    .executions_after(None)
-                    .filter(matches)
-                    .filter(|e| newest_after.is_none_or(|(ms, id)| (e.created_at_ms, e.id.as_str()) < (ms, id)))
-                    .collect();
-                matching.sort_unstable_by(|a, b| (b.created_at_ms, &b.id).cmp(&(a.created_at_ms, &a.id)));
+                let before = newest_after;
+                let mut matching: Vec<Cow<'_, Execution>> =
+                    s.executions_newest(workflow, before).filter(matches).take(limit + 1).collect();
                 let more = matching.len() > limit;
                 matching.truncate(limit);
                 let next = more.then(|| matching.last().map(|e| format!("{}:{}", e.created_at_ms, e.id))).flatten();
-                wire::Page::new(matching.into_iter().map(views::execution).collect(), next)
+                wire::Page::new(matching.iter().map(|e| views::execution(e)).collect(), next)
             }
         }
     });
@@ -375,7 +378,7 @@ pub(crate) async fn show(
     state
         .node
         .state()
-        .read(|s| s.execution(&id).map(views::execution))
+        .read(|s| s.execution(&id).map(|e| views::execution(&e)))
         .map(Json)
         .ok_or_else(|| ApiError::not_found("execution", &id))
 }

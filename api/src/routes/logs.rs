@@ -71,7 +71,7 @@ impl LogFollower {
             for attempt in &run.attempts {
                 let position = self.sent.get(&attempt.id).copied();
                 let (text, end) = match s.attempt_log(attempt.id) {
-                    Some(log) => since(log, position.unwrap_or(0)),
+                    Some(log) => since(&log, position.unwrap_or(0)),
                     None => (String::new(), 0),
                 };
                 let header = match position {

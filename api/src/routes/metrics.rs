@@ -65,6 +65,12 @@ fn render_state(state: &ApiState, out: &mut Exposition) {
         &[],
         kept.log_bytes as f64,
     );
+    out.gauge(
+        "loom_finished_executions_in_memory",
+        "Finished executions held in memory: finished since the last snapshot; the rest are on disk.",
+        &[],
+        kept.finished_in_memory as f64,
+    );
     for (name, value) in [
         ("max_kept_executions", limits.max_kept_executions),
         ("max_kept_executions_per_workflow", limits.max_kept_executions_per_workflow),

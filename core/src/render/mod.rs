@@ -191,7 +191,7 @@ mod tests {
             actor: None,
             at_ms: 1,
         });
-        let mut e = state.execution("wf:x").unwrap().clone();
+        let mut e = state.execution("wf:x").unwrap().into_owned();
         e.tasks[0].output = Json(serde_json::json!({"rows": 42, "names": ["x", "y"]}));
         e
     }

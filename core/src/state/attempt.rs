@@ -8,8 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::command::{AttemptResult, Rejection, Reporter, Response};
-use super::execution::{self, Attempt, AttemptStatus, Execution, TaskRun};
-use super::log::AttemptLog;
+use super::execution::{self, Attempt, AttemptStatus};
 use super::{token, workflow, Moment, State};
 use crate::ids::NodeId;
 use crate::json::Json;
@@ -47,6 +46,20 @@ pub(super) struct AttemptRef {
     task_index: usize,
 }
 
+impl AttemptRef {
+    pub(super) fn new(execution_id: &str, task_index: usize) -> AttemptRef {
+        AttemptRef { execution_id: execution_id.to_string(), task_index }
+    }
+
+    pub(super) fn execution_id(&self) -> &str {
+        &self.execution_id
+    }
+
+    pub(super) fn task_index(&self) -> usize {
+        self.task_index
+    }
+}
+
 impl State {
     pub(super) fn start_attempt(
         &mut self,
@@ -56,6 +69,7 @@ impl State {
         at: Moment,
     ) -> Response {
         let StartRequest { node_id, worker_id, lease_expires_at_ms, callback_token_hash } = start;
+        self.promote(execution_id);
         let (now, lease_expires_at_ms) = (at.now, lease_expires_at_ms.map(|e| at.expiry(e)));
         if callback_token_hash.as_deref().is_some_and(|h| !token::is_sha256_hex(h)) {
             return Response::Rejected(Rejection::InvalidToken(
@@ -102,6 +116,7 @@ impl State {
         at: Moment,
     ) -> Response {
         let (now, lease_expires_at_ms) = (at.now, lease_expires_at_ms.map(|e| at.expiry(e)));
+        self.promote_attempt(attempt_id);
         if let Some(p) = progress.as_ref().filter(|p| p.encoded_len() > limits::MAX_PROGRESS_BYTES) {
             let (what, size, limit) = ("progress".to_string(), p.encoded_len(), limits::MAX_PROGRESS_BYTES);
             return Response::Rejected(Rejection::TooLarge { what, size, limit });
@@ -151,6 +166,7 @@ impl State {
         jitter: u16,
         now: i64,
     ) -> Response {
+        self.promote_attempt(attempt_id);
         match self.current_attempt_mut(attempt_id) {
             Ok(a) if !may_report(a, by) => return Response::Rejected(Rejection::NotAttemptHolder { attempt_id }),
             Ok(_) => {}
@@ -272,6 +288,7 @@ impl State {
     }
 
     pub(super) fn append_log(&mut self, attempt_id: u64, text: String, now: i64) -> Response {
+        self.promote_attempt(attempt_id);
         if !self.attempts.contains_key(&attempt_id) {
             return Response::Rejected(Rejection::AttemptNotFound(attempt_id));
         }
@@ -289,19 +306,6 @@ impl State {
         let after = log.kept_bytes;
         self.log_resized(before, after);
         Response::LogAppended { dropped_bytes }
-    }
-
-    /// The attempt `attempt_id` with its execution and task ids.
-    pub fn attempt(&self, attempt_id: u64) -> Option<(&Execution, &TaskRun, &Attempt)> {
-        let at = self.attempts.get(&attempt_id)?;
-        let execution = self.executions.get(&at.execution_id)?;
-        let task = execution.tasks.get(at.task_index)?;
-        let attempt = task.attempts.iter().find(|a| a.id == attempt_id)?;
-        Some((execution, task, attempt))
-    }
-
-    pub fn attempt_log(&self, attempt_id: u64) -> Option<&AttemptLog> {
-        self.logs.get(&attempt_id)
     }
 
     /// Every indexed attempt exists where the index says, under the attempt counter.

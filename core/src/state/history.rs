@@ -8,36 +8,41 @@
 //! The oldest finished execution (by the time it finished) goes first, whole: its attempts and
 //! logs with it. An unfinished execution is never dropped.
 //!
-//! The indexes here are derived from `executions`: [`State::reindex`] keeps them in step,
-//! `check_invariants` compares them with a recount, and a loaded snapshot rebuilds them. So they
-//! are not part of the replicated format, and the engine's questions ("what is unfinished?")
-//! cost what is unfinished, not everything kept.
+//! Finished executions live in memory until the next checkpoint and in the base after it
+//! ([`super::base`]). The index here covers those in memory one by one, and all of them in
+//! counts: the oldest in the base are found through the base's own order, from a floor below
+//! which everything is known to be hidden (so retention reads each base entry once between
+//! checkpoints, not once per drop).
+//!
+//! The index is derived: [`State::reindex`] keeps it in step, `check_invariants` compares it with
+//! a recount, and a loaded snapshot rebuilds it (its counts of the base come from the base's
+//! summary). So it is not part of the replicated format, and the engine's questions ("what is
+//! unfinished?") cost what is unfinished, not everything kept.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use imbl::{OrdMap, OrdSet};
 
+use super::base::{self, Index, Record, Summary};
 use super::command::Response;
 use super::execution::{AttemptStatus, Execution, ExecutionStatus};
 use super::log::AttemptLog;
 use super::State;
 
-/// Where each execution stands, and the bytes of every kept log.
+/// Where each execution in memory stands, and the counts of everything finished.
 #[derive(Debug, Clone, Default)]
 pub(super) struct HistoryIndex {
     unfinished: OrdSet<String>,
-    /// Finished executions, oldest first: (finished at, id).
+    /// Finished executions in memory, oldest first: (finished at, id).
     finished: OrdSet<(i64, String)>,
     /// The same, per workflow.
     by_workflow: OrdMap<String, OrdSet<(i64, String)>>,
-    /// Where each finished execution sits in `finished`, and what it was counted as.
+    /// Where each finished execution in memory sits in `finished`, and what it was counted as.
     finished_at: OrdMap<String, Filed>,
-    /// Finished executions by status, and their attempts by outcome (what `/metrics` shows
-    /// without walking the history).
-    finished_statuses: BTreeMap<ExecutionStatus, u64>,
-    finished_attempts: BTreeMap<AttemptStatus, u64>,
-    /// Bytes kept in every attempt log.
-    pub(super) log_bytes: u64,
+    /// Every finished execution, in memory or in the base, in counts: all of them, per
+    /// workflow, by status, and their attempts by outcome (what `/metrics` shows and retention
+    /// enforces without walking the history).
+    counts: Summary,
     /// Workflows that gained a finished execution since retention last looked.
     grown: BTreeSet<String>,
     /// The change journal: each execution filed since this index was built, under the sequence
@@ -46,20 +51,22 @@ pub(super) struct HistoryIndex {
     journal: OrdMap<u64, String>,
     journaled_at: OrdMap<String, u64>,
     next_seq: u64,
+    /// Per retention order (all, or one workflow's): a key of the base's order below which
+    /// (inclusive) every entry is hidden. Hidden base entries stay hidden until the next
+    /// checkpoint, which forgets the floors.
+    floors: BTreeMap<Option<String>, Vec<u8>>,
 }
 
 /// Two indexes are equal when they index the same things: what is derived from the executions.
-/// The retention work list and the change journal record how the state got here, which a
-/// snapshot (and so a recount) does not carry.
+/// The retention work list, the change journal and the floors record how the state got here,
+/// which a snapshot (and so a recount) does not carry.
 impl PartialEq for HistoryIndex {
     fn eq(&self, other: &Self) -> bool {
         self.unfinished == other.unfinished
             && self.finished == other.finished
             && self.by_workflow == other.by_workflow
             && self.finished_at == other.finished_at
-            && self.finished_statuses == other.finished_statuses
-            && self.finished_attempts == other.finished_attempts
-            && self.log_bytes == other.log_bytes
+            && self.counts == other.counts
     }
 }
 
@@ -72,56 +79,111 @@ struct Filed {
     attempts: Vec<(AttemptStatus, u32)>,
 }
 
+impl Filed {
+    fn of(execution: &Execution) -> Filed {
+        let mut attempts: BTreeMap<AttemptStatus, u32> = BTreeMap::new();
+        for attempt in execution.tasks.iter().flat_map(|t| &t.attempts) {
+            *attempts.entry(attempt.status).or_default() += 1;
+        }
+        Filed { at: base::finished_at(execution), status: execution.status, attempts: attempts.into_iter().collect() }
+    }
+}
+
 /// What is kept, for metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kept {
     pub unfinished_executions: usize,
     pub finished_executions: usize,
+    /// Finished executions still in memory: those that finished (or were read back for a
+    /// change) since the last checkpoint; the rest are in the base on disk.
+    pub finished_in_memory: usize,
     pub log_bytes: u64,
     /// Finished executions by status, and their attempts by outcome.
     pub finished_statuses: BTreeMap<ExecutionStatus, u64>,
     pub finished_attempts: BTreeMap<AttemptStatus, u64>,
 }
 
+impl Summary {
+    fn count(&mut self, workflow: &str, filed: &Filed) {
+        self.finished += 1;
+        *self.per_workflow.entry(workflow.to_string()).or_default() += 1;
+        *self.statuses.entry(filed.status).or_default() += 1;
+        for (status, n) in &filed.attempts {
+            *self.attempts.entry(*status).or_default() += u64::from(*n);
+        }
+    }
+
+    fn uncount(&mut self, workflow: &str, filed: &Filed) {
+        self.finished -= 1;
+        uncount(&mut self.per_workflow, workflow.to_string(), 1);
+        uncount(&mut self.statuses, filed.status, 1);
+        for (status, n) in &filed.attempts {
+            uncount(&mut self.attempts, *status, u64::from(*n));
+        }
+    }
+
+    /// Adds `other`'s counts to these.
+    fn add(&mut self, other: &Summary) {
+        self.finished += other.finished;
+        for (w, n) in &other.per_workflow {
+            *self.per_workflow.entry(w.clone()).or_default() += n;
+        }
+        for (s, n) in &other.statuses {
+            *self.statuses.entry(*s).or_default() += n;
+        }
+        for (s, n) in &other.attempts {
+            *self.attempts.entry(*s).or_default() += n;
+        }
+        self.log_bytes += other.log_bytes;
+    }
+}
+
 impl HistoryIndex {
-    /// Files execution `id` (`None`: gone) by its status, replacing where it was filed before.
+    /// Files execution `id` (`None`: gone) by its status, replacing where it was filed before,
+    /// and counts the change.
     fn file(&mut self, id: &str, execution: Option<&Execution>) {
         self.touch(id, execution.is_some());
+        self.unfile(id, true);
+        if let Some(execution) = execution {
+            self.enter(id, execution, true);
+        }
+    }
+
+    /// Takes execution `id` out of the index of what is in memory (`count`: and out of the
+    /// counts, as it is gone or changing; otherwise it moved to the base).
+    fn unfile(&mut self, id: &str, count: bool) {
         self.unfinished.remove(id);
-        if let Some(filed) = self.finished_at.remove(id) {
-            let key = (filed.at, id.to_string());
-            self.finished.remove(&key);
-            let workflow = workflow_of(id);
-            if let Some(set) = self.by_workflow.get_mut(workflow) {
-                set.remove(&key);
-                if set.is_empty() {
-                    self.by_workflow.remove(workflow);
-                }
-            }
-            uncount(&mut self.finished_statuses, filed.status, 1);
-            for (status, n) in filed.attempts {
-                uncount(&mut self.finished_attempts, status, u64::from(n));
+        let Some(filed) = self.finished_at.remove(id) else { return };
+        let key = (filed.at, id.to_string());
+        self.finished.remove(&key);
+        let workflow = workflow_of(id);
+        if let Some(set) = self.by_workflow.get_mut(workflow) {
+            set.remove(&key);
+            if set.is_empty() {
+                self.by_workflow.remove(workflow);
             }
         }
-        let Some(execution) = execution else { return };
+        if count {
+            self.counts.uncount(workflow, &filed);
+        }
+    }
+
+    /// Enters execution `id`, in memory, into the index (`count`: and into the counts, as it is
+    /// new or changed; otherwise it came from the base, which is counted already).
+    fn enter(&mut self, id: &str, execution: &Execution, count: bool) {
         if !execution.status.is_terminal() {
             self.unfinished.insert(id.to_string());
             return;
         }
-        let at = execution.finished_at_ms.unwrap_or(execution.created_at_ms);
-        let mut attempts: BTreeMap<AttemptStatus, u32> = BTreeMap::new();
-        for attempt in execution.tasks.iter().flat_map(|t| &t.attempts) {
-            *attempts.entry(attempt.status).or_default() += 1;
+        let filed = Filed::of(execution);
+        let workflow = workflow_of(id);
+        self.finished.insert((filed.at, id.to_string()));
+        self.by_workflow.entry(workflow.to_string()).or_default().insert((filed.at, id.to_string()));
+        if count {
+            self.counts.count(workflow, &filed);
+            self.grown.insert(workflow.to_string());
         }
-        *self.finished_statuses.entry(execution.status).or_default() += 1;
-        for (status, n) in &attempts {
-            *self.finished_attempts.entry(*status).or_default() += u64::from(*n);
-        }
-        self.finished.insert((at, id.to_string()));
-        self.by_workflow.entry(workflow_of(id).to_string()).or_default().insert((at, id.to_string()));
-        let filed = Filed { at, status: execution.status, attempts: attempts.into_iter().collect() };
         self.finished_at.insert(id.to_string(), filed);
-        self.grown.insert(workflow_of(id).to_string());
     }
 
     /// Records in the journal that execution `id` changed (`kept`: it is still there).
@@ -136,13 +198,13 @@ impl HistoryIndex {
         }
     }
 
-    /// The index of these executions and logs, from scratch.
+    /// The index of these executions and logs in memory, from scratch.
     fn of(executions: &OrdMap<String, Execution>, logs: &OrdMap<u64, AttemptLog>) -> HistoryIndex {
         let mut index = HistoryIndex::default();
         for (id, execution) in executions {
             index.file(id, Some(execution));
         }
-        index.log_bytes = logs.values().map(|l| l.kept_bytes).sum();
+        index.counts.log_bytes = logs.values().map(|l| l.kept_bytes).sum();
         index.grown.clear();
         index
     }
@@ -168,6 +230,28 @@ impl State {
         }
     }
 
+    /// Enters an execution just copied from the base into memory: indexed, but counted already.
+    pub(super) fn file_promoted(&mut self, id: &str) {
+        if let Some(execution) = self.executions.get(id) {
+            self.history.enter(id, execution, false);
+        }
+    }
+
+    /// Takes an execution whose copy the base now holds out of the index of what is in memory.
+    pub(super) fn unfile_absorbed(&mut self, id: &str) {
+        self.history.unfile(id, false);
+    }
+
+    /// The ids of the finished executions in memory.
+    pub(super) fn finished_in_memory(&self) -> Vec<String> {
+        self.history.finished_at.keys().cloned().collect()
+    }
+
+    /// Forgets where the base's hidden entries end (the base changed under them).
+    pub(super) fn forget_floors(&mut self) {
+        self.history.floors.clear();
+    }
+
     /// The executions changed since journal position `since`, oldest change first, and the
     /// position to ask from next time. Positions start again when the state is replaced (a
     /// snapshot loaded); `StateHandle` counts replacements, so a reader knows to look at
@@ -177,14 +261,25 @@ impl State {
         (changed, self.history.next_seq)
     }
 
-    /// Rebuilds the history index from the executions and logs (after loading a snapshot).
+    /// Rebuilds the history index from the executions and logs in memory and the base's
+    /// summary (after loading a snapshot, or attaching a base).
     pub(super) fn rebuild_history(&mut self) {
         self.history = HistoryIndex::of(&self.executions, &self.logs);
+        let summary = self.base.summary();
+        self.history.counts.add(&summary);
     }
 
     /// Accounts for an attempt log that grew or shrank from `before` to `after` kept bytes.
     pub(super) fn log_resized(&mut self, before: u64, after: u64) {
-        self.history.log_bytes = self.history.log_bytes - before + after;
+        self.history.counts.log_bytes = self.history.counts.log_bytes - before + after;
+    }
+
+    /// What the base holds after a checkpoint of this state: every finished execution, so the
+    /// counts of everything less the logs of unfinished executions (which stay in memory).
+    pub(super) fn summary_for_base(&self, unfinished_log_bytes: u64) -> Summary {
+        let mut summary = self.history.counts.clone();
+        summary.log_bytes -= unfinished_log_bytes;
+        summary
     }
 
     /// Enforces the count and byte limits: drops the oldest finished executions of each workflow
@@ -194,12 +289,12 @@ impl State {
         let limits = self.limits;
         let mut dropped = 0;
         for workflow in std::mem::take(&mut self.history.grown) {
-            dropped += self.trim_workflow(&workflow, limits.max_kept_executions_per_workflow as usize);
+            dropped += self.trim_workflow(&workflow, u64::from(limits.max_kept_executions_per_workflow));
         }
-        while self.history.finished.len() > limits.max_kept_executions as usize
-            || self.history.log_bytes > u64::from(limits.max_kept_log_bytes)
+        while self.history.counts.finished > u64::from(limits.max_kept_executions)
+            || self.history.counts.log_bytes > u64::from(limits.max_kept_log_bytes)
         {
-            let Some((_, oldest)) = self.history.finished.get_min().cloned() else { break };
+            let Some((_, oldest)) = self.oldest_finished(None) else { break };
             self.evict(&oldest);
             dropped += 1;
         }
@@ -211,46 +306,94 @@ impl State {
     pub(super) fn prune(&mut self, now: i64) -> Response {
         let cutoff = now.saturating_sub(i64::from(self.limits.max_finished_age_secs).saturating_mul(1_000));
         let mut count = 0;
-        while let Some((at, oldest)) = self.history.finished.get_min().cloned() {
+        while let Some((at, oldest)) = self.oldest_finished(None) {
             if at >= cutoff {
                 break;
             }
             self.evict(&oldest);
             count += 1;
         }
-        self.history.grown = self.history.by_workflow.keys().cloned().collect();
+        self.history.grown = self.history.counts.per_workflow.keys().cloned().collect();
         count += self.enforce_retention();
         Response::ExecutionsPruned { count }
     }
 
-    fn trim_workflow(&mut self, workflow: &str, keep: usize) -> u32 {
-        let excess = self.history.by_workflow.get(workflow).map_or(0, |set| set.len().saturating_sub(keep));
-        let doomed: Vec<String> = self
-            .history
-            .by_workflow
-            .get(workflow)
-            .map(|set| set.iter().take(excess).map(|(_, id)| id.clone()).collect())
-            .unwrap_or_default();
-        for id in &doomed {
-            self.evict(id);
+    fn trim_workflow(&mut self, workflow: &str, keep: u64) -> u32 {
+        let mut dropped = 0;
+        while self.history.counts.per_workflow.get(workflow).is_some_and(|n| *n > keep) {
+            let Some((_, oldest)) = self.oldest_finished(Some(workflow)) else { break };
+            self.evict(&oldest);
+            dropped += 1;
         }
-        doomed.len() as u32
+        dropped
     }
 
-    /// Removes a finished execution with its attempts and logs. Never an unfinished one.
-    fn evict(&mut self, id: &str) {
-        if self.executions.get(id).is_none_or(|e| !e.status.is_terminal()) {
-            return;
+    /// The oldest finished execution (of one workflow, or of all): the older of the oldest in
+    /// memory and the oldest visible in the base.
+    fn oldest_finished(&mut self, workflow: Option<&str>) -> Option<(i64, String)> {
+        let in_memory = match workflow {
+            None => self.history.finished.get_min().cloned(),
+            Some(w) => self.history.by_workflow.get(w).and_then(|set| set.get_min().cloned()),
+        };
+        let in_base = self.oldest_in_base(workflow);
+        match (in_memory, in_base) {
+            (Some(m), Some(b)) => Some(m.min(b)),
+            (m, b) => m.or(b),
         }
-        if let Some(execution) = self.executions.remove(id) {
-            for attempt in execution.tasks.iter().flat_map(|t| &t.attempts) {
-                self.attempts.remove(&attempt.id);
-                if let Some(log) = self.logs.remove(&attempt.id) {
-                    self.history.log_bytes -= log.kept_bytes;
+    }
+
+    /// The oldest finished execution visible in the base, read from its floor up; raises the
+    /// floor past the hidden entries it reads.
+    fn oldest_in_base(&mut self, workflow: Option<&str>) -> Option<(i64, String)> {
+        if !self.base.is_attached() {
+            return None;
+        }
+        let index = Index::Finished(workflow);
+        let floor_key = workflow.map(str::to_string);
+        let mut after = self.history.floors.get(&floor_key).cloned();
+        let found = 'scan: loop {
+            let page = self.base.index_page(&index, after.as_deref(), false, 64);
+            if page.is_empty() {
+                break 'scan None;
+            }
+            for (key, at, id) in page {
+                if !self.hidden_in_base(&id) {
+                    break 'scan Some((at, id));
+                }
+                after = Some(key);
+            }
+        };
+        if let Some(floor) = after {
+            self.history.floors.insert(floor_key, floor);
+        }
+        found
+    }
+
+    /// Removes a finished execution with its attempts and logs, from memory or from view in
+    /// the base. Never an unfinished one.
+    fn evict(&mut self, id: &str) {
+        if let Some(execution) = self.executions.get(id) {
+            if !execution.status.is_terminal() {
+                return;
+            }
+            if let Some(execution) = self.executions.remove(id) {
+                for attempt in execution.tasks.iter().flat_map(|t| &t.attempts) {
+                    self.attempts.remove(&attempt.id);
+                    if let Some(log) = self.logs.remove(&attempt.id) {
+                        self.history.counts.log_bytes -= log.kept_bytes;
+                    }
                 }
             }
+        } else if let Some(Record { execution, logs }) = self.base_record(id) {
+            let filed = Filed::of(&execution);
+            self.history.counts.uncount(workflow_of(id), &filed);
+            self.history.counts.log_bytes -= logs.iter().map(|(_, l)| l.kept_bytes).sum::<u64>();
+        } else {
+            return;
         }
         self.history.file(id, None);
+        // The base may hold a copy (this one came from it, or an older one): hide it.
+        self.hide_in_base(id);
     }
 
     /// Unfinished executions, in id order: what the engine works on, however much is kept.
@@ -264,23 +407,40 @@ impl State {
         self.history.unfinished.range(format!("{workflow_id}:")..format!("{workflow_id};")).cloned().collect()
     }
 
+    /// How many executions are kept, finished or not.
+    pub(super) fn kept_executions(&self) -> u64 {
+        self.history.unfinished.len() as u64 + self.history.counts.finished
+    }
+
     /// What is kept now.
     pub fn kept(&self) -> Kept {
         Kept {
             unfinished_executions: self.history.unfinished.len(),
-            finished_executions: self.history.finished.len(),
-            log_bytes: self.history.log_bytes,
-            finished_statuses: self.history.finished_statuses.clone(),
-            finished_attempts: self.history.finished_attempts.clone(),
+            finished_executions: self.history.counts.finished as usize,
+            finished_in_memory: self.history.finished_at.len(),
+            log_bytes: self.history.counts.log_bytes,
+            finished_statuses: self.history.counts.statuses.clone(),
+            finished_attempts: self.history.counts.attempts.clone(),
         }
     }
 
-    /// The history index matches a recount of the executions and logs.
+    /// The history index matches a recount of the executions and logs in memory and of what is
+    /// visible in the base.
     pub(super) fn check_history(&self) -> Result<(), String> {
         let mut actual = self.history.clone();
         actual.grown.clear();
-        if actual != HistoryIndex::of(&self.executions, &self.logs) {
-            return Err("the history index does not match a recount of the executions and logs".into());
+        let mut expected = HistoryIndex::of(&self.executions, &self.logs);
+        let mut in_base = Summary::default();
+        for Record { execution, logs } in self.visible_base_records() {
+            in_base.count(&execution.workflow_id, &Filed::of(&execution));
+            in_base.log_bytes += logs.iter().map(|(_, l)| l.kept_bytes).sum::<u64>();
+        }
+        expected.counts.add(&in_base);
+        if actual != expected {
+            return Err(format!(
+                "the history index does not match a recount of the executions and logs: {:?} vs {:?}",
+                actual.counts, expected.counts
+            ));
         }
         Ok(())
     }
@@ -298,6 +458,6 @@ fn uncount<K: Ord>(counts: &mut BTreeMap<K, u64>, key: K, n: u64) {
 
 /// The workflow of an execution id: ids are `<workflow>:<rest>` (checked when one is created),
 /// and workflow ids have no `:`.
-fn workflow_of(id: &str) -> &str {
+pub(super) fn workflow_of(id: &str) -> &str {
     id.split_once(':').map_or(id, |(w, _)| w)
 }

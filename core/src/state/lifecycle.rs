@@ -3,7 +3,7 @@
 //! and retried (retention, which drops finished ones, is `history.rs`).
 //!
 //! Execution ids start with `<workflow>:`, so a workflow's executions are one range of the map
-//! (see [`State::executions_of`]); creating an id that exists is answered with the existing one,
+//! (see `State::executions_of`); creating an id that exists is answered with the existing one,
 //! which is what makes a trigger and a tick exactly-once.
 
 use super::command::{Rejection, Response};
@@ -15,6 +15,7 @@ use crate::spec::Concurrency;
 
 impl State {
     pub(super) fn assign_execution(&mut self, execution_id: String, node_id: NodeId) -> Response {
+        self.promote(&execution_id);
         match self.executions.get_mut(&execution_id) {
             None => Response::Rejected(Rejection::ExecutionNotFound(execution_id)),
             Some(e) if e.status.is_terminal() => {
@@ -29,6 +30,7 @@ impl State {
     }
 
     pub(super) fn cancel_execution(&mut self, execution_id: String, actor: Option<String>, now: i64) -> Response {
+        self.promote(&execution_id);
         let Some(execution) = self.executions.get_mut(&execution_id) else {
             return Response::Rejected(Rejection::ExecutionNotFound(execution_id));
         };
@@ -45,6 +47,7 @@ impl State {
     /// Ends an execution past its spec's `execution_timeout` (refused before the deadline, judged
     /// on replicated time).
     pub(super) fn time_out_execution(&mut self, execution_id: String, now: i64) -> Response {
+        self.promote(&execution_id);
         let Some(execution) = self.executions.get_mut(&execution_id) else {
             return Response::Rejected(Rejection::ExecutionNotFound(execution_id));
         };
@@ -64,6 +67,7 @@ impl State {
     }
 
     pub(super) fn retry_execution(&mut self, execution_id: String, actor: Option<String>, now: i64) -> Response {
+        self.promote(&execution_id);
         let Some(execution) = self.executions.get_mut(&execution_id) else {
             return Response::Rejected(Rejection::ExecutionNotFound(execution_id));
         };
@@ -89,11 +93,11 @@ impl State {
         now: i64,
     ) -> Response {
         let mut execution_id = execution_id;
-        if self.executions.contains_key(&execution_id) {
+        if self.exists(&execution_id) {
             if !(crate::bugs::active(crate::bugs::Bug::CronDuplicate) && trigger == Trigger::Schedule) {
                 return Response::ExecutionExists { execution_id };
             }
-            execution_id = format!("{execution_id}-dup{}", self.executions.len());
+            execution_id = format!("{execution_id}-dup{}", self.kept_executions());
         }
         // Ids start with `<workflow>:`, which keeps a workflow's executions together in the map
         // (see `executions_of`).
@@ -179,25 +183,6 @@ impl State {
     pub(super) fn blocker<'a>(&'a self, execution: &'a Execution) -> Option<&'a str> {
         let by = execution.blocked_by.as_deref()?;
         self.executions.get(by).filter(|e| !e.status.is_terminal()).map(|_| by)
-    }
-
-    pub fn execution(&self, id: &str) -> Option<&Execution> {
-        self.executions.get(id)
-    }
-
-    /// Executions in id order, starting after `after`.
-    pub fn executions_after<'a>(&'a self, after: Option<&'a str>) -> impl Iterator<Item = &'a Execution> + 'a {
-        let start = match after {
-            Some(a) => std::ops::Bound::Excluded(a.to_string()),
-            None => std::ops::Bound::Unbounded,
-        };
-        self.executions.range((start, std::ops::Bound::Unbounded)).map(|(_, e)| e)
-    }
-
-    /// The executions of one workflow, in id order: a range of the map, since every id starts
-    /// with `<workflow>:` (`;` is the character after `:`).
-    pub fn executions_of<'a>(&'a self, workflow_id: &str) -> impl Iterator<Item = &'a Execution> + 'a {
-        self.executions.range(format!("{workflow_id}:")..format!("{workflow_id};")).map(|(_, e)| e)
     }
 
     /// Tasks of execution `id` that may start an attempt at `now_ms` (none while the execution

@@ -225,7 +225,8 @@ impl State {
         let mut due = Vec::new();
         for (worker_id, attempts) in &self.worker_attempts {
             for &attempt_id in attempts {
-                let Some((_, _, attempt)) = self.attempt(attempt_id) else { continue };
+                let Some(at) = self.attempt(attempt_id) else { continue };
+                let attempt = at.attempt();
                 if let Some(expiry) = attempt.lease_expires_at_ms.filter(|e| *e <= now) {
                     let reason = format!(
                         "the lease of worker `{worker_id}` expired at {} without a heartbeat",
@@ -332,7 +333,8 @@ impl State {
     /// Whether an `ExpireWorkerAttempts` at `now` would change anything.
     pub fn worker_expiry_due(&self, now: i64) -> bool {
         self.workers.values().any(|w| !w.is_live(now))
-            || self.worker_attempts.values().flatten().filter_map(|id| self.attempt(*id)).any(|(_, _, a)| {
+            || self.worker_attempts.values().flatten().filter_map(|id| self.attempt(*id)).any(|at| {
+                let a = at.attempt();
                 a.lease_expires_at_ms.is_some_and(|e| e <= now) || a.deadline_ms.is_some_and(|d| d <= now)
             })
     }

@@ -13,6 +13,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// sled's page cache. Its default (1 GiB) would let a node's memory grow with the history on
+/// its disk; history reads are few and mostly of recent pages.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// A failed disk operation.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -84,6 +88,19 @@ impl Blob {
         }
     }
 
+    /// Removes the value, if there is one.
+    pub fn remove(&self) -> Result<(), DiskError> {
+        match self {
+            Blob::File(path) => match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(DiskError(format!("removing {}: {e}", path.display())))
+                }
+                _ => Ok(()),
+            },
+            Blob::Tree(tree, key) => tree.apply_batch(vec![(key.clone(), None)]),
+        }
+    }
+
     pub fn needs_flush(&self) -> bool {
         matches!(self, Blob::Tree(..))
     }
@@ -92,7 +109,11 @@ impl Blob {
 impl Disk {
     /// Opens (or creates) the node's sled database under `dir`.
     pub fn open_sled(dir: &Path) -> Result<Disk, DiskError> {
-        let db = sled::Config::new().path(dir.join("sled")).mode(sled::Mode::HighThroughput).open()?;
+        let db = sled::Config::new()
+            .path(dir.join("sled"))
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(CACHE_BYTES)
+            .open()?;
         Ok(Disk::Sled(db, dir.to_path_buf()))
     }
 
@@ -197,6 +218,43 @@ impl Tree {
                     .map(|t| t.range::<Vec<u8>, _>(range).map(|(k, v)| (k.clone(), v.clone())).collect())
                     .unwrap_or_default()
             })),
+        }
+    }
+
+    /// Up to `limit` entries with keys in the range, in key order (descending if `rev`): a
+    /// page of a range too large to read whole.
+    pub fn scan(&self, from: Bound<&[u8]>, to: Bound<&[u8]>, rev: bool, limit: usize) -> Result<Vec<Item>, DiskError> {
+        let range = (from.map(|k| k.to_vec()), to.map(|k| k.to_vec()));
+        match self {
+            Tree::Sled(tree) => {
+                let items = tree.range::<Vec<u8>, _>(range);
+                let items: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
+                    if rev { Box::new(items.rev()) } else { Box::new(items) };
+                items
+                    .take(limit)
+                    .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(DiskError::from))
+                    .collect()
+            }
+            Tree::Memory { disk, name } => Ok(disk.with(|m| {
+                let Some(tree) = m.view.get(name) else { return Vec::new() };
+                let items = tree.range::<Vec<u8>, _>(range).map(|(k, v)| (k.clone(), v.clone()));
+                if rev {
+                    items.rev().take(limit).collect()
+                } else {
+                    items.take(limit).collect()
+                }
+            })),
+        }
+    }
+
+    /// Removes every entry (durable once the disk is flushed).
+    pub fn clear(&self) -> Result<(), DiskError> {
+        match self {
+            Tree::Sled(tree) => Ok(tree.clear()?),
+            Tree::Memory { .. } => {
+                let keys = self.range(Bound::Unbounded, Bound::Unbounded)?;
+                self.apply_batch(keys.into_iter().map(|(k, _)| (k, None)).collect())
+            }
         }
     }
 

@@ -4,12 +4,18 @@
 //! Layout (all values are [`linkloom_core::codec`] encodings, which start with a format version):
 //! - tree `log`: key = log index as 8 big-endian bytes, value = the openraft entry;
 //! - tree `meta`: `vote`, `committed`, `last_purged` (openraft's hard state);
-//! - tree `snapshot`: `current` = the latest snapshot's metadata and the encoded [`State`].
+//! - tree `history` (or the tree `meta`'s `history_tree` names): the history base, laid out by
+//!   `linkloom_core`'s `state/base.rs`, plus `n:snapshot` = the current snapshot's metadata and
+//!   which file holds its state;
+//! - files `snapshot-a.bin` / `snapshot-b.bin` beside sled: the state in memory at a snapshot,
+//!   written in turn.
 //!
-//! The state machine lives in memory and is made durable by the log plus snapshots: on start it
-//! is restored from the latest snapshot and openraft re-applies the committed entries after it.
-//! Snapshots are taken every `snapshot_logs` entries and the log is purged behind them, so disk
-//! stays bounded by one snapshot plus the entries since.
+//! What the engine works on lives in memory; finished executions move to the history base at
+//! each snapshot (a checkpoint, see `state_machine.rs`). The whole is made durable by the log
+//! plus snapshots: on start a node loads the snapshot file the pointer names, attaches the base,
+//! and openraft re-applies the committed entries after it. Snapshots are taken every
+//! `snapshot_logs` entries and the log is purged behind them, so disk stays bounded by the
+//! history kept, one snapshot file and the entries since.
 
 mod disk;
 mod log_store;
@@ -137,5 +143,86 @@ mod tests {
         assert_eq!(sm.state().read(|s| s.digest()), digest);
         let (applied, _) = sm.applied_state().await.unwrap();
         assert_eq!(applied, Some(entry.log_id));
+    }
+
+    fn entry(index: u64, command: Command) -> Entry<TypeConfig> {
+        Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(command) }
+    }
+
+    /// A workflow and `n` executions of it, cancelled (so finished) at once.
+    fn finished_history(n: u64) -> Vec<Entry<TypeConfig>> {
+        let spec = linkloom_core::spec::parse_yaml("id: wf\ntasks: [{id: t, type: worker, queue: q}]\n").unwrap();
+        let mut entries = vec![entry(1, Command::PutWorkflow { spec, actor: None, at_ms: 5 })];
+        for i in 0..n {
+            let execution_id = format!("wf:e{i:04}");
+            entries.push(entry(
+                2 + 2 * i,
+                Command::CreateExecution {
+                    execution_id: execution_id.clone(),
+                    workflow_id: "wf".into(),
+                    trigger: linkloom_core::state::Trigger::Manual,
+                    scheduled_at_ms: None,
+                    params: linkloom_core::json::Json::null(),
+                    actor: None,
+                    at_ms: 10 + i as i64,
+                },
+            ));
+            entries
+                .push(entry(3 + 2 * i, Command::CancelExecution { execution_id, actor: None, at_ms: 10 + i as i64 }));
+        }
+        entries
+    }
+
+    #[tokio::test]
+    async fn finished_history_moves_to_disk_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let digest = {
+            let db = Disk::open_sled(dir.path()).unwrap();
+            let mut sm = StateMachineStore::open(&db).unwrap();
+            sm.apply(finished_history(300)).await.unwrap();
+            assert_eq!(sm.state().read(|s| s.kept().finished_in_memory), 300);
+            sm.build_snapshot().await.unwrap();
+            let kept = sm.state().read(|s| s.kept());
+            assert_eq!((kept.finished_executions, kept.finished_in_memory), (300, 0), "{kept:?}");
+            // Still read through the state, from the base.
+            let e = sm.state().read(|s| s.execution("wf:e0042").map(|e| e.into_owned())).expect("kept on disk");
+            assert_eq!(e.status, linkloom_core::state::ExecutionStatus::Cancelled);
+            // More history after the checkpoint, then a second one that only adds it.
+            let more = finished_history(320).into_iter().skip(601).collect::<Vec<_>>();
+            sm.apply(more).await.unwrap();
+            sm.build_snapshot().await.unwrap();
+            sm.state().read(|s| s.digest())
+        };
+        let db = Disk::open_sled(dir.path()).unwrap();
+        let sm = StateMachineStore::open(&db).unwrap();
+        let kept = sm.state().read(|s| s.kept());
+        assert_eq!((kept.finished_executions, kept.finished_in_memory), (320, 0), "{kept:?}");
+        assert_eq!(sm.state().read(|s| s.digest()), digest);
+        let newest: Vec<String> =
+            sm.state().read(|s| s.executions_newest(Some("wf"), None).take(3).map(|e| e.id.clone()).collect());
+        assert_eq!(newest, vec!["wf:e0319", "wf:e0318", "wf:e0317"]);
+    }
+
+    #[tokio::test]
+    async fn a_follower_installs_the_history_with_the_snapshot() {
+        let leader_disk = Disk::Memory(MemoryDisk::default());
+        let mut leader = StateMachineStore::open(&leader_disk).unwrap();
+        leader.apply(finished_history(50)).await.unwrap();
+        leader.build_snapshot().await.unwrap();
+        let snapshot = leader.get_current_snapshot().await.unwrap().expect("a snapshot");
+        let memory = MemoryDisk::default();
+        let follower_disk = Disk::Memory(memory.clone());
+        let mut follower = StateMachineStore::open(&follower_disk).unwrap();
+        // What the follower had before is replaced whole.
+        follower.apply(finished_history(7)).await.unwrap();
+        follower.build_snapshot().await.unwrap();
+        follower.install_snapshot(&snapshot.meta, snapshot.snapshot).await.unwrap();
+        let digest = leader.state().read(|s| s.digest());
+        assert_eq!(follower.state().read(|s| s.digest()), digest);
+        // And it is durable: after a power cut the follower restarts from it.
+        memory.crash();
+        let reopened = StateMachineStore::open(&follower_disk).unwrap();
+        assert_eq!(reopened.state().read(|s| s.digest()), digest);
+        assert_eq!(reopened.state().read(|s| s.kept().finished_executions), 50);
     }
 }

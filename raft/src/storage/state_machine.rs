@@ -1,12 +1,15 @@
-//! openraft's state machine: applies committed entries to the in-memory [`State`] and keeps the
-//! latest snapshot on the node's [`Disk`].
+//! openraft's state machine: applies committed entries to the [`State`] and keeps the latest
+//! snapshot on the node's [`Disk`]: the history base in a tree (written in place by each
+//! checkpoint) and the state in memory in a file beside it, tied by a pointer in the tree.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use linkloom_core::metrics::Histogram;
-use linkloom_core::{codec, Response, State};
+use std::ops::Bound;
+
+use linkloom_core::{codec, HistoryStore, Response, State};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, StorageIOError};
 use serde::{Deserialize, Serialize};
@@ -19,11 +22,39 @@ type Entry = openraft::Entry<TypeConfig>;
 
 const KEY_CURRENT: &str = "current";
 
-/// What the snapshot tree stores: the metadata openraft needs and the encoded state.
+/// Where the current snapshot is, kept in the history tree beside the base it belongs to, so one
+/// batch moves both (core's keys never start with `n:`).
+const KEY_POINTER: &[u8] = b"n:snapshot";
+
+/// In the `meta` tree: the name of the history tree in use (installing a snapshot fills a new
+/// tree and then switches to it, so a crash leaves the old one whole).
+const KEY_HISTORY_TREE: &[u8] = b"history_tree";
+
+/// The two files a snapshot's state is written to, in turn: the pointer names the current one,
+/// so the other can be written without touching it.
+const BLOBS: [&str; 2] = ["snapshot-a", "snapshot-b"];
+
+/// What the pointer says: the snapshot's metadata, and which file holds its state.
+#[derive(Serialize, Deserialize)]
+struct Pointer {
+    meta: SnapshotMeta,
+    blob: String,
+}
+
+/// How snapshots were stored before the history base (a file of their own, or the `snapshot`
+/// tree): the metadata and the whole state. Read once, when a node upgraded in place starts.
 #[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
     meta: SnapshotMeta,
     data: Vec<u8>,
+}
+
+/// A snapshot as sent to a follower: the state in memory at the checkpoint, and every entry of
+/// the base.
+#[derive(Serialize, Deserialize)]
+struct Transfer {
+    state: Vec<u8>,
+    base: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// The applied state plus what openraft needs to know about it.
@@ -31,10 +62,16 @@ struct StoredSnapshot {
 pub struct StateMachineStore {
     state: StateHandle,
     disk: Disk,
-    /// The current snapshot (see [`Blob`]: a file of its own on a real disk).
-    snapshot: Blob,
-    /// Where snapshots were kept before they had a file of their own: read when there is no
-    /// file yet, so a node upgraded in place starts from its snapshot.
+    /// The history base in use (see [`linkloom_core::State::checkpoint`]), with the pointer to
+    /// the current snapshot.
+    history: Arc<std::sync::RwLock<Tree>>,
+    meta: Tree,
+    /// Taken while a snapshot is written, installed or read out whole: a checkpoint changes the
+    /// base in place.
+    snapshot_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Where snapshots were kept before the history base: read when there is no pointer yet, so
+    /// a node upgraded in place starts from its snapshot.
+    legacy_blob: Blob,
     legacy: Tree,
     metrics: Arc<SnapshotMetrics>,
 }
@@ -44,31 +81,77 @@ pub struct StateMachineStore {
 pub struct SnapshotMetrics {
     /// The copy of the state taken under the read lock: while it runs, no command applies.
     pub copy: Histogram,
-    /// The whole build: copy, encoding, and the write to disk.
+    /// The whole build: copy, checkpoint, the writes to disk, and forgetting what the base took.
     pub build: Histogram,
-    /// Size of the last snapshot built or installed.
+    /// Size of the state in memory in the last snapshot built or installed (the base is
+    /// written in place, and counted by the data directory's size).
     pub bytes: AtomicU64,
+}
+
+/// The base as core reads it: a page at a time from a tree.
+struct TreeStore(Tree);
+
+impl HistoryStore for TreeStore {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        self.0.get(key).map_err(|e| e.to_string())
+    }
+
+    fn scan(
+        &self,
+        from: Bound<&[u8]>,
+        to: Bound<&[u8]>,
+        rev: bool,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+        self.0.scan(from, to, rev, limit).map_err(|e| e.to_string())
+    }
 }
 
 impl StateMachineStore {
     /// Opens the store, restoring the state from the latest snapshot if there is one.
     pub fn open(disk: &Disk) -> Result<Self, OpenError> {
+        let meta = disk.open_tree("meta")?;
+        let history_name = match meta.get(KEY_HISTORY_TREE)? {
+            Some(name) => String::from_utf8(name).map_err(|e| OpenError::Snapshot(e.to_string()))?,
+            None => "history".to_string(),
+        };
+        let history = disk.open_tree(&history_name)?;
         let store = StateMachineStore {
             state: StateHandle::default(),
             disk: disk.clone(),
-            snapshot: disk.blob("snapshot")?,
+            history: Arc::new(std::sync::RwLock::new(history.clone())),
+            meta,
+            snapshot_lock: Arc::default(),
+            legacy_blob: disk.blob("snapshot")?,
             legacy: disk.open_tree("snapshot")?,
             metrics: Arc::default(),
         };
-        if let Some(stored) = store.stored_snapshot().map_err(|e| OpenError::Snapshot(e.to_string()))? {
-            let state = State::from_snapshot(&stored.data).map_err(|e| OpenError::Snapshot(e.to_string()))?;
-            store.state.write(|a| {
-                a.state = state;
-                a.generation += 1;
-                a.last_log_id = stored.meta.last_log_id;
-                a.membership = stored.meta.last_membership.clone();
-            });
+        let loaded = match store.pointer().map_err(|e| OpenError::Snapshot(e.to_string()))? {
+            Some(pointer) => {
+                let bytes = disk
+                    .blob(&pointer.blob)?
+                    .read()?
+                    .ok_or_else(|| OpenError::Snapshot(format!("the snapshot file {} is missing", pointer.blob)))?;
+                Some((pointer.meta, bytes))
+            }
+            None => store.legacy_snapshot()?.map(|s| (s.meta, s.data)),
+        };
+        let mut state = match &loaded {
+            Some((_, bytes)) => State::from_snapshot(bytes).map_err(|e| OpenError::Snapshot(e.to_string()))?,
+            None => State::default(),
+        };
+        state.attach(Arc::new(TreeStore(history)));
+        if let Some(fault) = state.history_fault() {
+            return Err(OpenError::Snapshot(fault));
         }
+        store.state.write(|a| {
+            a.state = state;
+            a.generation += 1;
+            if let Some((meta, _)) = loaded {
+                a.last_log_id = meta.last_log_id;
+                a.membership = meta.last_membership;
+            }
+        });
         Ok(store)
     }
 
@@ -82,31 +165,92 @@ impl StateMachineStore {
         self.metrics.clone()
     }
 
-    fn stored_snapshot(&self) -> Result<Option<StoredSnapshot>, StorageError> {
-        let bytes = match self.snapshot.read().map_err(read_error)? {
-            Some(bytes) => Some(bytes),
-            None => self.legacy.get(KEY_CURRENT.as_bytes()).map_err(read_error)?,
-        };
-        bytes.map(|bytes| codec::decode(&bytes).map_err(read_error)).transpose()
+    fn history(&self) -> Tree {
+        self.history.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Stores `stored` as the current snapshot, durably; answers it back.
-    async fn save_snapshot(&self, stored: StoredSnapshot) -> Result<StoredSnapshot, StorageError> {
-        let signature = Some(stored.meta.signature());
+    fn pointer(&self) -> Result<Option<Pointer>, StorageError> {
+        let bytes = self.history().get(KEY_POINTER).map_err(read_error)?;
+        bytes.map(|b| codec::decode(&b).map_err(read_error)).transpose()
+    }
+
+    fn legacy_snapshot(&self) -> Result<Option<StoredSnapshot>, OpenError> {
+        let bytes = match self.legacy_blob.read()? {
+            Some(bytes) => Some(bytes),
+            None => self.legacy.get(KEY_CURRENT.as_bytes())?,
+        };
+        bytes.map(|b| codec::decode(&b).map_err(|e| OpenError::Snapshot(e.to_string()))).transpose()
+    }
+
+    /// The file the next snapshot's state goes to: the one the pointer does not name.
+    fn next_blob(&self) -> Result<&'static str, StorageError> {
+        let current = self.pointer()?.map(|p| p.blob);
+        Ok(if current.as_deref() == Some(BLOBS[0]) { BLOBS[1] } else { BLOBS[0] })
+    }
+
+    /// Writes a snapshot's state to its file, then `writes` and the pointer to the history tree
+    /// in one batch, durably: a crash before the batch leaves the previous snapshot and base
+    /// whole, and after it the new ones.
+    async fn commit(
+        &self,
+        tree: &Tree,
+        meta: &SnapshotMeta,
+        state: Vec<u8>,
+        mut writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<(), StorageError> {
+        let signature = Some(meta.signature());
         let failed = |e: String| StorageIOError::write_snapshot(signature.clone(), &io_error(e));
-        let snapshot = self.snapshot.clone();
-        let stored = off_the_runtime(&self.disk, move || {
-            let bytes = codec::encode(&stored).map_err(|e| e.to_string())?;
-            snapshot.write(&bytes).map_err(|e| e.to_string())?;
-            Ok::<_, String>(stored)
+        let name = self.next_blob()?;
+        let blob = self.disk.blob(name).map_err(|e| failed(e.to_string()))?;
+        let pointer = codec::encode(&Pointer { meta: meta.clone(), blob: name.to_string() })
+            .map_err(|e| failed(e.to_string()))?;
+        writes.push((KEY_POINTER.to_vec(), Some(pointer)));
+        let tree = tree.clone();
+        off_the_runtime(&self.disk, move || {
+            blob.write(&state).map_err(|e| e.to_string())?;
+            tree.apply_batch(writes).map_err(|e| e.to_string())
         })
         .await
         .and_then(|r| r)
         .map_err(failed)?;
-        if self.snapshot.needs_flush() {
-            self.disk.flush().await.map_err(|e: DiskError| failed(e.to_string()))?;
-        }
-        Ok(stored)
+        self.disk.flush().await.map_err(|e: DiskError| failed(e.to_string()))?;
+        // The old format's copy is out of date from now on.
+        self.legacy_blob.remove().map_err(|e| failed(e.to_string()))?;
+        Ok(())
+    }
+
+    /// The current snapshot whole, as sent to a follower: reads the base entire (a lagging
+    /// follower is sent everything kept).
+    async fn export(&self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let _writing = self.snapshot_lock.lock().await;
+        let Some(pointer) = self.pointer()? else {
+            return Ok(self.legacy_snapshot().map_err(read_error)?.map(|stored| Snapshot {
+                meta: stored.meta,
+                snapshot: Box::new(
+                    codec::encode(&Transfer { state: stored.data, base: Vec::new() }).unwrap_or_default(),
+                ),
+            }));
+        };
+        let state = self
+            .disk
+            .blob(&pointer.blob)
+            .and_then(|b| b.read())
+            .map_err(read_error)?
+            .ok_or_else(|| read_error(format!("the snapshot file {} is missing", pointer.blob)))?;
+        let tree = self.history();
+        let transfer = off_the_runtime(&self.disk, move || {
+            let base: Vec<(Vec<u8>, Vec<u8>)> = tree
+                .range(Bound::Unbounded, Bound::Unbounded)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|(k, _)| k.as_slice() != KEY_POINTER)
+                .collect();
+            codec::encode(&Transfer { state, base }).map_err(|e| e.to_string())
+        })
+        .await
+        .and_then(|r| r)
+        .map_err(read_error)?;
+        Ok(Some(Snapshot { meta: pointer.meta, snapshot: Box::new(transfer) }))
     }
 }
 
@@ -120,33 +264,51 @@ pub enum OpenError {
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    /// A checkpoint: finished executions move from memory to the base on disk (only those that
+    /// finished or went since the last one: the cost follows the change, not the history), and
+    /// the state left in memory is written beside it.
+    ///
+    /// openraft uses only the metadata of a built snapshot (0.9: `sm::worker` reports
+    /// `snap.meta`); what a follower is sent is read by `get_current_snapshot`. So the snapshot
+    /// answered here carries no data, rather than a copy of the whole history.
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let _writing = self.snapshot_lock.lock().await;
         // The copy is O(1) (the state lives in persistent maps), so taking it under the read
-        // lock stops nothing; encoding and storing it run off the async workers.
+        // lock stops nothing; the checkpoint and the writes run off the async workers.
         let started = Instant::now();
-        let (state, last_log_id, membership) =
+        let (copy, last_log_id, membership) =
             self.state.read_applied(|a| (a.state.clone(), a.last_log_id, a.membership.clone()));
         self.metrics.copy.observe(started.elapsed());
-        let data = off_the_runtime(&self.disk, move || state.to_snapshot())
-            .await
-            .and_then(|encoded| encoded.map_err(|e| e.to_string()))
-            .map_err(|e| StorageIOError::write_snapshot(None, &io_error(e)))?;
+        let copy = Arc::new(copy);
+        let at = copy.clone();
+        let (writes, state) = off_the_runtime(&self.disk, move || {
+            let checkpoint = at.checkpoint()?;
+            let state = checkpoint.hot.to_snapshot().map_err(|e| e.to_string())?;
+            Ok::<_, String>((checkpoint.writes, state))
+        })
+        .await
+        .and_then(|r| r)
+        .map_err(|e| StorageIOError::write_snapshot(None, &io_error(e)))?;
         let snapshot_id = match last_log_id {
-            Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, data.len()),
-            None => format!("empty-{}", data.len()),
+            Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, state.len()),
+            None => format!("empty-{}", state.len()),
         };
         let meta = SnapshotMeta { last_log_id, last_membership: membership, snapshot_id };
-        let stored = StoredSnapshot { meta, data };
-        let stored = self.save_snapshot(stored).await?;
+        let bytes = state.len();
+        let entries = writes.len();
+        self.commit(&self.history(), &meta, state, writes).await?;
+        // The base holds them now: forget them in memory (what anyone sees does not change).
+        self.state.write(|a| a.state.absorb(&copy));
         self.metrics.build.observe(started.elapsed());
-        self.metrics.bytes.store(stored.data.len() as u64, Ordering::Relaxed);
+        self.metrics.bytes.store(bytes as u64, Ordering::Relaxed);
         tracing::info!(
-            last_log_id = ?stored.meta.last_log_id,
-            bytes = stored.data.len(),
+            last_log_id = ?meta.last_log_id,
+            bytes,
+            base_writes = entries,
             ms = started.elapsed().as_millis() as u64,
             "snapshot built"
         );
-        Ok(Snapshot { meta: stored.meta, snapshot: Box::new(stored.data) })
+        Ok(Snapshot { meta, snapshot: Box::default() })
     }
 }
 
@@ -175,8 +337,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let responses = self.state.write(|applied| {
-            entries
+        let (responses, fault) = self.state.write(|applied| {
+            let responses = entries
                 .into_iter()
                 .map(|entry| {
                     applied.last_log_id = Some(entry.log_id);
@@ -189,8 +351,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         }
                     }
                 })
-                .collect()
+                .collect();
+            (responses, applied.state.history_fault())
         });
+        // The base could not be read: this node's state may differ from its peers' from here
+        // on, so it stops (openraft shuts down on a storage error) rather than answer.
+        if let Some(fault) = fault {
+            return Err(StorageIOError::apply(
+                self.state.read_applied(|a| a.last_log_id).unwrap_or_default(),
+                &io_error(fault),
+            )
+            .into());
+        }
         Ok(responses)
     }
 
@@ -203,21 +375,38 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<Vec<u8>>) -> Result<(), StorageError> {
-        let state = State::from_snapshot(&snapshot)
-            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &io_error(e)))?;
-        let stored = self.save_snapshot(StoredSnapshot { meta: meta.clone(), data: *snapshot }).await?;
-        self.metrics.bytes.store(stored.data.len() as u64, Ordering::Relaxed);
+        let _writing = self.snapshot_lock.lock().await;
+        let signature = Some(meta.signature());
+        let unreadable = |e: String| StorageIOError::read_snapshot(signature.clone(), &io_error(e));
+        let failed = |e: String| StorageIOError::write_snapshot(signature.clone(), &io_error(e));
+        let Transfer { state: bytes, base } = codec::decode(&snapshot).map_err(|e| unreadable(e.to_string()))?;
+        let mut state = State::from_snapshot(&bytes).map_err(|e| unreadable(e.to_string()))?;
+        // The base goes to a new tree, and the switch to it is one write: a crash on the way
+        // leaves the current snapshot and base as they were.
+        let generation = self.state.read_applied(|a| a.generation);
+        let name = format!("history-{}-{generation}", meta.last_log_id.map_or(0, |id| id.index));
+        let tree = self.disk.open_tree(&name).map_err(|e| failed(e.to_string()))?;
+        tree.clear().map_err(|e| failed(e.to_string()))?;
+        let writes = base.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        self.commit(&tree, meta, bytes, writes).await?;
+        self.meta.insert(KEY_HISTORY_TREE, name.into_bytes()).map_err(|e| failed(e.to_string()))?;
+        self.disk.flush().await.map_err(|e| failed(e.to_string()))?;
+        let old = std::mem::replace(&mut *self.history.write().unwrap_or_else(|p| p.into_inner()), tree.clone());
+        state.attach(Arc::new(TreeStore(tree)));
+        self.metrics.bytes.store(snapshot.len() as u64, Ordering::Relaxed);
         self.state.write(|a| {
             a.state = state;
             a.generation += 1;
             a.last_log_id = meta.last_log_id;
             a.membership = meta.last_membership.clone();
         });
+        // The old base is no longer read by anything.
+        old.clear().map_err(|e| failed(e.to_string()))?;
         tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed");
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        Ok(self.stored_snapshot()?.map(|stored| Snapshot { meta: stored.meta, snapshot: Box::new(stored.data) }))
+        self.export().await
     }
 }

@@ -164,7 +164,7 @@ fn heartbeats_are_fenced_like_completions() {
     create(&mut s, "wf:e", 2);
     let id = started_id(start(&mut s, "wf:e", "a", 3));
     assert_eq!(s.apply(heartbeat(id, 4)), Response::HeartbeatRecorded { attempt_id: id, lease_expires_at_ms: None });
-    assert_eq!(s.attempt(id).map(|(_, _, a)| a.last_heartbeat_ms), Some(Some(4)));
+    assert_eq!(s.attempt(id).map(|at| at.attempt().last_heartbeat_ms), Some(Some(4)));
     finish(&mut s, id, AttemptResult::Lost { reason: "node died".into() }, 5);
     assert!(matches!(s.apply(heartbeat(id, 6)), Response::Rejected(Rejection::StaleAttempt { .. })));
 }

@@ -50,7 +50,7 @@ fn a_dag_runs_to_success_and_skips_the_failure_handler() {
     let mut s = State::default();
     put(&mut s, DAG, 1);
     create(&mut s, "wf:e", 2);
-    let spec = s.execution_spec(s.execution("wf:e").unwrap()).unwrap().clone();
+    let spec = s.execution_spec(&s.execution("wf:e").unwrap()).unwrap().clone();
     assert_eq!(s.execution("wf:e").unwrap().ready_tasks(&spec, 2), vec!["a"]);
     assert!(matches!(start(&mut s, "wf:e", "b", 3), Response::Rejected(Rejection::TaskNotReady { .. })));
     for (t, task) in ["a", "b", "c"].iter().enumerate() {
@@ -93,7 +93,8 @@ fn retries_follow_the_policy_then_fail_and_run_the_handler() {
     assert_eq!(r, Response::ExecutionReopened { execution_id: "wf:e".into(), tasks_reset: 4 });
     let third = started_id(start(&mut s, "wf:e", "a", 2001));
     finish(&mut s, third, ok_output(), 2002);
-    let a = s.execution("wf:e").unwrap().task("a").unwrap();
+    let e = s.execution("wf:e").unwrap();
+    let a = e.task("a").unwrap();
     assert_eq!(a.attempts.len(), 3);
     assert_eq!(a.status, TaskStatus::Succeeded);
 }
@@ -178,7 +179,8 @@ fn tuned_limits_apply_to_what_comes_after() {
     s.apply(Command::AppendLog { attempt_id: id, text: "abcdef".into(), at_ms: 9 });
     assert_eq!(s.attempt_log(id).unwrap().kept_bytes, 6, "only the newest chunk fits in 10 bytes");
     finish(&mut s, id, AttemptResult::Succeeded { output: Json(serde_json::json!({"v": "z".repeat(50)})) }, 10);
-    let task = s.execution("wf:e").unwrap().task("a").unwrap();
+    let e = s.execution("wf:e").unwrap();
+    let task = e.task("a").unwrap();
     assert!(task.output.0.is_null(), "an output over the limit is not stored");
     assert!(task.attempts[0].error.as_deref().unwrap().contains("the limit is 20"), "{:?}", task.attempts[0]);
 }
@@ -341,7 +343,7 @@ fn an_execution_id_must_start_with_its_workflow() {
     });
     assert!(matches!(r, Response::Rejected(Rejection::InvalidParams(ref m)) if m.contains("wf:")), "{r:?}");
     create(&mut s, "wf:a", 3);
-    assert_eq!(s.executions_of("wf").map(|e| e.id.as_str()).collect::<Vec<_>>(), vec!["wf:a"]);
+    assert_eq!(s.executions_of("wf").map(|e| e.id.clone()).collect::<Vec<_>>(), vec!["wf:a"]);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The state machine's tests, one file per concern; the helpers below drive `apply` the way a
 //! node does.
 
+mod base;
 mod fencing;
 mod idempotence;
 mod lifecycle;

@@ -16,7 +16,7 @@ fn reporter(worker_id: Option<String>) -> Reporter {
     }
 }
 
-fn arb_command() -> impl Strategy<Value = Command> {
+pub(super) fn arb_command() -> impl Strategy<Value = Command> {
     let exec = prop::sample::select(vec!["wf:e0", "wf:e1", "wf:e2"]);
     let task = prop::sample::select(TASKS.to_vec());
     let holder = prop::sample::select(HOLDERS.to_vec());
@@ -232,7 +232,7 @@ proptest! {
                     continue;
                 };
                 if old.status.is_terminal() && !is_retry {
-                    prop_assert_eq!(old, new);
+                    prop_assert_eq!(old, &*new);
                 }
                 for (ot, nt) in old.tasks.iter().zip(&new.tasks) {
                     if ot.status.is_terminal() && !is_retry {
@@ -312,7 +312,7 @@ proptest! {
                 // Only the holder of an attempt ends it or extends its lease.
                 (Command::FinishAttempt { attempt_id, by, .. }, Response::AttemptFinished { .. })
                 | (Command::HeartbeatAttempt { attempt_id, by, .. }, Response::HeartbeatRecorded { .. }) => {
-                    let holder = before.attempt(*attempt_id).and_then(|(_, _, a)| a.worker_id.clone());
+                    let holder = before.attempt(*attempt_id).and_then(|at| at.attempt().worker_id.clone());
                     let reporter = match by { Reporter::Worker { worker_id, .. } => Some(worker_id.clone()), _ => None };
                     prop_assert_eq!(&holder, &reporter);
                 }
@@ -341,7 +341,7 @@ proptest! {
         let mut outcomes = outcomes.into_iter().cycle();
         for _ in 0..100 {
             let e = state.execution("wf:e").unwrap();
-            let spec = state.execution_spec(e).unwrap().clone();
+            let spec = state.execution_spec(&e).unwrap().clone();
             now += 60_000;
             let ready: Vec<String> = e.ready_tasks(&spec, now).into_iter().map(String::from).collect();
             if ready.is_empty() { break; }
@@ -405,7 +405,7 @@ proptest! {
         let stored = matches!(put(&mut state, &yaml, 0), Response::WorkflowStored { .. });
         prop_assert!(stored, "the generated DAG was rejected:\n{}", yaml);
         create(&mut state, "wf:e", 0);
-        let spec = state.execution_spec(state.execution("wf:e").unwrap()).unwrap().clone();
+        let spec = state.execution_spec(&state.execution("wf:e").unwrap()).unwrap().clone();
         let mut outcomes = outcomes.into_iter().cycle();
         let mut now = 1;
         // Each round starts every ready task; a task has at most 2 attempts, so this ends.

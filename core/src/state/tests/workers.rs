@@ -44,7 +44,7 @@ fn a_worker_task_goes_only_to_a_connected_worker_of_its_queue_with_a_free_slot()
     connect(&mut s, "w1", 1, &["q"], 1, 6);
     let id = started_id(hand(&mut s, "wf:a", "pull", "w1", 7));
     // Recorded on the node the worker is connected to (2), not the proposer (1).
-    assert_eq!(s.attempt(id).map(|(_, _, a)| a.node_id), Some(2));
+    assert_eq!(s.attempt(id).map(|at| at.attempt().node_id), Some(2));
     assert!(unavailable(&hand(&mut s, "wf:b", "pull", "w1", 8)), "its one slot is busy");
     assert_eq!(s.worker_running("w1"), 1);
     // Its registration lapses (the node serving it died): no more tasks for it.
@@ -134,7 +134,7 @@ fn a_worker_task_past_its_timeout_times_out() {
     create(&mut s, "wf:a", 2);
     connect(&mut s, "w1", 1, &["q"], 2, 3);
     let id = started_id(hand(&mut s, "wf:a", "pull", "w1", 1_000));
-    assert_eq!(s.attempt(id).and_then(|(_, _, a)| a.deadline_ms), Some(31_000));
+    assert_eq!(s.attempt(id).and_then(|at| at.attempt().deadline_ms), Some(31_000));
     let beat = Command::HeartbeatAttempt {
         attempt_id: id,
         by: Reporter::Worker { worker_id: "w1".into(), token: None },
@@ -146,7 +146,7 @@ fn a_worker_task_past_its_timeout_times_out() {
     s.apply(beat);
     let r = s.apply(Command::ExpireWorkerAttempts { jitter_permille: 0, at_ms: 31_000 });
     assert!(matches!(r, Response::WorkerAttemptsExpired { ref timed_out, .. } if timed_out == &vec![id]), "{r:?}");
-    assert_eq!(s.attempt(id).map(|(_, _, a)| a.status), Some(AttemptStatus::TimedOut));
+    assert_eq!(s.attempt(id).map(|at| at.attempt().status), Some(AttemptStatus::TimedOut));
 }
 
 #[test]
