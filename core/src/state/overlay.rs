@@ -272,12 +272,39 @@ impl State {
     /// After the base took the checkpoint of `at` (an earlier copy of this state), forgets what
     /// the base now holds: finished executions unchanged since `at`, and the drops `at` made.
     pub fn absorb(&mut self, at: &State) {
-        for id in at.finished_in_memory() {
-            let (Some(now), Some(then)) = (self.executions.get(&id), at.executions.get(&id)) else { continue };
-            if now == then && self.logs_of(now) == at.logs_of(then) {
-                self.forget(&id);
+        self.absorb_executions(at, &at.checkpointed());
+        self.absorb_drops(at);
+    }
+
+    /// The executions a checkpoint of this state puts in the base (what [`State::absorb_executions`]
+    /// is given, in parts if the caller wants to release its lock between them).
+    pub fn checkpointed(&self) -> Vec<String> {
+        self.finished_in_memory()
+    }
+
+    /// The part of [`State::absorb`] for the executions `ids` (from [`State::checkpointed`] of
+    /// `at`): any subset leaves what anyone sees unchanged, so a node can absorb a checkpoint a
+    /// few hundred at a time and let commands apply in between.
+    pub fn absorb_executions(&mut self, at: &State, ids: &[String]) {
+        for id in ids {
+            let (Some(now), Some(then)) = (self.executions.get(id), at.executions.get(id)) else { continue };
+            // Untouched since the copy, the value is still shared with it: the pointer says so
+            // without a deep comparison.
+            let unchanged = std::ptr::eq(now, then) || now == then;
+            let logs_unchanged =
+                now.tasks.iter().flat_map(|t| &t.attempts).all(|a| match (self.logs.get(&a.id), at.logs.get(&a.id)) {
+                    (Some(x), Some(y)) => std::ptr::eq(x, y) || x == y,
+                    (x, y) => x.is_none() && y.is_none(),
+                });
+            if unchanged && logs_unchanged {
+                self.forget(id);
             }
         }
+        self.forget_floors();
+    }
+
+    /// The part of [`State::absorb`] for the drops `at` wrote.
+    pub fn absorb_drops(&mut self, at: &State) {
         for (id, seq) in &at.dropped {
             if self.dropped.get(id) == Some(seq) {
                 self.dropped.remove(id);

@@ -13,9 +13,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// sled's page cache. Its default (1 GiB) would let a node's memory grow with the history on
-/// its disk; history reads are few and mostly of recent pages.
-const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// sled's page cache, per database. Its default (1 GiB) would let a node's memory grow with
+/// the history on its disk; history reads are few and mostly of recent pages.
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// A failed disk operation.
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +32,18 @@ impl From<sled::Error> for DiskError {
 #[derive(Clone)]
 pub enum Disk {
     /// sled, and the directory it lives in (where [`Blob`]s get files of their own).
-    Sled(sled::Db, PathBuf),
+    Sled(SledDisk),
     Memory(MemoryDisk),
+}
+
+/// A node's sled databases: one for the Raft log and its hard state, one for the history base
+/// (see [`Disk::open_history_tree`]), each with its own write-ahead log, so a checkpoint's
+/// batch of tens of thousands of history writes never sits in front of the log's fsyncs.
+#[derive(Clone)]
+pub struct SledDisk {
+    log: sled::Db,
+    history: sled::Db,
+    dir: PathBuf,
 }
 
 /// One durable value written whole: a snapshot. On a real disk it is a file of its own beside
@@ -109,33 +119,47 @@ impl Blob {
 impl Disk {
     /// Opens (or creates) the node's sled database under `dir`.
     pub fn open_sled(dir: &Path) -> Result<Disk, DiskError> {
-        let db = sled::Config::new()
-            .path(dir.join("sled"))
-            .mode(sled::Mode::HighThroughput)
-            .cache_capacity(CACHE_BYTES)
-            .open()?;
-        Ok(Disk::Sled(db, dir.to_path_buf()))
+        let open = |name: &str| {
+            sled::Config::new().path(dir.join(name)).mode(sled::Mode::HighThroughput).cache_capacity(CACHE_BYTES).open()
+        };
+        Ok(Disk::Sled(SledDisk { log: open("sled")?, history: open("history")?, dir: dir.to_path_buf() }))
     }
 
     /// The durable value called `name` (see [`Blob`]).
     pub fn blob(&self, name: &str) -> Result<Blob, DiskError> {
         Ok(match self {
-            Disk::Sled(_, dir) => Blob::File(dir.join(format!("{name}.bin"))),
+            Disk::Sled(sled) => Blob::File(sled.dir.join(format!("{name}.bin"))),
             Disk::Memory(_) => Blob::Tree(self.open_tree("blobs")?, name.as_bytes().to_vec()),
         })
     }
 
     pub fn open_tree(&self, name: &str) -> Result<Tree, DiskError> {
         Ok(match self {
-            Disk::Sled(db, _) => Tree::Sled(db.open_tree(name)?),
+            Disk::Sled(sled) => Tree::Sled(sled.log.open_tree(name)?),
             Disk::Memory(disk) => Tree::Memory { disk: disk.clone(), name: name.to_string() },
         })
+    }
+
+    /// A tree of the history database (on a memory disk, a tree like the others).
+    pub fn open_history_tree(&self, name: &str) -> Result<Tree, DiskError> {
+        Ok(match self {
+            Disk::Sled(sled) => Tree::Sled(sled.history.open_tree(name)?),
+            Disk::Memory(disk) => Tree::Memory { disk: disk.clone(), name: format!("history/{name}") },
+        })
+    }
+
+    /// Makes every write to the history database so far durable.
+    pub async fn flush_history(&self) -> Result<(), DiskError> {
+        match self {
+            Disk::Sled(sled) => sled.history.flush_async().await.map(|_| ()).map_err(DiskError::from),
+            Disk::Memory(_) => self.flush().await,
+        }
     }
 
     /// Makes every write so far durable.
     pub async fn flush(&self) -> Result<(), DiskError> {
         match self {
-            Disk::Sled(db, _) => db.flush_async().await.map(|_| ()).map_err(DiskError::from),
+            Disk::Sled(sled) => sled.log.flush_async().await.map(|_| ()).map_err(DiskError::from),
             Disk::Memory(disk) => {
                 let delay = disk.with(|m| m.flush_delay);
                 if !delay.is_zero() {
@@ -322,6 +346,11 @@ impl MemoryDisk {
                 }
             }
         });
+    }
+
+    /// Makes every write so far durable, now (tests).
+    pub fn flush_now(&self) {
+        self.flush();
     }
 
     /// A power cut: every write no flush covered is gone.

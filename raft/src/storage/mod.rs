@@ -225,4 +225,20 @@ mod tests {
         assert_eq!(reopened.state().read(|s| s.digest()), digest);
         assert_eq!(reopened.state().read(|s| s.kept().finished_executions), 50);
     }
+
+    #[tokio::test]
+    async fn a_checkpoint_cut_short_is_redone_when_the_node_opens() {
+        let memory = MemoryDisk::default();
+        let disk = Disk::Memory(memory.clone());
+        let mut sm = StateMachineStore::open(&disk).unwrap();
+        sm.apply(finished_history(40)).await.unwrap();
+        sm.build_snapshot().await.unwrap();
+        let digest = sm.state().read(|s| s.digest());
+        sm.undo_last_checkpoint_writes().unwrap();
+        memory.flush_now();
+        memory.crash();
+        let reopened = StateMachineStore::open(&disk).unwrap();
+        assert_eq!(reopened.state().read(|s| s.digest()), digest);
+        assert_eq!(reopened.state().read(|s| s.kept().finished_executions), 40);
+    }
 }
