@@ -249,7 +249,10 @@ impl<T: Transport> ReplicatedNode<T> {
             heartbeat_interval: settings.heartbeat_ms,
             election_timeout_min: settings.election_timeout_min_ms,
             election_timeout_max: settings.election_timeout_max_ms,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(settings.snapshot_logs),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(staggered(
+                settings.snapshot_logs,
+                settings.node_id,
+            )),
             max_in_snapshot_log_to_keep: settings.logs_kept_after_snapshot,
             install_snapshot_timeout: 30_000,
             max_payload_entries: 1_000,
@@ -573,10 +576,26 @@ impl<T: Transport> ReplicatedNode<T> {
     }
 }
 
+/// The snapshot interval of node `node_id`: `snapshot_logs`, lengthened by an eighth for each
+/// step of the node id modulo 3. Nodes that snapshot at the same entries all spend their CPU on
+/// it at the same moment (measured: the write tail's p99.9 is the snapshots'); spread apart, at
+/// most one of three usually is.
+fn staggered(snapshot_logs: u64, node_id: u64) -> u64 {
+    snapshot_logs.saturating_add(snapshot_logs / 8 * (node_id % 3))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::transport::HttpTransport;
+
+    #[test]
+    fn the_three_nodes_of_a_cluster_snapshot_at_different_intervals() {
+        let intervals: Vec<u64> = (1..=3).map(|id| staggered(10_000, id)).collect();
+        assert_eq!(intervals, vec![11_250, 12_500, 10_000]);
+        assert_eq!(staggered(7, 2), 7, "an interval under 8 is not stretched");
+        assert_eq!(staggered(u64::MAX, 2), u64::MAX);
+    }
 
     /// A single-node cluster on an in-memory disk, leading.
     async fn leading_node() -> ReplicatedNode<HttpTransport> {
