@@ -254,9 +254,10 @@ impl StateMachineStore {
         Ok(if current.as_deref() == Some(BLOBS[0]) { BLOBS[1] } else { BLOBS[0] })
     }
 
-    /// Writes a snapshot's state to its file, then `writes` and the pointer to the history tree
-    /// in one batch, durably: a crash before the batch leaves the previous snapshot and base
-    /// whole, and after it the new ones.
+    /// Makes a snapshot current: its file (the state and `writes`, the redo record), then the
+    /// pointer to it marked "not applied", then `writes` to `tree` in parts, then the pointer
+    /// marked "applied". A crash before the pointer leaves the previous snapshot and base whole;
+    /// after it, opening the node redoes the writes (see [`SnapshotFile`]).
     async fn commit(
         &self,
         tree: &Tree,
