@@ -109,7 +109,7 @@ impl Base {
         self.fault.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn failed(&self, e: String) {
+    pub(super) fn failed(&self, e: String) {
         let mut fault = self.fault.lock().unwrap_or_else(|p| p.into_inner());
         if fault.is_none() {
             *fault = Some(format!("reading the history base: {e}"));

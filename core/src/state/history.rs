@@ -295,7 +295,9 @@ impl State {
             || self.history.counts.log_bytes > u64::from(limits.max_kept_log_bytes)
         {
             let Some((_, oldest)) = self.oldest_finished(None) else { break };
-            self.evict(&oldest);
+            if !self.evict(&oldest) {
+                break;
+            }
             dropped += 1;
         }
         dropped
@@ -307,10 +309,9 @@ impl State {
         let cutoff = now.saturating_sub(i64::from(self.limits.max_finished_age_secs).saturating_mul(1_000));
         let mut count = 0;
         while let Some((at, oldest)) = self.oldest_finished(None) {
-            if at >= cutoff {
+            if at >= cutoff || !self.evict(&oldest) {
                 break;
             }
-            self.evict(&oldest);
             count += 1;
         }
         self.history.grown = self.history.counts.per_workflow.keys().cloned().collect();
@@ -322,7 +323,9 @@ impl State {
         let mut dropped = 0;
         while self.history.counts.per_workflow.get(workflow).is_some_and(|n| *n > keep) {
             let Some((_, oldest)) = self.oldest_finished(Some(workflow)) else { break };
-            self.evict(&oldest);
+            if !self.evict(&oldest) {
+                break;
+            }
             dropped += 1;
         }
         dropped
@@ -370,11 +373,12 @@ impl State {
     }
 
     /// Removes a finished execution with its attempts and logs, from memory or from view in
-    /// the base. Never an unfinished one.
-    fn evict(&mut self, id: &str) {
+    /// the base. Never an unfinished one. Answers whether it went (the loops above stop if not,
+    /// rather than ask for the same oldest execution forever).
+    fn evict(&mut self, id: &str) -> bool {
         if let Some(execution) = self.executions.get(id) {
             if !execution.status.is_terminal() {
-                return;
+                return false;
             }
             if let Some(execution) = self.executions.remove(id) {
                 for attempt in execution.tasks.iter().flat_map(|t| &t.attempts) {
@@ -389,11 +393,15 @@ impl State {
             self.history.counts.uncount(workflow_of(id), &filed);
             self.history.counts.log_bytes -= logs.iter().map(|(_, l)| l.kept_bytes).sum::<u64>();
         } else {
-            return;
+            // The base's order named it and the base does not hold it: a damaged base. The
+            // fault stops the node after this command.
+            self.base.failed(format!("the base's order names execution {id}, which it does not hold"));
+            return false;
         }
         self.history.file(id, None);
         // The base may hold a copy (this one came from it, or an older one): hide it.
         self.hide_in_base(id);
+        true
     }
 
     /// Unfinished executions, in id order: what the engine works on, however much is kept.

@@ -172,3 +172,26 @@ fn a_checkpoint_moves_finished_executions_out_of_memory() {
     assert_eq!(s.executions_of("wf").count(), 6);
     assert_eq!(s.check_invariants(), Ok(()));
 }
+
+#[test]
+fn a_damaged_base_is_a_fault_not_a_hang() {
+    // The base's order names an execution the base does not hold, and its counts say it is
+    // there: retention asks to drop it.
+    let store = Arc::new(MemoryStore::default());
+    let summary =
+        crate::state::base::Summary { finished: 2, per_workflow: [("wf".to_string(), 2)].into(), ..Default::default() };
+    store.apply(&[
+        (crate::state::base::Index::Finished(None).key(5, "wf:ghost"), Some(Vec::new())),
+        (crate::state::base::Index::Finished(Some("wf")).key(5, "wf:ghost"), Some(Vec::new())),
+        crate::state::base::put_summary(&summary).unwrap(),
+    ]);
+    let mut s = State::default();
+    s.attach(store);
+    assert_eq!(s.kept().finished_executions, 2);
+    let mut limits = s.limits();
+    limits.max_kept_executions = 1;
+    let r = s.apply(Command::SetLimits { limits, actor: None, at_ms: 10 });
+    assert!(matches!(r, Response::LimitsSet { .. }), "{r:?}");
+    let fault = s.history_fault().expect("the damage is a fault");
+    assert!(fault.contains("wf:ghost"), "{fault}");
+}
