@@ -116,7 +116,6 @@ impl State {
         at: Moment,
     ) -> Response {
         let (now, lease_expires_at_ms) = (at.now, lease_expires_at_ms.map(|e| at.expiry(e)));
-        self.promote_attempt(attempt_id);
         if let Some(p) = progress.as_ref().filter(|p| p.encoded_len() > limits::MAX_PROGRESS_BYTES) {
             let (what, size, limit) = ("progress".to_string(), p.encoded_len(), limits::MAX_PROGRESS_BYTES);
             return Response::Rejected(Rejection::TooLarge { what, size, limit });
@@ -166,7 +165,6 @@ impl State {
         jitter: u16,
         now: i64,
     ) -> Response {
-        self.promote_attempt(attempt_id);
         match self.current_attempt_mut(attempt_id) {
             Ok(a) if !may_report(a, by) => return Response::Rejected(Rejection::NotAttemptHolder { attempt_id }),
             Ok(_) => {}
@@ -204,6 +202,7 @@ impl State {
 
     /// [`crate::bugs::Bug::LateCompletion`]: rewrites a lost attempt as if its late answer counted.
     fn accept_late_completion(&mut self, attempt_id: u64, result: AttemptResult, now: i64) -> Response {
+        self.promote_attempt(attempt_id);
         let Some(at) = self.attempts.get(&attempt_id).cloned() else {
             return Response::Rejected(Rejection::AttemptNotFound(attempt_id));
         };
@@ -268,7 +267,15 @@ impl State {
 
     /// The running attempt `attempt_id`, if it is its task's current one.
     pub(super) fn current_attempt_mut(&mut self, attempt_id: u64) -> Result<&mut Attempt, Rejection> {
-        let at = self.attempts.get(&attempt_id).ok_or(Rejection::AttemptNotFound(attempt_id))?;
+        let Some(at) = self.attempts.get(&attempt_id) else {
+            // An attempt only the base holds belongs to a finished execution, so it is never
+            // current: answered from the base, without copying the execution into memory (a
+            // stream of stale reports must not pull history back into memory).
+            return Err(match self.attempt(attempt_id) {
+                Some(found) => Rejection::StaleAttempt { attempt_id, status: found.attempt().status.to_string() },
+                None => Rejection::AttemptNotFound(attempt_id),
+            });
+        };
         let task = self
             .executions
             .get_mut(&at.execution_id)
