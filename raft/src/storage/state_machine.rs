@@ -309,12 +309,9 @@ impl StateMachineStore {
     async fn export(&self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
         let _writing = self.snapshot_lock.lock().await;
         let Some(pointer) = self.pointer()? else {
-            return Ok(self.legacy_snapshot().map_err(read_error)?.map(|stored| Snapshot {
-                meta: stored.meta,
-                snapshot: Box::new(
-                    codec::encode(&Transfer { state: stored.data, base: Vec::new() }).unwrap_or_default(),
-                ),
-            }));
+            let Some(stored) = self.legacy_snapshot().map_err(read_error)? else { return Ok(None) };
+            let transfer = codec::encode(&Transfer { state: stored.data, base: Vec::new() }).map_err(read_error)?;
+            return Ok(Some(Snapshot { meta: stored.meta, snapshot: Box::new(transfer) }));
         };
         let state = self.snapshot_file(&pointer.blob).map_err(read_error)?.state;
         let tree = self.history();
