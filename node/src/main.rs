@@ -16,6 +16,13 @@ use linkloom_raft::storage::Disk;
 use linkloom_raft::{HttpTransport, SystemClock, ThreadEntropy};
 use tracing_subscriber::EnvFilter;
 
+// jemalloc, not the system allocator: with glibc's malloc a node kept about twice its live heap
+// as resident memory (per-thread arenas holding freed pages); jemalloc's background thread
+// returns freed pages to the system (docs/benchmarks.md, "The allocator").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> anyhow::Result<()> {
     let config = Config::resolve(Cli::parse())?;
     // Before any thread starts: secrets out of the environment block and the command line.

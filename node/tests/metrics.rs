@@ -144,9 +144,15 @@ fn metrics_are_well_formed_and_follow_the_work() {
             "loom_actor_restarts_total",
             "loom_http_requests_total",
             "loom_http_request_duration_seconds",
+            "process_resident_memory_bytes",
+            "process_open_fds",
         ] {
             assert!(types.contains_key(family), "node {id} lacks {family}");
         }
+        // Each node is its own process: the figure is that process's, between a few MiB and the
+        // machine's memory.
+        let rss = value(&samples, "process_resident_memory_bytes", &[]).unwrap();
+        assert!((1024.0 * 1024.0..64.0 * 1024.0 * 1024.0 * 1024.0).contains(&rss), "node {id}: rss {rss}");
         assert!(value(&samples, "loom_raft_term", &[]).unwrap() >= 1.0);
         assert_eq!(value(&samples, "loom_raft_is_leader", &[]), Some(if id == leader { 1.0 } else { 0.0 }));
         assert!(value(&samples, "loom_raft_commit_index", &[]).unwrap() > 10.0, "node {id}");

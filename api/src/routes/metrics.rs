@@ -36,7 +36,30 @@ pub(crate) fn render(state: &ApiState) -> String {
     }
     render_state(state, &mut out);
     state.http.render(&mut out);
+    render_process(&mut out);
     out.finish()
+}
+
+/// The process's memory and descriptors, under the names Prometheus client libraries use, so
+/// the usual dashboards and alerts find them. Linux only: elsewhere the families are absent.
+fn render_process(out: &mut Exposition) {
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        let kib = |field: &str| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(field))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        };
+        if let Some(rss) = kib("VmRSS:") {
+            out.gauge("process_resident_memory_bytes", "Resident memory size in bytes.", &[], (rss * 1024) as f64);
+        }
+        if let Some(size) = kib("VmSize:") {
+            out.gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", &[], (size * 1024) as f64);
+        }
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        out.gauge("process_open_fds", "Open file descriptors.", &[], fds.count() as f64);
+    }
 }
 
 fn render_state(state: &ApiState, out: &mut Exposition) {
