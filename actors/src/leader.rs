@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use linkloom_core::ids::scheduled_execution_id;
@@ -22,7 +22,7 @@ use linkloom_core::{Command, Response};
 use linkloom_raft::Draw;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::cron::plan;
+use crate::cron::{plan, Batch, InFlight};
 use crate::EngineCtx;
 
 /// Assignment, lease expiry and retention.
@@ -95,6 +95,20 @@ pub(crate) struct SchedulerState {
     ctx: Arc<EngineCtx>,
     schedules: HashMap<(String, u32), Option<CronSchedule>>,
     timer: Option<tokio::task::JoinHandle<()>>,
+    /// Ticks proposed and not yet answered (shared with the tasks that wait for the answers).
+    in_flight: Arc<Mutex<InFlight>>,
+}
+
+/// Commands the scheduler keeps outstanding at most; due ticks beyond it wait for a later wake.
+/// At two thousand ticks a second and commits within a second, a few thousand are out at once.
+const MAX_TICK_COMMANDS_IN_FLIGHT: usize = 8_192;
+
+/// How long the scheduler waits for a batch's answers before planning its workflows again
+/// (fired twice, a tick still creates one execution).
+const BATCH_PATIENCE: Duration = Duration::from_secs(30);
+
+fn lock(in_flight: &Mutex<InFlight>) -> MutexGuard<'_, InFlight> {
+    in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Actor for TickActor {
@@ -108,7 +122,7 @@ impl Actor for TickActor {
         ctx: Arc<EngineCtx>,
     ) -> Result<SchedulerState, ActorProcessingErr> {
         let _ = myself.cast(TickMsg::Wake);
-        Ok(SchedulerState { ctx, schedules: HashMap::new(), timer: None })
+        Ok(SchedulerState { ctx, schedules: HashMap::new(), timer: None, in_flight: Arc::default() })
     }
 
     async fn post_stop(
@@ -128,7 +142,8 @@ impl Actor for TickActor {
         _message: TickMsg,
         state: &mut SchedulerState,
     ) -> Result<(), ActorProcessingErr> {
-        let next_in = if state.ctx.cluster.is_leader() { state.fire_ticks() } else { Duration::from_millis(500) };
+        let next_in =
+            if state.ctx.cluster.is_leader() { state.fire_ticks(&myself) } else { Duration::from_millis(500) };
         if let Some(old) = state.timer.take() {
             old.abort();
         }
@@ -229,7 +244,7 @@ impl LeaderState {
 
 impl SchedulerState {
     /// Fires due ticks; returns how long to sleep until the next one (at most 500 ms).
-    fn fire_ticks(&mut self) -> Duration {
+    fn fire_ticks(&mut self, me: &ActorRef<TickMsg>) -> Duration {
         let ctx = self.ctx.clone();
         let now = ctx.clock.now_ms();
         let workflows: Vec<ScheduledWorkflow> = ctx.cluster.state().read(|s| {
@@ -256,29 +271,39 @@ impl SchedulerState {
         let (known, new): (Vec<_>, Vec<_>) =
             workflows.into_iter().partition(|w| self.schedules.contains_key(&(w.0.clone(), w.1)));
         let mut next_tick = now + 500;
-        let commands = self.plan(known, now, &mut next_tick);
-        dispatch(&ctx, commands);
+        let (commands, batch) = self.plan(known, now, &mut next_tick);
+        dispatch(&ctx, commands, batch, &self.in_flight, me);
         if !new.is_empty() {
             for (id, version, expr, tz, ..) in &new {
                 self.schedules.insert((id.clone(), *version), CronSchedule::parse(expr, tz).ok());
             }
-            let commands = self.plan(new, ctx.clock.now_ms(), &mut next_tick);
-            dispatch(&ctx, commands);
+            let (commands, batch) = self.plan(new, ctx.clock.now_ms(), &mut next_tick);
+            dispatch(&ctx, commands, batch, &self.in_flight, me);
         }
+        ctx.stats.tick_commands_in_flight.store(lock(&self.in_flight).commands() as u64, Ordering::Relaxed);
         Duration::from_millis((next_tick - ctx.clock.now_ms()).clamp(1, 500) as u64)
     }
 
-    /// The commands that fire (or skip) the due ticks of `workflows`; lowers `next_tick` to the
-    /// earliest tick still to come.
-    fn plan(&self, workflows: Vec<ScheduledWorkflow>, now: i64, next_tick: &mut i64) -> Vec<Command> {
+    /// The commands that fire (or skip) the due ticks of `workflows`, oldest cursor first, and
+    /// the batch they form in [`InFlight`]; lowers `next_tick` to the earliest tick still to
+    /// come. Workflows with commands out are left for a later wake, as are all the rest once
+    /// [`MAX_TICK_COMMANDS_IN_FLIGHT`] are out.
+    fn plan(&self, mut workflows: Vec<ScheduledWorkflow>, now: i64, next_tick: &mut i64) -> (Vec<Command>, Batch) {
         let ctx = &self.ctx;
         let config = &ctx.config;
         let mut commands = Vec::new();
+        let mut batch = Batch::default();
+        let mut in_flight = lock(&self.in_flight);
+        workflows.sort_by(|a, b| (a.5, &a.0).cmp(&(b.5, &b.0)));
         for (id, version, _, _, catchup, cursor, paused) in workflows {
             let Some(Some(schedule)) = self.schedules.get(&(id.clone(), version)) else { continue };
-            if paused {
+            if paused || in_flight.is_pending(&id) {
                 continue;
             }
+            if !in_flight.has_room(MAX_TICK_COMMANDS_IN_FLIGHT) {
+                break;
+            }
+            let before = commands.len();
             let tick_plan = plan(schedule, catchup, cursor, now, config.tick_tolerance_ms, config.max_catchup_ticks);
             if let Some(tick_ms) = tick_plan.skip_to {
                 commands.push(Command::AdvanceSchedule { workflow_id: id.clone(), tick_ms, at_ms: now });
@@ -297,29 +322,52 @@ impl SchedulerState {
                     at_ms: now,
                 });
             }
+            in_flight.record(&mut batch, &id, commands.len() - before);
             let after = tick_plan.fire.last().copied().unwrap_or(cursor).max(now);
             if let Some(t) = schedule.next_after_ms(after) {
                 *next_tick = (*next_tick).min(t);
             }
         }
-        commands
+        (commands, batch)
     }
 }
 
 /// (id, version, schedule, time zone, catchup, cursor, paused) of a scheduled workflow.
 type ScheduledWorkflow = (String, u32, String, String, linkloom_core::spec::Catchup, i64, bool);
 
-/// Proposes off the actor: the next wake must not wait for these commits. A tick whose proposal
-/// fails is fired again on the next wake (the cursor did not move), and fired twice it still
-/// creates one execution.
-fn dispatch(ctx: &Arc<EngineCtx>, commands: Vec<Command>) {
+/// Proposes off the actor: the next wake must not wait for these commits. Once every command is
+/// answered (or after [`BATCH_PATIENCE`]), the batch's workflows are free to be planned again
+/// and the scheduler is woken for the ticks that came due meanwhile; a tick whose proposal
+/// failed is fired again then (the cursor did not move), and fired twice it still creates one
+/// execution.
+fn dispatch(
+    ctx: &Arc<EngineCtx>,
+    commands: Vec<Command>,
+    batch: Batch,
+    in_flight: &Arc<Mutex<InFlight>>,
+    me: &ActorRef<TickMsg>,
+) {
     if commands.is_empty() {
+        lock(in_flight).settle(batch);
         return;
     }
-    let cluster = ctx.cluster.clone();
+    let ctx = ctx.clone();
+    let in_flight = in_flight.clone();
+    let me = me.clone();
     tokio::spawn(async move {
-        let proposals = commands.into_iter().map(|c| cluster.propose(c));
-        for result in futures::future::join_all(proposals).await {
+        let proposals = commands.into_iter().map(|c| ctx.cluster.propose(c));
+        let answers = tokio::time::timeout(BATCH_PATIENCE, futures::future::join_all(proposals)).await;
+        {
+            let mut in_flight = lock(&in_flight);
+            in_flight.settle(batch);
+            ctx.stats.tick_commands_in_flight.store(in_flight.commands() as u64, Ordering::Relaxed);
+        }
+        let _ = me.cast(TickMsg::Wake);
+        let Ok(answers) = answers else {
+            tracing::warn!("ticks proposed {BATCH_PATIENCE:?} ago are not answered; planning them again");
+            return;
+        };
+        for result in answers {
             match result {
                 Ok(Response::ExecutionCreated { execution_id }) => tracing::debug!(%execution_id, "tick fired"),
                 Ok(Response::TickSkipped { workflow_id, scheduled_at_ms, reason }) => {

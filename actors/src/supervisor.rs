@@ -29,6 +29,8 @@ pub struct Counters {
     pub(crate) pokes: AtomicU64,
     pub(crate) ticks_fired: AtomicU64,
     pub(crate) tick_lateness_ms_total: AtomicU64,
+    /// Commands firing ticks that the scheduler proposed and has no answer for yet.
+    pub(crate) tick_commands_in_flight: AtomicU64,
     pub(crate) worker_dispatches: AtomicU64,
     pub(crate) worker_connections: AtomicU64,
     /// Ready → attempt started (by this node's execution actors, or handed to a worker by its
@@ -82,6 +84,12 @@ impl EngineHandle {
             "Cron ticks this node fired while it led.",
             &[],
             c.ticks_fired.load(Ordering::Relaxed),
+        );
+        out.gauge(
+            "loom_schedule_tick_commands_in_flight",
+            "Commands firing cron ticks proposed by this node (while it leads) and not yet answered.",
+            &[],
+            c.tick_commands_in_flight.load(Ordering::Relaxed) as f64,
         );
         out.histogram(
             "loom_schedule_tick_lateness_seconds",
