@@ -93,10 +93,21 @@ pub(crate) enum TickMsg {
 
 pub(crate) struct SchedulerState {
     ctx: Arc<EngineCtx>,
-    schedules: HashMap<(String, u32), Option<CronSchedule>>,
+    schedules: HashMap<(String, u32), Parsed>,
     timer: Option<tokio::task::JoinHandle<()>>,
     /// Ticks proposed and not yet answered (shared with the tasks that wait for the answers).
     in_flight: Arc<Mutex<InFlight>>,
+    /// Set when a wake left due ticks for later (a workflow with commands out, or the bound on
+    /// them): the next batch answered wakes the scheduler.
+    deferred: Arc<AtomicBool>,
+}
+
+/// A workflow version's parsed schedule (`None`: it does not parse), and the first tick after
+/// the cursor it was last looked at with. A wake skips a workflow whose first tick is still to
+/// come without walking its schedule: with ten thousand workflows, most wakes find nothing due.
+struct Parsed {
+    cron: Option<CronSchedule>,
+    first_after: Option<(i64, Option<i64>)>,
 }
 
 /// Commands the scheduler keeps outstanding at most; due ticks beyond it wait for a later wake.
@@ -122,7 +133,13 @@ impl Actor for TickActor {
         ctx: Arc<EngineCtx>,
     ) -> Result<SchedulerState, ActorProcessingErr> {
         let _ = myself.cast(TickMsg::Wake);
-        Ok(SchedulerState { ctx, schedules: HashMap::new(), timer: None, in_flight: Arc::default() })
+        Ok(SchedulerState {
+            ctx,
+            schedules: HashMap::new(),
+            timer: None,
+            in_flight: Arc::default(),
+            deferred: Arc::default(),
+        })
     }
 
     async fn post_stop(
@@ -272,13 +289,14 @@ impl SchedulerState {
             workflows.into_iter().partition(|w| self.schedules.contains_key(&(w.0.clone(), w.1)));
         let mut next_tick = now + 500;
         let (commands, batch) = self.plan(known, now, &mut next_tick);
-        dispatch(&ctx, commands, batch, &self.in_flight, me);
+        dispatch(&ctx, commands, batch, (&self.in_flight, &self.deferred), me);
         if !new.is_empty() {
             for (id, version, expr, tz, ..) in &new {
-                self.schedules.insert((id.clone(), *version), CronSchedule::parse(expr, tz).ok());
+                let cron = CronSchedule::parse(expr, tz).ok();
+                self.schedules.insert((id.clone(), *version), Parsed { cron, first_after: None });
             }
             let (commands, batch) = self.plan(new, ctx.clock.now_ms(), &mut next_tick);
-            dispatch(&ctx, commands, batch, &self.in_flight, me);
+            dispatch(&ctx, commands, batch, (&self.in_flight, &self.deferred), me);
         }
         ctx.stats.tick_commands_in_flight.store(lock(&self.in_flight).commands() as u64, Ordering::Relaxed);
         Duration::from_millis((next_tick - ctx.clock.now_ms()).clamp(1, 500) as u64)
@@ -288,7 +306,7 @@ impl SchedulerState {
     /// the batch they form in [`InFlight`]; lowers `next_tick` to the earliest tick still to
     /// come. Workflows with commands out are left for a later wake, as are all the rest once
     /// [`MAX_TICK_COMMANDS_IN_FLIGHT`] are out.
-    fn plan(&self, mut workflows: Vec<ScheduledWorkflow>, now: i64, next_tick: &mut i64) -> (Vec<Command>, Batch) {
+    fn plan(&mut self, mut workflows: Vec<ScheduledWorkflow>, now: i64, next_tick: &mut i64) -> (Vec<Command>, Batch) {
         let ctx = &self.ctx;
         let config = &ctx.config;
         let mut commands = Vec::new();
@@ -296,11 +314,33 @@ impl SchedulerState {
         let mut in_flight = lock(&self.in_flight);
         workflows.sort_by(|a, b| (a.5, &a.0).cmp(&(b.5, &b.0)));
         for (id, version, _, _, catchup, cursor, paused) in workflows {
-            let Some(Some(schedule)) = self.schedules.get(&(id.clone(), version)) else { continue };
-            if paused || in_flight.is_pending(&id) {
+            let Some(parsed) = self.schedules.get_mut(&(id.clone(), version)) else { continue };
+            let Some(schedule) = &parsed.cron else { continue };
+            if paused {
                 continue;
             }
+            if in_flight.is_pending(&id) {
+                self.deferred.store(true, Ordering::Release);
+                continue;
+            }
+            let first = match parsed.first_after {
+                Some((at, first)) if at == cursor => first,
+                _ => {
+                    let first = schedule.next_after_ms(cursor);
+                    parsed.first_after = Some((cursor, first));
+                    first
+                }
+            };
+            match first {
+                None => continue,
+                Some(t) if t > now => {
+                    *next_tick = (*next_tick).min(t);
+                    continue;
+                }
+                Some(_) => {}
+            }
             if !in_flight.has_room(MAX_TICK_COMMANDS_IN_FLIGHT) {
+                self.deferred.store(true, Ordering::Release);
                 break;
             }
             let before = commands.len();
@@ -336,15 +376,15 @@ impl SchedulerState {
 type ScheduledWorkflow = (String, u32, String, String, linkloom_core::spec::Catchup, i64, bool);
 
 /// Proposes off the actor: the next wake must not wait for these commits. Once every command is
-/// answered (or after [`BATCH_PATIENCE`]), the batch's workflows are free to be planned again
-/// and the scheduler is woken for the ticks that came due meanwhile; a tick whose proposal
+/// answered (or after [`BATCH_PATIENCE`]), the batch's workflows are free to be planned again,
+/// and if a wake left due ticks for later the scheduler is woken for them; a tick whose proposal
 /// failed is fired again then (the cursor did not move), and fired twice it still creates one
 /// execution.
 fn dispatch(
     ctx: &Arc<EngineCtx>,
     commands: Vec<Command>,
     batch: Batch,
-    in_flight: &Arc<Mutex<InFlight>>,
+    (in_flight, deferred): (&Arc<Mutex<InFlight>>, &Arc<AtomicBool>),
     me: &ActorRef<TickMsg>,
 ) {
     if commands.is_empty() {
@@ -353,6 +393,7 @@ fn dispatch(
     }
     let ctx = ctx.clone();
     let in_flight = in_flight.clone();
+    let deferred = deferred.clone();
     let me = me.clone();
     tokio::spawn(async move {
         let proposals = commands.into_iter().map(|c| ctx.cluster.propose(c));
@@ -362,7 +403,9 @@ fn dispatch(
             in_flight.settle(batch);
             ctx.stats.tick_commands_in_flight.store(in_flight.commands() as u64, Ordering::Relaxed);
         }
-        let _ = me.cast(TickMsg::Wake);
+        if deferred.swap(false, Ordering::AcqRel) {
+            let _ = me.cast(TickMsg::Wake);
+        }
         let Ok(answers) = answers else {
             tracing::warn!("ticks proposed {BATCH_PATIENCE:?} ago are not answered; planning them again");
             return;

@@ -27,12 +27,17 @@ use super::base::{self, Index, Record, Summary};
 use super::command::Response;
 use super::execution::{AttemptStatus, Execution, ExecutionStatus};
 use super::log::AttemptLog;
+use super::workflow::{spec_of, Workflow};
 use super::State;
+use crate::spec::TaskKind;
 
 /// Where each execution in memory stands, and the counts of everything finished.
 #[derive(Debug, Clone, Default)]
 pub(super) struct HistoryIndex {
     unfinished: OrdSet<String>,
+    /// The unfinished executions whose workflow version has a `worker` task: what the worker
+    /// dispatcher looks at, so it costs nothing while no such execution runs.
+    unfinished_worker: OrdSet<String>,
     /// Finished executions in memory, oldest first: (finished at, id).
     finished: OrdSet<(i64, String)>,
     /// The same, per workflow.
@@ -63,6 +68,7 @@ pub(super) struct HistoryIndex {
 impl PartialEq for HistoryIndex {
     fn eq(&self, other: &Self) -> bool {
         self.unfinished == other.unfinished
+            && self.unfinished_worker == other.unfinished_worker
             && self.finished == other.finished
             && self.by_workflow == other.by_workflow
             && self.finished_at == other.finished_at
@@ -140,12 +146,12 @@ impl Summary {
 
 impl HistoryIndex {
     /// Files execution `id` (`None`: gone) by its status, replacing where it was filed before,
-    /// and counts the change.
-    fn file(&mut self, id: &str, execution: Option<&Execution>) {
+    /// and counts the change. `worker`: its workflow version has a `worker` task.
+    fn file(&mut self, id: &str, execution: Option<&Execution>, worker: bool) {
         self.touch(id, execution.is_some());
         self.unfile(id, true);
         if let Some(execution) = execution {
-            self.enter(id, execution, true);
+            self.enter(id, execution, true, worker);
         }
     }
 
@@ -153,6 +159,7 @@ impl HistoryIndex {
     /// counts, as it is gone or changing; otherwise it moved to the base).
     fn unfile(&mut self, id: &str, count: bool) {
         self.unfinished.remove(id);
+        self.unfinished_worker.remove(id);
         let Some(filed) = self.finished_at.remove(id) else { return };
         let key = (filed.at, id.to_string());
         self.finished.remove(&key);
@@ -170,9 +177,12 @@ impl HistoryIndex {
 
     /// Enters execution `id`, in memory, into the index (`count`: and into the counts, as it is
     /// new or changed; otherwise it came from the base, which is counted already).
-    fn enter(&mut self, id: &str, execution: &Execution, count: bool) {
+    fn enter(&mut self, id: &str, execution: &Execution, count: bool, worker: bool) {
         if !execution.status.is_terminal() {
             self.unfinished.insert(id.to_string());
+            if worker {
+                self.unfinished_worker.insert(id.to_string());
+            }
             return;
         }
         let filed = Filed::of(execution);
@@ -199,15 +209,25 @@ impl HistoryIndex {
     }
 
     /// The index of these executions and logs in memory, from scratch.
-    fn of(executions: &OrdMap<String, Execution>, logs: &OrdMap<u64, AttemptLog>) -> HistoryIndex {
+    fn of(
+        executions: &OrdMap<String, Execution>,
+        logs: &OrdMap<u64, AttemptLog>,
+        workflows: &OrdMap<String, Workflow>,
+    ) -> HistoryIndex {
         let mut index = HistoryIndex::default();
         for (id, execution) in executions {
-            index.file(id, Some(execution));
+            index.file(id, Some(execution), runs_worker_tasks(workflows, execution));
         }
         index.counts.log_bytes = logs.values().map(|l| l.kept_bytes).sum();
         index.grown.clear();
         index
     }
+}
+
+/// Whether the workflow version `execution` runs has a `worker` task (fixed for its life: a
+/// version is never changed, and is kept while an execution runs it).
+fn runs_worker_tasks(workflows: &OrdMap<String, Workflow>, execution: &Execution) -> bool {
+    spec_of(workflows, execution).is_some_and(|spec| spec.tasks.iter().any(|t| t.kind == TaskKind::Worker))
 }
 
 impl State {
@@ -216,7 +236,8 @@ impl State {
     /// status or is removed.
     pub(super) fn file_history(&mut self, id: &str) {
         let execution = self.executions.get(id);
-        self.history.file(id, execution);
+        let worker = execution.is_some_and(|e| runs_worker_tasks(&self.workflows, e));
+        self.history.file(id, execution, worker);
         // An execution that ended may release one buffered behind it: that one changed too.
         if execution.is_some_and(|e| e.status.is_terminal()) {
             let waiting: Vec<String> = self
@@ -233,7 +254,8 @@ impl State {
     /// Enters an execution just copied from the base into memory: indexed, but counted already.
     pub(super) fn file_promoted(&mut self, id: &str) {
         if let Some(execution) = self.executions.get(id) {
-            self.history.enter(id, execution, false);
+            // Promoted executions are finished: never the dispatcher's.
+            self.history.enter(id, execution, false, false);
         }
     }
 
@@ -264,7 +286,7 @@ impl State {
     /// Rebuilds the history index from the executions and logs in memory and the base's
     /// summary (after loading a snapshot, or attaching a base).
     pub(super) fn rebuild_history(&mut self) {
-        self.history = HistoryIndex::of(&self.executions, &self.logs);
+        self.history = HistoryIndex::of(&self.executions, &self.logs, &self.workflows);
         let summary = self.base.summary();
         self.history.counts.add(&summary);
     }
@@ -398,7 +420,7 @@ impl State {
             self.base.failed(format!("the base's order names execution {id}, which it does not hold"));
             return false;
         }
-        self.history.file(id, None);
+        self.history.file(id, None, false);
         // The base may hold a copy (this one came from it, or an older one): hide it.
         self.hide_in_base(id);
         true
@@ -407,6 +429,11 @@ impl State {
     /// Unfinished executions, in id order: what the engine works on, however much is kept.
     pub fn unfinished_executions(&self) -> impl Iterator<Item = &Execution> {
         self.history.unfinished.iter().filter_map(|id| self.executions.get(id))
+    }
+
+    /// The unfinished executions whose workflow version has a `worker` task, in id order.
+    pub(super) fn unfinished_worker_executions(&self) -> impl Iterator<Item = &Execution> {
+        self.history.unfinished_worker.iter().filter_map(|id| self.executions.get(id))
     }
 
     /// The ids of a workflow's unfinished executions, in id order (ids start with `<workflow>:`,
@@ -437,7 +464,7 @@ impl State {
     pub(super) fn check_history(&self) -> Result<(), String> {
         let mut actual = self.history.clone();
         actual.grown.clear();
-        let mut expected = HistoryIndex::of(&self.executions, &self.logs);
+        let mut expected = HistoryIndex::of(&self.executions, &self.logs, &self.workflows);
         let mut in_base = Summary::default();
         for Record { execution, logs } in self.visible_base_records() {
             in_base.count(&execution.workflow_id, &Filed::of(&execution));

@@ -342,9 +342,9 @@ impl State {
     /// Ready `worker` tasks waiting for a worker, oldest first.
     pub fn queued_worker_tasks(&self, now: i64) -> Vec<QueuedTask> {
         let mut queued = Vec::new();
-        for execution in self.unfinished_executions() {
+        for execution in self.unfinished_worker_executions() {
             let Some(spec) = self.execution_spec(execution) else { continue };
-            if !spec.tasks.iter().any(|t| t.kind == TaskKind::Worker) || self.blocker(execution).is_some() {
+            if self.blocker(execution).is_some() {
                 continue;
             }
             for task_id in execution.ready_tasks(spec, now) {
@@ -366,7 +366,7 @@ impl State {
 
     /// The earliest future retry time of a `worker` task (when the dispatcher must look again).
     pub fn next_worker_retry_ms(&self, now: i64) -> Option<i64> {
-        self.unfinished_executions()
+        self.unfinished_worker_executions()
             .filter_map(|e| Some((e, self.execution_spec(e)?)))
             .flat_map(|(e, spec)| {
                 e.tasks.iter().filter(move |t| spec.task(&t.id).is_some_and(|ts| ts.kind == TaskKind::Worker))

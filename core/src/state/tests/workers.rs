@@ -201,3 +201,22 @@ fn a_draining_worker_takes_nothing_new_and_the_queue_shows_its_age() {
     started_id(hand(&mut s, "wf:old", "pull", "w1", 15));
     assert_eq!(s.queued_worker_tasks(16).len(), 1);
 }
+
+#[test]
+fn the_dispatcher_looks_only_at_executions_with_worker_tasks() {
+    let mut s = State::default();
+    put(&mut s, DAG, 1);
+    create(&mut s, "wf:shell", 2);
+    // Version 2 of the same workflow pulls its task from a worker queue.
+    put(&mut s, WORKER_WF, 3);
+    create(&mut s, "wf:pull", 4);
+    let ids = |it: Box<dyn Iterator<Item = &Execution> + '_>| it.map(|e| e.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(Box::new(s.unfinished_executions())), ["wf:pull", "wf:shell"]);
+    assert_eq!(ids(Box::new(s.unfinished_worker_executions())), ["wf:pull"]);
+    assert_eq!(s.queued_worker_tasks(5).len(), 1);
+    assert_eq!(s.check_invariants(), Ok(()));
+    s.apply(Command::CancelExecution { execution_id: "wf:pull".into(), actor: None, at_ms: 6 });
+    assert_eq!(ids(Box::new(s.unfinished_worker_executions())), Vec::<String>::new());
+    assert!(s.queued_worker_tasks(7).is_empty());
+    assert_eq!(s.check_invariants(), Ok(()));
+}
