@@ -154,6 +154,8 @@ pub(crate) struct EngineCtx {
     pub(crate) cgroups: Option<executor::Cgroups>,
     /// Where HTTP tasks may connect (the allow-list and the addresses refused by default).
     pub(crate) targets: executor::TargetRules,
+    /// The node's budget for task output appended to logs.
+    pub(crate) log_budget: executor::log_rate::LogBudget,
 }
 
 /// Starts the engine on this node.
@@ -166,6 +168,7 @@ pub async fn start(
 ) -> Result<EngineHandle, ractor::SpawnErr> {
     let policy = &config.task_policy;
     let policy_allow = policy.http_allow.clone();
+    let log_budget = executor::log_rate::LogBudget::new(policy.shell_limits.log_bytes_per_sec);
     let cgroups = match (policy.shell_enabled, policy.shell_cgroups) {
         (true, true) => match executor::Cgroups::detect() {
             Ok(cgroups) => {
@@ -200,6 +203,7 @@ pub async fn start(
         attempts: Default::default(),
         cgroups,
         targets: executor::TargetRules::new(policy_allow),
+        log_budget,
     });
     supervisor::start(ctx).await
 }

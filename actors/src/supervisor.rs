@@ -33,6 +33,8 @@ pub struct Counters {
     pub(crate) tick_commands_in_flight: AtomicU64,
     pub(crate) worker_dispatches: AtomicU64,
     pub(crate) worker_connections: AtomicU64,
+    /// Task output not appended to logs because the node's log rate was exceeded.
+    pub(crate) task_log_bytes_dropped: AtomicU64,
     /// Ready → attempt started (by this node's execution actors, or handed to a worker by its
     /// dispatcher while it leads).
     pub(crate) dispatch_latency: linkloom_core::metrics::Histogram,
@@ -108,6 +110,12 @@ impl EngineHandle {
             "Worker tasks this node handed to workers while it led.",
             &[],
             c.worker_dispatches.load(Ordering::Relaxed),
+        );
+        out.counter(
+            "loom_task_log_bytes_dropped_total",
+            "Shell task output this node did not append to logs because its task log rate was exceeded.",
+            &[],
+            c.task_log_bytes_dropped.load(Ordering::Relaxed),
         );
         out.gauge(
             "loom_worker_connections",

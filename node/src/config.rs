@@ -176,6 +176,10 @@ pub struct Cli {
     /// Output (stdout + stderr) one shell attempt may write, in MiB (default 16).
     #[arg(long, env = "LOOM_SHELL_OUTPUT_MB")]
     pub shell_output_mb: Option<u64>,
+    /// Shell task output this node appends to logs, in KiB per second for all its attempts
+    /// together (default 256); beyond it lines are dropped and counted.
+    #[arg(long, env = "LOOM_SHELL_LOG_KB_PER_SEC")]
+    pub shell_log_kb_per_sec: Option<u64>,
     /// Processes the user a shell task runs as may have (`RLIMIT_NPROC`; also `pids.max` of the
     /// attempt's cgroup where the pids controller is delegated). Default 4096; 0: no limit.
     #[arg(long, env = "LOOM_SHELL_PROCESSES")]
@@ -277,6 +281,7 @@ struct FileConfig {
     shell_memory_mb: Option<u64>,
     shell_open_files: Option<u64>,
     shell_output_mb: Option<u64>,
+    shell_log_kb_per_sec: Option<u64>,
     shell_processes: Option<u64>,
     shell_uid: Option<u32>,
     shell_gid: Option<u32>,
@@ -396,6 +401,7 @@ impl Config {
                 memory_mb: cli.shell_memory_mb.or(file.shell_memory_mb),
                 open_files: cli.shell_open_files.or(file.shell_open_files),
                 output_mb: cli.shell_output_mb.or(file.shell_output_mb),
+                log_kb_per_sec: cli.shell_log_kb_per_sec.or(file.shell_log_kb_per_sec),
                 processes: cli.shell_processes.or(file.shell_processes),
             },
             (cli.shell_uid.or(file.shell_uid), cli.shell_gid.or(file.shell_gid)),
@@ -588,6 +594,7 @@ struct ShellLimitFlags {
     memory_mb: Option<u64>,
     open_files: Option<u64>,
     output_mb: Option<u64>,
+    log_kb_per_sec: Option<u64>,
     processes: Option<u64>,
 }
 
@@ -661,6 +668,9 @@ fn task_policy(
     if limits.output_mb == Some(0) {
         bail!("shell_output_mb must be at least 1");
     }
+    if limits.log_kb_per_sec == Some(0) {
+        bail!("shell_log_kb_per_sec must be at least 1");
+    }
     Ok(linkloom_actors::TaskPolicy {
         shell_enabled,
         shell_allow: shell_allow
@@ -676,6 +686,10 @@ fn task_policy(
                 None => defaults.processes,
             },
             output_bytes: limits.output_mb.map(mb).unwrap_or(defaults.output_bytes),
+            log_bytes_per_sec: limits
+                .log_kb_per_sec
+                .map(|kb| kb.saturating_mul(1024))
+                .unwrap_or(defaults.log_bytes_per_sec),
         },
         shell_run_as,
         shell_pass_env,

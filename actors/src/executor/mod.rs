@@ -5,6 +5,7 @@
 //! output is streamed into the attempt's log as it is produced.
 
 mod http;
+pub(crate) mod log_rate;
 mod policy;
 mod sandbox;
 mod shell;

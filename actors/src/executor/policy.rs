@@ -59,6 +59,9 @@ pub struct ShellLimits {
     pub processes: Option<u64>,
     /// stdout and stderr together; beyond it the process group is killed and the attempt fails.
     pub output_bytes: u64,
+    /// Output of all shell attempts on this node appended to their logs per second (through
+    /// Raft); beyond it lines are dropped and counted (see `log_rate`).
+    pub log_bytes_per_sec: u64,
 }
 
 impl Default for ShellLimits {
@@ -69,6 +72,7 @@ impl Default for ShellLimits {
             open_files: Some(1024),
             processes: Some(DEFAULT_MAX_PROCESSES),
             output_bytes: 16 * 1024 * 1024,
+            log_bytes_per_sec: 256 * 1024,
         }
     }
 }

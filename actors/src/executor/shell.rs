@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::{mpsc, watch, Notify};
 
+use super::log_rate::LogShaper;
 use super::policy::{allowed_program, ShellLimits, TaskPolicy};
 use super::sandbox::{Containment, Tracked, TRACK_EVERY};
 use super::{AttemptInfo, Outcome};
@@ -152,24 +153,25 @@ pub(crate) async fn run_shell(
     let log_ctx = ctx.clone();
     let attempt_id = info.attempt_id;
     let flusher = tokio::spawn(async move {
-        let mut buffer = String::new();
+        let mut shaper = LogShaper::default();
         let mut tick = tokio::time::interval(log_ctx.config.log_flush);
         loop {
             tokio::select! {
                 biased;
                 line = line_rx.recv() => match line {
                     Some(line) => {
-                        buffer.push_str(&line);
-                        if buffer.len() >= limits::MAX_LOG_APPEND_BYTES / 2 {
-                            flush_log(&log_ctx, attempt_id, &mut buffer).await;
+                        let dropped = shaper.push(&line);
+                        log_ctx.stats.task_log_bytes_dropped.fetch_add(dropped, Ordering::Relaxed);
+                        if shaper.is_full() {
+                            flush_log(&log_ctx, attempt_id, &mut shaper, false).await;
                         }
                     }
                     None => break,
                 },
-                _ = tick.tick() => flush_log(&log_ctx, attempt_id, &mut buffer).await,
+                _ = tick.tick() => flush_log(&log_ctx, attempt_id, &mut shaper, false).await,
             }
         }
-        flush_log(&log_ctx, attempt_id, &mut buffer).await;
+        flush_log(&log_ctx, attempt_id, &mut shaper, true).await;
     });
 
     let timeout = info.timeout.unwrap_or(Duration::from_secs(24 * 3600));
@@ -397,11 +399,10 @@ fn set_rlimits(limits: &ShellLimits) -> std::io::Result<()> {
     Ok(())
 }
 
-async fn flush_log(ctx: &EngineCtx, attempt_id: u64, buffer: &mut String) {
-    if buffer.is_empty() {
-        return;
-    }
-    let mut text = std::mem::take(buffer);
+/// Appends what `shaper` holds to the attempt's log if the node's task log rate allows (`last`:
+/// the attempt ended, append regardless).
+async fn flush_log(ctx: &EngineCtx, attempt_id: u64, shaper: &mut LogShaper, last: bool) {
+    let Some(mut text) = shaper.take(&ctx.log_budget, ctx.clock.now_ms(), last) else { return };
     if text.len() > limits::MAX_LOG_APPEND_BYTES {
         let mut cut = limits::MAX_LOG_APPEND_BYTES;
         while !text.is_char_boundary(cut) {
