@@ -35,6 +35,21 @@ export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Every change to a crate relinks its test binaries under a new hash and cargo never removes the
+# old ones: 44 GB of them filled this machine's disk after a few days of runs. Before building,
+# keep only the newest executable of each name (cargo rebuilds any it still needs).
+prune_stale_binaries() {
+  local dir
+  for dir in "$CARGO_TARGET_DIR"/debug/deps "$CARGO_TARGET_DIR"/release/deps; do
+    [ -d "$dir" ] || continue
+    find "$dir" -maxdepth 1 -type f -perm -u+x -regextype posix-extended -regex '.*-[0-9a-f]{16}' -printf '%T@ %f\n' \
+      | sort -rn \
+      | awk '{ name = $2; sub(/-[0-9a-f]+$/, "", name); if (seen[name]++) print $2 }' \
+      | (cd "$dir" && xargs -r rm -f --)
+  done
+}
+prune_stale_binaries
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo not found: install Rust with rustup (https://rustup.rs), then run this again" >&2
   exit 1
