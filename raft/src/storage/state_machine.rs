@@ -283,7 +283,6 @@ impl StateMachineStore {
             Ok::<_, String>(file)
         })
         .await
-        .and_then(|r| r)
         .map_err(failed)?;
         if blob.needs_flush() {
             self.disk.flush().await.map_err(|e: DiskError| failed(e.to_string()))?;
@@ -295,7 +294,6 @@ impl StateMachineStore {
         let target = tree.clone();
         off_the_runtime(&self.disk, move || apply_in_parts(&target, &file.writes).map_err(|e| e.to_string()))
             .await
-            .and_then(|r| r)
             .map_err(failed)?;
         tree.insert(KEY_POINTER, applied).map_err(|e| failed(e.to_string()))?;
         self.disk.flush_history().await.map_err(|e: DiskError| failed(e.to_string()))?;
@@ -325,7 +323,6 @@ impl StateMachineStore {
             codec::encode(&Transfer { state, base }).map_err(|e| e.to_string())
         })
         .await
-        .and_then(|r| r)
         .map_err(read_error)?;
         Ok(Some(Snapshot { meta: pointer.meta, snapshot: Box::new(transfer) }))
     }
@@ -365,7 +362,6 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             Ok::<_, String>((checkpoint.writes, state))
         })
         .await
-        .and_then(|r| r)
         .map_err(|e| StorageIOError::write_snapshot(None, &io_error(e)))?;
         let snapshot_id = match last_log_id {
             Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, state.len()),
@@ -410,11 +406,13 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
 /// log. On the simulation's disk it runs inline: a run must replay, and a thread pool would not.
 async fn off_the_runtime<T: Send + 'static>(
     disk: &Disk,
-    work: impl FnOnce() -> T + Send + 'static,
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
     match disk {
-        Disk::Sled(..) => tokio::task::spawn_blocking(work).await.map_err(|e| format!("the blocking task failed: {e}")),
-        Disk::Memory(_) => Ok(work()),
+        Disk::Sled(..) => {
+            tokio::task::spawn_blocking(work).await.map_err(|e| format!("the blocking task failed: {e}"))?
+        }
+        Disk::Memory(_) => work(),
     }
 }
 
@@ -484,7 +482,6 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let target = tree.clone();
         off_the_runtime(&self.disk, move || apply_in_parts(&target, &writes).map_err(|e| e.to_string()))
             .await
-            .and_then(|r| r)
             .map_err(failed)?;
         self.disk.flush_history().await.map_err(|e| failed(e.to_string()))?;
         self.commit(&tree, meta, bytes, Vec::new()).await?;
