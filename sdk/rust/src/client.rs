@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::protocol::{classify, retry_after as retry_after_pause, Disposition, Outcome, RequestKind};
 use crate::Error;
 
 /// Longest a request may take, from connecting to the end of the answer, unless configured.
@@ -32,6 +33,8 @@ pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// First pause after a 503, doubled after each one up to [`UNAVAILABLE_BACKOFF_MAX`].
 const UNAVAILABLE_BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const UNAVAILABLE_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// Longest pause after a 429 that carried no `Retry-After`.
+const RATE_LIMITED_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Most bytes read from one answer; a full page of executions is far smaller.
 const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 /// Most servers one client takes.
@@ -539,8 +542,11 @@ impl Client {
         let servers = self.servers();
         // A request with an idempotency key applies once however often it is sent, so a
         // connection lost mid-request is retried too (through the next server).
-        let repeatable = matches!(request.method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE)
-            || request.idempotency_key.is_some();
+        let kind = RequestKind {
+            method: &request.method,
+            has_idempotency_key: request.idempotency_key.is_some(),
+            attempt_call: false,
+        };
         let mut index = self.current();
         let mut unreachable: Vec<String> = Vec::new();
         let mut last: Option<Last> = None;
@@ -548,34 +554,57 @@ impl Client {
         for attempt in 0..self.inner.max_attempts {
             let base = &servers[index];
             let url = request_url(base, request)?;
+            let more = attempt + 1 < self.inner.max_attempts;
             match self.send_once(url, request).await {
-                Ok(Reply::Full { status: 503, body, .. }) => {
-                    let error = Error::from_answer(503, &body);
-                    tracing::debug!(server = %base, error = %error, "server unavailable; trying the next one");
-                    last = Some(Last::Unavailable(error));
-                    index = self.advance(index);
-                    if attempt + 1 < self.inner.max_attempts {
-                        tokio::time::sleep(pause).await;
-                        pause = (pause * 2).min(UNAVAILABLE_BACKOFF_MAX);
+                Ok(Reply::Full { status, body, complete, retry_after }) => {
+                    let outcome = Outcome::Answer { status, body: &body, retry_after: retry_after.as_deref() };
+                    match classify(&kind, &outcome) {
+                        Disposition::Success => {
+                            self.set_current(index);
+                            return Ok((Reply::Full { status, body, complete, retry_after }, index));
+                        }
+                        // No leader yet, or a node still starting: the next node after a pause.
+                        Disposition::Failover => {
+                            let error = Error::from_answer(status, &body);
+                            tracing::debug!(server = %base, error = %error, "server unavailable; trying the next one");
+                            last = Some(Last::Unavailable(error));
+                            index = self.advance(index);
+                            if more {
+                                tokio::time::sleep(pause).await;
+                                pause = (pause * 2).min(UNAVAILABLE_BACKOFF_MAX);
+                            }
+                        }
+                        // Over the token's rate: the node refused before doing anything, so any
+                        // request may be sent again once the bucket refills (its Retry-After).
+                        Disposition::Retry if more => {
+                            let wait = retry_after_pause(retry_after.as_deref()).unwrap_or(pause);
+                            tracing::debug!(server = %base, "rate limited; waiting {wait:?}");
+                            last = Some(Last::Unavailable(Error::from_answer(status, &body)));
+                            tokio::time::sleep(wait).await;
+                            pause = (pause * 2).min(RATE_LIMITED_BACKOFF_MAX);
+                        }
+                        _ => {
+                            self.set_current(index);
+                            return Err(Error::from_answer(status, &body));
+                        }
                     }
-                }
-                // Over the token's rate: the node refused before doing anything, so any request
-                // may be sent again once the bucket refills (about a second at most).
-                Ok(Reply::Full { status: 429, body, .. }) if attempt + 1 < self.inner.max_attempts => {
-                    tracing::debug!(server = %base, "rate limited; waiting {pause:?}");
-                    last = Some(Last::Unavailable(Error::from_answer(429, &body)));
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(1));
-                }
-                Ok(Reply::Full { status, body, .. }) if !(200..300).contains(&status) => {
-                    self.set_current(index);
-                    return Err(Error::from_answer(status, &body));
                 }
                 Ok(reply) => {
                     self.set_current(index);
                     return Ok((reply, index));
                 }
-                Err(e) if e.is_connect() || (repeatable && !e.is_builder()) => {
+                Err(e) if e.is_builder() => return Err(self.transport_error(e, request, base)),
+                Err(e) => {
+                    let outcome = if e.is_connect() {
+                        Outcome::Refused
+                    } else if e.is_timeout() {
+                        Outcome::Timeout
+                    } else {
+                        Outcome::Reset
+                    };
+                    if classify(&kind, &outcome) != Disposition::Failover {
+                        return Err(self.transport_error(e, request, base));
+                    }
                     tracing::debug!(server = %base, error = %e, "server unreachable; trying the next one");
                     if !unreachable.contains(base) {
                         unreachable.push(base.clone());
@@ -589,7 +618,6 @@ impl Client {
                     last = Some(Last::Unreachable(e, base.clone()));
                     index = self.advance(index);
                 }
-                Err(e) => return Err(self.transport_error(e, request, base)),
             }
         }
         Err(match last {
@@ -634,8 +662,10 @@ impl Client {
         if request.streaming && (200..300).contains(&status) {
             return Ok(Reply::Stream(response));
         }
+        let retry_after =
+            response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
         let (body, complete) = read_limited(response).await?;
-        Ok(Reply::Full { status, body, complete })
+        Ok(Reply::Full { status, body, complete, retry_after })
     }
 
     fn transport_error(&self, e: reqwest::Error, request: &ApiRequest, base: &str) -> Error {
@@ -681,7 +711,7 @@ async fn read_limited(mut response: reqwest::Response) -> Result<(Bytes, bool), 
 /// What one server answered.
 pub(crate) enum Reply {
     /// Status and body; `complete` is false if the body was cut at [`MAX_ANSWER_BYTES`].
-    Full { status: u16, body: Bytes, complete: bool },
+    Full { status: u16, body: Bytes, complete: bool, retry_after: Option<String> },
     /// A 2xx answer to a streaming request, its body still to read.
     Stream(reqwest::Response),
 }

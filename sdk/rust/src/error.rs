@@ -239,7 +239,13 @@ impl Error {
 
     /// Reads an error answer: the API's `{"error": {...}}` shape, or, from something that is not
     /// a Link Loom node (a proxy, a load balancer), the status and the start of the body.
-    pub(crate) fn from_answer(status: u16, body: &[u8]) -> Error {
+    ///
+    /// ```
+    /// let e = linkloom::Error::from_answer(404, br#"{"error": {"code": "not_found", "message": "no such workflow"}}"#);
+    /// assert!(e.is_not_found());
+    /// assert_eq!(linkloom::Error::from_answer(502, b"<html>").code(), Some("internal"));
+    /// ```
+    pub fn from_answer(status: u16, body: &[u8]) -> Error {
         #[derive(serde::Deserialize)]
         struct Envelope {
             error: Inner,
@@ -275,13 +281,16 @@ impl Error {
 fn code_for_status(status: u16) -> &'static str {
     match status {
         400 => "bad_request",
-        401 => "unauthorized",
+        401 => "unauthenticated",
         403 => "forbidden",
         404 => "not_found",
         409 => "conflict",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
         413 => "too_large",
         415 => "unsupported_media_type",
         422 => "invalid_spec",
+        429 => "rate_limited",
         503 => "unavailable",
         500..=599 => "internal",
         _ => "http_error",

@@ -68,6 +68,7 @@ pub use workflow::{parse_spec, Backfilled, Paused, StoredWorkflow, Workflow, Wor
 /// ```
 pub use reqwest::Method;
 
+pub mod protocol;
 pub mod signature;
 
 /// The workflow spec types, shared with the server (`linkloom-core`). Build one with

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::context::{Handler, TaskContext, TaskResult};
-use super::session::{Inner, Timing};
+use super::session::{Inner, OnConnected, Timing};
 use super::Worker;
 use crate::client::Client;
 use crate::error::Error;
@@ -31,6 +31,7 @@ pub struct WorkerBuilder {
     pub(super) handlers: BTreeMap<String, Handler>,
     pub(super) task_handlers: BTreeMap<(String, String), Handler>,
     pub(super) shutdown_grace: Duration,
+    pub(super) on_connected: Option<OnConnected>,
 }
 
 impl WorkerBuilder {
@@ -107,6 +108,20 @@ impl WorkerBuilder {
         self
     }
 
+    /// Calls `hook` with the node's id each time a connection is registered (the node's
+    /// `welcome`): after start and after every reconnect. For readiness probes and logs; it
+    /// runs on the worker's task, so keep it short.
+    ///
+    /// ```no_run
+    /// # fn demo(b: linkloom::WorkerBuilder) -> linkloom::WorkerBuilder {
+    /// b.on_connected(|node_id| eprintln!("serving tasks through node {node_id}"))
+    /// # }
+    /// ```
+    pub fn on_connected(mut self, hook: impl Fn(u64) + Send + Sync + 'static) -> Self {
+        self.on_connected = Some(Arc::new(hook));
+        self
+    }
+
     /// Checks the settings (the same rules the server applies) and builds the worker.
     ///
     /// ```
@@ -130,6 +145,7 @@ impl WorkerBuilder {
                 handlers: self.handlers,
                 task_handlers: self.task_handlers,
                 shutdown_grace: self.shutdown_grace,
+                on_connected: self.on_connected,
                 running: Mutex::new(BTreeMap::new()),
                 timing: Mutex::new(Timing { heartbeat: Duration::from_secs(1), lease: Duration::from_secs(10) }),
             }),

@@ -29,8 +29,6 @@ pub use builder::WorkerBuilder;
 pub use context::{TaskContext, TaskError, TaskResult};
 use session::{termination, Inner};
 
-/// The longest a line of the event stream may be (a task's input is at most 64 KiB).
-const MAX_EVENT_LINE_BYTES: usize = 4 * 1024 * 1024;
 /// Pauses between reconnects grow from the first to the last.
 const RECONNECT_FIRST: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_secs(2);
@@ -75,6 +73,7 @@ impl Worker {
             handlers: BTreeMap::new(),
             task_handlers: BTreeMap::new(),
             shutdown_grace: Duration::from_secs(30),
+            on_connected: None,
         }
     }
 

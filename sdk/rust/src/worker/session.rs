@@ -1,22 +1,23 @@
 //! One worker's life with the cluster: the event stream of its connection, the attempts it runs
 //! with their heartbeats, completions retried until the lease ends, drain and shutdown.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use linkloom_wire::worker::{Drain, Heartbeat, Release, TaskAssignment, WorkerEvent};
+use linkloom_wire::worker::{Drain, Heartbeat, Release, TaskAssignment};
 use linkloom_wire::TaskAnswer;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use super::context::{Handler, TaskContext, TaskError, TaskResult};
-use super::{StreamEnd, MAX_EVENT_LINE_BYTES, RECONNECT_FIRST, RECONNECT_MAX};
+use super::{StreamEnd, RECONNECT_FIRST, RECONNECT_MAX};
 use crate::client::{segment, ApiRequest, Client};
 use crate::error::Error;
+use crate::protocol::{Ignored, ReconnectReason, StreamAction, StreamDecoder, MAX_EVENT_LINE_BYTES};
 
 /// Heartbeat and lease times, as the node announced them.
 #[derive(Clone, Copy)]
@@ -24,6 +25,9 @@ pub(super) struct Timing {
     pub(super) heartbeat: Duration,
     pub(super) lease: Duration,
 }
+
+/// Called with the node's id when a connection is registered.
+pub(super) type OnConnected = Arc<dyn Fn(u64) + Send + Sync>;
 
 /// An attempt this worker runs.
 pub(super) struct Running {
@@ -38,6 +42,7 @@ pub(super) struct Inner {
     pub(super) handlers: BTreeMap<String, Handler>,
     pub(super) task_handlers: BTreeMap<(String, String), Handler>,
     pub(super) shutdown_grace: Duration,
+    pub(super) on_connected: Option<OnConnected>,
     pub(super) running: Mutex<BTreeMap<String, Running>>,
     pub(super) timing: Mutex<Timing>,
 }
@@ -61,7 +66,7 @@ impl Inner {
     ) -> (StreamEnd, Option<String>) {
         let mut session = None;
         let mut bytes = response.bytes_stream();
-        let mut buffer: Vec<u8> = Vec::new();
+        let mut decoder = StreamDecoder::new(MAX_EVENT_LINE_BYTES);
         let mut draining_until: Option<tokio::time::Instant> = None;
         loop {
             if let Some(until) = draining_until {
@@ -89,41 +94,42 @@ impl Inner {
                 Ok(Some(Err(e))) => return (StreamEnd::Reconnect(e.to_string()), session),
                 Ok(Some(Ok(chunk))) => chunk,
             };
-            buffer.extend_from_slice(&chunk);
-            while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = buffer.drain(..=end).collect();
-                if line.iter().all(u8::is_ascii_whitespace) {
-                    continue;
-                }
-                match serde_json::from_slice::<WorkerEvent>(&line) {
-                    Ok(WorkerEvent::Welcome { session: s, node_id, heartbeat_interval_ms, lease_ms }) => {
+            let running: BTreeSet<String> = self.running_ids().into_iter().collect();
+            for action in decoder.push(&chunk, &running) {
+                match action {
+                    StreamAction::Welcome { session: s, node_id, heartbeat, lease } => {
                         tracing::info!(worker_id = %self.id, node_id, "connected");
-                        *self.timing.lock().unwrap_or_else(|p| p.into_inner()) = Timing {
-                            heartbeat: Duration::from_millis(heartbeat_interval_ms.max(50)),
-                            lease: Duration::from_millis(lease_ms),
-                        };
+                        *self.timing.lock().unwrap_or_else(|p| p.into_inner()) = Timing { heartbeat, lease };
                         session = Some(s);
+                        if let Some(hook) = &self.on_connected {
+                            hook(node_id);
+                        }
                     }
                     // Handed over before the drain took effect: still ours to run.
-                    Ok(WorkerEvent::Task(task)) => self.start(task),
-                    Ok(WorkerEvent::Cancel { attempt_id, reason }) => {
+                    StreamAction::Run(task) => self.start(*task),
+                    StreamAction::AlreadyRunning { .. } => {}
+                    StreamAction::Cancel { attempt_id, reason } => {
                         if let Some(running) = self.running.lock().unwrap_or_else(|p| p.into_inner()).get(&attempt_id) {
                             tracing::info!(worker_id = %self.id, attempt_id, "attempt cancelled by the cluster: {reason}");
                             let _ = running.cancel.send(true);
                         }
                     }
-                    Ok(WorkerEvent::Ping) => {}
-                    Ok(WorkerEvent::Closing { .. }) if draining_until.is_some() => {
+                    // A newer server may send events this SDK does not know: skip them.
+                    StreamAction::Ignore { why } => {
+                        if why != Ignored::Ping && why != Ignored::Blank {
+                            tracing::debug!(worker_id = %self.id, "skipping an event: {}", why.as_str());
+                        }
+                    }
+                    StreamAction::Reconnect { why: ReconnectReason::Closing(_) } if draining_until.is_some() => {
                         return (StreamEnd::Shutdown, session)
                     }
-                    Ok(WorkerEvent::Closing { reason }) => return (StreamEnd::Reconnect(reason), session),
-                    // A newer server may send events this SDK does not know: skip them.
-                    Ok(_) => tracing::debug!(worker_id = %self.id, "skipping an event of a newer kind"),
-                    Err(e) => tracing::debug!(worker_id = %self.id, "skipping a malformed event: {e}"),
+                    StreamAction::Reconnect { why: ReconnectReason::Closing(reason) } => {
+                        return (StreamEnd::Reconnect(reason), session)
+                    }
+                    StreamAction::Reconnect { why } => {
+                        return (StreamEnd::Reconnect(format!("stream ended: {}", why.as_str())), session)
+                    }
                 }
-            }
-            if buffer.len() > MAX_EVENT_LINE_BYTES {
-                return (StreamEnd::Reconnect("an event line too long".into()), session);
             }
         }
     }
@@ -185,7 +191,10 @@ impl Inner {
                 result = &mut work => return Some(result),
                 _ = tokio::time::sleep(interval) => {
                     if !self.heartbeat(&context).await {
-                        // The attempt is no longer ours: stop the handler, report nothing.
+                        // The attempt is no longer ours: its cancellation is signalled; give the
+                        // handler up to one lease length to see it and wind down, then drop it.
+                        // Its result is not reported either way.
+                        let _ = tokio::time::timeout(self.timing().lease, &mut work).await;
                         return None;
                     }
                 }
