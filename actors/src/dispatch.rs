@@ -98,7 +98,7 @@ impl DispatchState {
         let (queued, mut workers, next_retry) = ctx.cluster.state().read(|s| {
             let workers: Vec<Candidate> = s
                 .workers()
-                .filter(|w| w.is_live(now) && !w.draining)
+                .filter(|w| w.takes_new_work(now))
                 .map(|w| Candidate {
                     id: w.id.clone(),
                     queues: w.queues.clone(),

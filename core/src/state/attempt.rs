@@ -134,6 +134,7 @@ impl State {
         }
         let lease_expires_at_ms = attempt.lease_expires_at_ms;
         self.append_final_log(attempt_id, logs, now);
+        self.worker_heard_from(by);
         Response::HeartbeatRecorded { attempt_id, lease_expires_at_ms }
     }
 
@@ -176,6 +177,11 @@ impl State {
             Err(r) => return Response::Rejected(r),
         }
         self.append_final_log(attempt_id, logs, now);
+        // A result the worker sent itself shows it alive; lost and timed-out ones the cluster
+        // records on its behalf.
+        if !matches!(result, AttemptResult::Lost { .. } | AttemptResult::TimedOut) {
+            self.worker_heard_from(by);
+        }
         let max_output = self.limits.max_output_bytes as usize;
         let result = match result {
             AttemptResult::Succeeded { output } if output.encoded_len() > max_output => AttemptResult::Failed {

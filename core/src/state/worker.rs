@@ -41,11 +41,27 @@ pub struct WorkerEntry {
     /// for this worker or replace it.
     #[serde(default)]
     pub token: Option<String>,
+    /// It let a lease run out (frozen, or cut off while its connection stayed open): until this
+    /// time it gets no new task, so a retry is not handed straight back to the worker that just
+    /// lost it. A heartbeat or completion it makes, or a new connection, lifts it.
+    #[serde(default)]
+    pub stalled_until_ms: Option<i64>,
 }
 
 impl WorkerEntry {
     pub fn is_live(&self, now_ms: i64) -> bool {
         self.expires_at_ms > now_ms
+    }
+
+    /// Live, not shutting down, not stalled: the dispatcher may hand it tasks (if it has a free
+    /// slot, which [`super::State::worker_running`] tells).
+    pub fn takes_new_work(&self, now_ms: i64) -> bool {
+        self.is_live(now_ms) && !self.draining && !self.is_stalled(now_ms)
+    }
+
+    /// It lost a lease recently and has not been heard from since.
+    pub fn is_stalled(&self, now_ms: i64) -> bool {
+        self.stalled_until_ms.is_some_and(|until| until > now_ms)
     }
 
     pub fn serves(&self, queue: &str) -> bool {
@@ -154,6 +170,7 @@ impl State {
             last_seen_at_ms: now,
             expires_at_ms,
             token,
+            stalled_until_ms: None,
         };
         self.workers.insert(worker_id.clone(), entry);
         Response::WorkerConnected { worker_id, session, replaced }
@@ -197,6 +214,15 @@ impl State {
         }
     }
 
+    /// The worker showed life (an accepted heartbeat or completion): it may take tasks again.
+    pub(super) fn worker_heard_from(&mut self, by: &Reporter) {
+        if let Reporter::Worker { worker_id, .. } = by {
+            if let Some(entry) = self.workers.get_mut(worker_id) {
+                entry.stalled_until_ms = None;
+            }
+        }
+    }
+
     pub(super) fn disconnect_worker(
         &mut self,
         worker_id: String,
@@ -223,6 +249,7 @@ impl State {
 
     pub(super) fn expire_worker_attempts(&mut self, jitter_permille: u16, now: i64) -> Response {
         let mut due = Vec::new();
+        let mut stalled: Vec<(String, i64)> = Vec::new();
         for (worker_id, attempts) in &self.worker_attempts {
             for &attempt_id in attempts {
                 let Some(at) = self.attempt(attempt_id) else { continue };
@@ -234,6 +261,9 @@ impl State {
                     );
                     // The cluster ends it on the holder's behalf.
                     let by = Reporter::Worker { worker_id: worker_id.clone(), token: attempt.worker_token.clone() };
+                    // The worker stays out of dispatch for as long as the lease it let lapse.
+                    let lease = expiry - attempt.last_heartbeat_ms.unwrap_or(attempt.started_at_ms);
+                    stalled.push((worker_id.clone(), now + lease.max(0)));
                     due.push((attempt_id, by, AttemptResult::Lost { reason }));
                 } else if attempt.deadline_ms.is_some_and(|d| d <= now) {
                     let by = Reporter::Worker { worker_id: worker_id.clone(), token: attempt.worker_token.clone() };
@@ -251,6 +281,11 @@ impl State {
                 } else {
                     timed_out.push(attempt_id);
                 }
+            }
+        }
+        for (worker_id, until) in stalled {
+            if let Some(entry) = self.workers.get_mut(&worker_id) {
+                entry.stalled_until_ms = Some(entry.stalled_until_ms.unwrap_or(until).max(until));
             }
         }
         let workers: Vec<String> = self.workers.values().filter(|w| !w.is_live(now)).map(|w| w.id.clone()).collect();
@@ -280,6 +315,9 @@ impl State {
             .ok_or_else(|| unavailable("it is not connected".into()))?;
         if entry.draining {
             return Err(unavailable("it is shutting down".into()));
+        }
+        if entry.is_stalled(now) {
+            return Err(unavailable("it let a lease run out and has not been heard from since".into()));
         }
         if !entry.serves(queue) {
             return Err(unavailable(format!("it does not serve queue `{queue}`")));

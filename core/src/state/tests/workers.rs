@@ -220,3 +220,72 @@ fn the_dispatcher_looks_only_at_executions_with_worker_tasks() {
     assert!(s.queued_worker_tasks(7).is_empty());
     assert_eq!(s.check_invariants(), Ok(()));
 }
+
+#[test]
+fn a_worker_that_let_a_lease_lapse_gets_no_new_task_until_it_shows_life() {
+    let mut s = State::default();
+    put(&mut s, WORKER_WF, 1);
+    create(&mut s, "wf:a", 2);
+    create(&mut s, "wf:b", 2);
+    connect(&mut s, "w1", 1, &["q"], 2, 3);
+    let seen = |s: &mut State, at_ms: i64| {
+        s.apply(Command::WorkerSeen { worker_id: "w1".into(), session: 1, expires_at_ms: at_ms + 3_000, at_ms })
+    };
+    // Frozen: its node still renews the registration (the connection is open), but it sends
+    // no heartbeat, so the lease granted at 4 (10 s) runs out at 10_004.
+    let first = started_id(hand(&mut s, "wf:a", "pull", "w1", 4));
+    for at in (1_000..=10_000).step_by(1_000) {
+        assert!(matches!(seen(&mut s, at), Response::WorkerRenewed { .. }));
+    }
+    let r = s.apply(Command::ExpireWorkerAttempts { jitter_permille: 0, at_ms: 10_004 });
+    assert!(matches!(r, Response::WorkerAttemptsExpired { ref lost, .. } if lost == &vec![first]), "{r:?}");
+    seen(&mut s, 10_500);
+    let entry = s.workers().find(|w| w.id == "w1").cloned().expect("still registered");
+    assert!(entry.is_live(10_500) && !entry.takes_new_work(10_500), "{entry:?}");
+    // For one lease length (10 s) the retry and other work go to anyone but w1.
+    assert!(unavailable(&hand(&mut s, "wf:b", "pull", "w1", 10_600)));
+    seen(&mut s, 12_000);
+    connect(&mut s, "w2", 1, &["q"], 2, 12_000);
+    let second = started_id(hand(&mut s, "wf:a", "pull", "w2", 12_001));
+    // A late heartbeat for the lost attempt is refused and proves nothing.
+    let late = s.apply(Command::HeartbeatAttempt {
+        attempt_id: first,
+        by: Reporter::Worker { worker_id: "w1".into(), token: None },
+        lease_expires_at_ms: Some(30_000),
+        progress: None,
+        logs: None,
+        at_ms: 12_002,
+    });
+    assert!(matches!(late, Response::Rejected(Rejection::StaleAttempt { .. })), "{late:?}");
+    assert!(unavailable(&hand(&mut s, "wf:b", "pull", "w1", 12_003)));
+    // Once the stall has lasted a lease, the worker is eligible again.
+    assert!(matches!(worker_finish(&mut s, second, "w2", ok_output(), 12_004), Response::AttemptFinished { .. }));
+    seen(&mut s, 20_100);
+    let b = started_id(hand(&mut s, "wf:b", "pull", "w1", 20_100));
+    create(&mut s, "wf:c", 20_200);
+    seen(&mut s, 24_000);
+    let c = started_id(hand(&mut s, "wf:c", "pull", "w1", 25_000));
+    // b lapses while c is heartbeaten: the stall is lifted by the next accepted heartbeat.
+    seen(&mut s, 28_000);
+    let lapsed = s.apply(Command::ExpireWorkerAttempts { jitter_permille: 0, at_ms: 30_100 });
+    assert!(matches!(lapsed, Response::WorkerAttemptsExpired { ref lost, .. } if lost == &vec![b]), "{lapsed:?}");
+    assert!(s.workers().find(|w| w.id == "w1").is_some_and(|w| w.is_stalled(30_101)));
+    let beat = s.apply(Command::HeartbeatAttempt {
+        attempt_id: c,
+        by: Reporter::Worker { worker_id: "w1".into(), token: None },
+        lease_expires_at_ms: Some(40_000),
+        progress: None,
+        logs: None,
+        at_ms: 30_200,
+    });
+    assert!(matches!(beat, Response::HeartbeatRecorded { .. }), "{beat:?}");
+    assert!(s.workers().find(|w| w.id == "w1").is_some_and(|w| w.takes_new_work(30_201)));
+    // A reconnect starts afresh too.
+    let w = s.workers().find(|w| w.id == "w1").cloned().expect("registered");
+    let mut stalled = s.clone();
+    if let Some(entry) = stalled.workers.get_mut("w1") {
+        entry.stalled_until_ms = Some(99_000);
+    }
+    connect(&mut stalled, "w1", 2, &["q"], 2, 30_300);
+    assert!(stalled.workers().find(|w| w.id == "w1").is_some_and(|w| w.takes_new_work(30_301)), "{w:?}");
+}
