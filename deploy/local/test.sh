@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Runs every check of the repository: formatting, lints, the web UI's component and end-to-end
 # tests, unit and property tests, the multi-process cluster tests, the deterministic simulation,
-# a smoke test of deploy/local/cluster.sh, and the API fuzzed against its own OpenAPI document.
+# a smoke test of deploy/local/cluster.sh, the API fuzzed against its own OpenAPI document, the
+# Python SDK's own checks, and the SDK conformance kit for every SDK that exists.
 # Rust builds go to $CARGO_TARGET_DIR (default ~/.cache/linkloom/target) so they stay warm.
 #
 #   deploy/local/test.sh                 # everything, in order
 #   deploy/local/test.sh api-fuzz e2e    # only these parts (and the release build they need)
 #
-# Parts: ui, fmt, clippy, e2e, test, simulation, smoke, api-fuzz.
+# Parts: ui, fmt, clippy, e2e, test, simulation, smoke, api-fuzz, sdk-python, conformance-rust,
+# conformance-python.
 set -euo pipefail
 
-PARTS=(ui fmt clippy e2e test simulation smoke api-fuzz)
+PARTS=(ui fmt clippy e2e test simulation smoke api-fuzz sdk-python conformance-rust conformance-python)
 for part in "$@"; do
   case " ${PARTS[*]} " in
     *" $part "*) ;;
@@ -83,9 +85,9 @@ if wants clippy; then
   cargo clippy --workspace --all-targets --locked -- -D warnings
 fi
 
-if wants e2e || wants smoke || wants api-fuzz; then
-  step "cargo build --release (loom-node for the end-to-end tests, cluster.sh and the API fuzz)"
-  cargo build --release --locked -p linkloom-node
+if wants e2e || wants smoke || wants api-fuzz || wants sdk-python; then
+  step "cargo build --release (loom-node for the end-to-end tests, cluster.sh and the API fuzz; the SDK kit's fake node)"
+  cargo build --release --locked -p linkloom-node -p linkloom-conformance
 fi
 NODE_BIN="$CARGO_TARGET_DIR/release/loom-node"
 
@@ -115,3 +117,16 @@ if wants api-fuzz; then
   step "the API against its OpenAPI document (schemathesis; an open node and a node with tokens)"
   LOOM_NODE_BIN="$NODE_BIN" deploy/local/api-fuzz.sh
 fi
+
+if wants sdk-python; then
+  step "Python SDK: ruff, mypy --strict and pytest in a virtualenv (sdk/python/test.sh)"
+  LOOM_FAKE_NODE="$CARGO_TARGET_DIR/release/loom-fake-node" sdk/python/test.sh
+fi
+
+# The kit's scenarios start their own 3-node clusters with the release loom-node.
+for sdk in rust python; do
+  if wants "conformance-$sdk"; then
+    step "SDK conformance kit: $sdk (vectors, transcripts, scenarios against a real cluster)"
+    sdk/conformance/run.sh "$sdk"
+  fi
+done
