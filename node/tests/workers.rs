@@ -279,6 +279,14 @@ tasks:
             })
         })
         .unwrap();
+    // And in /metrics, for alerts on queue age (deploy/monitoring).
+    let metrics = cluster.http().get(format!("{}/metrics", cluster.url(followers[1]))).send().unwrap().text().unwrap();
+    assert!(metrics.lines().any(|l| l == "loom_worker_tasks_waiting 1"), "{metrics}");
+    let oldest = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("loom_worker_task_oldest_waiting_seconds "))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(oldest.is_some_and(|s| s >= 0.0), "{metrics}");
 
     let w = worker(&cluster, &[followers[0]], "sleeper", 2);
     // The task's timeout ends the attempt on the cluster and stops the worker's handler.
@@ -292,11 +300,19 @@ tasks:
     let (status, body) =
         cluster.post(leader, &format!("/api/v1/executions/{cancelled}/cancel"), "application/json", "{}").unwrap();
     assert_eq!(status, 200, "{body}");
-    cluster
-        .wait_for("the worker to be told of both", RUN, |_| {
-            w.log_text().matches("attempt cancelled by the cluster").count() >= 2
-        })
-        .unwrap();
+    // Each attempt's end reaches the worker by whichever comes first: the node's `cancel` event,
+    // or a heartbeat answered 409 (the attempt is no longer current). Either stops its handler.
+    let told = |log: &str| -> std::collections::BTreeSet<String> {
+        strip_ansi(log)
+            .lines()
+            .filter(|l| l.contains("attempt cancelled by the cluster") || l.contains("lease lost"))
+            .filter_map(|l| l.split("attempt_id=").nth(1))
+            .filter_map(|rest| rest.split_whitespace().next().map(|id| id.trim_matches('"').to_string()))
+            .collect()
+    };
+    if let Err(e) = cluster.wait_for("the worker to be told of both", RUN, |_| told(&w.log_text()).len() >= 2) {
+        panic!("{e}\nworker log:\n{}", w.log_text());
+    }
     // Its slots are free again and nothing finished at the worker.
     cluster
         .wait_for("the worker's slots to be free", RUN, |c| {
@@ -306,4 +322,23 @@ tasks:
     assert!(w.finished().is_empty(), "{:?}", w.finished());
     // It did not send results the cluster had already decided.
     assert!(!w.log_text().contains("completion refused"), "{}", w.log_text());
+}
+
+/// `text` without ANSI colour sequences (the worker's log is coloured).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ ... final byte in @..~
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) && c != '[' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -79,9 +79,24 @@ fn render_state(state: &ApiState, out: &mut Exposition) {
         let workflows = s.workflows_after(None).count();
         let workers = s.workers().filter(|w| w.is_live(now)).count();
         let limits = s.limits();
-        ((executions, attempts, (kept, limits), workflows, workers, s.tokens().count()), s.request_tables())
+        let queued = s.queued_worker_tasks(now);
+        let oldest = queued.iter().map(|t| t.ready_since_ms).min();
+        let waiting = (queued.len(), oldest.map(|t| (now - t).max(0)));
+        ((executions, attempts, (kept, limits, waiting), workflows, workers, s.tokens().count()), s.request_tables())
     });
-    let (kept, limits) = kept;
+    let (kept, limits, (waiting, oldest_waiting_ms)) = kept;
+    out.gauge(
+        "loom_worker_tasks_waiting",
+        "Ready worker tasks no worker has taken yet, over every queue (GET /api/v1/queues splits them).",
+        &[],
+        waiting as f64,
+    );
+    out.gauge(
+        "loom_worker_task_oldest_waiting_seconds",
+        "How long the oldest ready worker task has waited for a worker (0 when none waits).",
+        &[],
+        oldest_waiting_ms.unwrap_or(0) as f64 / 1000.0,
+    );
     out.gauge(
         "loom_kept_log_bytes",
         "Bytes of attempt logs kept (max_kept_log_bytes bounds those of finished executions).",
