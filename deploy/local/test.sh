@@ -2,17 +2,18 @@
 # Runs every check of the repository: formatting, lints, the web UI's component and end-to-end
 # tests, unit and property tests, the multi-process cluster tests, the deterministic simulation,
 # a smoke test of deploy/local/cluster.sh, the API fuzzed against its own OpenAPI document, the
-# Python SDK's own checks, and the SDK conformance kit for every SDK that exists.
+# systemd unit and the monitoring rules, the Python SDK's own checks, and the SDK conformance kit
+# for every SDK that exists.
 # Rust builds go to $CARGO_TARGET_DIR (default ~/.cache/linkloom/target) so they stay warm.
 #
 #   deploy/local/test.sh                 # everything, in order
 #   deploy/local/test.sh api-fuzz e2e    # only these parts (and the release build they need)
 #
-# Parts: ui, fmt, clippy, e2e, test, simulation, smoke, api-fuzz, sdk-python, conformance-rust,
-# conformance-python.
+# Parts: ui, fmt, clippy, e2e, test, simulation, smoke, api-fuzz, deploy, sdk-python,
+# conformance-rust, conformance-python.
 set -euo pipefail
 
-PARTS=(ui fmt clippy e2e test simulation smoke api-fuzz sdk-python conformance-rust conformance-python)
+PARTS=(ui fmt clippy e2e test simulation smoke api-fuzz deploy sdk-python conformance-rust conformance-python)
 for part in "$@"; do
   case " ${PARTS[*]} " in
     *" $part "*) ;;
@@ -85,7 +86,7 @@ if wants clippy; then
   cargo clippy --workspace --all-targets --locked -- -D warnings
 fi
 
-if wants e2e || wants smoke || wants api-fuzz || wants sdk-python; then
+if wants e2e || wants smoke || wants api-fuzz || wants deploy || wants sdk-python; then
   step "cargo build --release (loom-node for the end-to-end tests, cluster.sh and the API fuzz; the SDK kit's fake node)"
   cargo build --release --locked -p linkloom-node -p linkloom-conformance
 fi
@@ -116,6 +117,12 @@ fi
 if wants api-fuzz; then
   step "the API against its OpenAPI document (schemathesis; an open node and a node with tokens)"
   LOOM_NODE_BIN="$NODE_BIN" deploy/local/api-fuzz.sh
+fi
+
+if wants deploy; then
+  step "deploy: the systemd unit (systemd-analyze verify and security, a node started as it starts one) and the alert rules and dashboard (promtool, metric names)"
+  LOOM_NODE_BIN="$NODE_BIN" deploy/systemd/check.sh
+  LOOM_NODE_BIN="$NODE_BIN" deploy/monitoring/check.sh
 fi
 
 if wants sdk-python; then
