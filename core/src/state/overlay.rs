@@ -288,6 +288,13 @@ impl State {
     pub fn absorb_executions(&mut self, at: &State, ids: &[String]) {
         for id in ids {
             let (Some(now), Some(then)) = (self.executions.get(id), at.executions.get(id)) else { continue };
+            // Dropped (again) since the copy: the base's record stays hidden by that drop, so the
+            // copy in memory, even one equal to the checkpoint's, is the only visible one. (An
+            // id dropped and created again with the same content would otherwise vanish.)
+            let mark = self.dropped.get(id).copied();
+            if mark != at.dropped.get(id).copied() {
+                continue;
+            }
             // Untouched since the copy, the value is still shared with it: the pointer says so
             // without a deep comparison.
             let unchanged = std::ptr::eq(now, then) || now == then;
@@ -297,6 +304,12 @@ impl State {
                     (x, y) => x.is_none() && y.is_none(),
                 });
             if unchanged && logs_unchanged {
+                // Dropped before the copy and created again: the checkpoint removed the old record
+                // and put this one, so the mark has done its work (absorb_drops would lift it
+                // too, but this execution must not be hidden in between).
+                if mark.is_some() {
+                    self.dropped.remove(id);
+                }
                 self.forget(id);
             }
         }

@@ -195,3 +195,47 @@ fn a_damaged_base_is_a_fault_not_a_hang() {
     let fault = s.history_fault().expect("the damage is a fault");
     assert!(fault.contains("wf:ghost"), "{fault}");
 }
+
+#[test]
+fn an_execution_dropped_and_created_again_alike_during_a_checkpoint_stays_visible() {
+    // Found by the churn property: `wf:x` is checkpointed, then dropped by retention and created
+    // and cancelled again, equal in every field to the checkpointed copy. Absorbing the checkpoint
+    // took the new one out of memory as if the base held it, while the drop hid the base's record:
+    // the execution vanished.
+    let cancel = |id: &str| Command::CancelExecution { execution_id: id.into(), actor: None, at_ms: 0 };
+    let create = |id: &str| Command::CreateExecution {
+        execution_id: id.into(),
+        workflow_id: "wf".into(),
+        trigger: Trigger::Manual,
+        scheduled_at_ms: None,
+        params: Json::null(),
+        actor: None,
+        at_ms: 0,
+    };
+    let keep = |per_workflow| Command::SetLimits {
+        limits: crate::limits::Tunable {
+            max_kept_executions_per_workflow: per_workflow,
+            ..crate::limits::Tunable::default()
+        },
+        actor: None,
+        at_ms: 0,
+    };
+    let default_keep = crate::limits::Tunable::default().max_kept_executions_per_workflow;
+    // Everything at time 0, so the second `wf:x` equals the first in every field.
+    let commands = vec![
+        Command::PutWorkflow { spec: spec(DAG), actor: None, at_ms: 0 },
+        create("wf:x"),
+        cancel("wf:x"),
+        keep(1),
+        create("wf:y"),
+        cancel("wf:y"),
+        keep(default_keep),
+        create("wf:x"),
+        cancel("wf:x"),
+        Command::PruneExecutions { at_ms: 0 },
+    ];
+    // After the first `cancel`: copy and checkpoint (0); write it (2); `wf:y` finishing pushes
+    // the first `wf:x` out; after the second `cancel`: absorb (3).
+    let plan = [7, 7, 0, 2, 7, 7, 7, 7, 3, 7];
+    check_split(&commands, &plan).expect("a state with a base answers and reads as one without");
+}
