@@ -9,11 +9,11 @@
 #   deploy/local/test.sh                 # everything, in order
 #   deploy/local/test.sh api-fuzz e2e    # only these parts (and the release build they need)
 #
-# Parts: ui, fmt, clippy, e2e, test, simulation, smoke, api-fuzz, deploy, sdk-python,
+# Parts: ui, fmt, clippy, e2e, test, simulation, smoke, netns, api-fuzz, deploy, sdk-python,
 # conformance-rust, conformance-python.
 set -euo pipefail
 
-PARTS=(ui fmt clippy e2e test simulation smoke api-fuzz deploy sdk-python conformance-rust conformance-python)
+PARTS=(ui fmt clippy e2e test simulation smoke netns api-fuzz deploy sdk-python conformance-rust conformance-python)
 for part in "$@"; do
   case " ${PARTS[*]} " in
     *" $part "*) ;;
@@ -86,7 +86,7 @@ if wants clippy; then
   cargo clippy --workspace --all-targets --locked -- -D warnings
 fi
 
-if wants e2e || wants smoke || wants api-fuzz || wants deploy || wants sdk-python; then
+if wants e2e || wants smoke || wants netns || wants api-fuzz || wants deploy || wants sdk-python; then
   step "cargo build --release (loom-node for the end-to-end tests, cluster.sh and the API fuzz; the SDK kit's fake node)"
   cargo build --release --locked -p linkloom-node -p linkloom-conformance
 fi
@@ -112,6 +112,11 @@ fi
 if wants smoke; then
   step "deploy/local/cluster.sh smoke test"
   LOOM_NODE_BIN="$NODE_BIN" deploy/local/cluster-smoke.sh
+fi
+
+if wants netns; then
+  step "deploy/netns/cluster.sh: nodes on separate network hosts, a partitioned leader replaced (skipped only without root or namespaces)"
+  LOOM_NODE_BIN="$NODE_BIN" deploy/netns/smoke.sh
 fi
 
 if wants api-fuzz; then

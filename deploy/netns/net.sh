@@ -9,6 +9,7 @@
 #   net.sh destroy         remove all of it (idempotent)
 #   net.sh isolate N       node N neither sends to nor hears the other nodes; clients still reach it
 #   net.sh cut FROM TO     what node FROM sends to node TO is lost (one direction)
+#   net.sh loss N PERCENT  that share of the packets between node N and the other nodes is lost
 #   net.sh heal            undo every isolate and cut
 #   net.sh exec N CMD...   run CMD in node N's namespace
 #   net.sh check           exit 0 if this machine can do all of the above (root, netns, nftables)
@@ -101,6 +102,17 @@ cut() {
   ip netns exec "$(ns "$1")" nft add rule inet "$TABLE" output ip daddr "$(addr "$2")" drop
 }
 
+loss() {
+  node_id "$1"
+  [[ ${2:-} =~ ^[0-9]+$ ]] && (($2 >= 1 && $2 <= 100)) || die "loss takes a percentage, 1..100"
+  table "$1"
+  for other in $(seq 1 "$NODES"); do
+    [[ $other == "$1" ]] && continue
+    ip netns exec "$(ns "$1")" nft add rule inet "$TABLE" input ip saddr "$(addr "$other")" numgen random mod 100 lt "$2" drop
+    ip netns exec "$(ns "$1")" nft add rule inet "$TABLE" output ip daddr "$(addr "$other")" numgen random mod 100 lt "$2" drop
+  done
+}
+
 heal() {
   for n in $(seq 1 "$NODES"); do
     ip netns exec "$(ns "$n")" nft delete table inet "$TABLE" 2>/dev/null || true
@@ -124,6 +136,7 @@ case ${1:-} in
   destroy) destroy ;;
   isolate) isolate "${2:-}" ;;
   cut) cut "${2:-}" "${3:-}" ;;
+  loss) loss "${2:-}" "${3:-}" ;;
   heal) heal ;;
   exec)
     node_id "${2:-}"
@@ -133,7 +146,7 @@ case ${1:-} in
     ;;
   check) check ;;
   *)
-    echo "usage: $0 create|destroy|isolate N|cut FROM TO|heal|exec N CMD...|check" >&2
+    echo "usage: $0 create|destroy|isolate N|cut FROM TO|loss N PERCENT|heal|exec N CMD...|check" >&2
     exit 2
     ;;
 esac

@@ -352,7 +352,13 @@ impl Cluster {
         self.netns()?.run(self.options.nodes, &["cut", &from.to_string(), &to.to_string()])
     }
 
-    /// Undoes every isolate and cut.
+    /// Loses `percent` of the packets between node `id` and the other nodes, both ways. Needs
+    /// [`Netns`].
+    pub fn lose(&self, id: u64, percent: u8) -> anyhow::Result<()> {
+        self.netns()?.run(self.options.nodes, &["loss", &id.to_string(), &percent.to_string()])
+    }
+
+    /// Undoes every isolate, cut and loss.
     pub fn heal(&self) -> anyhow::Result<()> {
         self.netns()?.run(self.options.nodes, &["heal"])
     }
