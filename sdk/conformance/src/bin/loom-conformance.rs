@@ -13,8 +13,8 @@ use linkloom_conformance::scenarios::{self, Kit};
 #[command(about = "Runs an SDK's conformance program against a real Link Loom cluster")]
 struct Args {
     /// The SDK's language, for the summary line.
-    #[arg(long)]
-    lang: String,
+    #[arg(long, required_unless_present = "list")]
+    lang: Option<String>,
     /// The SDK's own kit tests (vectors and transcripts), run by `bash -c` as the first check.
     #[arg(long)]
     kit_tests: Option<String>,
@@ -51,9 +51,10 @@ fn main() -> anyhow::Result<()> {
         );
     }
     anyhow::ensure!(!args.program.is_empty(), "give the conformance program after `--`");
+    let lang = args.lang.clone().unwrap_or_default();
     let logs = match &args.logs {
         Some(dir) => dir.clone(),
-        None => tempfile::Builder::new().prefix(&format!("loom-conformance-{}-", args.lang)).tempdir()?.keep(),
+        None => tempfile::Builder::new().prefix(&format!("loom-conformance-{lang}-")).tempdir()?.keep(),
     };
     std::fs::create_dir_all(&logs)?;
     println!("logs in {}", logs.display());
@@ -98,6 +99,6 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
-    println!("conformance {}: {passed} passed, {failed} failed", args.lang);
+    println!("conformance {lang}: {passed} passed, {failed} failed");
     std::process::exit(if failed == 0 && passed > 0 { 0 } else { 1 });
 }
