@@ -689,14 +689,15 @@ fn rate_limited(kit: &mut Kit) -> Outcome {
     ensure(n as u64 == count, || format!("each call applies exactly once: {count} calls, {n} executions"))
 }
 
-/// Requests refused with 429 by any node so far (`loom_http_requests_rejected_total` or the
-/// responses counted by status).
+/// Requests answered 429 by any node so far: the `status="429"` samples of
+/// `loom_http_requests_total` (not the duration histogram's, which would count each many times).
 fn rate_limited_count(kit: &mut Kit) -> Result<u64, String> {
     let mut total = 0;
     for id in kit.cluster.ids() {
         let url = format!("{}/metrics", kit.cluster.url(id));
         let text = kit.cluster.http().get(&url).send().and_then(|r| r.text()).map_err(|e| format!("GET {url}: {e}"))?;
-        for line in text.lines().filter(|l| !l.starts_with('#') && l.contains("status=\"429\"")) {
+        for line in text.lines().filter(|l| l.starts_with("loom_http_requests_total{") && l.contains("status=\"429\""))
+        {
             total += line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) as u64;
         }
     }
