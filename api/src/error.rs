@@ -78,6 +78,7 @@ impl From<NodeError> for ApiError {
         match e {
             NodeError::NoLeader { .. } => ApiError::of(ErrorCode::Unavailable, e.to_string()),
             NodeError::BadRequest(m) => ApiError::bad_request(m),
+            NodeError::WrongCluster(m) => ApiError::of(ErrorCode::Conflict, m),
             NodeError::NotMember(_) => ApiError::of(ErrorCode::NotFound, e.to_string()),
             NodeError::Membership(m) => ApiError::of(ErrorCode::MembershipConflict, m),
             NodeError::Storage(_) | NodeError::Raft(_) => ApiError::of(ErrorCode::Internal, e.to_string()),

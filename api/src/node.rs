@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use linkloom_core::metrics::Exposition;
 use linkloom_core::{Command, Response};
+use linkloom_raft::backup::BackupSummary;
 use linkloom_raft::{Changes, ClusterInfo, Member, NodeError, ReplicatedNode, Replication, StateHandle, Transport};
 
 /// What the API asks of the node it serves.
@@ -34,6 +35,8 @@ pub trait Node: Send + Sync + 'static {
     fn add_learner(&self, id: u64, addr: String) -> BoxFuture<'_, Result<Vec<Member>, NodeError>>;
     fn promote(&self, id: u64) -> BoxFuture<'_, Result<Vec<Member>, NodeError>>;
     fn remove(&self, id: u64) -> BoxFuture<'_, Result<Vec<Member>, NodeError>>;
+    /// A backup archive of the state with every write acknowledged before the call.
+    fn backup(&self, taken_at_ms: i64, within: Duration) -> BoxFuture<'_, Result<(Vec<u8>, BackupSummary), NodeError>>;
     /// Answers a node-to-node message (`/raft/{kind}`).
     fn serve_rpc<'a>(&'a self, path: &'a str, body: &'a [u8]) -> BoxFuture<'a, Result<Vec<u8>, NodeError>>;
 }
@@ -68,6 +71,9 @@ impl<T: Transport> Node for ReplicatedNode<T> {
     }
     fn replication(&self, within: Duration) -> BoxFuture<'_, Result<Replication, NodeError>> {
         Box::pin(ReplicatedNode::replication(self, within))
+    }
+    fn backup(&self, taken_at_ms: i64, within: Duration) -> BoxFuture<'_, Result<(Vec<u8>, BackupSummary), NodeError>> {
+        Box::pin(ReplicatedNode::backup(self, taken_at_ms, within))
     }
     fn add_learner(&self, id: u64, addr: String) -> BoxFuture<'_, Result<Vec<Member>, NodeError>> {
         Box::pin(ReplicatedNode::add_learner(self, id, addr))

@@ -166,6 +166,21 @@ pub enum Cluster {
         #[arg(long)]
         set: Vec<String>,
     },
+    /// Backups of the cluster's state (admin).
+    #[command(subcommand)]
+    Snapshot(Snapshot),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Snapshot {
+    /// Writes a backup with every write acknowledged so far to FILE (checksummed; restore it
+    /// with `loom-node restore FILE --data-dir DIR --node-id N --peers ...`).
+    Save {
+        file: std::path::PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

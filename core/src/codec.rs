@@ -34,15 +34,26 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     Ok(out)
 }
 
+/// Decodes the first fields of a value whose remaining fields this build may not know (a newer
+/// peer's message): trailing bytes are left unread.
+pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    decode_with_rest(bytes).map(|(value, _)| value)
+}
+
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    match decode_with_rest(bytes)? {
+        (value, 0) => Ok(value),
+        (_, rest) => Err(CodecError::Decode(format!("{rest} trailing bytes"))),
+    }
+}
+
+/// The value, and how many bytes after it were left unread.
+fn decode_with_rest<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
     let (&version, body) = bytes.split_first().ok_or(CodecError::Empty)?;
     if version != FORMAT_VERSION {
         return Err(CodecError::Version(version));
     }
     let (value, read) = bincode::serde::decode_from_slice(body, bincode::config::standard())
         .map_err(|e| CodecError::Decode(e.to_string()))?;
-    if read != body.len() {
-        return Err(CodecError::Decode(format!("{} trailing bytes", body.len() - read)));
-    }
-    Ok(value)
+    Ok((value, body.len() - read))
 }

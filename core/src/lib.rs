@@ -5,6 +5,7 @@
 //! no tokio. Everything that varies between runs is an argument, which is what lets the same
 //! state machine run in production, in property tests and under simulation.
 
+pub mod archive;
 pub mod bugs;
 pub mod codec;
 pub mod duration;

@@ -14,6 +14,9 @@ use serde::Deserialize;
 #[derive(Debug, Parser)]
 #[command(name = "loom-node", version, about = "A Link Loom cluster node: API, UI, scheduler and Raft member")]
 pub struct Cli {
+    /// Offline maintenance instead of serving (backups are restored, quorums forced, here).
+    #[command(subcommand)]
+    pub maintenance: Option<crate::maintenance::Maintenance>,
     /// Single-node cluster on 127.0.0.1:8080 with data in ./loom-data; no other set-up needed.
     #[arg(long)]
     pub dev: bool,
@@ -23,6 +26,10 @@ pub struct Cli {
     /// This node's id (a positive integer, unique in the cluster).
     #[arg(long, env = "LOOM_NODE_ID")]
     pub node_id: Option<u64>,
+    /// Take the node id from the host name's trailing ordinal plus one (`linkloom-0` is node 1):
+    /// how a Kubernetes StatefulSet's pods get stable ids. Conflicts with --node-id.
+    #[arg(long, env = "LOOM_NODE_ID_FROM_HOSTNAME", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub node_id_from_hostname: bool,
     /// Address to listen on for the API, the UI and node-to-node traffic.
     #[arg(long, env = "LOOM_LISTEN")]
     pub listen: Option<SocketAddr>,
@@ -355,7 +362,16 @@ impl Config {
             }
         };
         let dev_listen: SocketAddr = ([127, 0, 0, 1], 8080).into();
-        let node_id = cli.node_id.or(file.node_id).or(cli.dev.then_some(1)).unwrap_or(1);
+        let from_hostname = if cli.node_id_from_hostname {
+            if cli.node_id.is_some() || file.node_id.is_some() {
+                bail!("--node-id-from-hostname and --node-id both set: choose one");
+            }
+            let host = hostname().context("reading the host name for --node-id-from-hostname")?;
+            Some(node_id_from_hostname(&host)?)
+        } else {
+            None
+        };
+        let node_id = from_hostname.or(cli.node_id).or(file.node_id).or(cli.dev.then_some(1)).unwrap_or(1);
         if node_id == 0 {
             bail!("node id must be a positive integer");
         }
@@ -732,7 +748,31 @@ fn parse_signing_keys(text: Option<Secret>) -> anyhow::Result<BTreeMap<String, S
 }
 
 /// Parses `1=host:port,2=host:port`.
-fn parse_peers(text: &str) -> anyhow::Result<BTreeMap<u64, String>> {
+/// This machine's host name (in a Kubernetes pod, the pod's name).
+fn hostname() -> anyhow::Result<String> {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
+    let rc = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()).context("gethostname");
+    }
+    let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+    Ok(String::from_utf8_lossy(&buffer[..end]).into_owned())
+}
+
+/// `linkloom-2` → 3: the ordinal after the last `-`, plus one (node ids start at 1, ordinals at 0).
+fn node_id_from_hostname(host: &str) -> anyhow::Result<u64> {
+    let short = host.split('.').next().unwrap_or(host);
+    let ordinal = short
+        .rsplit_once('-')
+        .map(|(_, tail)| tail)
+        .filter(|tail| !tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit()))
+        .with_context(|| format!("host name `{host}` does not end in `-N` (a StatefulSet pod's ordinal)"))?;
+    let ordinal: u64 = ordinal.parse().with_context(|| format!("the ordinal of host name `{host}` is too large"))?;
+    ordinal.checked_add(1).with_context(|| format!("the ordinal of host name `{host}` is too large"))
+}
+
+pub(crate) fn parse_peers(text: &str) -> anyhow::Result<BTreeMap<u64, String>> {
     let mut peers = BTreeMap::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((id, addr)) = part.split_once('=') else {
@@ -768,6 +808,19 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.data_dir, PathBuf::from("loom-data"));
         assert_eq!(c.initial_members, BTreeMap::from([(1, "127.0.0.1:8080".to_string())]));
+    }
+
+    #[test]
+    fn a_statefulset_pod_name_gives_its_ordinal_plus_one() {
+        assert_eq!(node_id_from_hostname("linkloom-0").unwrap(), 1);
+        assert_eq!(node_id_from_hostname("my-release-linkloom-2").unwrap(), 3);
+        assert_eq!(node_id_from_hostname("linkloom-11.linkloom-headless.ns.svc").unwrap(), 12);
+        for bad in ["linkloom", "linkloom-", "linkloom-a1", "", "x-99999999999999999999"] {
+            let e = node_id_from_hostname(bad).unwrap_err().to_string();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+        let e = Config::resolve(cli(&["--node-id-from-hostname", "--node-id", "2"])).unwrap_err().to_string();
+        assert!(e.contains("choose one"), "{e}");
     }
 
     #[test]

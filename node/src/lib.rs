@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod hardening;
+pub mod maintenance;
 pub mod serve;
 pub mod tls;
 

@@ -24,7 +24,11 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> anyhow::Result<()> {
-    let config = Config::resolve(Cli::parse())?;
+    let mut cli = Cli::parse();
+    if let Some(command) = cli.maintenance.take() {
+        return linkloom_node::maintenance::run(command);
+    }
+    let config = Config::resolve(cli)?;
     // Before any thread starts: secrets out of the environment block and the command line.
     let secrets = config.secret_values();
     let tasks_as_other_user = config.task_policy.shell_run_as.is_some();

@@ -8,6 +8,8 @@
 // openraft's traits fix `StorageError` (224 bytes) as the error type of storage calls.
 #![allow(clippy::result_large_err)]
 
+pub mod backup;
+pub mod identity;
 mod network;
 pub mod node;
 pub mod rpc;

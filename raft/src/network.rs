@@ -21,7 +21,8 @@ use openraft::{BasicNode, OptionalSend, Snapshot, Vote};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::rpc::{PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE};
+use crate::identity::{Identity, WIRE_VERSION};
+use crate::rpc::{Envelope, PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE};
 use crate::transport::{Transport, TransportError};
 use crate::types::TypeConfig;
 
@@ -30,6 +31,7 @@ pub(crate) struct NetworkFactory<T> {
     pub(crate) transport: T,
     pub(crate) snapshot_timeout: Duration,
     pub(crate) unreachable: Unreachables,
+    pub(crate) identity: Identity,
 }
 
 /// When each unreachable peer may be tried again, and the pause that led there.
@@ -68,6 +70,7 @@ impl<T: Transport> RaftNetworkFactory<TypeConfig> for NetworkFactory<T> {
             transport: self.transport.clone(),
             snapshot_timeout: self.snapshot_timeout,
             unreachable: self.unreachable.clone(),
+            identity: self.identity.clone(),
         }
     }
 }
@@ -78,6 +81,7 @@ pub(crate) struct PeerClient<T> {
     transport: T,
     snapshot_timeout: Duration,
     unreachable: Unreachables,
+    identity: Identity,
 }
 
 /// How a failed call looks to openraft: unreachable peers are backed off, other failures retried.
@@ -93,7 +97,8 @@ impl<T: Transport> PeerClient<T> {
         request: &Req,
         timeout: Duration,
     ) -> Result<Resp, CallError<E>> {
-        let body = codec::encode(request)
+        let envelope = Envelope { wire: WIRE_VERSION, cluster: self.identity.get(), message: request };
+        let body = codec::encode(&envelope)
             .map_err(|e| CallError::Transport(TransportError::Io { addr: self.addr.clone(), reason: e.to_string() }))?;
         let wait = self.unreachable.wait_before(self.target);
         if !wait.is_zero() {

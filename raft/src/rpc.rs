@@ -1,7 +1,7 @@
 //! Node-to-node messages: what travels over the [`Transport`](crate::Transport), and the
 //! server-side handlers the API mounts under `/raft/`.
 //!
-//! Bodies are [`linkloom_core::codec`] encodings. Raft's own RPCs (append, vote, snapshot) go
+//! Bodies are [`linkloom_core::codec`] encodings of an [`Envelope`]. Raft's own RPCs (append, vote, snapshot) go
 //! straight into openraft; [`LeaderRequest`]s are what a follower asks of the leader on behalf of
 //! a client: apply a command, confirm a read index, change membership.
 
@@ -9,6 +9,22 @@ use std::collections::BTreeMap;
 
 use linkloom_core::{Command, Response};
 use serde::{Deserialize, Serialize};
+
+/// Every node-to-node request: the sender's protocol version first (a receiver reads it before
+/// anything else, see [`crate::identity`]), the cluster it belongs to, then the message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Envelope<T> {
+    pub(crate) wire: u16,
+    pub(crate) cluster: Option<String>,
+    pub(crate) message: T,
+}
+
+/// The first fields of an [`Envelope`], whatever its message.
+#[derive(Debug, Deserialize)]
+pub(crate) struct EnvelopeHead {
+    pub(crate) wire: u16,
+    pub(crate) cluster: Option<String>,
+}
 
 /// Paths of the node-to-node endpoints.
 pub const PATH_APPEND: &str = "/raft/append";

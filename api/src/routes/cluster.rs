@@ -82,6 +82,35 @@ fn replication_view(r: &Replication) -> wire::Replication {
     wire::Replication { leader_id: r.leader_id, last_log_index: r.last_log_index, members }
 }
 
+/// How long a backup may take: the read index, a snapshot, and reading it out.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(120);
+
+/// A backup archive (see `linkloom_raft::backup`). Its figures are in headers too, so a client
+/// can report them without decoding the archive: `X-Loom-Snapshot-Index`, `-Term`, `-Sha256`.
+pub(crate) async fn snapshot(State(state): State<ApiState>) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let (bytes, summary) = state.node.backup(state.clock.now_ms(), SNAPSHOT_WAIT).await?;
+    tracing::info!(
+        last_index = summary.last_index,
+        bytes = bytes.len(),
+        sha256 = %summary.sha256,
+        "backup taken"
+    );
+    let name = format!("attachment; filename=\"linkloom-{}.snap\"", summary.last_index);
+    Ok((
+        StatusCode::OK,
+        [
+            (axum::http::header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (axum::http::header::CONTENT_DISPOSITION, name),
+            (axum::http::HeaderName::from_static("x-loom-snapshot-index"), summary.last_index.to_string()),
+            (axum::http::HeaderName::from_static("x-loom-snapshot-term"), summary.term.to_string()),
+            (axum::http::HeaderName::from_static("x-loom-snapshot-sha256"), summary.sha256.clone()),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
 /// Adds a node as a learner.
 pub(crate) async fn add_learner(
     State(state): State<ApiState>,

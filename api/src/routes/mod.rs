@@ -275,6 +275,13 @@ pub(crate) fn endpoints() -> Vec<(Op, MethodRouter<ApiState>)> {
             post(cluster::promote),
         ),
         (
+            op(Method::GET, "/api/v1/cluster/snapshot", Admin, "saveSnapshot", "cluster")
+                .summary("A backup: the state with every write acknowledged before the request, as an archive with a SHA-256 checksum (`loom cluster snapshot save`, restored with `loom-node restore`)")
+                .ok_as::<crate::openapi::Binary>(200, &["application/octet-stream"])
+                .errors(&[500, 503]),
+            get(cluster::snapshot),
+        ),
+        (
             op(Method::GET, "/api/v1/cluster/limits", Read, "showLimits", "cluster")
                 .summary("The tunable limits in force, with their ceilings")
                 .query(READ)

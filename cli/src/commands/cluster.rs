@@ -110,6 +110,7 @@ pub(super) async fn run(ctx: &Ctx, command: args::Cluster, out: Out) -> Done {
             }
             print!("{}", table.render());
         }
+        C::Snapshot(args::Snapshot::Save { file, force }) => return save_snapshot(client, &file, force, out).await,
         C::Add { id, addr } => {
             let members = client.add_member(id, &addr).await?;
             if !out.document(&json!({"members": members})) {
@@ -230,6 +231,48 @@ pub(super) async fn status(ctx: &Ctx, out: Out) -> Done {
             ]);
         }
         print!("{}", table.render());
+    }
+    Ok(0)
+}
+
+/// `loom cluster snapshot save FILE`: downloads a backup, checks its checksum, and writes it
+/// beside FILE first, renaming it into place only once it is complete and on disk.
+async fn save_snapshot(client: &Client, file: &std::path::Path, force: bool, out: Out) -> Done {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if file.exists() && !force {
+        return Err(Failure::usage(format!("{} exists: pass --force to replace it", file.display())));
+    }
+    let started = std::time::Instant::now();
+    let bytes = client.snapshot().await?;
+    let (_, sha256) = linkloom_core::archive::open(&bytes)
+        .map_err(|e| Failure::failed(format!("the node sent a backup that does not check out: {e}")))?;
+    let partial = file.with_extension("partial");
+    let failed = |what: &str, e: std::io::Error| Failure::failed(format!("{what} {}: {e}", partial.display()));
+    let mut handle = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)
+        .map_err(|e| failed("creating", e))?;
+    handle.write_all(&bytes).map_err(|e| failed("writing", e))?;
+    handle.sync_all().map_err(|e| failed("syncing", e))?;
+    std::fs::rename(&partial, file)
+        .map_err(|e| Failure::failed(format!("renaming {} to {}: {e}", partial.display(), file.display())))?;
+    let doc = json!({
+        "file": file.display().to_string(),
+        "bytes": bytes.len(),
+        "sha256": sha256,
+        "ms": started.elapsed().as_millis() as u64,
+    });
+    if !out.document(&doc) {
+        println!(
+            "saved {} ({} bytes, sha256 {sha256}) in {} ms",
+            file.display(),
+            bytes.len(),
+            started.elapsed().as_millis()
+        );
     }
     Ok(0)
 }

@@ -74,6 +74,11 @@ pub struct Node {
 }
 
 impl Node {
+    /// `host:port`, as `--peers` and the membership name it.
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
     pub fn url(&self) -> String {
         format!("{}://{}:{}", self.scheme, self.host, self.port)
     }
@@ -195,6 +200,17 @@ fn free_ports(count: usize) -> anyhow::Result<Vec<u16>> {
 impl Cluster {
     /// Starts `options.nodes` founding members using the `loom-node` binary at `binary`.
     pub fn start(binary: impl Into<PathBuf>, options: ClusterOptions) -> anyhow::Result<Cluster> {
+        let mut cluster = Cluster::prepare(binary, options)?;
+        for id in cluster.ids() {
+            cluster.spawn(id)?;
+        }
+        Ok(cluster)
+    }
+
+    /// Like [`Cluster::start`], but starts nothing: addresses and data directories are chosen,
+    /// so a test can seed the directories (`loom-node restore`) before [`Cluster::restart`]ing
+    /// each node.
+    pub fn prepare(binary: impl Into<PathBuf>, options: ClusterOptions) -> anyhow::Result<Cluster> {
         let dir = tempfile::Builder::new().prefix("loom-cluster-").tempdir()?;
         let addresses: Vec<(String, u16)> = match &options.netns {
             None => free_ports(options.nodes as usize)?.into_iter().map(|p| ("127.0.0.1".to_string(), p)).collect(),
@@ -228,9 +244,31 @@ impl Cluster {
             let log_path = cluster.dir.path().join(format!("node{id}.log"));
             let node = Node { id, host, port, data_dir, log_path, child: None, joins: false, scheme };
             cluster.nodes.insert(id, node);
-            cluster.spawn(id)?;
         }
         Ok(cluster)
+    }
+
+    /// The founding members, as `--peers` takes them.
+    pub fn peers(&self) -> &str {
+        &self.peers
+    }
+
+    /// Starts node `id` with `--peers` replaced (a node forced to form a new cluster alone is
+    /// started with only itself).
+    pub fn set_peers(&mut self, peers: impl Into<String>) {
+        self.peers = peers.into();
+    }
+
+    /// The `loom-node` binary the cluster runs.
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// GETs raw bytes from node `id`.
+    pub fn get_bytes(&self, id: u64, path: &str, timeout: Duration) -> anyhow::Result<(u16, Vec<u8>)> {
+        let response = self.http.get(format!("{}{path}", self.url(id))).timeout(timeout).send()?;
+        let status = response.status().as_u16();
+        Ok((status, response.bytes()?.to_vec()))
     }
 
     fn spawn(&mut self, id: u64) -> anyhow::Result<()> {

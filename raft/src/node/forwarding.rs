@@ -10,7 +10,8 @@ use openraft::{BasicNode, ChangeMembers, ServerState};
 use tokio::time::Instant;
 
 use super::*;
-use crate::rpc::{LeaderRequest, LeaderResponse};
+use crate::identity::WIRE_VERSION;
+use crate::rpc::{Envelope, LeaderRequest, LeaderResponse};
 use crate::transport::Transport;
 
 impl<T: Transport> LeaderLink<T> {
@@ -66,7 +67,8 @@ impl<T: Transport> LeaderLink<T> {
             .get_node(&leader)
             .map(|n| n.addr.clone())
             .ok_or_else(|| format!("leader {leader} has no known address"))?;
-        let body = codec::encode(request).map_err(|e| e.to_string())?;
+        let envelope = Envelope { wire: WIRE_VERSION, cluster: self.identity.get(), message: request };
+        let body = codec::encode(&envelope).map_err(|e| e.to_string())?;
         let timeout = Duration::from_millis(self.settings.forward_timeout_ms);
         let bytes = self.transport.post(&addr, PATH_LEADER, body, timeout).await.map_err(|e| e.to_string())?;
         codec::decode(&bytes).map_err(|e| e.to_string())

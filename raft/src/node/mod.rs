@@ -26,8 +26,13 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::backup::BackupSummary;
+use crate::identity::{self, Identity};
 use crate::network::NetworkFactory;
-use crate::rpc::{LeaderRequest, LeaderResponse, Replication, PATH_APPEND, PATH_LEADER, PATH_SNAPSHOT, PATH_VOTE};
+use crate::rpc::{
+    Envelope, EnvelopeHead, LeaderRequest, LeaderResponse, Replication, PATH_APPEND, PATH_LEADER, PATH_SNAPSHOT,
+    PATH_VOTE,
+};
 use crate::storage::{Disk, LogMetrics, LogStore, SnapshotMetrics, StateHandle, StateMachineStore};
 use crate::transport::Transport;
 use crate::types::{Raft, TypeConfig};
@@ -103,6 +108,9 @@ pub enum NodeError {
     Membership(String),
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A node-to-node message from a member of another cluster.
+    #[error("wrong cluster: {0}")]
+    WrongCluster(String),
     /// A membership change about a node that is not a member.
     #[error("node {0} is not a member (a node joins as a learner first)")]
     NotMember(u64),
@@ -155,6 +163,8 @@ struct LeaderLink<T> {
     /// This process's proposer session (see [`Origin`]).
     session: u64,
     restored: Option<RestoredLeadership>,
+    /// The cluster this node belongs to (see [`crate::identity`]).
+    identity: Identity,
 }
 
 /// A leadership this node held when its process stopped, which openraft resumes at start-up
@@ -180,6 +190,8 @@ struct Inner<T> {
     state: StateHandle,
     disk: Disk,
     log: LogStore,
+    /// Kept to read snapshots out whole for backups (openraft owns the other handle).
+    state_machine: StateMachineStore,
     proposals: mpsc::Sender<Proposal>,
     /// The committed index found on disk at start: the node is ready once it has applied it.
     committed_at_start: Option<u64>,
@@ -221,11 +233,13 @@ impl<T: Transport> ReplicatedNode<T> {
 
     /// Like [`ReplicatedNode::start`], on a given disk (the simulation's in-memory one).
     pub async fn start_on(settings: RaftSettings, transport: T, disk: Disk) -> Result<Self, NodeError> {
+        let format = identity::check_data_format(&disk).map_err(|e| NodeError::Storage(e.to_string()))?;
+        tracing::debug!(?format, "data format");
         let mut log = LogStore::open(&disk).map_err(|e| NodeError::Storage(e.to_string()))?;
         let state_machine = StateMachineStore::open(&disk).map_err(|e| NodeError::Storage(e.to_string()))?;
         let state = state_machine.state();
         let snapshot_metrics = state_machine.metrics();
-        let (committed_at_start, restored) = {
+        let (committed_at_start, restored, pristine) = {
             use openraft::storage::RaftLogStorage;
             let storage = |e: crate::types::StorageError| NodeError::Storage(e.to_string());
             let committed = log.read_committed().await.map_err(storage)?.map(|id| id.index);
@@ -241,8 +255,16 @@ impl<T: Transport> ReplicatedNode<T> {
                 }
                 _ => None,
             };
-            (committed, restored)
+            let pristine = vote.is_none() && last_log.is_none();
+            (committed, restored, pristine)
         };
+        let mut cluster = identity::load(&disk).map_err(|e| NodeError::Storage(e.to_string()))?;
+        if cluster.is_none() && pristine && settings.initial_members.contains_key(&settings.node_id) {
+            let founded = identity::founded(&settings.initial_members);
+            identity::store(&disk, &founded).map_err(|e| NodeError::Storage(e.to_string()))?;
+            cluster = Some(founded);
+        }
+        let identity = Identity::new(disk.clone(), cluster);
 
         let config = openraft::Config {
             cluster_name: "linkloom".into(),
@@ -264,8 +286,9 @@ impl<T: Transport> ReplicatedNode<T> {
             transport: transport.clone(),
             snapshot_timeout: Duration::from_secs(30),
             unreachable: Default::default(),
+            identity: identity.clone(),
         };
-        let raft = openraft::Raft::new(settings.node_id, Arc::new(config), network, log.clone(), state_machine)
+        let raft = openraft::Raft::new(settings.node_id, Arc::new(config), network, log.clone(), state_machine.clone())
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
 
@@ -277,13 +300,14 @@ impl<T: Transport> ReplicatedNode<T> {
             settings: settings.clone(),
             session,
             restored,
+            identity,
         });
         let (proposals, queued) = mpsc::channel(MAX_QUEUED_PROPOSALS);
         tokio::spawn(batch_loop(link.clone(), queued));
         let metrics = NodeMetrics { log: log.metrics(), snapshots: snapshot_metrics, ..NodeMetrics::default() };
         tokio::spawn(count_leader_changes(link.raft.metrics(), metrics.leader_changes.clone()));
         let node = ReplicatedNode {
-            inner: Arc::new(Inner { link, state, disk, log, proposals, committed_at_start, metrics }),
+            inner: Arc::new(Inner { link, state, disk, log, state_machine, proposals, committed_at_start, metrics }),
         };
         if !settings.initial_members.is_empty() {
             node.initialize(&settings.initial_members).await?;
@@ -505,6 +529,41 @@ impl<T: Transport> ReplicatedNode<T> {
         Ok(())
     }
 
+    /// A backup of the state with every write acknowledged before the call: waits until this
+    /// node has applied them (read index), has it take a snapshot at least that recent, and reads
+    /// the snapshot out whole as an archive with a checksum (see [`crate::backup`]).
+    pub async fn backup(&self, taken_at_ms: i64, within: Duration) -> Result<(Vec<u8>, BackupSummary), NodeError> {
+        self.linearizable_barrier().await?;
+        let raft = &self.inner.link.raft;
+        let wanted = raft.metrics().borrow().last_applied.map(|id| id.index);
+        let deadline = Instant::now() + within;
+        loop {
+            let snapshot = raft.metrics().borrow().snapshot.map(|id| id.index);
+            if snapshot >= wanted {
+                break;
+            }
+            // openraft ignores a trigger while it builds a snapshot: ask again until one covers it.
+            raft.trigger().snapshot().await.map_err(|e| NodeError::Raft(e.to_string()))?;
+            let pause = deadline.saturating_duration_since(Instant::now()).min(Duration::from_secs(1));
+            if pause.is_zero() {
+                return Err(NodeError::Raft(format!(
+                    "no snapshot reached index {wanted:?} within {} ms",
+                    within.as_millis()
+                )));
+            }
+            let waited = raft
+                .wait(Some(pause))
+                .metrics(|m| m.snapshot.map(|id| id.index) >= wanted, "a snapshot for a backup")
+                .await;
+            if let Err(openraft::metrics::WaitError::ShuttingDown) = waited {
+                return Err(NodeError::Raft("the node is shutting down".into()));
+            }
+        }
+        crate::backup::take_from(&self.inner.state_machine, self.inner.link.id, taken_at_ms)
+            .await
+            .map_err(|e| NodeError::Storage(e.to_string()))
+    }
+
     /// The leader's view of how far each member's log has caught up, asked of the leader (or read
     /// here if this node leads). Bounded by `within`: a status page must not wait out an election.
     pub async fn replication(&self, within: Duration) -> Result<Replication, NodeError> {
@@ -526,27 +585,34 @@ impl<T: Transport> ReplicatedNode<T> {
     pub async fn serve_rpc(&self, path: &str, body: &[u8]) -> Result<Vec<u8>, NodeError> {
         let raft = &self.inner.link.raft;
         let bad = |e: codec::CodecError| NodeError::BadRequest(e.to_string());
+        // The version and the cluster first: a message this node cannot read, or from another
+        // cluster, is refused before any of it is decoded.
+        let head: EnvelopeHead = codec::decode_prefix(body).map_err(bad)?;
+        identity::check_wire(head.wire).map_err(NodeError::BadRequest)?;
+        self.inner.link.identity.check(head.cluster.as_deref()).map_err(NodeError::WrongCluster)?;
+        fn open<M: serde::de::DeserializeOwned>(body: &[u8]) -> Result<M, NodeError> {
+            let envelope: Envelope<M> = codec::decode(body).map_err(|e| NodeError::BadRequest(e.to_string()))?;
+            Ok(envelope.message)
+        }
         let encoded = match path {
             PATH_APPEND => {
-                let request: openraft::raft::AppendEntriesRequest<TypeConfig> = codec::decode(body).map_err(bad)?;
+                let request: openraft::raft::AppendEntriesRequest<TypeConfig> = open(body)?;
                 self.refuse_own_vote(&request.vote)?;
                 codec::encode(&raft.append_entries(request).await)
             }
             PATH_VOTE => {
-                let request: openraft::raft::VoteRequest<u64> = codec::decode(body).map_err(bad)?;
+                let request: openraft::raft::VoteRequest<u64> = open(body)?;
                 self.refuse_own_vote(&request.vote)?;
                 codec::encode(&raft.vote(request).await)
             }
             PATH_SNAPSHOT => {
                 let (vote, meta, data): (openraft::Vote<u64>, openraft::SnapshotMeta<u64, BasicNode>, Vec<u8>) =
-                    codec::decode(body).map_err(bad)?;
+                    open(body)?;
                 self.refuse_own_vote(&vote)?;
                 let snapshot = openraft::Snapshot::<TypeConfig> { meta, snapshot: Box::new(data) };
                 codec::encode(&raft.install_full_snapshot(vote, snapshot).await)
             }
-            PATH_LEADER => {
-                codec::encode(&self.inner.link.serve_leader_request(codec::decode(body).map_err(bad)?).await)
-            }
+            PATH_LEADER => codec::encode(&self.inner.link.serve_leader_request(open(body)?).await),
             other => return Err(NodeError::BadRequest(format!("unknown raft path {other}"))),
         };
         encoded.map_err(|e| NodeError::Raft(e.to_string()))
@@ -623,9 +689,15 @@ mod tests {
             leader_commit: None,
         };
         let ballot = openraft::raft::VoteRequest { vote, last_log_id: None };
+        let ours = node.inner.link.identity.get();
+        let wrap = |message| Envelope { wire: identity::WIRE_VERSION, cluster: ours.clone(), message };
         for (path, body) in [
-            (PATH_APPEND, codec::encode(&append).expect("encodes")),
-            (PATH_VOTE, codec::encode(&ballot).expect("encodes")),
+            (PATH_APPEND, codec::encode(&wrap(&append)).expect("encodes")),
+            (
+                PATH_VOTE,
+                codec::encode(&Envelope { wire: identity::WIRE_VERSION, cluster: ours.clone(), message: &ballot })
+                    .expect("encodes"),
+            ),
         ] {
             let refused = node.serve_rpc(path, &body).await;
             assert!(matches!(&refused, Err(NodeError::BadRequest(m)) if m.contains("own vote")), "{path}: {refused:?}");
@@ -636,5 +708,25 @@ mod tests {
             .await
             .expect("answered in time")
             .expect("still the leader");
+    }
+
+    #[tokio::test]
+    async fn messages_from_another_cluster_or_protocol_are_refused_before_decoding() {
+        let node = leading_node().await;
+        let ours = node.inner.link.identity.get();
+        assert_eq!(
+            ours.as_deref(),
+            Some(identity::founded(&BTreeMap::from([(1, "127.0.0.1:9".to_string())]))).as_deref()
+        );
+        let ballot = openraft::raft::VoteRequest { vote: openraft::Vote::new(99, 2), last_log_id: None };
+        let other =
+            Envelope { wire: identity::WIRE_VERSION, cluster: Some("0123456789abcdef".to_string()), message: &ballot };
+        let refused = node.serve_rpc(PATH_VOTE, &codec::encode(&other).expect("encodes")).await;
+        assert!(matches!(&refused, Err(NodeError::WrongCluster(m)) if m.contains("0123456789abcdef")), "{refused:?}");
+        let newer = Envelope { wire: identity::WIRE_VERSION + 1, cluster: ours.clone(), message: &ballot };
+        let refused = node.serve_rpc(PATH_VOTE, &codec::encode(&newer).expect("encodes")).await;
+        assert!(matches!(&refused, Err(NodeError::BadRequest(m)) if m.contains("protocol")), "{refused:?}");
+        // Neither reached Raft: the node still leads in its own term.
+        assert_eq!(node.inner.link.raft.metrics().borrow().current_leader, Some(1));
     }
 }

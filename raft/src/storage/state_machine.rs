@@ -304,7 +304,7 @@ impl StateMachineStore {
 
     /// The current snapshot whole, as sent to a follower: reads the base entire (a lagging
     /// follower is sent everything kept).
-    async fn export(&self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+    pub(crate) async fn export(&self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
         let _writing = self.snapshot_lock.lock().await;
         let Some(pointer) = self.pointer()? else {
             let Some(stored) = self.legacy_snapshot().map_err(read_error)? else { return Ok(None) };
@@ -475,7 +475,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         // The base goes to a new tree, and the switch to it is one write: a crash on the way
         // leaves the current snapshot and base as they were.
         let generation = self.state.read_applied(|a| a.generation);
-        let name = format!("history-{}-{generation}", meta.last_log_id.map_or(0, |id| id.index));
+        let mut name = format!("history-{}-{generation}", meta.last_log_id.map_or(0, |id| id.index));
+        // Never the tree in use (a node reopened and seeded again at the same index would
+        // otherwise clear what it is about to read): the old tree is cleared once switched away.
+        let in_use = self.meta.get(KEY_HISTORY_TREE).map_err(|e| failed(e.to_string()))?;
+        if in_use.as_deref() == Some(name.as_bytes()) {
+            name.push_str("-next");
+        }
         let tree = self.disk.open_history_tree(&name).map_err(|e| failed(e.to_string()))?;
         tree.clear().map_err(|e| failed(e.to_string()))?;
         let writes: Vec<_> = base.into_iter().map(|(k, v)| (k, Some(v))).collect();

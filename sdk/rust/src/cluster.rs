@@ -7,6 +7,9 @@ use crate::{Client, Error};
 pub use linkloom_wire::{ClusterView, LimitValues, Limits, LimitsChange, Member, Queue, QueueList, WorkerInfo};
 use linkloom_wire::{Members, NewMember};
 
+/// How long [`Client::snapshot`] waits for its archive (the node allows itself two minutes).
+const SNAPSHOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(150);
+
 /// Most pages [`Client::workers`] follows.
 const MAX_WORKER_PAGES: usize = 1_000;
 
@@ -47,6 +50,24 @@ impl Client {
     pub async fn queues(&self) -> Result<Vec<Queue>, Error> {
         let list: QueueList = self.call_json(&ApiRequest::read("/api/v1/queues".into()), "the queues").await?;
         Ok(list.items)
+    }
+
+    /// A backup of the cluster's state: an archive holding every write acknowledged before the
+    /// call, with a SHA-256 checksum, for `loom-node restore`. The answering node takes a fresh
+    /// snapshot for it, so this may take a while on a large history (up to two minutes is
+    /// allowed). Admin only.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: linkloom::Client) -> Result<(), Box<dyn std::error::Error>> {
+    /// let backup = client.snapshot().await?;
+    /// std::fs::write("linkloom.snap", &backup)?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn snapshot(&self) -> Result<bytes::Bytes, Error> {
+        let mut request = ApiRequest::new(reqwest::Method::GET, "/api/v1/cluster/snapshot".into());
+        request.accept = Some("application/octet-stream");
+        request.timeout = Some(SNAPSHOT_TIMEOUT);
+        self.call(&request).await
     }
 
     /// The tunable limits in force, with their ceilings.
