@@ -2,7 +2,7 @@
 # Runs every check of the repository: formatting, lints, the web UI's component and end-to-end
 # tests, unit and property tests, the multi-process cluster tests, the deterministic simulation,
 # a smoke test of deploy/local/cluster.sh, the API fuzzed against its own OpenAPI document, the
-# systemd unit and the monitoring rules, the Python SDK's own checks, and the SDK conformance kit
+# systemd unit, the monitoring rules and the Helm chart, the Python SDK's own checks, and the SDK conformance kit
 # for every SDK that exists.
 # Rust builds go to $CARGO_TARGET_DIR (default ~/.cache/linkloom/target) so they stay warm.
 #
@@ -125,9 +125,10 @@ if wants api-fuzz; then
 fi
 
 if wants deploy; then
-  step "deploy: the systemd unit (systemd-analyze verify and security, a node started as it starts one) and the alert rules and dashboard (promtool, metric names)"
+  step "deploy: the systemd unit (systemd-analyze verify and security, a node started as it starts one), the alert rules and dashboard (promtool, metric names), and the Helm chart (helm lint, helm template validated against the Kubernetes schemas offline)"
   LOOM_NODE_BIN="$NODE_BIN" deploy/systemd/check.sh
   LOOM_NODE_BIN="$NODE_BIN" deploy/monitoring/check.sh
+  deploy/helm/check.sh
 fi
 
 if wants sdk-python; then
