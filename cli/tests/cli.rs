@@ -227,6 +227,19 @@ fn every_command_against_a_cluster() {
     assert_eq!(tokens.as_array().map(Vec::len), Some(3));
     ok(home, &["--token", ADMIN, "token", "revoke", "eyes"]);
 
+    // A backup: admin only, checked and written whole; never over a file without --force.
+    let backup = dir.join("cluster.snap");
+    let backup_arg = backup.to_str().unwrap();
+    code(home, &["cluster", "snapshot", "save", backup_arg], 4);
+    let saved = ok(home, &["--token", ADMIN, "cluster", "snapshot", "save", backup_arg, "-o", "json"]).json();
+    let bytes = std::fs::read(&backup).expect("the backup file");
+    assert_eq!(saved["bytes"].as_u64(), Some(bytes.len() as u64), "{saved}");
+    assert_eq!(&bytes[..8], b"LOOMSNAP");
+    assert_eq!(saved["sha256"].as_str().map(str::len), Some(64), "{saved}");
+    code(home, &["--token", ADMIN, "cluster", "snapshot", "save", backup_arg], 2);
+    let again = ok(home, &["--token", ADMIN, "cluster", "snapshot", "save", backup_arg, "--force"]).stdout;
+    assert!(again.starts_with("saved ") && again.contains("sha256"), "{again}");
+
     // Exit codes a script can act on.
     code(home, &["--token", &viewer, "workflow", "list"], 4);
     code(home, &["--token", "loom_wrong", "workflow", "list"], 4);
