@@ -31,7 +31,11 @@ fn main() {
         for input in
             ["src", "public", "index.html", "package.json", "package-lock.json", "vite.config.ts", "tsconfig.json"]
         {
-            println!("cargo:rerun-if-changed={}", web.join(input).display());
+            // Only what exists: cargo treats a missing path as changed, and would rebuild the
+            // node (and rerun the UI build) on every build.
+            if web.join(input).exists() {
+                println!("cargo:rerun-if-changed={}", web.join(input).display());
+            }
         }
         build_ui(&web);
         let dist = web.join("dist");

@@ -6,6 +6,11 @@
 //! lost (after a restart or a takeover), times out attempts waiting for a callback, starts every
 //! ready task, and sets a timer for the next retry or deadline. It holds no truth of its own: after
 //! a crash it is rebuilt from replicated state.
+//!
+//! Each attempt runs in an `attempt` span. When `loom-node` exports traces, that span joins the
+//! execution's trace, whose ids are derived from the execution id alone ([`execution_trace`]), so
+//! every attempt of an execution lands in one trace on whichever node runs it, before and after
+//! a failover, with nothing replicated for it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,7 +22,9 @@ use linkloom_core::state::{AttemptResult, AttemptStatus, Execution, Reporter, Ta
 use linkloom_core::{Command, Response};
 use linkloom_raft::{Draw, Entropy};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use sha2::Digest;
 use tokio::sync::watch;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::executor::{run_http, run_shell, AttemptInfo, Outcome};
 use crate::EngineCtx;
@@ -53,6 +60,30 @@ enum Phase {
 pub(crate) struct AttemptRegistry(std::sync::Mutex<BTreeMap<String, BTreeMap<u64, Local>>>);
 
 impl AttemptRegistry {
+    /// The attempts an executor runs on this node now (execution id, attempt id); not those
+    /// waiting for a backend's callback.
+    pub(crate) fn running(&self) -> Vec<(String, u64)> {
+        let guard = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard
+            .iter()
+            .flat_map(|(execution, attempts)| {
+                attempts
+                    .iter()
+                    .filter(|(_, local)| matches!(local.phase, Phase::Running { .. }))
+                    .map(move |(id, _)| (execution.clone(), *id))
+            })
+            .collect()
+    }
+
+    /// Stops the executor of an attempt (a shell attempt's processes are killed) and forgets it.
+    pub(crate) fn abandon(&self, execution_id: &str, attempt_id: u64) {
+        self.with(execution_id, |local| {
+            if let Some(Local { phase: Phase::Running { cancel }, .. }) = local.remove(&attempt_id) {
+                let _ = cancel.send(true);
+            }
+        });
+    }
+
     /// Runs `f` on the attempts of `execution_id` (never held across an await).
     fn with<R>(&self, execution_id: &str, f: impl FnOnce(&mut BTreeMap<u64, Local>) -> R) -> R {
         let mut guard = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -62,6 +93,23 @@ impl AttemptRegistry {
             guard.remove(execution_id);
         }
         result
+    }
+}
+
+/// Counts a poke that may start attempts, from before it checks the drain flag until the
+/// attempts it started are in the registry.
+struct StartGuard<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> StartGuard<'a> {
+    fn enter(ctx: &'a EngineCtx) -> Self {
+        ctx.starting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        StartGuard(&ctx.starting)
+    }
+}
+
+impl Drop for StartGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -189,6 +237,14 @@ impl ExecState {
             finish(&ctx, attempt_id, result, None).await;
         }
 
+        // A node that is shutting down starts nothing more (see `EngineHandle::drain`). The guard
+        // is taken before the flag is read, so a drain that sets the flag either stops this start
+        // or waits for it (and then for the attempt it began).
+        let starting = StartGuard::enter(&ctx);
+        if ctx.draining.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+
         // Start every ready task (worker tasks wait for the leader's dispatcher to hand them to a
         // worker), except those this node already runs but its lagging view does not show yet.
         let busy: Vec<String> =
@@ -236,8 +292,9 @@ impl ExecState {
                             .and_then(|t| spec.task_timeout(t))
                             .map(|d| Duration::from_millis(d.as_millis())),
                     };
+                    let kind = spec.task(&task_id).map(|t| t.kind);
                     let prepared = prepare(&ctx, &execution, &spec, &task_id, attempt_id, callback_token);
-                    tokio::spawn(run_attempt(ctx.clone(), myself.clone(), info, prepared, cancelled));
+                    tokio::spawn(run_attempt(ctx.clone(), myself.clone(), info, kind, prepared, cancelled));
                 }
                 Ok(Response::Rejected(r)) => tracing::debug!(execution_id = %self.id, task_id, "start refused: {r}"),
                 Ok(other) => {
@@ -246,6 +303,7 @@ impl ExecState {
                 Err(e) => tracing::warn!(execution_id = %self.id, task_id, "start failed: {e}"),
             }
         }
+        drop(starting);
 
         // Wake for the earliest retry or callback deadline.
         let retry_at =
@@ -371,6 +429,7 @@ async fn run_attempt(
     ctx: Arc<EngineCtx>,
     myself: ActorRef<ExecMsg>,
     info: AttemptInfo,
+    kind: Option<TaskKind>,
     prepared: Prepared,
     cancelled: watch::Receiver<bool>,
 ) {
@@ -378,7 +437,86 @@ async fn run_attempt(
     // thread polls meanwhile (other attempts, other nodes in the simulation) with this attempt.
     let span =
         tracing::info_span!("attempt", execution_id = %info.execution_id, task_id = %info.task_id, attempt = info.n);
-    tracing::Instrument::instrument(attempt_body(ctx, myself, info, prepared, cancelled), span).await
+    let traced = trace_attempt(&span, &info, kind);
+    let end = tracing::Instrument::instrument(attempt_body(ctx, myself, info, prepared, cancelled), span.clone()).await;
+    if traced {
+        end.record(&span);
+    }
+}
+
+/// How an attempt's run on this node ended, for its trace.
+enum AttemptEnd {
+    /// Reported to the state machine as this (which may still refuse it, after a takeover).
+    Reported(&'static str, Option<String>),
+    /// An HTTP backend accepted it (202); its callback will end it.
+    AwaitingCallback,
+    /// Cancelled, or its actor stopped: replicated state decides what became of it.
+    Abandoned,
+}
+
+impl AttemptEnd {
+    fn reported(result: &AttemptResult) -> AttemptEnd {
+        match result {
+            AttemptResult::Succeeded { .. } => AttemptEnd::Reported("succeeded", None),
+            AttemptResult::Failed { error, .. } => AttemptEnd::Reported("failed", Some(error.clone())),
+            AttemptResult::TimedOut => AttemptEnd::Reported("timed_out", Some("ran past its timeout".into())),
+            AttemptResult::Lost { reason } => AttemptEnd::Reported("lost", Some(reason.clone())),
+            AttemptResult::Released { .. } => AttemptEnd::Reported("released", None),
+        }
+    }
+
+    /// `loom.attempt.status` on the span, and an error status for a failure.
+    fn record(self, span: &tracing::Span) {
+        let (status, error) = match self {
+            AttemptEnd::Reported(status, error) => (status, error),
+            AttemptEnd::AwaitingCallback => ("awaiting_callback", None),
+            AttemptEnd::Abandoned => ("abandoned", None),
+        };
+        span.set_attribute("loom.attempt.status", status);
+        if let Some(error) = error {
+            span.set_status(opentelemetry::trace::Status::error(error));
+        }
+    }
+}
+
+/// The trace every attempt of `execution_id` belongs to: trace id the first 16 bytes of the
+/// SHA-256 of the execution id, parent span id the next 8 (an "execution" span that is never
+/// sent itself). Any node computes the same ids, so a failover keeps the trace.
+pub(crate) fn execution_trace(execution_id: &str) -> opentelemetry::trace::SpanContext {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    let digest = sha2::Sha256::digest(execution_id.as_bytes());
+    let mut trace_id = [0u8; 16];
+    trace_id.copy_from_slice(&digest[..16]);
+    let mut span_id = [0u8; 8];
+    span_id.copy_from_slice(&digest[16..24]);
+    // All-zero ids are invalid; a digest that begins so is not going to happen, but stay valid.
+    if trace_id == [0; 16] {
+        trace_id[15] = 1;
+    }
+    if span_id == [0; 8] {
+        span_id[7] = 1;
+    }
+    let (trace_id, span_id) = (TraceId::from_bytes(trace_id), SpanId::from_bytes(span_id));
+    SpanContext::new(trace_id, span_id, TraceFlags::SAMPLED, true, TraceState::default())
+}
+
+/// Puts an attempt's span into its execution's trace, with the attempt's attributes, if traces
+/// are exported; answers whether they are. Without an exporter `set_parent` finds no layer and
+/// nothing else is done.
+fn trace_attempt(span: &tracing::Span, info: &AttemptInfo, kind: Option<TaskKind>) -> bool {
+    use opentelemetry::trace::TraceContextExt;
+    let parent = opentelemetry::Context::new().with_remote_span_context(execution_trace(&info.execution_id));
+    if span.set_parent(parent).is_err() {
+        return false;
+    }
+    span.set_attribute("loom.execution_id", info.execution_id.clone());
+    span.set_attribute("loom.workflow_id", info.workflow_id.clone());
+    span.set_attribute("loom.task_id", info.task_id.clone());
+    span.set_attribute("loom.attempt", i64::from(info.n));
+    if let Some(kind) = kind {
+        span.set_attribute("loom.task.kind", kind.to_string());
+    }
+    true
 }
 
 async fn attempt_body(
@@ -387,7 +525,7 @@ async fn attempt_body(
     info: AttemptInfo,
     prepared: Prepared,
     mut cancelled: watch::Receiver<bool>,
-) {
+) -> AttemptEnd {
     let outcome = match prepared {
         Prepared::Invalid(error) => {
             Outcome::Done { result: AttemptResult::Failed { error, retryable: false }, logs: None }
@@ -397,13 +535,13 @@ async fn attempt_body(
         Prepared::Http(call) => {
             tokio::select! {
                 biased;
-                _ = cancelled.wait_for(|c| *c) => return,
+                _ = cancelled.wait_for(|c| *c) => return AttemptEnd::Abandoned,
                 outcome = run_http(&*ctx.http, &ctx.targets, &info, call) => outcome,
             }
         }
         Prepared::Shell(call) => match run_shell(ctx.clone(), &info, call, cancelled).await {
             Some(outcome) => outcome,
-            None => return,
+            None => return AttemptEnd::Abandoned,
         },
     };
     match outcome {
@@ -414,10 +552,13 @@ async fn attempt_body(
                 }
             });
             let _ = myself.cast(ExecMsg::Poke);
+            AttemptEnd::AwaitingCallback
         }
         Outcome::Done { result, logs } => {
+            let end = AttemptEnd::reported(&result);
             finish(&ctx, info.attempt_id, result, logs).await;
             ctx.attempts.with(&info.execution_id, |local| local.remove(&info.attempt_id));
+            end
         }
     }
 }
@@ -434,5 +575,22 @@ pub(crate) async fn finish(ctx: &EngineCtx, attempt_id: u64, result: AttemptResu
         Ok(Response::Rejected(r)) => tracing::info!(attempt_id, "finish refused: {r}"),
         Ok(other) => tracing::warn!(attempt_id, "unexpected answer to a finish: {other:?}"),
         Err(e) => tracing::warn!(attempt_id, "finish failed: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_executions_trace_ids_come_from_its_id_alone() {
+        let a = execution_trace("exec-0001");
+        assert_eq!(a, execution_trace("exec-0001"), "every node derives the same ids");
+        assert!(a.is_valid() && a.is_remote() && a.is_sampled());
+        // SHA-256("exec-0001"): the first 16 bytes are the trace id, the next 8 the parent span id
+        // (docs/deployment.md promises this rule: operators look traces up by it).
+        assert_eq!(a.trace_id().to_string(), "9381f094b508172d721b13273cbc9b35");
+        assert_eq!(a.span_id().to_string(), "89b27b7d42e728d3");
+        assert_ne!(a.trace_id(), execution_trace("exec-0002").trace_id());
     }
 }

@@ -35,7 +35,7 @@ pub use executor::{
     parse_host_rules, CallError, HostRule, HyperTaskHttp, ShellLimits, TargetRules, TaskHttp, TaskPolicy,
     DEFAULT_MAX_PROCESSES,
 };
-pub use supervisor::{EngineHandle, EngineStats, WorkerStream};
+pub use supervisor::{Drained, EngineHandle, EngineStats, WorkerStream};
 pub use worker_conn::ConnectError;
 
 /// What the engine needs from its node, as an object so actors need no type parameters.
@@ -156,6 +156,10 @@ pub(crate) struct EngineCtx {
     pub(crate) targets: executor::TargetRules,
     /// The node's budget for task output appended to logs.
     pub(crate) log_budget: executor::log_rate::LogBudget,
+    /// Set when the node shuts down: execution actors start no attempt from then on.
+    pub(crate) draining: std::sync::atomic::AtomicBool,
+    /// Pokes between checking `draining` and registering the attempts they start.
+    pub(crate) starting: std::sync::atomic::AtomicUsize,
 }
 
 /// Starts the engine on this node.
@@ -204,6 +208,8 @@ pub async fn start(
         cgroups,
         targets: executor::TargetRules::new(policy_allow),
         log_budget,
+        draining: Default::default(),
+        starting: Default::default(),
     });
     supervisor::start(ctx).await
 }

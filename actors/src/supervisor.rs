@@ -11,13 +11,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use linkloom_core::state::AttemptResult;
 use linkloom_core::Command;
 use linkloom_wire::worker::{WorkerEvent, WorkerHello};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::sync::mpsc;
 
 use crate::dispatch::{DispatchMsg, DispatcherActor};
-use crate::execution::{ExecArgs, ExecMsg, ExecutionActor};
+use crate::execution::{self, ExecArgs, ExecMsg, ExecutionActor};
 use crate::leader::{LeaderActor, LeaderMsg, TickActor, TickMsg};
 use crate::worker_conn::{register, ConnArgs, ConnMsg, ConnectError, WorkerConnectionActor};
 use crate::{node_lease_key, EngineCtx};
@@ -148,10 +149,45 @@ impl EngineHandle {
         (self.ctx.config.worker_lease_ms, self.ctx.config.worker_heartbeat_ms)
     }
 
+    /// The first half of a graceful shutdown (SIGTERM): this node starts no attempt from now on,
+    /// lets the HTTP and shell attempts it runs finish for up to `grace`, then hands back those
+    /// still running (released: they run again on a node that owns the execution, without using
+    /// a retry) and stops their executors. Without it, a restart (a rolling upgrade) would find
+    /// them lost, and a task without retries would fail. Attempts waiting for a backend's
+    /// callback are not waited for. Call [`EngineHandle::stop`] after it.
+    pub async fn drain(&self, grace: Duration) -> Drained {
+        self.ctx.draining.store(true, Ordering::SeqCst);
+        let started = tokio::time::Instant::now();
+        let running_at_start = self.ctx.attempts.running().len();
+        let busy = || self.ctx.starting.load(Ordering::SeqCst) > 0 || !self.ctx.attempts.running().is_empty();
+        while busy() && started.elapsed() < grace {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = self.ctx.attempts.running();
+        let me = self.ctx.cluster.node_id();
+        for (execution_id, attempt_id) in &left {
+            let reason = format!("node {me} shut down before the attempt ended; it runs again");
+            execution::finish(&self.ctx, *attempt_id, AttemptResult::Released { reason }, None).await;
+            self.ctx.attempts.abandon(execution_id, *attempt_id);
+        }
+        Drained { running_at_start, released: left.len(), waited: started.elapsed() }
+    }
+
     /// Stops every actor of this node (running shell attempts are killed).
     pub fn stop(&self) {
         self.supervisor.stop(Some("engine stopping".into()));
     }
+}
+
+/// What [`EngineHandle::drain`] did.
+#[derive(Debug, Clone, Copy)]
+pub struct Drained {
+    /// Attempts running on this node when the drain began.
+    pub running_at_start: usize,
+    /// Of those, the ones still running at the end of the grace period, handed back.
+    pub released: usize,
+    /// How long it waited.
+    pub waited: Duration,
 }
 
 /// A connected worker's events. Dropping it (the HTTP response ended) closes the connection.

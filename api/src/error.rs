@@ -82,6 +82,7 @@ impl From<NodeError> for ApiError {
             NodeError::NotMember(_) => ApiError::of(ErrorCode::NotFound, e.to_string()),
             NodeError::Membership(m) => ApiError::of(ErrorCode::MembershipConflict, m),
             NodeError::Storage(_) | NodeError::Raft(_) => ApiError::of(ErrorCode::Internal, e.to_string()),
+            NodeError::Stopped(_) => ApiError::of(ErrorCode::Unavailable, e.to_string()),
         }
     }
 }

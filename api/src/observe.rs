@@ -1,6 +1,12 @@
 //! Every request: an `X-Request-Id` (the caller's, if it sent a sane one, else a new one) on the
 //! response and in a tracing span around the handler, and a count and latency per route and
 //! status for `/metrics`.
+//!
+//! When `loom-node` exports traces (`LOOM_OTLP_ENDPOINT`), the same span becomes the request's
+//! OpenTelemetry span: named `HTTP {method} {route template}` (never the raw path, so names stay
+//! few), with OpenTelemetry's HTTP attributes, and a child of the caller's W3C `traceparent` if
+//! it sent one. Without an exporter none of that is recorded and log lines are unchanged.
+//! Node-to-node requests (`/raft/*`) are not traced.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,8 +20,12 @@ use linkloom_core::metrics::{Exposition, Histogram};
 use rand::Rng;
 use std::sync::Arc;
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The route label of a request no route matched.
+const UNMATCHED: &str = "unmatched";
 
 /// HTTP counters of one node.
 #[derive(Debug, Default)]
@@ -217,6 +227,44 @@ async fn in_error_shape(response: Response) -> Response {
     Response::from_parts(parts, axum::body::Body::from(body))
 }
 
+/// Makes `span` the request's OpenTelemetry span, if traces are exported: its parent is the
+/// caller's `traceparent` (none: a new trace), its name and attributes those of OpenTelemetry's
+/// HTTP server conventions. Answers whether traces are exported; without an exporter the
+/// propagator is a no-op, `set_parent` finds no layer, and the span's fields stay as they were.
+fn trace_request(span: &tracing::Span, headers: &axum::http::HeaderMap, method: &str, route: &str, id: &str) -> bool {
+    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract_with_context(&opentelemetry::Context::new(), &Headers(headers))
+    });
+    if span.set_parent(parent).is_err() {
+        return false;
+    }
+    span.record("otel.kind", "server");
+    // Methods outside the standard set are counted as `other` in metrics, `_OTHER` here.
+    let method = if method == "other" { "_OTHER" } else { method };
+    span.set_attribute("http.request.method", method.to_string());
+    span.set_attribute("loom.request_id", id.to_string());
+    if route == UNMATCHED {
+        span.record("otel.name", format!("HTTP {method}").as_str());
+    } else {
+        span.record("otel.name", format!("HTTP {method} {route}").as_str());
+        span.set_attribute("http.route", route.to_string());
+    }
+    true
+}
+
+/// Request headers as the OpenTelemetry propagator reads them.
+struct Headers<'a>(&'a axum::http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|name| name.as_str()).collect()
+    }
+}
+
 /// A caller's request id is kept if it is 1 to 128 visible ASCII characters.
 fn sane(id: &HeaderValue) -> bool {
     let bytes = id.as_bytes();
@@ -241,7 +289,7 @@ pub(crate) async fn observe(State((metrics, entropy)): State<Observed>, mut requ
         }
     };
     // Unmatched paths share one label, so scanning for URLs cannot grow the metric set.
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
+    let route = request.extensions().get::<MatchedPath>().map_or(UNMATCHED, |p| p.as_str()).to_string();
     // Standard methods only as labels: a client inventing methods cannot grow the metric set.
     let method = match *request.method() {
         Method::GET | Method::POST | Method::PUT | Method::DELETE | Method::HEAD | Method::OPTIONS | Method::PATCH => {
@@ -249,12 +297,23 @@ pub(crate) async fn observe(State((metrics, entropy)): State<Observed>, mut requ
         }
         _ => "other".to_string(),
     };
-    let span = tracing::info_span!(
-        "request",
-        request_id = %id.to_str().unwrap_or("-"),
-        method = %method,
-        route = %route,
-    );
+    let request_id = id.to_str().unwrap_or("-");
+    // Node-to-node calls (Raft heartbeats, ten a second per follower) get a span of another name,
+    // which traces leave out: they would drown the requests worth tracing.
+    let peer = route.starts_with("/raft/");
+    let span = if peer {
+        tracing::info_span!("peer_request", request_id = %request_id, method = %method, route = %route)
+    } else {
+        tracing::info_span!(
+            "request",
+            request_id = %request_id,
+            method = %method,
+            route = %route,
+            otel.name = tracing::field::Empty,
+            otel.kind = tracing::field::Empty,
+        )
+    };
+    let traced = !peer && trace_request(&span, request.headers(), &method, &route, request_id);
     let started = tokio::time::Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
@@ -262,6 +321,13 @@ pub(crate) async fn observe(State((metrics, entropy)): State<Observed>, mut requ
         response = in_error_shape(response).await;
     }
     metrics.record(&method, &route, status.as_u16(), started.elapsed());
+    if traced {
+        span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
+        // A server's span is an error for 5xx only: a 4xx is the client's mistake.
+        if status.is_server_error() {
+            span.set_status(opentelemetry::trace::Status::error(status.to_string()));
+        }
+    }
     span.in_scope(|| {
         if status.is_server_error() {
             tracing::warn!(

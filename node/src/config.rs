@@ -94,6 +94,12 @@ pub struct Cli {
     /// How often workers heartbeat and worker connections are pinged, in ms.
     #[arg(long, env = "LOOM_WORKER_HEARTBEAT_MS")]
     pub worker_heartbeat_ms: Option<u64>,
+    /// On SIGTERM, how long the HTTP and shell attempts running on this node get to finish, in
+    /// ms (default 10000); those still running then are handed back and run again elsewhere.
+    /// Keep it below the supervisor's stop timeout (systemd TimeoutStopSec, Kubernetes
+    /// terminationGracePeriodSeconds).
+    #[arg(long, env = "LOOM_SHUTDOWN_GRACE_MS")]
+    pub shutdown_grace_ms: Option<u64>,
     /// Signs every HTTP task request with this secret (`X-Loom-Signature`); see docs/signatures.md.
     #[arg(long, env = "LOOM_SIGNING_SECRET", hide_env_values = true)]
     pub signing_secret: Option<Secret>,
@@ -219,6 +225,18 @@ pub struct Cli {
     /// PEM CA certificate(s) to trust for peers and, besides the public roots, HTTPS backends.
     #[arg(long, env = "LOOM_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
+    /// Send traces (a span per request, a span per task attempt) to this OTLP/HTTP traces
+    /// endpoint, e.g. `http://127.0.0.1:4318/v1/traces` (a URL without a path gets `/v1/traces`).
+    /// Unset: no traces are sent.
+    #[arg(long, env = "LOOM_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// Headers sent with every OTLP request, `name=value,name2=value2` (a collector's
+    /// credentials, say). A secret: kept out of logs and of /proc.
+    #[arg(long, env = "LOOM_OTLP_HEADERS", hide_env_values = true)]
+    pub otlp_headers: Option<Secret>,
+    /// A file holding the OTLP headers (instead of --otlp-headers).
+    #[arg(long, env = "LOOM_OTLP_HEADERS_FILE")]
+    pub otlp_headers_file: Option<PathBuf>,
 }
 
 /// A secret from configuration: never shown by `Debug`, so it cannot leak into a log line.
@@ -262,6 +280,7 @@ struct FileConfig {
     chaos_actor_panic_every: Option<u64>,
     worker_lease_ms: Option<u64>,
     worker_heartbeat_ms: Option<u64>,
+    shutdown_grace_ms: Option<u64>,
     signing_secret: Option<Secret>,
     signing_secret_file: Option<PathBuf>,
     signing_keys: Option<Secret>,
@@ -298,6 +317,9 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_ca: Option<PathBuf>,
+    otlp_endpoint: Option<String>,
+    otlp_headers: Option<Secret>,
+    otlp_headers_file: Option<PathBuf>,
 }
 
 /// The resolved configuration.
@@ -323,6 +345,8 @@ pub struct Config {
     pub chaos_stale_reads: bool,
     pub worker_lease_ms: u64,
     pub worker_heartbeat_ms: u64,
+    /// How long running attempts get to finish on SIGTERM.
+    pub shutdown_grace: std::time::Duration,
     pub signing_secret: Option<Secret>,
     /// Named signing secrets (`LOOM_SIGNING_KEYS`).
     pub signing_keys: BTreeMap<String, Secret>,
@@ -344,6 +368,17 @@ pub struct Config {
     /// Certificate and key files when the node serves TLS.
     pub tls: Option<(PathBuf, PathBuf)>,
     pub tls_ca: Option<PathBuf>,
+    /// Where traces go (OTLP/HTTP with protobuf), when they are sent at all.
+    pub otlp: Option<Otlp>,
+}
+
+/// The OTLP traces exporter's settings (`LOOM_OTLP_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Otlp {
+    /// The traces endpoint, an `http` or `https` URL with a path.
+    pub endpoint: String,
+    /// Sent with every export (their values are secrets).
+    pub headers: BTreeMap<String, Secret>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -408,6 +443,12 @@ impl Config {
             cli.cluster_secret.or(file.cluster_secret),
             cli.cluster_secret_file.or(file.cluster_secret_file),
         )?;
+        let otlp_headers = secret(
+            "otlp_headers",
+            cli.otlp_headers.or(file.otlp_headers),
+            cli.otlp_headers_file.or(file.otlp_headers_file),
+        )?;
+        let otlp = otlp(cli.otlp_endpoint.or(file.otlp_endpoint), otlp_headers)?;
         let rate_limit = cli.rate_limit.or(file.rate_limit).unwrap_or(1_000);
         let task_policy = task_policy(
             cli.shell_tasks.or(file.shell_tasks),
@@ -459,6 +500,9 @@ impl Config {
             chaos_stale_reads: cli.chaos_stale_reads,
             worker_lease_ms: cli.worker_lease_ms.or(file.worker_lease_ms).unwrap_or(10_000),
             worker_heartbeat_ms: cli.worker_heartbeat_ms.or(file.worker_heartbeat_ms).unwrap_or(1_000),
+            shutdown_grace: std::time::Duration::from_millis(
+                cli.shutdown_grace_ms.or(file.shutdown_grace_ms).unwrap_or(10_000),
+            ),
             signing_secret,
             signing_keys: parse_signing_keys(signing_keys)?,
             admin_token: admin_token.clone(),
@@ -497,6 +541,7 @@ impl Config {
                 _ => bail!("tls_cert and tls_key go together: set both or neither"),
             },
             tls_ca: cli.tls_ca.or(file.tls_ca),
+            otlp,
         };
         if config.max_page_size == 0 {
             bail!("max_page_size must be at least 1");
@@ -560,6 +605,7 @@ impl Config {
             .map(|s| s.0.as_str())
             .collect();
         values.extend(self.signing_keys.values().map(|s| s.0.as_str()));
+        values.extend(self.otlp.iter().flat_map(|o| o.headers.values()).map(|s| s.0.as_str()));
         values
     }
 
@@ -747,6 +793,60 @@ fn parse_signing_keys(text: Option<Secret>) -> anyhow::Result<BTreeMap<String, S
     Ok(keys)
 }
 
+/// The OTLP settings: the endpoint checked (an `http`/`https` URL with a host and no credentials;
+/// without a path it gets the standard `/v1/traces`), the headers parsed. Errors name the
+/// setting and never show a header's value.
+fn otlp(endpoint: Option<String>, headers: Option<Secret>) -> anyhow::Result<Option<Otlp>> {
+    let endpoint = endpoint.map(|e| e.trim().to_string()).filter(|e| !e.is_empty());
+    let Some(endpoint) = endpoint else {
+        if headers.is_some() {
+            bail!("otlp_headers is set but otlp_endpoint (LOOM_OTLP_ENDPOINT) is not: set both or neither");
+        }
+        return Ok(None);
+    };
+    let bad = |why: &str| {
+        anyhow::anyhow!(
+            "otlp_endpoint (LOOM_OTLP_ENDPOINT) `{endpoint}` {why} (expected e.g. http://127.0.0.1:4318/v1/traces)"
+        )
+    };
+    let uri: http::Uri = endpoint.parse().map_err(|_| bad("is not a URL"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(bad("is not an http:// or https:// URL"));
+    }
+    let Some(authority) = uri.authority() else { return Err(bad("names no host")) };
+    if authority.host().is_empty() {
+        return Err(bad("names no host"));
+    }
+    if authority.as_str().contains('@') {
+        return Err(anyhow::anyhow!(
+            "otlp_endpoint (LOOM_OTLP_ENDPOINT) holds credentials: pass them as otlp_headers (LOOM_OTLP_HEADERS), \
+             which are kept secret"
+        ));
+    }
+    let endpoint = match uri.path() {
+        "" | "/" if uri.query().is_none() => format!("{}://{authority}/v1/traces", uri.scheme_str().unwrap_or("http")),
+        _ => endpoint.clone(),
+    };
+    let mut parsed = BTreeMap::new();
+    for (i, entry) in headers.iter().flat_map(|h| h.0.split(',')).map(str::trim).filter(|e| !e.is_empty()).enumerate() {
+        let Some((name, value)) = entry.split_once('=') else {
+            bail!("otlp_headers: entry {} is not NAME=VALUE", i + 1);
+        };
+        let name = name.trim().to_ascii_lowercase();
+        let value = value.trim();
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            bail!("otlp_headers: entry {} does not start with a header name", i + 1);
+        }
+        if value.is_empty() || http::HeaderValue::from_str(value).is_err() {
+            bail!("otlp_headers: the value of `{name}` is empty or not a valid header value");
+        }
+        if parsed.insert(name.clone(), Secret(value.to_string())).is_some() {
+            bail!("otlp_headers: `{name}` is listed twice");
+        }
+    }
+    Ok(Some(Otlp { endpoint, headers: parsed }))
+}
+
 /// Parses `1=host:port,2=host:port`.
 /// This machine's host name (in a Kubernetes pod, the pod's name).
 fn hostname() -> anyhow::Result<String> {
@@ -922,6 +1022,41 @@ mod tests {
         assert!(!format!("{c:?}").contains("b1ll-secret"));
         let e = Config::resolve(cli(&["--dev", "--signing-keys", "nopair"])).unwrap_err();
         assert!(e.to_string().contains("NAME=SECRET") && !e.to_string().contains("nopair"), "{e}");
+    }
+
+    #[test]
+    fn otlp_export_is_off_by_default_and_its_settings_are_checked() {
+        assert_eq!(Config::resolve(cli(&["--dev"])).unwrap().otlp, None, "no endpoint, no export");
+        let c = Config::resolve(cli(&[
+            "--dev",
+            "--otlp-endpoint",
+            "https://collector.example:4318/v1/traces",
+            "--otlp-headers",
+            "Authorization=Bearer s3cr3t-otlp-token, x-tenant=loom",
+        ]))
+        .unwrap();
+        let otlp = c.otlp.clone().expect("configured");
+        assert_eq!(otlp.endpoint, "https://collector.example:4318/v1/traces");
+        assert_eq!(otlp.headers.keys().collect::<Vec<_>>(), ["authorization", "x-tenant"]);
+        assert_eq!(otlp.headers["authorization"].0, "Bearer s3cr3t-otlp-token");
+        assert!(!format!("{c:?}").contains("s3cr3t"), "header values never show in debug output");
+        assert!(c.secret_values().contains(&"Bearer s3cr3t-otlp-token"), "scrubbed from /proc like other secrets");
+        let base = Config::resolve(cli(&["--dev", "--otlp-endpoint", "http://127.0.0.1:4318"])).unwrap();
+        assert_eq!(base.otlp.unwrap().endpoint, "http://127.0.0.1:4318/v1/traces", "the standard path");
+        for (flags, named) in [
+            (&["--otlp-endpoint", "collector:4318"][..], "otlp_endpoint"),
+            (&["--otlp-endpoint", "ftp://collector/v1/traces"][..], "otlp_endpoint"),
+            (&["--otlp-endpoint", "http://user:pw@collector/v1/traces"][..], "otlp_headers"),
+            (&["--otlp-headers", "a=b"][..], "otlp_endpoint"),
+            (&["--otlp-endpoint", "http://c/v1/traces", "--otlp-headers", "hunter2-no-value"][..], "NAME=VALUE"),
+            (&["--otlp-endpoint", "http://c/v1/traces", "--otlp-headers", "bad name=x"][..], "header name"),
+        ] {
+            let mut args = vec!["--dev"];
+            args.extend_from_slice(flags);
+            let e = format!("{:#}", Config::resolve(cli(&args)).unwrap_err());
+            assert!(e.contains(named), "{flags:?}: {e}");
+            assert!(!e.contains("hunter2") && !e.contains(":pw@"), "no secret in the error: {e}");
+        }
     }
 
     #[test]

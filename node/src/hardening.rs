@@ -6,7 +6,7 @@
 //! touch) and anyone can read `/proc/<node pid>/cmdline`. So, once the configuration is read:
 //!
 //! - the values of secret variables (`LOOM_ADMIN_TOKEN`, `LOOM_CLUSTER_SECRET`,
-//!   `LOOM_SIGNING_SECRET`, `LOOM_SIGNING_KEYS`) are overwritten in place in the initial
+//!   `LOOM_SIGNING_SECRET`, `LOOM_SIGNING_KEYS`, `LOOM_OTLP_HEADERS`) are overwritten in place in the initial
 //!   environment block, and secret flags' values on the command line likewise; the result is
 //!   checked by reading `/proc/self/environ` and `/proc/self/cmdline` back;
 //! - the process is made non-dumpable, so its `/proc` files (environ, mem, maps) belong to root
@@ -22,9 +22,10 @@
 use std::path::Path;
 
 /// Environment variables and flags whose values are secrets.
-const SECRET_VARIABLES: [&str; 4] =
-    ["LOOM_ADMIN_TOKEN", "LOOM_CLUSTER_SECRET", "LOOM_SIGNING_SECRET", "LOOM_SIGNING_KEYS"];
-const SECRET_FLAGS: [&str; 4] = ["--admin-token", "--cluster-secret", "--signing-secret", "--signing-keys"];
+const SECRET_VARIABLES: [&str; 5] =
+    ["LOOM_ADMIN_TOKEN", "LOOM_CLUSTER_SECRET", "LOOM_SIGNING_SECRET", "LOOM_SIGNING_KEYS", "LOOM_OTLP_HEADERS"];
+const SECRET_FLAGS: [&str; 5] =
+    ["--admin-token", "--cluster-secret", "--signing-secret", "--signing-keys", "--otlp-headers"];
 
 /// Shorter values are not searched for in the raw blocks (they could match innocent text); they
 /// are still scrubbed where they stand, by variable or flag name.
@@ -262,14 +263,17 @@ mod tests {
 
     #[test]
     fn secret_variables_are_overwritten_in_place() {
-        let mut block =
-            b"PATH=/bin\0LOOM_ADMIN_TOKEN=abc123secret\0LOOM_ADMIN_TOKENX=keep\0LOOM_SIGNING_KEYS=a=b\0".to_vec();
+        let mut block = b"PATH=/bin\0LOOM_ADMIN_TOKEN=abc123secret\0LOOM_ADMIN_TOKENX=keep\0LOOM_SIGNING_KEYS=a=b\0\
+                          LOOM_OTLP_HEADERS=authorization=Bearer x\0"
+            .to_vec();
         let len = block.len();
-        assert_eq!(scrub_environment(&mut block), 2);
+        assert_eq!(scrub_environment(&mut block), 3);
         assert_eq!(block.len(), len, "the block keeps its size");
         assert_eq!(
             block,
-            b"PATH=/bin\0LOOM_ADMIN_TOKEN=************\0LOOM_ADMIN_TOKENX=keep\0LOOM_SIGNING_KEYS=***\0".to_vec()
+            b"PATH=/bin\0LOOM_ADMIN_TOKEN=************\0LOOM_ADMIN_TOKENX=keep\0LOOM_SIGNING_KEYS=***\0\
+              LOOM_OTLP_HEADERS=**********************\0"
+                .to_vec()
         );
     }
 

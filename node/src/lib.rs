@@ -7,12 +7,13 @@
 //! wiring, not a copy of it (`simulation/tests/wiring.rs` keeps it that way).
 //!
 //! Everything around the assembly that only a real process has lives beside it: configuration
-//! (`config`), guarding the process's secrets (`hardening`), accepting connections (`serve`) and
-//! TLS (`tls`).
+//! (`config`), guarding the process's secrets (`hardening`), accepting connections (`serve`),
+//! TLS (`tls`) and sending traces to an OTLP collector (`otlp`).
 
 pub mod config;
 pub mod hardening;
 pub mod maintenance;
+pub mod otlp;
 pub mod serve;
 pub mod tls;
 

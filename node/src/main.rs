@@ -11,10 +11,12 @@ use clap::Parser;
 use hyper_util::client::legacy::connect::Connect;
 use linkloom_api::{ApiLimits, AuthConfig};
 use linkloom_node::config::{Cli, Config, LogFormat};
-use linkloom_node::{hardening, serve, tls, Parts, Seams};
+use linkloom_node::{hardening, otlp, serve, tls, Parts, Seams};
 use linkloom_raft::storage::Disk;
 use linkloom_raft::{HttpTransport, SystemClock, ThreadEntropy};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 // jemalloc, not the system allocator: with glibc's malloc a node kept about twice its live heap
 // as resident memory (per-thread arenas holding freed pages); jemalloc's background thread
@@ -34,7 +36,15 @@ fn main() -> anyhow::Result<()> {
     let tasks_as_other_user = config.task_policy.shell_run_as.is_some();
     let protection = hardening::protect(&secrets, &config.data_dir, tasks_as_other_user)?;
     drop(secrets);
-    init_tracing(config.log_format);
+    // Only with an endpoint: otherwise no exporter, no thread, no layer.
+    let traces = match &config.otlp {
+        None => None,
+        Some(settings) => {
+            let ca = config.tls_ca.as_deref().map(tls::load_certs).transpose()?.unwrap_or_default();
+            Some(otlp::Traces::start(settings, config.node_id, &ca)?)
+        }
+    };
+    init_tracing(config.log_format, traces.as_ref());
     tracing::info!(
         scrubbed_variables = protection.scrubbed_variables,
         scrubbed_arguments = protection.scrubbed_arguments,
@@ -44,11 +54,24 @@ fn main() -> anyhow::Result<()> {
     for place in &protection.leaks {
         tracing::error!("a secret is still readable in {place}: pass secrets in files (LOOM_*_FILE)");
     }
-    tokio::runtime::Builder::new_multi_thread()
+    if let Some(settings) = &config.otlp {
+        tracing::info!(
+            endpoint = %settings.endpoint,
+            headers = ?settings.headers.keys().collect::<Vec<_>>(),
+            max_queued_spans = otlp::MAX_QUEUED_SPANS,
+            "traces are sent over OTLP/HTTP"
+        );
+    }
+    let served = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?
-        .block_on(start(config))
+        .block_on(start(config));
+    // The node and its runtime have stopped: send the spans still queued.
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
+    served
 }
 
 async fn start(config: Config) -> anyhow::Result<()> {
@@ -181,13 +204,33 @@ async fn run<C: Connect + Clone + Send + Sync + 'static>(
         "loom-node serving on {scheme}://{}",
         config.listen
     );
-    // On SIGTERM: stop the engine first, which closes worker streams (their workers move to
-    // another node), then let in-flight requests finish, but not for ever: a client following a
-    // log stream would otherwise hold the node up.
+    // On SIGTERM: drain the engine (no new attempts; running ones finish within the grace or
+    // are handed back), then stop it, which closes worker streams (their workers move to another
+    // node), then let in-flight requests finish, but not for ever: a client following a log
+    // stream would otherwise hold the node up. If Raft stops for good (a storage error: a full
+    // or failing disk), the node exits non-zero instead: it can no longer take part, and its
+    // supervisor restarts it once the cause is fixed (docs/operations.md, "Disk full").
     let engine_to_stop = engine.clone();
+    let grace = config.shutdown_grace;
+    let raft_stopped = Arc::new(std::sync::Mutex::new(None));
+    let (watched, stop_reason) = (node.clone(), raft_stopped.clone());
     let stopping = async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down");
+        tokio::select! {
+            () = shutdown_signal() => {
+                tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: draining running attempts");
+                let drained = engine_to_stop.drain(grace).await;
+                tracing::info!(
+                    running = drained.running_at_start,
+                    released = drained.released,
+                    waited_ms = drained.waited.as_millis() as u64,
+                    "drained"
+                );
+            }
+            why = watched.stopped() => {
+                tracing::error!("Raft stopped ({why}); exiting so this node can be restarted once the cause is fixed");
+                *stop_reason.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+            }
+        }
         engine_to_stop.stop();
     };
     // The membership's addresses get the connections kept for peers; refreshed as it changes.
@@ -202,21 +245,27 @@ async fn run<C: Connect + Clone + Send + Sync + 'static>(
     });
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     serve::serve(listener, acceptor, app, config.serve.clone(), peers, http_metrics, stopping).await;
+    if let Some(why) = raft_stopped.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        anyhow::bail!("Raft stopped: {why}");
+    }
     node.shutdown().await.context("stopping raft")?;
     tracing::info!("stopped cleanly");
     Ok(())
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs to stderr, filtered by `LOOM_LOG`; with `traces`, also the exported spans, which have a
+/// filter of their own (so `LOOM_LOG=warn` quiets the log without stopping traces).
+fn init_tracing(format: LogFormat, traces: Option<&otlp::Traces>) {
     let filter = EnvFilter::try_from_env("LOOM_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn,sled=warn,tower_http=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(ansi);
+    let log = match format {
+        LogFormat::Json => log.json().with_filter(filter).boxed(),
+        LogFormat::Text => log.with_filter(filter).boxed(),
+    };
+    tracing_subscriber::registry().with(log).with(traces.map(|t| t.layer())).init();
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -24,6 +24,22 @@ pub enum Maintenance {
     /// that may never have been committed; loses acknowledged writes this node had not
     /// received. Start it afterwards as usual (without --peers), then add fresh members.
     ForceNewCluster(ForceArgs),
+    /// Ask this node's `/healthz` (or `/readyz` with --ready) and exit 0 if it answers 200, 1 if
+    /// not: the container image's health check, which has no shell or curl and needs no token.
+    Healthcheck(HealthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Ask `/readyz` (a leader known, caught up) instead of `/healthz` (the process serves).
+    #[arg(long)]
+    pub ready: bool,
+    /// Where the node listens (its LOOM_LISTEN); an unspecified address means this host.
+    #[arg(long, env = "LOOM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// How long to wait for the answer, in ms.
+    #[arg(long, default_value_t = 3_000)]
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +79,38 @@ pub fn run(command: Maintenance) -> anyhow::Result<()> {
     match command {
         Maintenance::Restore(args) => runtime.block_on(restore(args)),
         Maintenance::ForceNewCluster(args) => runtime.block_on(force(args)),
+        Maintenance::Healthcheck(args) => healthcheck(&args),
+    }
+}
+
+/// One plain HTTP/1.1 GET of the probe path on the node's own port.
+fn healthcheck(args: &HealthArgs) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let mut addr = args.listen;
+    if addr.ip().is_unspecified() {
+        let loopback: std::net::IpAddr =
+            if addr.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() };
+        addr.set_ip(loopback);
+    }
+    if std::env::var_os("LOOM_TLS_CERT").is_some() {
+        bail!("this node serves HTTPS (LOOM_TLS_CERT) and the health check speaks plain HTTP: use the orchestrator's HTTPS probe of /healthz");
+    }
+    let path = if args.ready { "/readyz" } else { "/healthz" };
+    let timeout = std::time::Duration::from_millis(args.timeout_ms.max(1));
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, timeout).with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut head = [0u8; 64];
+    let read = stream.read(&mut head).with_context(|| format!("reading the answer to GET {path}"))?;
+    let status_line = String::from_utf8_lossy(&head[..read]);
+    let status = status_line.split_whitespace().nth(1).unwrap_or("none");
+    if status == "200" {
+        println!("{path}: 200");
+        Ok(())
+    } else {
+        bail!("{path} answered {status}")
     }
 }
 

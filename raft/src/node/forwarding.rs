@@ -24,6 +24,13 @@ impl<T: Transport> LeaderLink<T> {
         let mut metrics = self.raft.metrics();
         let mut last_error = String::from("no leader known");
         loop {
+            // A Raft core that stopped (a storage error) never answers again: say so at once,
+            // rather than retry until the deadline (its metrics no longer change, so the pause
+            // below would not pause, and every retry would log openraft's error: this spun at
+            // tens of MB of log per second on a full disk).
+            if let Err(fatal) = &metrics.borrow().running_state {
+                return Err(NodeError::Stopped(fatal.to_string()));
+            }
             let leader = metrics.borrow_and_update().current_leader;
             match leader {
                 Some(leader) if leader == self.id => match self.serve_leader_request(request.clone()).await {
@@ -53,7 +60,9 @@ impl<T: Transport> LeaderLink<T> {
             }
             // Wake on any change of Raft metrics (a new leader, say), at least every 50 ms.
             let pause = (deadline - now).min(Duration::from_millis(50));
-            let _ = tokio::time::timeout(pause, metrics.changed()).await;
+            if let Ok(Err(_)) = tokio::time::timeout(pause, metrics.changed()).await {
+                return Err(NodeError::Stopped("the Raft core has stopped".into()));
+            }
         }
     }
 

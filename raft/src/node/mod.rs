@@ -108,6 +108,10 @@ pub enum NodeError {
     Membership(String),
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// This node's Raft core stopped (a storage error: the disk is full or failing); the node
+    /// cannot take part any more and should be restarted once the cause is fixed.
+    #[error("this node's Raft stopped: {0}")]
+    Stopped(String),
     /// A node-to-node message from a member of another cluster.
     #[error("wrong cluster: {0}")]
     WrongCluster(String),
@@ -509,6 +513,24 @@ impl<T: Transport> ReplicatedNode<T> {
             &[],
             m.proposals_failed.load(Ordering::Relaxed),
         );
+    }
+
+    /// Resolves when this node's Raft core stops for good (a storage error), with why. A node in
+    /// that state answers every write and consistent read with an error, so `loom-node` exits on
+    /// it and lets its supervisor (systemd, Kubernetes) restart it once the cause is fixed.
+    pub async fn stopped(&self) -> String {
+        let mut metrics = self.inner.link.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_and_update().running_state {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return match &metrics.borrow().running_state {
+                    Err(fatal) => fatal.to_string(),
+                    Ok(()) => "the Raft core has stopped".to_string(),
+                };
+            }
+        }
     }
 
     /// Waits until this node's state reflects every write acknowledged before the call
