@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Runs every check of the repository: formatting, lints, the web UI's component and end-to-end
 # tests, unit and property tests, the multi-process cluster tests, the deterministic simulation,
-# a smoke test of deploy/local/cluster.sh, the API fuzzed against its own OpenAPI document, the
-# systemd unit, the monitoring rules and the Helm chart, the Python SDK's own checks, and the SDK conformance kit
+# a smoke test of deploy/local/cluster.sh, a rolling upgrade from the previous release, the API fuzzed against its own OpenAPI document, the
+# systemd unit, the monitoring rules, the Helm chart and the container image, the Python SDK's own checks, and the SDK conformance kit
 # for every SDK that exists.
 # Rust builds go to $CARGO_TARGET_DIR (default ~/.cache/linkloom/target) so they stay warm.
 #
 #   deploy/local/test.sh                 # everything, in order
 #   deploy/local/test.sh api-fuzz e2e    # only these parts (and the release build they need)
 #
-# Parts: ui, fmt, clippy, e2e, test, simulation, smoke, netns, api-fuzz, deploy, sdk-python,
+# Parts: ui, fmt, clippy, e2e, test, simulation, smoke, netns, upgrade, api-fuzz, deploy, sdk-python,
 # conformance-rust, conformance-python.
 set -euo pipefail
 
-PARTS=(ui fmt clippy e2e test simulation smoke netns api-fuzz deploy sdk-python conformance-rust conformance-python)
+PARTS=(ui fmt clippy e2e test simulation smoke netns upgrade api-fuzz deploy sdk-python conformance-rust conformance-python)
 for part in "$@"; do
   case " ${PARTS[*]} " in
     *" $part "*) ;;
@@ -119,16 +119,25 @@ if wants netns; then
   LOOM_NODE_BIN="$NODE_BIN" deploy/netns/smoke.sh
 fi
 
+if wants upgrade; then
+  step "upgrade: a rolling upgrade from the previous release ($(cat deploy/upgrade/PREVIOUS_RELEASE)) to this build under load, on the multi-host bed (the previous release is built once and cached)"
+  previous=$(deploy/upgrade/previous-release.sh)
+  LOOM_PREVIOUS_NODE_BIN="$previous" cargo test -p linkloom-node --test netns -- --ignored --exact \
+    a_rolling_upgrade_from_the_previous_release_under_load --nocapture
+fi
+
 if wants api-fuzz; then
   step "the API against its OpenAPI document (schemathesis; an open node and a node with tokens)"
   LOOM_NODE_BIN="$NODE_BIN" deploy/local/api-fuzz.sh
 fi
 
 if wants deploy; then
-  step "deploy: the systemd unit (systemd-analyze verify and security, a node started as it starts one), the alert rules and dashboard (promtool, metric names), and the Helm chart (helm lint, helm template validated against the Kubernetes schemas offline)"
+  step "deploy: the systemd unit (systemd-analyze verify and security, a node started as it starts one), the alert rules and dashboard (promtool, metric names), the Helm chart (helm lint, helm template validated against the Kubernetes schemas offline), and the container image (built without a daemon, run with runc)"
   LOOM_NODE_BIN="$NODE_BIN" deploy/systemd/check.sh
   LOOM_NODE_BIN="$NODE_BIN" deploy/monitoring/check.sh
   deploy/helm/check.sh
+  # The image's static (musl) build keeps a target dir of its own, warm across runs.
+  CARGO_TARGET_DIR="$HOME/.cache/linkloom/target-musl" deploy/docker/check.sh
 fi
 
 if wants sdk-python; then

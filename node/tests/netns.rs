@@ -27,12 +27,17 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// A cluster of three on separate network hosts, or why not here.
 fn cluster(prefix: &str, subnet: &str) -> Option<(Cluster, u64)> {
+    cluster_of(BIN, prefix, subnet)
+}
+
+/// [`cluster`], running `binary`.
+fn cluster_of(binary: &str, prefix: &str, subnet: &str) -> Option<(Cluster, u64)> {
     let netns = Netns { prefix: prefix.into(), subnet: subnet.into() };
     if let Some(why) = netns.unavailable() {
         println!("SKIPPED: nodes on separate network hosts are not possible here: {why}");
         return None;
     }
-    let mut cluster = Cluster::start(BIN, ClusterOptions::new(3).netns(netns)).expect("the cluster starts");
+    let mut cluster = Cluster::start(binary, ClusterOptions::new(3).netns(netns)).expect("the cluster starts");
     let leader = cluster.wait_ready(Duration::from_secs(60)).expect("a leader");
     cluster.put_workflow(leader, "id: w\ntasks:\n  - {id: t, type: shell, command: [\"true\"]}\n").expect("workflow w");
     Some((cluster, leader))
@@ -60,28 +65,33 @@ impl Drop for StopOnDrop<'_> {
 
 /// Triggers `w` through `ids` in turn until `stop`, one write at a time per thread.
 fn writer(cluster: &Cluster, ids: &[u64], stop: &AtomicBool, log: &Mutex<Vec<Write>>, seq: &AtomicU64) {
-    let mut turn = 0usize;
+    let nodes: Vec<(u64, String)> = ids.iter().map(|id| (*id, cluster.url(*id))).collect();
     while !stop.load(Ordering::Relaxed) {
-        let node = ids[turn % ids.len()];
-        turn += 1;
-        let key = format!("netns-{}-{}", std::process::id(), seq.fetch_add(1, Ordering::Relaxed));
-        let sent = Instant::now();
-        let answer = cluster
-            .http()
-            .post(format!("{}/api/v1/workflows/w/trigger", cluster.url(node)))
-            .header("content-type", "application/json")
-            .header("idempotency-key", key)
-            .timeout(WRITE_TIMEOUT)
-            .body("{}")
-            .send();
-        let acked = match answer {
-            Ok(r) if r.status().as_u16() == 202 => {
-                r.json::<Value>().ok().and_then(|v| v["execution_id"].as_str().map(str::to_string))
-            }
-            _ => None,
-        };
-        log.lock().unwrap_or_else(|p| p.into_inner()).push(Write { node, sent, answered: Instant::now(), acked });
+        write_once(cluster.http(), &nodes, log, seq);
     }
+}
+
+/// One trigger with a key of its own, through the node whose turn it is (`nodes`: id and URL;
+/// they stay the same across restarts, so writers need not hold the cluster).
+fn write_once(http: &reqwest::blocking::Client, nodes: &[(u64, String)], log: &Mutex<Vec<Write>>, seq: &AtomicU64) {
+    let n = seq.fetch_add(1, Ordering::Relaxed);
+    let (node, url) = &nodes[n as usize % nodes.len()];
+    let key = format!("netns-{}-{n}", std::process::id());
+    let sent = Instant::now();
+    let answer = http
+        .post(format!("{url}/api/v1/workflows/w/trigger"))
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .timeout(WRITE_TIMEOUT)
+        .body("{}")
+        .send();
+    let acked = match answer {
+        Ok(r) if r.status().as_u16() == 202 => {
+            r.json::<Value>().ok().and_then(|v| v["execution_id"].as_str().map(str::to_string))
+        }
+        _ => None,
+    };
+    log.lock().unwrap_or_else(|p| p.into_inner()).push(Write { node: *node, sent, answered: Instant::now(), acked });
 }
 
 /// Every acknowledged execution exists now, read through `via`.
@@ -116,6 +126,34 @@ fn executions(cluster: &Cluster, via: u64, workflow: &str) -> Vec<Value> {
     panic!("more than 100 pages of executions");
 }
 
+/// Registers `tick`, a schedule firing every second that catches up every missed tick, through
+/// `via`, and waits for its first two ticks.
+fn start_ticking(cluster: &Cluster, via: u64) {
+    cluster
+        .put_workflow(
+            via,
+            "id: tick\nschedule: \"* * * * * *\"\ncatchup: all\ntasks:\n  - {id: t, type: shell, command: [\"true\"]}\n",
+        )
+        .expect("workflow tick");
+    cluster.wait_for("the first ticks", WAIT, |c| executions(c, via, "tick").len() >= 2).expect("ticks fire");
+}
+
+/// Every second between the first and the last tick of `workflow` fired exactly once; answers
+/// how many ticks there were.
+fn assert_every_tick_once(cluster: &Cluster, via: u64, workflow: &str) -> usize {
+    let ticks: Vec<String> = executions(cluster, via, workflow)
+        .iter()
+        .filter_map(|e| e["scheduled_at"].as_str().map(str::to_string))
+        .collect();
+    let distinct: BTreeSet<&String> = ticks.iter().collect();
+    assert_eq!(distinct.len(), ticks.len(), "a tick fired twice: {ticks:?}");
+    let seconds: Vec<i64> =
+        distinct.iter().map(|t| chrono::DateTime::parse_from_rfc3339(t).expect("RFC 3339").timestamp()).collect();
+    let (first, last) = (seconds[0], seconds[seconds.len() - 1]);
+    assert_eq!(seconds.len() as i64, last - first + 1, "a tick is missing between {first} and {last}: {ticks:?}");
+    ticks.len()
+}
+
 fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
@@ -124,13 +162,7 @@ fn ms(d: Duration) -> u128 {
 fn the_leader_partitioned_away_while_clients_write_and_cron_fires() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let Some((cluster, old)) = cluster("lnp", "10.80.0") else { return };
-    cluster
-        .put_workflow(
-            old,
-            "id: tick\nschedule: \"* * * * * *\"\ncatchup: all\ntasks:\n  - {id: t, type: shell, command: [\"true\"]}\n",
-        )
-        .expect("workflow tick");
-    cluster.wait_for("the first ticks", WAIT, |c| executions(c, old, "tick").len() >= 2).expect("ticks fire");
+    start_ticking(&cluster, old);
 
     let (stop, log, seq) = (AtomicBool::new(false), Mutex::new(Vec::new()), AtomicU64::new(0));
     let mut timeline = BTreeMap::new();
@@ -211,16 +243,7 @@ fn the_leader_partitioned_away_while_clients_write_and_cron_fires() {
 
     // Every second between the first and the last tick fired exactly once, the seconds without a
     // leader included (caught up after the election).
-    let ticks: Vec<String> = executions(&cluster, leader, "tick")
-        .iter()
-        .filter_map(|e| e["scheduled_at"].as_str().map(str::to_string))
-        .collect();
-    let distinct: BTreeSet<&String> = ticks.iter().collect();
-    assert_eq!(distinct.len(), ticks.len(), "a tick fired twice: {ticks:?}");
-    let seconds: Vec<i64> =
-        distinct.iter().map(|t| chrono::DateTime::parse_from_rfc3339(t).expect("RFC 3339").timestamp()).collect();
-    let (first, last) = (seconds[0], seconds[seconds.len() - 1]);
-    assert_eq!(seconds.len() as i64, last - first + 1, "a tick is missing between {first} and {last}: {ticks:?}");
+    let ticks = assert_every_tick_once(&cluster, leader, "tick");
     for (what, took) in &timeline {
         println!("{what}: {} ms after the cut (or heal)", ms(*took));
     }
@@ -228,7 +251,7 @@ fn the_leader_partitioned_away_while_clients_write_and_cron_fires() {
         "{} writes, {} acknowledged; {} ticks, none twice, none missed",
         writes.len(),
         writes.iter().filter(|w| w.acked.is_some()).count(),
-        ticks.len()
+        ticks
     );
 }
 
@@ -319,4 +342,103 @@ fn a_minority_partition_heals_and_catches_up() {
             cluster.get_json(follower, &format!("/api/v1/executions/{id}?consistency=stale")).expect("read");
         assert_eq!(status, 200, "the caught-up follower lacks {id}: {body}");
     }
+}
+
+/// The previous release's `loom-node` (`deploy/upgrade/previous-release.sh` builds it).
+const PREVIOUS: &str = "LOOM_PREVIOUS_NODE_BIN";
+
+/// A rolling upgrade from the previous release to this build, one node at a time (followers
+/// first, the leader last), while clients trigger executions through every node and a cron
+/// schedule fires each second: no acknowledged write lost, no execution failed, every tick once.
+#[test]
+#[ignore = "needs LOOM_PREVIOUS_NODE_BIN; deploy/local/test.sh's `upgrade` part builds the previous release and runs it"]
+fn a_rolling_upgrade_from_the_previous_release_under_load() {
+    let previous =
+        std::env::var(PREVIOUS).unwrap_or_else(|_| panic!("{PREVIOUS} must name the previous release's loom-node"));
+    let version = |bin: &str| {
+        let out = std::process::Command::new(bin).arg("--version").output().expect("--version");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let (from, to) = (version(&previous), version(BIN));
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let Some((mut cluster, _)) = cluster_of(&previous, "lnu", "10.83.0") else { return };
+    let leader = cluster.wait_ready(WAIT).expect("a leader");
+    start_ticking(&cluster, leader);
+
+    let (stop, log, seq) = (AtomicBool::new(false), Mutex::new(Vec::new()), AtomicU64::new(0));
+    let every = cluster.ids();
+    let mut order: Vec<u64> = every.iter().copied().filter(|id| *id != leader).collect();
+    order.push(leader);
+    let mut steps = Vec::new();
+    let started = Instant::now();
+    let nodes: Vec<(u64, String)> = every.iter().map(|id| (*id, cluster.url(*id))).collect();
+    let http = cluster.http().clone();
+    std::thread::scope(|scope| {
+        for _ in 0..3 {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    write_once(&http, &nodes, &log, &seq);
+                }
+            });
+        }
+        let _stop = StopOnDrop(&stop);
+        let acked_after = |t: Instant| {
+            log.lock().unwrap_or_else(|p| p.into_inner()).iter().filter(|w| w.sent >= t && w.acked.is_some()).count()
+        };
+        cluster.wait_for("steady writes", WAIT, |_| acked_after(started) >= 30).expect("writes flow");
+        for id in &order {
+            let step = Instant::now();
+            cluster.terminate(*id, Duration::from_secs(30)).expect("SIGTERM, then a clean exit");
+            cluster.restart_with(*id, BIN).expect("start this build on the same data");
+            cluster
+                .wait_for("the upgraded node to be ready", WAIT, |c| matches!(c.get_json(*id, "/readyz"), Ok((200, _))))
+                .expect("ready");
+            let ready = step.elapsed();
+            cluster.wait_for("writes after the step", WAIT, |_| acked_after(step) >= 40).expect("writes go on");
+            steps.push((*id, ready));
+        }
+        // Long enough for the schedule to have fired across every step.
+        cluster
+            .wait_for("ten ticks", WAIT, |c| executions(c, every[0], "tick").len() >= 10)
+            .expect("the schedule fires");
+        stop.store(true, Ordering::Relaxed);
+    });
+    let leader = cluster.wait_ready(WAIT).expect("a leader after the upgrade");
+    let writes = log.into_inner().unwrap_or_else(|p| p.into_inner());
+    assert_no_acked_write_lost(&cluster, leader, &writes);
+    // No new ticks from here, so that "every execution" below stays the same set.
+    let (status, body) = cluster.post(leader, "/api/v1/workflows/tick/pause", "application/json", "{}").expect("pause");
+    assert_eq!(status, 200, "{body}");
+    // Every execution ends, and none failed: the shell task is `true`.
+    let mut ended = BTreeMap::new();
+    cluster
+        .wait_for("every execution to end", Duration::from_secs(120), |c| {
+            ended.clear();
+            for workflow in ["w", "tick"] {
+                for e in executions(c, leader, workflow) {
+                    let status = e["status"].as_str().unwrap_or("?").to_string();
+                    *ended.entry(status).or_insert(0usize) += 1;
+                }
+            }
+            ended.keys().all(|s| s == "succeeded" || s == "failed" || s == "cancelled")
+        })
+        .unwrap_or_else(|e| panic!("{e}\nstatuses: {ended:?}"));
+    let failures: Vec<Value> = ["w", "tick"]
+        .into_iter()
+        .flat_map(|w| executions(&cluster, leader, w))
+        .filter(|e| e["status"] != "succeeded")
+        .filter_map(|e| e["id"].as_str().map(str::to_string))
+        .map(|id| cluster.execution(leader, &id).unwrap_or_default())
+        .collect();
+    assert!(failures.is_empty(), "executions did not succeed ({ended:?}): {failures:#?}");
+    let ticks = assert_every_tick_once(&cluster, leader, "tick");
+    println!("rolling upgrade {from} -> {to} in {} ms under load", ms(started.elapsed()));
+    for (id, ready) in &steps {
+        println!("  node {id}: stopped, started on {to} and ready in {} ms", ms(*ready));
+    }
+    println!(
+        "{} writes, {} acknowledged, all executions succeeded ({ended:?}); {ticks} ticks, none twice, none missed",
+        writes.len(),
+        writes.iter().filter(|w| w.acked.is_some()).count()
+    );
 }

@@ -71,6 +71,8 @@ pub struct Node {
     joins: bool,
     /// `https` when the node serves TLS.
     scheme: &'static str,
+    /// The `loom-node` it runs, when not the cluster's (a node upgraded in a rolling upgrade).
+    binary: Option<PathBuf>,
 }
 
 impl Node {
@@ -242,7 +244,7 @@ impl Cluster {
             let id = i as u64 + 1;
             let data_dir = cluster.dir.path().join(format!("node{id}"));
             let log_path = cluster.dir.path().join(format!("node{id}.log"));
-            let node = Node { id, host, port, data_dir, log_path, child: None, joins: false, scheme };
+            let node = Node { id, host, port, data_dir, log_path, child: None, joins: false, scheme, binary: None };
             cluster.nodes.insert(id, node);
         }
         Ok(cluster)
@@ -274,12 +276,13 @@ impl Cluster {
     fn spawn(&mut self, id: u64) -> anyhow::Result<()> {
         let node = self.nodes.get(&id).ok_or_else(|| anyhow!("no node {id}"))?;
         let log = File::options().create(true).append(true).open(&node.log_path)?;
+        let binary = node.binary.as_ref().unwrap_or(&self.binary);
         // In a namespace, `ip netns exec` execs the node in place: its pid is the node's.
         let mut command = match &self.options.netns {
-            None => Command::new(&self.binary),
+            None => Command::new(binary),
             Some(netns) => {
                 let mut c = Command::new("ip");
-                c.args(["netns", "exec", &format!("{}-{id}", netns.prefix)]).arg(&self.binary);
+                c.args(["netns", "exec", &format!("{}-{id}", netns.prefix)]).arg(binary);
                 c
             }
         };
@@ -306,7 +309,7 @@ impl Cluster {
         for (k, v) in &self.options.env {
             command.env(k, v);
         }
-        let child = command.spawn().with_context(|| format!("starting {}", self.binary.display()))?;
+        let child = command.spawn().with_context(|| format!("starting {}", binary.display()))?;
         if let Some(node) = self.nodes.get_mut(&id) {
             node.child = Some(child);
         }
@@ -324,7 +327,8 @@ impl Cluster {
         let log_path = self.dir.path().join(format!("node{id}.log"));
         let scheme = if self.options.tls_ca_pem.is_some() { "https" } else { "http" };
         let host = "127.0.0.1".to_string();
-        self.nodes.insert(id, Node { id, host, port, data_dir, log_path, child: None, joins: true, scheme });
+        let node = Node { id, host, port, data_dir, log_path, child: None, joins: true, scheme, binary: None };
+        self.nodes.insert(id, node);
         self.spawn(id)?;
         Ok(id)
     }
@@ -431,6 +435,14 @@ impl Cluster {
 
     /// Starts a stopped node again on the same port and data directory.
     pub fn restart(&mut self, id: u64) -> anyhow::Result<()> {
+        self.spawn(id)
+    }
+
+    /// Starts a stopped node again with another `loom-node` (the next release, in a rolling
+    /// upgrade), on the same port and data directory; it keeps that binary from then on.
+    pub fn restart_with(&mut self, id: u64, binary: impl Into<PathBuf>) -> anyhow::Result<()> {
+        let node = self.nodes.get_mut(&id).ok_or_else(|| anyhow!("no node {id}"))?;
+        node.binary = Some(binary.into());
         self.spawn(id)
     }
 
