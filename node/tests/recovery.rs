@@ -215,3 +215,50 @@ fn a_survivor_of_a_lost_quorum_forms_a_new_cluster_and_grows_again() {
     put(&cluster, survivor, "with-three-again");
     assert_eq!(cluster.leader_seen_by(survivor), Some(survivor), "the old member disturbed the new cluster");
 }
+
+#[test]
+fn a_dead_member_is_replaced_by_a_fresh_node() {
+    let mut cluster = Cluster::start(BIN, ClusterOptions::new(3)).expect("start cluster");
+    let leader = cluster.wait_ready(READY).expect("ready");
+    let dead = cluster.ids().into_iter().find(|id| *id != leader).expect("a follower");
+    put(&cluster, leader, "before");
+    cluster.kill(dead).expect("the machine is gone");
+    let (status, body) = cluster
+        .http()
+        .delete(format!("{}/api/v1/cluster/members/{dead}", cluster.url(leader)))
+        .send()
+        .map(|r| (r.status().as_u16(), r.text().unwrap_or_default()))
+        .expect("remove");
+    assert_eq!(status, 200, "{body}");
+    put(&cluster, leader, "with-two");
+
+    let fresh = cluster.add_joining_node().expect("start the replacement");
+    let addr = cluster.node(fresh).addr();
+    let (status, body) = cluster
+        .post(leader, "/api/v1/cluster/members", "application/json", json!({"id": fresh, "addr": addr}).to_string())
+        .expect("add");
+    assert_eq!(status, 201, "{body}");
+    let expected: BTreeSet<String> = ["before", "with-two"].into_iter().map(String::from).collect();
+    cluster
+        .wait_for("the replacement to catch up", READY, |c| workflow_ids(c, fresh, "stale").as_ref() == Some(&expected))
+        .expect("caught up");
+    let (status, body) = cluster
+        .post(leader, &format!("/api/v1/cluster/members/{fresh}/promote"), "application/json", "{}")
+        .expect("promote");
+    assert_eq!(status, 200, "{body}");
+    let (_, view) = cluster.get_json(leader, "/api/v1/cluster").expect("view");
+    let voters: BTreeSet<u64> = view["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["voter"] == Value::Bool(true))
+        .filter_map(|m| m["id"].as_u64())
+        .collect();
+    let want: BTreeSet<u64> = cluster.ids().into_iter().filter(|id| *id != dead).collect();
+    assert_eq!(voters, want, "{view:#}");
+    // Three voters again: losing any one more still leaves a majority that writes.
+    let other = cluster.ids().into_iter().find(|id| *id != dead && *id != leader && *id != fresh).expect("the third");
+    cluster.kill(other).expect("kill another");
+    let survivor = cluster.wait_ready(READY).expect("a leader among the two left");
+    put(&cluster, survivor, "after-another-loss");
+}

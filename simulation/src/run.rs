@@ -58,6 +58,7 @@ enum Undo {
     Latency,
     Lossless(String, String),
     Backend,
+    FastDisk(u64),
 }
 
 /// The host names of the nodes.
@@ -370,6 +371,14 @@ fn inject(
             backend.set_profile(*profile);
             pending.push((now + *length, Undo::Backend));
         }
+        Fault::SlowDisk { target, delay, length } => {
+            let host = resolve(world, target);
+            let Some(id) = host.strip_prefix('n').and_then(|n| n.parse::<u64>().ok()) else { return };
+            let Some(disk) = world.disks.get(&id) else { return };
+            world.event(now, format!("{host}'s fsyncs take {}ms for {:.1}s", delay.as_millis(), length.as_secs_f64()));
+            disk.set_flush_delay(*delay);
+            pending.push((now + *length, Undo::FastDisk(id)));
+        }
     }
 }
 
@@ -390,5 +399,11 @@ fn apply_undo(sim: &mut turmoil::Sim, world: &World, backend: &Backend, undo: &U
             sim.repair(a.as_str(), b.as_str());
         }
         Undo::Backend => backend.set_profile(Profile::default()),
+        Undo::FastDisk(id) => {
+            if let Some(disk) = world.disks.get(id) {
+                world.event(now, format!("{}'s disk is fast again", host_name(*id)));
+                disk.set_flush_delay(Duration::ZERO);
+            }
+        }
     }
 }

@@ -41,6 +41,8 @@ pub enum Fault {
     LossyLink { a: u64, b: u64, rate: f64, length: Duration },
     /// The backend misbehaves for `length`.
     Backend { profile: Profile, length: Duration },
+    /// Every flush of `target`'s disk takes `delay` for `length` (a slow or saturated disk).
+    SlowDisk { target: Target, delay: Duration, length: Duration },
 }
 
 /// A fault at a time.
@@ -58,6 +60,7 @@ pub enum Scenario {
     WorkerCrash,
     RollingRestart,
     ClockSkew,
+    SlowDisk,
     Random,
 }
 
@@ -70,7 +73,7 @@ fn secs(rng: &mut SmallRng, from: f64, to: f64) -> Duration {
 }
 
 impl Scenario {
-    pub const ALL: [(Scenario, &'static str, &'static str); 7] = [
+    pub const ALL: [(Scenario, &'static str, &'static str); 8] = [
         (Scenario::LeaderCrash, "leader-crash", "the leader is killed again and again; once, every node loses power"),
         (Scenario::PartitionLeader, "partition-leader", "the leader is cut off, one-way links fail, 2/1 splits"),
         (
@@ -81,6 +84,11 @@ impl Scenario {
         (Scenario::WorkerCrash, "worker-crash", "workers are killed and cut off for longer than their lease"),
         (Scenario::RollingRestart, "rolling-restart", "each node restarts in turn, as in an upgrade"),
         (Scenario::ClockSkew, "clock-skew", "node clocks disagree by seconds; the leader crashes once"),
+        (
+            Scenario::SlowDisk,
+            "slow-disk",
+            "one disk at a time (the leader's or a follower's) takes 50-400 ms per fsync; a crash while slow",
+        ),
         (Scenario::Random, "random", "a random mix of all of the above"),
     ];
 
@@ -168,6 +176,23 @@ impl Scenario {
                     WARM_UP + secs(rng, 5.0, 20.0),
                     Fault::Crash { target: Target::Leader, down: secs(rng, 1.0, 3.0) },
                 );
+            }
+            Scenario::SlowDisk => {
+                let mut leader = true;
+                while at < end {
+                    at += secs(rng, 2.0, 4.0);
+                    let length = secs(rng, 3.0, 8.0);
+                    let target = if leader { Target::Leader } else { Target::Node(rng.gen_range(1..=nodes)) };
+                    leader = !leader;
+                    let delay = Duration::from_millis(rng.gen_range(50..400));
+                    push(at, Fault::SlowDisk { target: target.clone(), delay, length });
+                    if rng.gen_bool(0.3) {
+                        // Killed while fsyncs lag: what it acknowledged must still be there. (With
+                        // the leader as target this is whoever leads half way, often the slow one.)
+                        push(at + length / 2, Fault::Crash { target, down: secs(rng, 1.0, 2.0) });
+                    }
+                    at += length;
+                }
             }
             Scenario::Random => {
                 while at < end {
