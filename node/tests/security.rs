@@ -43,6 +43,7 @@ fn expected_roles() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("promoteMember", ADMIN_ONLY),
         ("showLimits", READ),
         ("setLimits", ADMIN_ONLY),
+        ("saveSnapshot", ADMIN_ONLY),
         ("createToken", ADMIN_ONLY),
         ("listTokens", ADMIN_ONLY),
         ("revokeToken", ADMIN_ONLY),
