@@ -194,19 +194,22 @@ fn the_leader_partitioned_away_while_clients_write_and_cron_fires() {
             })
             .expect("a new leader");
         timeline.insert("new leader elected", cut.elapsed());
+        // Writes sent once the cut has taken hold (nft applies it within a few ms; 200 ms as for
+        // the cut-off leader below): one sent earlier may still commit through the old leader.
+        let held = cut + Duration::from_millis(200);
         cluster
             .wait_for("a write acknowledged by the majority side", WAIT, |_| {
                 log.lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .iter()
-                    .any(|w| w.sent >= cut && w.node != old && w.acked.is_some())
+                    .any(|w| w.sent >= held && w.node != old && w.acked.is_some())
             })
             .expect("the majority writes again");
         let first_ack = log
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .filter(|w| w.sent >= cut && w.node != old && w.acked.is_some())
+            .filter(|w| w.sent >= held && w.node != old && w.acked.is_some())
             .map(|w| w.answered)
             .min()
             .expect("an ack");
