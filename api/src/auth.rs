@@ -37,6 +37,12 @@ pub enum Access {
     Operate,
     /// `admin` only: tokens and cluster membership.
     Admin,
+    /// `publisher`, `operator` or `admin`: sending events.
+    Publish,
+    /// A webhook's caller, proving the webhook's shared secret (an HMAC signature or a bearer
+    /// secret), which the handler checks against the node's `LOOM_WEBHOOK_SECRETS`. No API token
+    /// reaches these routes.
+    Hook,
     /// `worker` or `admin`: the worker protocol and task callbacks.
     Work,
     /// Other nodes, proving the cluster secret (if one is configured).
@@ -69,8 +75,9 @@ impl Access {
             Access::Read => matches!(role, Role::Admin | Role::Operator | Role::Viewer),
             Access::Operate => matches!(role, Role::Admin | Role::Operator),
             Access::Admin => role == Role::Admin,
+            Access::Publish => matches!(role, Role::Admin | Role::Operator | Role::Publisher),
             Access::Work => matches!(role, Role::Admin | Role::Worker),
-            Access::Peer | Access::Attempt => false,
+            Access::Peer | Access::Attempt | Access::Hook => false,
         }
     }
 
@@ -229,7 +236,9 @@ async fn check(
     let refuse = |response: Response, request: Request| Err(Box::new((response, request.into_body())));
     let auth = &state.auth;
     let caller = match access {
-        Access::Public => return Ok(request),
+        // The handler verifies the signature: it needs the body, and which secret depends on the
+        // workflow named in the path.
+        Access::Public | Access::Hook => return Ok(request),
         Access::Peer => {
             if let Some(secret) = &auth.cluster_secret {
                 let presented =

@@ -96,7 +96,10 @@ impl From<Rejection> for ApiError {
             | Rejection::ExecutionNotFound(_)
             | Rejection::TaskNotFound { .. }
             | Rejection::AttemptNotFound(_)
-            | Rejection::TokenNotFound(_) => NotFound,
+            | Rejection::TokenNotFound(_)
+            | Rejection::WebhookNotFound { .. } => NotFound,
+            Rejection::InvalidEvent(_) => InvalidEvent,
+            Rejection::EventIdReused { .. } => EventIdReused,
             Rejection::InvalidSpec(_) => InvalidSpec,
             Rejection::InvalidParams(_) => InvalidParams,
             Rejection::NestedBatch => BadRequest,

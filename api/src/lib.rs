@@ -16,6 +16,7 @@ mod openapi;
 mod routes;
 mod ui;
 mod views;
+pub mod webhook;
 
 use std::sync::Arc;
 
@@ -77,6 +78,8 @@ pub struct ApiState {
     pub http: Arc<HttpMetrics>,
     /// The web UI served at `/` (empty: this build has none, and `/` is a 404).
     pub ui: Arc<UiAssets>,
+    /// The named secrets webhook callers prove (`LOOM_WEBHOOK_SECRETS`).
+    pub webhooks: Arc<webhook::WebhookSecrets>,
     /// Whether `Idempotency-Key` makes client retries apply once. Always, except under
     /// `LOOM_CHAOS_NO_DEDUP` (chaos testing: proves the Jepsen-style test sees duplicates).
     pub idempotency_keys: bool,

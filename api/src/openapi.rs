@@ -224,6 +224,7 @@ fn build() -> Value {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "An API token, or the node's LOOM_ADMIN_TOKEN"},
                 "clusterSecret": {"type": "apiKey", "in": "header", "name": "X-Loom-Cluster-Secret"},
                 "callbackToken": {"type": "http", "scheme": "bearer", "description": "The attempt's own `callback_token`, sent to the backend in the task request; good for that one attempt only"},
+                "webhookSignature": {"type": "apiKey", "in": "header", "name": "X-Hub-Signature-256", "description": "The webhook's shared secret (named by the trigger, held in the nodes' `LOOM_WEBHOOK_SECRETS`) proven as the trigger's `auth` says: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>` (github), `Stripe-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"t.body\">` (stripe), or `Authorization: Bearer <secret>` (bearer)"},
             },
             "headers": {
                 "X-Request-Id": {"description": "The caller's request id, or one the node chose", "schema": {"type": "string"}},
@@ -317,6 +318,12 @@ fn operation(op: &Op, generators: &mut Generators) -> Value {
         let schema = (content.schema)(&mut generators.answers);
         ok["content"] = content.media.iter().map(|m| (m.to_string(), json!({"schema": schema}))).collect();
     }
+    // Events answer 200, with the same body, for an id seen before (and 202 for a new one).
+    if op.ok_status == 202 && op.tag == "events" {
+        let mut repeat = ok.clone();
+        repeat["description"] = json!("OK: a repeat of an id seen within the event window; nothing new started");
+        responses.insert("200".to_string(), repeat);
+    }
     responses.insert(op.ok_status.to_string(), ok);
     let mut errors: Vec<u16> = op.errors.to_vec();
     if op.takes_idempotency_key() {
@@ -337,7 +344,7 @@ fn operation(op: &Op, generators: &mut Generators) -> Value {
     }
     match op.access {
         Access::Public => {}
-        Access::Peer | Access::Attempt => errors.push(401),
+        Access::Peer | Access::Attempt | Access::Hook => errors.push(401),
         _ => errors.extend([401, 403, 429]),
     }
     if op.access != Access::Public || op.path == "/readyz" {
@@ -360,6 +367,7 @@ fn operation(op: &Op, generators: &mut Generators) -> Value {
         Access::Public => json!([]),
         Access::Peer => json!([{"clusterSecret": []}]),
         Access::Attempt => json!([{"callbackToken": []}]),
+        Access::Hook => json!([{"webhookSignature": []}]),
         _ => json!([{"bearer": []}]),
     };
     if op.takes_no_body() {
@@ -415,6 +423,7 @@ pub fn reference_page() -> String {
             Access::Public => "anyone".to_string(),
             Access::Peer => "other nodes (cluster secret)".to_string(),
             Access::Attempt => "the attempt's backend (its callback token)".to_string(),
+            Access::Hook => "the webhook's caller (its signature or bearer secret)".to_string(),
             _ => roles.join(", "),
         };
         let _ = write!(html, "<p class=\"roles\">Roles: {}</p><table>", escape(&who));

@@ -60,7 +60,7 @@ fn prune(value: &mut Value) {
         Value::Object(map) => {
             map.retain(|key, v| {
                 // User data is shown exactly as written.
-                if key == "input" || key == "params" {
+                if key == "input" || key == "params" || key == "filter" {
                     return !v.is_null();
                 }
                 prune(v);
@@ -125,5 +125,46 @@ pub fn execution(e: &linkloom_core::state::Execution) -> wire::Execution {
         owner_node_id: e.owner,
         blocked_by: e.blocked_by.clone(),
         tasks,
+        event: e.event.as_ref().map(|ev| wire::StartEvent {
+            name: ev.name.clone(),
+            id: ev.id.clone(),
+            payload: ev.payload.0.clone(),
+        }),
+    }
+}
+
+/// A remembered event; `repeated`: this answers a repeat of its id.
+pub fn event(record: &linkloom_core::state::EventRecord, repeated: bool) -> wire::Event {
+    use linkloom_core::state::EventSource;
+    let (source, webhook, upstream_execution_id) = match &record.source {
+        EventSource::Api => (wire::EventSource::Api, None, None),
+        EventSource::Webhook { workflow_id, name } => (
+            wire::EventSource::Webhook,
+            Some(wire::EventHook { workflow_id: workflow_id.clone(), name: name.clone() }),
+            None,
+        ),
+        EventSource::Workflow { execution_id } => (wire::EventSource::Workflow, None, Some(execution_id.clone())),
+    };
+    wire::Event {
+        name: record.name.clone(),
+        id: record.id.clone(),
+        source,
+        webhook,
+        upstream_execution_id,
+        received_at: rfc3339(record.received_at_ms),
+        by: record.by.clone(),
+        payload_sha256: record.payload_sha256.clone(),
+        payload_bytes: record.payload_bytes,
+        outcomes: record
+            .outcomes
+            .iter()
+            .map(|o| wire::EventOutcome {
+                workflow_id: o.workflow_id.clone(),
+                execution_id: o.execution_id.clone(),
+                skipped: o.skipped.clone(),
+            })
+            .collect(),
+        more_outcomes: record.more_outcomes,
+        repeated,
     }
 }

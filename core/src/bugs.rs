@@ -14,6 +14,8 @@ pub enum Bug {
     LateCompletion,
     /// Retryable failures are retried regardless of `max_attempts`.
     IgnoreRetryLimit,
+    /// An event sent again starts its workflows again instead of answering the first outcome.
+    EventDuplicate,
 }
 
 impl Bug {
@@ -22,6 +24,7 @@ impl Bug {
             Bug::CronDuplicate => 1,
             Bug::LateCompletion => 2,
             Bug::IgnoreRetryLimit => 4,
+            Bug::EventDuplicate => 8,
         }
     }
 }

@@ -44,6 +44,15 @@ pub const MAX_TOKEN_NAME_BYTES: usize = 64;
 /// Audit entries (cancels, retries) kept per execution; the oldest are dropped beyond it.
 pub const MAX_AUDIT_ENTRIES_PER_EXECUTION: usize = 100;
 
+/// How long an event id is remembered, in seconds: the same id again within it is answered with
+/// the first outcome (after it, the event's executions, while kept, still make it start nothing
+/// twice).
+pub const EVENT_WINDOW_SECS: u32 = 24 * 3_600;
+/// Events remembered at most; beyond it the oldest is forgotten early (counted in `/metrics`).
+pub const MAX_REMEMBERED_EVENTS: usize = 100_000;
+/// Matching workflows listed in one event's record; more are counted, not listed.
+pub const MAX_EVENT_OUTCOMES_RECORDED: usize = 64;
+
 /// The limits an admin may change at run time (`PUT /api/v1/cluster/limits`). They live in the
 /// replicated state, so every node applies the same ones, and each stays within [`CEILINGS`],
 /// which bound memory and snapshot size whatever is configured.

@@ -113,6 +113,13 @@ pub struct Cli {
     /// A file holding the named signing secrets (instead of --signing-keys).
     #[arg(long, env = "LOOM_SIGNING_KEYS_FILE")]
     pub signing_keys_file: Option<PathBuf>,
+    /// Named webhook secrets, `name=secret,name2=secret2`: a `webhook` trigger with
+    /// `secret: name` accepts only callers that prove that secret. Give every node the same.
+    #[arg(long, env = "LOOM_WEBHOOK_SECRETS", hide_env_values = true)]
+    pub webhook_secrets: Option<Secret>,
+    /// A file holding the named webhook secrets (instead of --webhook-secrets).
+    #[arg(long, env = "LOOM_WEBHOOK_SECRETS_FILE")]
+    pub webhook_secrets_file: Option<PathBuf>,
     /// Turns authentication on: this token acts as `admin` (create the other tokens with it).
     /// Unset, the node runs open and says so. See docs/security.md.
     #[arg(long, env = "LOOM_ADMIN_TOKEN", hide_env_values = true)]
@@ -285,6 +292,8 @@ struct FileConfig {
     signing_secret_file: Option<PathBuf>,
     signing_keys: Option<Secret>,
     signing_keys_file: Option<PathBuf>,
+    webhook_secrets: Option<Secret>,
+    webhook_secrets_file: Option<PathBuf>,
     admin_token: Option<Secret>,
     admin_token_file: Option<PathBuf>,
     cluster_secret: Option<Secret>,
@@ -350,6 +359,8 @@ pub struct Config {
     pub signing_secret: Option<Secret>,
     /// Named signing secrets (`LOOM_SIGNING_KEYS`).
     pub signing_keys: BTreeMap<String, Secret>,
+    /// Named webhook secrets (`LOOM_WEBHOOK_SECRETS`).
+    pub webhook_secrets: BTreeMap<String, Secret>,
     pub admin_token: Option<Secret>,
     /// Always set when `admin_token` is (derived from it unless configured).
     pub cluster_secret: Option<Secret>,
@@ -438,6 +449,11 @@ impl Config {
             cli.signing_keys.or(file.signing_keys),
             cli.signing_keys_file.or(file.signing_keys_file),
         )?;
+        let webhook_secrets = secret(
+            "webhook_secrets",
+            cli.webhook_secrets.or(file.webhook_secrets),
+            cli.webhook_secrets_file.or(file.webhook_secrets_file),
+        )?;
         let cluster_secret = secret(
             "cluster_secret",
             cli.cluster_secret.or(file.cluster_secret),
@@ -504,7 +520,8 @@ impl Config {
                 cli.shutdown_grace_ms.or(file.shutdown_grace_ms).unwrap_or(10_000),
             ),
             signing_secret,
-            signing_keys: parse_signing_keys(signing_keys)?,
+            signing_keys: parse_named_secrets("signing key", signing_keys)?,
+            webhook_secrets: parse_named_secrets("webhook secret", webhook_secrets)?,
             admin_token: admin_token.clone(),
             cluster_secret: cluster_secret.or_else(|| admin_token.as_ref().map(derive_cluster_secret)),
             rate_limit,
@@ -775,19 +792,21 @@ fn derive_cluster_secret(admin_token: &Secret) -> Secret {
 }
 
 /// Parses `name=secret,name2=secret2`; errors name the entry but never show a secret.
-fn parse_signing_keys(text: Option<Secret>) -> anyhow::Result<BTreeMap<String, Secret>> {
+/// `name=secret,name2=secret2` (signing keys, webhook secrets); errors name the entry, never
+/// a secret.
+fn parse_named_secrets(what: &str, text: Option<Secret>) -> anyhow::Result<BTreeMap<String, Secret>> {
     let mut keys = BTreeMap::new();
     let Some(text) = text else { return Ok(keys) };
     for (i, entry) in text.0.split(',').map(str::trim).filter(|e| !e.is_empty()).enumerate() {
         let Some((name, secret)) = entry.split_once('=') else {
-            bail!("signing key {} is not NAME=SECRET", i + 1);
+            bail!("{what} {} is not NAME=SECRET", i + 1);
         };
         let name = name.trim();
         if !linkloom_core::ids::is_slug(name) || secret.is_empty() {
-            bail!("signing key `{name}` needs a name of letters, digits, `-` and `_`, and a secret");
+            bail!("{what} `{name}` needs a name of letters, digits, `-` and `_`, and a secret");
         }
         if keys.insert(name.to_string(), Secret(secret.to_string())).is_some() {
-            bail!("signing key `{name}` is listed twice");
+            bail!("{what} `{name}` is listed twice");
         }
     }
     Ok(keys)

@@ -22,10 +22,16 @@
 use std::path::Path;
 
 /// Environment variables and flags whose values are secrets.
-const SECRET_VARIABLES: [&str; 5] =
-    ["LOOM_ADMIN_TOKEN", "LOOM_CLUSTER_SECRET", "LOOM_SIGNING_SECRET", "LOOM_SIGNING_KEYS", "LOOM_OTLP_HEADERS"];
-const SECRET_FLAGS: [&str; 5] =
-    ["--admin-token", "--cluster-secret", "--signing-secret", "--signing-keys", "--otlp-headers"];
+const SECRET_VARIABLES: [&str; 6] = [
+    "LOOM_ADMIN_TOKEN",
+    "LOOM_CLUSTER_SECRET",
+    "LOOM_SIGNING_SECRET",
+    "LOOM_SIGNING_KEYS",
+    "LOOM_WEBHOOK_SECRETS",
+    "LOOM_OTLP_HEADERS",
+];
+const SECRET_FLAGS: [&str; 6] =
+    ["--admin-token", "--cluster-secret", "--signing-secret", "--signing-keys", "--webhook-secrets", "--otlp-headers"];
 
 /// Shorter values are not searched for in the raw blocks (they could match innocent text); they
 /// are still scrubbed where they stand, by variable or flag name.

@@ -50,6 +50,8 @@ pub struct Parts {
     /// Whether `Idempotency-Key` makes retried client writes apply once (off only for chaos
     /// tests that must see duplicates).
     pub idempotency_keys: bool,
+    /// Named webhook secrets (`LOOM_WEBHOOK_SECRETS`).
+    pub webhooks: linkloom_api::webhook::WebhookSecrets,
 }
 
 /// A running node: its Raft member, its engine, and the router that serves its API, the UI and
@@ -109,6 +111,7 @@ pub async fn assemble<T: Transport>(seams: Seams<T>, parts: Parts) -> Result<Ass
         http: http_metrics.clone(),
         ui: Arc::new(parts.ui),
         idempotency_keys: parts.idempotency_keys,
+        webhooks: Arc::new(parts.webhooks),
     });
     Ok(Assembled { node, engine, router, http_metrics })
 }

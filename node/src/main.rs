@@ -191,6 +191,9 @@ async fn run<C: Connect + Clone + Send + Sync + 'static>(
         ui,
         max_log_streams: config.max_log_streams,
         idempotency_keys: !config.chaos_no_dedup,
+        webhooks: linkloom_api::webhook::WebhookSecrets::new(
+            config.webhook_secrets.iter().map(|(name, secret)| (name.clone(), secret.0.clone())).collect(),
+        ),
     };
     let linkloom_node::Assembled { node, engine, router: app, http_metrics } = linkloom_node::assemble(seams, parts)
         .await

@@ -23,14 +23,17 @@ const ADMIN: &str = "test-admin-token-0123456789abcdef";
 /// no API token is an attempt's token, so the state machine refuses it (404 for an unknown
 /// attempt, 409 for another's) and changes nothing.
 const ATTEMPT_ONLY: &[&str] = &["attempt"];
+/// A webhook's own secret, checked by its handler: no API token opens it or changes its answer.
+const HOOK_ONLY: &[&str] = &["hook"];
 
 /// Who may call each operation (by `operationId`), as the issue assigns them.
 fn expected_roles() -> BTreeMap<&'static str, &'static [&'static str]> {
-    const ANYONE: &[&str] = &["admin", "operator", "viewer", "worker", "none"];
+    const ANYONE: &[&str] = &["admin", "operator", "viewer", "worker", "publisher", "none"];
     const READ: &[&str] = &["admin", "operator", "viewer"];
     const OPERATE: &[&str] = &["admin", "operator"];
     const ADMIN_ONLY: &[&str] = &["admin"];
     const WORK: &[&str] = &["admin", "worker"];
+    const PUBLISH: &[&str] = &["admin", "operator", "publisher"];
     BTreeMap::from([
         ("healthz", ANYONE),
         ("readyz", ANYONE),
@@ -72,6 +75,10 @@ fn expected_roles() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("workerComplete", WORK),
         ("workerRelease", WORK),
         ("listQueues", READ),
+        ("publishEvent", PUBLISH),
+        ("listEvents", READ),
+        // The webhook's own secret, and no API token of any role (tested in events.rs).
+        ("callWebhook", HOOK_ONLY),
         // Node-to-node: no token of any role opens it (the cluster secret does; tested apart).
         ("raftRpc", &[]),
     ])
@@ -124,6 +131,7 @@ fn concrete(path: &str) -> String {
         .replace("{worker_id}", "nobody")
         .replace("{name}", "nobody")
         .replace("{kind}", "vote")
+        .replace("{workflow}", "nobody")
 }
 
 #[test]
@@ -133,7 +141,7 @@ fn every_role_reaches_exactly_its_endpoints() {
     let follower = cluster.ids().into_iter().find(|id| *id != leader).expect("a follower");
     let url = cluster.url(follower);
     let mut tokens: BTreeMap<&str, Option<String>> = BTreeMap::new();
-    for role in ["operator", "viewer", "worker"] {
+    for role in ["operator", "viewer", "worker", "publisher"] {
         tokens.insert(role, Some(create_token(&http, &url, &format!("t-{role}"), role)));
     }
     tokens.insert("admin", Some(ADMIN.to_string()));
@@ -163,7 +171,7 @@ fn every_role_reaches_exactly_its_endpoints() {
             let documented: Vec<&str> =
                 operation["x-loom-roles"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
             let documented_expected: Vec<&str> =
-                allowed.iter().copied().filter(|r| *r != "none" && *r != "attempt").collect();
+                allowed.iter().copied().filter(|r| *r != "none" && *r != "attempt" && *r != "hook").collect();
             if !allowed.contains(&"none") && documented != documented_expected {
                 failures.push(format!("{id}: documents roles {documented:?}, expected {documented_expected:?}"));
             }
@@ -175,6 +183,8 @@ fn every_role_reaches_exactly_its_endpoints() {
                 let status = request.send().map(|r| r.status().as_u16()).unwrap_or(0);
                 let want_in = allowed.contains(role);
                 let ok = match (want_in, token) {
+                    // No such webhook, whoever asks.
+                    _ if *allowed == HOOK_ONLY => status == 404,
                     _ if *allowed == ATTEMPT_ONLY => match token {
                         None => status == 401,
                         Some(_) => matches!(status, 404 | 409),

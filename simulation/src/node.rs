@@ -98,6 +98,7 @@ pub async fn run_node(
         ui: UiAssets::default(),
         max_log_streams: 16,
         idempotency_keys: !bugs.no_dedup,
+        webhooks: Default::default(),
     };
     let assembled = linkloom_node::assemble(seams, parts).await?;
     world.with(|w| w.nodes.insert(id, assembled.node.clone()));

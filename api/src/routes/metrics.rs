@@ -82,8 +82,28 @@ fn render_state(state: &ApiState, out: &mut Exposition) {
         let queued = s.queued_worker_tasks(now);
         let oldest = queued.iter().map(|t| t.ready_since_ms).min();
         let waiting = (queued.len(), oldest.map(|t| (now - t).max(0)));
-        ((executions, attempts, (kept, limits, waiting), workflows, workers, s.tokens().count()), s.request_tables())
+        let tables = (s.request_tables(), s.events().size());
+        ((executions, attempts, (kept, limits, waiting), workflows, workers, s.tokens().count()), tables)
     });
+    let (tables, (events_remembered, events_forgotten_early, events_accepted)) = tables;
+    out.gauge(
+        "loom_events_remembered",
+        "Events remembered by id for the event window (a repeat within it starts nothing).",
+        &[],
+        events_remembered as f64,
+    );
+    out.counter(
+        "loom_events_accepted_total",
+        "Events accepted since the cluster began (repeats not counted).",
+        &[],
+        events_accepted,
+    );
+    out.counter(
+        "loom_events_forgotten_early_total",
+        "Events forgotten before their window ended because the event log was full.",
+        &[],
+        events_forgotten_early,
+    );
     let (kept, limits, (waiting, oldest_waiting_ms)) = kept;
     out.gauge(
         "loom_worker_tasks_waiting",

@@ -4,6 +4,7 @@
 //! here are the public interface; see docs/api.md.
 
 mod cluster;
+mod events;
 mod executions;
 mod health;
 mod logs;
@@ -107,6 +108,8 @@ impl Op {
         mutating
             && !self.path.starts_with("/raft/")
             && !self.path.starts_with("/api/v1/cluster/members")
+            // A webhook's delivery header is its event id (see routes/events.rs).
+            && self.access != Access::Hook
             && self.path != "/api/v1/workers/connect"
     }
 
@@ -189,7 +192,7 @@ const EXECUTION_FILTERS: &[Param] = &[
         name: "trigger",
         kind: "string",
         description: "only executions started this way",
-        values: &["manual", "schedule", "backfill"],
+        values: &["manual", "schedule", "backfill", "event", "webhook", "workflow"],
     },
     param("since", "date-time", "only executions created at or after this RFC 3339 time"),
     param("until", "date-time", "only executions created before this RFC 3339 time"),
@@ -204,6 +207,7 @@ const EXECUTION_FILTERS: &[Param] = &[
     CURSOR,
     CONSISTENCY,
 ];
+const EVENT_QUERY: &[Param] = &[param("name", "string", "only events of this name"), LIMIT, CURSOR, CONSISTENCY];
 const LOG_QUERY: &[Param] = &[
     param("task", "string", "only this task's attempts"),
     param("follow", "boolean", "stream server-sent events until the task ends"),
@@ -396,6 +400,30 @@ pub(crate) fn endpoints() -> Vec<(Op, MethodRouter<ApiState>)> {
                 .ok::<wire::Backfilled>(202)
                 .errors(&[400, 404, 409, 413, 422]),
             post(executions::backfill),
+        ),
+        (
+            op(Method::POST, "/api/v1/events", Publish, "publishEvent", "events")
+                .summary("Sends an event: every workflow with a matching `event` trigger starts once per event id (202; 200 with the first outcome for an id seen within 24 h)")
+                .body::<wire::PublishEvent>()
+                .ok::<wire::Event>(202)
+                .errors(&[400, 413, 422]),
+            post(events::publish),
+        ),
+        (
+            op(Method::GET, "/api/v1/events", Read, "listEvents", "events")
+                .summary("Events remembered (the last 24 h, at most 100,000), newest first, with the executions each started")
+                .query(EVENT_QUERY)
+                .ok::<wire::Page<wire::Event>>(200)
+                .errors(&[400]),
+            get(events::list),
+        ),
+        (
+            op(Method::POST, "/api/v1/hooks/{workflow}/{name}", Hook, "callWebhook", "events")
+                .summary("A webhook call: the caller proves the secret the workflow's `webhook` trigger names; the JSON body becomes the event payload, and the delivery header (`X-Loom-Event-Id`, `X-GitHub-Delivery` or `Idempotency-Key`), else the body's SHA-256, its id (202; 200 for a repeat)")
+                .body::<linkloom_core::json::Json>()
+                .ok::<wire::Event>(202)
+                .errors(&[400, 404, 413, 422, 500, 503]),
+            post(events::hook),
         ),
         (
             op(Method::GET, "/api/v1/executions", Read, "listExecutions", "executions")

@@ -65,6 +65,13 @@ open_enum! {
         InvalidSpec => "invalid_spec",
         /// An `Idempotency-Key` already used for a different request.
         IdempotencyKeyReused => "idempotency_key_reused",
+        /// An event with a bad name, id or payload.
+        InvalidEvent => "invalid_event",
+        /// An event id already used, within the event window, for an event with another name,
+        /// payload or source.
+        EventIdReused => "event_id_reused",
+        /// A webhook call whose signature or bearer secret does not verify.
+        InvalidSignature => "invalid_signature",
         /// A backfill range whose `to` is before its `from`, or that holds more ticks than one
         /// backfill may create.
         InvalidRange => "invalid_range",
@@ -100,8 +107,14 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            BadRequest | InvalidParams | InvalidWorker | InvalidToken | InvalidLimits | InvalidIdempotencyKey => 400,
-            Unauthenticated => 401,
+            BadRequest
+            | InvalidParams
+            | InvalidWorker
+            | InvalidToken
+            | InvalidLimits
+            | InvalidIdempotencyKey
+            | InvalidEvent => 400,
+            Unauthenticated | InvalidSignature => 401,
             Forbidden | CrossOrigin | HostNotAllowed => 403,
             NotFound | WorkerNotConnected => 404,
             MethodNotAllowed => 405,
@@ -110,7 +123,7 @@ impl ErrorCode {
             | TokenExists | MembershipConflict => 409,
             TooLarge => 413,
             UnsupportedMediaType => 415,
-            InvalidSpec | IdempotencyKeyReused | InvalidRange => 422,
+            InvalidSpec | IdempotencyKeyReused | InvalidRange | EventIdReused => 422,
             RateLimited | TooManyStreams => 429,
             Internal | Unknown => 500,
             Unavailable | NotReady => 503,

@@ -77,7 +77,25 @@ open_enum! {
         Schedule => "schedule",
         /// `POST .../backfill`.
         Backfill => "backfill",
+        /// An event matched one of the workflow's `event` triggers.
+        Event => "event",
+        /// A call to one of the workflow's webhooks.
+        Webhook => "webhook",
+        /// Another workflow's execution ended (a `workflow` trigger).
+        Workflow => "workflow",
     }
+}
+
+/// The event an execution started from.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(default)]
+pub struct StartEvent {
+    /// The event's name; for a chained execution `workflow.<upstream>.<status>`.
+    pub name: String,
+    /// The event's id; for a chained execution the upstream execution's id.
+    pub id: String,
+    /// The payload, as templates see it (`{{ event.payload.FIELD }}`).
+    pub payload: Value,
 }
 
 open_enum! {
@@ -128,6 +146,8 @@ pub struct Execution {
     pub blocked_by: Option<String>,
     /// Its tasks, in the workflow's order.
     pub tasks: Vec<TaskRun>,
+    /// The event it started from (`trigger` event, webhook or workflow), else null.
+    pub event: Option<StartEvent>,
 }
 
 impl Execution {

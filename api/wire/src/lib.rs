@@ -25,6 +25,7 @@ mod open_enum;
 pub mod answer;
 pub mod cluster;
 pub mod error;
+pub mod event;
 pub mod execution;
 pub mod page;
 pub mod signature;
@@ -38,9 +39,10 @@ pub use cluster::{
     Replication, ReplicationMember,
 };
 pub use error::{ErrorBody, ErrorClass, ErrorCode, ErrorDetail, Problem};
+pub use event::{Event, EventHook, EventOutcome, EventSource, PublishEvent};
 pub use execution::{
     Attempt, AttemptFinished, AttemptRef, AttemptStatus, AuditAction, AuditEntry, Backfill, Backfilled, Cancelled,
-    Execution, ExecutionStatus, Retried, TaskRun, TaskStatus, Trigger, TriggerRequest, Triggered,
+    Execution, ExecutionStatus, Retried, StartEvent, TaskRun, TaskStatus, Trigger, TriggerRequest, Triggered,
 };
 pub use page::Page;
 pub use token::{CreatedToken, NewToken, Role, Token};

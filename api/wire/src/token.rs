@@ -15,6 +15,8 @@ open_enum! {
         Viewer => "viewer",
         /// The worker protocol only (connect, heartbeat, complete, release, drain).
         Worker => "worker",
+        /// Sending events only (`POST /api/v1/events`).
+        Publisher => "publisher",
     }
 }
 

@@ -55,6 +55,24 @@ impl RenderContext<'_> {
                     fail(format!("task `{task}` output has no `{}` (status {})", path.join("."), run.status))
                 })
             }
+            Some(TemplateRef::Event { field, path }) => {
+                let event = self.execution.event.as_ref().ok_or_else(|| {
+                    fail(format!(
+                        "execution `{}` was not started by an event (its trigger is {})",
+                        self.execution.id, self.execution.trigger
+                    ))
+                })?;
+                match field.as_str() {
+                    "name" => Ok(Value::String(event.name.clone())),
+                    "id" => Ok(Value::String(event.id.clone())),
+                    _ => {
+                        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                        lookup(&event.payload.0, &path).ok_or_else(|| {
+                            fail(format!("the payload of event `{}` has no `{}`", event.name, path.join(".")))
+                        })
+                    }
+                }
+            }
             None => Err(fail("empty template".into())),
         }
     }

@@ -6,6 +6,7 @@
 
 mod dag;
 mod template;
+mod trigger;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -14,11 +15,16 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::codec::Added;
 use crate::duration::DurationMs;
 use crate::json::Json;
 
 pub use dag::Dag;
 pub use template::{find_template_refs, TemplateRef};
+pub use trigger::{
+    event_execution_suffix, filter_matches, is_event_id, is_event_name, ChainOn, TriggerKind, TriggerSpec, WebhookAuth,
+    EVENT_ID_RULE, EVENT_NAME_RULE, MAX_FILTER_FIELDS, MAX_TRIGGERS,
+};
 pub use validate::validate;
 
 /// A workflow as the user describes it.
@@ -58,6 +64,10 @@ pub struct WorkflowSpec {
     /// The tasks: at least one.
     #[schemars(length(min = 1))]
     pub tasks: Vec<TaskSpec>,
+    /// What else starts this workflow besides its schedule and manual triggers: named events,
+    /// other workflows ending, webhooks.
+    #[serde(default)]
+    pub triggers: Added<Vec<TriggerSpec>>,
 }
 
 /// What happens when a tick fires while an earlier execution still runs.

@@ -11,6 +11,8 @@ pub enum TemplateRef {
     Execution(String),
     /// `tasks.ID.output[.path]`
     TaskOutput { task: String, path: Vec<String> },
+    /// `event.name`, `event.id`, `event.payload[.path]`: the event that started the execution.
+    Event { field: String, path: Vec<String> },
 }
 
 /// Execution fields a template may name.
@@ -45,7 +47,14 @@ fn parse_ref(expr: &str) -> Result<TemplateRef, String> {
             Ok(TemplateRef::TaskOutput { task: task.to_string(), path: path.iter().map(|p| p.to_string()).collect() })
         }
         ["tasks", ..] => Err(format!("template `{{{{ {expr} }}}}`: expected tasks.<id>.output[.field...]")),
-        _ => Err(format!("template `{{{{ {expr} }}}}`: a reference starts with params., execution. or tasks.")),
+        ["event", field @ ("name" | "id")] => Ok(TemplateRef::Event { field: field.to_string(), path: Vec::new() }),
+        ["event", "payload", path @ ..] => {
+            Ok(TemplateRef::Event { field: "payload".into(), path: path.iter().map(|p| p.to_string()).collect() })
+        }
+        ["event", ..] => {
+            Err(format!("template `{{{{ {expr} }}}}`: expected event.name, event.id or event.payload[.field...]"))
+        }
+        _ => Err(format!("template `{{{{ {expr} }}}}`: a reference starts with params., execution., tasks. or event.")),
     }
 }
 
@@ -74,5 +83,7 @@ mod tests {
         assert!(find_template_refs("{{ execution.nope }}").is_err());
         assert!(find_template_refs("{{ tasks.a.result }}").is_err());
         assert!(find_template_refs("{{ params..x }}").is_err());
+        assert!(find_template_refs("{{ event.payload.order.id }}").is_ok());
+        assert!(find_template_refs("{{ event.colour }}").unwrap_err().contains("event.payload"));
     }
 }

@@ -177,6 +177,8 @@ pub fn validate(spec: &WorkflowSpec) -> Result<(), SpecError> {
         }
     }
 
+    super::trigger::check_triggers(spec, &mut report);
+
     if problems.is_empty() {
         Ok(())
     } else {

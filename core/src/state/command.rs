@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::events::{EventRecord, NewEvent};
 use super::execution::{ExecutionStatus, TaskStatus, Trigger};
 use super::requests::{Fingerprint, Origin, RequestId};
 use super::token::Role;
@@ -148,6 +149,9 @@ pub enum Command {
     /// ([`Response::Replayed`]), or refused if its fingerprint differs (the key was reused for
     /// another request). See [`super::requests`].
     Idempotent { request: RequestId, fingerprint: Fingerprint, command: Box<Command> },
+    /// Publishes an event: starts one execution per workflow whose trigger it matches (see
+    /// [`super::events`]). An id seen within the event window is answered with its first outcome.
+    PublishEvent { event: NewEvent, actor: Option<String>, at_ms: i64 },
     /// Several commands in one log entry, applied in order, each answered on its own (one's
     /// rejection does not affect the others). Proposers batch concurrent writes this way so one
     /// append, one replication round and one fsync serve them all. A batch with an `origin` is
@@ -185,7 +189,8 @@ impl Command {
             | Command::ExpireWorkerAttempts { at_ms, .. }
             | Command::CreateToken { at_ms, .. }
             | Command::RevokeToken { at_ms, .. }
-            | Command::SetLimits { at_ms, .. } => *at_ms,
+            | Command::SetLimits { at_ms, .. }
+            | Command::PublishEvent { at_ms, .. } => *at_ms,
             Command::Idempotent { command, .. } => command.at_ms(),
             Command::Batch { commands, .. } => commands.iter().map(Command::at_ms).max().unwrap_or(i64::MIN),
         }
@@ -336,6 +341,12 @@ pub enum Response {
     LimitsSet {
         limits: crate::limits::Tunable,
     },
+    /// An event and what it started; `repeated`: its id was seen within the window, and this is
+    /// the first outcome.
+    EventPublished {
+        record: Box<EventRecord>,
+        repeated: bool,
+    },
 
     /// One answer per command of a [`Command::Batch`], in order.
     Batch(Vec<Response>),
@@ -406,4 +417,12 @@ pub enum Rejection {
     DuplicateProposal,
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    #[error("invalid event: {0}")]
+    InvalidEvent(String),
+    #[error(
+        "event id `{id}` was used for another event (`{name}`, or another payload or source) within the event window"
+    )]
+    EventIdReused { id: String, name: String },
+    #[error("workflow `{workflow_id}` has no webhook `{name}`")]
+    WebhookNotFound { workflow_id: String, name: String },
 }

@@ -11,6 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::command::{AttemptResult, Rejection};
+use crate::codec::Added;
 use crate::ids::NodeId;
 use crate::json::Json;
 use crate::limits;
@@ -23,6 +24,22 @@ pub enum Trigger {
     Manual,
     Schedule,
     Backfill,
+    /// A named event (`POST /api/v1/events`) matched one of the workflow's `event` triggers.
+    Event,
+    /// A webhook call to one of the workflow's `webhook` triggers.
+    Webhook,
+    /// An execution of another workflow ended as one of the workflow's `workflow` triggers asks.
+    Workflow,
+}
+
+/// The event an execution started from (`trigger` event, webhook or workflow). For a chained
+/// execution, the upstream execution's end: named `workflow.<id>.<status>`, with the upstream
+/// execution's id as its id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartEvent {
+    pub name: String,
+    pub id: String,
+    pub payload: Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -127,6 +144,13 @@ pub struct Execution {
     pub blocked_by: Option<String>,
     /// In the order of the workflow spec.
     pub tasks: Vec<TaskRun>,
+    /// The event it started from, for event, webhook and chained executions.
+    #[serde(default)]
+    pub event: Added<Option<StartEvent>>,
+    /// How often its end has started chained workflows: each end (a retried execution ends
+    /// again) starts them under a new number.
+    #[serde(default)]
+    pub chained_ends: Added<u32>,
 }
 
 /// The state of one task within an execution.
@@ -217,6 +241,8 @@ impl Execution {
             audit: Vec::new(),
             owner: None,
             blocked_by: None,
+            event: Added(None),
+            chained_ends: Added(0),
             tasks: spec
                 .tasks
                 .iter()

@@ -237,7 +237,11 @@ impl State {
     pub(super) fn file_history(&mut self, id: &str) {
         let execution = self.executions.get(id);
         let worker = execution.is_some_and(|e| runs_worker_tasks(&self.workflows, e));
+        let was_unfinished = self.history.unfinished.contains(id);
         self.history.file(id, execution, worker);
+        if was_unfinished && execution.is_some_and(|e| e.status.is_terminal()) {
+            self.ended.push(id.to_string());
+        }
         // An execution that ended may release one buffered behind it: that one changed too.
         if execution.is_some_and(|e| e.status.is_terminal()) {
             let waiting: Vec<String> = self

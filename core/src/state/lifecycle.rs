@@ -115,19 +115,30 @@ impl State {
         };
         let concurrency = active.spec.concurrency;
         let mut blocked_by = None;
-        if let (Trigger::Schedule, Some(tick)) = (trigger, scheduled_at_ms) {
-            // The schedule cursor moves whether the tick fires or is skipped.
-            if let Some(wf) = self.workflows.get_mut(workflow_id) {
-                wf.last_tick_ms = Some(wf.last_tick_ms.map_or(tick, |t| t.max(tick)));
+        // Concurrency governs what starts on its own (ticks, events, chains), not what a caller
+        // asks for by name (manual triggers, backfills).
+        let policed = match (trigger, scheduled_at_ms) {
+            (Trigger::Schedule, Some(tick)) => {
+                // The schedule cursor moves whether the tick fires or is skipped.
+                if let Some(wf) = self.workflows.get_mut(workflow_id) {
+                    wf.last_tick_ms = Some(wf.last_tick_ms.map_or(tick, |t| t.max(tick)));
+                }
+                Some(tick)
             }
+            (Trigger::Event | Trigger::Webhook | Trigger::Workflow, _) => Some(now),
+            _ => None,
+        };
+        if let Some(tick) = policed {
             let unfinished: Vec<(String, bool)> = self
                 .unfinished_ids_of(workflow_id)
                 .into_iter()
                 .filter_map(|id| self.executions.get(&id).map(|e| (id, e.blocked_by.is_some())))
                 .collect();
             let skip = |state: &mut State, reason: &str| {
-                if let Some(wf) = state.workflows.get_mut(workflow_id) {
-                    wf.skipped_ticks += 1;
+                if trigger == Trigger::Schedule {
+                    if let Some(wf) = state.workflows.get_mut(workflow_id) {
+                        wf.skipped_ticks += 1;
+                    }
                 }
                 Response::TickSkipped {
                     workflow_id: workflow_id.to_string(),

@@ -8,6 +8,7 @@
 mod attempt;
 mod base;
 mod command;
+mod events;
 mod execution;
 mod history;
 mod lease;
@@ -28,8 +29,10 @@ use sha2::{Digest, Sha256};
 
 pub use base::{Checkpoint, HistoryStore, MemoryStore};
 pub use command::{AttemptResult, Command, Rejection, Reporter, Response};
+pub use events::{EventLog, EventOutcome, EventRecord, EventSource, NewEvent};
 pub use execution::{
-    Attempt, AttemptStatus, AuditAction, AuditEntry, Execution, ExecutionStatus, TaskRun, TaskStatus, Trigger,
+    Attempt, AttemptStatus, AuditAction, AuditEntry, Execution, ExecutionStatus, StartEvent, TaskRun, TaskStatus,
+    Trigger,
 };
 pub use history::Kept;
 pub use lease::Lease;
@@ -40,7 +43,7 @@ pub use token::{secret_hash, validate_token_name, Role, TokenEntry, BOOTSTRAP_AD
 pub use worker::{validate_worker, QueuedTask, WorkerEntry};
 pub use workflow::{Workflow, WorkflowVersion};
 
-use crate::codec;
+use crate::codec::{self, Added};
 use crate::limits;
 
 use attempt::{AttemptRef, StartRequest};
@@ -70,6 +73,17 @@ pub struct State {
     sessions: requests::Sessions,
     /// Client requests remembered by idempotency key (exactly-once client retries).
     requests: requests::ClientRequests,
+    /// Events remembered by id for the event window (see [`events`]).
+    #[serde(default)]
+    events: Added<events::EventLog>,
+    /// Which workflows each event name and upstream workflow reaches (derived from `workflows`:
+    /// not in snapshots, rebuilt when one is loaded).
+    #[serde(skip)]
+    triggers: events::TriggerIndex,
+    /// Executions that ended during the command being applied, whose chained workflows are
+    /// started before it returns. Empty between commands.
+    #[serde(skip)]
+    ended: Vec<String>,
     /// Which executions are unfinished, and the finished ones oldest first (derived from
     /// `executions`: not in snapshots, rebuilt when one is loaded).
     #[serde(skip)]
@@ -159,11 +173,13 @@ impl State {
             }
             Command::RevokeToken { name, .. } => self.revoke_token(name),
             Command::SetLimits { limits, .. } => self.set_limits(limits),
+            Command::PublishEvent { event, actor, .. } => self.publish_event(event, actor, now),
             Command::Idempotent { request, fingerprint, command } => {
                 self.apply_once(request, fingerprint, *command, now)
             }
             Command::Batch { .. } => unreachable!("handled above"),
         };
+        self.start_chained(now);
         self.enforce_retention();
         // The full check reads the whole base; with one attached, tests check at checkpoints.
         debug_assert_eq!(if self.base.is_attached() { Ok(()) } else { self.check_invariants() }, Ok(()));
@@ -262,6 +278,7 @@ impl State {
         state.check_replicated_invariants().map_err(codec::CodecError::Invalid)?;
         // Built from what was just checked: comparing it with a recount would build it twice.
         state.rebuild_history();
+        state.rebuild_triggers();
         Ok(state)
     }
 
@@ -282,6 +299,7 @@ impl State {
     /// Checks the invariants of what snapshots carry (everything but the derived indexes).
     fn check_replicated_invariants(&self) -> Result<(), String> {
         self.requests.check_invariants()?;
+        self.events.check_invariants()?;
         for execution in self.executions.values() {
             execution.check_invariants()?;
         }

@@ -21,10 +21,12 @@ pub enum Role {
     Operator,
     Viewer,
     Worker,
+    /// Sends events only: for the services whose happenings start workflows.
+    Publisher,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Operator, Role::Viewer, Role::Worker];
+    pub const ALL: [Role; 5] = [Role::Admin, Role::Operator, Role::Viewer, Role::Worker, Role::Publisher];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -32,6 +34,7 @@ impl Role {
             Role::Operator => "operator",
             Role::Viewer => "viewer",
             Role::Worker => "worker",
+            Role::Publisher => "publisher",
         }
     }
 

@@ -51,6 +51,9 @@ impl From<Trigger> for wire::Trigger {
             Trigger::Manual => Self::Manual,
             Trigger::Schedule => Self::Schedule,
             Trigger::Backfill => Self::Backfill,
+            Trigger::Event => Self::Event,
+            Trigger::Webhook => Self::Webhook,
+            Trigger::Workflow => Self::Workflow,
         }
     }
 }
@@ -71,6 +74,7 @@ impl From<Role> for wire::Role {
             Role::Operator => Self::Operator,
             Role::Viewer => Self::Viewer,
             Role::Worker => Self::Worker,
+            Role::Publisher => Self::Publisher,
         }
     }
 }
@@ -93,6 +97,9 @@ pub fn trigger(t: wire::Trigger) -> Option<Trigger> {
         wire::Trigger::Manual => Trigger::Manual,
         wire::Trigger::Schedule => Trigger::Schedule,
         wire::Trigger::Backfill => Trigger::Backfill,
+        wire::Trigger::Event => Trigger::Event,
+        wire::Trigger::Webhook => Trigger::Webhook,
+        wire::Trigger::Workflow => Trigger::Workflow,
         _ => return None,
     })
 }
@@ -104,6 +111,7 @@ pub fn role(r: wire::Role) -> Option<Role> {
         wire::Role::Operator => Role::Operator,
         wire::Role::Viewer => Role::Viewer,
         wire::Role::Worker => Role::Worker,
+        wire::Role::Publisher => Role::Publisher,
         _ => return None,
     })
 }
@@ -127,7 +135,9 @@ mod tests {
             same(s, wire::ExecutionStatus::from(s));
             assert_eq!(execution_status(s.into()), Some(s));
         }
-        for t in [Trigger::Manual, Trigger::Schedule, Trigger::Backfill] {
+        for t in
+            [Trigger::Manual, Trigger::Schedule, Trigger::Backfill, Trigger::Event, Trigger::Webhook, Trigger::Workflow]
+        {
             same(t, wire::Trigger::from(t));
             assert_eq!(trigger(t.into()), Some(t));
         }

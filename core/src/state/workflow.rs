@@ -108,6 +108,9 @@ impl State {
                 limits.max_params_bytes
             )));
         }
+        if let Err(r) = self.check_chaining(&spec) {
+            return Response::Rejected(r);
+        }
         let id = spec.id.clone();
         let workflow = self.workflows.entry(id.clone()).or_insert_with(|| Workflow {
             id: id.clone(),
@@ -127,6 +130,7 @@ impl State {
         workflow.updated_by.clone_from(&actor);
         workflow.versions.insert(version, WorkflowVersion { version, spec, created_at_ms: now, created_by: actor });
         self.drop_old_versions(&id);
+        self.reindex_triggers(&id);
         Response::WorkflowStored { workflow_id: id, version }
     }
 
@@ -162,6 +166,7 @@ impl State {
                 workflow.deleted = true;
                 workflow.updated_at_ms = now;
                 workflow.updated_by.clone_from(&actor);
+                self.reindex_triggers(id);
                 let mut cancelled = 0;
                 for execution_id in self.unfinished_ids_of(id) {
                     let Some(execution) = self.executions.get_mut(&execution_id) else { continue };

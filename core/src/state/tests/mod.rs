@@ -2,6 +2,7 @@
 //! node does.
 
 mod base;
+mod events;
 mod fencing;
 mod idempotence;
 mod lifecycle;

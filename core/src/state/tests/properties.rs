@@ -16,8 +16,20 @@ fn reporter(worker_id: Option<String>) -> Reporter {
     }
 }
 
+/// A workflow started by events, by a webhook and by `wf` ending.
+const TRIGGERED: &str = r#"
+id: ev
+concurrency: buffer_one
+triggers:
+  - {event: go, filter: {region: eu}}
+  - {workflow: wf, on: finished}
+  - {webhook: h, auth: bearer, secret: s}
+tasks:
+  - {id: a, type: shell, command: ["echo", "{{ event.payload.region }}"]}
+"#;
+
 pub(super) fn arb_command() -> impl Strategy<Value = Command> {
-    let exec = prop::sample::select(vec!["wf:e0", "wf:e1", "wf:e2"]);
+    let exec = prop::sample::select(vec!["wf:e0", "wf:e1", "wf:e2", "ev:ev-x1"]);
     let task = prop::sample::select(TASKS.to_vec());
     let holder = prop::sample::select(HOLDERS.to_vec());
     let key = prop::sample::select(vec!["k1", "k2"]);
@@ -36,8 +48,21 @@ pub(super) fn arb_command() -> impl Strategy<Value = Command> {
         Just(AttemptResult::Lost { reason: "node died".into() }),
         Just(AttemptResult::Released { reason: "shutting down".into() }),
     ];
+    let event_id = prop::sample::select(vec!["x1", "x2", "x3"]);
+    let region = prop::sample::select(vec!["eu", "us"]);
     prop_oneof![
         1 => at.clone().prop_map(|at_ms| Command::PutWorkflow { spec: spec(MIXED_DAG), actor: None, at_ms }),
+        1 => at.clone().prop_map(|at_ms| Command::PutWorkflow { spec: spec(TRIGGERED), actor: None, at_ms }),
+        2 => (event_id, region, any::<bool>(), at.clone()).prop_map(|(id, region, hook, at_ms)| Command::PublishEvent {
+            event: NewEvent {
+                name: "go".into(),
+                id: id.into(),
+                payload: Json(serde_json::json!({"region": region})),
+                source: if hook { EventSource::Webhook { workflow_id: "ev".into(), name: "h".into() } } else { EventSource::Api },
+            },
+            actor: None,
+            at_ms,
+        }),
         1 => at.clone().prop_map(|at_ms| Command::DeleteWorkflow { workflow_id: "wf".into(), actor: None, at_ms }),
         1 => (any::<bool>(), at.clone()).prop_map(|(paused, at_ms)| Command::SetPaused { workflow_id: "wf".into(), paused, actor: None, at_ms }),
         3 => (exec.clone(), at.clone()).prop_map(|(e, at_ms)| Command::CreateExecution {
