@@ -29,6 +29,9 @@ pub enum Command {
     /// Executions: list, describe, logs, cancel, retry.
     #[command(subcommand, alias = "exec")]
     Execution(Execution),
+    /// Events: send one (starting the workflows whose triggers match), list recent ones.
+    #[command(subcommand)]
+    Event(Event),
     /// Workers connected to the cluster.
     #[command(subcommand)]
     Worker(Worker),
@@ -144,6 +147,31 @@ pub enum Execution {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum Event {
+    /// Sends an event: every workflow with a matching `event` trigger starts once per id.
+    Send {
+        /// The event's name, e.g. `order.created`.
+        name: String,
+        /// Makes the send idempotent: the same id again (within 24 h) starts nothing. Without
+        /// one, loom draws a random id.
+        #[arg(long)]
+        id: Option<String>,
+        /// The payload: JSON text, `@FILE` for a file's contents, or `@-` for standard input.
+        #[arg(long)]
+        payload: Option<String>,
+    },
+    /// Events the cluster remembers (the last 24 h), newest first, with what each started.
+    #[command(alias = "ls")]
+    List {
+        /// Only events of this name.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum Worker {
     #[command(alias = "ls")]
     List,
@@ -188,7 +216,7 @@ pub enum Token {
     /// Creates a token; its secret is printed once.
     Create {
         name: String,
-        #[arg(long, value_parser = ["admin", "operator", "viewer", "worker"])]
+        #[arg(long, value_parser = ["admin", "operator", "viewer", "worker", "publisher"])]
         role: String,
         /// A worker token that may serve only these queues (comma-separated).
         #[arg(long, value_delimiter = ',', num_args = 1..)]

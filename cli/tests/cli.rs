@@ -240,6 +240,31 @@ fn every_command_against_a_cluster() {
     let again = ok(home, &["--token", ADMIN, "cluster", "snapshot", "save", backup_arg, "--force"]).stdout;
     assert!(again.starts_with("saved ") && again.contains("sha256"), "{again}");
 
+    // Events: a workflow started by one, once per id; `loom event list` shows what each started.
+    let on_event = dir.join("on-event.yaml");
+    std::fs::write(
+        &on_event,
+        "id: on-order\ntriggers: [{event: order.created, filter: {region: eu}}]\ntasks:\n  - id: say\n    type: shell\n    command: \"echo order {{ event.payload.order_id }}\"\n",
+    )
+    .unwrap();
+    ok(home, &["workflow", "apply", on_event.to_str().unwrap()]);
+    let payload = dir.join("order.json");
+    std::fs::write(&payload, r#"{"order_id": 42, "region": "eu"}"#).unwrap();
+    let payload_arg = format!("@{}", payload.display());
+    let sent =
+        ok(home, &["event", "send", "order.created", "--id", "o-42", "--payload", &payload_arg, "-o", "json"]).json();
+    assert_eq!(sent["outcomes"][0]["execution_id"], "on-order:ev-o-42", "{sent}");
+    let again = ok(home, &["event", "send", "order.created", "--id", "o-42", "--payload", &payload_arg]).stdout;
+    assert!(again.contains("seen before") && again.contains("on-order:ev-o-42"), "{again}");
+    let elsewhere = ok(home, &["event", "send", "order.created", "--payload", r#"{"region": "us"}"#]).stdout;
+    assert!(elsewhere.contains("No workflow's trigger matched it"), "{elsewhere}");
+    code(home, &["event", "send", "order.created", "--payload", "{oops"], 2);
+    let listed = ok(home, &["event", "list", "--name", "order.created"]).stdout;
+    assert!(listed.lines().nth(1).is_some_and(|l| l.contains("order.created")), "{listed}");
+    assert!(listed.contains("o-42") && listed.contains("on-order:ev-o-42"), "{listed}");
+    let run = ok(home, &["execution", "describe", "on-order:ev-o-42"]).stdout;
+    assert!(run.contains("Trigger:    event") && run.contains("Event:      order.created `o-42`"), "{run}");
+
     // Exit codes a script can act on.
     code(home, &["--token", &viewer, "workflow", "list"], 4);
     code(home, &["--token", "loom_wrong", "workflow", "list"], 4);

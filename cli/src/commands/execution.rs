@@ -111,6 +111,9 @@ fn render_execution(e: &Execution, out: Out, now: chrono::DateTime<Utc>) -> Stri
     let _ = writeln!(text, "Workflow:   {} v{}", e.workflow_id, e.workflow_version);
     let _ = writeln!(text, "Status:     {}", out.status(e.status.as_str()));
     let _ = writeln!(text, "Trigger:    {} by {}", e.trigger, opt(e.created_by.as_deref()));
+    if let Some(event) = &e.event {
+        let _ = writeln!(text, "Event:      {} `{}`", event.name, event.id);
+    }
     let _ = writeln!(text, "Created:    {}", ago(Some(&e.created_at), now));
     if let Some(took) = between(e.started_at.as_deref(), e.finished_at.as_deref(), now) {
         let _ = writeln!(text, "Duration:   {}", duration_ms(took));

@@ -3,6 +3,7 @@
 //! answer as one document (`-o json|yaml`) or a table for people.
 
 mod cluster;
+mod event;
 mod execution;
 mod local;
 mod token;
@@ -31,6 +32,7 @@ pub async fn dispatch(ctx: &Ctx, command: Command, out: Out) -> Done {
     match command {
         Command::Workflow(w) => workflow::run(client, w, out).await,
         Command::Execution(e) => execution::run(client, e, out).await,
+        Command::Event(e) => event::run(client, e, out).await,
         Command::Worker(args::Worker::List) => cluster::workers(client, out).await,
         Command::Cluster(c) => cluster::run(ctx, c, out).await,
         Command::Token(t) => token::run(client, t, out).await,

@@ -40,6 +40,7 @@ mod builder;
 mod client;
 mod cluster;
 mod error;
+mod events;
 mod execution;
 mod logs;
 mod sse;
@@ -52,6 +53,7 @@ pub use builder::{parse_workflow, Retry, TaskBuilder, WorkflowBuilder};
 pub use client::{new_idempotency_key, Client, ClientBuilder, Page, IDEMPOTENCY_KEY};
 pub use cluster::{ClusterView, LimitValues, Limits, LimitsChange, Member, Queue, WorkerInfo};
 pub use error::Error;
+pub use events::{Event, EventHook, EventOutcome, EventSource, StartEvent};
 pub use execution::{
     Attempt, AttemptStatus, Cancelled, Execution, ExecutionFilter, ExecutionStatus, Retried, TaskRun, TaskStatus,
     Trigger,
