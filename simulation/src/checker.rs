@@ -22,7 +22,7 @@ pub struct Violation {
 }
 
 /// Invariant names, for `--list-invariants` and docs.
-pub const INVARIANTS: [(&str, &str); 11] = [
+pub const INVARIANTS: [(&str, &str); 13] = [
     ("one-leader-per-term", "at most one node leads in any term"),
     ("acked-writes-durable", "every acknowledged write is on every node after the faults heal"),
     ("one-execution-per-tick", "no two executions for the same (workflow, scheduled tick)"),
@@ -34,6 +34,11 @@ pub const INVARIANTS: [(&str, &str); 11] = [
     ("replicas-equal", "after healing every node applied the same log to the same state"),
     ("linearizable", "one order of every register write and read, consistent with real time, explains every answer"),
     ("exactly-once", "each trigger took effect once, however often its client retried it"),
+    (
+        "events-exactly-once",
+        "each (workflow, event id) started at most one execution, every acknowledged matching event exactly one, and no event its filter refuses any",
+    ),
+    ("chained-once", "each end of an upstream execution started its chained workflow exactly once"),
 ];
 
 /// Checks that accumulate observations across samples.
@@ -291,6 +296,66 @@ impl Checker {
             let detail =
                 format!("trigger {}: the client was told {:?}; it made {} executions", v.id, v.told, v.effects);
             self.violate("exactly-once", detail);
+        }
+        self.check_events(world, node);
+    }
+
+    /// `events-exactly-once` and `chained-once`, on the healed state.
+    fn check_events(&mut self, world: &World, node: &crate::world::SimNode) {
+        let sent = world.with(|w| w.sent_events.clone());
+        // Per id: succeeded if any send was acknowledged, unknown if none was but some may have
+        // landed; a refusal of every send means none did.
+        let mut told: BTreeMap<String, (bool, Told)> = BTreeMap::new();
+        for (id, matches, t) in sent {
+            let entry = told.entry(id).or_insert((matches, Told::Failed));
+            entry.1 = match (entry.1, t) {
+                (Told::Succeeded, _) | (_, Told::Succeeded) => Told::Succeeded,
+                (Told::Unknown, _) | (_, Told::Unknown) => Told::Unknown,
+                _ => Told::Failed,
+            };
+        }
+        let (by_event, chains) = node.state().read(|s| {
+            let mut by_event: BTreeMap<String, usize> = BTreeMap::new();
+            let mut chained: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            let mut ends: BTreeMap<String, (bool, u32)> = BTreeMap::new();
+            for e in s.executions_after(None) {
+                match (e.workflow_id.as_str(), e.event.as_ref()) {
+                    ("on-event", Some(ev)) => *by_event.entry(ev.id.clone()).or_default() += 1,
+                    ("after-chain", Some(ev)) => chained.entry(ev.id.clone()).or_default().push(e.id.clone()),
+                    ("chain", _) => {
+                        ends.insert(e.id.clone(), (e.status.is_terminal(), *e.chained_ends));
+                    }
+                    _ => {}
+                }
+            }
+            (by_event, (chained, ends))
+        });
+        let matching: BTreeMap<String, Told> =
+            told.iter().filter(|(_, (m, _))| *m).map(|(id, (_, t))| (id.clone(), *t)).collect();
+        if let Some(v) = exactly_once::check(&matching, &by_event).first() {
+            let detail =
+                format!("event {}: its sender was told {:?}; it started {} executions", v.id, v.told, v.effects);
+            self.violate("events-exactly-once", detail);
+        }
+        for (id, (matches, _)) in &told {
+            if !matches && by_event.contains_key(id) {
+                self.violate("events-exactly-once", format!("event {id} does not match the filter, yet started a run"));
+            }
+        }
+        let (chained, ends) = chains;
+        for (upstream, (ended, count)) in &ends {
+            let started = chained.get(upstream).map_or(0, Vec::len);
+            if started != *count as usize || (*ended && *count == 0) {
+                let detail = format!(
+                    "chain execution {upstream} (ended: {ended}) counts {count} ends; {started} chained runs started"
+                );
+                self.violate("chained-once", detail);
+            }
+        }
+        for upstream in chained.keys() {
+            if !ends.contains_key(upstream) {
+                self.violate("chained-once", format!("chained runs for {upstream}, which is not a chain execution"));
+            }
         }
     }
 }

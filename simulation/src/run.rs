@@ -23,10 +23,11 @@ pub const WORKERS: u64 = 2;
 pub const SETTLE_BOUND: Duration = Duration::from_secs(60);
 
 /// A bug the simulator can inject, by name.
-pub const BUGS: [(&str, &str); 6] = [
+pub const BUGS: [(&str, &str); 7] = [
     ("cron-duplicate", "a tick fired twice creates a second execution (caught by one-execution-per-tick)"),
     ("late-completion", "a completion after the lease expired is accepted (caught by finished-never-changes)"),
     ("ignore-retry-limit", "failures are retried past max_attempts (caught by retry-policy)"),
+    ("event-duplicate", "an event sent again starts its workflows again (caught by events-exactly-once)"),
     ("lying-fsync", "the disk acknowledges flushes it never made (caught by acked-writes-durable)"),
     ("no-dedup", "retried proposals and client requests apply again (caught by exactly-once, linearizable)"),
     ("stale-restored-reads", "a leader restarted before an election serves stale reads (caught by linearizable)"),
@@ -97,6 +98,7 @@ pub fn run(config: &RunConfig) -> Result<Outcome, String> {
         Some("cron-duplicate") => vec![Bug::CronDuplicate],
         Some("late-completion") => vec![Bug::LateCompletion],
         Some("ignore-retry-limit") => vec![Bug::IgnoreRetryLimit],
+        Some("event-duplicate") => vec![Bug::EventDuplicate],
         Some(other) => return Err(format!("unknown bug `{other}`; --list-bugs lists them")),
     };
     linkloom_core::bugs::set_active(&bugs);

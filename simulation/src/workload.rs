@@ -115,10 +115,22 @@ pub(crate) async fn mutate(
     body: &Value,
     key: &str,
 ) -> Mutation {
+    mutate_with(client, nodes, first_node, path, body, Some(key)).await
+}
+
+/// [`mutate`], with or without an idempotency key (an event's own id makes it idempotent).
+pub(crate) async fn mutate_with(
+    client: &HttpClient,
+    nodes: u64,
+    first_node: u64,
+    path: &str,
+    body: &Value,
+    key: Option<&str>,
+) -> Mutation {
     let mut node = first_node;
     for _ in 0..WRITE_ATTEMPTS {
         let bytes = Bytes::from(body.to_string());
-        match send(client, "POST", node, path, "application/json", bytes, Some(key)).await {
+        match send(client, "POST", node, path, "application/json", bytes, key).await {
             Some((status, value)) if (200..300).contains(&status) => return Mutation::Done(value),
             Some((status, _)) if status < 500 && status != 429 => return Mutation::Refused,
             _ => {}
@@ -190,7 +202,23 @@ pub fn workflows() -> Vec<String> {
         format!(
             "id: tick\nschedule: '*/2 * * * * *'\ncatchup: all\ntasks:\n  - {{id: t, type: http, url: \"{url}\", timeout: 2s, retry: {{max_attempts: 2, backoff: 100ms}}}}\n"
         ),
+        format!(
+            "id: on-event\ntriggers: [{{event: sim.order, filter: {{region: eu}}}}]\ntasks:\n  - {{id: e, type: http, url: \"{url}\", timeout: 2s, retry: {{max_attempts: 2, backoff: 100ms}}, input: {{order: \"{{{{ event.payload.order }}}}\"}}}}\n"
+        ),
+        format!(
+            "id: after-chain\ntriggers: [{{workflow: chain, on: finished}}]\ntasks:\n  - {{id: f, type: http, url: \"{url}\", timeout: 2s, input: {{upstream: \"{{{{ event.id }}}}\"}}}}\n"
+        ),
     ]
+}
+
+/// Event ids the client draws from: small enough that ids are sent again, across whatever
+/// faults run in between.
+const EVENT_IDS: u64 = 12;
+
+/// Whether event `k`'s payload matches `on-event`'s filter (fixed per id, so a resend carries
+/// the same payload).
+pub fn event_matches(k: u64) -> bool {
+    !k.is_multiple_of(3)
 }
 
 /// Drives the workload until `stop` is set; every acknowledged write goes to the world.
@@ -225,9 +253,23 @@ pub async fn run_client(
     while !*stop.lock().unwrap_or_else(|p| p.into_inner()) {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(100..400))).await;
         let node = rng.gen_range(1..=nodes);
-        let roll = rng.gen_range(0..100);
+        let roll = rng.gen_range(0..125);
         let now = sim_now();
-        if roll < 70 {
+        if roll >= 100 {
+            // An event, its id often one sent before: it starts `on-event` once per id, and only
+            // for ids whose payload matches the filter.
+            let k = rng.gen_range(0..EVENT_IDS);
+            let id = format!("sim-ev-{k}");
+            let region = if event_matches(k) { "eu" } else { "us" };
+            let body = json!({"name": "sim.order", "id": id, "payload": {"order": k, "region": region}});
+            let told = match mutate_with(&client, nodes, node, "/api/v1/events", &body, None).await {
+                Mutation::Done(_) => Told::Succeeded,
+                Mutation::Refused => Told::Failed,
+                Mutation::Unknown => Told::Unknown,
+            };
+            world.event(sim_now(), format!("event {id} sent: {told:?}"));
+            world.with(|w| w.sent_events.push((id, event_matches(k), told)));
+        } else if roll < 70 {
             // A trigger with a unique op id in its params, retried with one idempotency key.
             triggers += 1;
             let workflow = if roll < 40 { "chain" } else { "pull" };

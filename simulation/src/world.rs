@@ -57,6 +57,9 @@ pub struct WorldState {
     /// Every trigger by its op id (in the execution's params), with what its client was told:
     /// `exactly-once` counts the executions per op id.
     pub triggers: Vec<(String, Told)>,
+    /// Every event send by its event id, whether the id's payload matches the `on-event`
+    /// trigger's filter, and what its client was told (ids are sent again on purpose).
+    pub sent_events: Vec<(String, bool, Told)>,
     /// Bytes per second of node-to-node links the runner throttled, by (from, to) node id.
     pub bandwidth: BTreeMap<(u64, u64), u64>,
 }

@@ -63,12 +63,13 @@ fn a_fixed_set_of_seeds_passes_every_scenario_and_replays_exactly() {
 
 /// Each bug, the scenario that exposes it, the invariant that must catch it, and within how many
 /// seeds (documented in docs/simulation.md).
-const CAUGHT: [(&str, &str, &str, u64); 5] = [
+const CAUGHT: [(&str, &str, &str, u64); 6] = [
     ("cron-duplicate", "random", "one-execution-per-tick", 10),
     ("late-completion", "worker-crash", "finished-never-changes", 10),
     ("ignore-retry-limit", "flaky-backend", "retry-policy", 5),
     ("lying-fsync", "leader-crash", "acked-writes-durable", 5),
     ("no-dedup", "random", "linearizable", 10),
+    ("event-duplicate", "random", "events-exactly-once", 5),
 ];
 
 #[test]
