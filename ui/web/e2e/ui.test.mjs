@@ -1,8 +1,9 @@
 // End-to-end: the embedded UI in Debian's chromium (driven by playwright-core) against a real
 // three-node cluster with tokens on. One story, in order, the way an operator meets the UI:
 // sign in, write a workflow in the editor (a validation error first), trigger it, watch the
-// timeline fill in and the logs arrive live, cancel a running execution, retry a failed one, stop
-// the node the page talks to and see the banner come and go. Every page is then photographed at
+// timeline fill in and the logs arrive live, cancel a running execution, retry a failed one, send
+// an event and follow it to the execution it started, stop the node the page talks to and see the
+// banner come and go. Every page is then photographed at
 // desktop and phone width, light and dark, into test-results/ for a person to look at, checked
 // for sideways overflow, and audited with axe-core (serious or critical findings fail).
 //
@@ -36,10 +37,10 @@ let page;
 let scratch;
 const made = {};
 
-async function api(method, path, body) {
+async function api(method, path, body, contentType = 'application/yaml') {
   const headers = { authorization: `Bearer ${TOKEN}` };
   // Writes need a JSON or YAML type, even without a body.
-  if (body !== undefined) headers['content-type'] = 'application/yaml';
+  if (body !== undefined) headers['content-type'] = contentType;
   else if (method !== 'GET') headers['content-type'] = 'application/json';
   const response = await fetch(`${cluster.url(1)}${path}`, {
     method,
@@ -374,6 +375,49 @@ tasks:
     await shot('executions-filtered-desktop');
   });
 
+  it('starts a workflow from an event, and lists the event with the execution it started', async () => {
+    made.onEvent = 'e2e-on-event';
+    await api(
+      'POST',
+      '/api/v1/workflows',
+      `id: ${made.onEvent}
+triggers:
+  - event: e2e.order
+    filter: {region: eu}
+tasks:
+  - id: t
+    type: shell
+    command: "echo started by an event"
+`,
+    );
+    const sent = await api(
+      'POST',
+      '/api/v1/events',
+      JSON.stringify({ name: 'e2e.order', id: 'e2e-order-1', payload: { region: 'eu', total: 12 } }),
+      'application/json',
+    );
+    const started = sent.outcomes.find((o) => o.workflow_id === made.onEvent)?.execution_id;
+    assert.ok(started, `the event started nothing: ${JSON.stringify(sent)}`);
+    made.eventExecution = started;
+
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Events' }).click();
+    await page.getByRole('heading', { name: 'Events' }).waitFor();
+    const row = page.locator('main table tbody tr', { hasText: 'e2e-order-1' });
+    await row.waitFor();
+    await row.getByRole('link', { name: started }).click();
+    await page.getByRole('heading', { name: started }).waitFor();
+    const event = page.locator('section[aria-labelledby="exec-event"]');
+    await event.waitFor();
+    assert.match(await event.innerText(), /e2e\.order/);
+    assert.match(await event.locator('pre').innerText(), /"total": 12/);
+
+    await page.goto(`${cluster.url(PAGE_NODE)}/workflows/${made.onEvent}`);
+    const triggers = page.locator('section[aria-labelledby="wf-triggers"]');
+    await until('the workflow to list its event trigger', async () =>
+      /event e2e\.order where region = eu/.test(await triggers.innerText()),
+    );
+  });
+
   it('shows a banner while the node it talks to is down, and recovers', async () => {
     await page.goto(`${cluster.url(PAGE_NODE)}/`);
     await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
@@ -408,6 +452,8 @@ tasks:
       ['executions', '/executions', made.report],
       ['execution', `/executions/${made.reportExecution}`, 'finish'],
       ['execution-retried', `/executions/${made.retried}`, 'flaky'],
+      ['execution-from-event', `/executions/${made.eventExecution}`, 'Triggering event'],
+      ['events', '/events', 'e2e-order-1'],
       ['editor', `/editor/${made.report}`, 'Preview'],
       ['cluster', '/cluster', 'leader'],
       ['settings', '/settings', 'Theme'],

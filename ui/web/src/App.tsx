@@ -4,6 +4,7 @@ import { Layout } from './components/Layout';
 import { Loading } from './components/Feedback';
 import { ClusterPage } from './pages/ClusterPage';
 import { Dashboard } from './pages/Dashboard';
+import { EventsPage } from './pages/EventsPage';
 import { ExecutionPage } from './pages/ExecutionPage';
 import { ExecutionsPage } from './pages/ExecutionsPage';
 import { NotFound } from './pages/NotFound';
@@ -28,6 +29,7 @@ export function AppRoutes() {
         />
         <Route path="executions" element={<ExecutionsPage />} />
         <Route path="executions/:id" element={<ExecutionPage />} />
+        <Route path="events" element={<EventsPage />} />
         <Route
           path="editor/:id?"
           element={

@@ -100,6 +100,9 @@ export type Cancelled = {
 /** What a scheduler does with ticks missed while the cluster was down or the workflow paused. */
 export type Catchup = 'none' | 'latest' | 'all';
 
+/** Which endings of an upstream workflow's execution start a chained one. */
+export type ChainOn = 'succeeded' | 'failed' | 'finished';
+
 /** One node's view of the cluster (`GET /api/v1/cluster`). */
 export type Cluster = {
   /** Whether the node requires tokens. */
@@ -208,6 +211,9 @@ export type ErrorCode =
   | 'unsupported_media_type'
   | 'invalid_spec'
   | 'idempotency_key_reused'
+  | 'invalid_event'
+  | 'event_id_reused'
+  | 'invalid_signature'
   | 'invalid_range'
   | 'rate_limited'
   | 'too_many_streams'
@@ -227,6 +233,70 @@ export type ErrorDetail = {
   message: string;
 };
 
+/** An event as the cluster remembers it, with what it started. */
+export type Event = {
+  /** The token name of the sender (null: an open node, or a webhook). */
+  by: string | null;
+  id: string;
+  /** Matching workflows beyond those listed. */
+  more_outcomes: number;
+  name: string;
+  /** One per matching workflow, in workflow id order (at most 64). */
+  outcomes: EventOutcome[];
+  /** The payload's size as JSON text. */
+  payload_bytes: number;
+  /** SHA-256 of the payload as JSON text, lowercase hex. */
+  payload_sha256: string;
+  /** When the cluster accepted it. */
+  received_at: string;
+  /** True when this answers a repeat of an id seen within the window: nothing new started. */
+  repeated: boolean;
+  source: EventSource;
+  /** For a chained start (`source: workflow`), the upstream execution whose end it was. */
+  upstream_execution_id: string | null;
+  /** For a webhook event, the workflow and webhook it was sent to. */
+  webhook: EventHook | null;
+};
+
+/** Body of `POST /api/v1/events`. */
+export type EventBody = {
+  /** Makes the send idempotent: the same id again within the event window (24 h) is answered
+   * 200 with the first outcome and starts nothing. Absent: the node draws one, and a retry
+   * is a new event. */
+  id?: string | null;
+  /** The event's name, which `event` triggers match: 1 to 128 of letters, digits, `.`, `_`
+   * and `-`, starting with a letter or digit. */
+  name: string;
+  /** Any JSON (an object, for filters and templates to look into); null when absent. */
+  payload?: unknown;
+};
+
+/** The workflow and webhook a webhook event was sent to. */
+export type EventHook = {
+  name: string;
+  workflow_id: string;
+};
+
+/** One page of a list. */
+export type EventList = {
+  /** This page's items, in the list's order. */
+  items: Event[];
+  /** The cursor of the next page; null on the last page. */
+  next_cursor: string | null;
+};
+
+/** What an event did for one workflow it matched. */
+export type EventOutcome = {
+  /** The execution it started (null if skipped). */
+  execution_id: string | null;
+  /** Why it started none: the workflow is paused, or its concurrency policy refused. */
+  skipped: string | null;
+  workflow_id: string;
+};
+
+/** Where an event came from. */
+export type EventSource = 'api' | 'webhook' | 'workflow';
+
 /** One execution with its tasks and their attempts. */
 export type Execution = {
   /** Cancels and retries, oldest first. */
@@ -237,6 +307,8 @@ export type Execution = {
   created_at: string;
   /** The token name of whoever created it (null: an open node, or the cluster's scheduler). */
   created_by: string | null;
+  /** The event it started from (`trigger` event, webhook or workflow), else null. */
+  event: StartEvent | null;
   /** When it ended. */
   finished_at: string | null;
   /** The execution id, e.g. `daily-report:20260101T060000Z`. */
@@ -474,7 +546,7 @@ export type RetrySpec = {
 
 /** What a token may do. Roles are ordered: each may do what the ones below it may, except
  * `worker`, which may only speak the worker protocol. */
-export type Role = 'admin' | 'operator' | 'viewer' | 'worker';
+export type Role = 'admin' | 'operator' | 'viewer' | 'worker' | 'publisher';
 
 /** `details` of `forbidden` for a role that may not call the endpoint. */
 export type RoleRefused = {
@@ -495,6 +567,16 @@ export type SizeLimit = {
 /** `details` of `invalid_spec`: every problem at once. */
 export type SpecProblems = {
   problems: Problem[];
+};
+
+/** The event an execution started from. */
+export type StartEvent = {
+  /** The event's id; for a chained execution the upstream execution's id. */
+  id: string;
+  /** The event's name; for a chained execution `workflow.<upstream>.<status>`. */
+  name: string;
+  /** The payload, as templates see it (`{{ event.payload.FIELD }}`). */
+  payload: unknown;
 };
 
 /** `/healthz` and `/readyz`. */
@@ -624,7 +706,7 @@ export type TokenList = {
 };
 
 /** What created an execution. */
-export type Trigger = 'manual' | 'schedule' | 'backfill';
+export type Trigger = 'manual' | 'schedule' | 'backfill' | 'event' | 'webhook' | 'workflow';
 
 /** Body of `POST /api/v1/workflows/{id}/trigger` (optional). */
 export type TriggerBody = {
@@ -632,11 +714,36 @@ export type TriggerBody = {
   params?: Record<string, unknown> | null;
 };
 
+/** One way a workflow starts: exactly one of `event`, `workflow` or `webhook`, with the fields
+ * of that kind. (No field is skipped when absent: the binary codec needs every field.) */
+export type TriggerSpec = {
+  /** `webhook`: how a caller proves itself. */
+  auth?: unknown & (WebhookAuth | null);
+  /** An event name (`POST /api/v1/events`): 1 to 128 of `A-Z a-z 0-9 . _ -`. */
+  event?: string | null;
+  /** `event`: start only for events whose payload has each of these fields (a dotted path into
+   * the payload) equal to the value given. */
+  filter?: Record<string, unknown> | null;
+  /** `workflow`: which endings start this one; `succeeded` when absent. */
+  on?: unknown & (ChainOn | null);
+  /** `webhook`: the name of the shared secret in the nodes' `LOOM_WEBHOOK_SECRETS`. Only the
+   * name is stored; the secret stays in the nodes' configuration. */
+  secret?: string | null;
+  /** A webhook name: `POST /api/v1/hooks/{workflow}/{name}` starts this workflow, the request
+   * body as the event payload. Same rule as workflow ids. */
+  webhook?: string | null;
+  /** Another workflow's id: start when one of its executions ends as `on` says. */
+  workflow?: string | null;
+};
+
 /** Answer to a trigger. */
 export type Triggered = {
   /** The new execution's id. */
   execution_id: string;
 };
+
+/** How a webhook caller proves itself, each with the shared secret the trigger names. */
+export type WebhookAuth = 'github' | 'stripe' | 'bearer';
 
 /** When a task may run, given how its dependencies ended. */
 export type When = 'all_success' | 'all_done' | 'any_failed';
@@ -778,6 +885,9 @@ export type WorkflowSpec = {
   tasks: TaskSpec[];
   /** IANA time zone of the schedule; UTC when absent. */
   timezone?: string | null;
+  /** What else starts this workflow besides its schedule and manual triggers: named events,
+   * other workflows ending, webhooks. */
+  triggers?: TriggerSpec[];
 };
 
 /** One version of a workflow. */

@@ -32,6 +32,8 @@ export type * from './api.gen';
 
 export type MemberReplication = Wire.ReplicationMember;
 export type QueueInfo = Wire.Queue;
+/** An event the cluster remembers (named apart from the DOM's `Event`). */
+export type EventRecord = Wire.Event;
 /** One page of a list: every list answer has this shape. */
 export type Page<T> = Omit<Wire.ExecutionList, 'items'> & { items: T[] };
 
@@ -42,7 +44,14 @@ export const EXECUTION_STATUSES = [
   'failed',
   'cancelled',
 ] as const satisfies readonly Wire.ExecutionStatus[];
-export const TRIGGERS = ['manual', 'schedule', 'backfill'] as const satisfies readonly Wire.Trigger[];
+export const TRIGGERS = [
+  'manual',
+  'schedule',
+  'backfill',
+  'event',
+  'webhook',
+  'workflow',
+] as const satisfies readonly Wire.Trigger[];
 
 /** `true` only when `Listed` names every value of `All`. */
 type ListsAll<All, Listed> = [Exclude<All, Listed>] extends [never] ? true : false;
@@ -63,6 +72,11 @@ export interface ExecutionFilter {
   until?: string;
   /** `id` (the node's default: by workflow, then creation) or `newest` (creation, newest first). */
   order?: 'id' | 'newest';
+}
+
+export interface EventFilter {
+  /** Only events of this name. */
+  name?: string;
 }
 
 // ---- errors ---------------------------------------------------------------------------------
@@ -358,6 +372,9 @@ export const api = {
     post<{ id: string; status: 'cancelled' }>(`/api/v1/executions/${seg(id)}/cancel`, undefined, signal),
   retry: (id: string, signal?: AbortSignal) =>
     post<{ id: string; tasks_reset: number }>(`/api/v1/executions/${seg(id)}/retry`, undefined, signal),
+  /** Remembered events (the node keeps the last 24 hours), newest first. */
+  events: (filter: EventFilter & PageQuery = {}, signal?: AbortSignal) =>
+    get<Page<EventRecord>>('/api/v1/events', { ...filter }, signal),
   logs: async (id: string, task?: string, signal?: AbortSignal) => {
     const response = await send('GET', `/api/v1/executions/${seg(id)}/logs`, {
       query: { task },
@@ -367,6 +384,11 @@ export const api = {
     return response.text();
   },
 };
+
+/** Where a workflow's `webhook` trigger is called: `POST` here, proving the trigger's secret. */
+export function webhookPath(workflowId: string, name: string): string {
+  return `/api/v1/hooks/${seg(workflowId)}/${seg(name)}`;
+}
 
 /** The most executions the node gives in one page (its default page limit). */
 export const PAGE_MAX = 500;

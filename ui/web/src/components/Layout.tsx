@@ -5,6 +5,7 @@ import { Login } from './Login';
 const NAV = [
   { to: '/', label: 'Dashboard', end: true },
   { to: '/executions', label: 'Executions', end: false },
+  { to: '/events', label: 'Events', end: false },
   { to: '/editor', label: 'Editor', end: false },
   { to: '/cluster', label: 'Cluster', end: false },
   { to: '/settings', label: 'Settings', end: false },

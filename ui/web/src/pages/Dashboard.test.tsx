@@ -67,6 +67,7 @@ describe('Dashboard', () => {
               spec: { id: 'hourly', schedule: '0 * * * *', tasks: [] },
             },
             { id: 'adhoc', spec: { id: 'adhoc', tasks: [] } },
+            { id: 'on-order', spec: { id: 'on-order', tasks: [], triggers: [{ event: 'order.created' }] } },
           ],
           next_cursor: null,
         }),
@@ -114,6 +115,11 @@ describe('Dashboard', () => {
     expect(within(row).getByText('paused')).toBeInTheDocument();
     const adhoc = screen.getByRole('link', { name: 'adhoc' }).closest('tr')!;
     await waitFor(() => expect(within(adhoc).getByText('none')).toBeInTheDocument());
+    expect(within(adhoc).getByText('manual')).toBeInTheDocument();
+    // Started by an event, not by hand only.
+    const onOrder = screen.getByRole('link', { name: 'on-order' }).closest('tr')!;
+    expect(within(onOrder).getByText('1 trigger')).toBeInTheDocument();
+    expect(within(onOrder).queryByText('manual')).not.toBeInTheDocument();
     // Recent runs are asked for within the dashboard's window.
     const since = mock
       .callsTo('GET', '/api/v1/executions')

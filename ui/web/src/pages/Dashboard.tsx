@@ -152,6 +152,7 @@ function WorkflowRow({ workflow, refreshMs }: { workflow: Workflow; refreshMs: n
   );
   const finished = runs.data?.filter((e) => executionFinished(e.status)) ?? [];
   const succeeded = finished.filter((e) => e.status === 'succeeded').length;
+  const triggers = workflow.spec?.triggers?.length ?? 0;
   return (
     <tr>
       <td className="wf-cell">
@@ -160,7 +161,16 @@ function WorkflowRow({ workflow, refreshMs }: { workflow: Workflow; refreshMs: n
         {workflow.spec?.description && <div className="muted small-print">{workflow.spec.description}</div>}
       </td>
       <td>
-        {workflow.spec?.schedule ? <code>{workflow.spec.schedule}</code> : <span className="muted">manual</span>}
+        {workflow.spec?.schedule ? (
+          <code>{workflow.spec.schedule}</code>
+        ) : (
+          triggers === 0 && <span className="muted">manual</span>
+        )}
+        {triggers > 0 && (
+          <div className="small-print">
+            {triggers} trigger{triggers === 1 ? '' : 's'}
+          </div>
+        )}
         {workflow.next_fire_at && (
           <div className="small-print" title={formatTime(workflow.next_fire_at)}>
             next {ago(workflow.next_fire_at)}

@@ -198,6 +198,63 @@ describe('ExecutionPage', () => {
     );
   });
 
+  it('shows the event that started it, with its payload', async () => {
+    new FetchMock()
+      .get(`/api/v1/executions/${ID}`, () =>
+        json({
+          ...finished('succeeded'),
+          trigger: 'event',
+          event: { name: 'order.created', id: 'ord-17', payload: { region: 'eu', total: 12 } },
+        }),
+      )
+      .get(`/api/v1/executions/${ID}/logs`, () => endedLog('ok'))
+      .install();
+    renderApp(PATH);
+    const section = await screen.findByRole('region', { name: 'Triggering event' });
+    expect(screen.getByText('Trigger').nextElementSibling).toHaveTextContent('event');
+    expect(within(section).getByText('Name').nextElementSibling).toHaveTextContent(/^order\.created/);
+    expect(within(section).getByText('Id').nextElementSibling).toHaveTextContent('ord-17');
+    expect(within(section).getByRole('link', { name: 'events named order.created' })).toHaveAttribute(
+      'href',
+      '/events?name=order.created',
+    );
+    expect(section.querySelector('pre.json')!.textContent).toBe('{\n  "region": "eu",\n  "total": 12\n}');
+  });
+
+  it('links a chained execution to the upstream execution whose ending started it', async () => {
+    const upstream = 'extract:20260301T050000Z';
+    new FetchMock()
+      .get(`/api/v1/executions/${ID}`, () =>
+        json({
+          ...finished('succeeded'),
+          trigger: 'workflow',
+          event: { name: 'workflow.extract.succeeded', id: upstream, payload: { status: 'succeeded' } },
+        }),
+      )
+      .get(`/api/v1/executions/${ID}/logs`, () => endedLog('ok'))
+      .install();
+    renderApp(PATH);
+    const section = await screen.findByRole('region', { name: 'Triggering event' });
+    expect(within(section).getByText('workflow.extract.succeeded')).toBeInTheDocument();
+    expect(within(section).getByRole('link', { name: upstream })).toHaveAttribute(
+      'href',
+      '/executions/extract%3A20260301T050000Z',
+    );
+    // Chained executions are not events sent to the cluster: nothing to list there.
+    expect(within(section).queryByRole('link', { name: /events named/ })).not.toBeInTheDocument();
+    expect(section).toHaveTextContent('"status": "succeeded"');
+  });
+
+  it('has no event section when no event started it', async () => {
+    new FetchMock()
+      .get(`/api/v1/executions/${ID}`, () => json(finished('succeeded')))
+      .get(`/api/v1/executions/${ID}/logs`, () => endedLog('ok'))
+      .install();
+    renderApp(PATH);
+    await screen.findByRole('heading', { level: 1, name: ID });
+    expect(screen.queryByRole('region', { name: 'Triggering event' })).not.toBeInTheDocument();
+  });
+
   it('says when there is no such execution', async () => {
     new FetchMock()
       .get(`/api/v1/executions/${ID}`, () => apiError(404, 'not_found', `execution \`${ID}\` not found`))

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'react';
 import { Link, useParams, useSearchParams } from 'react-router';
-import { ApiError, api, describeError, type Execution, type TaskRun } from '../api';
-import { workflowPath } from '../components/ExecutionTable';
+import { ApiError, api, describeError, type Execution, type StartEvent, type TaskRun, type Trigger } from '../api';
+import { executionPath, workflowPath } from '../components/ExecutionTable';
 import { Loaded, forbiddenHint } from '../components/Feedback';
 import { LogPane } from '../components/LogPane';
 import { StatusBadge, StatusDot } from '../components/Status';
@@ -10,6 +10,7 @@ import { useResource } from '../hooks/useResource';
 import { between, formatDuration, formatTime, ms, prettyJson } from '../lib/format';
 import { executionFinished, label } from '../lib/status';
 import { TableFrame } from '../components/TableFrame';
+import { eventsPath } from './EventsPage';
 
 /** An unfinished execution refreshes this often, whatever the refresh setting. */
 export const LIVE_REFRESH_MS = 1000;
@@ -148,6 +149,8 @@ function ExecutionView({ execution: e, reload }: { execution: Execution; reload:
         </div>
       )}
 
+      {e.event && <StartEventSection trigger={e.trigger} event={e.event} />}
+
       <div className="split">
         <section aria-labelledby="exec-params">
           <h2 id="exec-params">Params</h2>
@@ -167,6 +170,47 @@ function ExecutionView({ execution: e, reload }: { execution: Execution; reload:
         )}
       </div>
     </>
+  );
+}
+
+/** The event an execution started from; a chained one's is its upstream execution ending. */
+function StartEventSection({ trigger, event }: { trigger: Trigger; event: StartEvent }) {
+  const chained = trigger === 'workflow';
+  return (
+    <section aria-labelledby="exec-event">
+      <h2 id="exec-event">Triggering event</h2>
+      <dl className="facts">
+        <dt>Name</dt>
+        <dd>
+          <code>{event.name}</code>
+          {!chained && (
+            <>
+              {' '}
+              <Link to={eventsPath(event.name)} className="small-print">
+                events named {event.name}
+              </Link>
+            </>
+          )}
+        </dd>
+        {chained ? (
+          <>
+            <dt>Upstream execution</dt>
+            <dd>
+              <Link to={executionPath(event.id)} className="mono">
+                {event.id}
+              </Link>
+            </dd>
+          </>
+        ) : (
+          <>
+            <dt>Id</dt>
+            <dd className="mono">{event.id}</dd>
+          </>
+        )}
+      </dl>
+      <h3>Payload</h3>
+      <pre className="json">{prettyJson(event.payload ?? null)}</pre>
+    </section>
   );
 }
 

@@ -96,6 +96,20 @@ describe('ExecutionsPage', () => {
     expect(screen.getByLabelText('Status')).toHaveValue('failed');
   });
 
+  it('filters by the triggers that events, webhooks and other workflows fire', async () => {
+    const mock = listMock();
+    renderApp('/executions?trigger=workflow');
+    await waitFor(() => expect(rowsText()).toHaveLength(2));
+    expect(mock.callsTo('GET', '/api/v1/executions')[0]!.query.get('trigger')).toBe('workflow');
+    const trigger = screen.getByLabelText('Trigger');
+    expect(trigger).toHaveValue('workflow');
+    expect(
+      within(trigger)
+        .getAllByRole('option')
+        .map((o) => o.textContent),
+    ).toEqual(['any', 'manual', 'schedule', 'backfill', 'event', 'webhook', 'workflow']);
+  });
+
   it('reads filters from the address and says when nothing matches', async () => {
     const mock = listMock();
     renderApp('/executions?status=cancelled&workflow=hourly');

@@ -3,6 +3,8 @@ import { useSearchParams } from 'react-router';
 import { EXECUTION_STATUSES, TRIGGERS, api, type ExecutionFilter, type ExecutionStatus, type Trigger } from '../api';
 import { ExecutionTable } from '../components/ExecutionTable';
 import { Loaded } from '../components/Feedback';
+import { Pager } from '../components/Pager';
+import { useCursors } from '../hooks/useCursors';
 import { useResource } from '../hooks/useResource';
 import { localInputToRfc3339, rfc3339ToLocalInput } from '../lib/format';
 import { useSettings } from '../settings';
@@ -28,10 +30,8 @@ export function ExecutionsPage() {
   const [params, setParams] = useSearchParams();
   const filter = readFilter(params);
   const filterKey = JSON.stringify(filter);
-  // Cursors of the pages before this one, for "Previous"; the API pages forward only.
-  const [cursors, setCursors] = useState<{ key: string; stack: (string | null)[] }>({ key: filterKey, stack: [null] });
-  const stack = cursors.key === filterKey ? cursors.stack : [null];
-  const cursor = stack[stack.length - 1] ?? null;
+  const cursors = useCursors(filterKey);
+  const { cursor } = cursors;
   const { settings } = useSettings();
 
   const page = useResource(
@@ -47,7 +47,6 @@ export function ExecutionsPage() {
     setParams(search);
   };
 
-  const nextCursor = page.data?.next_cursor ?? null;
   return (
     <div className="page">
       <h1>Executions</h1>
@@ -55,36 +54,13 @@ export function ExecutionsPage() {
       <Loaded resource={page} what="executions">
         {(data) =>
           data.items.length === 0 ? (
-            <p>{stack.length > 1 ? 'No more executions.' : 'No executions match these filters.'}</p>
+            <p>{cursors.page > 1 ? 'No more executions.' : 'No executions match these filters.'}</p>
           ) : (
             <ExecutionTable items={data.items} caption="Executions" />
           )
         }
       </Loaded>
-      <nav className="pager" aria-label="Pages">
-        <button
-          type="button"
-          disabled={stack.length <= 1}
-          onClick={() => setCursors({ key: filterKey, stack: [null] })}
-        >
-          First
-        </button>
-        <button
-          type="button"
-          disabled={stack.length <= 1}
-          onClick={() => setCursors({ key: filterKey, stack: stack.slice(0, -1) })}
-        >
-          Previous
-        </button>
-        <span className="muted">Page {stack.length}</span>
-        <button
-          type="button"
-          disabled={!nextCursor}
-          onClick={() => nextCursor && setCursors({ key: filterKey, stack: [...stack, nextCursor] })}
-        >
-          Next
-        </button>
-      </nav>
+      <Pager cursors={cursors} nextCursor={page.data?.next_cursor ?? null} />
     </div>
   );
 }

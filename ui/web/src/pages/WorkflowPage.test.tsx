@@ -176,6 +176,43 @@ describe('WorkflowPage', () => {
     expect(screen.queryByLabelText('From')).not.toBeInTheDocument();
   });
 
+  it('lists what else starts it, without a schedule', async () => {
+    mock().get('/api/v1/workflows/nightly', () =>
+      json({
+        ...WORKFLOW,
+        spec: {
+          ...WORKFLOW.spec!,
+          schedule: null,
+          triggers: [
+            { event: 'order.created', filter: { region: 'eu' } },
+            { workflow: 'extract', on: 'succeeded' },
+            { webhook: 'push', auth: 'github', secret: 'gh' },
+          ],
+        },
+      }),
+    );
+    renderApp('/workflows/nightly');
+    const section = await screen.findByRole('region', { name: 'Triggers' });
+    expect(
+      within(section)
+        .getAllByRole('listitem')
+        .map((item) => item.textContent),
+    ).toEqual([
+      'event order.created where region = eu',
+      'after workflow extract succeeded',
+      'webhook push (GitHub signature, secret gh) at POST /api/v1/hooks/nightly/push',
+    ]);
+    expect(within(section).getByRole('link', { name: 'extract' })).toHaveAttribute('href', '/workflows/extract');
+    expect(screen.getByText('Schedule').nextElementSibling).toHaveTextContent('none (see its triggers)');
+  });
+
+  it('says when it has no triggers', async () => {
+    mock();
+    renderApp('/workflows/nightly');
+    const section = await screen.findByRole('region', { name: 'Triggers' });
+    expect(section).toHaveTextContent('None: no event, workflow or webhook starts it.');
+  });
+
   it('pauses scheduled ticks', async () => {
     const fetches = mock();
     const user = userEvent.setup();

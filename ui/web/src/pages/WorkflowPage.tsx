@@ -16,6 +16,7 @@ import { Loaded, forbiddenHint } from '../components/Feedback';
 import { StatusBadge } from '../components/Status';
 import { TaskDefinition } from '../components/TaskDefinition';
 import { TriggerForm } from '../components/TriggerForm';
+import { TriggerList } from '../components/TriggerList';
 import { VersionDiff } from '../components/VersionDiff';
 import { useResource } from '../hooks/useResource';
 import { ago, formatTime, prettyJson } from '../lib/format';
@@ -148,7 +149,15 @@ function WorkflowView({ workflow: w, reload }: { workflow: Workflow; reload: () 
           <h2 id="wf-settings">Schedule and settings</h2>
           <dl className="facts">
             <dt>Schedule</dt>
-            <dd>{w.spec?.schedule ? <code>{w.spec.schedule}</code> : 'none (manual and backfill only)'}</dd>
+            <dd>
+              {w.spec?.schedule ? (
+                <code>{w.spec.schedule}</code>
+              ) : w.spec?.triggers?.length ? (
+                'none (see its triggers)'
+              ) : (
+                'none (manual and backfill only)'
+              )}
+            </dd>
             {w.spec?.timezone && (
               <>
                 <dt>Time zone</dt>
@@ -233,6 +242,11 @@ function WorkflowView({ workflow: w, reload }: { workflow: Workflow; reload: () 
           </Loaded>
         </section>
       </div>
+
+      <section aria-labelledby="wf-triggers">
+        <h2 id="wf-triggers">Triggers</h2>
+        <TriggerList workflowId={w.id} triggers={w.spec?.triggers ?? []} />
+      </section>
 
       <section aria-labelledby="wf-changes">
         <h2 id="wf-changes">Changes between versions</h2>

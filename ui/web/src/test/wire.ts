@@ -44,6 +44,7 @@ export function execution({ tasks, ...fields }: ExecutionFixture): Execution {
     audit: [],
     owner_node_id: 1,
     blocked_by: null,
+    event: null,
     ...fields,
     tasks: (tasks ?? []).map(taskRun),
   };
