@@ -11,7 +11,8 @@
 //! in the oldest format ([`OLDEST_FORMAT`]), byte for byte what the previous release wrote; only a
 //! value that uses the new field is written in [`FORMAT_VERSION`]. Reading an older format gives
 //! every added field its default. New enum variants need nothing: the previous release's values
-//! never hold them, and a previous release that meets one refuses it by name.
+//! never hold them, and a previous release that meets one refuses to decode it (an unknown
+//! variant) rather than misreading it.
 
 use std::cell::Cell;
 

@@ -622,6 +622,7 @@ impl Config {
             .map(|s| s.0.as_str())
             .collect();
         values.extend(self.signing_keys.values().map(|s| s.0.as_str()));
+        values.extend(self.webhook_secrets.values().map(|s| s.0.as_str()));
         values.extend(self.otlp.iter().flat_map(|o| o.headers.values()).map(|s| s.0.as_str()));
         values
     }

@@ -6,9 +6,9 @@
 //! touch) and anyone can read `/proc/<node pid>/cmdline`. So, once the configuration is read:
 //!
 //! - the values of secret variables (`LOOM_ADMIN_TOKEN`, `LOOM_CLUSTER_SECRET`,
-//!   `LOOM_SIGNING_SECRET`, `LOOM_SIGNING_KEYS`, `LOOM_OTLP_HEADERS`) are overwritten in place in the initial
-//!   environment block, and secret flags' values on the command line likewise; the result is
-//!   checked by reading `/proc/self/environ` and `/proc/self/cmdline` back;
+//!   `LOOM_SIGNING_SECRET`, `LOOM_SIGNING_KEYS`, `LOOM_WEBHOOK_SECRETS`, `LOOM_OTLP_HEADERS`) are
+//!   overwritten in place in the initial environment block, and secret flags' values on the
+//!   command line likewise; the result is checked by reading `/proc/self/environ` and `/proc/self/cmdline` back;
 //! - the process is made non-dumpable, so its `/proc` files (environ, mem, maps) belong to root
 //!   and another process of the same user can neither read them nor attach a debugger, and no
 //!   core dump holds a secret;

@@ -137,7 +137,9 @@ fn a_chained_workflow_starts_once_per_upstream_end() {
     );
     let (status, body) = cluster.post(via, "/api/v1/workflows", "application/yaml", cyclic).unwrap();
     assert_eq!(status, 422, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("extract -> report -> extract"), "{body}");
+    let problem = &body["error"]["details"]["problems"][0];
+    assert_eq!(problem["path"], "triggers[0].workflow", "{body}");
+    assert_eq!(problem["message"], "chaining cycle: extract -> report -> extract", "{body}");
 
     let mut upstream = Vec::new();
     for n in 0..2 {
@@ -172,6 +174,15 @@ fn webhooks_refuse_callers_without_the_secret_and_store_nothing() {
             "id: deploy\ntriggers:\n  - {webhook: push, auth: github, secret: gh}\n  - {webhook: paid, auth: stripe, secret: stripe}\n  - {webhook: ops, auth: bearer, secret: gh}\ntasks:\n  - {id: t, type: worker, queue: deploys, input: {ref: '{{ event.payload.ref }}'}}\n",
         )
         .unwrap();
+    // A webhook naming a secret the nodes do not hold is refused at registration.
+    let unknown = "id: nosecret\ntriggers: [{webhook: x, auth: github, secret: missing}]\ntasks: [{id: t, type: worker, queue: q}]\n";
+    let (status, body) = cluster.post(via, "/api/v1/workflows", "application/yaml", unknown).unwrap();
+    assert_eq!(
+        (status, body["error"]["details"]["problems"][0]["path"].as_str()),
+        (422, Some("triggers[0].secret")),
+        "{body}"
+    );
+
     let hook = |name: &str, headers: &[(&str, String)], body: &str| -> (u16, Value) {
         let mut request = cluster
             .http()
@@ -203,21 +214,26 @@ fn webhooks_refuse_callers_without_the_secret_and_store_nothing() {
     assert_eq!(events["items"].as_array().map(Vec::len), Some(0), "nothing stored: {events}");
     assert!(executions_of(&cluster, via, "deploy").is_empty());
 
-    // Accepted: each scheme with the secret; a redelivery (same delivery id) starts nothing new.
-    let delivery = ("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958".to_string());
+    // Accepted: each scheme with the secret. A signed call's id is its body's hash: a redelivery,
+    // or a captured call replayed under another (unsigned) delivery id, starts nothing new.
+    let delivery = |id: &str| ("x-github-delivery", id.to_string());
     let signed = ("x-hub-signature-256", github_signature("s3cret-gh", body.as_bytes()));
-    let (status, first) = hook("push", &[signed.clone(), delivery.clone()], body);
+    let (status, first) = hook("push", &[signed.clone(), delivery("72d3162e-cc78-11e3-81ab-4c9367dc0958")], body);
     assert_eq!(status, 202, "{first}");
     assert_eq!(first["source"], "webhook");
-    assert_eq!(started(&first), vec!["deploy:ev-72d3162e-cc78-11e3-81ab-4c9367dc0958"]);
-    let (status, again) = hook("push", &[signed, delivery], body);
+    let id = first["id"].as_str().unwrap_or_default().to_string();
+    assert!(id.starts_with("sha256-") && id.len() == 47, "{first}");
+    assert_eq!(started(&first), vec![format!("deploy:ev-{id}")]);
+    let (status, again) = hook("push", &[signed, delivery("a-replay")], body);
     assert_eq!((status, again["repeated"].as_bool()), (200, Some(true)), "{again}");
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let (status, paid) =
         hook("paid", &[("stripe-signature", stripe_signature("whsec_abc", now, body.as_bytes()))], body);
     assert_eq!(status, 202, "{paid}");
-    let (status, ops) = hook("ops", &[("authorization", "Bearer s3cret-gh".to_string())], r#"{"ref":"v2"}"#);
-    assert_eq!(status, 202, "{ops}");
+    // A bearer call names its delivery in a header.
+    let bearer = ("authorization", "Bearer s3cret-gh".to_string());
+    let (status, ops) = hook("ops", &[bearer.clone(), ("x-loom-event-id", "deploy-42".to_string())], r#"{"ref":"v2"}"#);
+    assert_eq!((status, started(&ops)), (202, vec!["deploy:ev-deploy-42".to_string()]), "{ops}");
     let runs = executions_of(&cluster, via, "deploy");
     assert_eq!(runs.len(), 3, "{runs:#?}");
     assert!(runs.iter().all(|r| r["trigger"] == "webhook"));

@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use linkloom_core::json::Json as JsonValue;
-use linkloom_core::spec::{is_event_id, TriggerKind, EVENT_ID_RULE};
+use linkloom_core::spec::{is_event_id, TriggerKind, WebhookAuth, EVENT_ID_RULE};
 use linkloom_core::state::{EventSource, NewEvent, Workflow};
 use linkloom_core::{Command, Response};
 use linkloom_wire as wire;
@@ -22,8 +22,8 @@ use crate::idempotency::Once;
 use crate::views;
 use crate::ApiState;
 
-/// Headers a webhook sender names its delivery with, first found wins: a redelivery carries the
-/// same one, so it starts nothing twice.
+/// Headers a bearer webhook's sender names its delivery with, first found wins: a redelivery
+/// carries the same one, so it starts nothing twice.
 const DELIVERY_HEADERS: [&str; 3] = ["x-loom-event-id", "x-github-delivery", "idempotency-key"];
 
 /// 202 for a new event, 200 for a repeat of an id seen within the window.
@@ -97,8 +97,7 @@ pub(crate) async fn list(
 }
 
 /// `POST /api/v1/hooks/{workflow}/{name}`: a webhook call. The caller proves the secret the
-/// trigger names; the body (JSON) is the payload; the delivery header, or else the SHA-256 of
-/// the body, is the event id.
+/// trigger names; the body (JSON) is the payload; see [`hook_event_id`] for its id.
 pub(crate) async fn hook(
     State(state): State<ApiState>,
     Path((workflow_id, name)): Path<(String, String)>,
@@ -135,21 +134,7 @@ pub(crate) async fn hook(
     } else {
         serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("body is not JSON: {e}")))?
     };
-    let delivery = DELIVERY_HEADERS.iter().find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()));
-    let id = match delivery {
-        Some(id) if is_event_id(id.trim()) => id.trim().to_string(),
-        Some(id) => {
-            return Err(ApiError::of(
-                ErrorCode::InvalidEvent,
-                format!("delivery id `{id}` is not a valid event id: {EVENT_ID_RULE}"),
-            ))
-        }
-        None => {
-            let digest = Sha256::digest(&bytes);
-            let hex: String = digest.iter().take(20).map(|b| format!("{b:02x}")).collect();
-            format!("sha256-{hex}")
-        }
-    };
+    let id = hook_event_id(auth, (&workflow_id, &name), &headers, &bytes)?;
     let event = NewEvent {
         name: format!("hook.{workflow_id}.{name}"),
         id,
@@ -158,4 +143,38 @@ pub(crate) async fn hook(
     };
     let command = Command::PublishEvent { event, actor: None, at_ms: state.clock.now_ms() };
     answer(state.propose(&Once(None), command).await?)
+}
+
+/// A webhook event's id. For a signed call (`github`, `stripe`) it is a SHA-256 of the webhook
+/// (workflow and name) and the body, the only part the signature covers: an id from an unsigned
+/// header would let whoever captured one call replay it under a new id and start the workflow
+/// again. Senders put a unique id in the body (GitHub's timestamps and hook ids, Stripe's `evt_`
+/// id), and their redeliveries repeat it, so a redelivery starts nothing twice; the same body sent
+/// to two webhooks is two events. A bearer call proves nothing about its body (whoever saw one
+/// call can make any), so its delivery header, when it sends one, names it.
+fn hook_event_id(
+    auth: WebhookAuth,
+    (workflow_id, name): (&str, &str),
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let by_body = || {
+        let mut hash = Sha256::new();
+        // Both names are slugs (no `/`, no newline), so the prefix cannot be forged by a body.
+        hash.update(format!("{workflow_id}/{name}\n").as_bytes());
+        hash.update(body);
+        let hex: String = hash.finalize().iter().take(20).map(|b| format!("{b:02x}")).collect();
+        format!("sha256-{hex}")
+    };
+    if auth != WebhookAuth::Bearer {
+        return Ok(by_body());
+    }
+    match DELIVERY_HEADERS.iter().find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok())) {
+        Some(id) if is_event_id(id.trim()) => Ok(id.trim().to_string()),
+        Some(id) => Err(ApiError::of(
+            ErrorCode::InvalidEvent,
+            format!("delivery id `{id}` is not a valid event id: {EVENT_ID_RULE}"),
+        )),
+        None => Ok(by_body()),
+    }
 }

@@ -108,7 +108,7 @@ impl Op {
         mutating
             && !self.path.starts_with("/raft/")
             && !self.path.starts_with("/api/v1/cluster/members")
-            // A webhook's delivery header is its event id (see routes/events.rs).
+            // A webhook's id comes from its body or delivery header (see routes/events.rs).
             && self.access != Access::Hook
             && self.path != "/api/v1/workers/connect"
     }
@@ -419,7 +419,7 @@ pub(crate) fn endpoints() -> Vec<(Op, MethodRouter<ApiState>)> {
         ),
         (
             op(Method::POST, "/api/v1/hooks/{workflow}/{name}", Hook, "callWebhook", "events")
-                .summary("A webhook call: the caller proves the secret the workflow's `webhook` trigger names; the JSON body becomes the event payload, and the delivery header (`X-Loom-Event-Id`, `X-GitHub-Delivery` or `Idempotency-Key`), else the body's SHA-256, its id (202; 200 for a repeat)")
+                .summary("A webhook call: the caller proves the secret the workflow's `webhook` trigger names; the JSON body becomes the event payload and, for a signed call, its SHA-256 the event id (a bearer call may name it with `X-Loom-Event-Id`, `X-GitHub-Delivery` or `Idempotency-Key`) (202; 200 for a repeat)")
                 .body::<linkloom_core::json::Json>()
                 .ok::<wire::Event>(202)
                 .errors(&[400, 404, 413, 422, 500, 503]),

@@ -30,9 +30,26 @@ pub(crate) async fn put(
     let bytes = read_limited(&headers, body, state.limits.max_body_bytes).await?;
     let spec = parse_spec(&headers, &bytes)?;
     spec::validate(&spec)?;
-    // An early copy of the check `apply` makes against the cluster's tuned limits: a refusal here
-    // costs no log entry.
-    let limits = state.node.state().read(|s| s.limits());
+    // Early copies of checks `apply` makes against the cluster's state (a refusal here costs no
+    // log entry and names its path), and one only a node can make: that the webhook secrets the
+    // spec names are configured here (every node should hold the same ones).
+    let (limits, cycle) = state.node.state().read(|s| (s.limits(), s.chaining_problem(&spec)));
+    let mut problems: Vec<spec::Problem> = cycle.into_iter().collect();
+    for (i, trigger) in spec.triggers.iter().enumerate() {
+        if let Some(spec::TriggerKind::Webhook { secret, .. }) = trigger.kind() {
+            if state.webhooks.get(secret).is_none() {
+                problems.push(spec::Problem {
+                    path: format!("triggers[{i}].secret"),
+                    message: format!(
+                        "no webhook secret `{secret}` is configured on this node (LOOM_WEBHOOK_SECRETS); add it to every node first"
+                    ),
+                });
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(spec::SpecError { problems }.into());
+    }
     if spec.tasks.len() > limits.max_tasks_per_workflow as usize {
         return Err(Rejection::InvalidSpec(format!(
             "tasks: {} tasks; this cluster allows at most {} (max_tasks_per_workflow)",

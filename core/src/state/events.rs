@@ -31,7 +31,7 @@ use super::{State, Workflow};
 use crate::json::Json;
 use crate::limits;
 use crate::spec::{
-    event_execution_suffix, filter_matches, is_event_id, is_event_name, ChainOn, TriggerKind, WorkflowSpec,
+    event_execution_suffix, filter_matches, is_event_id, is_event_name, ChainOn, Problem, TriggerKind, WorkflowSpec,
     EVENT_ID_RULE, EVENT_NAME_RULE,
 };
 
@@ -262,16 +262,23 @@ impl State {
         self.triggers = TriggerIndex::of(&self.workflows);
     }
 
+    /// The chaining cycle `spec`'s `workflow` triggers would close, as a problem at the trigger
+    /// that closes it (the API asks before proposing, to answer with the problem's path).
+    pub fn chaining_problem(&self, spec: &WorkflowSpec) -> Option<Problem> {
+        let path = self.triggers.cycle_through(spec)?;
+        let upstream = &path[path.len() - 2];
+        let i = spec.triggers.iter().position(|t| t.workflow.as_deref() == Some(upstream.as_str())).unwrap_or(0);
+        Some(Problem {
+            path: format!("triggers[{i}].workflow"),
+            message: format!("chaining cycle: {}", path.join(" -> ")),
+        })
+    }
+
     /// Refuses a spec whose `workflow` triggers would close a chain back to itself.
     pub(super) fn check_chaining(&self, spec: &WorkflowSpec) -> Result<(), Rejection> {
-        match self.triggers.cycle_through(spec) {
+        match self.chaining_problem(spec) {
             None => Ok(()),
-            Some(path) => {
-                let upstream = &path[path.len() - 2];
-                let i =
-                    spec.triggers.iter().position(|t| t.workflow.as_deref() == Some(upstream.as_str())).unwrap_or(0);
-                Err(Rejection::InvalidSpec(format!("triggers[{i}].workflow: chaining cycle: {}", path.join(" -> "))))
-            }
+            Some(problem) => Err(Rejection::InvalidSpec(problem.to_string())),
         }
     }
 
