@@ -54,7 +54,7 @@ pub enum Command {
     Config(Config),
     /// Load generator and meter (the benchmark suite's scenarios; `loom bench --help` lists them).
     Bench {
-        /// writes, trigger-latency, chain, throughput, workers, worker-chain, worker-throughput,
+        /// writes, trigger-latency, chain, throughput, events, workers, worker-chain, worker-throughput,
         /// cron (failover needs `loom-bench`, which owns the cluster's processes).
         #[arg(value_parser = parse_scenario)]
         scenario: linkloom_bench::Scenario,

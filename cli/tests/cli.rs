@@ -305,6 +305,7 @@ fn every_bench_scenario_reports_its_figures() {
         ("trigger-latency", vec!["--count", "10"]),
         ("chain", vec!["--count", "2", "--tasks", "4"]),
         ("throughput", vec!["--count", "20", "--concurrency", "4"]),
+        ("events", vec!["--count", "20", "--concurrency", "4"]),
         ("workers", vec!["--count", "10", "--concurrency", "2", "--workers", "2"]),
         ("worker-chain", vec!["--count", "2", "--tasks", "3", "--workers", "2"]),
         ("worker-throughput", vec!["--duration", "2s", "--tasks", "5", "--workers", "2", "--slots", "2"]),

@@ -38,20 +38,33 @@ impl Arrivals {
         }
     }
 
-    /// Triggers `workflow` with a fresh `bench_key` param and waits until that key arrives:
-    /// answers the execution and the time from sending the trigger to the arrival. The key,
-    /// not the execution id, is what is awaited: the task may arrive before the trigger's answer.
-    pub(crate) async fn timed_trigger(
+    /// Starts `workflow` with a fresh `bench_key` (a trigger's param, or an event's payload
+    /// field that the workflow passes in its task's input) and waits until that key arrives:
+    /// answers the execution and the time from sending the request to the arrival. The key, not
+    /// the execution id, is what is awaited: the task may arrive before the request's answer.
+    pub(crate) async fn timed_start(
         &self,
         client: &Client,
         workflow: &str,
+        start: &Start,
         i: usize,
     ) -> Result<(String, f64), BenchError> {
         let key = format!("k{i}");
         let (tell, arrival) = oneshot::channel();
         lock(&self.0).insert(key.clone(), tell);
         let sent = Instant::now();
-        let execution = match client.trigger(workflow, json!({"bench_key": key})).await {
+        let started = match start {
+            Start::Trigger => client.trigger(workflow, json!({"bench_key": key})).await,
+            Start::Event(name) => {
+                let id = format!("{workflow}-{key}");
+                client.send_event(name, Some(&id), json!({"bench_key": key})).await.and_then(|event| {
+                    event.outcomes.into_iter().find_map(|o| o.execution_id).ok_or_else(|| {
+                        linkloom::Error::Invalid(format!("event {id} started nothing: no workflow matched"))
+                    })
+                })
+            }
+        };
+        let execution = match started {
             Ok(id) => id,
             Err(e) => {
                 lock(&self.0).remove(&key);
@@ -72,25 +85,26 @@ impl Arrivals {
         Ok((execution, ms(at.saturating_duration_since(sent))))
     }
 
-    /// Triggers `workflow` on `concurrency` lanes (see [`drive`]), each sample timed to the first
+    /// Starts `workflow` on `concurrency` lanes (see [`drive`]), each sample timed to the first
     /// task's arrival. With `chains`, each lane also waits for its execution to end before the
     /// next, and the executions measured (not warm-up ones) are answered, for the chain gaps.
     pub(crate) async fn trigger_load(
         &self,
         client: &Client,
         workflow: &str,
+        start: Start,
         plan: &Plan,
         concurrency: usize,
         chains: bool,
     ) -> Result<(Measured, HashSet<String>), BenchError> {
         let kept = Arc::new(Mutex::new(HashSet::new()));
-        let (client, workflow, arrivals, lanes_kept) =
-            (client.clone(), workflow.to_string(), self.clone(), kept.clone());
+        let (client, workflow, arrivals, lanes_kept, start) =
+            (client.clone(), workflow.to_string(), self.clone(), kept.clone(), Arc::new(start));
         let measured = drive(plan, concurrency, move |i| {
-            let (client, workflow, arrivals, kept) =
-                (client.clone(), workflow.clone(), arrivals.clone(), lanes_kept.clone());
+            let (client, workflow, arrivals, kept, start) =
+                (client.clone(), workflow.clone(), arrivals.clone(), lanes_kept.clone(), start.clone());
             async move {
-                let (execution, latency) = arrivals.timed_trigger(&client, &workflow, i).await?;
+                let (execution, latency) = arrivals.timed_start(&client, &workflow, &start, i).await?;
                 if chains {
                     client.wait_for_execution(&execution, CHAIN_TIMEOUT).await?;
                     if !is_warmup(i) {
@@ -104,6 +118,14 @@ impl Arrivals {
         let kept = std::mem::take(&mut *lock(&kept));
         Ok((measured, kept))
     }
+}
+
+/// How a timed execution is started.
+pub(crate) enum Start {
+    /// `POST /api/v1/workflows/{id}/trigger`.
+    Trigger,
+    /// `POST /api/v1/events` with this name, which the workflow's trigger matches.
+    Event(String),
 }
 
 /// What the backend saw.
@@ -191,7 +213,8 @@ async fn task(State(shared): State<Shared>, Json(body): Json<Value>) -> Json<Val
             seen.answered.insert((execution, task), Instant::now());
         }
     }
-    if let Some(key) = body["params"]["bench_key"].as_str() {
+    // A trigger's param, or an event's payload field passed in the task's input.
+    if let Some(key) = body["params"]["bench_key"].as_str().or_else(|| body["input"]["bench_key"].as_str()) {
         shared.arrivals.arrived(key, arrived);
     }
     Json(TaskAnswer::succeeded(json!({})).body())

@@ -57,6 +57,7 @@ pub enum Scenario {
     TriggerLatency,
     Chain,
     Throughput,
+    Events,
     Workers,
     WorkerChain,
     WorkerThroughput,
@@ -66,11 +67,12 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::Writes,
         Scenario::TriggerLatency,
         Scenario::Chain,
         Scenario::Throughput,
+        Scenario::Events,
         Scenario::Workers,
         Scenario::WorkerChain,
         Scenario::WorkerThroughput,
@@ -85,6 +87,7 @@ impl Scenario {
             Scenario::TriggerLatency => "trigger-latency",
             Scenario::Chain => "chain",
             Scenario::Throughput => "throughput",
+            Scenario::Events => "events",
             Scenario::Workers => "workers",
             Scenario::WorkerChain => "worker-chain",
             Scenario::WorkerThroughput => "worker-throughput",
@@ -101,6 +104,7 @@ impl Scenario {
             Scenario::TriggerLatency => "trigger sent -> the task's HTTP request received by the backend",
             Scenario::Chain => "HTTP task answered -> the next task's request received (completion -> dispatch)",
             Scenario::Throughput => "trigger sent -> task received, single-task executions in flight at once",
+            Scenario::Events => "event sent -> the task of the workflow it matched received, events in flight at once",
             Scenario::Workers => "trigger sent -> an SDK worker's handler started",
             Scenario::WorkerChain => "worker handler returned -> the next worker task's handler started",
             Scenario::WorkerThroughput => "worker tasks finished per second (rate only; no latency samples)",
@@ -113,7 +117,7 @@ impl Scenario {
     /// Operations in flight when `--concurrency` is not given.
     fn default_concurrency(self) -> usize {
         match self {
-            Scenario::Writes | Scenario::Throughput | Scenario::Workers => 16,
+            Scenario::Writes | Scenario::Throughput | Scenario::Events | Scenario::Workers => 16,
             Scenario::History => 32,
             _ => 1,
         }
@@ -122,7 +126,7 @@ impl Scenario {
     /// Measured operations when neither `--count` nor `--duration` is given.
     fn default_count(self) -> usize {
         match self {
-            Scenario::Writes | Scenario::Throughput => 2_000,
+            Scenario::Writes | Scenario::Throughput | Scenario::Events => 2_000,
             Scenario::TriggerLatency | Scenario::Workers => 300,
             Scenario::Chain | Scenario::WorkerChain => 30,
             Scenario::Failover => 10,
@@ -284,7 +288,9 @@ pub async fn run(
     let name = format!("bench-{}-{:08x}", scenario.name(), random_suffix());
     let result = match scenario {
         Scenario::Writes => writes::run(client, &name, &plan).await,
-        Scenario::TriggerLatency | Scenario::Throughput | Scenario::Chain => http::run(client, &name, &plan).await,
+        Scenario::TriggerLatency | Scenario::Throughput | Scenario::Chain | Scenario::Events => {
+            http::run(client, &name, &plan).await
+        }
         Scenario::Workers | Scenario::WorkerChain | Scenario::WorkerThroughput => {
             workers::run(client, &name, &plan).await
         }

@@ -18,7 +18,7 @@ use linkloom::{Client, Worker};
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::backend::{lock, Arrivals};
+use crate::backend::{lock, Arrivals, Start};
 use crate::report::{percentile, Measured, Report};
 use crate::{ms, BenchError, Plan, Scenario};
 
@@ -144,7 +144,7 @@ async fn latency(
     arrivals: Arrivals,
 ) -> Result<Report, BenchError> {
     let concurrency = plan.concurrency;
-    let (measured, kept) = arrivals.trigger_load(client, name, plan, concurrency, chain).await?;
+    let (measured, kept) = arrivals.trigger_load(client, name, Start::Trigger, plan, concurrency, chain).await?;
     if !chain {
         return Ok(Report::new(plan.scenario, concurrency, measured));
     }
