@@ -149,15 +149,17 @@ pub enum Command {
     /// ([`Response::Replayed`]), or refused if its fingerprint differs (the key was reused for
     /// another request). See [`super::requests`].
     Idempotent { request: RequestId, fingerprint: Fingerprint, command: Box<Command> },
-    /// Publishes an event: starts one execution per workflow whose trigger it matches (see
-    /// [`super::events`]). An id seen within the event window is answered with its first outcome.
-    PublishEvent { event: NewEvent, actor: Option<String>, at_ms: i64 },
     /// Several commands in one log entry, applied in order, each answered on its own (one's
     /// rejection does not affect the others). Proposers batch concurrent writes this way so one
     /// append, one replication round and one fsync serve them all. A batch with an `origin` is
     /// applied once however often its proposer sends it (see [`super::requests`]). Batches do not
     /// nest.
     Batch { origin: Option<Origin>, commands: Vec<Command> },
+    // New variants go last: the binary encoding numbers variants by position, and the log holds
+    // what earlier releases wrote.
+    /// Publishes an event: starts one execution per workflow whose trigger it matches (see
+    /// [`super::events`]). An id seen within the event window is answered with its first outcome.
+    PublishEvent { event: NewEvent, actor: Option<String>, at_ms: i64 },
 }
 
 impl Command {
@@ -341,21 +343,24 @@ pub enum Response {
     LimitsSet {
         limits: crate::limits::Tunable,
     },
-    /// An event and what it started; `repeated`: its id was seen within the window, and this is
-    /// the first outcome.
-    EventPublished {
-        record: Box<EventRecord>,
-        repeated: bool,
-    },
 
     /// One answer per command of a [`Command::Batch`], in order.
     Batch(Vec<Response>),
     /// The first answer to a client request seen again (see [`Command::Idempotent`]).
     Replayed(Box<Response>),
     Rejected(Rejection),
+    // New variants go last (see `Command`): answers are kept in the replicated state.
+    /// An event and what it started; `repeated`: its id was seen within the window, and this is
+    /// the first outcome.
+    EventPublished {
+        record: Box<EventRecord>,
+        repeated: bool,
+    },
 }
 
 /// Why a command changed nothing.
+///
+/// New variants go last (see `Command`): rejections are kept in the replicated state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum Rejection {
     #[error("workflow `{0}` not found")]

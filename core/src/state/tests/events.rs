@@ -61,9 +61,13 @@ fn an_event_starts_one_execution_per_matching_workflow_once() {
         other => panic!("expected a repeat, got {other:?}"),
     }
     assert_eq!(s.kept_executions(), kept);
-    // The same id for something else is a mistake, not a retry.
+    // The same id for something else is a mistake, not a retry, and changes nothing.
+    let before = s.digest();
     let reused = publish(&mut s, event("order.created", "ev-1", serde_json::json!({"order_id": "o-8"})), 30);
     assert!(matches!(reused, Response::Rejected(Rejection::EventIdReused { .. })), "{reused:?}");
+    let mut at_30 = s.clone();
+    at_30.clock_ms = 20;
+    assert_eq!(at_30.digest(), before, "only the replicated clock moved");
     assert_eq!(s.events().size().2, 1, "one event accepted");
 }
 
@@ -296,4 +300,19 @@ fn a_state_without_events_encodes_in_the_previous_format_and_one_with_them_round
     let bytes = codec::encode(&with).unwrap();
     assert_eq!(bytes[0], codec::FORMAT_VERSION);
     assert_eq!(codec::decode::<Command>(&bytes).unwrap(), with);
+}
+
+#[test]
+fn the_previous_releases_variants_keep_their_numbers() {
+    // The encoding numbers enum variants by position, and logs and snapshots hold what release
+    // 0.1.0 wrote: a variant added anywhere but last would renumber the ones after it (the
+    // fixtures test in node/tests caught exactly that once). These are 0.1.0's last variants.
+    let tag = |bytes: Vec<u8>| bytes[1];
+    let batch = Command::Batch { origin: None, commands: Vec::new() };
+    assert_eq!(tag(codec::encode(&batch).unwrap()), 27, "Command::Batch");
+    let rejected = codec::encode(&Response::Rejected(Rejection::InvalidRequest("x".into()))).unwrap();
+    assert_eq!((rejected[1], rejected[2]), (30, 28), "Response::Rejected(Rejection::InvalidRequest)");
+    assert_eq!(tag(codec::encode(&Trigger::Backfill).unwrap()), 2, "Trigger::Backfill");
+    assert_eq!(tag(codec::encode(&Role::Worker).unwrap()), 3, "Role::Worker");
+    assert_eq!(tag(codec::encode(&AttemptStatus::Released).unwrap()), 6, "AttemptStatus::Released");
 }
