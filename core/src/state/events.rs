@@ -100,10 +100,14 @@ pub struct EventLog {
 }
 
 impl EventLog {
+    /// Whether `record`'s window has passed at `now_ms`.
+    fn expired(&self, record: &EventRecord, now_ms: i64) -> bool {
+        now_ms.saturating_sub(record.received_at_ms) >= i64::from(limits::EVENT_WINDOW_SECS) * 1_000
+    }
+
     fn expire(&mut self, now_ms: i64) {
-        let window_ms = i64::from(limits::EVENT_WINDOW_SECS) * 1_000;
         while let Some((&n, id)) = self.order.iter().next() {
-            let expired = self.by_id.get(id).is_none_or(|r| now_ms.saturating_sub(r.received_at_ms) >= window_ms);
+            let expired = self.by_id.get(id).is_none_or(|r| self.expired(r, now_ms));
             if !expired {
                 break;
             }
@@ -288,9 +292,11 @@ impl State {
         }
         let payload_text = serde_json::to_vec(&event.payload.0).unwrap_or_default();
         let payload_sha256 = hex(&Sha256::digest(&payload_text));
-        self.events.expire(now);
         let duplicate_bug = crate::bugs::active(crate::bugs::Bug::EventDuplicate);
-        if let Some(first) = self.events.get(&event.id).filter(|_| !duplicate_bug) {
+        // A record past its window counts as gone (it is dropped only when an event is accepted,
+        // so a refusal changes nothing).
+        let first = self.events.get(&event.id).filter(|r| !self.events.expired(r, now) && !duplicate_bug);
+        if let Some(first) = first {
             if first.name != event.name || first.payload_sha256 != payload_sha256 || first.source != event.source {
                 return Response::Rejected(Rejection::EventIdReused { id: event.id, name: first.name.clone() });
             }
@@ -347,6 +353,7 @@ impl State {
             outcomes,
             more_outcomes: more,
         };
+        self.events.expire(now);
         self.events.insert(record.clone());
         Response::EventPublished { record: Box::new(record), repeated: false }
     }
