@@ -95,6 +95,8 @@ image:
 tls:
   enabled: true
   secretName: linkloom-tls
+webhooks:
+  secretName: linkloom-webhooks
 podAntiAffinity: hard
 extraAllowedHosts: [loom.example.com]
 httpAllow: "api.example.com,10.0.0.0/8"
@@ -152,7 +154,8 @@ assert "$WORK/all-options.yaml" --release loom-prod --namespace prod --replicas 
 for want in 'storageClassName: "fast-ssd"' 'storage: "50Gi"' 'LOOM_HTTP_ALLOW' 'LOOM_RATE_LIMIT' \
   'priorityClassName: high-priority' 'topologyKey: topology.kubernetes.io/zone' 'app.kubernetes.io/instance: loom-prod' \
   'kubernetes.io/os: linux' 'key: dedicated' 'example.com/team: platform' 'example.com/tier: scheduler' 'type: LoadBalancer' \
-  'example.com/lb: internal' 'example.com/role: none' 'example.com/backup: daily' 'release: prometheus' 'loadBalancerSourceRanges:'; do
+  'example.com/lb: internal' 'example.com/role: none' 'example.com/backup: daily' 'release: prometheus' 'loadBalancerSourceRanges:' \
+  'LOOM_WEBHOOK_SECRETS_FILE' 'secretName: linkloom-webhooks'; do
   grep -qF -- "$want" "$WORK/all-options.yaml" || { echo "the all-options rendering lacks \`$want\`"; exit 1; }
 done
 
