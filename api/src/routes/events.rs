@@ -77,7 +77,8 @@ pub(crate) async fn list(
 ) -> Result<Json<wire::Page<wire::Event>>, ApiError> {
     let page = super::Page { limit: query.limit, cursor: query.cursor.clone(), consistency: query.consistency };
     let limit = page.limit(state.limits.max_page_size)?;
-    let before = match &query.cursor {
+    // An empty cursor is the first page, as on every list.
+    let before = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(c) => Some(
             c.parse::<u64>().map_err(|_| ApiError::bad_request(format!("cursor `{c}` is not one of this list's")))?,
