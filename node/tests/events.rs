@@ -110,6 +110,8 @@ fn an_event_sent_twice_across_a_leader_kill_starts_one_execution_per_matching_wo
     assert_eq!(listed["items"].as_array().map(Vec::len), Some(1), "{listed}");
     assert_eq!(listed["items"][0]["id"], "ev-1");
     assert_eq!(listed["items"][0]["outcomes"].as_array().map(Vec::len), Some(2));
+    let (status, past) = cluster.get_json(survivor, "/api/v1/events?cursor=%23").unwrap();
+    assert_eq!((status, past["items"].as_array().map(Vec::len)), (200, Some(0)), "{past}");
 }
 
 #[test]
