@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use axum::http::{header, HeaderMap};
 use hmac::{Hmac, Mac};
+use linkloom_core::archive::hex;
 use linkloom_core::spec::WebhookAuth;
 use sha2::Sha256;
 
@@ -107,10 +108,6 @@ fn mac(secret: &str, parts: &[&[u8]]) -> Vec<u8> {
         mac.update(part);
     }
     mac.finalize().into_bytes().to_vec()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A GitHub-style signature header value for `body` (for tests and tools that send webhooks).

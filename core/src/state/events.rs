@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 use super::command::{Rejection, Response};
 use super::execution::{ExecutionStatus, StartEvent, Trigger};
 use super::{State, Workflow};
+use crate::archive::hex;
 use crate::json::Json;
 use crate::limits;
 use crate::spec::{
@@ -511,8 +512,4 @@ fn ends_as(on: ChainOn, status: ExecutionStatus) -> bool {
         ChainOn::Failed => status == ExecutionStatus::Failed,
         ChainOn::Finished => status.is_terminal(),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
