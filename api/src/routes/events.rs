@@ -103,6 +103,10 @@ pub(crate) async fn hook(
     body: Body,
 ) -> Result<(StatusCode, Json<wire::Event>), ApiError> {
     let bytes = read_limited(&headers, body, state.limits.max_body_bytes).await?;
+    // The trigger and its secret are read linearizably, as every default read is: a webhook
+    // registered (or its secret changed) through another node a moment ago must not be answered
+    // 404, or verified against the secret it had before, by a follower still applying it.
+    state.node.linearizable_barrier().await?;
     let hook = state.node.state().read(|s| {
         s.workflow(&workflow_id).and_then(Workflow::active).and_then(|active| {
             active.spec.triggers.iter().find_map(|t| match t.kind() {
