@@ -28,8 +28,9 @@ step() { printf '\n==> %s\n' "$*"; }
 started=$SECONDS
 
 missing=()
-command -v musl-gcc >/dev/null 2>&1 || missing+=(musl-tools)
-command -v buildah >/dev/null 2>&1 || missing+=(buildah)
+type -P musl-gcc >/dev/null || missing+=(musl-tools)
+# `type -P`, not `command -v`: the buildah function above would answer for a missing binary.
+type -P buildah >/dev/null || missing+=(buildah)
 compgen -G "/usr/share/ca-certificates/mozilla/*.crt" >/dev/null || missing+=(ca-certificates)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then

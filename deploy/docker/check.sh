@@ -26,7 +26,7 @@ STOP_WAIT_S=20
 step() { printf '\n==> %s\n' "$*"; }
 [ "$(id -u)" -eq 0 ] || { echo "deploy/docker/check.sh needs root (runc, and unpacking the image with its owners)" >&2; exit 1; }
 missing=()
-for tool in umoci skopeo runc curl; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+for tool in umoci skopeo runc curl; do type -P "$tool" >/dev/null || missing+=("$tool"); done
 PYTHON=python3
 "$PYTHON" -c 'import yaml' 2>/dev/null || { PYTHON=/usr/bin/python3; missing+=(python3-yaml); }
 if [ ${#missing[@]} -gt 0 ]; then
