@@ -213,6 +213,75 @@ def test_list_executions_query_and_page() -> None:
     assert request.url.path == "/api/v1/executions"
 
 
+EVENT = {
+    "name": "order.created",
+    "id": "ord-7",
+    "source": "api",
+    "webhook": None,
+    "upstream_execution_id": None,
+    "received_at": "2026-12-01T10:00:00Z",
+    "by": "shop",
+    "payload_sha256": "ab" * 32,
+    "payload_bytes": 12,
+    "outcomes": [
+        {"workflow_id": "bill", "execution_id": "bill:ev-ord-7", "skipped": None},
+        {"workflow_id": "ship", "execution_id": None, "skipped": "the workflow is paused"},
+    ],
+    "more_outcomes": 0,
+    "repeated": False,
+}
+
+
+def test_an_event_without_an_id_keeps_the_one_drawn_across_resends() -> None:
+    client, seen = clients({"a": [error(503, "unavailable")], "b": [httpx.Response(202, json=EVENT)]})
+    event = client.send_event("order.created", {"order": 7})
+    assert event.execution_ids == ["bill:ev-ord-7"] and event.outcomes[1].skipped == "the workflow is paused"
+    first, second = (json.loads(s[4]) for s in seen)
+    assert first == second and first["name"] == "order.created" and first["payload"] == {"order": 7}
+    assert len(first["id"]) == 32, "an id is drawn for the call"
+    assert seen[0][3]["idempotency-key"] == seen[1][3]["idempotency-key"]
+    # A second call is another event: another id.
+    client, seen = clients({"a": [httpx.Response(202, json=EVENT)]})
+    client.send_event("order.created", {"order": 7})
+    assert json.loads(seen[0][4])["id"] != first["id"]
+
+
+def test_an_event_id_given_is_sent_and_a_reused_one_is_invalid() -> None:
+    client, seen = clients({"a": [httpx.Response(200, json={**EVENT, "repeated": True})]})
+    assert client.send_event("order.created", {"order": 7}, event_id="ord-7").repeated
+    assert json.loads(seen[0][4])["id"] == "ord-7"
+    client, _ = clients({"a": [error(422, "event_id_reused")]})
+    with pytest.raises(errors.InvalidError) as raised:
+        client.send_event("order.created", {"order": 8}, event_id="ord-7")
+    assert raised.value.code == "event_id_reused"
+    with pytest.raises(errors.InvalidError):
+        client.send_event("", None)
+
+
+def test_list_events_query_and_an_execution_s_event() -> None:
+    page = {"items": [EVENT], "next_cursor": None}
+    execution = {
+        "id": "bill:ev-ord-7",
+        "workflow_id": "bill",
+        "status": "running",
+        "trigger": "event",
+        "event": {"name": "order.created", "id": "ord-7", "payload": {"order": 7}},
+    }
+    answers = {"a": [httpx.Response(200, json=page), httpx.Response(200, json=execution)]}
+    transport_seen: List[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        transport_seen.append(request)
+        return answers["a"].pop(0)
+
+    client = linkloom.Client("http://a", transport=httpx.MockTransport(handle))
+    got = client.list_events(name="order.created", limit=20)
+    assert got.items[0].id == "ord-7" and got.next_cursor is None
+    assert dict(transport_seen[0].url.params) == {"name": "order.created", "limit": "20"}
+    started = client.get_execution("bill:ev-ord-7")
+    assert started.event is not None and started.event.payload == {"order": 7}
+
+
 async def test_the_async_client_fails_over_the_same_way() -> None:
     seen: Seen = []
     answers = {"a": [error(503, "unavailable")], "b": [httpx.Response(202, json={"execution_id": "wf:9"})]}

@@ -17,6 +17,7 @@ from .models import (
     AttemptFinished,
     Cancelled,
     Cluster,
+    Event,
     Execution,
     Model,
     Page,
@@ -270,6 +271,23 @@ def list_executions(
     query.extend(_paging(limit, cursor))
     request = Request.new("GET", "/api/v1/executions", query=tuple(query), read=True)
     return Op(request, _page(Execution, "a page of executions"))
+
+
+def send_event(name: str, event_id: Optional[str], payload: Any) -> Op[Event]:
+    if not isinstance(name, str) or not name:
+        raise InvalidError("an event needs a name (letters, digits, `.`, `_` and `-`)")
+    # The id is drawn here, once, when the caller gives none: every resend of this call (another
+    # node after a failover) then names the same event, which the cluster acts on once.
+    body = {"name": name, "id": event_id or new_idempotency_key(), "payload": payload}
+    request = Request.new("POST", "/api/v1/events", json_body=body)
+    return Op(request, _model(Event, "the event"))
+
+
+def list_events(name: Optional[str], limit: Optional[int], cursor: Optional[str]) -> Op[Page[Event]]:
+    query: List[Tuple[str, str]] = [] if name is None else [("name", name)]
+    query.extend(_paging(limit, cursor))
+    request = Request.new("GET", "/api/v1/events", query=tuple(query), read=True)
+    return Op(request, _page(Event, "a page of events"))
 
 
 def cancel_execution(execution_id: str) -> Op[Cancelled]:

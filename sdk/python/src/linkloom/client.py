@@ -47,6 +47,7 @@ from .models import (
     AttemptFinished,
     Cancelled,
     Cluster,
+    Event,
     Execution,
     Page,
     Paused,
@@ -401,6 +402,29 @@ class AsyncClient(_Shared):
         """
         return await self._run(_ops.trigger(workflow_id, params, idempotency_key))
 
+    async def send_event(self, name: str, payload: Any = None, *, event_id: Optional[str] = None) -> Event:
+        """Sends an event; every workflow whose ``event`` trigger matches starts one execution.
+
+        Args:
+            name: The event's name, as ``event:`` triggers name it (``order.created``).
+            payload: Any JSON; filters and templates (``{{ event.payload.FIELD }}``) read it.
+            event_id: Makes the send idempotent: the same id again within the event window
+                (24 h) starts nothing and answers the first outcome with ``repeated`` set. Give
+                your own (an order id, a message id) so a restarted program does not send the
+                event twice; by default one is drawn for this call and kept across its resends.
+
+        Raises:
+            InvalidError: a bad name or id (code ``invalid_event``), or an id already used for
+                an event with another name or payload (code ``event_id_reused``).
+        """
+        return await self._run(_ops.send_event(name, event_id, payload))
+
+    async def list_events(
+        self, *, name: Optional[str] = None, limit: Optional[int] = None, cursor: Optional[str] = None
+    ) -> Page[Event]:
+        """One page of the events the cluster remembers, newest first, with what each started."""
+        return await self._run(_ops.list_events(name, limit, cursor))
+
     async def get_execution(self, execution_id: str) -> Execution:
         """One execution, with its tasks and their attempts."""
         return await self._run(_ops.get_execution(execution_id))
@@ -732,6 +756,16 @@ class Client(_Shared):
     ) -> str:
         """Starts an execution; answers its id (see :meth:`AsyncClient.trigger`)."""
         return self._run(_ops.trigger(workflow_id, params, idempotency_key))
+
+    def send_event(self, name: str, payload: Any = None, *, event_id: Optional[str] = None) -> Event:
+        """Sends an event; answers what it started (see :meth:`AsyncClient.send_event`)."""
+        return self._run(_ops.send_event(name, event_id, payload))
+
+    def list_events(
+        self, *, name: Optional[str] = None, limit: Optional[int] = None, cursor: Optional[str] = None
+    ) -> Page[Event]:
+        """One page of the events the cluster remembers, newest first, with what each started."""
+        return self._run(_ops.list_events(name, limit, cursor))
 
     def get_execution(self, execution_id: str) -> Execution:
         """One execution, with its tasks and their attempts."""

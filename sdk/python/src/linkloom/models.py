@@ -28,6 +28,9 @@ __all__ = [
     "Cancelled",
     "Cluster",
     "EngineCounters",
+    "Event",
+    "EventHook",
+    "EventOutcome",
     "Execution",
     "LeaseExtended",
     "Member",
@@ -39,6 +42,7 @@ __all__ = [
     "Replication",
     "ReplicationMember",
     "Retried",
+    "StartEvent",
     "StoredWorkflow",
     "TaskAssignment",
     "TaskRun",
@@ -250,6 +254,19 @@ class AuditEntry(Model):
 
 
 @dataclass(frozen=True)
+class StartEvent(Model):
+    """The event an execution started from (``trigger`` event, webhook or workflow)."""
+
+    __schema__ = "StartEvent"
+    #: The event's name; for a chained execution ``workflow.<upstream>.<status>``.
+    name: str
+    #: The event's id; for a chained execution the upstream execution's id.
+    id: str
+    #: The payload, as templates see it (``{{ event.payload.FIELD }}``).
+    payload: Any = None
+
+
+@dataclass(frozen=True)
 class Execution(Model):
     """One run of a workflow."""
 
@@ -269,6 +286,7 @@ class Execution(Model):
     owner_node_id: Optional[int] = None
     blocked_by: Optional[str] = None
     tasks: List[TaskRun] = field(default_factory=list)
+    event: Optional[StartEvent] = None
 
     @property
     def finished(self) -> bool:
@@ -278,6 +296,59 @@ class Execution(Model):
     def task(self, task_id: str) -> Optional[TaskRun]:
         """The task run of ``task_id``, or ``None``."""
         return next((t for t in self.tasks if t.id == task_id), None)
+
+
+@dataclass(frozen=True)
+class EventOutcome(Model):
+    """What an event did for one workflow it matched: the execution it started, or why none."""
+
+    __schema__ = "EventOutcome"
+    workflow_id: str
+    execution_id: Optional[str] = None
+    #: Why it started none: the workflow is paused, or its concurrency policy refused.
+    skipped: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class EventHook(Model):
+    """The workflow and webhook a webhook event was sent to."""
+
+    __schema__ = "EventHook"
+    workflow_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Event(Model):
+    """An event as the cluster remembers it, with the executions it started.
+
+    The payload itself is not kept here (only its hash and size); it is on each execution the
+    event started (:attr:`Execution.event`).
+    """
+
+    __schema__ = "Event"
+    name: str
+    id: str
+    #: ``api``, ``webhook`` or ``workflow`` (a chained workflow's upstream ended).
+    source: str
+    received_at: str
+    payload_sha256: str
+    payload_bytes: int
+    webhook: Optional[EventHook] = None
+    upstream_execution_id: Optional[str] = None
+    #: The token name of the sender (``None``: an open node, or a webhook).
+    by: Optional[str] = None
+    #: One per matching workflow, in workflow id order (at most 64).
+    outcomes: List[EventOutcome] = field(default_factory=list)
+    #: Matching workflows beyond those listed.
+    more_outcomes: int = 0
+    #: True when this answers a repeat of an id seen within the window: nothing new started.
+    repeated: bool = False
+
+    @property
+    def execution_ids(self) -> List[str]:
+        """The executions this event started (in :attr:`outcomes`)."""
+        return [o.execution_id for o in self.outcomes if o.execution_id is not None]
 
 
 @dataclass(frozen=True)
