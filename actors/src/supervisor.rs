@@ -399,11 +399,15 @@ impl SupState {
     async fn reconcile(&mut self, myself: &ActorRef<SupMsg>) {
         let me = self.ctx.cluster.node_id();
         let since = self.journal.map_or(0, |(_, seq)| seq);
-        let (generation, (changed, next)) = self.ctx.cluster.state().read_with_generation(|s| s.changed_since(since));
+        let (generation, changes) = self.ctx.cluster.state().read_with_generation(|s| s.changed_since(since));
         let now = tokio::time::Instant::now();
+        // A new generation (a snapshot installed) or a journal that forgot changes since our
+        // position (their executions moved to the base) means looking at everything once.
         let sweep = self.journal.is_none_or(|(g, _)| g != generation)
+            || !changes.complete
             || self.last_sweep.is_none_or(|t| now.duration_since(t) >= SWEEP_EVERY);
-        self.journal = Some((generation, next));
+        self.journal = Some((generation, changes.next));
+        let changed = changes.executions;
         let look_at: Vec<String> = if sweep {
             self.last_sweep = Some(now);
             let state = self.ctx.cluster.state();

@@ -31,6 +31,18 @@ use super::workflow::{spec_of, Workflow};
 use super::State;
 use crate::spec::TaskKind;
 
+/// What changed since a position in the change journal ([`State::changed_since`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// The executions changed, each once, oldest change first.
+    pub executions: Vec<String>,
+    /// The position to ask from next time.
+    pub next: u64,
+    /// False when executions that changed since the position have moved to the base since (a
+    /// checkpoint) and left the journal: the reader must look at everything it tracks once.
+    pub complete: bool,
+}
+
 /// Where each execution in memory stands, and the counts of everything finished.
 #[derive(Debug, Clone, Default)]
 pub(super) struct HistoryIndex {
@@ -50,12 +62,16 @@ pub(super) struct HistoryIndex {
     counts: Summary,
     /// Workflows that gained a finished execution since retention last looked.
     grown: BTreeSet<String>,
-    /// The change journal: each execution filed since this index was built, under the sequence
-    /// number of its latest filing (so the engine can ask "what changed since n?" and look at
-    /// those executions only). One entry per execution: bounded by what is kept.
+    /// The change journal: each execution in memory filed since this index was built, under the
+    /// sequence number of its latest filing (so the engine can ask "what changed since n?" and
+    /// look at those executions only). One entry per execution in memory: an execution moved to
+    /// the base leaves the journal with it, or the journal would grow with the whole history.
     journal: OrdMap<u64, String>,
     journaled_at: OrdMap<String, u64>,
     next_seq: u64,
+    /// Positions below this may have lost entries to the base: a reader from there is told to
+    /// look at everything (see [`Changes::complete`]).
+    forgotten_below: u64,
     /// Per retention order (all, or one workflow's): a key of the base's order below which
     /// (inclusive) every entry is hidden. Hidden base entries stay hidden until the next
     /// checkpoint, which forgets the floors.
@@ -263,9 +279,14 @@ impl State {
         }
     }
 
-    /// Takes an execution whose copy the base now holds out of the index of what is in memory.
+    /// Takes an execution whose copy the base now holds out of the index of what is in memory,
+    /// and out of the change journal.
     pub(super) fn unfile_absorbed(&mut self, id: &str) {
         self.history.unfile(id, false);
+        if let Some(seq) = self.history.journaled_at.remove(id) {
+            self.history.journal.remove(&seq);
+            self.history.forgotten_below = self.history.forgotten_below.max(seq + 1);
+        }
     }
 
     /// The ids of the finished executions in memory.
@@ -282,9 +303,12 @@ impl State {
     /// position to ask from next time. Positions start again when the state is replaced (a
     /// snapshot loaded); `StateHandle` counts replacements, so a reader knows to look at
     /// everything then.
-    pub fn changed_since(&self, since: u64) -> (Vec<String>, u64) {
-        let changed = self.history.journal.range(since..).map(|(_, id)| id.clone()).collect();
-        (changed, self.history.next_seq)
+    pub fn changed_since(&self, since: u64) -> Changes {
+        Changes {
+            executions: self.history.journal.range(since..).map(|(_, id)| id.clone()).collect(),
+            next: self.history.next_seq,
+            complete: since >= self.history.forgotten_below,
+        }
     }
 
     /// Rebuilds the history index from the executions and logs in memory and the base's
@@ -479,6 +503,20 @@ impl State {
             return Err(format!(
                 "the history index does not match a recount of the executions and logs: {:?} vs {:?}",
                 actual.counts, expected.counts
+            ));
+        }
+        // The journal names only executions in memory, once each: it is bounded by them, not
+        // by the history.
+        let journal = &self.history.journal;
+        if journal.len() != self.history.journaled_at.len()
+            || journal
+                .iter()
+                .any(|(seq, id)| self.history.journaled_at.get(id) != Some(seq) || !self.executions.contains_key(id))
+        {
+            return Err(format!(
+                "the change journal ({} entries) names executions not in memory ({})",
+                journal.len(),
+                self.executions.len()
             ));
         }
         Ok(())

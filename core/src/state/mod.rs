@@ -34,7 +34,7 @@ pub use execution::{
     Attempt, AttemptStatus, AuditAction, AuditEntry, Execution, ExecutionStatus, StartEvent, TaskRun, TaskStatus,
     Trigger,
 };
-pub use history::Kept;
+pub use history::{Changes, Kept};
 pub use lease::Lease;
 pub use log::{AttemptLog, LogChunk};
 pub use overlay::AttemptAt;

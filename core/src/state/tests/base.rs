@@ -157,11 +157,18 @@ fn a_checkpoint_moves_finished_executions_out_of_memory() {
         s.apply(Command::CancelExecution { execution_id: format!("wf:e{i}"), actor: None, at_ms: 3 });
     }
     create(&mut s, "wf:open", 4);
+    let before = s.changed_since(0);
+    assert_eq!(before.executions.len(), 6);
     let copy = s.clone();
     let checkpoint = copy.checkpoint().unwrap();
     store.apply(&checkpoint.writes);
     s.absorb(&copy);
     assert_eq!(s.executions.len(), 1, "only the unfinished execution stays in memory");
+    // The change journal lets the absorbed go too, and tells a reader from before that it did.
+    let since_start = s.changed_since(0);
+    assert_eq!((since_start.executions, since_start.complete), (vec!["wf:open".to_string()], false));
+    let since_read = s.changed_since(before.next);
+    assert!(since_read.complete && since_read.executions.is_empty(), "{since_read:?}");
     assert_eq!(s.kept().finished_executions, 5);
     assert_eq!(s.execution("wf:e3").map(|e| e.status), Some(ExecutionStatus::Cancelled));
     assert_eq!(s.executions_of("wf").count(), 6);

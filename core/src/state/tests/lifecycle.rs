@@ -352,18 +352,21 @@ fn the_change_journal_names_each_changed_execution_once_from_any_position() {
     put(&mut s, DAG, 1);
     create(&mut s, "wf:a", 2);
     create(&mut s, "wf:b", 3);
-    let (changed, position) = s.changed_since(0);
-    assert_eq!(changed, ["wf:a", "wf:b"]);
+    let changes = s.changed_since(0);
+    assert_eq!(changes.executions, ["wf:a", "wf:b"]);
+    assert!(changes.complete);
+    let position = changes.next;
     s.apply(Command::CancelExecution { execution_id: "wf:a".into(), actor: None, at_ms: 4 });
-    let (changed, next) = s.changed_since(position);
-    assert_eq!(changed, ["wf:a"], "only what changed since the position");
-    assert!(s.changed_since(next).0.is_empty());
+    let changes = s.changed_since(position);
+    assert_eq!(changes.executions, ["wf:a"], "only what changed since the position");
+    let next = changes.next;
+    assert!(s.changed_since(next).executions.is_empty());
     // Changed again later: listed once, at its latest change.
-    assert_eq!(s.changed_since(0).0, ["wf:b", "wf:a"]);
+    assert_eq!(s.changed_since(0).executions, ["wf:b", "wf:a"]);
     // A reopened execution changed too; a snapshot starts the journal again with everything.
     s.apply(Command::RetryExecution { execution_id: "wf:a".into(), actor: None, at_ms: 5 });
-    assert_eq!(s.changed_since(next).0, ["wf:a"]);
+    assert_eq!(s.changed_since(next).executions, ["wf:a"]);
     let loaded = State::from_snapshot(&s.to_snapshot().unwrap()).unwrap();
-    assert_eq!(loaded.changed_since(0).0, ["wf:a", "wf:b"]);
+    assert_eq!(loaded.changed_since(0).executions, ["wf:a", "wf:b"]);
     assert_eq!(loaded, s, "the journal is how the state got here, not what it is");
 }

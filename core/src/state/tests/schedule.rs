@@ -56,10 +56,10 @@ fn buffer_one_queues_one_and_skips_the_rest() {
         at_ms: 16_000,
     });
     assert!(matches!(r, Response::Rejected(Rejection::Blocked { .. })), "{r:?}");
-    let (_, position) = s.changed_since(0);
+    let position = s.changed_since(0).next;
     s.apply(Command::CancelExecution { execution_id: first.clone(), actor: None, at_ms: 17_000 });
     assert_eq!(s.ready_tasks(&second, 17_000), vec!["a".to_string()]);
     // The change journal names the cancelled execution and the one it released, and nothing else.
-    let (changed, _) = s.changed_since(position);
+    let changed = s.changed_since(position).executions;
     assert_eq!(changed, [first, second]);
 }
