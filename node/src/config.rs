@@ -65,6 +65,10 @@ pub struct Cli {
     /// Entries kept behind a snapshot for slightly lagging followers.
     #[arg(long, env = "LOOM_LOGS_KEPT_AFTER_SNAPSHOT")]
     pub logs_kept_after_snapshot: Option<u64>,
+    /// Also take a snapshot once this many finished executions are held in memory (it moves
+    /// them to the history on disk); 0: by `--snapshot-logs` alone. Staggered like it.
+    #[arg(long, env = "LOOM_SNAPSHOT_FINISHED")]
+    pub snapshot_finished: Option<u64>,
     /// How long a request waits for a leader during an election before answering 503.
     #[arg(long, env = "LOOM_FORWARD_WAIT_MS")]
     pub forward_wait_ms: Option<u64>,
@@ -280,6 +284,7 @@ struct FileConfig {
     election_timeout_max_ms: Option<u64>,
     snapshot_logs: Option<u64>,
     logs_kept_after_snapshot: Option<u64>,
+    snapshot_finished: Option<u64>,
     forward_wait_ms: Option<u64>,
     max_body_bytes: Option<usize>,
     log_format: Option<String>,
@@ -346,6 +351,7 @@ pub struct Config {
     pub election_timeout_max_ms: u64,
     pub snapshot_logs: u64,
     pub logs_kept_after_snapshot: u64,
+    pub snapshot_finished: u64,
     pub forward_wait_ms: u64,
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
@@ -508,6 +514,7 @@ impl Config {
             election_timeout_max_ms: cli.election_timeout_max_ms.or(file.election_timeout_max_ms).unwrap_or(500),
             snapshot_logs: cli.snapshot_logs.or(file.snapshot_logs).unwrap_or(10_000),
             logs_kept_after_snapshot: cli.logs_kept_after_snapshot.or(file.logs_kept_after_snapshot).unwrap_or(1_000),
+            snapshot_finished: cli.snapshot_finished.or(file.snapshot_finished).unwrap_or(5_000),
             forward_wait_ms: cli.forward_wait_ms.or(file.forward_wait_ms).unwrap_or(10_000),
             max_body_bytes: cli.max_body_bytes.or(file.max_body_bytes).unwrap_or(1024 * 1024),
             log_format,
@@ -636,6 +643,7 @@ impl Config {
             election_timeout_max_ms: self.election_timeout_max_ms,
             snapshot_logs: self.snapshot_logs,
             logs_kept_after_snapshot: self.logs_kept_after_snapshot,
+            snapshot_finished: self.snapshot_finished,
             forward_wait_ms: self.forward_wait_ms,
             exactly_once: !self.chaos_no_dedup,
             guard_restored_reads: !self.chaos_stale_reads,
