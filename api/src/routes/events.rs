@@ -103,18 +103,28 @@ pub(crate) async fn hook(
     body: Body,
 ) -> Result<(StatusCode, Json<wire::Event>), ApiError> {
     let bytes = read_limited(&headers, body, state.limits.max_body_bytes).await?;
-    // The trigger and its secret are read linearizably, as every default read is: a webhook
-    // registered (or its secret changed) through another node a moment ago must not be answered
-    // 404, or verified against the secret it had before, by a follower still applying it.
-    state.node.linearizable_barrier().await?;
-    let hook = state.node.state().read(|s| {
-        s.workflow(&workflow_id).and_then(Workflow::active).and_then(|active| {
-            active.spec.triggers.iter().find_map(|t| match t.kind() {
-                Some(TriggerKind::Webhook { name: n, auth, secret }) if n == name => Some((auth, secret.to_string())),
-                _ => None,
+    let find = |state: &ApiState| {
+        state.node.state().read(|s| {
+            s.workflow(&workflow_id).and_then(Workflow::active).and_then(|active| {
+                active.spec.triggers.iter().find_map(|t| match t.kind() {
+                    Some(TriggerKind::Webhook { name: n, auth, secret }) if n == name => {
+                        Some((auth, secret.to_string()))
+                    }
+                    _ => None,
+                })
             })
         })
-    });
+    };
+    // This node's view first: a call takes no token, so whoever can reach the port can make one,
+    // and a read-index round trip to the leader per call would be theirs to spend. Only a miss
+    // waits for the cluster: a webhook registered through another node a moment ago must not be
+    // answered 404 by a follower still applying it. (A secret renamed a moment ago may still
+    // verify a call here under the name it replaces, for that same moment.)
+    let mut hook = find(&state);
+    if hook.is_none() {
+        state.node.linearizable_barrier().await?;
+        hook = find(&state);
+    }
     let Some((auth, secret_name)) = hook else {
         return Err(ApiError::of(ErrorCode::NotFound, format!("workflow `{workflow_id}` has no webhook `{name}`")));
     };
