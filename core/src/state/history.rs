@@ -214,14 +214,19 @@ impl HistoryIndex {
 
     /// Records in the journal that execution `id` changed (`kept`: it is still there).
     fn touch(&mut self, id: &str, kept: bool) {
-        if let Some(seq) = self.journaled_at.remove(id) {
-            self.journal.remove(&seq);
-        }
+        self.leave_journal(id);
         if kept {
             self.journal.insert(self.next_seq, id.to_string());
             self.journaled_at.insert(id.to_string(), self.next_seq);
             self.next_seq += 1;
         }
+    }
+
+    /// Takes execution `id` out of the journal; answers the position it had there.
+    fn leave_journal(&mut self, id: &str) -> Option<u64> {
+        let seq = self.journaled_at.remove(id)?;
+        self.journal.remove(&seq);
+        Some(seq)
     }
 
     /// The index of these executions and logs in memory, from scratch.
@@ -283,8 +288,7 @@ impl State {
     /// and out of the change journal.
     pub(super) fn unfile_absorbed(&mut self, id: &str) {
         self.history.unfile(id, false);
-        if let Some(seq) = self.history.journaled_at.remove(id) {
-            self.history.journal.remove(&seq);
+        if let Some(seq) = self.history.leave_journal(id) {
             self.history.forgotten_below = self.history.forgotten_below.max(seq + 1);
         }
     }
