@@ -271,7 +271,7 @@ fn path_schema(path: &str, name: &str) -> Value {
         // Attempt ids are numbers the cluster hands out.
         "attempt_id" => json!({"type": "integer", "minimum": 0, "maximum": u64::MAX}),
         "kind" if path.starts_with("/raft/") => {
-            json!({"type": "string", "enum": ["append", "vote", "snapshot", "leader"]})
+            json!({"type": "string", "enum": ["append", "vote", "snapshot", "snapshot-part", "leader"]})
         }
         _ => json!({"type": "string", "minLength": 1}),
     }

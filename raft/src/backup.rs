@@ -24,7 +24,7 @@ use openraft::{BasicNode, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::storage::{Disk, LogStore, StateMachineStore};
+use crate::storage::{Disk, LogStore, SnapshotData, StateMachineStore};
 use crate::types::{LogId, Membership, SnapshotMeta};
 
 /// Why a backup could not be made, read or restored. Each names what to do about it.
@@ -169,8 +169,8 @@ pub async fn take_from(
     taken_by: u64,
     taken_at_ms: i64,
 ) -> Result<(Vec<u8>, BackupSummary), BackupError> {
-    let snapshot = state_machine.export().await.map_err(storage)?.ok_or(BackupError::Empty)?;
-    Backup::encode(snapshot.meta, *snapshot.snapshot, taken_by, taken_at_ms)
+    let (meta, data) = state_machine.export().await.map_err(storage)?.ok_or(BackupError::Empty)?;
+    Backup::encode(meta, data, taken_by, taken_at_ms)
 }
 
 /// Seeds an empty data directory with a backup, as node `node_id` of a new cluster of `members`.
@@ -230,11 +230,11 @@ pub async fn force_new_cluster(disk: &Disk, node_id: u64, advertise: &str) -> Re
     let previous_members = state_machine.state().read_applied(|a| members_of(&a.membership));
     // The state as it now stands, as a snapshot, read back whole as a follower would be sent it.
     state_machine.build_snapshot().await.map_err(storage)?;
-    let snapshot = state_machine.export().await.map_err(storage)?.ok_or(BackupError::Empty)?;
-    let last = snapshot.meta.last_log_id.ok_or(BackupError::Empty)?;
+    let (meta, data) = state_machine.export().await.map_err(storage)?.ok_or(BackupError::Empty)?;
+    let last = meta.last_log_id.ok_or(BackupError::Empty)?;
     let members = BTreeMap::from([(node_id, advertise.to_string())]);
     let identity = cluster_identity(&format!("forced {}-{}", last.leader_id.term, last.index), &members);
-    seed(disk, log, state_machine, last, *snapshot.snapshot, node_id, &members, &identity).await?;
+    seed(disk, log, state_machine, last, data, node_id, &members, &identity).await?;
     Ok(ForcedCluster { last_index: last.index, known_committed, replayed, previous_members, cluster_id: identity })
 }
 
@@ -259,7 +259,7 @@ async fn seed(
         last_membership: membership,
         snapshot_id: format!("seeded-{}-{}", last.leader_id.term, last.index),
     };
-    state_machine.install_snapshot(&meta, Box::new(data)).await.map_err(storage)?;
+    state_machine.install_snapshot(&meta, Box::new(SnapshotData::Whole(data))).await.map_err(storage)?;
     log.purge(last).await.map_err(storage)?;
     // A vote for itself in the snapshot's term: the first election runs in the next term, above
     // every log id the state holds (openraft needs a leader's entries to sort after them).
@@ -301,8 +301,8 @@ mod tests {
         let mut source = StateMachineStore::open(&disk).expect("open");
         source.apply((1..=20).map(|i| put(3, i, &format!("wf{i}"))).collect::<Vec<_>>()).await.expect("apply");
         source.build_snapshot().await.expect("snapshot");
-        let snapshot = source.export().await.expect("export").expect("a snapshot");
-        let (file, summary) = Backup::encode(snapshot.meta, *snapshot.snapshot, 1, 42).expect("encode");
+        let (meta, data) = source.export().await.expect("export").expect("a snapshot");
+        let (file, summary) = Backup::encode(meta, data, 1, 42).expect("encode");
         assert_eq!((summary.last_index, summary.term, summary.taken_at_ms), (20, 3, 42));
 
         let target = Disk::Memory(MemoryDisk::default());

@@ -22,9 +22,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::identity::{Identity, WIRE_VERSION};
-use crate::rpc::{Envelope, PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE};
+use crate::rpc::{Envelope, PATH_APPEND, PATH_SNAPSHOT, PATH_SNAPSHOT_PART, PATH_VOTE, UNKNOWN_RAFT_PATH};
+use crate::storage::{Part, PartAnswer, Reader, SnapshotData, PART_BYTES};
 use crate::transport::{Transport, TransportError};
-use crate::types::TypeConfig;
+use crate::types::{SnapshotMeta, TypeConfig};
 
 #[derive(Clone)]
 pub(crate) struct NetworkFactory<T> {
@@ -120,6 +121,63 @@ impl<T: Transport> PeerClient<T> {
         result.map_err(CallError::Remote)
     }
 
+    /// Sends a snapshot a part at a time (see `storage/transfer.rs`): an opening part, the base
+    /// in parts of about [`PART_BYTES`], and a last part with the state, which the follower
+    /// answers once it has installed the snapshot.
+    async fn send_snapshot(
+        &self,
+        vote: Vote<u64>,
+        meta: SnapshotMeta,
+        data: SnapshotData,
+    ) -> Result<SnapshotResponse<u64>, StreamingError<TypeConfig, Fatal<u64>>> {
+        let local = |e: String| StreamingError::Network(NetworkError::new(&std::io::Error::other(e)));
+        let mut reader = match data {
+            SnapshotData::Stored(store) => store.reader(&meta).await.map_err(local)?,
+            SnapshotData::Whole(bytes) => Reader::whole(&bytes).map_err(local)?,
+            SnapshotData::Received { .. } => return Err(local("a snapshot received is not sent on".into())),
+        };
+        let mut seq = 0;
+        loop {
+            // The opening part is empty: a peer that does not know parts says so before any of
+            // the base is read.
+            let entries = if seq == 0 { Vec::new() } else { reader.next(PART_BYTES).await.map_err(local)? };
+            let last = seq > 0 && entries.is_empty();
+            let part = Part { vote, meta: meta.clone(), seq, entries, state: last.then(|| reader.take_state()) };
+            match self.call::<_, PartAnswer, Fatal<u64>>(PATH_SNAPSHOT_PART, &part, self.snapshot_timeout).await {
+                Ok(PartAnswer::Installed(response)) => return Ok(response),
+                Ok(PartAnswer::Next) if last => {
+                    return Err(local(format!(
+                        "{} took the last part of snapshot {} but did not install it",
+                        self.addr, meta.snapshot_id
+                    )))
+                }
+                Ok(PartAnswer::Next) => seq += 1,
+                Err(CallError::Transport(TransportError::Status { status: 400, body, .. }))
+                    if seq == 0 && body.contains(UNKNOWN_RAFT_PATH) =>
+                {
+                    // A peer of the previous release: the snapshot whole, as it expects.
+                    let whole = reader.into_whole().await.map_err(local)?;
+                    let request = (vote, meta, whole);
+                    return self
+                        .call::<_, SnapshotResponse<u64>, Fatal<u64>>(PATH_SNAPSHOT, &request, self.snapshot_timeout)
+                        .await
+                        .map_err(|e| self.streaming_error(e));
+                }
+                Err(e) => return Err(self.streaming_error(e)),
+            }
+        }
+    }
+
+    fn streaming_error(&self, e: CallError<Fatal<u64>>) -> StreamingError<TypeConfig, Fatal<u64>> {
+        match e {
+            CallError::Transport(e @ TransportError::Unreachable { .. }) => {
+                StreamingError::Unreachable(Unreachable::new(&e))
+            }
+            CallError::Transport(e) => StreamingError::Network(NetworkError::new(&e)),
+            CallError::Remote(e) => StreamingError::RemoteError(RemoteError::new(self.target, e)),
+        }
+    }
+
     fn rpc_error<E: std::error::Error>(&self, e: CallError<E>) -> RPCError<u64, BasicNode, E> {
         match e {
             CallError::Transport(e @ TransportError::Unreachable { .. }) => RPCError::Unreachable(Unreachable::new(&e)),
@@ -155,7 +213,8 @@ impl<T: Transport> RaftNetwork<TypeConfig> for PeerClient<T> {
         openraft::raft::InstallSnapshotResponse<u64>,
         RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
     > {
-        // Snapshots travel whole through `full_snapshot`; chunked transfer is never used.
+        // Snapshots travel through `full_snapshot`, in parts of our own; openraft's chunked
+        // transfer is never used.
         Err(RPCError::Network(NetworkError::new(&std::io::Error::other(
             "chunked snapshot transfer is not supported; use full_snapshot",
         ))))
@@ -168,16 +227,12 @@ impl<T: Transport> RaftNetwork<TypeConfig> for PeerClient<T> {
         cancel: impl std::future::Future<Output = ReplicationClosed> + OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<u64>, StreamingError<TypeConfig, Fatal<u64>>> {
-        let request = (vote, snapshot.meta, *snapshot.snapshot);
-        let call = self.call::<_, SnapshotResponse<u64>, Fatal<u64>>(PATH_SNAPSHOT, &request, self.snapshot_timeout);
+        let Snapshot { meta, snapshot } = snapshot;
+        let send = self.send_snapshot(vote, meta, *snapshot);
         tokio::select! {
             biased;
             closed = cancel => Err(StreamingError::Closed(closed)),
-            result = call => result.map_err(|e| match e {
-                CallError::Transport(e @ TransportError::Unreachable { .. }) => StreamingError::Unreachable(Unreachable::new(&e)),
-                CallError::Transport(e) => StreamingError::Network(NetworkError::new(&e)),
-                CallError::Remote(e) => StreamingError::RemoteError(RemoteError::new(self.target, e)),
-            }),
+            result = send => result,
         }
     }
 

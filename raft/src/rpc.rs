@@ -29,8 +29,14 @@ pub(crate) struct EnvelopeHead {
 /// Paths of the node-to-node endpoints.
 pub const PATH_APPEND: &str = "/raft/append";
 pub const PATH_VOTE: &str = "/raft/vote";
+/// A snapshot whole, in one message: what the previous release sends and expects.
 pub const PATH_SNAPSHOT: &str = "/raft/snapshot";
+/// A part of a snapshot (`storage/transfer.rs`).
+pub const PATH_SNAPSHOT_PART: &str = "/raft/snapshot-part";
 pub const PATH_LEADER: &str = "/raft/leader";
+
+/// How a node refuses a path it does not serve (a peer of a later release asks for one).
+pub(crate) const UNKNOWN_RAFT_PATH: &str = "unknown raft path";
 
 /// The leader's view of replication: its last log index and, per member, the last index known
 /// to match it (`None` until the member first acknowledges).

@@ -1,5 +1,5 @@
 //! The openraft type configuration: our commands and responses, u64 node ids, nodes known by
-//! their HTTP address, snapshots as one byte buffer, and our own async runtime.
+//! their HTTP address, snapshots as a handle read a part at a time, and our own async runtime.
 
 use linkloom_core::{Command, Response};
 
@@ -11,7 +11,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Vec<u8>,
+        SnapshotData = crate::storage::SnapshotData,
         AsyncRuntime = crate::runtime::LoomRuntime,
 );
 

@@ -1,4 +1,4 @@
-//! Node-to-node endpoints (`/raft/{append,vote,snapshot,leader}`): encoded bodies in and out.
+//! Node-to-node endpoints (`/raft/{append,vote,snapshot,snapshot-part,leader}`): encoded bodies in and out.
 
 use axum::body::Body;
 use axum::extract::{Path, State};

@@ -31,9 +31,11 @@ use crate::identity::{self, Identity};
 use crate::network::NetworkFactory;
 use crate::rpc::{
     Envelope, EnvelopeHead, LeaderRequest, LeaderResponse, Replication, PATH_APPEND, PATH_LEADER, PATH_SNAPSHOT,
-    PATH_VOTE,
+    PATH_SNAPSHOT_PART, PATH_VOTE, UNKNOWN_RAFT_PATH,
 };
-use crate::storage::{Disk, LogMetrics, LogStore, SnapshotMetrics, StateHandle, StateMachineStore};
+use crate::storage::{
+    Disk, LogMetrics, LogStore, Part, PartAnswer, SnapshotData, SnapshotMetrics, StateHandle, StateMachineStore,
+};
 use crate::transport::Transport;
 use crate::types::{Raft, TypeConfig};
 
@@ -668,11 +670,31 @@ impl<T: Transport> ReplicatedNode<T> {
                 let (vote, meta, data): (openraft::Vote<u64>, openraft::SnapshotMeta<u64, BasicNode>, Vec<u8>) =
                     open(body)?;
                 self.refuse_own_vote(&vote)?;
-                let snapshot = openraft::Snapshot::<TypeConfig> { meta, snapshot: Box::new(data) };
+                let snapshot = openraft::Snapshot::<TypeConfig> { meta, snapshot: Box::new(SnapshotData::Whole(data)) };
                 codec::encode(&raft.install_full_snapshot(vote, snapshot).await)
             }
+            PATH_SNAPSHOT_PART => {
+                let part: Part = open(body)?;
+                self.refuse_own_vote(&part.vote)?;
+                // A deposed leader's transfer must not displace the current one's.
+                let current = raft.metrics().borrow().vote;
+                if part.vote < current {
+                    return Err(NodeError::BadRequest(format!(
+                        "a snapshot part under vote {} when this node has seen {current}",
+                        part.vote
+                    )));
+                }
+                let received = self.inner.state_machine.receive(part).await.map_err(NodeError::BadRequest)?;
+                match received {
+                    None => codec::encode(&Ok::<_, openraft::error::Fatal<u64>>(PartAnswer::Next)),
+                    Some((vote, meta, data)) => {
+                        let snapshot = openraft::Snapshot::<TypeConfig> { meta, snapshot: Box::new(data) };
+                        codec::encode(&raft.install_full_snapshot(vote, snapshot).await.map(PartAnswer::Installed))
+                    }
+                }
+            }
             PATH_LEADER => codec::encode(&self.inner.link.serve_leader_request(open(body)?).await),
-            other => return Err(NodeError::BadRequest(format!("unknown raft path {other}"))),
+            other => return Err(NodeError::BadRequest(format!("{UNKNOWN_RAFT_PATH} {other}"))),
         };
         encoded.map_err(|e| NodeError::Raft(e.to_string()))
     }

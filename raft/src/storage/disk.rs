@@ -22,6 +22,12 @@ const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 #[error("{0}")]
 pub struct DiskError(String);
 
+impl DiskError {
+    pub fn new(reason: impl Into<String>) -> DiskError {
+        DiskError(reason.into())
+    }
+}
+
 impl From<sled::Error> for DiskError {
     fn from(e: sled::Error) -> Self {
         DiskError(format!("sled: {e}"))
@@ -146,6 +152,35 @@ impl Disk {
             Disk::Sled(sled) => Tree::Sled(sled.history.open_tree(name)?),
             Disk::Memory(disk) => Tree::Memory { disk: disk.clone(), name: format!("history/{name}") },
         })
+    }
+
+    /// The names of the history database's trees.
+    pub fn history_tree_names(&self) -> Vec<String> {
+        match self {
+            Disk::Sled(sled) => sled
+                .history
+                .tree_names()
+                .into_iter()
+                .filter_map(|name| String::from_utf8(name.to_vec()).ok())
+                .filter(|name| name != "__sled__default")
+                .collect(),
+            Disk::Memory(disk) => disk.with(|m| {
+                m.view
+                    .iter()
+                    .filter(|(_, tree)| !tree.is_empty())
+                    .filter_map(|(name, _)| name.strip_prefix("history/").map(str::to_string))
+                    .collect()
+            }),
+        }
+    }
+
+    /// Drops a tree of the history database and everything in it (on a memory disk: empties it,
+    /// a write like any other).
+    pub fn drop_history_tree(&self, name: &str) -> Result<(), DiskError> {
+        match self {
+            Disk::Sled(sled) => sled.history.drop_tree(name).map(|_| ()).map_err(DiskError::from),
+            Disk::Memory(_) => self.open_history_tree(name)?.clear(),
+        }
     }
 
     /// Makes every write to the history database so far durable.

@@ -6,7 +6,8 @@
 //! - tree `meta`: `vote`, `committed`, `last_purged` (openraft's hard state);
 //! - tree `history` (or the tree `meta`'s `history_tree` names): the history base, laid out by
 //!   `linkloom_core`'s `state/base.rs`, plus `n:snapshot` = the current snapshot's metadata and
-//!   which file holds its state;
+//!   which file holds its state. Any other tree of the history database is a snapshot being
+//!   received (`transfer.rs`) or one replaced, dropped when the node next opens;
 //! - files `snapshot-a.bin` / `snapshot-b.bin` beside sled: the state in memory at a snapshot,
 //!   written in turn.
 //!
@@ -20,6 +21,7 @@
 mod disk;
 mod log_store;
 mod state_machine;
+mod transfer;
 
 use std::sync::{Arc, RwLock};
 
@@ -28,6 +30,8 @@ use linkloom_core::State;
 pub use disk::{Blob, Disk, DiskError, MemoryDisk, Tree};
 pub use log_store::{LogMetrics, LogStore};
 pub use state_machine::{SnapshotMetrics, StateMachineStore};
+pub use transfer::SnapshotData;
+pub(crate) use transfer::{Part, PartAnswer, Reader, PART_BYTES};
 
 use crate::types::{LogId, Membership, StorageError};
 
@@ -89,7 +93,7 @@ mod tests {
     use openraft::{CommittedLeaderId, Entry, EntryPayload, RaftSnapshotBuilder};
 
     use super::*;
-    use crate::types::TypeConfig;
+    use crate::types::{SnapshotMeta, TypeConfig};
 
     struct SledBuilder;
 
@@ -224,6 +228,92 @@ mod tests {
         let reopened = StateMachineStore::open(&follower_disk).unwrap();
         assert_eq!(reopened.state().read(|s| s.digest()), digest);
         assert_eq!(reopened.state().read(|s| s.kept().finished_executions), 50);
+    }
+
+    /// Sends `leader`'s current snapshot to `follower` through `receive`, in parts of about
+    /// `part_bytes`, stopping after `parts` parts if given; answers how many parts went and
+    /// what the last one left to install.
+    async fn send_in_parts(
+        leader: &StateMachineStore,
+        follower: &StateMachineStore,
+        part_bytes: usize,
+        parts: Option<u64>,
+    ) -> (u64, Option<(SnapshotMeta, SnapshotData)>) {
+        let meta = leader.current_snapshot_meta().expect("a snapshot");
+        let mut reader = leader.reader(&meta).await.expect("reader");
+        let vote = openraft::Vote::new_committed(1, 1);
+        for seq in 0.. {
+            if parts == Some(seq) {
+                return (seq, None);
+            }
+            let entries = if seq == 0 { Vec::new() } else { reader.next(part_bytes).await.unwrap() };
+            let last = seq > 0 && entries.is_empty();
+            let part = Part { vote, meta: meta.clone(), seq, entries, state: last.then(|| reader.take_state()) };
+            if let Some((_, meta, data)) = follower.receive(part).await.expect("part taken") {
+                return (seq + 1, Some((meta, data)));
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_snapshot_goes_over_in_parts_and_a_transfer_cut_short_changes_nothing() {
+        let mut leader = StateMachineStore::open(&Disk::Memory(MemoryDisk::default())).unwrap();
+        leader.apply(finished_history(200)).await.unwrap();
+        leader.build_snapshot().await.unwrap();
+        let memory = MemoryDisk::default();
+        let disk = Disk::Memory(memory.clone());
+        let mut follower = StateMachineStore::open(&disk).unwrap();
+        follower.apply(finished_history(7)).await.unwrap();
+        follower.build_snapshot().await.unwrap();
+        let before = follower.state().read(|s| s.digest());
+
+        // Cut short after three parts, written durably, then the node stops: it opens with
+        // the state it had, and without the half-filled tree.
+        let (sent, _) = send_in_parts(&leader, &follower, 2_000, Some(3)).await;
+        assert_eq!(sent, 3);
+        assert_eq!(disk.history_tree_names().len(), 2, "{:?}", disk.history_tree_names());
+        memory.flush_now();
+        memory.crash();
+        let follower = StateMachineStore::open(&disk).unwrap();
+        assert_eq!(follower.state().read(|s| s.digest()), before);
+        assert_eq!(disk.history_tree_names(), vec!["history".to_string()]);
+
+        // A part that is not the one expected next is refused, and changes nothing.
+        let meta = leader.current_snapshot_meta().unwrap();
+        let stray = Part { vote: openraft::Vote::new_committed(1, 1), meta, seq: 4, entries: Vec::new(), state: None };
+        let refused = follower.receive(stray).await.map(|_| ()).unwrap_err();
+        assert!(refused.contains("not the part expected next"), "{refused}");
+
+        // Whole, in many parts: the follower holds what the leader holds, durably.
+        let (sent, received) = send_in_parts(&leader, &follower, 2_000, None).await;
+        assert!(sent > 10, "only {sent} parts");
+        let (meta, data) = received.expect("the last part");
+        let mut installing = follower.clone();
+        installing.install_snapshot(&meta, Box::new(data)).await.unwrap();
+        let digest = leader.state().read(|s| s.digest());
+        assert_eq!(follower.state().read(|s| s.digest()), digest);
+        assert_eq!(disk.history_tree_names().len(), 1, "the replaced tree is dropped");
+        memory.crash();
+        let reopened = StateMachineStore::open(&disk).unwrap();
+        assert_eq!(reopened.state().read(|s| s.digest()), digest);
+        assert_eq!(reopened.state().read(|s| s.kept().finished_executions), 200);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_checkpoint_waits_for_a_snapshot_being_sent_and_replaces_it_after() {
+        let mut leader = StateMachineStore::open(&Disk::Memory(MemoryDisk::default())).unwrap();
+        leader.apply(finished_history(20)).await.unwrap();
+        leader.build_snapshot().await.unwrap();
+        let meta = leader.current_snapshot_meta().unwrap();
+        let reader = leader.reader(&meta).await.unwrap();
+        leader.apply(finished_history(30).into_iter().skip(41).collect::<Vec<_>>()).await.unwrap();
+        let waited = tokio::time::timeout(std::time::Duration::from_secs(5), leader.build_snapshot()).await;
+        assert!(waited.is_err(), "a checkpoint changed the base while it was being read");
+        drop(reader);
+        leader.build_snapshot().await.unwrap();
+        let stale = leader.reader(&meta).await.map(|_| ()).unwrap_err();
+        assert!(stale.contains("was replaced"), "{stale}");
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! openraft's state machine: applies committed entries to the [`State`] and keeps the latest
 //! snapshot on the node's [`Disk`]: the history base in a tree (written in place by each
 //! checkpoint) and the state in memory in a file beside it, tied by a pointer in the tree.
+//! Snapshots go to followers a part at a time (`transfer.rs`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,10 +12,11 @@ use std::ops::Bound;
 
 use linkloom_core::{codec, HistoryStore, Response, State};
 use openraft::storage::RaftStateMachine;
-use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, StorageIOError};
+use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot, StorageIOError, Vote};
 use serde::{Deserialize, Serialize};
 
 use super::disk::{Blob, Disk, DiskError, Tree};
+use super::transfer::{Part, Reader, SnapshotData, PART_BYTES};
 use super::{io_error, read_error, StateHandle};
 use crate::types::{LogId, Membership, SnapshotMeta, StorageError, TypeConfig};
 
@@ -24,7 +26,7 @@ const KEY_CURRENT: &str = "current";
 
 /// Where the current snapshot is, kept in the history tree beside the base it belongs to, so one
 /// batch moves both (core's keys never start with `n:`).
-const KEY_POINTER: &[u8] = b"n:snapshot";
+pub(super) const KEY_POINTER: &[u8] = b"n:snapshot";
 
 /// In the `meta` tree: the name of the history tree in use (installing a snapshot fills a new
 /// tree and then switches to it, so a crash leaves the old one whole).
@@ -77,14 +79,6 @@ struct StoredSnapshot {
     data: Vec<u8>,
 }
 
-/// A snapshot as sent to a follower: the state in memory at the checkpoint, and every entry of
-/// the base.
-#[derive(Serialize, Deserialize)]
-struct Transfer {
-    state: Vec<u8>,
-    base: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
 /// The applied state plus what openraft needs to know about it.
 #[derive(Clone)]
 pub struct StateMachineStore {
@@ -94,14 +88,26 @@ pub struct StateMachineStore {
     /// the current snapshot.
     history: Arc<std::sync::RwLock<Tree>>,
     meta: Tree,
-    /// Taken while a snapshot is written, installed or read out whole: a checkpoint changes the
-    /// base in place.
-    snapshot_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Written while a snapshot is built or installed (a checkpoint changes the base in place),
+    /// read while one is sent or read out whole.
+    snapshot_lock: Arc<tokio::sync::RwLock<()>>,
+    /// The snapshot being received from the leader, part by part.
+    incoming: Arc<tokio::sync::Mutex<Option<Incoming>>>,
     /// Where snapshots were kept before the history base: read when there is no pointer yet, so
     /// a node upgraded in place starts from its snapshot.
     legacy_blob: Blob,
     legacy: Tree,
     metrics: Arc<SnapshotMetrics>,
+}
+
+/// A snapshot transfer under way: which snapshot, from which leader, the part expected next,
+/// and the tree the parts go to.
+struct Incoming {
+    vote: Vote<u64>,
+    meta: SnapshotMeta,
+    next: u64,
+    name: String,
+    tree: Tree,
 }
 
 /// What building snapshots costs, for `/metrics`.
@@ -143,6 +149,8 @@ impl StateMachineStore {
             Some(name) => String::from_utf8(name).map_err(|e| OpenError::Snapshot(e.to_string()))?,
             None => "history".to_string(),
         };
+        // Trees of a transfer cut short, or of a base replaced while the node stopped: unused.
+        drop_history_trees_but(disk, &[&history_name])?;
         let history = disk.open_history_tree(&history_name)?;
         let store = StateMachineStore {
             state: StateHandle::default(),
@@ -150,6 +158,7 @@ impl StateMachineStore {
             history: Arc::new(std::sync::RwLock::new(history.clone())),
             meta,
             snapshot_lock: Arc::default(),
+            incoming: Arc::default(),
             legacy_blob: disk.blob("snapshot")?,
             legacy: disk.open_tree("snapshot")?,
             metrics: Arc::default(),
@@ -302,30 +311,145 @@ impl StateMachineStore {
         Ok(())
     }
 
-    /// The current snapshot whole, as sent to a follower: reads the base entire (a lagging
-    /// follower is sent everything kept).
-    pub(crate) async fn export(&self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let _writing = self.snapshot_lock.lock().await;
-        let Some(pointer) = self.pointer()? else {
-            let Some(stored) = self.legacy_snapshot().map_err(read_error)? else { return Ok(None) };
-            let transfer = codec::encode(&Transfer { state: stored.data, base: Vec::new() }).map_err(read_error)?;
-            return Ok(Some(Snapshot { meta: stored.meta, snapshot: Box::new(transfer) }));
-        };
-        let state = self.snapshot_file(&pointer.blob).map_err(read_error)?.state;
-        let tree = self.history();
-        let transfer = off_the_runtime(&self.disk, move || {
-            let base: Vec<(Vec<u8>, Vec<u8>)> = tree
-                .range(Bound::Unbounded, Bound::Unbounded)
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .filter(|(k, _)| k.as_slice() != KEY_POINTER)
-                .collect();
-            codec::encode(&Transfer { state, base }).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(read_error)?;
-        Ok(Some(Snapshot { meta: pointer.meta, snapshot: Box::new(transfer) }))
+    /// Reads the current snapshot, which must be the one `meta` describes: the state file, then
+    /// the base a page at a time. Holds the snapshot read lock until dropped, so no checkpoint
+    /// changes the base under it (a new snapshot waits for the transfer).
+    pub(crate) async fn reader(&self, meta: &SnapshotMeta) -> Result<Reader, String> {
+        let held = self.snapshot_lock.clone().read_owned().await;
+        match self.pointer().map_err(|e| e.to_string())? {
+            Some(pointer) if pointer.meta == *meta => {
+                let state = self.snapshot_file(&pointer.blob).map_err(|e| e.to_string())?.state;
+                Ok(Reader::of_tree(self.history(), self.disk.clone(), state, held))
+            }
+            Some(pointer) => Err(format!(
+                "snapshot {} was replaced by {} before it was sent; the next attempt sends the new one",
+                meta.snapshot_id, pointer.meta.snapshot_id
+            )),
+            None => match self.legacy_snapshot().map_err(|e| e.to_string())? {
+                // Stored before the history base: the state is all there is.
+                Some(stored) if stored.meta == *meta => Ok(Reader::in_memory(stored.data, Vec::new())),
+                _ => Err(format!("snapshot {} is no longer stored", meta.snapshot_id)),
+            },
+        }
     }
+
+    /// The current snapshot read out whole (the [`super::transfer::Transfer`] encoding), for a
+    /// backup. This holds the base whole in memory.
+    pub(crate) async fn export(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StorageError> {
+        let Some(meta) = self.current_meta().map_err(read_error)? else { return Ok(None) };
+        let reader = self.reader(&meta).await.map_err(read_error)?;
+        Ok(Some((meta, reader.into_whole().await.map_err(read_error)?)))
+    }
+
+    /// The metadata of the current snapshot (tests).
+    #[cfg(test)]
+    pub(super) fn current_snapshot_meta(&self) -> Option<SnapshotMeta> {
+        self.current_meta().ok().flatten()
+    }
+
+    /// The metadata of the current snapshot, if there is one.
+    fn current_meta(&self) -> Result<Option<SnapshotMeta>, OpenError> {
+        if let Some(pointer) = self.pointer().map_err(|e| OpenError::Snapshot(e.to_string()))? {
+            return Ok(Some(pointer.meta));
+        }
+        Ok(self.legacy_snapshot()?.map(|s| s.meta))
+    }
+
+    /// Writes a part of a snapshot sent by the leader; answers the snapshot to install once the
+    /// last part is in. Part 0 starts a transfer (a new tree, dropping what an unfinished one
+    /// wrote); any other part must be the one expected next, of the same transfer.
+    pub(crate) async fn receive(&self, part: Part) -> Result<Option<(Vote<u64>, SnapshotMeta, SnapshotData)>, String> {
+        let mut incoming = self.incoming.lock().await;
+        if part.seq == 0 {
+            let in_use = self.history_tree_name().map_err(|e| e.to_string())?;
+            let mut name = format!("history-{}", part.meta.snapshot_id);
+            if name == in_use {
+                name.push_str("-next");
+            }
+            // What an unfinished transfer wrote goes (it may be this very snapshot's tree).
+            if let Some(unfinished) = incoming.take() {
+                if unfinished.name != in_use {
+                    self.disk.drop_history_tree(&unfinished.name).map_err(|e| e.to_string())?;
+                }
+            }
+            let tree = self.disk.open_history_tree(&name).map_err(|e| e.to_string())?;
+            tree.clear().map_err(|e| e.to_string())?;
+            *incoming = Some(Incoming { vote: part.vote, meta: part.meta.clone(), next: 0, name, tree });
+        }
+        let transfer = match incoming.as_mut() {
+            Some(t) if t.vote == part.vote && t.meta == part.meta && t.next == part.seq => t,
+            _ => {
+                return Err(format!(
+                    "part {} of snapshot {} is not the part expected next: the transfer starts again",
+                    part.seq, part.meta.snapshot_id
+                ))
+            }
+        };
+        let writes: Vec<_> = part.entries.into_iter().map(|(k, v)| (k, Some(v))).collect();
+        let target = transfer.tree.clone();
+        let written =
+            off_the_runtime(&self.disk, move || apply_in_parts(&target, &writes).map_err(|e| e.to_string())).await;
+        if let Err(e) = written {
+            *incoming = None;
+            return Err(format!("writing a part of snapshot {}: {e}", part.meta.snapshot_id));
+        }
+        transfer.next += 1;
+        let Some(state) = part.state else { return Ok(None) };
+        let Incoming { vote, meta, name, .. } = incoming.take().ok_or("the transfer ended")?;
+        Ok(Some((vote, meta, SnapshotData::Received { tree: name, state })))
+    }
+
+    /// What a snapshot's base is read from when it is not this node's: every part `reader`
+    /// gives, into a new, empty tree; answers the tree's name and the snapshot's state.
+    async fn copy_into_new_tree(
+        &self,
+        meta: &SnapshotMeta,
+        mut reader: Reader,
+    ) -> Result<(String, Vec<u8>), StorageError> {
+        let signature = Some(meta.signature());
+        let failed = |e: String| StorageIOError::write_snapshot(signature.clone(), &io_error(e));
+        let in_use = self.history_tree_name().map_err(|e| failed(e.to_string()))?;
+        let generation = self.state.read_applied(|a| a.generation);
+        let mut name = format!("history-{}-{generation}", meta.last_log_id.map_or(0, |id| id.index));
+        // Never the tree in use (a node reopened and seeded again at the same index would
+        // otherwise clear what it is about to read).
+        if name == in_use {
+            name.push_str("-next");
+        }
+        let tree = self.disk.open_history_tree(&name).map_err(|e| failed(e.to_string()))?;
+        tree.clear().map_err(|e| failed(e.to_string()))?;
+        loop {
+            let entries = reader.next(PART_BYTES).await.map_err(&failed)?;
+            if entries.is_empty() {
+                break;
+            }
+            let writes: Vec<_> = entries.into_iter().map(|(k, v)| (k, Some(v))).collect();
+            let target = tree.clone();
+            off_the_runtime(&self.disk, move || apply_in_parts(&target, &writes).map_err(|e| e.to_string()))
+                .await
+                .map_err(&failed)?;
+        }
+        Ok((name, reader.take_state()))
+    }
+
+    /// The name of the history tree in use.
+    fn history_tree_name(&self) -> Result<String, DiskError> {
+        match self.meta.get(KEY_HISTORY_TREE)? {
+            Some(name) => String::from_utf8(name).map_err(|e| DiskError::new(e.to_string())),
+            None => Ok("history".to_string()),
+        }
+    }
+}
+
+/// Drops every tree of the history database but those named in `keep`.
+fn drop_history_trees_but(disk: &Disk, keep: &[&str]) -> Result<(), DiskError> {
+    for name in disk.history_tree_names() {
+        if !keep.contains(&name.as_str()) {
+            disk.drop_history_tree(&name)?;
+            tracing::info!(tree = %name, "dropped a history tree no snapshot uses");
+        }
+    }
+    Ok(())
 }
 
 /// Why the state machine store could not open.
@@ -343,10 +467,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     /// the state left in memory is written beside it.
     ///
     /// openraft uses only the metadata of a built snapshot (0.9: `sm::worker` reports
-    /// `snap.meta`); what a follower is sent is read by `get_current_snapshot`. So the snapshot
-    /// answered here carries no data, rather than a copy of the whole history.
+    /// `snap.meta`); what a follower is sent is read by `get_current_snapshot`. Either way the
+    /// snapshot is a handle on this store, read when it is sent.
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let _writing = self.snapshot_lock.lock().await;
+        let _writing = self.snapshot_lock.write().await;
         // The copy is O(1) (the state lives in persistent maps), so taking it under the read
         // lock stops nothing; the checkpoint and the writes run off the async workers.
         let started = Instant::now();
@@ -397,14 +521,14 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
             ms = started.elapsed().as_millis() as u64,
             "snapshot built"
         );
-        Ok(Snapshot { meta, snapshot: Box::default() })
+        Ok(Snapshot { meta, snapshot: Box::new(SnapshotData::Stored(Box::new(self.clone()))) })
     }
 }
 
 /// Runs CPU- or disk-heavy work (encoding a snapshot, storing it) on the blocking pool, so a
 /// half-second encode does not hold one of the async workers that serve requests and flush the
 /// log. On the simulation's disk it runs inline: a run must replay, and a thread pool would not.
-async fn off_the_runtime<T: Send + 'static>(
+pub(super) async fn off_the_runtime<T: Send + 'static>(
     disk: &Disk,
     work: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
@@ -461,54 +585,73 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Vec<u8>>, StorageError> {
-        Ok(Box::default())
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, StorageError> {
+        // Only openraft's chunked transfer asks for this, and it is never used (see
+        // `transfer.rs`): parts are received by `receive`.
+        Ok(Box::new(SnapshotData::Whole(Vec::new())))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<Vec<u8>>) -> Result<(), StorageError> {
-        let _writing = self.snapshot_lock.lock().await;
+    /// Makes `snapshot` this node's state: its base becomes the history tree in use (a switch
+    /// by one write, so a crash on the way leaves the current snapshot and base as they were),
+    /// its state the state in memory. A received snapshot's base is in its tree already; any
+    /// other is copied into a new tree first, a part at a time.
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<SnapshotData>) -> Result<(), StorageError> {
         let signature = Some(meta.signature());
         let unreadable = |e: String| StorageIOError::read_snapshot(signature.clone(), &io_error(e));
         let failed = |e: String| StorageIOError::write_snapshot(signature.clone(), &io_error(e));
-        let Transfer { state: bytes, base } = codec::decode(&snapshot).map_err(|e| unreadable(e.to_string()))?;
+        let (name, bytes) = match *snapshot {
+            SnapshotData::Received { tree, state } => (tree, state),
+            SnapshotData::Whole(bytes) => {
+                let reader = Reader::whole(&bytes).map_err(unreadable)?;
+                drop(bytes);
+                self.copy_into_new_tree(meta, reader).await?
+            }
+            SnapshotData::Stored(source) => {
+                let reader = source.reader(meta).await.map_err(unreadable)?;
+                self.copy_into_new_tree(meta, reader).await?
+            }
+        };
         let mut state = State::from_snapshot(&bytes).map_err(|e| unreadable(e.to_string()))?;
-        // The base goes to a new tree, and the switch to it is one write: a crash on the way
-        // leaves the current snapshot and base as they were.
-        let generation = self.state.read_applied(|a| a.generation);
-        let mut name = format!("history-{}-{generation}", meta.last_log_id.map_or(0, |id| id.index));
-        // Never the tree in use (a node reopened and seeded again at the same index would
-        // otherwise clear what it is about to read): the old tree is cleared once switched away.
-        let in_use = self.meta.get(KEY_HISTORY_TREE).map_err(|e| failed(e.to_string()))?;
-        if in_use.as_deref() == Some(name.as_bytes()) {
-            name.push_str("-next");
-        }
+        let _writing = self.snapshot_lock.write().await;
+        let old = self.history_tree_name().map_err(|e| failed(e.to_string()))?;
         let tree = self.disk.open_history_tree(&name).map_err(|e| failed(e.to_string()))?;
-        tree.clear().map_err(|e| failed(e.to_string()))?;
-        let writes: Vec<_> = base.into_iter().map(|(k, v)| (k, Some(v))).collect();
-        let target = tree.clone();
-        off_the_runtime(&self.disk, move || apply_in_parts(&target, &writes).map_err(|e| e.to_string()))
-            .await
-            .map_err(failed)?;
         self.disk.flush_history().await.map_err(|e| failed(e.to_string()))?;
+        let state_bytes = bytes.len();
         self.commit(&tree, meta, bytes, Vec::new()).await?;
-        self.meta.insert(KEY_HISTORY_TREE, name.into_bytes()).map_err(|e| failed(e.to_string()))?;
+        self.meta.insert(KEY_HISTORY_TREE, name.clone().into_bytes()).map_err(|e| failed(e.to_string()))?;
         self.disk.flush().await.map_err(|e| failed(e.to_string()))?;
-        let old = std::mem::replace(&mut *self.history.write().unwrap_or_else(|p| p.into_inner()), tree.clone());
+        *self.history.write().unwrap_or_else(|p| p.into_inner()) = tree.clone();
         state.attach(Arc::new(TreeStore(tree)));
-        self.metrics.bytes.store(snapshot.len() as u64, Ordering::Relaxed);
+        self.metrics.bytes.store(state_bytes as u64, Ordering::Relaxed);
         self.state.write(|a| {
             a.state = state;
             a.generation += 1;
             a.last_log_id = meta.last_log_id;
             a.membership = meta.last_membership.clone();
         });
-        // The old base is no longer read by anything.
-        old.clear().map_err(|e| failed(e.to_string()))?;
+        // The old base is no longer read by anything. Dropping a large tree takes a while: on
+        // a node it runs aside (what a crash leaves is dropped when the node next opens).
+        let disk = self.disk.clone();
+        let drop_old =
+            move || if old == name { Ok(()) } else { disk.drop_history_tree(&old).map_err(|e| e.to_string()) };
+        match &self.disk {
+            Disk::Sled(..) => {
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = drop_old() {
+                        tracing::warn!(error = %e, "dropping the replaced history tree failed; retried when the node opens");
+                    }
+                });
+            }
+            Disk::Memory(_) => drop_old().map_err(failed)?,
+        }
         tracing::info!(last_log_id = ?meta.last_log_id, "snapshot installed");
         Ok(())
     }
 
+    /// The current snapshot's metadata, and a handle that reads it when it is sent: openraft
+    /// asks at every start and before every send, so this reads the pointer, never the base.
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        self.export().await
+        let meta = self.current_meta().map_err(read_error)?;
+        Ok(meta.map(|meta| Snapshot { meta, snapshot: Box::new(SnapshotData::Stored(Box::new(self.clone()))) }))
     }
 }
