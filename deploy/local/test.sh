@@ -120,7 +120,7 @@ if wants netns; then
 fi
 
 if wants upgrade; then
-  step "upgrade: a rolling upgrade from the previous release ($(cat deploy/upgrade/PREVIOUS_RELEASE)) to this build under load, on the multi-host bed (the previous release is built once and cached)"
+  step "upgrade: a rolling upgrade from the previous release ($(cut -d' ' -f1 deploy/upgrade/PREVIOUS_RELEASE)) to this build under load, on the multi-host bed (the previous release is built once and cached)"
   previous=$(deploy/upgrade/previous-release.sh)
   LOOM_PREVIOUS_NODE_BIN="$previous" cargo test -p linkloom-node --test netns -- --ignored --exact \
     a_rolling_upgrade_from_the_previous_release_under_load --nocapture
